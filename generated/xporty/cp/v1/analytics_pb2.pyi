@@ -1,0 +1,82 @@
+import datetime
+
+from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class AlertLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ALERT_LEVEL_UNSPECIFIED: _ClassVar[AlertLevel]
+    ALERT_LEVEL_OK: _ClassVar[AlertLevel]
+    ALERT_LEVEL_ALERT: _ClassVar[AlertLevel]
+    ALERT_LEVEL_DISABLED: _ClassVar[AlertLevel]
+ALERT_LEVEL_UNSPECIFIED: AlertLevel
+ALERT_LEVEL_OK: AlertLevel
+ALERT_LEVEL_ALERT: AlertLevel
+ALERT_LEVEL_DISABLED: AlertLevel
+
+class PairBalance(_message.Message):
+    __slots__ = ("wl_a", "wl_b", "exports_a_to_b", "exports_b_to_a", "net_delta", "limit", "utilisation", "trend_per_hour", "time_to_limit", "level")
+    WL_A_FIELD_NUMBER: _ClassVar[int]
+    WL_B_FIELD_NUMBER: _ClassVar[int]
+    EXPORTS_A_TO_B_FIELD_NUMBER: _ClassVar[int]
+    EXPORTS_B_TO_A_FIELD_NUMBER: _ClassVar[int]
+    NET_DELTA_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    UTILISATION_FIELD_NUMBER: _ClassVar[int]
+    TREND_PER_HOUR_FIELD_NUMBER: _ClassVar[int]
+    TIME_TO_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    wl_a: str
+    wl_b: str
+    exports_a_to_b: str
+    exports_b_to_a: str
+    net_delta: str
+    limit: str
+    utilisation: str
+    trend_per_hour: str
+    time_to_limit: _duration_pb2.Duration
+    level: AlertLevel
+    def __init__(self, wl_a: _Optional[str] = ..., wl_b: _Optional[str] = ..., exports_a_to_b: _Optional[str] = ..., exports_b_to_a: _Optional[str] = ..., net_delta: _Optional[str] = ..., limit: _Optional[str] = ..., utilisation: _Optional[str] = ..., trend_per_hour: _Optional[str] = ..., time_to_limit: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., level: _Optional[_Union[AlertLevel, str]] = ...) -> None: ...
+
+class Alert(_message.Message):
+    __slots__ = ("alert_id", "wl_a", "wl_b", "level", "utilisation", "correlation_id", "raise_time", "open")
+    ALERT_ID_FIELD_NUMBER: _ClassVar[int]
+    WL_A_FIELD_NUMBER: _ClassVar[int]
+    WL_B_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    UTILISATION_FIELD_NUMBER: _ClassVar[int]
+    CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
+    RAISE_TIME_FIELD_NUMBER: _ClassVar[int]
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    alert_id: str
+    wl_a: str
+    wl_b: str
+    level: AlertLevel
+    utilisation: str
+    correlation_id: str
+    raise_time: _timestamp_pb2.Timestamp
+    open: bool
+    def __init__(self, alert_id: _Optional[str] = ..., wl_a: _Optional[str] = ..., wl_b: _Optional[str] = ..., level: _Optional[_Union[AlertLevel, str]] = ..., utilisation: _Optional[str] = ..., correlation_id: _Optional[str] = ..., raise_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., open: _Optional[bool] = ...) -> None: ...
+
+class Discrepancy(_message.Message):
+    __slots__ = ("order_id", "exporter_wl", "importer_wl", "correlation_id", "reason", "detect_time")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPORTER_WL_FIELD_NUMBER: _ClassVar[int]
+    IMPORTER_WL_FIELD_NUMBER: _ClassVar[int]
+    CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DETECT_TIME_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    exporter_wl: str
+    importer_wl: str
+    correlation_id: str
+    reason: str
+    detect_time: _timestamp_pb2.Timestamp
+    def __init__(self, order_id: _Optional[str] = ..., exporter_wl: _Optional[str] = ..., importer_wl: _Optional[str] = ..., correlation_id: _Optional[str] = ..., reason: _Optional[str] = ..., detect_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,38 @@
+"""Entry point of ``xcwl``: parse, configure logging once, dispatch. Each command group lives in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from xwl_runtime.logs import configure_logging
+
+from . import flags
+
+# Command-group modules; each exposes ``register(subparsers)``.
+COMMAND_MODULES = (
+    "xcwl.pki_cmd",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xcwl", description="XporY Cross-WL command line")
+    flags.add(parser, "--log-level", default="WARNING", help="log level")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Storage plumbing shared by the CP and WL node stores: URLs, async engines, Alembic at start-up.
+
+URLs: ``sqlite:///path.db`` (embedded default) or ``postgresql://user@host:port/db`` (production). The async
+drivers are aiosqlite and psycopg 3. SQLite runs in WAL mode with ``synchronous=FULL`` (durable commits) and
+``BEGIN IMMEDIATE`` so concurrent writers queue on the lock instead of failing on upgrade.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+PG_MIGRATION_LOCK_KEY = 0x78636C77  # "xclw": serializes migrations of replicas starting together
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def async_url(url: str) -> str:
+    """The async-driver form of a user-facing URL."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}: use sqlite:/// or postgresql://")
+
+
+def sync_url(url: str) -> str:
+    """The sync-driver form of a user-facing URL (Alembic)."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite").render_as_string(hide_password=False)
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}: use sqlite:/// or postgresql://")
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Take transaction control away from the driver so that "BEGIN IMMEDIATE" below is the only BEGIN.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.close()
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """An async engine for ``url`` with the settings above."""
+    if is_sqlite(url):
+        path = make_url(url).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(async_url(url), pool_size=pool_size, max_overflow=0)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        return engine
+    return create_async_engine(async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def create_sync_engine(url: str) -> sa.Engine:
+    return sa.create_engine(sync_url(url))
+
+
+def upgrade(url: str, script_location: Path, *, version_table: str) -> None:
+    """Apply every Alembic migration of ``script_location`` to ``url`` (idempotent; safe for replicas)."""
+    engine = create_sync_engine(url)
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": PG_MIGRATION_LOCK_KEY})
+                conn.commit()
+            try:
+                cfg = Config()
+                cfg.set_main_option("script_location", str(script_location))
+                cfg.attributes["connection"] = conn
+                cfg.attributes["version_table"] = version_table
+                command.upgrade(cfg, "head")
+                conn.commit()
+            finally:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": PG_MIGRATION_LOCK_KEY})
+                    conn.commit()
+    finally:
+        engine.dispose()

@@ -1,0 +1,64 @@
+"""Structured JSON logs with the correlation id on every line and PII scrubbed as a last line of defence.
+
+Library modules only call ``logging.getLogger(__name__)``; ``configure_logging`` is called once, at the CLI edge.
+Pass structured fields with ``extra={"fields": {...}}``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import sys
+from typing import Any
+
+from . import correlation, pii
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# International numbers (+CC …) and Brazilian-style "(11) 91234-4321"; plain digit runs (ids, dates) are left.
+_PHONE = re.compile(r"\+\d{1,3}[\s.-]?(?:\(?\d{1,4}\)?[\s.-]?)?\d{3,5}[\s.-]?\d{4}\b|\(\d{2}\)\s?\d{4,5}-?\d{4}\b")
+
+
+def scrub(text: str) -> str:
+    """Mask anything that looks like an e-mail address or phone number."""
+    text = _EMAIL.sub(lambda m: pii.mask_email(m.group(0)), text)
+    return _PHONE.sub(lambda m: pii.mask_phone(m.group(0)), text)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts (UTC), level, logger, msg, correlation_id and structured fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": scrub(record.getMessage()),
+            "correlation_id": getattr(record, "correlation_id", "") or correlation.get(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            payload.update({k: scrub(v) if isinstance(v, str) else v for k, v in fields.items()})
+        if record.exc_info:
+            payload["exc"] = scrub(self.formatException(record.exc_info))
+        return json.dumps(payload, default=str, separators=(",", ":"))
+
+
+class CorrelationFilter(logging.Filter):
+    """Stamps the current correlation id on records (so it survives hand-off to other handlers)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "correlation_id", ""):
+            record.correlation_id = correlation.get()
+        return True
+
+
+def configure_logging(level: str = "INFO", *, stream: Any = None) -> None:
+    """Install the JSON handler on the root logger. Call once per process, from the CLI."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(CorrelationFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

@@ -1,0 +1,167 @@
+"""The server interceptor chain every process installs: correlation id → peer identity → authorization → errors.
+
+grpc.aio server interceptors see only the method and metadata; the peer certificate is in the handler's context.
+So one interceptor wraps each handler: it binds the correlation id, derives the caller's identity from the mTLS
+certificate (never from a request field), checks the method against the authorization table (default deny), runs
+the servicer, and translates ``XcwlError`` into a status with details exactly once. Unexpected exceptions become
+INTERNAL without internals leaking to the caller.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import grpc
+
+from . import correlation
+from .authz import Rule
+from .errors import PermissionDenied, Unauthenticated, XcwlError
+from .identity import Identity, identity_of_pem, parse_spiffe_id
+
+log = logging.getLogger(__name__)
+
+# Only honoured when a server runs with --insecure-dev: who the plaintext caller claims to be.
+DEV_IDENTITY_METADATA_KEY = "x-xcwl-dev-identity"
+
+current_caller: contextvars.ContextVar[Identity | None] = contextvars.ContextVar("caller", default=None)
+
+
+def caller() -> Identity:
+    """The authenticated caller of the current RPC (set by the pipeline before the servicer runs)."""
+    ident = current_caller.get()
+    if ident is None:
+        raise Unauthenticated("no authenticated caller")
+    return ident
+
+
+def peer_identity(context: grpc.aio.ServicerContext, *, insecure_dev: bool) -> Identity | None:
+    """The caller's identity from its verified client certificate (or the dev header in plaintext mode)."""
+    auth = context.auth_context()
+    pems = auth.get("x509_pem_cert") if auth else None
+    if pems:
+        return identity_of_pem(pems[0])
+    if insecure_dev:
+        for key, value in context.invocation_metadata() or ():
+            if key == DEV_IDENTITY_METADATA_KEY and isinstance(value, str):
+                return parse_spiffe_id(value)
+    return None
+
+
+def _metadata_value(details: grpc.HandlerCallDetails, key: str) -> str | None:
+    for k, v in details.invocation_metadata or ():
+        if k == key and isinstance(v, str):
+            return v
+    return None
+
+
+class ServerPipeline(grpc.aio.ServerInterceptor):
+    """Correlation id, identity, authorization and error translation for every RPC of a server."""
+
+    def __init__(self, table: Mapping[str, Rule], *, insecure_dev: bool = False) -> None:
+        self._table = dict(table)
+        self._insecure_dev = insecure_dev
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        rule = self._table.get(method)
+        cid = correlation.accept_or_new(_metadata_value(handler_call_details, correlation.METADATA_KEY))
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(handler.unary_unary, method, rule, cid),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(handler.unary_stream, method, rule, cid),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                self._wrap_unary(handler.stream_unary, method, rule, cid),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            self._wrap_stream(handler.stream_stream, method, rule, cid),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _authorize(self, context: grpc.aio.ServicerContext, method: str, rule: Rule | None) -> Identity | None:
+        ident = peer_identity(context, insecure_dev=self._insecure_dev)
+        if rule is None:
+            raise PermissionDenied(f"{method} is not allowed to anyone", reason="METHOD_NOT_ALLOWED")
+        if ident is None:
+            if rule.anonymous:
+                return None
+            raise Unauthenticated("a client certificate naming an XporY identity is required", reason="NO_IDENTITY")
+        if ident.kind not in rule.kinds:
+            raise PermissionDenied(
+                f"{ident.spiffe_id} may not call {method}",
+                reason="IDENTITY_NOT_ALLOWED",
+                metadata={"caller": ident.spiffe_id, "method": method},
+            )
+        return ident
+
+    async def _fail(self, context: grpc.aio.ServicerContext, method: str, err: Exception, started: float) -> None:
+        if isinstance(err, XcwlError):
+            status = err.to_status()
+            log.info(
+                "rpc refused",
+                extra={"fields": {"method": method, "code": err.code.name, "reason": err.reason,
+                                  "ms": round((time.perf_counter() - started) * 1000, 3)}},
+            )
+            await context.abort(status.code, status.details, status.trailing_metadata)
+        log.exception("rpc failed", extra={"fields": {"method": method}})
+        await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+    def _wrap_unary(
+        self, behavior: Callable[..., Awaitable[Any]], method: str, rule: Rule | None, cid: str
+    ) -> Callable[..., Awaitable[Any]]:
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            correlation.current_correlation_id.set(cid)
+            try:
+                current_caller.set(self._authorize(context, method, rule))
+                return await behavior(request, context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as err:  # noqa: BLE001 - translated into a status exactly here
+                await self._fail(context, method, err, started)
+
+        return wrapped
+
+    def _wrap_stream(
+        self, behavior: Callable[..., Any], method: str, rule: Rule | None, cid: str
+    ) -> Callable[..., AsyncIterator[Any]]:
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            correlation.current_correlation_id.set(cid)
+            try:
+                current_caller.set(self._authorize(context, method, rule))
+                result = behavior(request, context)
+                if inspect.isasyncgen(result):
+                    async for item in result:
+                        yield item
+                else:
+                    await result
+            except grpc.aio.AbortError:
+                raise
+            except Exception as err:  # noqa: BLE001 - translated into a status exactly here
+                await self._fail(context, method, err, started)
+
+        return wrapped

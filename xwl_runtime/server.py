@@ -1,0 +1,110 @@
+"""Building, starting and draining a grpc.aio server the same way in every process.
+
+Every server gets grpc.health.v1 (with Watch), reflection, the keepalive constants of ``tls`` and the
+``ServerPipeline``; ``serve_until_signalled`` drains it gracefully on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from .authz import Rule
+from .pipeline import ServerPipeline
+from .tls import SERVER_OPTIONS
+
+log = logging.getLogger(__name__)
+
+Registration = Callable[[grpc.aio.Server], None]
+DEFAULT_GRACE_S = 5.0
+
+
+@dataclass(frozen=True)
+class Listener:
+    """One address the server listens on, with its credentials (None = plaintext, ``--insecure-dev`` only)."""
+
+    address: str
+    credentials: grpc.ServerCredentials | None
+
+
+@dataclass
+class RunningServer:
+    """A started server, its bound ports (in listener order) and its health servicer."""
+
+    server: grpc.aio.Server
+    ports: list[int]
+    health: HealthServicer
+    service_names: Sequence[str] = field(default_factory=tuple)
+
+    @property
+    def port(self) -> int:
+        return self.ports[0]
+
+    async def set_serving(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        await self.health.set("", status)
+        for name in self.service_names:
+            await self.health.set(name, status)
+
+    async def stop(self, grace: float = DEFAULT_GRACE_S) -> None:
+        """Announce NOT_SERVING, then let in-flight RPCs finish for up to ``grace`` seconds."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+
+async def start_server(
+    *,
+    registrations: Sequence[Registration],
+    service_names: Sequence[str],
+    listeners: Sequence[Listener],
+    authz_table: Mapping[str, Rule],
+    insecure_dev: bool = False,
+    serving: bool = True,
+    extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+) -> RunningServer:
+    """Build and start a server. ``serving`` is the initial health status of every service."""
+    server = grpc.aio.server(
+        interceptors=[ServerPipeline(authz_table, insecure_dev=insecure_dev), *extra_interceptors],
+        options=list(SERVER_OPTIONS),
+    )
+    for register in registrations:
+        register(server)
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable_server_reflection(
+        (*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server,
+    )
+    ports: list[int] = []
+    for listener in listeners:
+        if listener.credentials is None:
+            if not insecure_dev:
+                raise ValueError(f"plaintext listener {listener.address} needs --insecure-dev")
+            ports.append(server.add_insecure_port(listener.address))
+        else:
+            ports.append(server.add_secure_port(listener.address, listener.credentials))
+    await server.start()
+    running = RunningServer(server, ports, health, tuple(service_names))
+    await running.set_serving(serving)
+    return running
+
+
+async def wait_for_termination_signal() -> None:
+    """Return on SIGTERM or SIGINT."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,140 @@
+"""mTLS credentials for servers and channels, with the keepalive and reconnect settings every process uses.
+
+grpcio servers can swap their certificate at run time (``dynamic_ssl_server_credentials``); clients cannot, so on
+rotation a new channel is built and the old one drained (see ``wl_node`` certificate renewal).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from .identity import Identity
+from .pki import PkiDir
+
+# Keepalive: servers must permit the clients' pings, or they drop the connection after two of them.
+SERVER_KEEPALIVE_TIME_MS = 30_000
+SERVER_KEEPALIVE_TIMEOUT_MS = 10_000
+SERVER_MIN_PING_INTERVAL_MS = 10_000
+CLIENT_KEEPALIVE_TIME_MS = 15_000
+CLIENT_KEEPALIVE_TIMEOUT_MS = 10_000
+# Reconnect backoff: gRPC's default caps at 120 s, far too slow for a 1-minute reaction target.
+CLIENT_INITIAL_RECONNECT_BACKOFF_MS = 200
+CLIENT_MAX_RECONNECT_BACKOFF_MS = 3_000
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+
+SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.keepalive_time_ms", SERVER_KEEPALIVE_TIME_MS),
+    ("grpc.keepalive_timeout_ms", SERVER_KEEPALIVE_TIMEOUT_MS),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", SERVER_MIN_PING_INTERVAL_MS),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.so_reuseport", 0),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+)
+
+CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.keepalive_time_ms", CLIENT_KEEPALIVE_TIME_MS),
+    ("grpc.keepalive_timeout_ms", CLIENT_KEEPALIVE_TIMEOUT_MS),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.initial_reconnect_backoff_ms", CLIENT_INITIAL_RECONNECT_BACKOFF_MS),
+    ("grpc.min_reconnect_backoff_ms", CLIENT_INITIAL_RECONNECT_BACKOFF_MS),
+    ("grpc.max_reconnect_backoff_ms", CLIENT_MAX_RECONNECT_BACKOFF_MS),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+)
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """A certificate chain and its private key, PEM."""
+
+    cert_pem: bytes
+    key_pem: bytes
+
+
+@dataclass(frozen=True)
+class TlsMaterial:
+    """Everything a process needs for mTLS: the CA bundle and its own key pair."""
+
+    ca_pem: bytes
+    pair: KeyPair
+
+    @classmethod
+    def from_pki(cls, pki: PkiDir, identity: Identity) -> TlsMaterial:
+        return cls(
+            ca_pem=pki.ca_cert.read_bytes(),
+            pair=KeyPair(pki.cert(identity).read_bytes(), pki.key(identity).read_bytes()),
+        )
+
+    @classmethod
+    def from_files(cls, ca: Path, cert: Path, key: Path) -> TlsMaterial:
+        return cls(ca.read_bytes(), KeyPair(cert.read_bytes(), key.read_bytes()))
+
+
+class ReloadableServerCredentials:
+    """Server mTLS credentials whose key pair can be replaced without restarting the server."""
+
+    def __init__(self, material: TlsMaterial, *, require_client_auth: bool = True) -> None:
+        self._lock = threading.Lock()
+        self._ca_pem = material.ca_pem
+        self._pending: grpc.ServerCertificateConfiguration | None = None
+        initial = grpc.ssl_server_certificate_configuration(
+            [(material.pair.key_pem, material.pair.cert_pem)], root_certificates=material.ca_pem
+        )
+        self.credentials = grpc.dynamic_ssl_server_credentials(
+            initial, self._fetch, require_client_authentication=require_client_auth
+        )
+
+    def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        # Called by gRPC core on new handshakes; returning None keeps the current configuration.
+        with self._lock:
+            pending, self._pending = self._pending, None
+        return pending
+
+    def update(self, pair: KeyPair) -> None:
+        """Serve ``pair`` on every handshake from now on."""
+        config = grpc.ssl_server_certificate_configuration(
+            [(pair.key_pem, pair.cert_pem)], root_certificates=self._ca_pem
+        )
+        with self._lock:
+            self._pending = config
+
+
+def server_tls_only_credentials(material: TlsMaterial) -> grpc.ServerCredentials:
+    """Server-authenticated TLS without client certificates: only for the CP's enrollment listener."""
+    return grpc.ssl_server_credentials(
+        [(material.pair.key_pem, material.pair.cert_pem)], root_certificates=None, require_client_auth=False
+    )
+
+
+def channel_credentials(material: TlsMaterial) -> grpc.ChannelCredentials:
+    """mTLS channel credentials presenting this process's key pair."""
+    return grpc.ssl_channel_credentials(
+        root_certificates=material.ca_pem,
+        private_key=material.pair.key_pem,
+        certificate_chain=material.pair.cert_pem,
+    )
+
+
+def secure_channel(
+    target: str, material: TlsMaterial | None, *, extra_options: Sequence[tuple[str, int | str]] = ()
+) -> grpc.aio.Channel:
+    """An aio channel over mTLS, or plaintext when ``material`` is None (``--insecure-dev`` only)."""
+    options = [*CHANNEL_OPTIONS, *extra_options]
+    if material is None:
+        return grpc.aio.insecure_channel(target, options=options)
+    return grpc.aio.secure_channel(target, channel_credentials(material), options=options)
+
+
+def server_only_channel(target: str, ca_pem: bytes) -> grpc.aio.Channel:
+    """A channel that authenticates the server but presents no certificate (enrollment)."""
+    return grpc.aio.secure_channel(
+        target, grpc.ssl_channel_credentials(root_certificates=ca_pem), options=list(CHANNEL_OPTIONS)
+    )
