@@ -1,0 +1,1 @@
+"""The XporY Cross-WL control plane: policies, PKI, risk signals, audit and analytics. Never on the checkout path."""

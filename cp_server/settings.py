@@ -1,0 +1,36 @@
+"""Typed, immutable settings of a CP process, validated once at the edge (the CLI)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class CpSettings:
+    """Every knob of the CP, with its default."""
+
+    db_url: str
+    """SQLAlchemy URL: ``sqlite:///cp.db`` (default) or ``postgresql://user@host/db``."""
+    pki_dir: Path
+    """PKI directory holding ca.crt/ca.key and cp.crt/cp.key."""
+    listen: str = "127.0.0.1:7400"
+    """mTLS listener (every RPC but Enroll)."""
+    enroll_listen: str = "127.0.0.1:7401"
+    """Server-authenticated TLS listener for IdentityService.Enroll (nodes have no certificate yet)."""
+    insecure_dev: bool = False
+    """Plaintext listeners; identity from the x-xcwl-dev-identity header. Development only."""
+    heartbeat_interval: dt.timedelta = dt.timedelta(seconds=10)
+    """Heartbeat period on idle WatchPolicies / WatchSignals streams."""
+    max_fx_step: Decimal = Decimal("0.10")
+    """Largest relative FX change accepted without ``force_fx`` (0.10 = 10%)."""
+    max_fx_rate: Decimal = Decimal("1000000")
+    """Upper bound of any FX rate (and lower bound 1/max_fx_rate)."""
+    node_cert_lifetime: dt.timedelta = dt.timedelta(hours=24)
+    """Lifetime of certificates issued at enrollment and renewal."""
+    token_lifetime: dt.timedelta = dt.timedelta(minutes=5)
+    """Lifetime of JWTs issued to WL nodes (at most 5 minutes)."""
+    notify_channel: str = "xcwl_changes"
+    """PostgreSQL LISTEN/NOTIFY channel for change fan-out between CP replicas."""

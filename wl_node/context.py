@@ -1,0 +1,22 @@
+"""What every WL node component is built from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from xwl_runtime.clock import Clock
+from xwl_runtime.tls import TlsMaterial
+
+from .settings import NodeSettings
+
+
+@dataclass
+class NodeContext:
+    """Shared, ready dependencies handed to every component factory. ``tls`` is None only in --insecure-dev."""
+
+    settings: NodeSettings
+    engine: AsyncEngine
+    clock: Clock
+    tls: TlsMaterial | None

@@ -1,0 +1,37 @@
+"""Typed, immutable settings of a WL node process, validated once at the edge (the CLI)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """Every knob of a WL node, with its default."""
+
+    wl_id: str
+    """This node's WL id; must match its certificate's SPIFFE ID."""
+    pki_dir: Path
+    """PKI directory: ca.crt and wl-<id>.crt/.key (written by enrollment when absent)."""
+    cp_target: str
+    """host:port of the CP's mTLS listener."""
+    db_url: str
+    """SQLAlchemy URL of the node's store."""
+    listen: str = "127.0.0.1:7500"
+    """mTLS listener: TraderService for peers, StorefrontService for this WL's apps, health, reflection."""
+    cp_enroll_target: str = ""
+    """host:port of the CP's enrollment listener; used only when the node has no certificate yet."""
+    bootstrap_token: str = ""
+    """One-time enrollment token (only needed for the first start)."""
+    state_dir: Path = Path("var/node")
+    """Where the last-known-good policy view is persisted."""
+    insecure_dev: bool = False
+    """Plaintext everywhere; development only."""
+    policy_pull_interval: dt.timedelta = dt.timedelta(seconds=30)
+    """TTL: pull period while the policy stream is down."""
+    policy_max_staleness: dt.timedelta = dt.timedelta(minutes=10)
+    """The node reports NOT_SERVING when its view was last confirmed by the CP longer ago than this."""
+    reconnect_cap: dt.timedelta = dt.timedelta(seconds=3)
+    """Cap of the jittered reconnect backoff of the CP streams."""

@@ -1,0 +1,29 @@
+"""A feature's contribution to a process: its gRPC services, authorization rules and background loops.
+
+Each composition root (``cp_server/app.py``, ``wl_node/app.py``) builds a list of components from its context and
+starts one server with all of them, so adding a feature is one line in the root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from .authz import Rule
+from .server import Registration
+
+BackgroundLoop = Callable[[asyncio.Event], Awaitable[None]]
+"""A loop that runs until the event is set (graceful stop) and then returns."""
+
+
+@dataclass
+class Component:
+    """What one feature adds to a server."""
+
+    name: str
+    registrations: list[Registration] = field(default_factory=list)
+    service_names: list[str] = field(default_factory=list)
+    authz: dict[str, Rule] = field(default_factory=dict)
+    loops: list[BackgroundLoop] = field(default_factory=list)
+    on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
