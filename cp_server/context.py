@@ -1,9 +1,11 @@
-"""What every CP component is built from: settings, the store engine, the CA, the clock, the change hub."""
+"""What every CP component is built from: settings, the store engine, the CA, keys, audit log and clock."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from xwl_runtime.clock import Clock
@@ -12,13 +14,18 @@ from xwl_runtime.tls import TlsMaterial
 
 from .settings import CpSettings
 
+if TYPE_CHECKING:
+    from .audit.log import AuditLog
+
 
 @dataclass
 class CpContext:
-    """Shared, ready dependencies handed to every component factory."""
+    """Shared, ready dependencies handed to every component factory (built once in ``app.py``)."""
 
     settings: CpSettings
     engine: AsyncEngine
     clock: Clock
     ca: CertificateAuthority
     tls: TlsMaterial
+    jwt_key: ec.EllipticCurvePrivateKey
+    audit: AuditLog

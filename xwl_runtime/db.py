@@ -92,7 +92,7 @@ def upgrade(url: str, script_location: Path, *, version_table: str) -> None:
                 cfg.set_main_option("script_location", str(script_location))
                 cfg.attributes["connection"] = conn
                 cfg.attributes["version_table"] = version_table
-                command.upgrade(cfg, "head")
+                command.upgrade(cfg, "heads")  # one branch per feature
                 conn.commit()
             finally:
                 if conn.dialect.name == "postgresql":
