@@ -89,17 +89,19 @@ class PolicyState:
         if self._view is not None and version == self._view.version:
             self._confirmed_at = self._clock.now()
 
-    async def apply(self, view: policy_pb2.PolicyView, *, confirmed: bool = True) -> bool:
+    async def apply(self, view: policy_pb2.PolicyView, *, confirmed_at: dt.datetime | None = None) -> bool:
         """Serve ``view``; returns False (and changes nothing) if it is not newer than the current one.
 
-        ``confirmed`` is False when the view comes from the on-disk last-known-good cache.
+        ``confirmed_at`` is when the CP last confirmed the view: now for a view just received, the persisted time
+        for a last-known-good view loaded from disk at start-up.
         """
-        if confirmed and self._view is not None and view.version == self._view.version:
-            self._confirmed_at = self._clock.now()
+        when = confirmed_at or self._clock.now()
+        if self._view is not None and view.version == self._view.version:
+            self._confirmed_at = max(when, self._confirmed_at or when)
         if self._view is not None and view.version <= self._view.version:
             return False
         self._view = view
-        self._confirmed_at = self._clock.now() if confirmed else None
+        self._confirmed_at = when
         for listener in list(self._listeners):
             await listener(view)
         return True
