@@ -35,3 +35,6 @@ class NodeSettings:
     """The node reports NOT_SERVING when its view was last confirmed by the CP longer ago than this."""
     reconnect_cap: dt.timedelta = dt.timedelta(seconds=3)
     """Cap of the jittered reconnect backoff of the CP streams."""
+    pii_apps: tuple[str, ...] = ()
+    """Names of this WL's apps holding the PII scope: only they see trader managers' contacts unmasked in the
+    local API (everyone else, operators included, gets them masked)."""

@@ -63,7 +63,8 @@ class IdentityServiceServicer:
 
     def Enroll(self, request, context):
         """Enroll exchanges a one-time bootstrap token and a CSR for a node certificate. Served on the enrollment
-        listener (server-authenticated TLS); the token is consumed even if the CSR is refused afterwards.
+        listener (server-authenticated TLS); the token is consumed only when a certificate is issued, so a refused CSR
+        leaves it usable.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

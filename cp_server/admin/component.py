@@ -1,0 +1,35 @@
+"""The admin component: AdminService, for operators only."""
+
+from __future__ import annotations
+
+from xporty.cp.v1 import admin_service_pb2, admin_service_pb2_grpc
+
+from cp_server.context import CpContext
+from cp_server.identity.bootstrap import BootstrapTokens
+from cp_server.policy.hub import PolicyHub
+from cp_server.store.node_status import NodeStatusStore
+from cp_server.store.pairs import PairPolicies
+from cp_server.store.registry import WlRegistry
+from xwl_runtime.authz import Rule, service_methods
+from xwl_runtime.component import Component
+from xwl_runtime.identity import Kind
+
+from .servicer import AdminServicer
+
+SERVICE = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
+
+
+def install(
+    ctx: CpContext, *, registry: WlRegistry, pairs: PairPolicies, hub: PolicyHub, node_status: NodeStatusStore
+) -> Component:
+    """AdminService wired to the store, the hub, the audit log and CP-identity's bootstrap tokens."""
+    servicer = AdminServicer(
+        engine=ctx.engine, registry=registry, pairs=pairs, hub=hub, node_status=node_status, audit=ctx.audit,
+        tokens=BootstrapTokens(ctx.engine, ctx.clock), clock=ctx.clock,
+    )
+    return Component(
+        name="admin",
+        registrations=[lambda server: admin_service_pb2_grpc.add_AdminServiceServicer_to_server(servicer, server)],
+        service_names=[SERVICE.full_name],
+        authz=service_methods(SERVICE.full_name, [m.name for m in SERVICE.methods], Rule(frozenset({Kind.OPS}))),
+    )

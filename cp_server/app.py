@@ -1,0 +1,174 @@
+"""The CP's composition root: settings in, a running server with every component out.
+
+``build_cp`` migrates the store, loads the CA, the CP's TLS pair and the JWT key, builds the context and the
+components (policy, admin, identity), starts ONE grpc.aio server on two listeners — ``settings.listen`` with mTLS
+required, ``settings.enroll_listen`` with server-only TLS where only anonymous rules (Enroll) pass — and runs the
+components' loops. Health says NOT_SERVING until the policy world is loaded, then SERVING.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cp_server.audit.log import AuditLog
+from cp_server.context import CpContext
+from cp_server.identity import component as identity_component
+from cp_server.identity.signing import load_or_create_signing_key, verification_keys
+from cp_server.settings import CpSettings
+from cp_server.store.changes import ChangeRunner
+from cp_server.store.node_status import NodeStatusStore
+from cp_server.store.pairs import PairPolicies
+from cp_server.store.registry import WlRegistry
+from xwl_runtime import db
+from xwl_runtime.authz import Rule, table
+from xwl_runtime.clock import Clock, SystemClock
+from xwl_runtime.component import Component
+from xwl_runtime.identity import Identity
+from xwl_runtime.pki import PkiDir
+from xwl_runtime.server import (
+    DEFAULT_GRACE_S,
+    Listener,
+    RunningServer,
+    start_server,
+    wait_for_termination_signal,
+)
+from xwl_runtime.tls import ReloadableServerCredentials, TlsMaterial, server_tls_only_credentials
+
+from .admin import component as admin_component
+from .policy import component as policy_component
+from .policy.hub import PolicyHub, libpq_dsn
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "store" / "migrations"
+VERSION_TABLE = "cp_alembic_version"
+READY_TIMEOUT_S = 60.0
+
+
+@dataclass
+class CpApp:
+    """A running CP: its server, bound ports, context, hub and background loops."""
+
+    server: RunningServer
+    ctx: CpContext
+    hub: PolicyHub
+    server_credentials: ReloadableServerCredentials | None
+    components: Sequence[Component]
+    stop_event: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Future[None]] = field(default_factory=list)
+    _stopped: bool = False
+
+    @property
+    def port(self) -> int:
+        """The mTLS port."""
+        return self.server.ports[0]
+
+    @property
+    def enroll_port(self) -> int:
+        """The enrollment (server-only TLS) port."""
+        return self.server.ports[1]
+
+    async def stop(self, grace: float = DEFAULT_GRACE_S) -> None:
+        """Drain: end policy streams (nodes reconnect elsewhere), let unary RPCs finish, stop loops, close the store."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.hub.close()
+        await self.server.stop(grace)
+        self.stop_event.set()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for component in self.components:
+            for hook in component.on_stop:
+                await hook()
+        await self.ctx.engine.dispose()
+
+
+def _listeners(settings: CpSettings, tls: TlsMaterial) -> tuple[list[Listener], ReloadableServerCredentials | None]:
+    if settings.insecure_dev:
+        return [Listener(settings.listen, None), Listener(settings.enroll_listen, None)], None
+    creds = ReloadableServerCredentials(tls)
+    return [
+        Listener(settings.listen, creds.credentials),
+        Listener(settings.enroll_listen, server_tls_only_credentials(tls)),
+    ], creds
+
+
+def _report_loop_end(task: asyncio.Future[None]) -> None:
+    # A loop that dies silently would freeze its feature (e.g. no more policy fan-out): make it loud.
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background loop died", exc_info=task.exception())
+
+
+async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
+    """Migrate, build and start a CP; returns once its policy world is loaded and health says SERVING."""
+    clock = clock or SystemClock()
+    await asyncio.to_thread(db.upgrade, settings.db_url, MIGRATIONS_DIR, version_table=VERSION_TABLE)
+    pki = PkiDir(settings.pki_dir)
+    ca = pki.load_ca()
+    tls = TlsMaterial.from_pki(pki, Identity.cp())
+    jwt_key = load_or_create_signing_key(settings.pki_dir)
+    engine = db.create_engine(settings.db_url)
+    ctx = CpContext(
+        settings=settings, engine=engine, clock=clock, ca=ca, tls=tls, jwt_key=jwt_key,
+        audit=AuditLog(ca.key, clock),
+    )
+    hub = PolicyHub(
+        engine, clock, verification_keys(jwt_key),
+        listen_dsn=libpq_dsn(settings.db_url) if not db.is_sqlite(settings.db_url) else None,
+        channel=settings.notify_channel,
+    )
+    changes = ChangeRunner(engine, ctx.audit, clock, notify_channel=settings.notify_channel)
+    changes.add_commit_listener(hub.catch_up)
+    node_status = NodeStatusStore(engine)
+    components = [
+        policy_component.install(ctx, hub=hub, node_status=node_status),
+        admin_component.install(
+            ctx, registry=WlRegistry(changes), pairs=PairPolicies(changes, settings), hub=hub,
+            node_status=node_status,
+        ),
+        identity_component.install(ctx),
+    ]
+    authz: dict[str, Rule] = {}
+    for component in components:
+        authz.update(component.authz)
+    listeners, creds = _listeners(settings, tls)
+    try:
+        server = await start_server(
+            registrations=[r for c in components for r in c.registrations],
+            service_names=[n for c in components for n in c.service_names],
+            listeners=listeners,
+            authz_table=table(authz),
+            insecure_dev=settings.insecure_dev,
+            serving=False,
+        )
+    except (RuntimeError, ValueError, OSError):  # e.g. a listen address already in use
+        await engine.dispose()
+        raise
+    app = CpApp(server=server, ctx=ctx, hub=hub, server_credentials=creds, components=components)
+    for component in components:
+        for loop in component.loops:
+            task: asyncio.Future[None] = asyncio.ensure_future(loop(app.stop_event))
+            task.add_done_callback(_report_loop_end)
+            app.tasks.append(task)
+    try:
+        await asyncio.wait_for(hub.ready.wait(), timeout=READY_TIMEOUT_S)
+    except TimeoutError:
+        await app.stop(0)
+        raise
+    await server.set_serving(True)
+    log.info("control plane serving", extra={"fields": {"port": app.port, "enroll_port": app.enroll_port,
+                                                        "version": hub.version}})
+    return app
+
+
+async def run_cp(settings: CpSettings, *, grace: float = DEFAULT_GRACE_S) -> None:
+    """Serve until SIGTERM/SIGINT, then drain."""
+    app = await build_cp(settings)
+    try:
+        await wait_for_termination_signal()
+    finally:
+        await app.stop(grace)

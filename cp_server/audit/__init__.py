@@ -1,0 +1,1 @@
+"""The CP audit log: append-only, hash-chained, signed."""

@@ -1,0 +1,25 @@
+"""Read-only view of the CP's WL registry, as far as identity needs it: "is this WL registered?".
+
+The registry table (``white_labels``) belongs to the CP store (the ``cp_core`` migration branch, always applied
+with this one). It is read with plain SQL so this package does not depend on that store's Python schema. A
+missing table is an error (fail closed), never "everyone is registered".
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+REGISTRY_TABLE = "white_labels"
+_EXISTS = sa.text(f"SELECT 1 FROM {REGISTRY_TABLE} WHERE wl_id = :wl_id")
+
+
+class WlRegistry:
+    """Answers whether a WL id is in the registry."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def is_registered(self, wl_id: str) -> bool:
+        async with self._engine.connect() as conn:
+            return (await conn.execute(_EXISTS, {"wl_id": wl_id})).first() is not None

@@ -1,0 +1,70 @@
+"""Tables of the identity feature, in their own MetaData (migrated by the ``cp_identity`` Alembic branch).
+
+* ``identity_bootstrap_tokens``: one-time enrollment tokens, stored only as sha256 of the token.
+* ``identity_certificates``: every certificate the CP issued online (enrollment and renewal), so that event
+  signatures can later be checked against the key a WL was really given.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+metadata = sa.MetaData()
+
+
+class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC in and out, on every backend.
+
+    SQLite has no time zone type: values are stored as naive UTC text, which keeps SQL comparisons such as
+    ``expires_at > :now`` correct because both sides go through this same conversion.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: use timezone-aware UTC")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        when: dt.datetime = value
+        if when.tzinfo is None:
+            return when.replace(tzinfo=dt.UTC)
+        return when.astimezone(dt.UTC)
+
+
+bootstrap_tokens = sa.Table(
+    "identity_bootstrap_tokens",
+    metadata,
+    sa.Column("token_sha256", sa.String(64), primary_key=True),
+    sa.Column("wl_id", sa.String(63), nullable=False, index=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("used_at", UtcDateTime(), nullable=True),
+)
+
+issued_certificates = sa.Table(
+    "identity_certificates",
+    metadata,
+    # Serials are up to 159 random bits: lower-case hex, beyond any SQL integer type.
+    sa.Column("serial", sa.String(40), primary_key=True),
+    sa.Column("wl_id", sa.String(63), nullable=False, index=True),
+    sa.Column("fingerprint_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("pem", sa.Text(), nullable=False),
+    sa.Column("not_before", UtcDateTime(), nullable=False),
+    sa.Column("not_after", UtcDateTime(), nullable=False),
+    sa.Column("issued_at", UtcDateTime(), nullable=False),
+    sa.Column("reason", sa.String(16), nullable=False),  # "enroll" | "renew"
+    # The bootstrap token an enrollment spent (sha256): lets a node whose answer was lost fetch it again.
+    sa.Column("token_sha256", sa.String(64), nullable=True, index=True),
+)

@@ -1,0 +1,1 @@
+"""Policy distribution: per-WL views, the change hub, PolicyService."""

@@ -1,0 +1,238 @@
+"""The change hub: one in-memory snapshot of the policy world per version, and the wake-up of every stream.
+
+* A change committed by this process awaits ``catch_up(version)`` (``ChangeRunner`` commit listener), so its RPC
+  answers once this replica serves the new version.
+* A change committed by another CP replica arrives as a PostgreSQL NOTIFY on ``settings.notify_channel``
+  (payload = version), received by ``_listen_loop`` on its own psycopg connection, reconnecting with jittered
+  backoff; after every (re)connect the hub re-checks the version, since notifications sent while it was not
+  listening are lost.
+* As a safety net (a lost notification, or another process on the same SQLite file) the stored version is read
+  every ``RESYNC_INTERVAL_S``.
+
+On a dirty mark the reload loop loads the world once (coalescing marks that arrive meanwhile): fully the first
+time, then incrementally (only rows changed since the installed version, see ``store.world``); it installs the
+result only if its version is newer, then wakes every waiting stream. Views are built lazily per WL and cached per
+snapshot, so 50 streams of one WL cost one build. Until the first full load succeeds the hub is not ready:
+nothing is served (no empty or partial view after a restart) and health stays NOT_SERVING.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from xporty.cp.v1 import identity_pb2, policy_pb2
+
+from cp_server.store.records import World
+from cp_server.store.versions import current_version
+from cp_server.store.world import load_world
+from xwl_runtime.backoff import Backoff
+from xwl_runtime.clock import Clock
+from xwl_runtime.errors import Unavailable
+
+from .view import build_view
+
+log = logging.getLogger(__name__)
+
+RESYNC_INTERVAL_S = 5.0
+"""How often the stored version is re-read even without a change signal."""
+LISTEN_BACKOFF_CAP_S = 5.0
+LOAD_BACKOFF_CAP_S = 3.0
+CATCH_UP_TIMEOUT_S = 5.0
+"""How long a change RPC waits for its own version to be installed before answering anyway."""
+
+
+@dataclass
+class _Snapshot:
+    world: World
+    views: dict[str, policy_pb2.PolicyView | None] = field(default_factory=dict)
+
+
+def libpq_dsn(db_url: str) -> str:
+    """The libpq form of a SQLAlchemy PostgreSQL URL, for psycopg's own LISTEN connection."""
+    return make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _wait_any(*events: asyncio.Event, timeout: float | None) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+
+
+class PolicyHub:
+    """Holds the current world snapshot, reloads it on change, and lets streams wait for the next version."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        clock: Clock,
+        token_keys: Sequence[identity_pb2.VerificationKey],
+        *,
+        listen_dsn: str | None = None,
+        channel: str = "xcwl_changes",
+        resync_interval_s: float = RESYNC_INTERVAL_S,
+    ) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._token_keys = list(token_keys)
+        self._listen_dsn = listen_dsn
+        self._channel = channel
+        self._resync_interval_s = resync_interval_s
+        self._snapshot: _Snapshot | None = None
+        self._dirty = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._closed = False
+        self.ready = asyncio.Event()
+        """Set once the first full world load succeeded."""
+        self.loads = 0
+        """Number of world loads installed (tests and benchmarks check coalescing with it)."""
+
+    # --- reading -------------------------------------------------------------------------------------------
+    @property
+    def version(self) -> int:
+        """Version of the installed snapshot (0 before the first load)."""
+        return self._snapshot.world.version if self._snapshot is not None else 0
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def world(self) -> World:
+        """The installed world; UNAVAILABLE before the first full load."""
+        snap = self._snapshot
+        if snap is None:
+            raise Unavailable("the control plane is still loading its policy state", reason="CP_NOT_READY")
+        return snap.world
+
+    def view(self, wl_id: str) -> policy_pb2.PolicyView | None:
+        """The current view of ``wl_id`` (cached per version), None if the WL is not registered."""
+        snap = self._snapshot
+        if snap is None:
+            raise Unavailable("the control plane is still loading its policy state", reason="CP_NOT_READY")
+        if wl_id not in snap.views:
+            snap.views[wl_id] = build_view(snap.world, wl_id, self._token_keys)
+        return snap.views[wl_id]
+
+    async def wait_for_change(self, after_version: int, timeout: float) -> None:
+        """Return when the version passes ``after_version``, the hub closes, or after ``timeout`` seconds."""
+        if self.version > after_version or self._closed:
+            return
+        changed = self._changed
+        try:
+            await asyncio.wait_for(changed.wait(), timeout=max(0.0, timeout))
+        except TimeoutError:
+            pass
+
+    # --- signals -------------------------------------------------------------------------------------------
+    def mark_dirty(self, version: int | None = None) -> None:
+        """A change to ``version`` (None: unknown) was committed somewhere; reload unless already installed."""
+        if version is not None and version <= self.version:
+            return
+        self._dirty.set()
+
+    async def catch_up(self, version: int, timeout: float = CATCH_UP_TIMEOUT_S) -> None:
+        """Mark ``version`` dirty and wait (bounded) until it is installed: read-your-writes on this replica."""
+        self.mark_dirty(version)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.version < version and not self._closed:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                log.warning("policy hub did not catch up in time", extra={"fields": {"version": version}})
+                return
+            await self.wait_for_change(self.version, remaining)
+
+    def close(self) -> None:
+        """Stop serving: wake every stream so it ends (clients reconnect, possibly to another replica)."""
+        self._closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    # --- loops -----------------------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Load the world until it succeeds, then follow changes until ``stop`` is set."""
+        listener = (
+            asyncio.create_task(self._listen_loop(stop), name="policy-hub-listen") if self._listen_dsn else None
+        )
+        try:
+            await self._reload_loop(stop)
+        finally:
+            if listener is not None:
+                listener.cancel()
+                await asyncio.gather(listener, return_exceptions=True)
+
+    async def _reload_loop(self, stop: asyncio.Event) -> None:
+        backoff = Backoff(base_s=0.1, cap_s=LOAD_BACKOFF_CAP_S)
+        self._dirty.set()  # the first load
+        while not stop.is_set():
+            await _wait_any(stop, self._dirty, timeout=self._resync_interval_s)
+            if stop.is_set():
+                break
+            forced = self._dirty.is_set()
+            self._dirty.clear()
+            try:
+                if forced or await self._stored_version() > self.version:
+                    await self._load()
+                backoff.reset()
+            except (SQLAlchemyError, OSError) as err:
+                delay = backoff.next_delay()
+                log.warning("policy world load failed; retrying",
+                            extra={"fields": {"error": str(err), "retry_in_s": round(delay, 3)}})
+                self._dirty.set()
+                await _wait_any(stop, timeout=delay)
+
+    async def _stored_version(self) -> int:
+        async with self._engine.connect() as conn:
+            return await current_version(conn)
+
+    async def _load(self) -> None:
+        base = self._snapshot.world if self._snapshot is not None else None
+        world = await load_world(self._engine, self._clock.now(), base)
+        if base is not None and world.version <= base.version:
+            return
+        self._snapshot = _Snapshot(world)
+        self.loads += 1
+        if not self.ready.is_set():
+            log.info("policy world loaded", extra={"fields": {"version": world.version,
+                                                              "white_labels": len(world.white_labels),
+                                                              "pairs": len(world.pairs)}})
+            self.ready.set()
+        self._wake()
+
+    async def _listen_loop(self, stop: asyncio.Event) -> None:
+        assert self._listen_dsn is not None
+        backoff = Backoff(base_s=0.2, cap_s=LISTEN_BACKOFF_CAP_S)
+        while not stop.is_set():
+            try:
+                async with await psycopg.AsyncConnection.connect(self._listen_dsn, autocommit=True) as conn:
+                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+                    backoff.reset()
+                    self.mark_dirty()  # anything committed while we were not listening
+                    async for note in conn.notifies():
+                        self.mark_dirty(_payload_version(note.payload))
+            except psycopg.Error as err:
+                delay = backoff.next_delay()
+                log.warning("policy change listener disconnected; reconnecting",
+                            extra={"fields": {"error": str(err), "retry_in_s": round(delay, 3)}})
+                await _wait_any(stop, timeout=delay)
+
+
+def _payload_version(payload: str) -> int | None:
+    try:
+        return int(payload)
+    except ValueError:
+        return None

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.cp_server.identity.harness import IdentityCp, running_identity_cp
+from tests.support.pki import PkiFixture
+
+
+@pytest.fixture
+async def identity_cp(pki: PkiFixture, db_url: str) -> AsyncIterator[IdentityCp]:
+    async with running_identity_cp(pki, db_url) as cp:
+        yield cp

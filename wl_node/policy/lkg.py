@@ -1,0 +1,122 @@
+"""The last-known-good policy view on disk, so a node restarted while the CP is down serves what it had.
+
+File ``<state_dir>/policy-lkg-<wl_id>.json`` (format documented in ``docs/node.md``)::
+
+    {"format": "xcwl.policy-lkg/1", "wl_id": "wl-a", "version": 7,
+     "confirmed_at": "2026-01-01T00:00:00+00:00", "written_at": "...",
+     "sha256": "<hex of the view bytes>", "view": "<base64 of the serialized PolicyView>"}
+
+The view is kept as protobuf bytes (exact, unknown fields preserved) with a checksum; the envelope is JSON so an
+operator can see version and confirmation time with ``jq``. Writes are atomic: temporary file in the same
+directory, fsync, rename, fsync of the directory; a crash leaves either the old or the new file, never a torn one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from google.protobuf.message import DecodeError
+from xporty.cp.v1 import policy_pb2
+
+log = logging.getLogger(__name__)
+
+FORMAT = "xcwl.policy-lkg/1"
+
+
+class LkgCorrupt(Exception):
+    """The persisted file exists but cannot be trusted."""
+
+
+@dataclass(frozen=True)
+class PersistedView:
+    """A view as it was persisted, with when the CP last confirmed it."""
+
+    view: policy_pb2.PolicyView
+    confirmed_at: dt.datetime
+
+
+class LastKnownGoodStore:
+    """Reads and atomically writes one node's last-known-good view."""
+
+    def __init__(self, state_dir: Path, wl_id: str) -> None:
+        self.path = Path(state_dir) / f"policy-lkg-{wl_id}.json"
+        self._wl_id = wl_id
+
+    # --- reading -------------------------------------------------------------------------------------------
+    def load(self) -> PersistedView | None:
+        """The persisted view, None when there is no file; ``LkgCorrupt`` when the file is unusable."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            doc = json.loads(raw)
+            if doc.get("format") != FORMAT:
+                raise LkgCorrupt(f"{self.path}: unknown format {doc.get('format')!r}")
+            if doc.get("wl_id") != self._wl_id:
+                raise LkgCorrupt(f"{self.path}: written for WL {doc.get('wl_id')!r}")
+            payload = base64.b64decode(doc["view"], validate=True)
+            if hashlib.sha256(payload).hexdigest() != doc["sha256"]:
+                raise LkgCorrupt(f"{self.path}: checksum mismatch")
+            view = policy_pb2.PolicyView.FromString(payload)
+            confirmed_at = dt.datetime.fromisoformat(doc["confirmed_at"])
+        except (ValueError, KeyError, TypeError, DecodeError) as err:
+            raise LkgCorrupt(f"{self.path}: {err}") from err
+        if confirmed_at.tzinfo is None:
+            raise LkgCorrupt(f"{self.path}: confirmed_at has no timezone")
+        if view.version != doc.get("version"):
+            raise LkgCorrupt(f"{self.path}: version field disagrees with the view")
+        return PersistedView(view, confirmed_at.astimezone(dt.UTC))
+
+    # --- writing -------------------------------------------------------------------------------------------
+    async def save(self, view: policy_pb2.PolicyView, confirmed_at: dt.datetime, now: dt.datetime) -> None:
+        """Persist ``view`` atomically (the blocking fsyncs run in a worker thread)."""
+        payload = view.SerializeToString(deterministic=True)
+        doc = {
+            "format": FORMAT,
+            "wl_id": view.wl_id,
+            "version": view.version,
+            "confirmed_at": confirmed_at.astimezone(dt.UTC).isoformat(),
+            "written_at": now.astimezone(dt.UTC).isoformat(),
+            "sha256": hashlib.sha256(payload).hexdigest(),
+            "view": base64.b64encode(payload).decode("ascii"),
+        }
+        data = json.dumps(doc, indent=1).encode()
+        await asyncio.to_thread(self._write_atomically, data)
+
+    def _write_atomically(self, data: bytes) -> None:
+        directory = self.path.parent
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / f".{self.path.name}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:  # os.write may write less than asked
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        # The rename is durable only once the directory entry is on disk.
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def quarantine(self) -> Path | None:
+        """Move an unusable file aside (kept for inspection) so the next good view can be written."""
+        target = self.path.with_suffix(".corrupt")
+        try:
+            os.replace(self.path, target)
+        except FileNotFoundError:
+            return None
+        return target

@@ -1,0 +1,58 @@
+"""Opening the node's store: apply every migration branch, build the async engine, claim the store for this WL.
+
+Every node feature owns an Alembic branch in ``migrations/versions`` (``node_core`` here; the catalog adds its
+own); ``xwl_runtime.db.upgrade`` applies all heads. ``node_meta`` records which WL a store belongs to, so a node
+started with another WL's database refuses to start instead of mixing two WLs' data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from xwl_runtime import db
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+VERSION_TABLE = "node_alembic_version"
+
+metadata = sa.MetaData()
+node_meta = sa.Table(
+    "node_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(256), nullable=False),
+)
+
+
+class NodeStoreMismatch(Exception):
+    """The store belongs to another WL."""
+
+
+def migrate(url: str) -> None:
+    """Apply every node migration branch to ``url`` (blocking; idempotent)."""
+    db.upgrade(url, MIGRATIONS_DIR, version_table=VERSION_TABLE)
+
+
+async def claim_node(engine: AsyncEngine, wl_id: str) -> None:
+    """Record ``wl_id`` as the store's owner on first use; refuse a store owned by another WL."""
+    async with engine.begin() as conn:
+        owner = await conn.scalar(sa.select(node_meta.c.value).where(node_meta.c.key == "wl_id"))
+        if owner is None:
+            await conn.execute(sa.insert(node_meta).values(key="wl_id", value=wl_id))
+        elif owner != wl_id:
+            raise NodeStoreMismatch(f"the node store belongs to WL {owner!r}, not {wl_id!r}")
+
+
+async def open_store(url: str, wl_id: str) -> AsyncEngine:
+    """Migrate, connect and claim the store of the node of ``wl_id``."""
+    await asyncio.to_thread(migrate, url)
+    engine = db.create_engine(url)
+    try:
+        await claim_node(engine, wl_id)
+    except BaseException:
+        await engine.dispose()
+        raise
+    return engine
