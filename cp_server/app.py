@@ -18,6 +18,7 @@ from cp_server.audit.log import AuditLog
 from cp_server.context import CpContext
 from cp_server.identity import component as identity_component
 from cp_server.identity.signing import load_or_create_signing_key, verification_keys
+from cp_server.risk import component as risk_component
 from cp_server.settings import CpSettings
 from cp_server.store.changes import ChangeRunner
 from cp_server.store.node_status import NodeStatusStore
@@ -78,12 +79,13 @@ class CpApp:
             return
         self._stopped = True
         self.hub.close()
-        await self.server.stop(grace)
-        self.stop_event.set()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        # Components close their stream hubs first, so open streams end instead of holding the grace period.
         for component in self.components:
             for hook in component.on_stop:
                 await hook()
+        await self.server.stop(grace)
+        self.stop_event.set()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.ctx.engine.dispose()
 
 
@@ -131,6 +133,7 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
             node_status=node_status,
         ),
         identity_component.install(ctx),
+        risk_component.install(ctx),
     ]
     authz: dict[str, Rule] = {}
     for component in components:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+
+from .risk.settings import RiskSettings
 
 
 @dataclass(frozen=True)
@@ -34,3 +36,5 @@ class CpSettings:
     """Lifetime of JWTs issued to WL nodes (at most 5 minutes)."""
     notify_channel: str = "xcwl_changes"
     """PostgreSQL LISTEN/NOTIFY channel for change fan-out between CP replicas."""
+    risk: RiskSettings = field(default_factory=RiskSettings)
+    """Imbalance thresholds (80% alert, >100% disable, 60% re-enable), trend window, reconciliation grace."""

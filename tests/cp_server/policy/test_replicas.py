@@ -41,7 +41,7 @@ async def test_change_through_one_replica_reaches_a_stream_on_the_other(
             async with await psycopg.AsyncConnection.connect(postgres_db_url, autocommit=True) as admin_conn:
                 killed = await (await admin_conn.execute(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND query ILIKE 'LISTEN%'")).fetchone()
+                    "WHERE datname = current_database() AND query ILIKE 'LISTEN%xcwl_changes%'")).fetchone()
             assert killed is not None and killed[0] == 2
             later = await admin.UpdatePairPolicy(
                 pb.UpdatePairPolicyRequest(wl_a="wl-a", wl_b="wl-b", imbalance_limit="43"), timeout=RPC_TIMEOUT)

@@ -1,0 +1,1 @@
+"""AnalyticsService: balance table, alerts, signals, discrepancies."""

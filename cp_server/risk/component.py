@@ -1,0 +1,134 @@
+"""The risk feature as a CP component: TelemetryService, SignalService, AnalyticsService and their loops.
+
+Loops: the reconciliation loop (discrepancies, limit changes, trend pruning) and, on PostgreSQL, the listener
+that brings signals committed by other CP replicas to this replica's WatchSignals streams. The signal hub is
+separate from the policy hub, so signals are never queued behind policy snapshots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import grpc
+from xporty.cp.v1 import (
+    analytics_service_pb2,
+    analytics_service_pb2_grpc,
+    signal_service_pb2,
+    signal_service_pb2_grpc,
+    telemetry_service_pb2,
+    telemetry_service_pb2_grpc,
+)
+
+from cp_server.analytics.service import AnalyticsServicer
+from cp_server.signals.hub import SignalHub
+from cp_server.signals.listener import SignalListener
+from cp_server.signals.service import SignalServicer
+from cp_server.signals.store import SignalRecord, SignalStore
+from cp_server.telemetry.service import TelemetryServicer
+from cp_server.telemetry.verifier import SignerDirectory
+from xwl_runtime.authz import Rule, service_methods
+from xwl_runtime.component import Component
+from xwl_runtime.db import is_sqlite
+from xwl_runtime.identity import Kind
+
+from .engine import RiskEngine
+from .reconcile import Reconciler
+from .settings import RiskSettings
+
+if TYPE_CHECKING:
+    from cp_server.context import CpContext
+
+TELEMETRY = telemetry_service_pb2.DESCRIPTOR.services_by_name["TelemetryService"].full_name
+SIGNALS = signal_service_pb2.DESCRIPTOR.services_by_name["SignalService"].full_name
+ANALYTICS = analytics_service_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name
+
+WL_ONLY = Rule(frozenset({Kind.WL}))
+OPS_ONLY = Rule(frozenset({Kind.OPS}))
+
+AUTHZ: dict[str, Rule] = {
+    **service_methods(TELEMETRY, ["PublishEvents"], WL_ONLY),
+    **service_methods(SIGNALS, ["WatchSignals"], Rule(frozenset({Kind.WL, Kind.OPS}))),
+    **service_methods(SIGNALS, ["AckSignal"], WL_ONLY),
+    **service_methods(SIGNALS, ["SendSignal"], OPS_ONLY),
+    **service_methods(ANALYTICS, ["GetBalances", "ListAlerts", "ListSignals", "ListDiscrepancies"], OPS_ONLY),
+}
+
+
+@dataclass
+class RiskParts:
+    """The built objects, for tests and benches that drive them directly."""
+
+    engine: RiskEngine
+    store: SignalStore
+    hub: SignalHub
+    reconciler: Reconciler
+    listener: SignalListener | None
+
+
+def settings_of(ctx: CpContext) -> RiskSettings:
+    """The risk settings in the context (``CpSettings.risk`` once folded in), else the defaults."""
+    risk = getattr(ctx.settings, "risk", None)
+    return risk if isinstance(risk, RiskSettings) else RiskSettings()
+
+
+def build(ctx: CpContext, settings: RiskSettings | None = None) -> tuple[Component, RiskParts]:
+    """Build the component and expose its parts."""
+    settings = settings or settings_of(ctx)
+    store = SignalStore(ctx.audit, notify_channel=settings.signal_channel)
+
+    async def load_after(sequence: int) -> list[SignalRecord]:
+        async with ctx.engine.connect() as conn:
+            return await store.after(conn, sequence)
+
+    hub = SignalHub(load_after, queue_size=settings.subscriber_queue)
+    risk = RiskEngine(ctx.engine, store, ctx.audit, settings)
+    reconciler = Reconciler(ctx.engine, risk, hub, ctx.audit, settings, ctx.clock)
+    listener = None if is_sqlite(ctx.settings.db_url) else SignalListener(ctx.settings.db_url,
+                                                                          settings.signal_channel, hub)
+    telemetry = TelemetryServicer(risk, SignerDirectory(ctx.engine), hub, settings, ctx.clock)
+    signals = SignalServicer(ctx.engine, store, hub, risk, ctx.clock,
+                             heartbeat_interval=ctx.settings.heartbeat_interval)
+    analytics = AnalyticsServicer(ctx.engine, store, settings, ctx.clock)
+
+    def register(server: grpc.aio.Server) -> None:
+        telemetry_service_pb2_grpc.add_TelemetryServiceServicer_to_server(telemetry, server)
+        signal_service_pb2_grpc.add_SignalServiceServicer_to_server(signals, server)
+        analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server(analytics, server)
+
+    started = asyncio.Event()
+
+    async def start_hub(stop: asyncio.Event) -> None:
+        # The hub starts at the store's current sequence; later signals reach it by publish/refresh.
+        async with ctx.engine.connect() as conn:
+            await hub.start(await store.last_sequence(conn))
+        started.set()
+        await stop.wait()
+        hub.close()
+
+    async def reconcile(stop: asyncio.Event) -> None:
+        await started.wait()
+        await reconciler.run(stop)
+
+    loops = [start_hub, reconcile]
+    if listener is not None:
+        loops.append(listener.run)
+
+    async def close_streams() -> None:
+        hub.close()
+
+    component = Component(
+        name="risk",
+        registrations=[register],
+        service_names=[TELEMETRY, SIGNALS, ANALYTICS],
+        authz=dict(AUTHZ),
+        loops=loops,
+        on_stop=[close_streams],
+    )
+    return component, RiskParts(risk, store, hub, reconciler, listener)
+
+
+def install(ctx: CpContext) -> Component:
+    """Build the risk component from the CP context (one line in ``cp_server/app.py``'s component list)."""
+    return build(ctx)[0]

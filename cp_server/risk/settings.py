@@ -1,0 +1,44 @@
+"""Risk knobs of the CP: thresholds, hysteresis, trend window, reconciliation grace.
+
+A small frozen dataclass of its own so that the composition root can fold it into ``CpSettings`` later
+(``CpSettings.risk: RiskSettings = field(default_factory=RiskSettings)``) without touching this package.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+
+@dataclass(frozen=True)
+class RiskSettings:
+    """Every risk knob, with its default. Fractions are of the pair's imbalance limit (1 = 100%)."""
+
+    alert_threshold: Decimal = Decimal("0.80")
+    """Utilisation at or above which one ALERT is raised (per episode)."""
+    disable_threshold: Decimal = Decimal("1.00")
+    """Utilisation strictly above which the deficit direction gets a DISABLE signal."""
+    reenable_threshold: Decimal = Decimal("0.60")
+    """Utilisation strictly below which an episode ends: alert closed, automatic disable lifted (hysteresis)."""
+    trend_window: dt.timedelta = dt.timedelta(hours=1)
+    """Window over which the rate of change of net_delta is measured."""
+    reconciliation_grace: dt.timedelta = dt.timedelta(minutes=5)
+    """How long an order may stay EXPORT_CONFIRMED without IMPORT_FINALIZED / cancellation before it is a
+    discrepancy."""
+    reconcile_interval: dt.timedelta = dt.timedelta(seconds=5)
+    """Period of the reconciliation loop (also prunes old trend points)."""
+    max_batch: int = 5000
+    """Largest PublishEvents batch accepted."""
+    signal_channel: str = "xcwl_signals"
+    """PostgreSQL LISTEN/NOTIFY channel that tells the other CP replicas a signal was committed."""
+    subscriber_queue: int = 1024
+    """Signals buffered per WatchSignals stream before a slow subscriber is cut off (it resumes by sequence)."""
+
+    def __post_init__(self) -> None:
+        if not (Decimal(0) < self.reenable_threshold < self.alert_threshold <= self.disable_threshold):
+            raise ValueError("risk thresholds must satisfy 0 < reenable < alert <= disable")
+        if self.trend_window <= dt.timedelta(0) or self.reconciliation_grace < dt.timedelta(0):
+            raise ValueError("trend_window must be > 0 and reconciliation_grace >= 0")
+        if self.max_batch < 1 or self.subscriber_queue < 1:
+            raise ValueError("max_batch and subscriber_queue must be >= 1")

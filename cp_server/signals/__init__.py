@@ -1,0 +1,1 @@
+"""SignalService: risk signals pushed to WL nodes (store, hub, cross-replica listener, servicer)."""

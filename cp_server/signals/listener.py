@@ -1,0 +1,69 @@
+"""Cross-replica signal fan-out: LISTEN on the signal channel and refresh the local hub on every NOTIFY.
+
+Runs only on PostgreSQL. The payload (the new sequence) is only a hint: the hub reloads everything after its last
+published sequence, so lost or coalesced notifications cost nothing but latency, and after each (re)connection the
+hub refreshes once to pick up what committed while the listener was away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from xwl_runtime.backoff import Backoff
+
+from .hub import SignalHub
+
+log = logging.getLogger(__name__)
+
+POLL_TIMEOUT_S = 0.5  # how often the listener looks at the stop event while idle
+
+
+def psycopg_dsn(db_url: str) -> str:
+    """The libpq form of a ``postgresql://`` (or ``postgresql+psycopg://``) URL."""
+    return make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class SignalListener:
+    """A background loop: ``await listener.run(stop)``."""
+
+    def __init__(self, db_url: str, channel: str, hub: SignalHub, *, backoff: Backoff | None = None) -> None:
+        self._dsn = psycopg_dsn(db_url)
+        self._channel = channel
+        self._hub = hub
+        self._backoff = backoff or Backoff(base_s=0.2, cap_s=3.0)
+        self.connected = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self._listen(stop)
+            except (psycopg.Error, OSError) as err:
+                self.connected.clear()
+                delay = self._backoff.next_delay()
+                log.warning("signal listener lost its connection",
+                            extra={"fields": {"error": str(err), "retry_s": round(delay, 3)}})
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                except TimeoutError:
+                    pass
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        conn = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True)
+        try:
+            await conn.execute(f'LISTEN "{self._channel}"')
+            self._backoff.reset()
+            self.connected.set()
+            await self._hub.refresh()
+            while not stop.is_set():
+                got = False
+                async for _notify in conn.notifies(timeout=POLL_TIMEOUT_S, stop_after=1):
+                    got = True
+                if got:
+                    await self._hub.refresh()
+        finally:
+            self.connected.clear()
+            await conn.close()

@@ -1,0 +1,257 @@
+"""Storing signals: a gap-free sequence, the direction's current state, acknowledgements, audit and NOTIFY.
+
+Every signal (automatic or operator) goes through ``SignalStore.issue`` inside the caller's transaction. The
+sequence comes from one counter row (``risk_signal_seq``) updated in that transaction: the row lock is held until
+commit, so signals commit in sequence order and a subscriber resuming "after sequence N" can never miss one that
+committed late with a smaller number. On PostgreSQL the same transaction sends ``pg_notify`` on the signal channel,
+delivered to the other CP replicas at commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+from xporty.cp.v1 import signal_pb2
+
+from cp_server.risk import tables as t
+from cp_server.risk.ledger import dec_str
+from cp_server.risk.sql import insert_ignore
+
+DISABLE = "DISABLE"
+ENABLE = "ENABLE"
+AUTOMATIC = "AUTOMATIC"
+OPERATOR = "OPERATOR"
+
+
+class Auditor(Protocol):
+    """What the signal store needs of CP-core's ``AuditLog``."""
+
+    async def append(
+        self,
+        conn: AsyncConnection,
+        *,
+        actor: str,
+        action: str,
+        subject: str,
+        before: Any,
+        after: Any,
+        correlation_id: str | None = None,
+    ) -> Any: ...
+
+
+@dataclass(frozen=True)
+class SignalRecord:
+    """A stored signal."""
+
+    sequence: int
+    signal_id: str
+    kind: str
+    source: str
+    exporter_wl: str
+    importer_wl: str
+    reason: str
+    correlation_id: str
+    issue_time: dt.datetime
+    actor: str
+    plan_required: Decimal | None = None
+    plan_offers: list[dict[str, str]] = field(default_factory=list)
+    trigger_event_id: str | None = None
+    trigger_received_at: dt.datetime | None = None
+
+    def concerns(self, wl_id: str) -> bool:
+        """True if ``wl_id`` is the exporter or the importer of the signal's direction."""
+        return wl_id in (self.exporter_wl, self.importer_wl)
+
+    def to_proto(self) -> signal_pb2.Signal:
+        msg = signal_pb2.Signal(
+            signal_id=self.signal_id,
+            sequence=self.sequence,
+            kind=signal_pb2.SignalKind.Value(f"SIGNAL_KIND_{self.kind}"),
+            source=signal_pb2.SignalSource.Value(f"SIGNAL_SOURCE_{self.source}"),
+            exporter_wl=self.exporter_wl,
+            importer_wl=self.importer_wl,
+            reason=self.reason,
+            correlation_id=self.correlation_id,
+        )
+        msg.issue_time.FromDatetime(self.issue_time)
+        if self.plan_required is not None:
+            msg.plan.required_reference_value = dec_str(self.plan_required)
+            for offer in self.plan_offers:
+                msg.plan.offers.add(offer_id=offer["offer_id"], reference_value=offer["reference_value"])
+        return msg
+
+    @classmethod
+    def from_row(cls, row: Any) -> SignalRecord:
+        return cls(
+            sequence=int(row.sequence),
+            signal_id=row.signal_id,
+            kind=row.kind,
+            source=row.source,
+            exporter_wl=row.exporter_wl,
+            importer_wl=row.importer_wl,
+            reason=row.reason,
+            correlation_id=row.correlation_id,
+            issue_time=row.issue_time,
+            actor=row.actor,
+            plan_required=Decimal(row.plan_required) if row.plan_required is not None else None,
+            plan_offers=json.loads(row.plan_offers),
+            trigger_event_id=row.trigger_event_id,
+            trigger_received_at=row.trigger_received_at,
+        )
+
+
+@dataclass(frozen=True)
+class DirectionState:
+    """Whether a direction is disabled now, by which source and signal."""
+
+    disabled: bool
+    source: str
+    signal_id: str
+
+
+class SignalStore:
+    """Issue, read and acknowledge signals. ``notify_channel`` is used on PostgreSQL only."""
+
+    def __init__(self, audit: Auditor, *, notify_channel: str) -> None:
+        self._audit = audit
+        self._channel = notify_channel
+
+    async def issue(
+        self,
+        conn: AsyncConnection,
+        *,
+        kind: str,
+        source: str,
+        exporter_wl: str,
+        importer_wl: str,
+        reason: str,
+        correlation_id: str,
+        now: dt.datetime,
+        actor: str,
+        plan_required: Decimal | None = None,
+        plan_offers: Sequence[dict[str, str]] = (),
+        trigger_event_id: str | None = None,
+        trigger_received_at: dt.datetime | None = None,
+    ) -> SignalRecord:
+        """Store a signal, update the direction's state and audit it, all in ``conn``'s transaction."""
+        seq_row = await conn.execute(
+            t.signal_seq.update().where(t.signal_seq.c.id == 1)
+            .values(value=t.signal_seq.c.value + 1).returning(t.signal_seq.c.value)
+        )
+        record = SignalRecord(
+            sequence=int(seq_row.scalar_one()),
+            signal_id=uuid.uuid4().hex,
+            kind=kind,
+            source=source,
+            exporter_wl=exporter_wl,
+            importer_wl=importer_wl,
+            reason=reason,
+            correlation_id=correlation_id,
+            issue_time=now,
+            actor=actor,
+            plan_required=plan_required,
+            plan_offers=list(plan_offers),
+            trigger_event_id=trigger_event_id,
+            trigger_received_at=trigger_received_at,
+        )
+        a, b = (exporter_wl, importer_wl) if exporter_wl < importer_wl else (importer_wl, exporter_wl)
+        await conn.execute(
+            t.signals.insert().values(
+                sequence=record.sequence, signal_id=record.signal_id, kind=kind, source=source,
+                exporter_wl=exporter_wl, importer_wl=importer_wl, wl_a=a, wl_b=b, reason=reason,
+                correlation_id=correlation_id, issue_time=now,
+                plan_required=dec_str(plan_required) if plan_required is not None else None,
+                plan_offers=json.dumps(list(plan_offers)), actor=actor, trigger_event_id=trigger_event_id,
+                trigger_received_at=trigger_received_at,
+            )
+        )
+        before = await self.direction(conn, exporter_wl, importer_wl)
+        after = DirectionState(disabled=kind == DISABLE, source=source, signal_id=record.signal_id)
+        values = {"disabled": after.disabled, "source": source, "signal_id": record.signal_id, "updated_at": now}
+        if before is None:
+            await conn.execute(t.direction_state.insert().values(
+                exporter_wl=exporter_wl, importer_wl=importer_wl, **values))
+        else:
+            await conn.execute(
+                t.direction_state.update()
+                .where(t.direction_state.c.exporter_wl == exporter_wl, t.direction_state.c.importer_wl == importer_wl)
+                .values(**values)
+            )
+        await self._audit.append(
+            conn,
+            actor=actor,
+            action=f"signal.{kind.lower()}",
+            subject=f"direction/{exporter_wl}->{importer_wl}",
+            before=_state_dict(before),
+            after={**_state_dict(after), "sequence": record.sequence, "reason": reason,
+                   "plan_required": dec_str(plan_required) if plan_required is not None else None},
+            correlation_id=correlation_id,
+        )
+        if conn.dialect.name == "postgresql":
+            await conn.execute(sa.select(sa.func.pg_notify(self._channel, str(record.sequence))))
+        return record
+
+    async def direction(self, conn: AsyncConnection, exporter_wl: str, importer_wl: str) -> DirectionState | None:
+        """The current state of a direction, or None if no signal ever concerned it."""
+        d = t.direction_state
+        row = (await conn.execute(
+            sa.select(d.c.disabled, d.c.source, d.c.signal_id)
+            .where(d.c.exporter_wl == exporter_wl, d.c.importer_wl == importer_wl)
+        )).first()
+        return DirectionState(bool(row.disabled), row.source, row.signal_id) if row else None
+
+    async def after(
+        self, conn: AsyncConnection, after_sequence: int, *, wl_id: str | None = None, limit: int = 10_000
+    ) -> list[SignalRecord]:
+        """Signals with a sequence greater than ``after_sequence`` (concerning ``wl_id`` if given), oldest first."""
+        s = t.signals
+        query = sa.select(s).where(s.c.sequence > after_sequence).order_by(s.c.sequence).limit(limit)
+        if wl_id is not None:
+            query = query.where(sa.or_(s.c.exporter_wl == wl_id, s.c.importer_wl == wl_id))
+        return [SignalRecord.from_row(r) for r in (await conn.execute(query)).all()]
+
+    async def latest(self, conn: AsyncConnection, limit: int) -> list[SignalRecord]:
+        """The newest ``limit`` signals, newest first."""
+        s = t.signals
+        rows = (await conn.execute(sa.select(s).order_by(s.c.sequence.desc()).limit(limit))).all()
+        return [SignalRecord.from_row(r) for r in rows]
+
+    async def last_sequence(self, conn: AsyncConnection) -> int:
+        row = (await conn.execute(sa.select(t.signal_seq.c.value).where(t.signal_seq.c.id == 1))).first()
+        return int(row.value) if row else 0
+
+    async def get(self, conn: AsyncConnection, signal_id: str) -> SignalRecord | None:
+        row = (await conn.execute(sa.select(t.signals).where(t.signals.c.signal_id == signal_id))).first()
+        return SignalRecord.from_row(row) if row else None
+
+    async def record_ack(
+        self,
+        conn: AsyncConnection,
+        *,
+        signal_id: str,
+        wl_id: str,
+        effective_time: dt.datetime,
+        received_at: dt.datetime,
+        via: str,
+    ) -> bool:
+        """Store a node's acknowledgement once (the first one wins); True if it was new."""
+        result = await conn.execute(
+            insert_ignore(conn, t.signal_acks, ["signal_id", "wl_id"]).values(
+                signal_id=signal_id, wl_id=wl_id, effective_time=effective_time, received_at=received_at, via=via
+            )
+        )
+        return bool(result.rowcount)
+
+
+def _state_dict(state: DirectionState | None) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    return {"disabled": state.disabled, "source": state.source, "signal_id": state.signal_id}

@@ -1,0 +1,1 @@
+"""TelemetryService: signed ledger and enforcement events from WL nodes."""

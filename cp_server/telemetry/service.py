@@ -1,0 +1,61 @@
+"""TelemetryService: signed ledger and enforcement events from WL nodes (thin servicer over the risk engine)."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+from xporty.cp.v1 import telemetry_service_pb2, telemetry_service_pb2_grpc
+
+from cp_server.risk.engine import RiskEngine
+from cp_server.risk.settings import RiskSettings
+from cp_server.signals.hub import SignalHub
+from xwl_runtime.clock import Clock
+from xwl_runtime.errors import InvalidArgument, PermissionDenied
+from xwl_runtime.identity import Kind
+from xwl_runtime.pipeline import caller
+
+from .verifier import SignerDirectory, check_batch_async
+
+log = logging.getLogger(__name__)
+
+
+class TelemetryServicer(telemetry_service_pb2_grpc.TelemetryServiceServicer):
+    """PublishEvents: verify every event, store the good ones once, count and report the rest."""
+
+    def __init__(
+        self, engine: RiskEngine, signers: SignerDirectory, hub: SignalHub, settings: RiskSettings, clock: Clock
+    ) -> None:
+        self._engine = engine
+        self._signers = signers
+        self._hub = hub
+        self._settings = settings
+        self._clock = clock
+
+    async def PublishEvents(  # noqa: N802 - gRPC method name
+        self, request: telemetry_service_pb2.PublishEventsRequest, context: grpc.aio.ServicerContext
+    ) -> telemetry_service_pb2.PublishEventsResponse:
+        received_at = self._clock.now()  # CP receipt: the start of the reaction time
+        ident = caller()
+        if ident.kind is not Kind.WL:
+            raise PermissionDenied("only WL nodes publish events", reason="NOT_A_NODE")
+        if len(request.events) > self._settings.max_batch:
+            raise InvalidArgument.field("events", f"at most {self._settings.max_batch} events per batch")
+        auth = context.auth_context() or {}
+        pems = auth.get("x509_pem_cert")
+        signers = await self._signers.resolve(
+            {e.signer_certificate_sha256 for e in request.events}, pems[0] if pems else None)
+        candidates, refused = await check_batch_async(request.events, signers, ident.wl_id)
+        result = await self._engine.ingest(ident.wl_id, candidates, refused, received_at=received_at)
+        if result.signals:
+            await self._hub.publish(result.signals)
+        if result.rejected:
+            log.info("events refused", extra={"fields": {
+                "wl_id": ident.wl_id, "refused": len(result.rejected),
+                "reasons": sorted({r.reason for r in result.rejected})}})
+        return telemetry_service_pb2.PublishEventsResponse(
+            accepted=result.accepted,
+            duplicates=result.duplicates,
+            rejected=[telemetry_service_pb2.RejectedEvent(index=r.index, event_id=r.event_id, reason=r.reason)
+                      for r in result.rejected],
+        )

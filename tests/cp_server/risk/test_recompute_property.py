@@ -1,0 +1,98 @@
+"""Incremental balances equal the recomputation from stored events, and an independent model, after random runs.
+
+Random event sequences over one pair: confirmations both ways, finalizations, cancellations and compensations
+(also before the confirmation arrives), replays of events already sent, second confirmations of an order under a
+new id, split into random batches, with amounts in currencies of different reference rates.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from xporty.cp.v1 import analytics_service_pb2, telemetry_pb2
+
+from cp_server.risk.recompute import check, recompute
+from tests.cp_server.risk.harness import KIND, RiskCp, running_risk_cp
+from tests.support.pki import PkiFixture
+
+WLS = {"wl-a": ("XPY-A", "1"), "wl-b": ("XPY-B", "0.37")}
+RATES = {"wl-a": Decimal("1"), "wl-b": Decimal("0.37")}
+CURRENCY = {"wl-a": "XPY-A", "wl-b": "XPY-B"}
+
+op = st.tuples(
+    st.sampled_from(["confirm", "finalize", "cancel", "compensate", "replay", "reconfirm"]),
+    st.integers(0, 7),  # order index within the example
+    st.sampled_from(["wl-a", "wl-b"]),  # exporter of the order (used when the order is first seen)
+    st.decimals(min_value=Decimal("0.01"), max_value=Decimal("5000"), places=2),
+)
+
+
+@pytest.fixture
+async def cp(pki: PkiFixture, db_url: str) -> AsyncIterator[RiskCp]:
+    async with running_risk_cp(pki, db_url, run_loops=False) as cp:
+        await cp.seed(WLS, [("wl-a", "wl-b", "1000000000")])
+        yield cp
+
+
+async def _net(cp: RiskCp) -> Decimal:
+    resp = await cp.analytics().GetBalances(analytics_service_pb2.GetBalancesRequest(), timeout=10)
+    return Decimal(resp.balances[0].net_delta)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(op, min_size=1, max_size=30), cuts=st.lists(st.integers(1, 6), min_size=1, max_size=30))
+async def test_incremental_equals_recompute(cp: RiskCp, ops: list, cuts: list[int]) -> None:  # type: ignore[type-arg]
+    nodes = {"wl-a": cp.node("wl-a"), "wl-b": cp.node("wl-b")}
+    prefix = uuid.uuid4().hex[:8]  # one server for all examples: fresh order ids per example
+    exporters: dict[int, str] = {}
+    confirmed: dict[int, Decimal] = {}
+    cancelled: set[int] = set()
+    sent: list[tuple[str, telemetry_pb2.SignedEvent]] = []
+    outgoing: list[tuple[str, telemetry_pb2.SignedEvent]] = []
+    for kind, idx, exporter, amount in ops:
+        exporter = exporters.setdefault(idx, exporter)
+        importer = "wl-b" if exporter == "wl-a" else "wl-a"
+        oid = f"{prefix}-{idx}"
+        if kind == "replay":
+            if sent:
+                outgoing.append(sent[amount.to_integral_value().__int__() % len(sent)])
+            continue
+        if kind in ("confirm", "reconfirm"):
+            node, k = nodes[exporter], KIND.LEDGER_EVENT_KIND_EXPORT_CONFIRMED
+            confirmed.setdefault(idx, amount * RATES[exporter])
+        elif kind == "finalize":
+            node, k = nodes[importer], KIND.LEDGER_EVENT_KIND_IMPORT_FINALIZED
+        else:
+            node = nodes[importer if kind == "compensate" else exporter]
+            k = (KIND.LEDGER_EVENT_KIND_COMPENSATION if kind == "compensate"
+                 else KIND.LEDGER_EVENT_KIND_ORDER_CANCELLED)
+            cancelled.add(idx)
+        event = node.event(k, order_id=oid, exporter=exporter, importer=importer, amount=str(amount),
+                           currency=CURRENCY[exporter])
+        item = (node.wl_id, node.sign(event))
+        sent.append(item)
+        outgoing.append(item)
+
+    before = await _net(cp)
+    i = 0
+    for cut in itertools.cycle(cuts):
+        if i >= len(outgoing):
+            break
+        batch = outgoing[i:i + cut]
+        i += cut
+        for wl in ("wl-a", "wl-b"):  # each node publishes its own events, in order
+            own = [s for w, s in batch if w == wl]
+            if own:
+                resp = await nodes[wl].publish(*own)
+                assert list(resp.rejected) == []
+    model = sum((v if exporters[idx] == "wl-a" else -v for idx, v in confirmed.items() if idx not in cancelled),
+                Decimal(0))
+    assert await _net(cp) - before == model
+    assert await check(cp.engine) == []
+    assert len(await recompute(cp.engine)) <= 1
