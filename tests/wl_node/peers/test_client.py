@@ -1,0 +1,102 @@
+"""Trader client: explicit deadlines from the caller's time, retries only on transient codes with the same key."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+
+from tests.support.pki import PkiFixture
+from tests.wl_node.orders.harness import Exporter, place_request, policy_view, start_exporter, token
+from wl_node.orders.tables import orders
+from wl_node.peers.client import PeerConfig, TraderPeers
+from wl_node.peers.tokens import TokenCache
+from wl_node.policy.state import PolicyState
+from xwl_runtime.clock import SystemClock
+from xwl_runtime.identity import Identity
+
+
+class Recorder(grpc.aio.ServerInterceptor):
+    """Records the deadline each PlaceOrder arrived with; can refuse the first N with UNAVAILABLE."""
+
+    def __init__(self) -> None:
+        self.remaining: list[float] = []
+        self.fail_first = 0
+
+    async def intercept_service(self, continuation, details):  # noqa: ANN001, ANN201
+        handler = await continuation(details)
+        if handler is None or not details.method.endswith("/PlaceOrder"):
+            return handler
+        inner = handler.unary_unary
+
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            self.remaining.append(context.time_remaining())
+            if self.fail_first > 0:
+                self.fail_first -= 1
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "injected")
+            return await inner(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(wrapped, request_deserializer=handler.request_deserializer,
+                                                   response_serializer=handler.response_serializer)
+
+
+class _NoCp:
+    def lease(self) -> Any:
+        raise AssertionError("the trader client never calls the CP")
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
+
+@pytest.fixture
+async def setup(pki: PkiFixture, sqlite_db_url: str) -> AsyncIterator[tuple[Exporter, TraderPeers, Recorder]]:
+    recorder = Recorder()
+    exporter = await start_exporter(pki, sqlite_db_url, interceptors=[recorder])
+    await exporter.add_offer("o1", stock=10)
+    clock = SystemClock()
+    state = PolicyState("wl-b", clock, dt.timedelta(minutes=10))
+    await state.apply(policy_view("wl-b", 1, ["wl-a"], endpoints={"wl-a": exporter.target}))
+    tokens = TokenCache(_NoCp(), clock)
+    now = clock.now()
+    tokens.put("wl-a", token("wl-b"), now, now + dt.timedelta(minutes=5))
+    peers = TraderPeers(state, pki.material(Identity.wl("wl-b")), tokens, identity=Identity.wl("wl-b"),
+                        config=PeerConfig(order_timeout_s=0.3))
+    try:
+        yield exporter, peers, recorder
+    finally:
+        await peers.close()
+        await exporter.stop()
+
+
+async def test_deadline_is_the_configured_timeout_cut_to_the_callers_remaining_time(
+    setup: tuple[Exporter, TraderPeers, Recorder],
+) -> None:
+    _, peers, recorder = setup
+    await peers.place_order("wl-a", place_request("a"), peers.deadline(None))
+    await peers.place_order("wl-a", place_request("b"), peers.deadline(caller_remaining_s=0.1))
+    assert 0.2 < recorder.remaining[0] <= 0.3
+    assert 0.0 < recorder.remaining[1] <= 0.1
+
+
+async def test_unavailable_is_retried_with_the_same_key_and_makes_one_order(
+    setup: tuple[Exporter, TraderPeers, Recorder],
+) -> None:
+    exporter, peers, recorder = setup
+    recorder.fail_first = 2
+    order = await peers.place_order("wl-a", place_request("retry"), peers.deadline(None))
+    assert len(recorder.remaining) == 3
+    assert recorder.remaining[2] < recorder.remaining[0]  # each attempt gets what is left of the same deadline
+    assert order.idempotency_key == "retry"
+    assert await exporter.count(orders) == 1
+
+
+async def test_definite_refusals_are_not_retried(setup: tuple[Exporter, TraderPeers, Recorder]) -> None:
+    _, peers, recorder = setup
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await peers.place_order("wl-a", place_request("stale", price="9.99"), peers.deadline(None))
+    assert err.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert len(recorder.remaining) == 1
+    assert peers.available("wl-a")  # a business refusal is not a transport failure

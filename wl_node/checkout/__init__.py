@@ -1,0 +1,1 @@
+"""The importer's checkout: local Checkout, PlaceOrder at the exporter, finalize/abort, compensation, reconciler."""

@@ -1,0 +1,256 @@
+"""The importer's Checkout: local idempotency, early refusal, PlaceOrder at the exporter, finalize or abort.
+
+Flow of ``checkout`` (each numbered step is one short transaction or one remote call):
+
+0. validate (INVALID_ARGUMENT naming the field; nothing stored);
+1. refuse early, storing nothing: unknown/hidden offer, offer unavailable, pair policy or enforcer says no
+   (FAILED_PRECONDITION with the reason), exporter circuit open or no cached token (UNAVAILABLE) — unless the key
+   already has a stored checkout, which is then returned as below;
+2. commit the PENDING checkout (so a crash from here on is found by the reconciler). If the key is taken, this is
+   a replay: the stored checkout is returned, a reused key with another request is refused (INVALID_ARGUMENT
+   ``IDEMPOTENCY_KEY_REUSED``), and a key whose checkout is still PENDING gets ABORTED with RetryInfo;
+3. PlaceOrder at the exporter, key ``order_key`` (= checkout id), with a deadline from the caller's remaining
+   time (default 300 ms), retries on UNAVAILABLE/DEADLINE_EXCEEDED, through the exporter's breaker;
+4. CONFIRMED → COMPLETED with the local sale, import ledger entry and ledger event in one transaction; if that
+   fails, CANCELLED with a CancelOrder in the durable outbox; if even that fails, the checkout stays PENDING and
+   the reconciler compensates. DENIED or a definite refusal → FAILED with the reason. No answer (transport failure
+   after sending) → stays PENDING ("IN_DOUBT") for the reconciler; the caller gets the PENDING checkout.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+
+import grpc
+import sqlalchemy as sa
+from xporty.common.v1 import money_pb2
+from xporty.node.v1 import storefront_pb2, storefront_service_pb2
+from xporty.trader.v1 import order_pb2
+from xporty.trader.v1 import trader_service_pb2 as trader_pb
+
+from wl_node.orders.gate import PairDecision, SignalGate, judge_pair
+from wl_node.orders.idempotency import check_key, fingerprint
+from wl_node.orders.txn import TxRunner
+from wl_node.peers.client import PeerUnavailable, TraderPeers
+from wl_node.policy.state import PolicyState
+from xwl_runtime import correlation
+from xwl_runtime.clock import Clock
+from xwl_runtime.errors import (
+    Aborted,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    XcwlError,
+    decode_rpc_error,
+)
+from xwl_runtime.identity import Identity, Kind
+
+from . import store
+from .offers import ImportedOffers, ImportedOfferTerms
+from .tables import PENDING
+
+log = logging.getLogger(__name__)
+
+MAX_QUANTITY = 1_000_000
+PENDING_RETRY_AFTER_S = 0.5
+
+
+def validate(request: storefront_service_pb2.CheckoutRequest) -> None:
+    check_key(request.idempotency_key)
+    if not request.imported_offer_id or len(request.imported_offer_id) > 200:
+        raise InvalidArgument.field("imported_offer_id", "must be 1..200 characters")
+    if not 1 <= request.quantity <= MAX_QUANTITY:
+        raise InvalidArgument.field("quantity", f"must be 1..{MAX_QUANTITY}")
+    if not request.buyer_reference or len(request.buyer_reference) > 128 or not request.buyer_reference.isprintable():
+        raise InvalidArgument.field("buyer_reference", "must be 1..128 printable characters (opaque, never PII)")
+
+
+class CheckoutService:
+    """Domain service behind StorefrontService.Checkout / GetCheckout."""
+
+    def __init__(
+        self,
+        *,
+        runner: TxRunner,
+        state: PolicyState,
+        offers: ImportedOffers,
+        peers: TraderPeers,
+        clock: Clock,
+        enforcer: SignalGate | None = None,
+        on_compensation: Callable[[], None] | None = None,
+    ) -> None:
+        self._runner = runner
+        self._state = state
+        self._offers = offers
+        self._peers = peers
+        self._clock = clock
+        self._enforcer = enforcer
+        self._on_compensation = on_compensation  # e.g. the outbox's kick(), so delivery starts at once
+        self.wl_id = state.wl_id
+
+    def _check_caller(self, caller: Identity) -> str:
+        if caller.kind is Kind.APP and caller.wl_id != self.wl_id:
+            raise PermissionDenied("apps of another WL may not check out here", reason="FOREIGN_APP")
+        return caller.spiffe_id
+
+    @staticmethod
+    def _replay(row: store.Row, fp: str) -> storefront_pb2.Checkout:
+        if row["fingerprint"] != fp:
+            raise InvalidArgument("idempotency_key was already used with a different request",
+                                  reason="IDEMPOTENCY_KEY_REUSED", metadata={"field": "idempotency_key"})
+        if row["status"] == PENDING:
+            raise Aborted("a checkout with this idempotency_key is in progress; retry later",
+                          retry_after_s=PENDING_RETRY_AFTER_S, reason="CHECKOUT_IN_PROGRESS",
+                          metadata={"checkout_id": row["checkout_id"]})
+        return store.checkout_from_row(row)
+
+    async def checkout(
+        self, caller: Identity, request: storefront_service_pb2.CheckoutRequest, *,
+        caller_remaining_s: float | None = None,
+    ) -> storefront_pb2.Checkout:
+        """Buy an imported offer; idempotent on (caller, idempotency_key)."""
+        who = self._check_caller(caller)
+        validate(request)
+        fp = fingerprint(request)
+        try:
+            offer, decision = await self._admit(request)
+        except XcwlError:
+            # A refusal now must not hide the stored outcome of an earlier request with this key.
+            existing = await self._runner.read(lambda conn: store.by_key(conn, who, request.idempotency_key))
+            if existing is not None:
+                return self._replay(existing, fp)
+            raise
+        exporter = offer.exporter_wl
+
+        cid = correlation.get() or correlation.new_correlation_id()
+        checkout_id = "chk_" + uuid.uuid4().hex
+        now = self._clock.now()
+        values = dict(
+            checkout_id=checkout_id, caller=who, idem_key=request.idempotency_key, fingerprint=fp,
+            imported_offer_id=request.imported_offer_id, exporter_wl=exporter,
+            source_offer_id=offer.source_offer_id, quantity=request.quantity,
+            buyer_reference=request.buyer_reference, source_currency=offer.source_currency,
+            source_unit_price=format(offer.source_unit_price, "f"), fx_version=offer.fx_version,
+            currency=offer.currency, total=format(offer.unit_price * request.quantity, "f"), status=PENDING,
+            reason="", order_id=None, order_key=checkout_id, policy_version=decision.policy_version,
+            correlation_id=cid, created_at=now, updated_at=now,
+        )
+        raced = await self._runner.tx(lambda conn: store.claim(conn, values))
+        if raced is not None:
+            return self._replay(raced, fp)
+
+        place = trader_pb.PlaceOrderRequest(
+            idempotency_key=checkout_id, offer_id=offer.source_offer_id, quantity=request.quantity,
+            expected_unit_price=money_pb2.Money(currency=offer.source_currency,
+                                                amount=format(offer.source_unit_price, "f")),
+            expected_fx_version=offer.fx_version,
+        )
+        try:
+            order = await self._peers.place_order(exporter, place, self._peers.deadline(caller_remaining_s))
+        except PeerUnavailable as err:
+            if err.sent:
+                return await self._in_doubt(values, err.reason)
+            await self._runner.tx(lambda conn: store.forget_unsent(conn, checkout_id))
+            raise
+        except grpc.aio.AioRpcError as err:
+            remote = decode_rpc_error(err)
+            if remote.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                               grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.CANCELLED):
+                return await self._in_doubt(values, remote.code.name)
+            # A definite answer from the exporter: no order exists for this key.
+            return await self.settle_failed(values, remote.reason or remote.code.name, None)
+        return await self.apply_outcome(values, order)
+
+    async def _admit(self, request: storefront_service_pb2.CheckoutRequest) -> tuple[ImportedOfferTerms, PairDecision]:
+        """The early checks; each refusal is raised before anything is stored."""
+        offer = await self._offers.get(request.imported_offer_id)
+        if offer is None:
+            raise NotFound(f"imported offer {request.imported_offer_id} not found", reason="OFFER_NOT_FOUND")
+        exporter = offer.exporter_wl
+        decision = judge_pair(self._state, exporter, self.wl_id, self._enforcer)
+        if decision.deny_reason:
+            raise FailedPrecondition(f"importing from {exporter} is not allowed now: {decision.deny_reason}",
+                                     reason=decision.deny_reason, metadata={"exporter_wl": exporter})
+        self._peers.ensure_callable(exporter)  # UNAVAILABLE: circuit open / no token
+        if not offer.available:
+            raise FailedPrecondition("the offer is temporarily unavailable", reason="OFFER_UNAVAILABLE",
+                                     metadata={"exporter_wl": exporter})
+        return offer, decision
+
+    async def apply_outcome(self, row: store.Row, order: order_pb2.Order) -> storefront_pb2.Checkout:
+        """Settle a PENDING checkout from the exporter's order (also used by the reconciler)."""
+        cid = row["correlation_id"]
+        if order.status == order_pb2.ORDER_STATUS_CONFIRMED:
+            now = self._clock.now()
+            try:
+                settled = await self._runner.tx(lambda conn: store.finalize(conn, row, order, self.wl_id, now))
+            except sa.exc.SQLAlchemyError:
+                log.exception("finalize failed; compensating", extra={"fields": {
+                    "checkout_id": row["checkout_id"], "order_id": order.order_id, "correlation_id": cid}})
+                return await self.compensate(row, order.order_id, "IMPORT_NOT_FINALIZED")
+            if settled is None:
+                return await self._current(row["checkout_id"])
+            log.info("checkout completed", extra={"fields": {
+                "checkout_id": row["checkout_id"], "order_id": order.order_id, "exporter_wl": row["exporter_wl"],
+                "correlation_id": cid}})
+            return store.checkout_from_row(settled)
+        if order.status == order_pb2.ORDER_STATUS_CANCELLED:
+            return await self.settle_failed(row, order.reason or "ORDER_CANCELLED", order.order_id)
+        return await self.settle_failed(row, order.reason or "ORDER_DENIED", order.order_id)
+
+    async def compensate(self, row: store.Row, order_id: str, reason: str) -> storefront_pb2.Checkout:
+        """CANCELLED locally + CancelOrder owed to the exporter (durable); PENDING stays if even this fails."""
+        now = self._clock.now()
+        try:
+            settled = await self._runner.tx(lambda conn: store.compensate(conn, row, order_id, reason, now))
+        except sa.exc.SQLAlchemyError:
+            log.exception("compensation could not be recorded; the reconciler will retry", extra={"fields": {
+                "checkout_id": row["checkout_id"], "order_id": order_id, "correlation_id": row["correlation_id"]}})
+            return store.checkout_from_row(row)
+        if settled is None:
+            return await self._current(row["checkout_id"])
+        log.warning("checkout compensated", extra={"fields": {
+            "checkout_id": row["checkout_id"], "order_id": order_id, "reason": reason,
+            "correlation_id": row["correlation_id"]}})
+        if self._on_compensation is not None:
+            self._on_compensation()
+        return store.checkout_from_row(settled)
+
+    async def settle_failed(self, row: store.Row, reason: str, order_id: str | None) -> storefront_pb2.Checkout:
+        """PENDING → FAILED with ``reason`` (nothing sold)."""
+        now = self._clock.now()
+        settled = await self._runner.tx(lambda conn: store.fail(conn, row["checkout_id"], reason, order_id, now))
+        if settled is None:
+            return await self._current(row["checkout_id"])
+        log.info("checkout failed", extra={"fields": {"checkout_id": row["checkout_id"], "reason": reason,
+                                                      "correlation_id": row["correlation_id"]}})
+        return store.checkout_from_row(settled)
+
+    async def _in_doubt(self, row: store.Row, why: str) -> storefront_pb2.Checkout:
+        now = self._clock.now()
+        await self._runner.tx(lambda conn: store.touch(conn, row["checkout_id"], "IN_DOUBT", now))
+        log.warning("checkout in doubt; the reconciler will resolve it", extra={"fields": {
+            "checkout_id": row["checkout_id"], "exporter_wl": row["exporter_wl"], "cause": why,
+            "correlation_id": row["correlation_id"]}})
+        return await self._current(row["checkout_id"])
+
+    async def _current(self, checkout_id: str) -> storefront_pb2.Checkout:
+        row = await self._runner.read(lambda conn: store.by_id(conn, checkout_id))
+        if row is None:
+            raise NotFound(f"checkout {checkout_id} not found", reason="CHECKOUT_NOT_FOUND")
+        return store.checkout_from_row(row)
+
+    async def get(self, caller: Identity, request: storefront_service_pb2.GetCheckoutRequest
+                  ) -> storefront_pb2.Checkout:
+        """A checkout of the caller (operators may read any)."""
+        who = self._check_caller(caller)
+        if not request.checkout_id:
+            raise InvalidArgument.field("checkout_id", "required")
+        row = await self._runner.read(lambda conn: store.by_id(conn, request.checkout_id))
+        if row is None or (caller.kind is not Kind.OPS and row["caller"] != who):
+            raise NotFound(f"checkout {request.checkout_id} not found", reason="CHECKOUT_NOT_FOUND")
+        return store.checkout_from_row(row)
+

@@ -1,0 +1,1 @@
+"""The exporter's order desk: PlaceOrder / CancelOrder / GetOrder with idempotency, stock, ledger and outbox."""

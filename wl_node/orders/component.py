@@ -1,0 +1,93 @@
+"""The order desk's contribution to a WL node: the desk, its RPC handlers, authorization and the purge loop.
+
+``install`` returns the component and the ``OrderRpc`` the TraderService servicer delegates to. With
+``serve_trader_service=True`` the component registers ``OrderTraderServicer`` itself (a node whose TraderService
+is not served by the catalog feature, tests, the bench).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from xporty.trader.v1 import trader_service_pb2_grpc as pb_grpc
+
+from wl_node.context import NodeContext
+from wl_node.policy.state import PolicyState
+from xwl_runtime.clock import Clock
+from xwl_runtime.component import Component
+
+from .desk import OrderDesk
+from .gate import OrderGuard, SignalGate
+from .idempotency import IdempotencyRecords
+from .rpc import ORDER_AUTHZ, SERVICE, OrderRpc, OrderTraderServicer, policy_token_verifier
+from .stock import OfferStock
+from .txn import TxRunner
+
+log = logging.getLogger(__name__)
+
+PURGE_INTERVAL_S = 600.0
+
+
+@dataclass
+class Orders:
+    """What ``install`` built."""
+
+    component: Component
+    desk: OrderDesk
+    rpc: OrderRpc
+    runner: TxRunner
+
+
+def purge_loop(runner: TxRunner, records: IdempotencyRecords, clock: Clock, *, interval_s: float = PURGE_INTERVAL_S,
+               rng: random.Random | None = None):  # type: ignore[no-untyped-def]
+    """A background loop deleting idempotency records past their retention, every ~``interval_s`` (jittered)."""
+    rng = rng or random.Random()
+
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                now = clock.now()
+                purged = await runner.tx(lambda conn, now=now: records.purge_expired(conn, now))
+                if purged:
+                    log.info("idempotency records purged", extra={"fields": {"count": purged}})
+            except Exception:  # noqa: BLE001 - a failed purge is retried next round; the loop must live on
+                log.exception("idempotency purge failed")
+            try:
+                await asyncio.wait_for(stop.wait(), interval_s * rng.uniform(0.8, 1.2))
+            except TimeoutError:
+                pass
+
+    return run
+
+
+def install(
+    ctx: NodeContext,
+    state: PolicyState,
+    stock: OfferStock,
+    *,
+    signal_gate: SignalGate | None = None,
+    guards: Sequence[OrderGuard] = (),
+    records: IdempotencyRecords | None = None,
+    serve_trader_service: bool = False,
+    runner: TxRunner | None = None,
+) -> Orders:
+    """Build the order desk of a node (``runner`` is shared with the checkout feature when both are installed)."""
+    records = records or IdempotencyRecords()
+    own_runner = runner is None
+    runner = runner or TxRunner(ctx.settings.db_url)
+    desk = OrderDesk(runner=runner, state=state, stock=stock, clock=ctx.clock, idempotency=records,
+                     signal_gate=signal_gate, guards=guards)
+    rpc = OrderRpc(desk, policy_token_verifier(state, ctx.clock))
+    component = Component(name="orders", authz=dict(ORDER_AUTHZ),
+                          loops=[purge_loop(runner, records, ctx.clock)])
+    if own_runner:
+        component.on_stop.append(runner.close)
+    if serve_trader_service:
+        servicer = OrderTraderServicer(rpc)
+        component.registrations.append(lambda server: pb_grpc.add_TraderServiceServicer_to_server(servicer, server))
+        component.service_names.append(SERVICE)
+    return Orders(component=component, desk=desk, rpc=rpc, runner=runner)

@@ -1,0 +1,301 @@
+"""The exporter's order desk: PlaceOrder, CancelOrder and GetOrder as one transaction each.
+
+PlaceOrder, in ONE transaction (so a crash leaves either everything or nothing):
+
+1. claim the idempotency key (or return the stored outcome / refuse a reused key);
+2. judge the pair and direction policy, signals and guards → DENIED with a reason;
+3. check the price and FX version the importer showed → FAILED_PRECONDITION (nothing stored) with the current
+   price and FX version in the ErrorInfo metadata, so the importer can re-price;
+4. reserve stock with one conditional UPDATE → DENIED ``OUT_OF_STOCK`` when short;
+5. write the order (with correlation id, policy version, FX version), the export ledger entry and the ledger-event
+   outbox row, and store the response under the key.
+
+CancelOrder (compensation) restores stock exactly once per order, whatever the number of cancel calls. GetOrder
+serves reconciliation by order id or by the PlaceOrder key, only for the importer that placed the order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from xporty.common.v1 import money_pb2
+from xporty.cp.v1 import telemetry_pb2
+from xporty.trader.v1 import order_pb2, trader_service_pb2
+
+from wl_node.policy.state import PolicyState
+from xwl_runtime import correlation
+from xwl_runtime.clock import Clock
+from xwl_runtime.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from xwl_runtime.identity import Identity, Kind
+from xwl_runtime.tokens import Claims
+
+from .events import append_event
+from .gate import OrderGuard, OrderIntent, PairDecision, SignalGate, judge_pair, run_guards
+from .idempotency import IdempotencyRecords, check_key, fingerprint
+from .stock import OfferStock
+from .tables import order_ledger, orders
+from .txn import TxRunner
+
+log = logging.getLogger(__name__)
+
+PLACE = "PlaceOrder"
+CANCEL = "CancelOrder"
+MAX_QUANTITY = 1_000_000
+CONFIRMED, DENIED, CANCELLED = "CONFIRMED", "DENIED", "CANCELLED"
+_STATUS = {CONFIRMED: order_pb2.ORDER_STATUS_CONFIRMED, DENIED: order_pb2.ORDER_STATUS_DENIED,
+           CANCELLED: order_pb2.ORDER_STATUS_CANCELLED}
+
+_INSERT_ORDER = sa.insert(orders)
+_INSERT_LEDGER = sa.insert(order_ledger)
+
+StillWanted = Callable[[], bool]
+"""False once the caller's deadline has passed: the desk then rolls back instead of committing an unseen order."""
+
+
+def _money(currency: str, amount: Decimal | str) -> money_pb2.Money:
+    return money_pb2.Money(currency=currency, amount=amount if isinstance(amount, str) else format(amount, "f"))
+
+
+def order_from_row(m: Mapping[str, Any]) -> order_pb2.Order:
+    """The wire form of an ``orders`` row mapping."""
+    order = order_pb2.Order(
+        order_id=m["order_id"], idempotency_key=m["idem_key"], importer_wl=m["importer_wl"],
+        exporter_wl=m["exporter_wl"], offer_id=m["offer_id"], quantity=m["quantity"],
+        unit_price=_money(m["currency"], m["unit_price"]), total=_money(m["currency"], m["total"]),
+        status=_STATUS[m["status"]], reason=m["reason"], policy_version=m["policy_version"],
+        fx_version=m["fx_version"], correlation_id=m["correlation_id"],
+    )
+    order.create_time.FromDatetime(m["created_at"])
+    order.update_time.FromDatetime(m["updated_at"])
+    return order
+
+
+def _importer(caller: Identity) -> str:
+    if caller.kind is not Kind.WL:
+        raise PermissionDenied("only WL nodes place orders", reason="IDENTITY_NOT_ALLOWED")
+    return caller.wl_id
+
+
+def validate_place(request: trader_service_pb2.PlaceOrderRequest) -> Decimal:
+    """INVALID_ARGUMENT naming the field; returns the expected unit price."""
+    check_key(request.idempotency_key)
+    if not request.offer_id or len(request.offer_id) > 128:
+        raise InvalidArgument.field("offer_id", "must be 1..128 characters")
+    if not 1 <= request.quantity <= MAX_QUANTITY:
+        raise InvalidArgument.field("quantity", f"must be 1..{MAX_QUANTITY}")
+    if not request.expected_unit_price.currency:
+        raise InvalidArgument.field("expected_unit_price.currency", "required")
+    try:
+        price = Decimal(request.expected_unit_price.amount)
+    except InvalidOperation:
+        raise InvalidArgument.field("expected_unit_price.amount", "not a decimal number") from None
+    if not price.is_finite() or price <= 0:
+        raise InvalidArgument.field("expected_unit_price.amount", "must be > 0")
+    return price
+
+
+class OrderDesk:
+    """Domain service behind TraderService's order RPCs (the servicer verifies the JWT and delegates here)."""
+
+    def __init__(
+        self,
+        *,
+        runner: TxRunner,
+        state: PolicyState,
+        stock: OfferStock,
+        clock: Clock,
+        idempotency: IdempotencyRecords | None = None,
+        signal_gate: SignalGate | None = None,
+        guards: Sequence[OrderGuard] = (),
+    ) -> None:
+        self._runner = runner
+        self._state = state
+        self._stock = stock
+        self._clock = clock
+        self._idem = idempotency or IdempotencyRecords()
+        self._signal_gate = signal_gate
+        self._guards = list(guards)
+        self.wl_id = state.wl_id
+
+    # --- PlaceOrder ----------------------------------------------------------------------------------------
+    async def place(
+        self,
+        caller: Identity,
+        request: trader_service_pb2.PlaceOrderRequest,
+        claims: Claims | None = None,
+        *,
+        still_wanted: StillWanted | None = None,
+    ) -> order_pb2.Order:
+        """Confirm or deny an order; idempotent on (caller, key)."""
+        importer = _importer(caller)
+        expected_price = validate_place(request)
+        fp = fingerprint(request)
+        cid = correlation.get() or correlation.new_correlation_id()
+        # Policy is judged on the loop thread (PolicyState is not thread-safe) right before the transaction.
+        decision = judge_pair(self._state, self.wl_id, importer, self._signal_gate)
+        who = caller.spiffe_id
+
+        def txn(conn: sa.Connection) -> order_pb2.Order:
+            now = self._clock.now()
+            replay = self._idem.claim(conn, caller=who, method=PLACE, key=request.idempotency_key,
+                                      fingerprint=fp, correlation_id=cid, now=now)
+            if replay is not None and replay.response is not None:
+                return order_pb2.Order.FromString(replay.response)
+            order = self._decide(conn, importer, request, expected_price, decision, cid, now)
+            self._idem.complete(conn, caller=who, method=PLACE, key=request.idempotency_key,
+                                order_id=order.order_id, response=order.SerializeToString())
+            if still_wanted is not None and not still_wanted():
+                raise Aborted("caller deadline passed before commit", reason="DEADLINE_PASSED")
+            return order
+
+        try:
+            order = await self._runner.tx(txn)
+        except IntegrityError:
+            # The key's idempotency row was purged after retention but its order still exists.
+            raise InvalidArgument("idempotency_key belongs to an order older than the retention period",
+                                  reason="IDEMPOTENCY_KEY_EXPIRED", metadata={"field": "idempotency_key"}) from None
+        log.info("order placed", extra={"fields": {
+            "order_id": order.order_id, "importer_wl": importer, "status": order_pb2.OrderStatus.Name(order.status),
+            "reason": order.reason, "quantity": order.quantity, "policy_version": order.policy_version,
+            "fx_version": order.fx_version, "correlation_id": cid}})
+        return order
+
+    def _decide(
+        self,
+        conn: sa.Connection,
+        importer: str,
+        request: trader_service_pb2.PlaceOrderRequest,
+        expected_price: Decimal,
+        decision: PairDecision,
+        cid: str,
+        now: dt.datetime,
+    ) -> order_pb2.Order:
+        terms = self._stock.terms(conn, request.offer_id)
+        currency = terms.currency if terms else request.expected_unit_price.currency
+        price = terms.unit_price if terms else expected_price
+        reason = decision.deny_reason
+        if reason is None and terms is None:
+            reason = "OFFER_NOT_FOUND"
+        if reason is None and terms is not None and terms.published_at is not None \
+                and now - terms.published_at < decision.export_delay:
+            reason = "OFFER_NOT_YET_EXPORTABLE"
+        if reason is None and terms is not None:
+            stale = (terms.currency != request.expected_unit_price.currency or terms.unit_price != expected_price
+                     or decision.fx_version != request.expected_fx_version)
+            if stale:
+                raise FailedPrecondition(
+                    "the price or FX version the importer showed is not current",
+                    reason="STALE_PRICE",
+                    metadata={"current_unit_price": format(terms.unit_price, "f"), "currency": terms.currency,
+                              "current_fx_version": str(decision.fx_version), "offer_id": request.offer_id},
+                )
+        total = price * request.quantity
+        if reason is None:
+            intent = OrderIntent(self.wl_id, importer, request.offer_id, request.quantity, currency, total, cid)
+            reason = run_guards(conn, self._guards, intent)
+        if reason is None and not self._stock.reserve(conn, request.offer_id, request.quantity):
+            reason = "OUT_OF_STOCK"
+        status = DENIED if reason else CONFIRMED
+        order_id = "ord_" + uuid.uuid4().hex
+        values: dict[str, Any] = dict(
+            order_id=order_id, importer_wl=importer, exporter_wl=self.wl_id, idem_key=request.idempotency_key,
+            offer_id=request.offer_id, quantity=request.quantity, currency=currency,
+            unit_price=format(price, "f"), total=format(total, "f"), status=status, reason=reason or "",
+            policy_version=decision.policy_version, fx_version=decision.fx_version, correlation_id=cid,
+            created_at=now, updated_at=now,
+        )
+        conn.execute(_INSERT_ORDER, values)
+        if status == CONFIRMED:
+            self._ledger(conn, values, kind="EXPORT", amount=total, cid=cid, now=now)
+            append_event(conn, kind=telemetry_pb2.LEDGER_EVENT_KIND_EXPORT_CONFIRMED, wl_id=self.wl_id,
+                         order_id=order_id, exporter_wl=self.wl_id, importer_wl=importer,
+                         amount=_money(currency, total), correlation_id=cid, now=now)
+        return order_from_row(values)
+
+    @staticmethod
+    def _ledger(conn: sa.Connection, order: Mapping[str, Any], *, kind: str, amount: Decimal, cid: str,
+                now: dt.datetime) -> None:
+        conn.execute(_INSERT_LEDGER, dict(
+            entry_id="led_" + uuid.uuid4().hex, order_id=order["order_id"], kind=kind,
+            counterparty_wl=order["importer_wl"], offer_id=order["offer_id"], quantity=order["quantity"],
+            currency=order["currency"], amount=format(amount, "f"), policy_version=order["policy_version"],
+            fx_version=order["fx_version"], correlation_id=cid, created_at=now,
+        ))
+
+    # --- CancelOrder ---------------------------------------------------------------------------------------
+    async def cancel(
+        self, caller: Identity, request: trader_service_pb2.CancelOrderRequest, claims: Claims | None = None
+    ) -> order_pb2.Order:
+        """Cancel a confirmed order and restore its stock (once); a cancelled or denied order is returned as is."""
+        importer = _importer(caller)
+        check_key(request.idempotency_key)
+        if not request.order_id:
+            raise InvalidArgument.field("order_id", "required")
+        if len(request.reason) > 64:
+            raise InvalidArgument.field("reason", "at most 64 characters")
+        fp = fingerprint(request)
+        cid = correlation.get() or correlation.new_correlation_id()
+        who = caller.spiffe_id
+
+        def txn(conn: sa.Connection) -> order_pb2.Order:
+            now = self._clock.now()
+            replay = self._idem.claim(conn, caller=who, method=CANCEL, key=request.idempotency_key,
+                                      fingerprint=fp, correlation_id=cid, now=now)
+            if replay is not None and replay.response is not None:
+                return order_pb2.Order.FromString(replay.response)
+            row = conn.execute(
+                sa.select(orders).where(orders.c.order_id == request.order_id, orders.c.importer_wl == importer)
+                .with_for_update()
+            ).mappings().first()
+            if row is None:
+                raise NotFound(f"order {request.order_id} not found", reason="ORDER_NOT_FOUND")
+            if row["status"] == CONFIRMED:
+                changed = conn.execute(
+                    sa.update(orders).where(orders.c.order_id == row["order_id"], orders.c.status == CONFIRMED)
+                    .values(status=CANCELLED, reason=request.reason or "CANCELLED_BY_IMPORTER", updated_at=now)
+                )
+                if changed.rowcount == 1:  # the guard that makes stock come back exactly once
+                    self._stock.release(conn, row["offer_id"], row["quantity"])
+                    self._ledger(conn, row, kind="EXPORT_REVERSAL", amount=-Decimal(row["total"]), cid=cid, now=now)
+                    append_event(conn, kind=telemetry_pb2.LEDGER_EVENT_KIND_ORDER_CANCELLED, wl_id=self.wl_id,
+                                 order_id=row["order_id"], exporter_wl=self.wl_id, importer_wl=importer,
+                                 amount=_money(row["currency"], row["total"]), correlation_id=cid, now=now)
+                row = conn.execute(sa.select(orders).where(orders.c.order_id == row["order_id"])).mappings().one()
+            order = order_from_row(row)
+            self._idem.complete(conn, caller=who, method=CANCEL, key=request.idempotency_key,
+                                order_id=order.order_id, response=order.SerializeToString())
+            return order
+
+        order = await self._runner.tx(txn)
+        log.info("order cancel", extra={"fields": {"order_id": order.order_id, "importer_wl": importer,
+                                                   "status": order_pb2.OrderStatus.Name(order.status),
+                                                   "correlation_id": cid}})
+        return order
+
+    # --- GetOrder ------------------------------------------------------------------------------------------
+    async def get(
+        self, caller: Identity, request: trader_service_pb2.GetOrderRequest, claims: Claims | None = None
+    ) -> order_pb2.Order:
+        """The caller's order by id or by PlaceOrder key; NOT_FOUND for unknown ids and other importers' orders."""
+        importer = _importer(caller)
+        if request.order_id:
+            cond = orders.c.order_id == request.order_id
+        elif request.idempotency_key:
+            cond = orders.c.idem_key == request.idempotency_key
+        else:
+            raise InvalidArgument.field("order_id", "order_id or idempotency_key is required")
+
+        def read(conn: sa.Connection) -> Mapping[str, Any] | None:
+            return conn.execute(sa.select(orders).where(cond, orders.c.importer_wl == importer)).mappings().first()
+
+        row = await self._runner.read(read)
+        if row is None:
+            raise NotFound("order not found", reason="ORDER_NOT_FOUND")
+        return order_from_row(row)

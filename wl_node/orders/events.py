@@ -1,0 +1,50 @@
+"""Ledger events for the CP, written to the node's outbox in the same transaction as the fact they report.
+
+Both sides use this: the exporter for EXPORT_CONFIRMED / ORDER_CANCELLED, the importer for IMPORT_FINALIZED /
+COMPENSATION. The payload is an unsigned ``xporty.cp.v1.LedgerEvent``; the shipper (risk feature) sets
+``sequence`` from the outbox row, signs with the node's current certificate key and marks the row shipped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import sqlalchemy as sa
+from xporty.common.v1 import money_pb2
+from xporty.cp.v1 import telemetry_pb2
+
+from .tables import ledger_outbox
+
+KIND_NAMES = {
+    telemetry_pb2.LEDGER_EVENT_KIND_EXPORT_CONFIRMED: "EXPORT_CONFIRMED",
+    telemetry_pb2.LEDGER_EVENT_KIND_IMPORT_FINALIZED: "IMPORT_FINALIZED",
+    telemetry_pb2.LEDGER_EVENT_KIND_ORDER_CANCELLED: "ORDER_CANCELLED",
+    telemetry_pb2.LEDGER_EVENT_KIND_COMPENSATION: "COMPENSATION",
+}
+
+_INSERT = sa.insert(ledger_outbox)
+
+
+def append_event(
+    conn: sa.Connection,
+    *,
+    kind: telemetry_pb2.LedgerEventKind.ValueType,
+    wl_id: str,
+    order_id: str,
+    exporter_wl: str,
+    importer_wl: str,
+    amount: money_pb2.Money,
+    correlation_id: str,
+    now: dt.datetime,
+) -> str:
+    """Queue one ledger event; returns its id."""
+    event_id = uuid.uuid4().hex
+    event = telemetry_pb2.LedgerEvent(
+        event_id=event_id, wl_id=wl_id, correlation_id=correlation_id, kind=kind, order_id=order_id,
+        exporter_wl=exporter_wl, importer_wl=importer_wl, amount=amount,
+    )
+    event.occur_time.FromDatetime(now)
+    conn.execute(_INSERT, dict(event_id=event_id, kind=KIND_NAMES[kind], order_id=order_id,
+                               correlation_id=correlation_id, payload=event.SerializeToString(), created_at=now))
+    return event_id

@@ -1,0 +1,1 @@
+"""The trader client: calling peer exporters with tokens, deadlines, retries and a breaker per exporter."""

@@ -1,0 +1,145 @@
+"""Short-lived JWTs for calling peer exporters, fetched from the CP ahead of time and cached.
+
+A checkout never waits on the CP: ``get(audience)`` only reads the cache. The refresh loop fetches a token for
+every exporter this WL imports from (and any audience a caller asked for) when it has none or when less than
+``refresh_ahead`` of its lifetime is left (default: half of it), with jittered backoff while the CP fails. With the
+CP down a cached token stays usable until ``expiry - expiry_margin``; after that ``get`` answers None and callers
+refuse with UNAVAILABLE ``TOKEN_UNAVAILABLE`` instead of sending a token the exporter would reject.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+import grpc
+from xporty.cp.v1 import identity_service_pb2, identity_service_pb2_grpc
+
+from xwl_runtime.backoff import Backoff
+from xwl_runtime.clock import Clock
+from xwl_runtime.errors import decode_rpc_error
+from xwl_runtime.tokens import SCOPE_PLACE_ORDERS
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REFRESH_FRACTION = 0.5
+DEFAULT_EXPIRY_MARGIN = dt.timedelta(seconds=5)
+DEFAULT_POLL = dt.timedelta(seconds=1)
+ISSUE_TIMEOUT_S = 2.0
+
+
+class CpLease(Protocol):
+    """What the cache needs from the node's CP channel (``wl_node.cp_channel.CpChannel``)."""
+
+    def lease(self) -> AbstractAsyncContextManager[grpc.aio.Channel]: ...
+
+    def metadata(self) -> tuple[tuple[str, str], ...]: ...
+
+
+@dataclass(frozen=True)
+class CachedToken:
+    token: str
+    issued_at: dt.datetime
+    expires_at: dt.datetime
+
+
+class TokenCache:
+    """Per-audience token cache with a background refresh loop."""
+
+    def __init__(
+        self,
+        cp: CpLease,
+        clock: Clock,
+        *,
+        audiences: Callable[[], Iterable[str]] = lambda: (),
+        refresh_fraction: float = DEFAULT_REFRESH_FRACTION,
+        expiry_margin: dt.timedelta = DEFAULT_EXPIRY_MARGIN,
+        poll: dt.timedelta = DEFAULT_POLL,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._cp = cp
+        self._clock = clock
+        self._audiences = audiences
+        self._refresh_fraction = refresh_fraction
+        self._margin = expiry_margin
+        self._poll = poll
+        self._backoff = backoff or Backoff(base_s=0.2, cap_s=3.0)
+        self._tokens: dict[str, CachedToken] = {}
+        self._wanted: set[str] = set()
+        self._wake = asyncio.Event()
+
+    def get(self, audience_wl: str) -> str | None:
+        """A token for calling ``audience_wl`` that is valid for at least the margin, or None (never blocks)."""
+        cached = self._tokens.get(audience_wl)
+        if cached is None or self._clock.now() >= cached.expires_at - self._margin:
+            self.want(audience_wl)
+            return None
+        return cached.token
+
+    def want(self, audience_wl: str) -> None:
+        """Ask the refresh loop to keep a token for ``audience_wl``."""
+        if audience_wl not in self._wanted:
+            self._wanted.add(audience_wl)
+            self._wake.set()
+        elif audience_wl not in self._tokens:
+            self._wake.set()
+
+    def put(self, audience_wl: str, token: str, issued_at: dt.datetime, expires_at: dt.datetime) -> None:
+        """Store a token (the refresh loop, and tests)."""
+        self._tokens[audience_wl] = CachedToken(token, issued_at, expires_at)
+
+    def _due(self, audience: str, now: dt.datetime) -> bool:
+        cached = self._tokens.get(audience)
+        if cached is None:
+            return True
+        lifetime = cached.expires_at - cached.issued_at
+        return now >= cached.expires_at - lifetime * self._refresh_fraction
+
+    async def fetch(self, audience_wl: str) -> None:
+        """Get a fresh token from the CP's IdentityService.IssueToken (raises ``grpc.aio.AioRpcError``)."""
+        request = identity_service_pb2.IssueTokenRequest(audience_wl=audience_wl, scopes=[SCOPE_PLACE_ORDERS])
+        async with self._cp.lease() as channel:
+            resp = await identity_service_pb2_grpc.IdentityServiceStub(channel).IssueToken(
+                request, timeout=ISSUE_TIMEOUT_S, metadata=self._cp.metadata())
+        self.put(audience_wl, resp.token, self._clock.now(), resp.expire_time.ToDatetime(dt.UTC))
+
+    async def refresh_due(self) -> bool:
+        """Fetch every token that is due; True when all succeeded."""
+        now = self._clock.now()
+        ok = True
+        for audience in sorted({*self._audiences(), *self._wanted}):
+            if not self._due(audience, now):
+                continue
+            try:
+                await self.fetch(audience)
+            except grpc.aio.AioRpcError as err:
+                ok = False
+                remote = decode_rpc_error(err)
+                log.warning("token fetch failed; cached token stays in use until it expires",
+                            extra={"fields": {"audience": audience, "code": remote.code.name,
+                                              "reason": remote.reason}})
+        return ok
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Refresh loop: until ``stop`` is set."""
+        while not stop.is_set():
+            self._wake.clear()
+            ok = await self.refresh_due()
+            delay = self._poll.total_seconds()
+            waiters = [asyncio.ensure_future(stop.wait())]
+            if ok:
+                self._backoff.reset()
+                waiters.append(asyncio.ensure_future(self._wake.wait()))
+            else:
+                # While the CP fails, requests for tokens do not shorten the backoff (no hammering).
+                delay = min(delay, self._backoff.next_delay())
+            try:
+                await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waiters:
+                    w.cancel()
