@@ -10,10 +10,18 @@ from collections.abc import Sequence
 from xwl_runtime.logs import configure_logging
 
 from . import flags
+from .errors import CliError
 
 # Command-group modules; each exposes ``register(subparsers)``.
 COMMAND_MODULES = (
     "xcwl.pki_cmd",
+    "xcwl.cp_cmd",
+    "xcwl.wl_cmd",
+    "xcwl.token_cmd",
+    "xcwl.policy_cmd",
+    "xcwl.audit_cmd",
+    "xcwl.demo",
+    "xcwl.bench_cmd",
 )
 
 
@@ -30,7 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except CliError as err:
+        print(f"xcwl: error: {err.message}", file=sys.stderr)
+        return err.exit_code
     return code
 
 

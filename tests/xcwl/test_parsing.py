@@ -1,0 +1,140 @@
+"""Command-line parsing: the commands and flags exist, XCWL_* variables fill flags, requests carry only what was
+given, and failures are one line with exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+from xcwl import cli, flags
+from xcwl.errors import CliError
+from xcwl.policy_cmd import direction_request, pair_request
+from xcwl.serve import cp_settings, node_settings
+from xporty.cp.v1 import policy_pb2
+
+from tests.support.pki import PkiFixture
+from xwl_runtime.identity import Identity
+
+
+def test_env_var_fills_a_required_flag_and_the_flag_wins() -> None:
+    parser = argparse.ArgumentParser()
+    flags.add(parser, "--db", env={"XCWL_DB": "sqlite:///from-env.db"}, required=True)
+    flags.add(parser, "--insecure-dev", env={"XCWL_INSECURE_DEV": "yes"}, action="store_true", default=False)
+    assert parser.parse_args([]).db == "sqlite:///from-env.db"
+    assert parser.parse_args([]).insecure_dev is True
+    assert parser.parse_args(["--db", "sqlite:///flag.db"]).db == "sqlite:///flag.db"
+    assert flags.env_name("--cp-enroll") == "XCWL_CP_ENROLL"
+
+
+def test_required_flag_without_env_is_a_usage_error(capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("XCWL_PKI", "XCWL_DB"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SystemExit) as exited:
+        cli.build_parser().parse_args(["cp", "serve", "--listen", "127.0.0.1:0"])
+    assert exited.value.code == 2
+    assert "--pki" in capsys.readouterr().err
+
+
+def test_cp_serve_reads_the_environment(monkeypatch: pytest.MonkeyPatch, pki: PkiFixture) -> None:
+    monkeypatch.setenv("XCWL_PKI", str(pki.dir.root))
+    monkeypatch.setenv("XCWL_DB", "sqlite:///cp.db")
+    monkeypatch.setenv("XCWL_ENROLL_LISTEN", "127.0.0.1:0")
+    args = cli.build_parser().parse_args(["cp", "serve", "--listen", "127.0.0.1:7999"])
+    settings = cp_settings(args)
+    assert settings.pki_dir == pki.dir.root
+    assert settings.db_url == "sqlite:///cp.db"
+    assert settings.listen == "127.0.0.1:7999"
+    assert settings.enroll_listen == "127.0.0.1:0"
+    assert settings.insecure_dev is False
+
+
+def test_cp_serve_refuses_a_pki_dir_without_a_ca(tmp_path: Path) -> None:
+    args = cli.build_parser().parse_args(["cp", "serve", "--pki", str(tmp_path), "--db", "sqlite:///x.db"])
+    with pytest.raises(CliError, match="ca.crt is missing"):
+        cp_settings(args)
+
+
+def test_wl_serve_settings_and_first_start_needs_a_token(pki: PkiFixture, tmp_path: Path) -> None:
+    base = ["wl", "serve", "--wl-id", "wl-a", "--pki", str(pki.dir.root), "--cp", "127.0.0.1:7400",
+            "--db", "sqlite:///n.db"]
+    with pytest.raises(CliError, match="--bootstrap-token"):
+        node_settings(cli.build_parser().parse_args(base))
+    args = cli.build_parser().parse_args([*base, "--bootstrap-token", "tok", "--cp-enroll", "127.0.0.1:7401",
+                                          "--state-dir", str(tmp_path / "st"), "--listen", "127.0.0.1:0"])
+    settings = node_settings(args)
+    assert (settings.bootstrap_token, settings.cp_enroll_target) == ("tok", "127.0.0.1:7401")
+    assert settings.state_dir == tmp_path / "st"
+    with pytest.raises(CliError, match="--cp: expected HOST:PORT"):
+        node_settings(cli.build_parser().parse_args([*base, "--cp", "nowhere", "--bootstrap-token", "t",
+                                                     "--cp-enroll", "127.0.0.1:7401"]))
+
+
+def _policy_args(*argv: str) -> argparse.Namespace:
+    return cli.build_parser().parse_args(["policy", *argv, "--cp", "127.0.0.1:1", "--pki", "/nonexistent"])
+
+
+def test_policy_set_sends_only_the_fields_given() -> None:
+    request = pair_request(_policy_args("set", "--a", "wl-a", "--b", "wl-b", "--fx", "1.5", "--status", "paused"))
+    assert request.fx_rate == "1.5"
+    assert request.status == policy_pb2.RELATIONSHIP_STATUS_PAUSED
+    assert not request.HasField("imbalance_limit")
+    assert not request.HasField("imports_frozen")
+    assert not request.force_fx
+    frozen = pair_request(_policy_args("set", "--a", "wl-a", "--b", "wl-b", "--freeze", "--force-fx", "--fx", "9"))
+    assert frozen.HasField("imports_frozen") and frozen.imports_frozen and frozen.force_fx
+    thawed = pair_request(_policy_args("set", "--a", "wl-a", "--b", "wl-b", "--unfreeze"))
+    assert thawed.HasField("imports_frozen") and not thawed.imports_frozen
+    with pytest.raises(CliError, match="nothing to change"):
+        pair_request(_policy_args("set", "--a", "wl-a", "--b", "wl-b"))
+
+
+def test_policy_direction_flags() -> None:
+    request = direction_request(_policy_args("direction", "--exporter", "wl-a", "--importer", "wl-b",
+                                             "--import-enabled", "off", "--export-delay", "90"))
+    assert request.HasField("import_enabled") and request.import_enabled is False
+    assert not request.HasField("destination_visible")
+    assert request.export_delay.seconds == 90
+    with pytest.raises(SystemExit):
+        _policy_args("direction", "--exporter", "wl-a", "--importer", "wl-b", "--visible", "maybe")
+
+
+def test_missing_operator_certificate_is_one_line_and_exit_2(pki: PkiFixture,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["policy", "status", "--cp", "127.0.0.1:1", "--pki", str(pki.dir.root), "--as", "nobody"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "ops-nobody.crt" in err and "xcwl pki issue" in err
+
+
+def test_unreachable_cp_is_one_line_and_exit_2(pki: PkiFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    pki.files(Identity.ops("alice"))
+    code = cli.main(["wl", "list", "--cp", "127.0.0.1:1", "--pki", str(pki.dir.root), "--as", "alice",
+                     "--timeout", "1"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert err.startswith("xcwl: error: UNAVAILABLE") or err.startswith("xcwl: error: DEADLINE_EXCEEDED"), err
+
+
+def test_every_documented_command_parses() -> None:
+    parser = cli.build_parser()
+    ops = ["--cp", "h:1", "--pki", "p"]
+    for argv in (
+        ["wl", "add", *ops, "--id", "wl-a", "--name", "A", "--currency", "XPY-A", "--endpoint", "h:2",
+         "--bootstrap-token"],
+        ["wl", "list", *ops, "--json"],
+        ["token", "create", *ops, "--wl", "wl-a"],
+        ["policy", "get", *ops, "--a", "wl-a", "--b", "wl-b"],
+        ["policy", "status", *ops],
+        ["policy", "list", *ops],
+        ["policy", "view", *ops, "--wl", "wl-a"],
+        ["audit", "list", *ops],
+        ["audit", "verify", *ops],
+        ["pki", "issue", "--dir", "p", "--ops", "alice"],
+        ["demo"],
+        ["bench", "policy", "--json", "--nodes", "1,10"],
+    ):
+        assert callable(parser.parse_args(argv).func), argv

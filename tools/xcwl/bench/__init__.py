@@ -1,0 +1,1 @@
+"""``xcwl bench …``: benchmarks, one module per area, each with ``add_arguments(parser)`` and ``async run(args)``."""

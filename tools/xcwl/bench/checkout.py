@@ -1,0 +1,421 @@
+"""``xcwl bench checkout``: cross-WL checkout latency and throughput, with a same-run baseline.
+
+Set-up per backend (SQLite in a temp dir; a scratch PostgreSQL database per node through ``--pg-admin-dsn``):
+an exporter node (order desk, mTLS, JWT verification against the policy view's keys, durable commits) and an
+importer node (Checkout on its local API, trader client with deadline/retries/breaker, durable commits), both on
+loopback in this process with the production server pipeline. The importer's token cache is filled up front
+(the CP is not on the checkout path). A client with an app certificate drives Checkout at 1 and at 64 in flight.
+
+Figures (``--json`` prints one flat object):
+
+* ``checkout.confirm.{p50,p99,p999}_ms.c{N}.{backend}``: the exporter confirmation as the importer sees it (the
+  PlaceOrder call including retries, from the trader client);
+* ``checkout.e2e.{p50,p99,p999}_ms.c{N}.{backend}``: the whole Checkout as the app sees it;
+* ``checkout.checkouts_per_s.c{N}.{backend}``: completed checkouts per second of wall time;
+* ``checkout.error_rate.c{N}.{backend}``: share of checkouts that did not complete (errors and non-COMPLETED);
+* ``checkout.baseline.{p50,p99}_ms.c{N}.{backend}`` and ``checkout.baseline.calls_per_s.c{N}.{backend}``: a bare
+  mTLS unary RPC (same pipeline) that verifies a JWT and commits one INSERT through the same durable store path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import multiprocessing
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import grpc
+import psycopg
+import sqlalchemy as sa
+from google.protobuf import duration_pb2
+from xporty.cp.v1 import policy_pb2, registry_pb2
+from xporty.node.v1 import storefront_pb2
+from xporty.node.v1 import storefront_service_pb2 as sf_pb
+from xporty.node.v1 import storefront_service_pb2_grpc as sf_grpc
+
+from cp_server.identity.signing import verification_keys
+from wl_node.checkout.component import CheckoutConfig
+from wl_node.checkout.component import install as install_checkout
+from wl_node.checkout.offers import ImportedOfferTerms, StaticImportedOffers
+from wl_node.context import NodeContext
+from wl_node.orders.component import install as install_orders
+from wl_node.orders.rpc import policy_token_verifier
+from wl_node.orders.stock import SqlOfferStock
+from wl_node.orders.tables import UtcDateTime
+from wl_node.orders.txn import TxRunner
+from wl_node.peers.client import PeerConfig
+from wl_node.policy.state import PolicyState
+from wl_node.settings import NodeSettings
+from wl_node.store import migrate
+from xwl_runtime import db
+from xwl_runtime.authz import Rule, table
+from xwl_runtime.clock import SystemClock
+from xwl_runtime.identity import Identity, Kind
+from xwl_runtime.pipeline import caller
+from xwl_runtime.pki import PkiDir, key_to_pem, load_key, new_private_key
+from xwl_runtime.server import Listener, RunningServer, start_server
+from xwl_runtime.tls import ReloadableServerCredentials, TlsMaterial, secure_channel
+from xwl_runtime.tokens import SCOPE_PLACE_ORDERS, bearer_metadata, issue_token
+
+DEFAULT_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+EXPORTER, IMPORTER, APP = "wl-a", "wl-b", "bench"
+OFFERS = 16
+PRICE = Decimal("10.00")
+FX = Decimal("2.5")
+BASELINE_METHOD = "/xcwl.bench.v1.Baseline/Insert"
+
+_meta = sa.MetaData()
+bench_offers = sa.Table(
+    "bench_offers", _meta,
+    sa.Column("offer_id", sa.String(128), primary_key=True),
+    sa.Column("currency", sa.String(16), nullable=False),
+    sa.Column("unit_price", sa.String(40), nullable=False),
+    sa.Column("stock", sa.BigInteger, nullable=False),
+    sa.Column("published_at", UtcDateTime, nullable=False),
+)
+bench_baseline = sa.Table(
+    "bench_baseline", _meta,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("caller", sa.String(200), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``xcwl bench checkout``."""
+    parser.add_argument("--checkouts-c1", type=int, default=300, help="checkouts measured at 1 in flight")
+    parser.add_argument("--checkouts-c64", type=int, default=3000, help="checkouts measured at 64 in flight")
+    parser.add_argument("--warmup", type=int, default=50, help="unmeasured checkouts before each level")
+    parser.add_argument("--order-timeout-ms", type=float, default=300.0, help="PlaceOrder deadline")
+    parser.add_argument("--pg-admin-dsn", default=os.environ.get("XCWL_BENCH_PG_DSN", DEFAULT_PG_ADMIN),
+                        help="PostgreSQL server where scratch databases are created")
+    parser.add_argument("--skip-postgres", action="store_true", help="SQLite only")
+
+
+def _pct(samples: list[float], q: float) -> float:
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    if len(ordered) == 1:
+        return ordered[0]
+    return statistics.quantiles(ordered, n=1000, method="inclusive")[min(999, max(1, round(q * 1000))) - 1]
+
+
+def _view(wl_id: str, peer: str, endpoint: str, jwt_key: Any) -> policy_pb2.PolicyView:
+    view = policy_pb2.PolicyView(wl_id=wl_id, version=1)
+    for w in (wl_id, peer):
+        view.white_labels.append(registry_pb2.WhiteLabel(
+            wl_id=w, name=w, currency=f"XPY-{w[-1].upper()}", currency_decimals=2, reference_rate="1",
+            trader_endpoint=endpoint if w == EXPORTER else "127.0.0.1:1"))
+    a, b = sorted((wl_id, peer))
+    view.pairs.append(policy_pb2.PairPolicy(
+        wl_a=a, wl_b=b, status=policy_pb2.RELATIONSHIP_STATUS_ACTIVE, imbalance_limit="1000000000",
+        fx_rate=str(FX), fx_version=1, changed_version=1,
+        directions=[policy_pb2.DirectionPolicy(exporter_wl=x, importer_wl=y, import_enabled=True,
+                                               destination_visible=True, export_delay=duration_pb2.Duration())
+                    for x, y in ((a, b), (b, a))]))
+    view.token_keys.extend(verification_keys(jwt_key))
+    return view
+
+
+def _ctx(wl_id: str, url: str, pki: PkiDir, material: TlsMaterial) -> NodeContext:
+    settings = NodeSettings(wl_id=wl_id, pki_dir=pki.root, cp_target="127.0.0.1:1", db_url=url)
+    return NodeContext(settings=settings, engine=db.create_engine(url), clock=SystemClock(), tls=material)
+
+
+def _material(pki: PkiDir, identity: Identity) -> TlsMaterial:
+    if not pki.has(identity):
+        pki.issue(identity)
+    return TlsMaterial.from_pki(pki, identity)
+
+
+@asynccontextmanager
+async def _scratch_postgres(admin_dsn: str) -> AsyncIterator[str]:
+    name = f"xcwl_bench_{uuid.uuid4().hex[:12]}"
+    async with await psycopg.AsyncConnection.connect(admin_dsn, autocommit=True) as conn:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{admin_dsn.rsplit('/', 1)[0]}/{name}"
+    finally:
+        async with await psycopg.AsyncConnection.connect(admin_dsn, autocommit=True) as conn:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _prepare(url: str) -> None:
+    await asyncio.to_thread(migrate, url)
+    engine = sa.create_engine(db.sync_url(url))
+    try:
+        with engine.begin() as conn:
+            _meta.create_all(conn)
+    finally:
+        engine.dispose()
+
+
+async def _drive(n: int, concurrency: int, one: Callable[[int], Awaitable[bool]]) -> tuple[float, int]:
+    """Run ``one(i)`` for i < n with ``concurrency`` workers; returns (wall seconds, failures)."""
+    counter = iter(range(n))
+    failures = 0
+
+    async def worker() -> None:
+        nonlocal failures
+        for i in counter:
+            if not await one(i):
+                failures += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started, failures
+
+
+async def _checkout_figures(pki: PkiDir, exp_url: str, imp_url: str, backend: str, args: argparse.Namespace,
+                            jwt_key: Any) -> dict[str, float]:
+    await _prepare(exp_url)
+    await _prepare(imp_url)
+    clock = SystemClock()
+    out: dict[str, float] = {}
+    servers: list[RunningServer] = []
+    stops: list[Callable[[], Awaitable[None]]] = []
+    try:
+        exporter = await _Child.start("exporter", pki.root, exp_url, key_to_pem(jwt_key))
+        stops.append(exporter.stop)
+
+        # Importer.
+        imp_mat = _material(pki, Identity.wl(IMPORTER))
+        imp_ctx = _ctx(IMPORTER, imp_url, pki, imp_mat)
+        imp_state = PolicyState(IMPORTER, clock, dt.timedelta(hours=1))
+        await imp_state.apply(_view(IMPORTER, EXPORTER, f"127.0.0.1:{exporter.port}", jwt_key))
+        offers = StaticImportedOffers({
+            f"{EXPORTER}:o{i}": ImportedOfferTerms(
+                imported_offer_id=f"{EXPORTER}:o{i}", exporter_wl=EXPORTER, source_offer_id=f"o{i}",
+                source_currency="XPY-A", source_unit_price=PRICE, currency="XPY-B", unit_price=PRICE * FX,
+                fx_version=1)
+            for i in range(OFFERS)})
+        config = CheckoutConfig(peers=PeerConfig(order_timeout_s=args.order_timeout_ms / 1000))
+        checkouts = install_checkout(imp_ctx, imp_state, _NoCp(), offers, config=config, serve_storefront=True)
+        stops += [*checkouts.component.on_stop, imp_ctx.engine.dispose]
+        issued = issue_token(jwt_key, subject=Identity.wl(IMPORTER), audience_wl=EXPORTER,
+                             scopes=[SCOPE_PLACE_ORDERS], now=clock.now())
+        checkouts.tokens.put(EXPORTER, issued.token, clock.now(), issued.expires_at)
+        confirm_ms: list[float] = []
+        place = checkouts.peers.place_order
+
+        async def timed_place(*a: Any, **kw: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return await place(*a, **kw)
+            finally:
+                confirm_ms.append((time.perf_counter() - t0) * 1000)
+
+        checkouts.peers.place_order = timed_place  # type: ignore[method-assign]
+        imp_server = await start_server(
+            registrations=checkouts.component.registrations, service_names=checkouts.component.service_names,
+            listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(imp_mat).credentials)],
+            authz_table=table(checkouts.component.authz))
+        servers.append(imp_server)
+
+        async with secure_channel(f"127.0.0.1:{imp_server.port}", _material(pki, Identity.app(IMPORTER, APP))) as ch:
+            stub = sf_grpc.StorefrontServiceStub(ch)
+            e2e_ms: list[float] = []
+            run_id = uuid.uuid4().hex[:8]
+
+            async def one(i: int, record: bool = True) -> bool:
+                req = sf_pb.CheckoutRequest(idempotency_key=f"{run_id}-{i}", quantity=1,
+                                            imported_offer_id=f"{EXPORTER}:o{i % OFFERS}",
+                                            buyer_reference=f"member-{i % 97}")
+                t0 = time.perf_counter()
+                try:
+                    resp = await stub.Checkout(req, timeout=10)
+                except grpc.aio.AioRpcError:
+                    return False
+                if record:
+                    e2e_ms.append((time.perf_counter() - t0) * 1000)
+                return resp.checkout.status == storefront_pb2.CHECKOUT_STATUS_COMPLETED
+
+            for level, n in ((1, args.checkouts_c1), (64, args.checkouts_c64)):
+                run_id = uuid.uuid4().hex[:8]
+                await _drive(args.warmup, level, lambda i: one(i, record=False))
+                run_id = uuid.uuid4().hex[:8]
+                confirm_ms.clear()
+                e2e_ms.clear()
+                wall, failures = await _drive(n, level, one)
+                key = f"c{level}.{backend}"
+                for q, name in ((0.5, "p50"), (0.99, "p99"), (0.999, "p999")):
+                    out[f"checkout.confirm.{name}_ms.{key}"] = round(_pct(confirm_ms, q), 3)
+                    out[f"checkout.e2e.{name}_ms.{key}"] = round(_pct(e2e_ms, q), 3)
+                out[f"checkout.checkouts_per_s.{key}"] = round((n - failures) / wall, 1)
+                out[f"checkout.error_rate.{key}"] = round(failures / n, 5)
+    finally:
+        for server in servers:
+            await server.stop(0)
+        for stop in stops:
+            await stop()
+    return out
+
+
+class _NoCp:
+    """The bench fills the token cache itself; nothing may reach for the CP."""
+
+    def lease(self) -> Any:
+        raise RuntimeError("the CP is not part of the checkout bench")
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
+
+async def _baseline_figures(pki: PkiDir, url: str, backend: str, args: argparse.Namespace,
+                            jwt_key: Any) -> dict[str, float]:
+    """A bare mTLS unary RPC that verifies a JWT and commits one INSERT, at the same concurrency levels."""
+    await _prepare(url)
+    server = await _Child.start("baseline", pki.root, url, key_to_pem(jwt_key))
+    out: dict[str, float] = {}
+    try:
+        token = issue_token(jwt_key, subject=Identity.wl(IMPORTER), audience_wl=EXPORTER,
+                            scopes=[SCOPE_PLACE_ORDERS], now=SystemClock().now()).token
+        metadata = bearer_metadata(token)
+        async with secure_channel(f"127.0.0.1:{server.port}", _material(pki, Identity.wl(IMPORTER))) as ch:
+            call = ch.unary_unary(BASELINE_METHOD)
+            samples: list[float] = []
+
+            async def one(i: int, record: bool = True) -> bool:
+                t0 = time.perf_counter()
+                try:
+                    await call(b"", timeout=10, metadata=metadata)
+                except grpc.aio.AioRpcError:
+                    return False
+                if record:
+                    samples.append((time.perf_counter() - t0) * 1000)
+                return True
+
+            for level, n in ((1, args.checkouts_c1), (64, args.checkouts_c64)):
+                await _drive(args.warmup, level, lambda i: one(i, record=False))
+                samples.clear()
+                wall, failures = await _drive(n, level, one)
+                key = f"c{level}.{backend}"
+                out[f"checkout.baseline.p50_ms.{key}"] = round(_pct(samples, 0.5), 3)
+                out[f"checkout.baseline.p99_ms.{key}"] = round(_pct(samples, 0.99), 3)
+                out[f"checkout.baseline.calls_per_s.{key}"] = round((n - failures) / wall, 1)
+    finally:
+        await server.stop()
+    return out
+
+
+# --- servers in a child process (the exporter node, the baseline), so each node has its own interpreter ---------
+async def _serve_exporter(pki: PkiDir, url: str, jwt_key: Any) -> tuple[RunningServer, list[Any]]:
+    clock = SystemClock()
+    mat = _material(pki, Identity.wl(EXPORTER))
+    ctx = _ctx(EXPORTER, url, pki, mat)
+    state = PolicyState(EXPORTER, clock, dt.timedelta(hours=1))
+    await state.apply(_view(EXPORTER, IMPORTER, "127.0.0.1:1", jwt_key))
+    c = bench_offers.c
+    stock = SqlOfferStock(id_col=c.offer_id, stock_col=c.stock, price_col=c.unit_price, currency_col=c.currency,
+                          published_col=c.published_at)
+    orders = install_orders(ctx, state, stock, serve_trader_service=True)
+    server = await start_server(
+        registrations=orders.component.registrations, service_names=orders.component.service_names,
+        listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(mat).credentials)],
+        authz_table=table(orders.component.authz))
+    now = clock.now()
+    await orders.runner.tx(lambda conn: conn.execute(sa.insert(bench_offers), [
+        dict(offer_id=f"o{i}", currency="XPY-A", unit_price=str(PRICE), stock=10**9, published_at=now)
+        for i in range(OFFERS)]))
+    return server, [*orders.component.on_stop, ctx.engine.dispose]
+
+
+async def _serve_baseline(pki: PkiDir, url: str, jwt_key: Any) -> tuple[RunningServer, list[Any]]:
+    clock = SystemClock()
+    state = PolicyState(EXPORTER, clock, dt.timedelta(hours=1))
+    await state.apply(_view(EXPORTER, IMPORTER, "127.0.0.1:1", jwt_key))
+    verifier = policy_token_verifier(state, clock)
+    runner = TxRunner(url)
+    insert = sa.insert(bench_baseline)
+
+    async def handle(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        who = caller()
+        verifier.verify_metadata(context.invocation_metadata(), who)
+        values = {"id": uuid.uuid4().hex, "caller": who.spiffe_id, "created_at": clock.now()}
+        await runner.tx(lambda conn: conn.execute(insert, values))
+        return b""
+
+    handler = grpc.method_handlers_generic_handler("xcwl.bench.v1.Baseline", {
+        "Insert": grpc.unary_unary_rpc_method_handler(handle, request_deserializer=None, response_serializer=None)})
+    mat = _material(pki, Identity.wl(EXPORTER))
+    server = await start_server(
+        registrations=[lambda s: s.add_generic_rpc_handlers((handler,))], service_names=[],
+        listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(mat).credentials)],
+        authz_table=table({BASELINE_METHOD: Rule(frozenset({Kind.WL}))}))
+    return server, [runner.close]
+
+
+async def _child_main(kind: str, pki_root: str, url: str, key_pem: bytes, conn: Any) -> None:
+    builder = _serve_exporter if kind == "exporter" else _serve_baseline
+    server, stops = await builder(PkiDir(Path(pki_root)), url, load_key(key_pem))
+    conn.send(server.port)
+    await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # the parent says stop
+    await server.stop(0)
+    for stop in stops:
+        await stop()
+    conn.send("stopped")
+
+
+def _child_entry(kind: str, pki_root: str, url: str, key_pem: bytes, conn: Any) -> None:
+    asyncio.run(_child_main(kind, pki_root, url, key_pem, conn))
+
+
+class _Child:
+    """A server node in its own process (spawned), reporting its port and stopping on request."""
+
+    def __init__(self, process: multiprocessing.process.BaseProcess, conn: Any, port: int) -> None:
+        self.process = process
+        self._conn = conn
+        self.port = port
+
+    @classmethod
+    async def start(cls, kind: str, pki_root: Path, url: str, key_pem: bytes) -> _Child:
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe()
+        process = ctx.Process(target=_child_entry, args=(kind, str(pki_root), url, key_pem, child), daemon=True)
+        process.start()
+        port = await asyncio.get_running_loop().run_in_executor(None, parent.recv)
+        return cls(process, parent, int(port))
+
+    async def stop(self) -> None:
+        self._conn.send("stop")
+        await asyncio.get_running_loop().run_in_executor(None, self._conn.recv)
+        await asyncio.get_running_loop().run_in_executor(None, self.process.join, 10)
+
+
+async def run(args: argparse.Namespace) -> dict[str, float]:
+    """Run the benchmark; returns the flat figure map printed by ``--json``."""
+    out: dict[str, float] = {}
+    jwt_key = new_private_key()
+    with tempfile.TemporaryDirectory(prefix="xcwl-bench-checkout-") as tmp:
+        pki = PkiDir(Path(tmp) / "pki")
+        pki.init_ca()
+        out.update(await _baseline_figures(pki, f"sqlite:///{tmp}/baseline.db", "sqlite", args, jwt_key))
+        out.update(await _checkout_figures(pki, f"sqlite:///{tmp}/exporter.db", f"sqlite:///{tmp}/importer.db",
+                                           "sqlite", args, jwt_key))
+        if not args.skip_postgres:
+            async with _scratch_postgres(args.pg_admin_dsn) as url:
+                out.update(await _baseline_figures(pki, url, "postgres", args, jwt_key))
+            async with _scratch_postgres(args.pg_admin_dsn) as exp_url, \
+                    _scratch_postgres(args.pg_admin_dsn) as imp_url:
+                out.update(await _checkout_figures(pki, exp_url, imp_url, "postgres", args, jwt_key))
+    return out
+
+
+if __name__ == "__main__":  # python -m xcwl.bench.checkout (until the CLI wires ``xcwl bench checkout``)
+    import json
+
+    _parser = argparse.ArgumentParser(prog="xcwl bench checkout")
+    add_arguments(_parser)
+    print(json.dumps(asyncio.run(run(_parser.parse_args()))))

@@ -1,0 +1,226 @@
+"""The operator's typed client to the CP (AdminService, PolicyService, health), and its command-line flags.
+
+Every call carries an explicit deadline (``--timeout``); a failed call is turned ONCE, here, from
+``grpc.RpcError`` into a ``CliError`` whose one-line message names the status code, the server's message and the
+ErrorInfo reason (``PERMISSION_DENIED: … (reason OTHER_WL_VIEW)``); ``xcwl`` prints it and exits 2.
+
+Identity: the operator certificate ``ops-<name>.crt``/``.key`` in the PKI directory (``--as NAME``; issue one with
+``xcwl pki issue --dir PKI --ops NAME``), or any certificate given with ``--cert``/``--key``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import grpc
+from google.protobuf import duration_pb2
+from google.protobuf.message import Message
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from xporty.cp.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
+    policy_pb2,
+    policy_service_pb2,
+    policy_service_pb2_grpc,
+    registry_pb2,
+)
+
+from xwl_runtime.errors import RemoteError, decode_rpc_error
+from xwl_runtime.identity import Identity
+from xwl_runtime.pipeline import DEV_IDENTITY_METADATA_KEY
+from xwl_runtime.pki import PkiDir
+from xwl_runtime.tls import KeyPair, TlsMaterial, secure_channel
+
+from . import flags
+from .errors import CliError
+
+DEFAULT_TIMEOUT_S = 10.0
+"""Deadline of one operator RPC unless ``--timeout`` says otherwise."""
+
+R = TypeVar("R", bound=Message)
+
+
+def add_ops_flags(parser: argparse.ArgumentParser) -> None:
+    """``--cp --pki --as [--cert --key] [--timeout] [--json]``, each also read from ``XCWL_*``."""
+    flags.add(parser, "--cp", required=True, metavar="HOST:PORT", help="the CP's mTLS listener")
+    flags.add(parser, "--pki", metavar="DIR", help="PKI directory with ca.crt and ops-<name>.crt (required unless "
+              "--insecure-dev)")
+    flags.add(parser, "--as", dest="as_name", metavar="NAME", default="admin",
+              help="operator name: uses ops-NAME.crt/.key from the PKI directory")
+    flags.add(parser, "--cert", metavar="FILE", help="client certificate (instead of --as)")
+    flags.add(parser, "--key", metavar="FILE", help="client key (with --cert)")
+    flags.add(parser, "--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="deadline of each RPC in seconds")
+    flags.add(parser, "--json", action="store_true", default=False, help="print JSON for machines")
+    flags.add(parser, "--insecure-dev", action="store_true", default=False,
+              help="plaintext to a CP started with --insecure-dev, claiming the --as operator identity")
+
+
+def material_from_args(args: argparse.Namespace) -> TlsMaterial | None:
+    """The TLS material the flags name (None with --insecure-dev); a clear CliError when files are missing."""
+    if args.insecure_dev:
+        return None
+    if not args.pki:
+        raise CliError("--pki is required (or set XCWL_PKI): the directory with ca.crt and ops-<name>.crt")
+    pki = PkiDir(Path(args.pki))
+    if not pki.ca_cert.exists():
+        raise CliError(f"no CA certificate at {pki.ca_cert} (--pki)")
+    if args.cert or args.key:
+        if not (args.cert and args.key):
+            raise CliError("--cert and --key go together")
+        cert, key = Path(args.cert), Path(args.key)
+    else:
+        try:
+            identity = Identity.ops(args.as_name)
+        except ValueError as err:
+            raise CliError(f"--as: {err}") from None
+        cert, key = pki.cert(identity), pki.key(identity)
+    for path in (cert, key):
+        if not path.exists():
+            raise CliError(f"no such file {path}: issue an operator certificate with "
+                           f"'xcwl pki issue --dir {pki.root} --ops {args.as_name}'")
+    return TlsMaterial(pki.ca_cert.read_bytes(), KeyPair(cert.read_bytes(), key.read_bytes()))
+
+
+def describe(remote: RemoteError, target: str) -> str:
+    """One line for a failed RPC."""
+    if remote.code is grpc.StatusCode.UNAVAILABLE and not remote.reason:
+        return (f"UNAVAILABLE: cannot reach {target} ({remote.message}); is it running, and does it trust "
+                "this certificate?")
+    if remote.code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return f"DEADLINE_EXCEEDED: {target} did not answer in time"
+    line = f"{remote.code.name}: {remote.message}"
+    if remote.reason and remote.reason != remote.code.name:
+        line += f" (reason {remote.reason})"
+    return line
+
+
+class OpsClient:
+    """Typed operator calls; construct with ``OpsClient.connect`` (or around a ready channel in tests)."""
+
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        *,
+        target: str,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        metadata: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        self._target = target
+        self._timeout = timeout
+        self._metadata = metadata
+        self._admin = admin_service_pb2_grpc.AdminServiceStub(channel)
+        self._policy = policy_service_pb2_grpc.PolicyServiceStub(channel)
+        self._health = health_pb2_grpc.HealthStub(channel)
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(
+        cls, target: str, material: TlsMaterial | None, *, timeout: float = DEFAULT_TIMEOUT_S,
+        dev_identity: Identity | None = None,
+    ) -> AsyncIterator[OpsClient]:
+        """A client over mTLS to ``target`` (plaintext claiming ``dev_identity`` when ``material`` is None, for
+        servers started with ``--insecure-dev``); the channel closes on exit."""
+        metadata = ((DEV_IDENTITY_METADATA_KEY, dev_identity.spiffe_id),) if material is None and dev_identity else ()
+        async with secure_channel(target, material) as channel:
+            yield cls(channel, target=target, timeout=timeout, metadata=metadata)
+
+    @classmethod
+    @asynccontextmanager
+    async def from_args(cls, args: argparse.Namespace) -> AsyncIterator[OpsClient]:
+        material = material_from_args(args)
+        try:
+            dev_identity = Identity.ops(args.as_name) if material is None else None
+        except ValueError as err:
+            raise CliError(f"--as: {err}") from None
+        async with cls.connect(args.cp, material, timeout=args.timeout, dev_identity=dev_identity) as client:
+            yield client
+
+    async def _call(self, method: Callable[..., Awaitable[R]], request: Message) -> R:
+        try:
+            return await method(request, timeout=self._timeout, metadata=self._metadata)
+        except grpc.aio.AioRpcError as err:
+            raise CliError(describe(decode_rpc_error(err), self._target)) from None
+
+    # --- registry --------------------------------------------------------------------------------------------
+    async def register_wl(self, wl: registry_pb2.WhiteLabel) -> admin_service_pb2.RegisterWlResponse:
+        return await self._call(self._admin.RegisterWl, admin_service_pb2.RegisterWlRequest(white_label=wl))
+
+    async def list_wls(self) -> list[registry_pb2.WhiteLabel]:
+        resp = await self._call(self._admin.ListWls, admin_service_pb2.ListWlsRequest())
+        return list(resp.white_labels)
+
+    async def create_bootstrap_token(
+        self, wl_id: str, ttl: dt.timedelta | None = None
+    ) -> admin_service_pb2.CreateBootstrapTokenResponse:
+        request = admin_service_pb2.CreateBootstrapTokenRequest(wl_id=wl_id)
+        if ttl is not None:
+            request.ttl.CopyFrom(duration_pb2.Duration(seconds=int(ttl.total_seconds())))
+        return await self._call(self._admin.CreateBootstrapToken, request)
+
+    # --- policies --------------------------------------------------------------------------------------------
+    async def get_pair(self, wl_a: str, wl_b: str) -> policy_pb2.PairPolicy:
+        resp = await self._call(self._admin.GetPairPolicy, admin_service_pb2.GetPairPolicyRequest(wl_a=wl_a, wl_b=wl_b))
+        return resp.policy
+
+    async def list_pairs(self, wl_id: str = "") -> admin_service_pb2.ListPairPoliciesResponse:
+        return await self._call(self._admin.ListPairPolicies, admin_service_pb2.ListPairPoliciesRequest(wl_id=wl_id))
+
+    async def update_pair(
+        self, request: admin_service_pb2.UpdatePairPolicyRequest
+    ) -> admin_service_pb2.UpdatePairPolicyResponse:
+        return await self._call(self._admin.UpdatePairPolicy, request)
+
+    async def update_direction(
+        self, request: admin_service_pb2.UpdateDirectionPolicyRequest
+    ) -> admin_service_pb2.UpdateDirectionPolicyResponse:
+        return await self._call(self._admin.UpdateDirectionPolicy, request)
+
+    async def node_status(self) -> list[admin_service_pb2.NodeStatus]:
+        resp = await self._call(self._admin.ListNodeStatus, admin_service_pb2.ListNodeStatusRequest())
+        return list(resp.nodes)
+
+    async def get_policies(self, wl_id: str, known_version: int = 0) -> policy_service_pb2.GetPoliciesResponse:
+        """A WL's current view as the CP serves it (operators may read any WL's view)."""
+        return await self._call(
+            self._policy.GetPolicies, policy_service_pb2.GetPoliciesRequest(wl_id=wl_id, known_version=known_version)
+        )
+
+    # --- audit -----------------------------------------------------------------------------------------------
+    async def list_audit(self, after: int = 0, page_size: int = 100) -> list[admin_service_pb2.AuditRecord]:
+        resp = await self._call(
+            self._admin.ListAuditRecords,
+            admin_service_pb2.ListAuditRecordsRequest(after_sequence=after, page_size=page_size),
+        )
+        return list(resp.records)
+
+    async def verify_audit(self) -> admin_service_pb2.VerifyAuditLogResponse:
+        return await self._call(self._admin.VerifyAuditLog, admin_service_pb2.VerifyAuditLogRequest())
+
+    # --- health ----------------------------------------------------------------------------------------------
+    async def health(self, service: str = "") -> str:
+        """The server's health status name, e.g. ``SERVING``."""
+        resp = await self._call(self._health.Check, health_pb2.HealthCheckRequest(service=service))
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status))
+
+
+OpsHandler = Callable[[argparse.Namespace, OpsClient], Awaitable[int]]
+
+
+def ops_command(handler: OpsHandler) -> Callable[[argparse.Namespace], int]:
+    """Turn ``async handler(args, client)`` into a command function that connects with the ops flags."""
+
+    def run(args: argparse.Namespace) -> int:
+        async def main() -> int:
+            async with OpsClient.from_args(args) as client:
+                return await handler(args, client)
+
+        return asyncio.run(main())
+
+    run.__doc__ = handler.__doc__
+    return run

@@ -1,0 +1,69 @@
+"""Settings for ``xcwl cp serve`` and ``xcwl wl serve``, validated here at the edge (fail fast, naming the flag)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cp_server.settings import CpSettings
+from wl_node.settings import NodeSettings
+from xwl_runtime.identity import Identity
+from xwl_runtime.pki import PkiDir
+
+from .errors import CliError
+
+
+def host_port(flag: str, value: str) -> str:
+    """``HOST:PORT`` with a numeric port (0 = any free port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise CliError(f"{flag}: expected HOST:PORT, got {value!r}")
+    return value
+
+
+def db_url(flag: str, value: str) -> str:
+    if not value.startswith(("sqlite:", "postgresql")):
+        raise CliError(f"{flag}: expected a SQLAlchemy URL (sqlite:///path.db or postgresql://…), got {value!r}")
+    return value
+
+
+def cp_settings(args: argparse.Namespace) -> CpSettings:
+    """CpSettings from ``xcwl cp serve`` flags; the PKI directory must hold the CA and the CP's pair."""
+    pki = PkiDir(Path(args.pki))
+    for path in (pki.ca_cert, pki.ca_key, pki.cert(Identity.cp()), pki.key(Identity.cp())):
+        if not path.exists():
+            raise CliError(f"--pki: {path} is missing (create the PKI with 'xcwl pki init --dir {pki.root}')")
+    return CpSettings(
+        db_url=db_url("--db", args.db),
+        pki_dir=pki.root,
+        listen=host_port("--listen", args.listen),
+        enroll_listen=host_port("--enroll-listen", args.enroll_listen),
+        insecure_dev=bool(args.insecure_dev),
+    )
+
+
+def node_settings(args: argparse.Namespace) -> NodeSettings:
+    """NodeSettings from ``xcwl wl serve`` flags."""
+    try:
+        Identity.wl(args.wl_id)
+    except ValueError as err:
+        raise CliError(f"--wl-id: {err}") from None
+    pki = PkiDir(Path(args.pki))
+    if not args.insecure_dev and not pki.ca_cert.exists():
+        raise CliError(f"--pki: {pki.ca_cert} is missing (copy the CA certificate there)")
+    has_cert = pki.has(Identity.wl(args.wl_id))
+    if not args.insecure_dev and not has_cert and not (args.bootstrap_token and args.cp_enroll):
+        raise CliError(f"no certificate for {args.wl_id} in {pki.root}: pass --bootstrap-token and --cp-enroll "
+                       "for the first start (an operator creates the token with 'xcwl token create')")
+    extra = {"state_dir": Path(args.state_dir)} if args.state_dir else {}
+    return NodeSettings(
+        wl_id=args.wl_id,
+        pki_dir=pki.root,
+        cp_target=host_port("--cp", args.cp),
+        db_url=db_url("--db", args.db),
+        listen=host_port("--listen", args.listen),
+        cp_enroll_target=host_port("--cp-enroll", args.cp_enroll) if args.cp_enroll else "",
+        bootstrap_token=args.bootstrap_token or "",
+        insecure_dev=bool(args.insecure_dev),
+        **extra,
+    )

@@ -1,0 +1,80 @@
+"""``xcwl wl serve|add|list``: run a WL node; register and list WLs at the CP (as an operator)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+
+from xporty.cp.v1 import registry_pb2
+
+from . import flags
+from .ops_client import OpsClient, add_ops_flags, ops_command
+from .output import emit, key_values, to_dict
+from .render import wls_table
+from .serve import node_settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    wl = sub.add_parser("wl", help="WL nodes and the WL registry")
+    wl_sub = wl.add_subparsers(dest="wl_cmd", required=True)
+
+    serve = wl_sub.add_parser("serve", help="run a WL node until SIGTERM (enrolls first if it has no certificate)")
+    flags.add(serve, "--wl-id", required=True, help="this node's WL id")
+    flags.add(serve, "--pki", required=True, metavar="DIR", help="node PKI directory: ca.crt (+ wl-<id>.crt/.key)")
+    flags.add(serve, "--cp", required=True, metavar="HOST:PORT", help="the CP's mTLS listener")
+    flags.add(serve, "--db", required=True, metavar="URL", help="the node's store, sqlite:///node.db or postgresql://…")
+    flags.add(serve, "--listen", default="127.0.0.1:7500", metavar="HOST:PORT", help="the node's mTLS listener")
+    flags.add(serve, "--cp-enroll", metavar="HOST:PORT", help="the CP's enrollment listener (first start only)")
+    flags.add(serve, "--bootstrap-token", help="one-time enrollment token (first start only)")
+    flags.add(serve, "--state-dir", metavar="DIR", help="where the last-known-good policy view is kept")
+    flags.add(serve, "--insecure-dev", action="store_true", default=False, help="plaintext; development only")
+    serve.set_defaults(func=_serve)
+
+    add = wl_sub.add_parser("add", help="register a WL at the CP")
+    add_ops_flags(add)
+    add.add_argument("--id", required=True, dest="wl_id", help="WL id, e.g. wl-a")
+    add.add_argument("--name", required=True, help="marketplace name")
+    add.add_argument("--currency", required=True, help="credit currency code, e.g. XPY-A")
+    add.add_argument("--decimals", type=int, default=2, help="decimals the currency allows (0..8)")
+    add.add_argument("--reference-rate", default="1", help="value of one unit in the CP's reference unit")
+    add.add_argument("--endpoint", required=True, metavar="HOST:PORT", help="the node's TraderService address")
+    add.add_argument("--bootstrap-token", action="store_true",
+                     help="also create a one-time enrollment token for the node and print it")
+    add.add_argument("--token-ttl", type=float, default=3600.0, help="token lifetime in seconds (default 1 h)")
+    add.set_defaults(func=ops_command(_add))
+
+    listing = wl_sub.add_parser("list", help="list the WL registry")
+    add_ops_flags(listing)
+    listing.set_defaults(func=ops_command(_list))
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from wl_node.app import run_node  # imported late: the node stack is heavy and not needed to parse
+
+    asyncio.run(run_node(node_settings(args)))
+    return 0
+
+
+async def _add(args: argparse.Namespace, client: OpsClient) -> int:
+    """Register the WL; with --bootstrap-token print a one-time token too."""
+    resp = await client.register_wl(registry_pb2.WhiteLabel(
+        wl_id=args.wl_id, name=args.name, currency=args.currency, currency_decimals=args.decimals,
+        reference_rate=args.reference_rate, trader_endpoint=args.endpoint,
+    ))
+    data = {"white_label": to_dict(resp.white_label), "version": resp.version}
+    human = f"registered {resp.white_label.wl_id} (policy version {resp.version})\n{wls_table([resp.white_label])}"
+    if args.bootstrap_token:
+        token = await client.create_bootstrap_token(args.wl_id, dt.timedelta(seconds=args.token_ttl))
+        expires = token.expire_time.ToDatetime(dt.UTC).isoformat(timespec="seconds")
+        data["bootstrap_token"] = token.token
+        data["token_expire_time"] = expires
+        human += "\n" + key_values({"bootstrap token": token.token, "expires": expires, "shown": "once"})
+    emit(args.json, data, human)
+    return 0
+
+
+async def _list(args: argparse.Namespace, client: OpsClient) -> int:
+    wls = await client.list_wls()
+    emit(args.json, {"white_labels": [to_dict(w) for w in wls]}, wls_table(wls))
+    return 0
