@@ -26,10 +26,17 @@ from xwl_runtime.pki import PkiDir
 from xwl_runtime.server import DEFAULT_GRACE_S, Listener, RunningServer, start_server, wait_for_termination_signal
 from xwl_runtime.tls import ReloadableServerCredentials, TlsMaterial
 
+from .catalog import component as catalog_component
+from .catalog.checkout_offers import CatalogImportedOffers
+from .checkout import component as checkout_component
+from .checkout.component import Checkouts
 from .context import NodeContext
 from .cp_channel import CpChannel, cp_channel_factory
 from .health import NodeHealth
 from .identity import CertificateRenewer, load_or_enroll, renewal_component
+from .orders import component as orders_component
+from .orders.catalog_stock import catalog_offer_stock
+from .orders.txn import TxRunner
 from .policy.agent import PolicyAgent
 from .policy.lkg import LastKnownGoodStore
 from .policy.state import PolicyState
@@ -48,13 +55,31 @@ async def _load_tls(settings: NodeSettings) -> TlsMaterial | None:
     return await load_or_enroll(settings)  # enrolls with the bootstrap token when no valid certificate exists
 
 
-def _feature_components(ctx: NodeContext, state: PolicyState) -> list[Component]:
-    """Every feature served by the node; adding a feature is one line here."""
-    components: list[Component] = []
-    # INTEGRATOR: when wl_node/catalog/component.py exists, add:
-    #   from wl_node.catalog.component import install as install_catalog
-    #   components.append(install_catalog(ctx, state))
-    return components
+@dataclass
+class Features:
+    """The node's features and the handles other parts of the root need."""
+
+    components: list[Component]
+    checkouts: Checkouts
+
+
+def _features(ctx: NodeContext, state: PolicyState, cp: CpChannel) -> Features:
+    """Every feature served by the node: catalog (issue 3), exporter orders and importer checkout (issue 4)."""
+    runner = TxRunner(ctx.settings.db_url)  # one transaction runner shared by the order desk and the checkout
+    orders = orders_component.install(ctx, state, catalog_offer_stock(clock=ctx.clock), runner=runner)
+    holder: list[Checkouts] = []  # the storefront's availability reads the checkout's breakers (built next)
+    catalog = catalog_component.build(
+        ctx, state, orders=orders.rpc, availability=lambda exporter: holder[0].peers.available(exporter)
+        if holder else True,
+    )
+    checkouts = checkout_component.install(ctx, state, cp, CatalogImportedOffers(catalog.view, state), runner=runner)
+    holder.append(checkouts)
+    catalog.storefront.attach_checkouts(checkouts.rpc)
+    runner_component = Component(name="tx-runner", on_stop=[runner.close])
+    return Features(
+        components=[catalog.component, orders.component, checkouts.component, runner_component],
+        checkouts=checkouts,
+    )
 
 
 @dataclass
@@ -70,6 +95,7 @@ class NodeApp:
     cp: CpChannel
     components: list[Component]
     server_credentials: ReloadableServerCredentials | None
+    checkouts: Checkouts | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stopped: bool = False
@@ -94,6 +120,8 @@ class NodeApp:
         if self.server_credentials is not None:
             self.server_credentials.update(material.pair)
         self.cp.replace(material)
+        if self.checkouts is not None:
+            self.checkouts.on_rotate(material)
 
     async def stop(self, grace: float = DEFAULT_GRACE_S) -> None:
         """NOT_SERVING at once, let in-flight RPCs finish for ``grace`` seconds, then stop loops and close."""
@@ -145,7 +173,8 @@ async def build_node(
         agent = PolicyAgent(settings, state, cp, clock, LastKnownGoodStore(settings.state_dir, settings.wl_id))
         await agent.load_last_known_good()  # before any CP contact: a restart with the CP down serves this
 
-        components = [*_feature_components(ctx, state), *extra_components]
+        features = _features(ctx, state, cp)
+        components = [*features.components, *extra_components]
         renewer: CertificateRenewer | None = None
         if tls is not None:
             renewer = CertificateRenewer(
@@ -170,7 +199,7 @@ async def build_node(
         await health.evaluate()
         app = NodeApp(
             settings=settings, ctx=ctx, state=state, agent=agent, health=health, server=server, cp=cp,
-            components=components, server_credentials=credentials,
+            components=components, server_credentials=credentials, checkouts=features.checkouts,
         )
         if renewer is not None:
             renewer.on_rotate(app.on_rotate)  # server credentials + CP channel follow every renewal

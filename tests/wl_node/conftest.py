@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -73,3 +73,12 @@ async def eventually(predicate: Callable[[], bool | Awaitable[bool]], *, timeout
         if loop.time() - start > timeout:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(0.01)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def node_dbs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """One fresh database per process (CP, each node), all of one kind: SQLite or PostgreSQL."""
+    from tests.wl_node.catalog.helpers import db_factory
+
+    with db_factory(request.param, tmp_path) as make:
+        yield make

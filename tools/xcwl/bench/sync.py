@@ -1,0 +1,247 @@
+"""``xcwl bench sync``: first full sync throughput and change-to-visibility delay of the imported catalog.
+
+* Full sync (``sync.full.offers_per_s.{sqlite,postgres}``): 4 exporter nodes hold 25,000 offers each (seeded
+  straight into their stores); one importer node, started with a view that lets it import from all four, syncs
+  them over mTLS (ListOffers pages of 5,000, one transaction per page, prices converted with the pair's FX).
+  Offers per second = offers / wall time from the importer's first view to the last exporter's full sync done.
+* Change delay (``sync.change_delay.p50_ms`` / ``p99_ms``, SQLite; ``….postgres`` too): then 1,000 offer updates
+  at about 200 per second, spread over the exporters through their ``OfferBook`` (the StorefrontService's write
+  path). Delay = the time a row carrying the new revision is committed in the importer's snapshot (what its local
+  API reads, uncached) − the time the exporter's commit returned. Observed by polling the importer's store.
+
+Every node runs in this process with the production pipeline and a real store: SQLite files in a temp dir, and
+scratch PostgreSQL databases created and dropped through ``--pg-url``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from wl_node.catalog.inprocess import CatalogNode, World, pki_at, start_node
+from wl_node.catalog.offers import build_offer
+from wl_node.catalog.sync import SyncSettings
+from wl_node.catalog.tables import imported_offers, offer_feed, offers, sync_cursors
+from wl_node.catalog.validation import ValidOffer
+from xwl_runtime import db
+from xwl_runtime.clock import SystemClock
+
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+IMPORTER = "wl-imp"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``xcwl bench sync``."""
+    parser.add_argument("--offers", type=int, default=100_000, help="offers in all, split over the exporters")
+    parser.add_argument("--exporters", type=int, default=4, help="exporter nodes")
+    parser.add_argument("--changes", type=int, default=1_000, help="offer updates in the change-delay run")
+    parser.add_argument("--change-rate", type=float, default=200.0, help="offer updates per second")
+    parser.add_argument("--pg-url", default=DEFAULT_PG_URL,
+                        help="PostgreSQL server (scratch databases are created and dropped there)")
+    parser.add_argument("--skip-postgres", action="store_true", help="SQLite only")
+
+
+@contextlib.contextmanager
+def _databases(kind: str, tmp: Path, pg_url: str) -> Iterator[Callable[[str], str]]:
+    created: list[str] = []
+    base = pg_url.rsplit("/", 1)[0]
+
+    def make(name: str) -> str:
+        if kind == "sqlite":
+            (tmp / kind).mkdir(parents=True, exist_ok=True)
+            return f"sqlite:///{tmp / kind / (name + '.db')}"
+        db_name = f"xcwl_bench_{uuid.uuid4().hex[:10]}_{name.replace('-', '_')}"
+        with psycopg.connect(pg_url, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{db_name}"')
+        created.append(db_name)
+        return f"{base}/{db_name}"
+
+    try:
+        yield make
+    finally:
+        if created:
+            with psycopg.connect(pg_url, autocommit=True, connect_timeout=5) as conn:
+                for db_name in created:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+
+
+def _seed_rows(exporter: str, count: int, now: dt.datetime) -> list[dict[str, object]]:
+    rows = _plain_rows(exporter, count, now)
+    for row in rows:
+        valid = ValidOffer(
+            offer_id=str(row["offer_id"]), title=str(row["title"]), description=str(row["description"]),
+            category=str(row["category"]), currency=str(row["currency"]), unit_price=Decimal(str(row["unit_price"])),
+            stock=int(str(row["stock"])), image_urls=tuple(json.loads(str(row["image_urls"]))),
+            manager_name=str(row["manager_name"]), manager_email=str(row["manager_email"]),
+            manager_phone=str(row["manager_phone"]),
+        )
+        row["payload"] = build_offer(valid, exporter_wl=exporter, revision=1, created_at=now,
+                                     updated_at=now).SerializeToString()
+    return rows
+
+
+def _plain_rows(exporter: str, count: int, now: dt.datetime) -> list[dict[str, object]]:
+    rng = random.Random(exporter)
+    return [
+        {"offer_id": f"{exporter}-{i:06d}", "title": f"Offer {i} of {exporter}",
+         "description": "Industrial supplies, delivered within the week. " * 3, "category": f"cat-{i % 40}",
+         "currency": f"XPY-{exporter[-1].upper()}", "unit_price": f"{rng.randint(100, 1_000_000) / 100:.2f}",
+         "stock": rng.randint(0, 500), "image_urls": json.dumps([f"https://img.example.com/{exporter}/{i}.jpg"]),
+         "manager_name": "Trader Manager", "manager_email": f"manager@{exporter}.example.com",
+         "manager_phone": "+55 11 91234-4321", "revision": 1, "change_sequence": i + 1, "withdrawn": False,
+         "created_at": now, "updated_at": now}
+        for i in range(count)
+    ]
+
+
+async def _seed(node: CatalogNode, count: int) -> None:
+    rows = _seed_rows(node.wl_id, count, dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+    async with node.engine.begin() as conn:
+        for start in range(0, len(rows), 5000):
+            await conn.execute(sa.insert(offers), rows[start:start + 5000])
+        await conn.execute(sa.update(offer_feed).where(offer_feed.c.feed_id == 1).values(last_sequence=count))
+
+
+def _reader(node: CatalogNode) -> AsyncEngine:
+    """A read-only engine on the node's store without the node's BEGIN IMMEDIATE: the bench's polling must not take
+    SQLite's write lock away from the sync job it measures (WAL lets readers run beside the writer)."""
+    return create_async_engine(db.async_url(node.settings.db_url), pool_size=2, max_overflow=0)
+
+
+async def _all_synced(reader: AsyncEngine, exporters: list[str]) -> bool:
+    async with reader.connect() as conn:
+        done = (await conn.execute(
+            sa.select(sync_cursors.c.exporter_wl).where(sync_cursors.c.full_sync.is_(False))
+        )).scalars().all()
+    return set(done) >= set(exporters)
+
+
+async def _count(reader: AsyncEngine) -> int:
+    async with reader.connect() as conn:
+        return int(await conn.scalar(sa.select(sa.func.count()).select_from(imported_offers)) or 0)
+
+
+async def _change_delays(world: World, exporters: list[str], per_exporter: int, changes: int,
+                         rate: float) -> list[float]:
+    reader = _reader(world.nodes[IMPORTER])
+    rng = random.Random(7)
+    pending: dict[str, tuple[int, float]] = {}
+    delays: list[float] = []
+    revisions: dict[str, int] = {}
+    produced = asyncio.Event()
+
+    async def produce() -> None:
+        interval = 1.0 / rate
+        started = time.perf_counter()
+        for n in range(changes):
+            exporter = rng.choice(exporters)
+            node = world.nodes[exporter]
+            offer_id = f"{exporter}-{rng.randrange(per_exporter):06d}"
+            revision = revisions.get(offer_id, 1) + 1
+            revisions[offer_id] = revision
+            valid = ValidOffer(
+                offer_id=offer_id, title=f"Changed {n}", description="Updated", category="cat-1",
+                currency=f"XPY-{exporter[-1].upper()}", unit_price=Decimal("12.34"),
+                stock=7, image_urls=(), manager_name="Trader Manager",
+                manager_email=f"manager@{exporter}.example.com", manager_phone="+55 11 91234-4321",
+            )
+            await node.catalog.book.update(valid)
+            pending[f"{exporter}:{offer_id}"] = (revision, time.perf_counter())
+            await asyncio.sleep(max(0.0, started + (n + 1) * interval - time.perf_counter()))
+        produced.set()
+
+    async def observe() -> None:
+        t = imported_offers.c
+        while not produced.is_set() or pending:
+            if pending:
+                ids = list(pending)
+                async with reader.connect() as conn:
+                    seen = (await conn.execute(sa.select(t.imported_offer_id, t.source_revision)
+                                               .where(t.imported_offer_id.in_(ids)))).all()
+                now = time.perf_counter()
+                for imported_id, revision in seen:
+                    want = pending.get(imported_id)
+                    if want is not None and revision >= want[0]:
+                        delays.append(now - want[1])
+                        del pending[imported_id]
+            await asyncio.sleep(0.002)
+
+    try:
+        await asyncio.wait_for(asyncio.gather(produce(), observe()), timeout=changes / rate + 60)
+    finally:
+        await reader.dispose()
+    return delays
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered))) - 1))]
+
+
+async def _run_backend(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
+    exporters = [f"wl-e{i}" for i in range(args.exporters)]
+    per_exporter = args.offers // args.exporters
+    pki = pki_at(tmp / "pki")
+    settings = SyncSettings(page_size=5000, poll_interval_s=1.0)
+    with _databases(kind, tmp, args.pg_url) as make_db:
+        world = World()
+        try:
+            for wl in exporters:
+                node = await start_node(wl, make_db(wl), pki, run_loops=False)
+                world.add_wl(node, f"XPY-{wl[-1].upper()}", 2)
+                await _seed(node, per_exporter)
+            importer = await start_node(IMPORTER, make_db("imp"), pki, sync_settings=settings, run_loops=False,
+                                        clock=SystemClock())
+            world.add_wl(importer, "XPY-I", 2)
+            for i, wl in enumerate(exporters):
+                pair = world.pair(IMPORTER, wl, fx_rate=f"1.{2345 + i}", fx_version=1)
+                pair.direction(IMPORTER, wl).import_enabled = False  # exporters import nothing back
+            await world.publish()
+            reader = _reader(importer)
+            try:
+                started = time.perf_counter()
+                importer.start_loops()
+                while not await _all_synced(reader, exporters):  # noqa: ASYNC110 - polling the store is the point
+                    await asyncio.sleep(0.01)
+                elapsed = time.perf_counter() - started
+                total = await _count(reader)
+            finally:
+                await reader.dispose()
+            if total != per_exporter * len(exporters):
+                raise RuntimeError(f"full sync imported {total} offers, expected {per_exporter * len(exporters)}")
+            out = {f"sync.full.offers_per_s.{kind}": round(total / elapsed, 1),
+                   f"sync.full.seconds.{kind}": round(elapsed, 3)}
+            if args.changes:
+                delays = await _change_delays(world, exporters, per_exporter, args.changes, args.change_rate)
+                suffix = "" if kind == "sqlite" else f".{kind}"
+                out[f"sync.change_delay.p50_ms{suffix}"] = round(statistics.median(delays) * 1000, 2)
+                out[f"sync.change_delay.p99_ms{suffix}"] = round(_pct(delays, 0.99) * 1000, 2)
+                out[f"sync.change_delay.max_ms{suffix}"] = round(max(delays) * 1000, 2)
+            return out
+        finally:
+            await world.close()
+
+
+async def run(args: argparse.Namespace) -> dict[str, float]:
+    """Run the benchmark; returns a flat mapping of figure names to numbers."""
+    results: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="xcwl-bench-sync-") as tmp:
+        results.update(await _run_backend("sqlite", args, Path(tmp)))
+        if not args.skip_postgres:
+            results.update(await _run_backend("postgres", args, Path(tmp)))
+    return results

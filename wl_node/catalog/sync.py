@@ -1,0 +1,279 @@
+"""The importer's sync job: one worker per partner whose policy lets this WL import its offers.
+
+Per exporter (``_Worker``):
+
+1. first a full sync: ``ListOffers`` pages from an empty cursor (big pages), each page and the new cursor written
+   in one transaction (``ImportedCatalog.apply_page``), so a crash mid-page resumes from the last committed page;
+2. then incremental: a ``WatchOffers`` stream wakes the worker on every exporter commit, and a short poll
+   (``poll_interval_s``) covers a broken stream; each wake pulls "changes after the cursor";
+3. ``CURSOR_EXPIRED`` (the exporter's visibility terms changed) restarts a full sync (mark-and-sweep);
+   ``PERMISSION_DENIED`` (the exporter refuses us) hides its offers at once; other failures back off with jitter.
+
+The supervisor (``CatalogSync``) listens to the ``PolicyState``: an exporter that stops being importable (pair
+PAUSED/BLOCKED, imports frozen, import disabled, visibility lost) has its worker stopped and its offers hidden
+inside the listener, without waiting for the exporter; a new FX version wakes the worker, which re-prices the
+whole snapshot of that pair. Every unary call has an explicit deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+import sqlalchemy as sa
+
+from wl_node.policy.state import PolicyState
+from xporty.cp.v1 import policy_pb2
+from xporty.trader.v1 import trader_service_pb2 as pb
+from xporty.trader.v1 import trader_service_pb2_grpc as pb_grpc
+from xwl_runtime.backoff import Backoff
+from xwl_runtime.clock import Clock
+from xwl_runtime.errors import decode_rpc_error
+from xwl_runtime.tls import TlsMaterial, secure_channel
+
+from .snapshot import ImportedCatalog
+from .visibility import import_terms, importable_exporters
+
+log = logging.getLogger(__name__)
+
+ChannelFactory = Callable[[str, TlsMaterial | None], grpc.aio.Channel]
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """Knobs of the sync job."""
+
+    page_size: int = 5000
+    """Changes per ListOffers page (the exporter caps it at 5000)."""
+    poll_interval_s: float = 1.0
+    """Pull at least this often even without a WatchOffers notification (fallback for a broken stream)."""
+    rpc_timeout_s: float = 10.0
+    """Deadline of each ListOffers call."""
+    backoff_base_s: float = 0.1
+    backoff_cap_s: float = 3.0
+    """Jittered backoff after a failure (exponential, full jitter)."""
+
+
+class _Worker:
+    """Sync of one exporter's offers; runs until ``stop`` is set or the exporter stops being importable."""
+
+    def __init__(self, sync: CatalogSync, exporter: str) -> None:
+        self.sync = sync
+        self.exporter = exporter
+        self.wake = asyncio.Event()
+        self.stop = asyncio.Event()
+        self._backoff = Backoff(sync.settings.backoff_base_s, sync.settings.backoff_cap_s, sync.rng)
+        self._channel: grpc.aio.Channel | None = None
+        self._endpoint = ""
+        self._watch: asyncio.Task[None] | None = None
+
+    def _importable(self) -> bool:
+        return not self.stop.is_set() and import_terms(self.sync.state, self.exporter) is not None
+
+    async def _connect(self, endpoint: str) -> pb_grpc.TraderServiceStub:
+        if endpoint != self._endpoint or self._channel is None:
+            await self._close()
+            self._channel = self.sync.channel_factory(endpoint, self.sync.tls)
+            self._endpoint = endpoint
+            self._watch = asyncio.create_task(self._watch_loop(pb_grpc.TraderServiceStub(self._channel)),
+                                              name=f"catalog-watch-{self.exporter}")
+        return pb_grpc.TraderServiceStub(self._channel)
+
+    async def _close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            self._watch = None
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+
+    async def _watch_loop(self, stub: pb_grpc.TraderServiceStub) -> None:
+        """Keep a WatchOffers stream open; every message wakes the worker to pull."""
+        backoff = Backoff(self.sync.settings.backoff_base_s, self.sync.settings.backoff_cap_s, self.sync.rng)
+        while not self.stop.is_set():
+            cursor = (await self.sync.catalog.load_cursor(self.exporter)).cursor
+            try:
+                async for _ in stub.WatchOffers(pb.WatchOffersRequest(cursor=cursor)):
+                    backoff.reset()
+                    self.wake.set()
+            except grpc.aio.AioRpcError as err:
+                log.debug("offer watch ended", extra={"fields": {"exporter": self.exporter,
+                                                                 "code": err.code().name}})
+                self.wake.set()  # let the pull find out what changed (expired cursor, refusal, outage)
+            await asyncio.sleep(backoff.next_delay())
+
+    async def _pull(self, stub: pb_grpc.TraderServiceStub) -> None:
+        """Pages until the exporter has nothing more after our cursor.
+
+        The next page is requested while the current one is written (its cursor is known from the response), so
+        the exporter's read and the transfer overlap the importer's transaction; a failed write cancels it.
+        """
+        catalog, settings = self.sync.catalog, self.sync.settings
+
+        def fetch(cursor: str) -> asyncio.Task[pb.ListOffersResponse]:
+            request = pb.ListOffersRequest(cursor=cursor, page_size=settings.page_size)
+            return asyncio.ensure_future(stub.ListOffers(request, timeout=settings.rpc_timeout_s))
+
+        state = await catalog.load_cursor(self.exporter)
+        terms = import_terms(self.sync.state, self.exporter)
+        if terms is not None and state.exists and state.fx_version != terms.fx_version:
+            await catalog.reprice(self.exporter, terms)
+            state = await catalog.load_cursor(self.exporter)
+        pending = fetch(state.cursor)
+        try:
+            while True:
+                resp = await pending
+                terms = import_terms(self.sync.state, self.exporter)
+                if terms is None or self.stop.is_set():
+                    return
+                if resp.has_more:
+                    pending = fetch(resp.next_cursor)
+                written = await catalog.apply_page(self.exporter, terms, state, resp.changes, resp.next_cursor,
+                                                   resp.has_more, still_importable=self._importable)
+                if resp.changes:
+                    log.debug("offer page applied", extra={"fields": {"exporter": self.exporter, "rows": written,
+                                                                      "changes": len(resp.changes)}})
+                if not resp.has_more:
+                    return
+                if state.cursor != resp.next_cursor:  # the page was dropped (hidden meanwhile): start over
+                    return
+        finally:
+            if not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+                    await pending
+
+    async def run(self) -> None:
+        settings = self.sync.settings
+        try:
+            while self._importable():
+                terms = import_terms(self.sync.state, self.exporter)
+                assert terms is not None
+                self.wake.clear()
+                try:
+                    stub = await self._connect(terms.endpoint)
+                    await self._pull(stub)
+                    self._backoff.reset()
+                    delay = settings.poll_interval_s
+                except grpc.aio.AioRpcError as err:
+                    delay = await self._on_error(err)
+                except sa.exc.SQLAlchemyError:
+                    log.exception("offer sync could not write; retrying", extra={"fields": {"exporter": self.exporter}})
+                    delay = self._backoff.next_delay()
+                await self._wait(delay)
+        finally:
+            await self._close()
+
+    async def _on_error(self, err: grpc.aio.AioRpcError) -> float:
+        remote = decode_rpc_error(err)
+        fields = {"exporter": self.exporter, "code": remote.code.name, "reason": remote.reason}
+        if remote.code == grpc.StatusCode.FAILED_PRECONDITION and remote.reason == "CURSOR_EXPIRED":
+            log.info("exporter expired our cursor; full sync", extra={"fields": fields})
+            await self.sync.catalog.restart_full_sync(self.exporter)
+            return 0.0
+        if remote.code == grpc.StatusCode.PERMISSION_DENIED:
+            # The exporter's view refuses us (maybe before ours says so): show nothing from it meanwhile.
+            log.info("exporter refuses our import; hiding its offers", extra={"fields": fields})
+            await self.sync.catalog.hide(self.exporter, f"exporter:{remote.reason}")
+        else:
+            log.warning("offer sync failed; retrying", extra={"fields": fields})
+        return self._backoff.next_delay()
+
+    async def _wait(self, delay: float) -> None:
+        if delay <= 0 or self.wake.is_set():
+            return
+        waits = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(self.stop.wait())]
+        try:
+            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+
+class CatalogSync:
+    """Supervisor of the per-exporter workers; ``run`` is the node's background loop."""
+
+    def __init__(self, state: PolicyState, catalog: ImportedCatalog, clock: Clock, tls: TlsMaterial | None, *,
+                 settings: SyncSettings | None = None, channel_factory: ChannelFactory | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.state = state
+        self.catalog = catalog
+        self.clock = clock
+        self.tls = tls
+        self.settings = settings or SyncSettings()
+        self.channel_factory: ChannelFactory = channel_factory or (lambda target, tls: secure_channel(target, tls))
+        self.rng = rng or random.Random()
+        self._workers: dict[str, tuple[_Worker, asyncio.Task[None]]] = {}
+        self._changed = asyncio.Event()
+        state.add_listener(self.on_policy)
+
+    async def on_policy(self, view: policy_pb2.PolicyView) -> None:
+        """PolicyState listener: hide what may no longer be shown, at once; wake the supervisor for the rest."""
+        importable = importable_exporters(self.state)
+        for exporter, (worker, _) in list(self._workers.items()):
+            if exporter not in importable:
+                worker.stop.set()
+                worker.wake.set()
+            else:
+                worker.wake.set()  # maybe a new FX version or endpoint
+        for exporter in await self.catalog.known_exporters():
+            if exporter not in importable:
+                await self.catalog.hide(exporter, "policy")
+        self._changed.set()
+
+    def _reconcile(self) -> None:
+        importable = importable_exporters(self.state)
+        for exporter, (_worker, task) in list(self._workers.items()):
+            if task.done():
+                del self._workers[exporter]
+        for exporter in importable:
+            if exporter not in self._workers:
+                worker = _Worker(self, exporter)
+                task = asyncio.create_task(worker.run(), name=f"catalog-sync-{exporter}")
+                task.add_done_callback(_log_crash)
+                self._workers[exporter] = (worker, task)
+                log.info("catalog sync started", extra={"fields": {"exporter": exporter}})
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until ``stop``: keep one worker per importable exporter."""
+        for exporter in await self.catalog.known_exporters():
+            if exporter not in importable_exporters(self.state):
+                await self.catalog.hide(exporter, "policy")
+        try:
+            while not stop.is_set():
+                self._changed.clear()
+                self._reconcile()
+                waits = [asyncio.ensure_future(self._changed.wait()), asyncio.ensure_future(stop.wait())]
+                try:
+                    # Also re-check now and then: a worker that ended on its own is restarted here.
+                    await asyncio.wait(waits, timeout=self.settings.poll_interval_s,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for w in waits:
+                        w.cancel()
+        finally:
+            for worker, _ in self._workers.values():
+                worker.stop.set()
+                worker.wake.set()
+            tasks = [t for _, t in self._workers.values()]
+            if tasks:
+                await asyncio.wait(tasks, timeout=5)
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            self._workers.clear()
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if task.cancelled():
+        return
+    err = task.exception()
+    if err is not None:
+        log.error("catalog sync worker crashed", exc_info=err, extra={"fields": {"worker": task.get_name()}})

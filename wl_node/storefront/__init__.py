@@ -1,0 +1,1 @@
+"""StorefrontService: the WL node's local API for the WL's own services."""

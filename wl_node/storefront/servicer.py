@@ -1,0 +1,158 @@
+"""StorefrontService: the local API the WL's own services call (mTLS identities ``spiffe://xporty/wl/<id>/app/<n>``).
+
+Who may call what (the component's authz table admits the kinds; this servicer checks the WL):
+
+* offers (Publish/Update/Withdraw), Checkout, GetCheckout: apps of THIS WL only;
+* reads (ListImportedOffers, GetImportedOffer, GetNodeState): apps of this WL and operators.
+
+The trader manager's contact is masked in every response unless the caller is an app of this WL named in
+``NodeSettings.pii_apps`` (the PII scope). Nothing here logs contact data.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import grpc
+
+from wl_node.catalog.offers import OfferBook, offer_to_proto, timestamp
+from wl_node.catalog.validation import check_offer_id, validate_offer
+from wl_node.catalog.visibility import importable_exporters
+from wl_node.policy.state import PolicyState
+from wl_node.settings import NodeSettings
+from xporty.node.v1 import storefront_pb2
+from xporty.node.v1 import storefront_service_pb2 as pb
+from xporty.node.v1 import storefront_service_pb2_grpc as pb_grpc
+from xwl_runtime.authz import Rule, service_methods
+from xwl_runtime.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from xwl_runtime.identity import Identity, Kind
+from xwl_runtime.pipeline import caller
+
+from .imported_view import ImportedView
+
+SERVICE = "xporty.node.v1.StorefrontService"
+APP_METHODS = ("PublishOffer", "UpdateOffer", "WithdrawOffer", "Checkout", "GetCheckout")
+READ_METHODS = ("ListImportedOffers", "GetImportedOffer", "GetNodeState")
+AUTHZ: dict[str, Rule] = {
+    **service_methods(SERVICE, APP_METHODS, Rule(frozenset({Kind.APP}))),
+    **service_methods(SERVICE, READ_METHODS, Rule(frozenset({Kind.APP, Kind.OPS}))),
+}
+
+
+class CheckoutHandlers(Protocol):
+    """The checkout RPCs (issue 4's ``wl_node.checkout.rpc.CheckoutRpc`` fits)."""
+
+    async def Checkout(self, request: Any, context: Any) -> Any: ...  # noqa: N802
+    async def GetCheckout(self, request: Any, context: Any) -> Any: ...  # noqa: N802
+
+
+class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
+    """Thin translation between the local API and the offer book / imported snapshot."""
+
+    def __init__(self, settings: NodeSettings, state: PolicyState, book: OfferBook, view: ImportedView,
+                 checkouts: CheckoutHandlers | None = None) -> None:
+        self._settings = settings
+        self._state = state
+        self._book = book
+        self._view = view
+        self._checkouts = checkouts
+
+    def attach_checkouts(self, checkouts: CheckoutHandlers) -> None:
+        """Serve Checkout/GetCheckout through the importer's checkout feature (wired by the composition root)."""
+        self._checkouts = checkouts
+
+    # --- caller checks ------------------------------------------------------------------------------------------
+    def _own_app(self) -> Identity:
+        ident = caller()
+        if ident.kind is not Kind.APP or ident.wl_id != self._settings.wl_id:
+            raise PermissionDenied(f"{ident} is not an app of {self._settings.wl_id}", reason="NOT_THIS_WL",
+                                   metadata={"caller": ident.spiffe_id})
+        return ident
+
+    def _reader(self) -> bool:
+        """Check the caller may read; True when it holds the PII scope."""
+        ident = caller()
+        if ident.kind is Kind.OPS:
+            return False
+        self._own_app()
+        return ident.name in self._settings.pii_apps
+
+    def _currency(self) -> tuple[str, int]:
+        own = self._state.white_label(self._settings.wl_id)
+        if own is None:
+            raise FailedPrecondition("no policy view yet: this WL's currency is unknown", reason="NO_POLICY_VIEW")
+        return own.currency, own.currency_decimals
+
+    # --- exportable offers ----------------------------------------------------------------------------------
+    async def PublishOffer(  # noqa: N802 - gRPC method name
+        self, request: pb.PublishOfferRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PublishOfferResponse:
+        self._own_app()
+        currency, decimals = self._currency()
+        row = await self._book.publish(validate_offer(request.offer, currency=currency, decimals=decimals))
+        return pb.PublishOfferResponse(offer=offer_to_proto(row))
+
+    async def UpdateOffer(  # noqa: N802 - gRPC method name
+        self, request: pb.UpdateOfferRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdateOfferResponse:
+        self._own_app()
+        currency, decimals = self._currency()
+        row = await self._book.update(validate_offer(request.offer, currency=currency, decimals=decimals))
+        return pb.UpdateOfferResponse(offer=offer_to_proto(row))
+
+    async def WithdrawOffer(  # noqa: N802 - gRPC method name
+        self, request: pb.WithdrawOfferRequest, context: grpc.aio.ServicerContext
+    ) -> pb.WithdrawOfferResponse:
+        self._own_app()
+        bad = check_offer_id(request.offer_id, "offer_id")
+        if bad:
+            raise InvalidArgument(f"offer_id: {bad[0].description}", violations=bad)
+        await self._book.withdraw(request.offer_id)
+        return pb.WithdrawOfferResponse()
+
+    # --- imported catalog -----------------------------------------------------------------------------------
+    async def ListImportedOffers(  # noqa: N802 - gRPC method name
+        self, request: pb.ListImportedOffersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListImportedOffersResponse:
+        unmasked = self._reader()
+        offers, token = await self._view.list(
+            importable_exporters(self._state), source_wl=request.source_wl, category=request.category,
+            text=request.text, page_size=request.page_size, page_token=request.page_token, unmasked=unmasked,
+        )
+        return pb.ListImportedOffersResponse(offers=offers, next_page_token=token)
+
+    async def GetImportedOffer(  # noqa: N802 - gRPC method name
+        self, request: pb.GetImportedOfferRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetImportedOfferResponse:
+        unmasked = self._reader()
+        offer = await self._view.get(importable_exporters(self._state), request.imported_offer_id, unmasked=unmasked)
+        return pb.GetImportedOfferResponse(offer=offer)
+
+    async def GetNodeState(  # noqa: N802 - gRPC method name
+        self, request: pb.GetNodeStateRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetNodeStateResponse:
+        self._reader()
+        state = storefront_pb2.NodeState(
+            wl_id=self._settings.wl_id, policy_version=self._state.version,
+            stream_connected=self._state.stream_connected, stale=self._state.is_stale(),
+        )
+        if self._state.confirmed_at is not None:
+            state.confirm_time.CopyFrom(timestamp(self._state.confirmed_at))
+        return pb.GetNodeStateResponse(state=state)
+
+    # --- checkout (issue 4) ---------------------------------------------------------------------------------
+    async def Checkout(  # noqa: N802 - gRPC method name
+        self, request: pb.CheckoutRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CheckoutResponse:
+        self._own_app()
+        if self._checkouts is None:
+            raise FailedPrecondition("checkout is not available on this node", reason="CHECKOUT_NOT_AVAILABLE")
+        return await self._checkouts.Checkout(request, context)
+
+    async def GetCheckout(  # noqa: N802 - gRPC method name
+        self, request: pb.GetCheckoutRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetCheckoutResponse:
+        self._own_app()
+        if self._checkouts is None:
+            raise FailedPrecondition("checkout is not available on this node", reason="CHECKOUT_NOT_AVAILABLE")
+        return await self._checkouts.GetCheckout(request, context)
