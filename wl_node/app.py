@@ -29,7 +29,7 @@ from xwl_runtime.tls import ReloadableServerCredentials, TlsMaterial
 from .catalog import component as catalog_component
 from .catalog.checkout_offers import CatalogImportedOffers
 from .checkout import component as checkout_component
-from .checkout.component import Checkouts
+from .checkout.component import CheckoutConfig, Checkouts
 from .context import NodeContext
 from .cp_channel import CpChannel, cp_channel_factory
 from .health import NodeHealth
@@ -37,6 +37,7 @@ from .identity import CertificateRenewer, load_or_enroll, renewal_component
 from .orders import component as orders_component
 from .orders.catalog_stock import catalog_offer_stock
 from .orders.txn import TxRunner
+from .peers.client import PeerConfig
 from .policy.agent import PolicyAgent
 from .policy.lkg import LastKnownGoodStore
 from .policy.state import PolicyState
@@ -72,7 +73,10 @@ def _features(ctx: NodeContext, state: PolicyState, cp: CpChannel) -> Features:
         ctx, state, orders=orders.rpc, availability=lambda exporter: holder[0].peers.available(exporter)
         if holder else True,
     )
-    checkouts = checkout_component.install(ctx, state, cp, CatalogImportedOffers(catalog.view, state), runner=runner)
+    config = CheckoutConfig(peers=PeerConfig(order_timeout_s=ctx.settings.order_timeout.total_seconds()))
+    checkouts = checkout_component.install(
+        ctx, state, cp, CatalogImportedOffers(catalog.view, state), runner=runner, config=config,
+    )
     holder.append(checkouts)
     catalog.storefront.attach_checkouts(checkouts.rpc)
     runner_component = Component(name="tx-runner", on_stop=[runner.close])

@@ -38,3 +38,5 @@ class NodeSettings:
     pii_apps: tuple[str, ...] = ()
     """Names of this WL's apps holding the PII scope: only they see trader managers' contacts unmasked in the
     local API (everyone else, operators included, gets them masked)."""
+    order_timeout: dt.timedelta = dt.timedelta(milliseconds=300)
+    """Deadline of one PlaceOrder/CancelOrder/GetOrder operation at a peer (all retries included)."""
