@@ -35,6 +35,17 @@ from xwl_runtime.clock import Clock
 
 _VERIFY_BATCH = 1000
 
+# The append path's statements, built once (a statement object memoizes its cache key; values are bound per call).
+_NEXT_SEQ = (
+    cp_state.update()
+    .where(cp_state.c.id == CP_STATE_ID)
+    .values(audit_seq=cp_state.c.audit_seq + 1)
+    .returning(cp_state.c.audit_seq, cp_state.c.audit_head)
+)
+_INSERT = audit_log.insert()
+_SET_HEAD = cp_state.update().where(cp_state.c.id == CP_STATE_ID)
+_SIGNATURE = ec.ECDSA(hashes.SHA256())
+
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, decimal.Decimal):
@@ -107,14 +118,7 @@ class AuditLog:
     ) -> int:
         """Append one record inside the caller's transaction; returns its sequence number."""
         cid = correlation_id if correlation_id is not None else correlation.get()
-        row = (
-            await conn.execute(
-                cp_state.update()
-                .where(cp_state.c.id == CP_STATE_ID)
-                .values(audit_seq=cp_state.c.audit_seq + 1)
-                .returning(cp_state.c.audit_seq, cp_state.c.audit_head)
-            )
-        ).one()
+        row = (await conn.execute(_NEXT_SEQ)).one()
         seq, prev_hash = int(row.audit_seq), str(row.audit_head)
         now = self._clock.now().astimezone(dt.UTC)
         before_json = canonical_json(dict(before) if before is not None else None)
@@ -123,15 +127,14 @@ class AuditLog:
             prev_hash, seq=seq, create_time=now, actor=actor, action=action, subject=subject,
             correlation_id=cid, before_json=before_json, after_json=after_json,
         )
-        signature = base64.b64encode(self._key.sign(digest.encode(), ec.ECDSA(hashes.SHA256()))).decode()
+        signature = base64.b64encode(self._key.sign(digest.encode(), _SIGNATURE)).decode()
         await conn.execute(
-            audit_log.insert().values(
-                seq=seq, create_time=now, actor=actor, action=action, subject=subject, correlation_id=cid,
-                before_json=before_json, after_json=after_json, prev_hash=prev_hash, hash=digest,
-                signature=signature,
-            )
+            _INSERT,
+            {"seq": seq, "create_time": now, "actor": actor, "action": action, "subject": subject,
+             "correlation_id": cid, "before_json": before_json, "after_json": after_json, "prev_hash": prev_hash,
+             "hash": digest, "signature": signature},
         )
-        await conn.execute(cp_state.update().where(cp_state.c.id == CP_STATE_ID).values(audit_head=digest))
+        await conn.execute(_SET_HEAD, {"audit_head": digest})
         return seq
 
     async def list(self, engine: AsyncEngine, *, after_seq: int, limit: int) -> list[AuditEntry]:

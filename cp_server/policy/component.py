@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from xporty.cp.v1 import policy_service_pb2, policy_service_pb2_grpc
-
 from cp_server.context import CpContext
 from cp_server.store.node_status import NodeStatusStore
+from xporty.cp.v1 import policy_service_pb2, policy_service_pb2_grpc
 from xwl_runtime.authz import Rule
 from xwl_runtime.component import Component
 from xwl_runtime.identity import Kind

@@ -12,8 +12,10 @@
 On a dirty mark the reload loop loads the world once (coalescing marks that arrive meanwhile): fully the first
 time, then incrementally (only rows changed since the installed version, see ``store.world``); it installs the
 result only if its version is newer, then wakes every waiting stream. Views are built lazily per WL and cached per
-snapshot, so 50 streams of one WL cost one build. Until the first full load succeeds the hub is not ready:
-nothing is served (no empty or partial view after a restart) and health stays NOT_SERVING.
+snapshot, so 50 streams of one WL cost one build; the proto form of each WL and pair record is kept across
+snapshots (``ViewBuilder``), so a change re-converts only the records it touched. Until the first full load
+succeeds the hub is not ready: nothing is served (no empty or partial view after a restart) and health stays
+NOT_SERVING.
 """
 
 from __future__ import annotations
@@ -28,16 +30,16 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from xporty.cp.v1 import identity_pb2, policy_pb2
 
 from cp_server.store.records import World
 from cp_server.store.versions import current_version
 from cp_server.store.world import load_world
+from xporty.cp.v1 import identity_pb2, policy_pb2
 from xwl_runtime.backoff import Backoff
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import Unavailable
 
-from .view import build_view
+from .view import ViewBuilder
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +87,7 @@ class PolicyHub:
     ) -> None:
         self._engine = engine
         self._clock = clock
-        self._token_keys = list(token_keys)
+        self._views = ViewBuilder(token_keys)
         self._listen_dsn = listen_dsn
         self._channel = channel
         self._resync_interval_s = resync_interval_s
@@ -121,7 +123,7 @@ class PolicyHub:
         if snap is None:
             raise Unavailable("the control plane is still loading its policy state", reason="CP_NOT_READY")
         if wl_id not in snap.views:
-            snap.views[wl_id] = build_view(snap.world, wl_id, self._token_keys)
+            snap.views[wl_id] = self._views.build(snap.world, wl_id)
         return snap.views[wl_id]
 
     async def wait_for_change(self, after_version: int, timeout: float) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 from google.protobuf import duration_pb2, timestamp_pb2
-from xporty.cp.v1 import policy_pb2, registry_pb2
 
 from cp_server.store.records import DirectionRecord, PairRecord, Status, WlRecord
 from cp_server.store.validation import fmt
+from xporty.cp.v1 import policy_pb2, registry_pb2
 from xwl_runtime.errors import InvalidArgument
 
 _STATUS_TO_PROTO = {

@@ -13,10 +13,10 @@ import datetime as dt
 from collections.abc import AsyncIterator
 
 import grpc
-from xporty.cp.v1 import policy_pb2, policy_service_pb2, policy_service_pb2_grpc
 
 from cp_server.store import validation
 from cp_server.store.node_status import NodeReport, NodeStatusStore
+from xporty.cp.v1 import policy_pb2, policy_service_pb2, policy_service_pb2_grpc
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from xwl_runtime.identity import Kind

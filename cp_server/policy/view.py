@@ -3,15 +3,20 @@
 A view holds the WL itself and every WL it has a pair with (any status: a node must know a pair is BLOCKED),
 the policies of its pairs with both directions, and the CP's token-verification keys. Its version is the CP's
 policy version at which the world was loaded.
+
+``ViewBuilder`` keeps the proto form of every WL and pair record between snapshots: an incremental world load
+keeps the record objects of unchanged rows (``store.world``), so after a change only the records it touched are
+converted again, and building the views of 50 WLs is mostly assembling cached messages.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from xporty.cp.v1 import identity_pb2, policy_pb2
+from google.protobuf import timestamp_pb2
 
-from cp_server.store.records import World, ordered
+from cp_server.store.records import PairRecord, WlRecord, World, ordered
+from xporty.cp.v1 import identity_pb2, policy_pb2, registry_pb2
 
 from . import protos
 
@@ -19,16 +24,51 @@ from . import protos
 def build_view(
     world: World, wl_id: str, token_keys: Sequence[identity_pb2.VerificationKey]
 ) -> policy_pb2.PolicyView | None:
-    """The view of ``wl_id`` at ``world.version``, or None when the WL is not registered."""
-    own = world.white_labels.get(wl_id)
-    if own is None:
-        return None
-    partners = world.partners.get(wl_id, ())
-    return policy_pb2.PolicyView(
-        wl_id=wl_id,
-        version=world.version,
-        generate_time=protos.timestamp(world.loaded_at),
-        white_labels=[protos.white_label(own), *(protos.white_label(world.white_labels[p]) for p in partners)],
-        pairs=[protos.pair_policy(world.pairs[ordered(wl_id, p)]) for p in partners],
-        token_keys=list(token_keys),
-    )
+    """The view of ``wl_id`` at ``world.version``, or None when the WL is not registered (no caching)."""
+    return ViewBuilder(token_keys).build(world, wl_id)
+
+
+class ViewBuilder:
+    """Builds views, converting each WL and pair record to its proto once for as long as the record lives."""
+
+    def __init__(self, token_keys: Sequence[identity_pb2.VerificationKey]) -> None:
+        self._token_keys = list(token_keys)
+        # Keyed by id; the record is kept beside its proto, so the id cannot be reused while the entry exists,
+        # and a hit is checked by identity (a changed row is a new record object).
+        self._wls: dict[str, tuple[WlRecord, registry_pb2.WhiteLabel]] = {}
+        self._pairs: dict[tuple[str, str], tuple[PairRecord, policy_pb2.PairPolicy]] = {}
+        self._generated: tuple[World | None, timestamp_pb2.Timestamp] = (None, timestamp_pb2.Timestamp())
+
+    def _wl(self, record: WlRecord) -> registry_pb2.WhiteLabel:
+        cached = self._wls.get(record.wl_id)
+        if cached is None or cached[0] is not record:
+            cached = (record, protos.white_label(record))
+            self._wls[record.wl_id] = cached
+        return cached[1]
+
+    def _pair(self, record: PairRecord) -> policy_pb2.PairPolicy:
+        cached = self._pairs.get(record.key)
+        if cached is None or cached[0] is not record:
+            cached = (record, protos.pair_policy(record))
+            self._pairs[record.key] = cached
+        return cached[1]
+
+    def _generate_time(self, world: World) -> timestamp_pb2.Timestamp:
+        if self._generated[0] is not world:
+            self._generated = (world, protos.timestamp(world.loaded_at))
+        return self._generated[1]
+
+    def build(self, world: World, wl_id: str) -> policy_pb2.PolicyView | None:
+        """The view of ``wl_id`` at ``world.version``, or None when the WL is not registered."""
+        own = world.white_labels.get(wl_id)
+        if own is None:
+            return None
+        partners = world.partners.get(wl_id, ())
+        return policy_pb2.PolicyView(
+            wl_id=wl_id,
+            version=world.version,
+            generate_time=self._generate_time(world),
+            white_labels=[self._wl(own), *(self._wl(world.white_labels[p]) for p in partners)],
+            pairs=[self._pair(world.pairs[ordered(wl_id, p)]) for p in partners],
+            token_keys=self._token_keys,
+        )

@@ -77,6 +77,7 @@ class ChangeRunner:
         self._clock = clock
         self._channel = notify_channel
         self._notify = engine.dialect.name == "postgresql"
+        self._notify_stmt = sa.select(sa.func.pg_notify(notify_channel, sa.bindparam("payload")))
         self._listeners: list[CommitListener] = []
 
     def add_commit_listener(self, listener: CommitListener) -> None:
@@ -95,7 +96,7 @@ class ChangeRunner:
                 if not tx.changed:
                     raise _NoChange(result)
                 if self._notify:
-                    await conn.execute(sa.select(sa.func.pg_notify(self._channel, str(version))))
+                    await conn.execute(self._notify_stmt, {"payload": str(version)})
         except _NoChange as unchanged:
             async with self.engine.connect() as conn:
                 return Committed(unchanged.result, await current_version(conn), changed=False)

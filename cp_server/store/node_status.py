@@ -31,6 +31,16 @@ class NodeReport:
     report_time: dt.datetime
 
 
+def _upsert_statement(dialect: str) -> sa.Insert:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(node_status)
+    return stmt.on_conflict_do_update(
+        index_elements=[node_status.c.wl_id],
+        set_={c: stmt.excluded[c] for c in
+              ("applied_version", "rejected_version", "last_error", "apply_time", "report_time")},
+    )
+
+
 class NodeStatusStore:
     """Upserts reports in group commits; reads them back."""
 
@@ -39,6 +49,7 @@ class NodeStatusStore:
         self._batch: dict[str, NodeReport] = {}
         self._batch_done: asyncio.Future[None] | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._upsert_stmt: sa.Insert | None = None
 
     async def report(self, report: NodeReport) -> None:
         """Store ``report`` (the latest report of a node wins within a batch); returns once committed."""
@@ -64,16 +75,13 @@ class NodeStatusStore:
                 done.set_result(None)
 
     async def _upsert(self, reports: Sequence[NodeReport]) -> None:
-        rows = [r.__dict__ for r in reports]
+        rows = [dict(r.__dict__) for r in reports]
         async with self._engine.begin() as conn:
-            insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-            stmt = insert(node_status).values(rows)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[node_status.c.wl_id],
-                set_={c: stmt.excluded[c] for c in
-                      ("applied_version", "rejected_version", "last_error", "apply_time", "report_time")},
-            )
-            await conn.execute(stmt)
+            # One statement built once per store, executed with the batch's rows as parameter sets (an
+            # executemany): a multi-VALUES statement would be a different statement, compiled anew, per size.
+            if self._upsert_stmt is None:
+                self._upsert_stmt = _upsert_statement(conn.dialect.name)
+            await conn.execute(self._upsert_stmt, rows)
 
     async def all(self) -> dict[str, NodeReport]:
         async with self._engine.connect() as conn:

@@ -34,23 +34,31 @@ FX_STEP_REASON = "FX_STEP_TOO_LARGE"
 SELF_PAIR_REASON = "SELF_PAIR"
 
 
+# The statements of the change path, built once (a statement object memoizes its cache key, so executing it
+# skips building and keying; parameters are bound per call). Key parameters are prefixed "k_" because an
+# UPDATE reserves the column names for its SET values.
+_LOAD_PAIR = sa.select(pairs).where(pairs.c.wl_a == sa.bindparam("k_a"), pairs.c.wl_b == sa.bindparam("k_b"))
+_LOAD_DIRECTIONS = sa.select(directions).where(
+    sa.or_(
+        sa.and_(directions.c.exporter == sa.bindparam("k_a"), directions.c.importer == sa.bindparam("k_b")),
+        sa.and_(directions.c.exporter == sa.bindparam("k_b"), directions.c.importer == sa.bindparam("k_a")),
+    )
+)
+_INSERT_PAIR = pairs.insert()
+_UPDATE_PAIR = pairs.update().where(pairs.c.wl_a == sa.bindparam("k_a"), pairs.c.wl_b == sa.bindparam("k_b"))
+_INSERT_DIRECTION = directions.insert()
+_UPDATE_DIRECTION = directions.update().where(
+    directions.c.exporter == sa.bindparam("k_exporter"), directions.c.importer == sa.bindparam("k_importer")
+)
+
+
 async def load_pair(conn: AsyncConnection, wl_a: str, wl_b: str) -> PairRecord | None:
     """The pair {wl_a, wl_b} (stored order) with its directions."""
-    row = (
-        await conn.execute(sa.select(pairs).where(pairs.c.wl_a == wl_a, pairs.c.wl_b == wl_b))
-    ).mappings().first()
+    keys = {"k_a": wl_a, "k_b": wl_b}
+    row = (await conn.execute(_LOAD_PAIR, keys)).mappings().first()
     if row is None:
         return None
-    dir_rows = (
-        await conn.execute(
-            sa.select(directions).where(
-                sa.or_(
-                    sa.and_(directions.c.exporter == wl_a, directions.c.importer == wl_b),
-                    sa.and_(directions.c.exporter == wl_b, directions.c.importer == wl_a),
-                )
-            )
-        )
-    ).mappings().all()
+    dir_rows = (await conn.execute(_LOAD_DIRECTIONS, keys)).mappings().all()
     by_key = {(r["exporter"], r["importer"]): DirectionRecord.from_row(r) for r in dir_rows}
     found = tuple(d for d in (by_key.get((wl_a, wl_b)), by_key.get((wl_b, wl_a))) if d is not None)
     return PairRecord.from_row(row, found)
@@ -211,11 +219,11 @@ class PairPolicies:
         self, tx: Tx, a: str, b: str, *, given_fx: Decimal | None, wl_fields: tuple[str, str] = ("wl_a", "wl_b")
     ) -> PairRecord:
         """The stored pair, or an unsaved default one (changed_version 0) after checking both WLs exist."""
-        wl_a = await require_known(tx.conn, wl_fields[0], a)
-        wl_b = await require_known(tx.conn, wl_fields[1], b)
         found = await load_pair(tx.conn, a, b)
         if found is not None:
-            return found
+            return found  # both WLs exist: foreign keys, and WLs are never deleted
+        wl_a = await require_known(tx.conn, wl_fields[0], a)
+        wl_b = await require_known(tx.conn, wl_fields[1], b)
         fx = given_fx
         if fx is None:
             fx = v.derived_fx(wl_a.reference_rate, wl_b.reference_rate)
@@ -244,20 +252,18 @@ class PairPolicies:
         }
         if existing is None:
             await tx.conn.execute(
-                pairs.insert().values(wl_a=after.wl_a, wl_b=after.wl_b, created_at=after.created_at, **values)
+                _INSERT_PAIR, {"wl_a": after.wl_a, "wl_b": after.wl_b, "created_at": after.created_at, **values}
             )
         else:
-            await tx.conn.execute(
-                pairs.update().where(pairs.c.wl_a == after.wl_a, pairs.c.wl_b == after.wl_b).values(**values)
-            )
+            await tx.conn.execute(_UPDATE_PAIR, {"k_a": after.wl_a, "k_b": after.wl_b, **values})
         for d in dirs:
             if (d.exporter, d.importer) not in old_dirs:
-                await tx.conn.execute(directions.insert().values(**_dir_row(d)))
+                await tx.conn.execute(_INSERT_DIRECTION, _dir_row(d))
             elif old_dirs[(d.exporter, d.importer)] != d:
+                row = _dir_row(d)
                 await tx.conn.execute(
-                    directions.update()
-                    .where(directions.c.exporter == d.exporter, directions.c.importer == d.importer)
-                    .values(**_dir_row(d))
+                    _UPDATE_DIRECTION,
+                    {"k_exporter": row.pop("exporter"), "k_importer": row.pop("importer"), **row},
                 )
         await tx.audit(
             action,

@@ -18,8 +18,11 @@ from .schema import white_labels
 UNKNOWN_WL_REASON = "UNKNOWN_WL"
 
 
+_LOAD_WL = sa.select(white_labels).where(white_labels.c.wl_id == sa.bindparam("wl_id"))
+
+
 async def load_wl(conn: AsyncConnection, wl_id: str) -> WlRecord | None:
-    row = (await conn.execute(sa.select(white_labels).where(white_labels.c.wl_id == wl_id))).mappings().first()
+    row = (await conn.execute(_LOAD_WL, {"wl_id": wl_id})).mappings().first()
     return WlRecord.from_row(row) if row is not None else None
 
 

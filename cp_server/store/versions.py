@@ -15,25 +15,26 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .schema import CP_STATE_ID, cp_state, policy_versions
 
+# Built once: statement objects memoize their cache key, so executing them skips both building and keying.
+_BUMP = (
+    cp_state.update()
+    .where(cp_state.c.id == CP_STATE_ID)
+    .values(policy_version=cp_state.c.policy_version + 1)
+    .returning(cp_state.c.policy_version)
+)
+_RECORD = policy_versions.insert()
+_CURRENT = sa.select(cp_state.c.policy_version).where(cp_state.c.id == CP_STATE_ID)
+
 
 async def bump_version(conn: AsyncConnection, *, now: dt.datetime, action: str) -> int:
     """Take the next version inside the caller's transaction (and with it the change lock)."""
-    row = (
-        await conn.execute(
-            cp_state.update()
-            .where(cp_state.c.id == CP_STATE_ID)
-            .values(policy_version=cp_state.c.policy_version + 1)
-            .returning(cp_state.c.policy_version)
-        )
-    ).one()
-    version = int(row.policy_version)
-    await conn.execute(policy_versions.insert().values(version=version, committed_at=now, action=action[:64]))
+    version = int((await conn.execute(_BUMP)).scalar_one())
+    await conn.execute(_RECORD, {"version": version, "committed_at": now, "action": action[:64]})
     return version
 
 
 async def current_version(conn: AsyncConnection) -> int:
-    row = (await conn.execute(sa.select(cp_state.c.policy_version).where(cp_state.c.id == CP_STATE_ID))).one()
-    return int(row.policy_version)
+    return int((await conn.execute(_CURRENT)).scalar_one())
 
 
 async def first_commit_after(conn: AsyncConnection, version: int) -> dt.datetime | None:

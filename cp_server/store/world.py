@@ -15,6 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from .records import DirectionRecord, PairRecord, WlRecord, World, ordered
 from .schema import CP_STATE_ID, cp_state, directions, pairs, white_labels
 
+# Built once (statement objects memoize their cache key); ``since`` is bound per load.
+_VERSION = sa.select(cp_state.c.policy_version).where(cp_state.c.id == CP_STATE_ID)
+_WLS = sa.select(white_labels).where(white_labels.c.changed_version > sa.bindparam("since"))
+_PAIRS = sa.select(pairs).where(pairs.c.changed_version > sa.bindparam("since"))
+_DIRECTIONS = sa.select(directions).where(directions.c.changed_version > sa.bindparam("since"))
+
 
 async def load_world(engine: AsyncEngine, now: dt.datetime, base: World | None = None) -> World:
     """Every WL, pair and direction as of one version (rows newer than ``base.version`` overlaid on ``base``).
@@ -28,19 +34,13 @@ async def load_world(engine: AsyncEngine, now: dt.datetime, base: World | None =
         if raw.dialect.name == "postgresql":
             conn = await raw.execution_options(isolation_level="REPEATABLE READ")
         async with conn.begin():
-            version = int(
-                (await conn.execute(sa.select(cp_state.c.policy_version).where(cp_state.c.id == CP_STATE_ID)))
-                .scalar_one()
-            )
+            version = int((await conn.execute(_VERSION)).scalar_one())
             if base is not None and version <= base.version:
                 return base
-            wl_rows = (
-                await conn.execute(sa.select(white_labels).where(white_labels.c.changed_version > since))
-            ).mappings().all()
-            pair_rows = (await conn.execute(sa.select(pairs).where(pairs.c.changed_version > since))).mappings().all()
-            dir_rows = (
-                await conn.execute(sa.select(directions).where(directions.c.changed_version > since))
-            ).mappings().all()
+            params = {"since": since}
+            wl_rows = (await conn.execute(_WLS, params)).mappings().all()
+            pair_rows = (await conn.execute(_PAIRS, params)).mappings().all()
+            dir_rows = (await conn.execute(_DIRECTIONS, params)).mappings().all()
     wls = dict(base.white_labels) if base is not None else {}
     wls.update((row["wl_id"], WlRecord.from_row(row)) for row in wl_rows)
     pair_map = dict(base.pairs) if base is not None else {}

@@ -5,13 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from xporty.cp.v1 import admin_service_pb2, admin_service_pb2_grpc, policy_pb2, registry_pb2
-
 from cp_server.app import CpApp, build_cp
 from cp_server.settings import CpSettings
 from tests.support.pki import PkiFixture
 from tests.wl_node.conftest import NOT_SERVING, OPS, SERVING, WL, eventually, health_status, node_settings
 from wl_node.app import build_node
+from xporty.cp.v1 import admin_service_pb2, admin_service_pb2_grpc, policy_pb2, registry_pb2
 from xwl_runtime.tls import secure_channel
 
 RPC_TIMEOUT = 10.0
@@ -58,6 +57,7 @@ async def test_node_follows_the_cp_reports_and_survives_its_absence(
         await eventually(lambda: node.state.version == version)
         assert node.state.pair("wl-b").fx_rate == "2"
         assert node.state.white_label("wl-b").currency == "XPY-B"
+        await eventually(lambda: node.health.serving)  # published after the view's listeners ran
         assert await health_status(pki, node.port) == SERVING
 
         # The CP sees the applied version: no drift.

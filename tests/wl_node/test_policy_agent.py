@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
 
@@ -9,8 +10,11 @@ from tests.support.pki import PkiFixture
 from tests.wl_node.conftest import NOT_SERVING, SERVING, WL, eventually, health_status, node_settings
 from tests.wl_node.fake_cp import FakeCp, ScriptedPolicyService, make_view, start_fake_cp
 from wl_node.app import build_node
+from wl_node.cp_channel import CpChannel, cp_channel_factory
+from wl_node.policy.agent import PolicyAgent
 from wl_node.policy.lkg import LastKnownGoodStore
-from xwl_runtime.clock import ManualClock
+from wl_node.policy.state import PolicyState
+from xwl_runtime.clock import ManualClock, SystemClock
 from xwl_runtime.identity import Identity
 
 
@@ -217,6 +221,7 @@ async def test_view_older_than_max_staleness_makes_the_node_not_serving(
     app = await build_node(settings, clock)
     try:
         await eventually(lambda: app.state.version == 1)
+        await eventually(lambda: app.health.serving)  # published after the view's listeners ran
         assert await health_status(pki, app.port) == SERVING
         clock.advance(5 * 60 + 1)
         # The periodic loop notices without any event from the CP.
@@ -306,6 +311,51 @@ async def test_a_corrupt_last_known_good_file_is_set_aside(tmp_path: Path, pki: 
         assert lkg.path.with_suffix(".corrupt").exists()
         fake_cp.service.push(make_view(WL, 2))
         await eventually(lambda: app.state.version == 2)
-        assert lkg.load().view.version == 2
+        # Served first, persisted right after (before the report to the CP).
+        await eventually(lambda: (persisted := lkg.load()) is not None and persisted.view.version == 2)
     finally:
         await app.stop(0)
+
+
+class _GatedLkg(LastKnownGoodStore):
+    """A last-known-good store whose writes wait for the test to open the gate."""
+
+    def __init__(self, state_dir: Path, wl_id: str) -> None:
+        super().__init__(state_dir, wl_id)
+        self.gate = asyncio.Event()
+        self.started = asyncio.Event()
+
+    async def save(self, view, confirmed_at, now) -> None:  # type: ignore[no-untyped-def]
+        self.started.set()
+        await self.gate.wait()
+        await super().save(view, confirmed_at, now)
+
+
+async def test_a_view_is_served_before_its_file_is_written_and_reported_only_after(
+    tmp_path: Path, pki: PkiFixture, fake_cp: FakeCp
+) -> None:
+    fake_cp.service.view = make_view(WL, 1)
+    settings = node_settings(tmp_path, pki, fake_cp.target)
+    state = PolicyState(WL, SystemClock(), settings.policy_max_staleness)
+    identity = Identity.wl(WL)
+    channel = CpChannel(cp_channel_factory(settings.cp_target, reconnect_cap_s=1.0), pki.material(identity),
+                        identity=identity)
+    lkg = _GatedLkg(settings.state_dir, WL)
+    agent = PolicyAgent(settings, state, channel, SystemClock(), lkg)
+    stop = asyncio.Event()
+    running = asyncio.create_task(agent.run(stop))
+    try:
+        await asyncio.wait_for(lkg.started.wait(), 5)
+        assert state.version == 1  # served while the write is still pending
+        await asyncio.sleep(0.2)
+        assert fake_cp.service.seen.reports == [] and lkg.load() is None  # not durable: not reported
+        lkg.gate.set()
+        await eventually(lambda: len(fake_cp.service.seen.reports) == 1)
+        assert fake_cp.service.seen.reports[0].applied_version == 1
+        persisted = lkg.load()
+        assert persisted is not None and persisted.view.version == 1
+    finally:
+        lkg.gate.set()
+        stop.set()
+        await running
+        await channel.close()

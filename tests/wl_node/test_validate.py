@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from xporty.cp.v1 import policy_pb2
 
 from tests.wl_node.fake_cp import make_view
 from wl_node.policy.validate import ViewRejected, validate_view
+from xporty.cp.v1 import policy_pb2
 
 WL = "wl-a"
 Mutation = Callable[[policy_pb2.PolicyView], None]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
+from tests.xcwl.runner import xcwl
 from xcwl import bench_cmd
 from xcwl.bench.policy import percentile
-
-from tests.xcwl.runner import xcwl
 
 
 def test_percentile_is_nearest_rank() -> None:

@@ -14,7 +14,8 @@ States (see ``docs/node.md``)::
   ``known_version``; ``not_modified`` confirms. A heartbeat announcing a newer version than the served one (a
   missed snapshot) triggers an immediate pull.
 
-Applying a view: validate → persist last-known-good (atomic) → ``PolicyState.apply`` → ``ReportPolicyStatus``.
+Applying a view: validate → ``PolicyState.apply`` (serve) → persist last-known-good (atomic, fsynced) →
+``ReportPolicyStatus``: the CP is told a version is applied only once it is durable on the node.
 A view that fails validation is reported as rejected and the last good view stays. The same version again changes
 nothing: no listener call, no rewrite (the confirmation time is persisted at most every max_staleness/4).
 """
@@ -28,10 +29,10 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 from google.protobuf import timestamp_pb2
-from xporty.cp.v1 import policy_pb2, policy_service_pb2, policy_service_pb2_grpc
 
 from wl_node.cp_channel import CpChannel
 from wl_node.settings import NodeSettings
+from xporty.cp.v1 import policy_pb2, policy_service_pb2, policy_service_pb2_grpc
 from xwl_runtime.backoff import Backoff
 from xwl_runtime.clock import Clock
 
@@ -126,7 +127,7 @@ class PolicyAgent:
     async def load_last_known_good(self) -> bool:
         """Serve the persisted view, if any, before the CP is contacted. True when one was loaded."""
         try:
-            persisted = await asyncio.to_thread(self._lkg.load)
+            persisted = await self._lkg.load_async()
         except LkgCorrupt as err:
             moved = self._lkg.quarantine()
             log.error("last-known-good policy file unusable; starting without a view",
@@ -154,9 +155,12 @@ class PolicyAgent:
     # --- background loops ----------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         """Stream and pull until ``stop`` is set."""
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._watch_loop(stop), name="policy-watch")
-            group.create_task(self._pull_loop(stop), name="policy-pull")
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._watch_loop(stop), name="policy-watch")
+                group.create_task(self._pull_loop(stop), name="policy-pull")
+        finally:
+            self._lkg.close()
 
     async def _watch_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -288,6 +292,16 @@ class PolicyAgent:
                 self._report_due = True  # sent by _after_contact, right after this message
                 return
             now = self._clock.now()
+            # Serve first, persist second: the fsyncs are off the path to serving the new view. The CP still
+            # hears "applied" only once the file is durable, because the report is sent by _after_contact after
+            # this method returns. A crash in between restarts from the previous last-known-good view, which
+            # the CP never saw reported as superseded; the stream then delivers the newer view again.
+            try:
+                await self._state.apply(view, confirmed_at=now)
+            except Exception:  # noqa: BLE001 - a component's listener failing must not stop the agent
+                log.exception("a policy listener failed", extra={"fields": {"version": view.version}})
+            self._applied_at = now
+            await self._notify()
             try:
                 await self._lkg.save(view, now, now)
                 self._persisted_confirmed_at = now
@@ -295,14 +309,8 @@ class PolicyAgent:
                 # Serving the newer view beats refusing it; a restart would fall back to an older LKG.
                 log.exception("could not persist last-known-good policy view",
                               extra={"fields": {"version": view.version}})
-            try:
-                await self._state.apply(view, confirmed_at=now)
-            except Exception:  # noqa: BLE001 - a component's listener failing must not stop the agent
-                log.exception("a policy listener failed", extra={"fields": {"version": view.version}})
-            self._applied_at = now
             log.info("policy view applied", extra={"fields": {"version": view.version, "previous": served}})
-            self._report_due = True  # sent by _after_contact, right after this message
-            await self._notify()
+            self._report_due = True  # sent by _after_contact, right after this message (and after the fsync)
 
     async def _confirm(self, version: int) -> None:
         async with self._lock:

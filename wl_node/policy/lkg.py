@@ -9,26 +9,36 @@ File ``<state_dir>/policy-lkg-<wl_id>.json`` (format documented in ``docs/node.m
 The view is kept as protobuf bytes (exact, unknown fields preserved) with a checksum; the envelope is JSON so an
 operator can see version and confirmation time with ``jq``. Writes are atomic: temporary file in the same
 directory, fsync, rename, fsync of the directory; a crash leaves either the old or the new file, never a torn one.
+
+The blocking file work runs on the store's own single worker thread, not on the event loop's default executor:
+writes of one store stay in order, and an apply's fsyncs never queue behind unrelated ``to_thread`` work of other
+components (nor theirs behind ours).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import datetime as dt
 import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from google.protobuf.message import DecodeError
+
 from xporty.cp.v1 import policy_pb2
 
 log = logging.getLogger(__name__)
 
 FORMAT = "xcwl.policy-lkg/1"
+
+T = TypeVar("T")
 
 
 class LkgCorrupt(Exception):
@@ -49,6 +59,23 @@ class LastKnownGoodStore:
     def __init__(self, state_dir: Path, wl_id: str) -> None:
         self.path = Path(state_dir) / f"policy-lkg-{wl_id}.json"
         self._wl_id = wl_id
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+
+    async def _in_worker(self, fn: Callable[..., T], *args: object) -> T:
+        """Run blocking file work on this store's own thread (created on first use, again after ``close``)."""
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-lkg")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def close(self) -> None:
+        """Let the worker thread go once its queued writes are done (a later call starts a new one)."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False)
+
+    async def load_async(self) -> PersistedView | None:
+        """``load`` on the store's worker thread."""
+        return await self._in_worker(self.load)
 
     # --- reading -------------------------------------------------------------------------------------------
     def load(self) -> PersistedView | None:
@@ -78,7 +105,13 @@ class LastKnownGoodStore:
 
     # --- writing -------------------------------------------------------------------------------------------
     async def save(self, view: policy_pb2.PolicyView, confirmed_at: dt.datetime, now: dt.datetime) -> None:
-        """Persist ``view`` atomically (the blocking fsyncs run in a worker thread)."""
+        """Persist ``view`` atomically; returns once the file and its directory entry are fsynced.
+
+        The blocking work (encoding included) runs on the store's worker thread.
+        """
+        await self._in_worker(self._encode_and_write, view, confirmed_at, now)
+
+    def _encode_and_write(self, view: policy_pb2.PolicyView, confirmed_at: dt.datetime, now: dt.datetime) -> None:
         payload = view.SerializeToString(deterministic=True)
         doc = {
             "format": FORMAT,
@@ -89,8 +122,7 @@ class LastKnownGoodStore:
             "sha256": hashlib.sha256(payload).hexdigest(),
             "view": base64.b64encode(payload).decode("ascii"),
         }
-        data = json.dumps(doc, indent=1).encode()
-        await asyncio.to_thread(self._write_atomically, data)
+        self._write_atomically(json.dumps(doc, indent=1).encode())
 
     def _write_atomically(self, data: bytes) -> None:
         directory = self.path.parent

@@ -12,7 +12,6 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from xporty.cp.v1 import policy_pb2, registry_pb2
-
 from xwl_runtime.clock import Clock
 
 log = logging.getLogger(__name__)

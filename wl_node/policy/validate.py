@@ -8,10 +8,12 @@ keys load as EC public keys.
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal, InvalidOperation
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+
 from xporty.cp.v1 import policy_pb2
 
 MAX_CURRENCY_DECIMALS = 8
@@ -87,6 +89,18 @@ def _check_pair(wl_id: str, i: int, pair: policy_pb2.PairPolicy, known: set[str]
             raise ViewRejected(f"{dwhere}.export_delay is negative")
 
 
+@functools.lru_cache(maxsize=64)
+def _pem_problem(pem: str) -> str:
+    """Why ``pem`` is not a usable EC public key ("" when it is); cached: every view repeats the same few keys."""
+    try:
+        public = serialization.load_pem_public_key(pem.encode())
+    except ValueError:
+        return "does not parse as a PEM public key"
+    if not isinstance(public, ec.EllipticCurvePublicKey):
+        return "is not an EC public key"
+    return ""
+
+
 def _check_token_keys(view: policy_pb2.PolicyView) -> None:
     kids: set[str] = set()
     for i, key in enumerate(view.token_keys):
@@ -98,12 +112,9 @@ def _check_token_keys(view: policy_pb2.PolicyView) -> None:
         kids.add(key.kid)
         if key.algorithm not in TOKEN_ALGORITHMS:
             raise ViewRejected(f"{where}.algorithm {key.algorithm!r} is not one of {sorted(TOKEN_ALGORITHMS)}")
-        try:
-            public = serialization.load_pem_public_key(key.public_key_pem.encode())
-        except ValueError as err:
-            raise ViewRejected(f"{where}.public_key_pem does not parse as a PEM public key") from err
-        if not isinstance(public, ec.EllipticCurvePublicKey):
-            raise ViewRejected(f"{where}.public_key_pem is not an EC public key")
+        problem = _pem_problem(key.public_key_pem)
+        if problem:
+            raise ViewRejected(f"{where}.public_key_pem {problem}")
 
 
 def validate_view(view: policy_pb2.PolicyView, wl_id: str) -> None:

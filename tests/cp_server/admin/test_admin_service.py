@@ -11,12 +11,12 @@ import grpc
 import pytest
 import sqlalchemy as sa
 from google.protobuf import duration_pb2
-from xporty.cp.v1 import admin_service_pb2 as pb
-from xporty.cp.v1 import policy_pb2, policy_service_pb2
 
 from cp_server.store.schema import audit_log
 from tests.cp_server.core_harness import OPS, RPC_TIMEOUT, Cp, rpc_error, running_cp, wl_proto
 from tests.support.pki import PkiFixture
+from xporty.cp.v1 import admin_service_pb2 as pb
+from xporty.cp.v1 import policy_pb2, policy_service_pb2
 from xwl_runtime.identity import Identity
 
 

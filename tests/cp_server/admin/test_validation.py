@@ -8,11 +8,11 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import duration_pb2
-from xporty.cp.v1 import admin_service_pb2 as pb
-from xporty.cp.v1 import policy_pb2
 
 from tests.cp_server.core_harness import RPC_TIMEOUT, Cp, rpc_error, running_cp, wl_proto
 from tests.support.pki import PkiFixture
+from xporty.cp.v1 import admin_service_pb2 as pb
+from xporty.cp.v1 import policy_pb2
 
 
 @pytest.fixture

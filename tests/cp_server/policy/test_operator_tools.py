@@ -8,13 +8,13 @@ import datetime as dt
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from xporty.cp.v1 import admin_service_pb2 as pb
-from xporty.cp.v1 import admin_service_pb2_grpc
-from xporty.cp.v1 import policy_service_pb2 as ps
 
 from tests.cp_server.core_harness import OPS, RPC_TIMEOUT, running_cp, wl_proto
 from tests.support import grpcurl
 from tests.support.pki import PkiFixture
+from xporty.cp.v1 import admin_service_pb2 as pb
+from xporty.cp.v1 import admin_service_pb2_grpc
+from xporty.cp.v1 import policy_service_pb2 as ps
 from xwl_runtime.identity import Identity
 from xwl_runtime.pipeline import DEV_IDENTITY_METADATA_KEY
 

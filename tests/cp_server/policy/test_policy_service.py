@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 from sqlalchemy import event
-from xporty.cp.v1 import admin_service_pb2 as pb
-from xporty.cp.v1 import policy_service_pb2 as ps
 
 from cp_server.identity.signing import load_or_create_signing_key
 from tests.cp_server.core_harness import OPS, RPC_TIMEOUT, Cp, rpc_error, running_cp
 from tests.support.pki import PkiFixture
+from xporty.cp.v1 import admin_service_pb2 as pb
+from xporty.cp.v1 import policy_service_pb2 as ps
 from xwl_runtime.identity import Identity
 from xwl_runtime.tokens import key_id
 

@@ -6,11 +6,11 @@ import asyncio
 
 import psycopg
 import pytest
-from xporty.cp.v1 import admin_service_pb2 as pb
-from xporty.cp.v1 import policy_service_pb2 as ps
 
 from tests.cp_server.core_harness import RPC_TIMEOUT, running_cp
 from tests.support.pki import PkiFixture
+from xporty.cp.v1 import admin_service_pb2 as pb
+from xporty.cp.v1 import policy_service_pb2 as ps
 from xwl_runtime.identity import Identity
 
 

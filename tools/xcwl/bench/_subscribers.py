@@ -6,9 +6,11 @@ Started with one JSON argument ``{"mode", "target", "pki", "wl_ids", "state_dir"
   ``PolicyState``, last-known-good store and mTLS channel, exactly as a node builds them), streaming from the CP;
 * ``mode == "baseline"``: one bare grpc.aio server-streaming call per WL id over the same kind of mTLS channel.
 
-For every view applied (policy) or message received (baseline) it prints ``<index> <key> <time_ns>`` on stdout,
-where key is the policy version or the baseline's sequence number and time is ``time.time_ns()`` (wall clock; the
-parent compares it with its own wall clock on the same host). It stops when stdin closes.
+It prints one line per event on stdout, ``<kind> <index> <key> <time_ns>``: kind ``a`` when a view was applied
+(``PolicyState.apply`` ran: the node serves it) or a baseline message was received, kind ``d`` when the agent's
+last-known-good file holding that version was fsynced (policy mode only; the agent reports "applied" to the CP
+only after that). Key is the policy version or the baseline's sequence number, time is ``time.time_ns()`` (wall
+clock; the parent compares it with its own wall clock on the same host). It stops when stdin closes.
 """
 
 from __future__ import annotations
@@ -23,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from xporty.cp.v1 import policy_pb2
 
 from wl_node.cp_channel import CpChannel, cp_channel_factory
 from wl_node.policy.agent import PolicyAgent
 from wl_node.policy.lkg import LastKnownGoodStore
 from wl_node.policy.state import PolicyState
 from wl_node.settings import NodeSettings
+from xporty.cp.v1 import policy_pb2
 from xwl_runtime.clock import SystemClock
 from xwl_runtime.identity import Identity
 from xwl_runtime.logs import configure_logging
@@ -40,10 +42,29 @@ BASELINE_METHOD = "/xcwl.bench.Push/Watch"
 SEQ = struct.Struct(">Q")
 
 
-def emit(index: int, key: int) -> None:
+APPLIED = "a"
+DURABLE = "d"
+
+
+def emit(kind: str, index: int, key: int) -> None:
     # One short line per event; flushed at once so the parent sees it without delay.
-    sys.stdout.write(f"{index} {key} {time.time_ns()}\n")
+    sys.stdout.write(f"{kind} {index} {key} {time.time_ns()}\n")
     sys.stdout.flush()
+
+
+class _TimedLkg(LastKnownGoodStore):
+    """The node's last-known-good store, telling when each new version is durable."""
+
+    def __init__(self, state_dir: Path, wl_id: str, index: int) -> None:
+        super().__init__(state_dir, wl_id)
+        self._index = index
+        self._durable = 0
+
+    async def save(self, view: policy_pb2.PolicyView, confirmed_at: dt.datetime, now: dt.datetime) -> None:
+        await super().save(view, confirmed_at, now)
+        if view.version > self._durable:  # not the periodic rewrites of the confirmation time
+            self._durable = view.version
+            emit(DURABLE, self._index, view.version)
 
 
 async def _stdin_closed() -> None:
@@ -62,13 +83,13 @@ async def run_agents(config: dict[str, Any], stop: asyncio.Event) -> None:
         state = PolicyState(wl_id, clock, settings.policy_max_staleness)
 
         async def on_apply(view: policy_pb2.PolicyView, index: int = index) -> None:
-            emit(index, view.version)
+            emit(APPLIED, index, view.version)
 
         state.add_listener(on_apply)
         identity = Identity.wl(wl_id)
         channel = CpChannel(cp_channel_factory(settings.cp_target, reconnect_cap_s=1.0),
                             TlsMaterial.from_pki(pki, identity), identity=identity)
-        agents.append((PolicyAgent(settings, state, channel, clock, LastKnownGoodStore(settings.state_dir, wl_id)),
+        agents.append((PolicyAgent(settings, state, channel, clock, _TimedLkg(settings.state_dir, wl_id, index)),
                        channel))
     tasks = [asyncio.create_task(agent.run(stop)) for agent, _ in agents]
     await stop.wait()
@@ -79,9 +100,10 @@ async def run_agents(config: dict[str, Any], stop: asyncio.Event) -> None:
 
 async def _baseline_stream(index: int, target: str, material: TlsMaterial) -> None:
     async with secure_channel(target, material) as channel:
-        call = channel.unary_stream(BASELINE_METHOD)(b"")
+        # wait_for_ready: on a loaded machine a few of N simultaneous handshakes fail once; retry like the agents do.
+        call = channel.unary_stream(BASELINE_METHOD)(b"", wait_for_ready=True)
         async for message in call:
-            emit(index, SEQ.unpack_from(message)[0])
+            emit(APPLIED, index, SEQ.unpack_from(message)[0])
 
 
 async def run_baseline(config: dict[str, Any], stop: asyncio.Event) -> None:

@@ -13,17 +13,23 @@ the gap keeps the nodes' ReportPolicyStatus writes of one change from queueing i
 
 Measured per change and subscriber: from the wall-clock time just before the operator's UpdatePairPolicy is sent
 (so it includes the CP's validation, transaction and commit) to the wall-clock time the agent's
-``PolicyState.apply`` ran (after validation and the fsynced last-known-good write). Both are ``time.time_ns()`` on
-the same host. Figures:
+``PolicyState.apply`` ran (after validation: from then on the node serves the new view). The agent persists the
+last-known-good file right after applying and reports "applied" to the CP only once that file is fsynced; the time
+that write completed is measured too (``policy.durable``). All are ``time.time_ns()`` on the same host. Figures:
 
 * ``policy.propagation.p50_ms.nN`` / ``p99_ms.nN``: per change, the MAX over the N subscribers (the time until the
   last node applied), then p50/p99 across changes;
 * ``policy.propagation_per_node.p50_ms.nN`` / ``p99_ms.nN``: every (change, subscriber) sample;
+* ``policy.durable.p50_ms.nN`` / ``p99_ms.nN``: like propagation, up to the fsynced last-known-good write (per
+  change the max over the N subscribers), i.e. the earliest a node may report the version applied;
 * ``policy.commit_rpc.p50_ms.nN`` / ``p99_ms.nN``: the UpdatePairPolicy round trip itself (validation, transaction,
   commit, and the CP installing the new version), i.e. the part of the propagation spent before the push;
 * ``policy.baseline.p50_ms.nN`` / ``p99_ms.nN``: the same process layout and mTLS, but a bare grpc.aio
   server-streaming service pushing a 2 KB message to N subscribers (per push: max over subscribers);
-* ``policy.ratio_p99.nN``: propagation p99 / baseline p99.
+* ``policy.ratio_p99.nN``: propagation p99 / baseline p99 (the baseline of N runs right after the policy run of N);
+* ``policy.cpu_ms_per_change.cp.nN`` / ``.nodes.nN``: CPU time (user + system) per change of this process (the CP
+  and the operator client) and of the subscriber process, over the measured changes, report handling included.
+  Unlike latencies these hardly move with the machine's background load, so they compare runs on a shared host.
 
 Targets (issue 2): p99 ≤ 100 ms at 50 nodes and ≤ 15 × the baseline p99.
 """
@@ -43,16 +49,16 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import grpc
-from xporty.cp.v1 import admin_service_pb2, policy_pb2, registry_pb2
 
 from cp_server.app import build_cp
 from cp_server.settings import CpSettings
+from xporty.cp.v1 import admin_service_pb2, policy_pb2, registry_pb2
 from xwl_runtime.identity import Identity
 from xwl_runtime.pki import PkiDir
 from xwl_runtime.tls import TlsMaterial
 
 from ..ops_client import OpsClient
-from ._subscribers import BASELINE_METHOD, SEQ
+from ._subscribers import APPLIED, BASELINE_METHOD, DURABLE, SEQ
 
 HUB = "hub"
 OPERATOR = "bench"
@@ -83,27 +89,39 @@ def sub_id(i: int) -> str:
     return f"s{i:03d}"
 
 
-class Collector:
-    """Reads ``<index> <key> <time_ns>`` lines from the subscriber process; waits for all N per key."""
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``; None where unavailable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
 
-    def __init__(self) -> None:
-        self._seen: dict[int, dict[int, int]] = defaultdict(dict)
+
+class Collector:
+    """Reads ``<kind> <index> <key> <time_ns>`` lines from the subscriber process; waits for all N per key."""
+
+    def __init__(self, pid: int = 0) -> None:
+        self.pid = pid
+        self._seen: dict[str, dict[int, dict[int, int]]] = {APPLIED: defaultdict(dict), DURABLE: defaultdict(dict)}
         self._changed = asyncio.Event()
 
     async def read(self, stream: asyncio.StreamReader) -> None:
         while line := await stream.readline():
-            index, key, t_ns = (int(x) for x in line.split())
-            self._seen[key][index] = t_ns
+            kind, *numbers = line.decode().split()
+            index, key, t_ns = (int(x) for x in numbers)
+            self._seen[kind][key][index] = t_ns
             self._changed.set()
 
-    async def wait_all(self, key: int, n: int, timeout: float = APPLY_TIMEOUT_S) -> list[int]:
+    async def wait_all(self, key: int, n: int, timeout: float = APPLY_TIMEOUT_S, kind: str = APPLIED) -> list[int]:
         """Times at which all N subscribers reached ``key`` (a key reached later counts as reached)."""
         deadline = time.monotonic() + timeout
+        seen = self._seen[kind]
         while True:
             reached: dict[int, int] = {}
-            for k in sorted(self._seen):
+            for k in sorted(seen):
                 if k >= key:
-                    for index, t in self._seen[k].items():
+                    for index, t in seen[k].items():
                         reached.setdefault(index, t)
             if len(reached) >= n:
                 return list(reached.values())
@@ -125,7 +143,7 @@ async def subscribers(mode: str, target: str, pki: PkiDir, n: int, state_dir: Pa
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
     )
     assert proc.stdout is not None and proc.stdin is not None
-    collector = Collector()
+    collector = Collector(proc.pid)
     reader = asyncio.create_task(collector.read(proc.stdout))
     try:
         yield collector
@@ -172,10 +190,12 @@ async def measure_policy(client: OpsClient, cp_target: str, pki: PkiDir, n: int,
                          work: Path, current: int, state_dir: str | None = None) -> dict[str, float]:
     per_change: list[float] = []
     per_node: list[float] = []
+    durable: list[float] = []
     rpc: list[float] = []
     lkg_dir = Path(state_dir) / f"lkg-n{n}" if state_dir else work / f"lkg-n{n}"
     async with subscribers("policy", cp_target, pki, n, lkg_dir) as collector:
-        await collector.wait_all(current, n)  # every agent connected and applied the current view
+        await collector.wait_all(current, n, kind=DURABLE)  # every agent connected, applied and persisted
+        cpu_cp, cpu_nodes = time.process_time(), process_cpu_s(collector.pid)
         for c in range(changes):
             pair = sub_id(c % n)
             fx = FX_VALUES[(c // n + 1) % 2]
@@ -186,8 +206,14 @@ async def measure_policy(client: OpsClient, cp_target: str, pki: PkiDir, n: int,
             times = await collector.wait_all(resp.version, n)
             per_node.extend(_ms(t - t0) for t in times)
             per_change.append(_ms(max(times) - t0))
+            durable.append(_ms(max(await collector.wait_all(resp.version, n, kind=DURABLE)) - t0))
             await asyncio.sleep(gap_s)
-    out = _summarize("policy.propagation", n, per_change, per_node)
+        out = {f"policy.cpu_ms_per_change.cp.n{n}": (time.process_time() - cpu_cp) * 1000 / changes}
+        nodes_now = process_cpu_s(collector.pid)
+        if cpu_nodes is not None and nodes_now is not None:
+            out[f"policy.cpu_ms_per_change.nodes.n{n}"] = (nodes_now - cpu_nodes) * 1000 / changes
+    out.update(_summarize("policy.propagation", n, per_change, per_node))
+    out.update(_summarize("policy.durable", n, durable))
     out[f"policy.commit_rpc.p50_ms.n{n}"] = percentile(rpc, 50)
     out[f"policy.commit_rpc.p99_ms.n{n}"] = percentile(rpc, 99)
     return out
@@ -277,13 +303,15 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
                     current = cp.hub.version
                     figures.update(await measure_policy(client, cp_target, pki, n, args.changes,
                                                         args.gap_ms / 1000, work, current, args.state_dir))
+                    if args.skip_baseline:
+                        continue
+                    # Right after the policy run of the same N (the CP idles meanwhile), so that on a shared
+                    # machine both see about the same background load.
+                    figures.update(await measure_baseline(pki, n, args.changes, args.gap_ms / 1000, work))
+                    base = figures[f"policy.baseline.p99_ms.n{n}"]
+                    figures[f"policy.ratio_p99.n{n}"] = figures[f"policy.propagation.p99_ms.n{n}"] / max(base, 1e-3)
         finally:
             await cp.stop(0)
-        if not args.skip_baseline:
-            for n in counts:
-                figures.update(await measure_baseline(pki, n, args.changes, args.gap_ms / 1000, work))
-                base = figures[f"policy.baseline.p99_ms.n{n}"]
-                figures[f"policy.ratio_p99.n{n}"] = figures[f"policy.propagation.p99_ms.n{n}"] / max(base, 1e-3)
     figures["policy.cpu_count"] = float(os.cpu_count() or 0)
     return {k: round(v, 3) for k, v in figures.items()}
 
