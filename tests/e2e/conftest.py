@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from xcwl.ops_client import OpsClient
-from xporty.cp.v1 import admin_service_pb2, policy_pb2, registry_pb2
 
 from cp_server.app import CpApp, build_cp
 from cp_server.settings import CpSettings
@@ -20,6 +18,8 @@ from tests.support.pki import PkiFixture
 from tests.wl_node.conftest import eventually
 from wl_node.app import NodeApp, build_node
 from wl_node.settings import NodeSettings
+from xcwl.ops_client import OpsClient
+from xporty.cp.v1 import admin_service_pb2, policy_pb2, registry_pb2
 from xwl_runtime.identity import Identity
 
 OPERATOR = "alice"

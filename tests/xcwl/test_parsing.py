@@ -4,16 +4,20 @@ given, and failures are one line with exit code 2."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 from pathlib import Path
 
 import pytest
-from xcwl import cli, flags
-from xcwl.errors import CliError
-from xcwl.policy_cmd import direction_request, pair_request
-from xcwl.serve import cp_settings, node_settings
-from xporty.cp.v1 import policy_pb2
 
 from tests.support.pki import PkiFixture
+from xcwl import cli, flags
+from xcwl.errors import CliError
+from xcwl.node_client import app_identity, caller_identity
+from xcwl.offer_cmd import offer_from_args
+from xcwl.policy_cmd import direction_request, pair_request
+from xcwl.serve import cp_settings, node_settings
+from xcwl.signal_cmd import signal_request
+from xporty.cp.v1 import policy_pb2, signal_pb2
 from xwl_runtime.identity import Identity
 
 
@@ -122,6 +126,9 @@ def test_unreachable_cp_is_one_line_and_exit_2(pki: PkiFixture, capsys: pytest.C
 def test_every_documented_command_parses() -> None:
     parser = cli.build_parser()
     ops = ["--cp", "h:1", "--pki", "p"]
+    app = ["--node", "h:2", "--pki", "p", "--as-app", "wl-a/shop"]
+    offer = ["--id", "o-1", "--title", "T", "--price", "1.00", "--currency", "XPY-A", "--stock", "1",
+             "--manager-name", "N", "--manager-email", "n@x.example", "--manager-phone", "+5511912344321"]
     for argv in (
         ["wl", "add", *ops, "--id", "wl-a", "--name", "A", "--currency", "XPY-A", "--endpoint", "h:2",
          "--bootstrap-token"],
@@ -136,5 +143,65 @@ def test_every_documented_command_parses() -> None:
         ["pki", "issue", "--dir", "p", "--ops", "alice"],
         ["demo"],
         ["bench", "policy", "--json", "--nodes", "1,10"],
+        ["catalog", "list", *app, "--source-wl", "wl-b", "--category", "tools", "--text", "lamp", "--json"],
+        ["catalog", "get", *app, "--offer", "wl-b:o-1"],
+        ["offer", "publish", *app, *offer],
+        ["offer", "update", *app, *offer],
+        ["offer", "withdraw", *app, "--id", "o-1"],
+        ["checkout", "buy", *app, "--offer", "wl-b:o-1", "--quantity", "2", "--buyer", "m-1"],
+        ["checkout", "get", *app, "--id", "chk_1"],
+        ["report", "balance", *ops, "--json"],
+        ["report", "discrepancies", *ops],
+        ["signal", "send", *ops, "--kind", "disable", "--exporter", "wl-a", "--importer", "wl-b", "--reason", "r"],
+        ["signal", "list", *ops],
+        ["risk", "check", "--db", "sqlite:///cp.db", "--json"],
     ):
         assert callable(parser.parse_args(argv).func), argv
+
+
+def test_offer_flags_build_the_offer_and_signal_flags_the_request() -> None:
+    args = cli.build_parser().parse_args([
+        "offer", "publish", "--node", "h:2", "--pki", "p", "--as-app", "wl-a/shop", "--id", "o-1", "--title", "Lamp",
+        "--price", "15.50", "--currency", "XPY-A", "--stock", "3", "--image", "https://i.example/1.png",
+        "--image", "https://i.example/2.png", "--manager-name", "Ana", "--manager-email", "ana@x.example",
+        "--manager-phone", "+5511912345678"])
+    offer = offer_from_args(args)
+    assert (offer.offer_id, offer.unit_price.amount, offer.unit_price.currency, offer.stock) == (
+        "o-1", "15.50", "XPY-A", 3)
+    assert list(offer.image_urls) == ["https://i.example/1.png", "https://i.example/2.png"]
+    assert offer.manager.email == "ana@x.example" and not offer.exporter_wl  # the node sets the exporter
+
+    ops = ["--cp", "h:1", "--pki", "p"]
+    request = signal_request(cli.build_parser().parse_args(
+        ["signal", "send", *ops, "--kind", "DISABLE", "--exporter", "wl-a", "--importer", "wl-b", "--reason", "x"]))
+    assert request.kind == signal_pb2.SIGNAL_KIND_DISABLE
+    assert (request.exporter_wl, request.importer_wl, request.reason) == ("wl-a", "wl-b", "x")
+    with pytest.raises(CliError, match="--reason"):
+        signal_request(cli.build_parser().parse_args(
+            ["signal", "send", *ops, "--kind", "enable", "--exporter", "a", "--importer", "b", "--reason", " "]))
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["signal", "send", *ops, "--kind", "pause", "--exporter", "a",
+                                       "--importer", "b", "--reason", "x"])
+
+
+def test_app_identity_and_caller_flags() -> None:
+    assert app_identity("wl-a/shop") == Identity.app("wl-a", "shop")
+    for bad in ("wl-a", "wl-a/", "Bad Id/shop"):
+        with pytest.raises(CliError, match="--as-app"):
+            app_identity(bad)
+    base = ["catalog", "list", "--node", "h:2", "--pki", "p"]
+    with pytest.raises(CliError, match="who is calling"):
+        caller_identity(cli.build_parser().parse_args(base))
+    with pytest.raises(CliError, match="one of"):
+        caller_identity(cli.build_parser().parse_args([*base, "--as-app", "wl-a/shop", "--as-ops", "alice"]))
+    assert caller_identity(cli.build_parser().parse_args([*base, "--as-ops", "alice"])) == Identity.ops("alice")
+
+
+def test_wl_serve_order_timeout_flag(pki: PkiFixture) -> None:
+    base = ["wl", "serve", "--wl-id", "wl-a", "--pki", str(pki.dir.root), "--cp", "127.0.0.1:7400",
+            "--db", "sqlite:///n.db", "--bootstrap-token", "t", "--cp-enroll", "127.0.0.1:7401"]
+    assert node_settings(cli.build_parser().parse_args(base)).order_timeout == dt.timedelta(milliseconds=300)
+    settings = node_settings(cli.build_parser().parse_args([*base, "--order-timeout-ms", "2000"]))
+    assert settings.order_timeout == dt.timedelta(seconds=2)
+    with pytest.raises(CliError, match="--order-timeout-ms"):
+        node_settings(cli.build_parser().parse_args([*base, "--order-timeout-ms", "0"]))

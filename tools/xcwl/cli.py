@@ -20,6 +20,12 @@ COMMAND_MODULES = (
     "xcwl.token_cmd",
     "xcwl.policy_cmd",
     "xcwl.audit_cmd",
+    "xcwl.offer_cmd",
+    "xcwl.catalog_cmd",
+    "xcwl.checkout_cmd",
+    "xcwl.report_cmd",
+    "xcwl.signal_cmd",
+    "xcwl.risk_cmd",
     "xcwl.demo",
     "xcwl.bench_cmd",
 )

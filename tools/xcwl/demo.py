@@ -1,158 +1,48 @@
 """``xcwl demo``: a CP and three WL nodes on loopback, each its own process, shown doing their main job.
 
-Steps (each a function of ``Demo``; later features add steps to ``STEPS``):
+Steps (each a function of ``Demo``; features add steps to ``STEPS``):
 
 1. a fresh PKI in a temp dir (CA, CP certificate, an operator certificate);
 2. the CP (``xcwl cp serve``, SQLite) on free loopback ports, waited for until health says SERVING;
 3. the WLs registered (wl-a/XPY-A, wl-b/XPY-B, wl-c/XPY-C), one bootstrap token each;
 4. three nodes (``xcwl wl serve``) that enroll online with their token, waited for until SERVING;
 5. pair policies set (every pair ACTIVE with an FX, a limit, both directions open); every node applies them;
-6. one change (FX of wl-a/wl-b and wl-b/wl-c PAUSED), shown applied by every node (ListNodeStatus polled until
+6. each WL's own service (an app certificate) publishes offers through its node's local API; every node's
+   imported catalog is printed: source price, converted price, FX and its version, masked manager contact
+   (``demo_trade``);
+7. one change (FX of wl-a/wl-b and wl-b/wl-c PAUSED), shown applied by every node (ListNodeStatus polled until
    applied == current) with the time it took;
-7. everything stopped with SIGTERM and waited for; the exit code is 0 only if every process exited cleanly.
+8. the catalogs follow it: wl-a's offers re-priced at wl-b, wl-b/wl-c offers hidden on both sides;
+9. a burst of concurrent cross-WL Checkouts on one offer from two importers; stock, orders and ledgers on both
+   sides, read from the nodes' stores, add up (``demo_trade``);
+10. risk: a small imbalance limit on wl-a/wl-c, purchases across 80% and 100%, the alert, the DISABLE signal, the
+    next checkout refused, and recovery by reverse trade (``demo_risk``; skipped with a line saying why when the
+    node has no event shipper);
+11. everything stopped with SIGTERM and waited for; the exit code is 0 only if every process exited cleanly.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from xporty.cp.v1 import admin_service_pb2, policy_pb2, registry_pb2
-
 from xwl_runtime.identity import Identity
-from xwl_runtime.pki import PkiDir
-from xwl_runtime.tls import TlsMaterial
 
+from . import demo_risk, demo_trade
+from .demo_world import OPERATOR, PAIRS, STOP_TIMEOUT_S, WLS, Demo, Proc, free_port
 from .errors import CliError
-from .ops_client import OpsClient
 from .render import node_status_table, pairs_table
 
-OPERATOR = "demo"
-START_TIMEOUT_S = 30.0
-APPLY_TIMEOUT_S = 20.0
-STOP_TIMEOUT_S = 15.0
-POLL_S = 0.02
-RPC_TIMEOUT_S = 5.0
-
-
-@dataclass(frozen=True)
-class DemoWl:
-    wl_id: str
-    name: str
-    currency: str
-    reference_rate: str
-
-
-WLS = (
-    DemoWl("wl-a", "Market A", "XPY-A", "1"),
-    DemoWl("wl-b", "Market B", "XPY-B", "0.8"),
-    DemoWl("wl-c", "Market C", "XPY-C", "2"),
-)
-PAIRS = (("wl-a", "wl-b", "1.25"), ("wl-a", "wl-c", "0.5"), ("wl-b", "wl-c", "0.4"))
-
-
-def free_port() -> int:
-    """A port free right now on loopback (the process binding it comes a moment later; collisions are unlikely)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Proc:
-    """A child process started by the demo, with its log file."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self, lines: int = 15) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-
-@dataclass
-class Demo:
-    """State shared by the steps."""
-
-    root: Path
-    out: Callable[[str], None] = print
-    pki: PkiDir = field(init=False)
-    cp_port: int = 0
-    enroll_port: int = 0
-    node_ports: dict[str, int] = field(default_factory=dict)
-    tokens: dict[str, str] = field(default_factory=dict)
-    procs: list[Proc] = field(default_factory=list)
-    started: float = field(default_factory=time.monotonic)
-
-    def __post_init__(self) -> None:
-        self.pki = PkiDir(self.root / "cp-pki")
-
-    @property
-    def cp_target(self) -> str:
-        return f"127.0.0.1:{self.cp_port}"
-
-    def operator(self) -> TlsMaterial:
-        return TlsMaterial.from_pki(self.pki, Identity.ops(OPERATOR))
-
-    def client(self, target: str | None = None) -> contextlib.AbstractAsyncContextManager[OpsClient]:
-        return OpsClient.connect(target or self.cp_target, self.operator(), timeout=RPC_TIMEOUT_S)
-
-    def spawn(self, name: str, argv: list[str]) -> Proc:
-        log = self.root / f"{name}.log"
-        with log.open("wb") as fh:  # the child keeps its own descriptor
-            popen = subprocess.Popen(
-                [sys.executable, "-m", "xcwl.cli", "--log-level", "INFO", *argv],
-                stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )
-        proc = Proc(name, popen, log)
-        self.procs.append(proc)
-        return proc
-
-    async def wait_serving(self, proc: Proc, target: str) -> None:
-        """Poll health until SERVING; fail early if the process died."""
-        deadline = time.monotonic() + START_TIMEOUT_S
-        async with self.client(target) as client:
-            while True:
-                if proc.popen.poll() is not None:
-                    raise CliError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.tail()}")
-                with contextlib.suppress(CliError):  # not listening yet, or NOT_SERVING
-                    if await client.health() == "SERVING":
-                        return
-                if time.monotonic() > deadline:
-                    raise CliError(f"{proc.name} not SERVING after {START_TIMEOUT_S:.0f} s:\n{proc.tail()}")
-                await asyncio.sleep(0.05)
-
-    async def wait_applied(self, version: int) -> tuple[list[admin_service_pb2.NodeStatus], float]:
-        """Poll ListNodeStatus until every node applied ``version`` (or later) and is in sync; (table, seconds)."""
-        start = time.monotonic()
-        async with self.client() as client:
-            while True:
-                nodes = await client.node_status()
-                if nodes and all(n.applied_version >= version and n.applied_version == n.current_version
-                                 for n in nodes):
-                    return nodes, time.monotonic() - start
-                if time.monotonic() - start > APPLY_TIMEOUT_S:
-                    raise CliError(f"nodes did not apply version {version} in {APPLY_TIMEOUT_S:.0f} s:\n"
-                                   + node_status_table(nodes))
-                await asyncio.sleep(POLL_S)
-
-    def elapsed(self) -> str:
-        return f"[{time.monotonic() - self.started:5.1f}s]"
-
+ORDER_TIMEOUT_MS = 2000
+"""The nodes' order deadline in the demo: four processes share this machine while a burst of checkouts runs, so the
+default (300 ms, sized for a node with its own cores) would turn queueing into in-doubt checkouts."""
 
 # --- steps ---------------------------------------------------------------------------------------------------
 
@@ -196,7 +86,7 @@ async def start_nodes(demo: Demo) -> None:
             "wl", "serve", "--wl-id", wl.wl_id, "--pki", str(node_pki), "--cp", demo.cp_target,
             "--cp-enroll", f"127.0.0.1:{demo.enroll_port}", "--bootstrap-token", demo.tokens[wl.wl_id],
             "--db", f"sqlite:///{demo.root / wl.wl_id / 'node.db'}", "--listen", target,
-            "--state-dir", str(demo.root / wl.wl_id / "state"),
+            "--state-dir", str(demo.root / wl.wl_id / "state"), "--order-timeout-ms", str(ORDER_TIMEOUT_MS),
         ])
         waits.append(demo.wait_serving(proc, target))
     await asyncio.gather(*waits)
@@ -246,26 +136,34 @@ STEPS: list[tuple[str, Step]] = [
     ("WL registry and bootstrap tokens", register_wls),
     ("WL nodes (online enrollment)", start_nodes),
     ("pair policies", set_policies),
+    ("offers published through the local API; imported catalogs", demo_trade.publish_offers),
     ("a policy change reaches every node", change_policies),
+    ("the catalogs follow the change (re-pricing, hiding)", demo_trade.catalogs_after_change),
+    ("a burst of cross-WL checkouts", demo_trade.checkout_burst),
+    ("risk: imbalance limit, alert, disable signal, recovery", demo_risk.risk_scenario),
 ]
 
 
+async def _stop(proc: Proc) -> str | None:
+    """SIGTERM one process and wait for it; the problem, if any."""
+    if proc.popen.poll() is None:
+        proc.popen.send_signal(signal.SIGTERM)
+    try:
+        code = await asyncio.to_thread(proc.popen.wait, STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.popen.kill()
+        await asyncio.to_thread(proc.popen.wait)
+        return f"{proc.name} did not stop within {STOP_TIMEOUT_S:.0f} s; killed"
+    return f"{proc.name} exited with {code}:\n{proc.tail()}" if code != 0 else None
+
+
 async def stop_all(demo: Demo) -> list[str]:
-    """SIGTERM the nodes, then the CP (so no node sees its CP vanish first); problems found, if any."""
-    problems = []
-    for proc in [*reversed(demo.procs)]:
-        if proc.popen.poll() is None:
-            proc.popen.send_signal(signal.SIGTERM)
-        try:
-            code = await asyncio.to_thread(proc.popen.wait, STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.popen.kill()
-            await asyncio.to_thread(proc.popen.wait)
-            problems.append(f"{proc.name} did not stop within {STOP_TIMEOUT_S:.0f} s; killed")
-            continue
-        if code != 0:
-            problems.append(f"{proc.name} exited with {code}:\n{proc.tail()}")
-    return problems
+    """SIGTERM the nodes together (each drains for its grace period), then the CP, so no node sees its CP vanish
+    first; problems found, if any."""
+    nodes, rest = demo.procs[1:], demo.procs[:1]  # the CP is started first
+    found = await asyncio.gather(*(_stop(p) for p in nodes))
+    found += [await _stop(p) for p in rest]
+    return [p for p in found if p]
 
 
 async def run_demo(root: Path, out: Callable[[str], None] = print) -> int:

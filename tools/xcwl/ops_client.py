@@ -1,4 +1,5 @@
-"""The operator's typed client to the CP (AdminService, PolicyService, health), and its command-line flags.
+"""The operator's typed client to the CP (AdminService, PolicyService, AnalyticsService, SignalService, health),
+and its command-line flags.
 
 Every call carries an explicit deadline (``--timeout``); a failed call is turned ONCE, here, from
 ``grpc.RpcError`` into a ``CliError`` whose one-line message names the status code, the server's message and the
@@ -22,15 +23,21 @@ import grpc
 from google.protobuf import duration_pb2
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from xporty.cp.v1 import (
     admin_service_pb2,
     admin_service_pb2_grpc,
+    analytics_pb2,
+    analytics_service_pb2,
+    analytics_service_pb2_grpc,
     policy_pb2,
     policy_service_pb2,
     policy_service_pb2_grpc,
     registry_pb2,
+    signal_pb2,
+    signal_service_pb2,
+    signal_service_pb2_grpc,
 )
-
 from xwl_runtime.errors import RemoteError, decode_rpc_error
 from xwl_runtime.identity import Identity
 from xwl_runtime.pipeline import DEV_IDENTITY_METADATA_KEY
@@ -117,6 +124,8 @@ class OpsClient:
         self._admin = admin_service_pb2_grpc.AdminServiceStub(channel)
         self._policy = policy_service_pb2_grpc.PolicyServiceStub(channel)
         self._health = health_pb2_grpc.HealthStub(channel)
+        self._analytics = analytics_service_pb2_grpc.AnalyticsServiceStub(channel)
+        self._signals = signal_service_pb2_grpc.SignalServiceStub(channel)
 
     @classmethod
     @asynccontextmanager
@@ -201,6 +210,29 @@ class OpsClient:
 
     async def verify_audit(self) -> admin_service_pb2.VerifyAuditLogResponse:
         return await self._call(self._admin.VerifyAuditLog, admin_service_pb2.VerifyAuditLogRequest())
+
+    # --- risk: analytics and operator signals ------------------------------------------------------------------
+    async def balances(self) -> list[analytics_pb2.PairBalance]:
+        resp = await self._call(self._analytics.GetBalances, analytics_service_pb2.GetBalancesRequest())
+        return list(resp.balances)
+
+    async def alerts(self, open_only: bool = False) -> list[analytics_pb2.Alert]:
+        resp = await self._call(self._analytics.ListAlerts,
+                                analytics_service_pb2.ListAlertsRequest(open_only=open_only))
+        return list(resp.alerts)
+
+    async def signals(self, page_size: int = 100) -> list[signal_pb2.Signal]:
+        """Issued signals, newest first."""
+        resp = await self._call(self._analytics.ListSignals,
+                                analytics_service_pb2.ListSignalsRequest(page_size=page_size))
+        return list(resp.signals)
+
+    async def discrepancies(self) -> list[analytics_pb2.Discrepancy]:
+        resp = await self._call(self._analytics.ListDiscrepancies, analytics_service_pb2.ListDiscrepanciesRequest())
+        return list(resp.discrepancies)
+
+    async def send_signal(self, request: signal_service_pb2.SendSignalRequest) -> signal_pb2.Signal:
+        return (await self._call(self._signals.SendSignal, request)).signal
 
     # --- health ----------------------------------------------------------------------------------------------
     async def health(self, service: str = "") -> str:

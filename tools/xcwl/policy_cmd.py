@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from google.protobuf import duration_pb2
+
 from xporty.cp.v1 import admin_service_pb2, policy_pb2
 
 from .errors import CliError

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from google.protobuf import duration_pb2
+
 from xporty.cp.v1 import admin_service_pb2, policy_pb2, registry_pb2
 
 from .output import table

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 
 from cp_server.settings import CpSettings
@@ -56,7 +58,7 @@ def node_settings(args: argparse.Namespace) -> NodeSettings:
         raise CliError(f"no certificate for {args.wl_id} in {pki.root}: pass --bootstrap-token and --cp-enroll "
                        "for the first start (an operator creates the token with 'xcwl token create')")
     extra = {"state_dir": Path(args.state_dir)} if args.state_dir else {}
-    return NodeSettings(
+    settings = NodeSettings(
         wl_id=args.wl_id,
         pki_dir=pki.root,
         cp_target=host_port("--cp", args.cp),
@@ -67,3 +69,9 @@ def node_settings(args: argparse.Namespace) -> NodeSettings:
         insecure_dev=bool(args.insecure_dev),
         **extra,
     )
+    order_timeout_ms = getattr(args, "order_timeout_ms", None)
+    if order_timeout_ms is not None:
+        if int(order_timeout_ms) < 1:
+            raise CliError(f"--order-timeout-ms: expected a positive number of milliseconds, got {order_timeout_ms}")
+        settings = replace(settings, order_timeout=dt.timedelta(milliseconds=int(order_timeout_ms)))
+    return settings

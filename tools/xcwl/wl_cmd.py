@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     flags.add(serve, "--cp-enroll", metavar="HOST:PORT", help="the CP's enrollment listener (first start only)")
     flags.add(serve, "--bootstrap-token", help="one-time enrollment token (first start only)")
     flags.add(serve, "--state-dir", metavar="DIR", help="where the last-known-good policy view is kept")
+    flags.add(serve, "--order-timeout-ms", type=int, metavar="MS",
+              help="deadline of one order operation at a peer exporter, retries included (default 300)")
     flags.add(serve, "--insecure-dev", action="store_true", default=False, help="plaintext; development only")
     serve.set_defaults(func=_serve)
 

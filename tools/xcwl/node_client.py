@@ -1,0 +1,200 @@
+"""A WL app's typed client to its node's local API (``xporty.node.v1.StorefrontService``), and its flags.
+
+The local API answers only callers with a certificate from the CA: the WL's own apps
+(``spiffe://xporty/wl/<wl>/app/<name>``, file ``app-<wl>-<name>.crt`` in the PKI directory; issue one with
+``xcwl pki issue --dir PKI --wl WL --app NAME``) for everything, operators for reads. ``--as-app WL/NAME`` picks the
+app certificate, ``--as-ops NAME`` an operator certificate, ``--cert/--key`` any other.
+
+Failed calls are turned once, here, into a one-line ``CliError`` (exit 2), exactly as the operator client does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import grpc
+from google.protobuf.message import Message
+
+from xporty.node.v1 import storefront_pb2, storefront_service_pb2, storefront_service_pb2_grpc
+from xporty.trader.v1 import offer_pb2
+from xwl_runtime.errors import RemoteError, decode_rpc_error
+from xwl_runtime.identity import Identity
+from xwl_runtime.pki import PkiDir
+from xwl_runtime.tls import KeyPair, TlsMaterial, secure_channel
+
+from . import flags
+from .errors import CliError
+from .ops_client import DEFAULT_TIMEOUT_S, describe
+
+R = TypeVar("R", bound=Message)
+
+MAX_PAGES = 1000
+"""Safety stop when following page tokens (1000 pages of 500 offers)."""
+
+
+def add_node_flags(parser: argparse.ArgumentParser) -> None:
+    """``--node --pki (--as-app WL/NAME | --as-ops NAME | --cert --key) [--timeout] [--json]``."""
+    flags.add(parser, "--node", required=True, metavar="HOST:PORT", help="the WL node's mTLS listener")
+    flags.add(parser, "--pki", metavar="DIR", help="PKI directory with ca.crt and the caller's certificate")
+    flags.add(parser, "--as-app", metavar="WL/NAME", help="a WL app: uses app-WL-NAME.crt/.key from the PKI directory")
+    flags.add(parser, "--as-ops", metavar="NAME", help="an operator (reads only): uses ops-NAME.crt/.key")
+    flags.add(parser, "--cert", metavar="FILE", help="client certificate (instead of --as-app/--as-ops)")
+    flags.add(parser, "--key", metavar="FILE", help="client key (with --cert)")
+    flags.add(parser, "--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="deadline of each RPC in seconds")
+    flags.add(parser, "--json", action="store_true", default=False, help="print JSON for machines")
+
+
+def app_identity(value: str) -> Identity:
+    """``wl-a/shop`` → the app identity ``spiffe://xporty/wl/wl-a/app/shop``."""
+    wl_id, sep, name = value.partition("/")
+    if not sep:
+        raise CliError(f"--as-app: expected WL/NAME (e.g. wl-a/shop), got {value!r}")
+    try:
+        return Identity.app(wl_id, name)
+    except ValueError as err:
+        raise CliError(f"--as-app: {err}") from None
+
+
+def caller_identity(args: argparse.Namespace) -> Identity | None:
+    """The identity the flags name (None when --cert/--key give the files directly)."""
+    if args.cert or args.key:
+        if not (args.cert and args.key):
+            raise CliError("--cert and --key go together")
+        return None
+    if args.as_app and args.as_ops:
+        raise CliError("give one of --as-app and --as-ops")
+    if args.as_app:
+        return app_identity(args.as_app)
+    if args.as_ops:
+        try:
+            return Identity.ops(args.as_ops)
+        except ValueError as err:
+            raise CliError(f"--as-ops: {err}") from None
+    raise CliError("who is calling? give --as-app WL/NAME (a WL app), --as-ops NAME, or --cert and --key")
+
+
+def node_material(args: argparse.Namespace) -> TlsMaterial:
+    """The TLS material the flags name; a clear CliError when files are missing."""
+    if not args.pki:
+        raise CliError("--pki is required (or set XCWL_PKI): the directory with ca.crt and the caller's certificate")
+    pki = PkiDir(Path(args.pki))
+    if not pki.ca_cert.exists():
+        raise CliError(f"no CA certificate at {pki.ca_cert} (--pki)")
+    identity = caller_identity(args)
+    if identity is None:
+        cert, key = Path(args.cert), Path(args.key)
+    else:
+        cert, key = pki.cert(identity), pki.key(identity)
+    for path in (cert, key):
+        if not path.exists():
+            hint = ""
+            if identity is not None and identity.wl_id and identity.name:
+                hint = f": issue it with 'xcwl pki issue --dir {pki.root} --wl {identity.wl_id} --app {identity.name}'"
+            elif identity is not None:
+                hint = f": issue it with 'xcwl pki issue --dir {pki.root} --ops {identity.name}'"
+            raise CliError(f"no such file {path}{hint}")
+    return TlsMaterial(pki.ca_cert.read_bytes(), KeyPair(cert.read_bytes(), key.read_bytes()))
+
+
+class NodeRpcError(CliError):
+    """A failed local-API call: the one-line message plus the decoded status, for callers that react to it."""
+
+    def __init__(self, message: str, remote: RemoteError) -> None:
+        super().__init__(message)
+        self.remote = remote
+
+
+class NodeClient:
+    """Typed StorefrontService calls; construct with ``NodeClient.connect`` (or around a ready channel)."""
+
+    def __init__(self, channel: grpc.aio.Channel, *, target: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self._target = target
+        self._timeout = timeout
+        self._stub = storefront_service_pb2_grpc.StorefrontServiceStub(channel)
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(cls, target: str, material: TlsMaterial, *,
+                      timeout: float = DEFAULT_TIMEOUT_S) -> AsyncIterator[NodeClient]:
+        """A client over mTLS to the node at ``target``; the channel closes on exit."""
+        async with secure_channel(target, material) as channel:
+            yield cls(channel, target=target, timeout=timeout)
+
+    @classmethod
+    @asynccontextmanager
+    async def from_args(cls, args: argparse.Namespace) -> AsyncIterator[NodeClient]:
+        async with cls.connect(args.node, node_material(args), timeout=args.timeout) as client:
+            yield client
+
+    async def _call(self, method: Callable[..., Awaitable[R]], request: Message) -> R:
+        try:
+            return await method(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as err:
+            remote = decode_rpc_error(err)
+            raise NodeRpcError(describe(remote, self._target), remote) from None
+
+    # --- exportable offers (apps of this WL) ------------------------------------------------------------------
+    async def publish(self, offer: offer_pb2.Offer) -> offer_pb2.Offer:
+        resp = await self._call(self._stub.PublishOffer, storefront_service_pb2.PublishOfferRequest(offer=offer))
+        return resp.offer
+
+    async def update(self, offer: offer_pb2.Offer) -> offer_pb2.Offer:
+        resp = await self._call(self._stub.UpdateOffer, storefront_service_pb2.UpdateOfferRequest(offer=offer))
+        return resp.offer
+
+    async def withdraw(self, offer_id: str) -> None:
+        await self._call(self._stub.WithdrawOffer, storefront_service_pb2.WithdrawOfferRequest(offer_id=offer_id))
+
+    # --- imported catalog -------------------------------------------------------------------------------------
+    async def list_imported(self, *, source_wl: str = "", category: str = "", text: str = "",
+                            page_size: int = 500) -> list[storefront_pb2.ImportedOffer]:
+        """Every imported offer matching the filters, following page tokens (stable order by id)."""
+        out: list[storefront_pb2.ImportedOffer] = []
+        token = ""
+        for _ in range(MAX_PAGES):
+            resp = await self._call(self._stub.ListImportedOffers, storefront_service_pb2.ListImportedOffersRequest(
+                source_wl=source_wl, category=category, text=text, page_size=page_size, page_token=token))
+            out.extend(resp.offers)
+            token = resp.next_page_token
+            if not token:
+                break
+        return out
+
+    async def get_imported(self, imported_offer_id: str) -> storefront_pb2.ImportedOffer:
+        resp = await self._call(self._stub.GetImportedOffer,
+                                storefront_service_pb2.GetImportedOfferRequest(imported_offer_id=imported_offer_id))
+        return resp.offer
+
+    # --- checkout ---------------------------------------------------------------------------------------------
+    async def checkout(self, request: storefront_service_pb2.CheckoutRequest) -> storefront_pb2.Checkout:
+        return (await self._call(self._stub.Checkout, request)).checkout
+
+    async def get_checkout(self, checkout_id: str) -> storefront_pb2.Checkout:
+        resp = await self._call(self._stub.GetCheckout,
+                                storefront_service_pb2.GetCheckoutRequest(checkout_id=checkout_id))
+        return resp.checkout
+
+    async def node_state(self) -> storefront_pb2.NodeState:
+        return (await self._call(self._stub.GetNodeState, storefront_service_pb2.GetNodeStateRequest())).state
+
+
+NodeHandler = Callable[[argparse.Namespace, NodeClient], Awaitable[int]]
+
+
+def node_command(handler: NodeHandler) -> Callable[[argparse.Namespace], int]:
+    """Turn ``async handler(args, client)`` into a command function that connects with the node flags."""
+
+    def run(args: argparse.Namespace) -> int:
+        async def main() -> int:
+            async with NodeClient.from_args(args) as client:
+                return await handler(args, client)
+
+        return asyncio.run(main())
+
+    run.__doc__ = handler.__doc__
+    return run

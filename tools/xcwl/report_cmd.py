@@ -1,0 +1,50 @@
+"""``xcwl report balance``: every pair's trade balance, the open alerts and the recent signals (AnalyticsService).
+
+``report discrepancies`` lists orders one side confirmed and the other never finalized. Operators only.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .ops_client import OpsClient, add_ops_flags, ops_command
+from .output import emit, table, to_dict
+from .render_trade import alerts_table, balances_table, signals_table, when
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    report = sub.add_parser("report", help="risk reports from the CP (AnalyticsService)")
+    r_sub = report.add_subparsers(dest="report_cmd", required=True)
+
+    balance = r_sub.add_parser("balance", help="per pair: exports each way, net, limit, utilisation, trend, level; "
+                                               "open alerts; recent signals")
+    add_ops_flags(balance)
+    balance.add_argument("--signals", type=int, default=10, metavar="N", help="how many recent signals to show")
+    balance.set_defaults(func=ops_command(_balance))
+
+    disc = r_sub.add_parser("discrepancies", help="orders confirmed by one side and never finalized by the other")
+    add_ops_flags(disc)
+    disc.set_defaults(func=ops_command(_discrepancies))
+
+
+async def _balance(args: argparse.Namespace, client: OpsClient) -> int:
+    balances = await client.balances()
+    alerts = await client.alerts(open_only=True)
+    signals = await client.signals(page_size=max(1, args.signals))
+    human = "\n\n".join((
+        f"balances (reference unit)\n{balances_table(balances)}",
+        f"open alerts: {len(alerts)}\n{alerts_table(alerts)}" if alerts else "open alerts: none",
+        f"recent signals (newest first)\n{signals_table(signals)}" if signals else "signals: none",
+    ))
+    emit(args.json, {"balances": [to_dict(b) for b in balances], "open_alerts": [to_dict(a) for a in alerts],
+                     "signals": [to_dict(s) for s in signals]}, human)
+    return 0
+
+
+async def _discrepancies(args: argparse.Namespace, client: OpsClient) -> int:
+    items = await client.discrepancies()
+    emit(args.json, {"discrepancies": [to_dict(d) for d in items]}, table(
+        ["order", "exporter", "importer", "reason", "detected", "correlation_id"],
+        [(d.order_id, d.exporter_wl, d.importer_wl, d.reason, when(d.detect_time), d.correlation_id) for d in items],
+    ))
+    return 0
