@@ -12,6 +12,7 @@ is present and fresh. ``run_node`` serves until SIGTERM/SIGINT, then drains in-f
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,8 +42,10 @@ from .peers.client import PeerConfig
 from .policy.agent import PolicyAgent
 from .policy.lkg import LastKnownGoodStore
 from .policy.state import PolicyState
+from .risk import component as risk_component
 from .settings import NodeSettings
 from .store import open_store
+from .telemetry import component as telemetry_component
 
 log = logging.getLogger(__name__)
 
@@ -67,21 +70,30 @@ class Features:
 def _features(ctx: NodeContext, state: PolicyState, cp: CpChannel) -> Features:
     """Every feature served by the node: catalog (issue 3), exporter orders and importer checkout (issue 4)."""
     runner = TxRunner(ctx.settings.db_url)  # one transaction runner shared by the order desk and the checkout
-    orders = orders_component.install(ctx, state, catalog_offer_stock(clock=ctx.clock), runner=runner)
+    telemetry = telemetry_component.install(ctx, cp)
+    risk = risk_component.install(ctx, state, cp)
+    if risk.gate is None or risk.desk_guard is None:
+        raise RuntimeError("the risk component always builds its gate and desk guard")
+    orders = orders_component.install(ctx, state, catalog_offer_stock(clock=ctx.clock), runner=runner,
+                                      signal_gate=risk.gate.signal_gate, guards=[risk.desk_guard])
     holder: list[Checkouts] = []  # the storefront's availability reads the checkout's breakers (built next)
     catalog = catalog_component.build(
         ctx, state, orders=orders.rpc, availability=lambda exporter: holder[0].peers.available(exporter)
         if holder else True,
     )
-    config = CheckoutConfig(peers=PeerConfig(order_timeout_s=ctx.settings.order_timeout.total_seconds()))
+    order_timeout = ctx.settings.order_timeout
+    # The reconciler may only call a PENDING checkout in doubt long after its order's deadline has passed.
+    config = CheckoutConfig(peers=PeerConfig(order_timeout_s=order_timeout.total_seconds()),
+                            in_doubt_after=max(dt.timedelta(seconds=2), 4 * order_timeout))
     checkouts = checkout_component.install(
         ctx, state, cp, CatalogImportedOffers(catalog.view, state), runner=runner, config=config,
+        enforcer=risk.gate.signal_gate, import_guard=risk.guard,
     )
     holder.append(checkouts)
     catalog.storefront.attach_checkouts(checkouts.rpc)
     runner_component = Component(name="tx-runner", on_stop=[runner.close])
     return Features(
-        components=[catalog.component, orders.component, checkouts.component, runner_component],
+        components=[catalog.component, orders.component, checkouts.component, runner_component, telemetry, risk],
         checkouts=checkouts,
     )
 

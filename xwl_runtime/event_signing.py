@@ -18,6 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf.message import DecodeError
+
 from xporty.cp.v1 import telemetry_pb2
 
 _ALGORITHM = ec.ECDSA(hashes.SHA256())

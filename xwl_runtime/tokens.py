@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+
 from xporty.cp.v1 import identity_pb2
 
 from .clock import Clock

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from xporty.cp.v1 import admin_service_pb2, admin_service_pb2_grpc
-
 from cp_server.context import CpContext
 from cp_server.identity.bootstrap import BootstrapTokens
 from cp_server.policy.hub import PolicyHub
 from cp_server.store.node_status import NodeStatusStore
 from cp_server.store.pairs import PairPolicies
 from cp_server.store.registry import WlRegistry
+from xporty.cp.v1 import admin_service_pb2, admin_service_pb2_grpc
 from xwl_runtime.authz import Rule, service_methods
 from xwl_runtime.component import Component
 from xwl_runtime.identity import Kind

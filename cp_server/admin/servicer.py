@@ -11,8 +11,6 @@ from typing import Protocol
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
-from xporty.cp.v1 import admin_service_pb2 as pb
-from xporty.cp.v1 import admin_service_pb2_grpc
 
 from cp_server.audit.log import AuditEntry, AuditLog
 from cp_server.policy import protos
@@ -22,6 +20,8 @@ from cp_server.store.node_status import NodeStatusStore
 from cp_server.store.pairs import PairPolicies
 from cp_server.store.registry import UNKNOWN_WL_REASON, WlRegistry
 from cp_server.store.versions import first_commit_after
+from xporty.cp.v1 import admin_service_pb2 as pb
+from xporty.cp.v1 import admin_service_pb2_grpc
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import FieldViolation, InvalidArgument
 from xwl_runtime.pipeline import caller

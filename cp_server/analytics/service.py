@@ -5,13 +5,13 @@ from __future__ import annotations
 import grpc
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
-from xporty.cp.v1 import analytics_pb2, analytics_service_pb2, analytics_service_pb2_grpc
 
 from cp_server.risk import tables as t
 from cp_server.risk.ledger import dec_str
 from cp_server.risk.report import balance_table
 from cp_server.risk.settings import RiskSettings
 from cp_server.signals.store import SignalStore
+from xporty.cp.v1 import analytics_pb2, analytics_service_pb2, analytics_service_pb2_grpc
 from xwl_runtime.clock import Clock
 
 DEFAULT_PAGE = 100

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import grpc
-from xporty.cp.v1 import identity_service_pb2, identity_service_pb2_grpc
 
+from xporty.cp.v1 import identity_service_pb2, identity_service_pb2_grpc
 from xwl_runtime.authz import ALL_KINDS, HEALTH_METHODS, Rule, service_methods
 from xwl_runtime.component import Component
 from xwl_runtime.identity import Kind

@@ -23,9 +23,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf import timestamp_pb2
 from sqlalchemy.ext.asyncio import AsyncEngine
+
 from xporty.cp.v1 import identity_service_pb2 as pb
 from xporty.cp.v1 import identity_service_pb2_grpc as pb_grpc
-
 from xwl_runtime import correlation
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import InvalidArgument, PermissionDenied, Unauthenticated

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from xporty.cp.v1 import identity_pb2
 
+from xporty.cp.v1 import identity_pb2
 from xwl_runtime.pki import key_to_pem, load_key, new_private_key
 from xwl_runtime.tokens import ALGORITHM, key_id
 

@@ -12,14 +12,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import grpc
-from xporty.cp.v1 import (
-    analytics_service_pb2,
-    analytics_service_pb2_grpc,
-    signal_service_pb2,
-    signal_service_pb2_grpc,
-    telemetry_service_pb2,
-    telemetry_service_pb2_grpc,
-)
 
 from cp_server.analytics.service import AnalyticsServicer
 from cp_server.signals.hub import SignalHub
@@ -28,6 +20,15 @@ from cp_server.signals.service import SignalServicer
 from cp_server.signals.store import SignalRecord, SignalStore
 from cp_server.telemetry.service import TelemetryServicer
 from cp_server.telemetry.verifier import SignerDirectory
+from cp_server.telemetry.verify_pool import SignatureVerifier
+from xporty.cp.v1 import (
+    analytics_service_pb2,
+    analytics_service_pb2_grpc,
+    signal_service_pb2,
+    signal_service_pb2_grpc,
+    telemetry_service_pb2,
+    telemetry_service_pb2_grpc,
+)
 from xwl_runtime.authz import Rule, service_methods
 from xwl_runtime.component import Component
 from xwl_runtime.db import is_sqlite
@@ -65,6 +66,7 @@ class RiskParts:
     hub: SignalHub
     reconciler: Reconciler
     listener: SignalListener | None
+    verifier: SignatureVerifier | None = None
 
 
 def settings_of(ctx: CpContext) -> RiskSettings:
@@ -87,7 +89,8 @@ def build(ctx: CpContext, settings: RiskSettings | None = None) -> tuple[Compone
     reconciler = Reconciler(ctx.engine, risk, hub, ctx.audit, settings, ctx.clock)
     listener = None if is_sqlite(ctx.settings.db_url) else SignalListener(ctx.settings.db_url,
                                                                           settings.signal_channel, hub)
-    telemetry = TelemetryServicer(risk, SignerDirectory(ctx.engine), hub, settings, ctx.clock)
+    verifier = SignatureVerifier(settings.verify_workers, settings.verify_parallel_min)
+    telemetry = TelemetryServicer(risk, SignerDirectory(ctx.engine), hub, settings, ctx.clock, verifier)
     signals = SignalServicer(ctx.engine, store, hub, risk, ctx.clock,
                              heartbeat_interval=ctx.settings.heartbeat_interval)
     analytics = AnalyticsServicer(ctx.engine, store, settings, ctx.clock)
@@ -111,12 +114,20 @@ def build(ctx: CpContext, settings: RiskSettings | None = None) -> tuple[Compone
         await started.wait()
         await reconciler.run(stop)
 
-    loops = [start_hub, reconcile]
+    async def verify_workers(stop: asyncio.Event) -> None:
+        # The workers start with the first large batch; this loop only stops them with the CP.
+        try:
+            await stop.wait()
+        finally:
+            await verifier.close()
+
+    loops = [start_hub, reconcile, verify_workers]
     if listener is not None:
         loops.append(listener.run)
 
     async def close_streams() -> None:
         hub.close()
+        await verifier.close()
 
     component = Component(
         name="risk",
@@ -126,7 +137,7 @@ def build(ctx: CpContext, settings: RiskSettings | None = None) -> tuple[Compone
         loops=loops,
         on_stop=[close_streams],
     )
-    return component, RiskParts(risk, store, hub, reconciler, listener)
+    return component, RiskParts(risk, store, hub, reconciler, listener, verifier)
 
 
 def install(ctx: CpContext) -> Component:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import decimal
 import enum
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 
 # Exact arithmetic: 60 significant digits leave room for any amount × rate product and their sums.
@@ -39,6 +39,8 @@ class EventKind(enum.Enum):
     ENFORCEMENT_ACK = 5
 
 
+KIND_OF: dict[int, EventKind] = {k.value: k for k in EventKind}
+"""Proto enum value → kind (a dict lookup: ``EventKind(value)`` is slow on the per-event path)."""
 REVERSALS = frozenset({EventKind.ORDER_CANCELLED, EventKind.COMPENSATION})
 ORDER_KINDS = frozenset({EventKind.EXPORT_CONFIRMED, EventKind.IMPORT_FINALIZED, *REVERSALS})
 
@@ -90,17 +92,22 @@ class Applied:
 
 def apply(state: OrderState, kind: EventKind, event_id: str, value: Decimal | None) -> Applied:
     """Apply one order event (``value`` is the reference value of an EXPORT_CONFIRMED) to ``state``."""
+    # Explicit constructors rather than dataclasses.replace: this runs once per ingested event (hot path).
     before = state.contribution
+    s = state
     if kind is EventKind.EXPORT_CONFIRMED:
-        if state.export_event_id is not None:
+        if s.export_event_id is not None:
             return Applied(state, ZERO, duplicate=True)
-        new = replace(state, export_event_id=event_id, export_value=value if value is not None else ZERO)
+        new = OrderState(s.order_id, s.exporter_wl, s.importer_wl, event_id, value if value is not None else ZERO,
+                         s.finalize_event_id, s.cancelled)
     elif kind is EventKind.IMPORT_FINALIZED:
-        if state.finalize_event_id is not None:
+        if s.finalize_event_id is not None:
             return Applied(state, ZERO, duplicate=True)
-        new = replace(state, finalize_event_id=event_id)
+        new = OrderState(s.order_id, s.exporter_wl, s.importer_wl, s.export_event_id, s.export_value, event_id,
+                         s.cancelled)
     elif kind in REVERSALS:
-        new = replace(state, cancelled=True)
+        new = OrderState(s.order_id, s.exporter_wl, s.importer_wl, s.export_event_id, s.export_value,
+                         s.finalize_event_id, True)
     else:
         raise ValueError(f"{kind} is not an order event")
     return Applied(new, RISK_CONTEXT.subtract(new.contribution, before), duplicate=False)
@@ -121,5 +128,5 @@ class Balance:
     def moved(self, wl_a: str, exporter_wl: str, delta: Decimal) -> Balance:
         """This balance after ``delta`` on the direction exported by ``exporter_wl``."""
         if exporter_wl == wl_a:
-            return replace(self, exports_ab=RISK_CONTEXT.add(self.exports_ab, delta))
-        return replace(self, exports_ba=RISK_CONTEXT.add(self.exports_ba, delta))
+            return Balance(RISK_CONTEXT.add(self.exports_ab, delta), self.exports_ba)
+        return Balance(self.exports_ab, RISK_CONTEXT.add(self.exports_ba, delta))

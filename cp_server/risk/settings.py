@@ -7,7 +7,8 @@ A small frozen dataclass of its own so that the composition root can fold it int
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 
@@ -30,6 +31,10 @@ class RiskSettings:
     """Period of the reconciliation loop (also prunes old trend points)."""
     max_batch: int = 5000
     """Largest PublishEvents batch accepted."""
+    verify_workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
+    """Worker processes that verify the signatures of large PublishEvents batches (0 = verify in the CP process)."""
+    verify_parallel_min: int = 64
+    """Batches with at least this many events are verified by the workers; smaller ones inline."""
     signal_channel: str = "xcwl_signals"
     """PostgreSQL LISTEN/NOTIFY channel that tells the other CP replicas a signal was committed."""
     subscriber_queue: int = 1024
@@ -40,5 +45,7 @@ class RiskSettings:
             raise ValueError("risk thresholds must satisfy 0 < reenable < alert <= disable")
         if self.trend_window <= dt.timedelta(0) or self.reconciliation_grace < dt.timedelta(0):
             raise ValueError("trend_window must be > 0 and reconciliation_grace >= 0")
+        if self.verify_workers < 0 or self.verify_parallel_min < 1:
+            raise ValueError("verify_workers must be >= 0 and verify_parallel_min >= 1")
         if self.max_batch < 1 or self.subscriber_queue < 1:
             raise ValueError("max_batch and subscriber_queue must be >= 1")

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
-from xporty.cp.v1 import signal_pb2, signal_service_pb2, signal_service_pb2_grpc
 
 from cp_server.risk.engine import RiskEngine
+from xporty.cp.v1 import signal_pb2, signal_service_pb2, signal_service_pb2_grpc
 from xwl_runtime import correlation
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import Aborted, InvalidArgument, NotFound, PermissionDenied

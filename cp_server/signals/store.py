@@ -19,11 +19,11 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
-from xporty.cp.v1 import signal_pb2
 
 from cp_server.risk import tables as t
 from cp_server.risk.ledger import dec_str
 from cp_server.risk.sql import insert_ignore
+from xporty.cp.v1 import signal_pb2
 
 DISABLE = "DISABLE"
 ENABLE = "ENABLE"

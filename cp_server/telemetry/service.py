@@ -5,17 +5,18 @@ from __future__ import annotations
 import logging
 
 import grpc
-from xporty.cp.v1 import telemetry_service_pb2, telemetry_service_pb2_grpc
 
 from cp_server.risk.engine import RiskEngine
 from cp_server.risk.settings import RiskSettings
 from cp_server.signals.hub import SignalHub
+from xporty.cp.v1 import telemetry_service_pb2, telemetry_service_pb2_grpc
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import InvalidArgument, PermissionDenied
 from xwl_runtime.identity import Kind
 from xwl_runtime.pipeline import caller
 
 from .verifier import SignerDirectory, check_batch_async
+from .verify_pool import SignatureVerifier
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +25,11 @@ class TelemetryServicer(telemetry_service_pb2_grpc.TelemetryServiceServicer):
     """PublishEvents: verify every event, store the good ones once, count and report the rest."""
 
     def __init__(
-        self, engine: RiskEngine, signers: SignerDirectory, hub: SignalHub, settings: RiskSettings, clock: Clock
+        self, engine: RiskEngine, signers: SignerDirectory, hub: SignalHub, settings: RiskSettings, clock: Clock,
+        verifier: SignatureVerifier | None = None,
     ) -> None:
         self._engine = engine
+        self._verifier = verifier or SignatureVerifier(workers=0)
         self._signers = signers
         self._hub = hub
         self._settings = settings
@@ -45,7 +48,8 @@ class TelemetryServicer(telemetry_service_pb2_grpc.TelemetryServiceServicer):
         pems = auth.get("x509_pem_cert")
         signers = await self._signers.resolve(
             {e.signer_certificate_sha256 for e in request.events}, pems[0] if pems else None)
-        candidates, refused = await check_batch_async(request.events, signers, ident.wl_id)
+        candidates, refused = await check_batch_async(request.events, signers, ident.wl_id,
+                                                       self._verifier)
         result = await self._engine.ingest(ident.wl_id, candidates, refused, received_at=received_at)
         if result.signals:
             await self._hub.publish(result.signals)

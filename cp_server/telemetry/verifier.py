@@ -6,26 +6,28 @@ issued offline with ``xcwl pki issue`` are never in the table). The certificate'
 the event's ``wl_id``, which must be the caller's WL: a node publishes only its own events.
 
 A certificate that expired since signing is still accepted: events queued while the CP was down arrive after the
-node renewed, and the signature was made while the key was certified. Signatures are checked in a worker thread
-(OpenSSL releases the GIL), so a large batch does not stall the event loop.
+node renewed, and the signature was made while the key was certified. Signatures are checked off the event loop,
+large batches in worker processes (``verify_pool``); decoding and the checks below stay here.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.ext.asyncio import AsyncEngine
-from xporty.cp.v1 import telemetry_pb2
 
 from cp_server.identity.tables import issued_certificates
 from cp_server.risk.engine import Candidate, Refusal
-from cp_server.risk.ledger import ORDER_KINDS, EventKind
-from xwl_runtime.event_signing import EventSignatureError, certificate_public_key, certificate_sha256, decode, verify
+from cp_server.risk.ledger import KIND_OF, ORDER_KINDS, EventKind
+from xporty.cp.v1 import telemetry_pb2
+from xwl_runtime.event_signing import EventSignatureError, certificate_public_key, certificate_sha256, decode
 from xwl_runtime.identity import Kind, identity_of_pem
+
+from .verify_pool import Check, SignatureVerifier, verify_chunk
 
 MAX_ID = 128
 MAX_WL = 63
@@ -40,6 +42,14 @@ class Signer:
 
     wl_id: str
     public_key: ec.EllipticCurvePublicKey
+    public_der: bytes = b""
+    """DER SubjectPublicKeyInfo of ``public_key`` (what the verification workers load)."""
+
+    @classmethod
+    def of(cls, wl_id: str, public_key: ec.EllipticCurvePublicKey) -> Signer:
+        """A signer with its DER key filled in."""
+        der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return cls(wl_id, public_key, der)
 
 
 class SignerDirectory:
@@ -56,7 +66,7 @@ class SignerDirectory:
         known = self._by_pem.get(pem)
         if known is None:
             ident = identity_of_pem(pem)
-            signer = Signer(ident.wl_id, certificate_public_key(pem)) if ident and ident.kind is Kind.WL else None
+            signer = Signer.of(ident.wl_id, certificate_public_key(pem)) if ident and ident.kind is Kind.WL else None
             known = (certificate_sha256(pem), signer)
             if len(self._by_pem) > 10_000:
                 self._by_pem.clear()
@@ -81,7 +91,7 @@ class SignerDirectory:
                     sa.select(c.fingerprint_sha256, c.wl_id, c.pem).where(c.fingerprint_sha256.in_(missing))
                 )).all()
             for row in rows:
-                signer = Signer(row.wl_id, certificate_public_key(row.pem.encode()))
+                signer = Signer.of(row.wl_id, certificate_public_key(row.pem.encode()))
                 self._cache[row.fingerprint_sha256] = signer
                 found[row.fingerprint_sha256] = signer
         return found
@@ -108,7 +118,7 @@ def _shape(event: telemetry_pb2.LedgerEvent) -> str | None:
             or len(event.signal_id) > MAX_ID or len(event.exporter_wl) > MAX_WL or len(event.importer_wl) > MAX_WL
             or len(event.amount.currency) > MAX_CURRENCY or len(event.amount.amount) > MAX_AMOUNT):
         return "FIELD_TOO_LONG"
-    kind = EventKind(event.kind)
+    kind = KIND_OF[event.kind]
     if kind in ORDER_KINDS and not event.order_id:
         return "MISSING_ORDER_ID"
     if kind in ORDER_KINDS and not (event.exporter_wl and event.importer_wl):
@@ -118,41 +128,73 @@ def _shape(event: telemetry_pb2.LedgerEvent) -> str | None:
     return None
 
 
-def check_batch(
-    events: Sequence[telemetry_pb2.SignedEvent], signers: dict[str, Signer], caller_wl: str
-) -> tuple[list[Candidate], list[Refusal]]:
-    """Verify every event of a batch (CPU only; run it in a thread). Keeps the request order."""
-    accepted: list[Candidate] = []
-    refused: list[Refusal] = []
+def _split(
+    events: Sequence[telemetry_pb2.SignedEvent], signers: dict[str, Signer]
+) -> tuple[list[Check], list[tuple[int, Signer]], dict[int, Refusal]]:
+    """Signature checks to run, (index, signer) of each, and the events refused before any check."""
+    checks: list[Check] = []
+    pending: list[tuple[int, Signer]] = []
+    early: dict[int, Refusal] = {}
     for index, signed in enumerate(events):
-        signer = signers.get(signed.signer_certificate_sha256)
         if not signed.signature:
-            refused.append(Refusal(index, _event_id_of(signed), "UNSIGNED"))
+            early[index] = Refusal(index, _event_id_of(signed), "UNSIGNED")
             continue
+        signer = signers.get(signed.signer_certificate_sha256)
         if signer is None:
-            refused.append(Refusal(index, _event_id_of(signed), "UNKNOWN_SIGNER"))
+            early[index] = Refusal(index, _event_id_of(signed), "UNKNOWN_SIGNER")
+            continue
+        checks.append((signer.public_der, signed.payload, signed.signature))
+        pending.append((index, signer))
+    return checks, pending, early
+
+
+def _judge(
+    events: Sequence[telemetry_pb2.SignedEvent], pending: list[tuple[int, Signer]], valid: bytes,
+    early: dict[int, Refusal], caller_wl: str,
+) -> tuple[list[Candidate], list[Refusal]]:
+    """Decode and check the events whose signature verified; everything in request order."""
+    results: dict[int, Candidate | Refusal] = dict(early)
+    for (index, signer), ok in zip(pending, valid, strict=True):
+        signed = events[index]
+        if not ok:
+            results[index] = Refusal(index, _event_id_of(signed), "BAD_SIGNATURE")
             continue
         try:
-            event = verify(signed, signer.public_key)
+            event = decode(signed)
         except EventSignatureError as err:
-            refused.append(Refusal(index, _event_id_of(signed), err.reason))
+            results[index] = Refusal(index, "", err.reason)
             continue
         reason = _shape(event)
         if reason is None and event.wl_id != signer.wl_id:
             reason = "SIGNER_MISMATCH"
         if reason is None and event.wl_id != caller_wl:
             reason = "CALLER_MISMATCH"
-        if reason is not None:
-            refused.append(Refusal(index, event.event_id[:MAX_ID], reason))
+        results[index] = (Refusal(index, event.event_id[:MAX_ID], reason) if reason is not None
+                          else Candidate(index, event, signed))
+    accepted: list[Candidate] = []
+    refused: list[Refusal] = []
+    for index in sorted(results):
+        item = results[index]
+        if isinstance(item, Candidate):
+            accepted.append(item)
         else:
-            accepted.append(Candidate(index, event, signed))
+            refused.append(item)
     return accepted, refused
 
 
-async def check_batch_async(
+def check_batch(
     events: Sequence[telemetry_pb2.SignedEvent], signers: dict[str, Signer], caller_wl: str
 ) -> tuple[list[Candidate], list[Refusal]]:
-    """``check_batch`` off the event loop for batches big enough to be worth the thread hop."""
-    if len(events) < 8:
-        return check_batch(events, signers, caller_wl)
-    return await asyncio.to_thread(check_batch, events, signers, caller_wl)
+    """Verify every event of a batch inline (CPU only). Keeps the request order."""
+    checks, pending, early = _split(events, signers)
+    return _judge(events, pending, verify_chunk(checks), early, caller_wl)
+
+
+async def check_batch_async(
+    events: Sequence[telemetry_pb2.SignedEvent], signers: dict[str, Signer], caller_wl: str,
+    verifier: SignatureVerifier,
+) -> tuple[list[Candidate], list[Refusal]]:
+    """``check_batch`` with the signature checks off the event loop (worker processes for large batches)."""
+    checks, pending, early = _split(events, signers)
+    valid = await verifier.verify(checks)
+    return _judge(events, pending, valid, early, caller_wl)

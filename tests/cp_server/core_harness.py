@@ -14,17 +14,17 @@ from typing import Any
 
 import grpc
 import sqlalchemy as sa
+
+from cp_server.app import CpApp, build_cp
+from cp_server.settings import CpSettings
+from cp_server.store.schema import audit_log, cp_state
+from tests.support.pki import PkiFixture
 from xporty.cp.v1 import (
     admin_service_pb2,
     admin_service_pb2_grpc,
     policy_service_pb2_grpc,
     registry_pb2,
 )
-
-from cp_server.app import CpApp, build_cp
-from cp_server.settings import CpSettings
-from cp_server.store.schema import audit_log, cp_state
-from tests.support.pki import PkiFixture
 from xwl_runtime.errors import decode_rpc_error
 from xwl_runtime.identity import Identity
 from xwl_runtime.tls import secure_channel

@@ -13,9 +13,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from xporty.cp.v1 import identity_pb2
 
 from cp_server.identity.signing import verification_keys
+from xporty.cp.v1 import identity_pb2
 from xwl_runtime.clock import ManualClock
 from xwl_runtime.errors import PermissionDenied, XcwlError
 from xwl_runtime.identity import Identity

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf import duration_pb2, timestamp_pb2
+
 from xporty.cp.v1 import (
     identity_pb2,
     policy_pb2,
@@ -20,7 +21,6 @@ from xporty.cp.v1 import (
     policy_service_pb2_grpc,
     registry_pb2,
 )
-
 from xwl_runtime.authz import Rule, service_methods, table
 from xwl_runtime.errors import Unavailable
 from xwl_runtime.identity import Kind

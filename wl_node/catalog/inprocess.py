@@ -135,11 +135,18 @@ class World:
     currencies: dict[str, tuple[str, int]] = field(default_factory=dict)
     pairs: dict[tuple[str, str], Pair] = field(default_factory=dict)
     nodes: dict[str, CatalogNode] = field(default_factory=dict)
+    remote_endpoints: dict[str, str] = field(default_factory=dict)
+    """TraderService endpoints of WLs whose nodes run in another process (the bench's exporters)."""
     version: int = 0
 
     def add_wl(self, node: CatalogNode, currency: str, decimals: int = 2) -> None:
         self.currencies[node.wl_id] = (currency, decimals)
         self.nodes[node.wl_id] = node
+
+    def add_remote_wl(self, wl_id: str, endpoint: str, currency: str, decimals: int = 2) -> None:
+        """A WL served by another process: in the views, not published to."""
+        self.currencies[wl_id] = (currency, decimals)
+        self.remote_endpoints[wl_id] = endpoint
 
     def pair(self, x: str, y: str, **fields: object) -> Pair:
         a, b = sorted((x, y))
@@ -162,7 +169,8 @@ class World:
             node = self.nodes.get(member)
             view.white_labels.append(registry_pb2.WhiteLabel(
                 wl_id=member, name=f"Market {member}", currency=currency, currency_decimals=decimals,
-                reference_rate="1", trader_endpoint=node.endpoint if node else "127.0.0.1:1"))
+                reference_rate="1",
+                trader_endpoint=node.endpoint if node else self.remote_endpoints.get(member, "127.0.0.1:1")))
         for p in mine:
             msg = view.pairs.add(wl_a=p.wl_a, wl_b=p.wl_b, status=p.status, imbalance_limit="1000000",
                                  fx_rate=p.fx_rate, fx_version=p.fx_version, imports_frozen=p.imports_frozen,

@@ -17,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import decimal
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -29,7 +31,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from xporty.trader.v1 import offer_pb2
 from xwl_runtime.clock import Clock
-from xwl_runtime.money import MoneyError, canonical, convert_for_importer, format_amount, parse_price
+from xwl_runtime.money import (
+    MAX_AMOUNT_DIGITS,
+    MoneyError,
+    canonical,
+    convert,
+    convert_for_importer,
+    format_amount,
+    parse_price,
+)
 
 from .tables import imported_offers, sync_cursors
 from .visibility import ImportTerms
@@ -77,9 +87,123 @@ def price_in(terms: ImportTerms, source_price: Decimal) -> Decimal:
                                 importer_decimals=terms.decimals)
 
 
+# A JSON string needs escaping only for these (json.dumps with ensure_ascii=False escapes nothing else).
+_JSON_PLAIN = re.compile(r'[^"\\\x00-\x1f]*').fullmatch
+# Exact integer arithmetic in C for the inverse conversion: anything it cannot do exactly traps, and the row falls
+# back to xwl_runtime.money (96 digits cover every amount and rate the validators accept).
+_EXACT = decimal.Context(prec=96, rounding=decimal.ROUND_HALF_EVEN, Emax=999_999, Emin=-999_999,
+                         traps=[decimal.InvalidOperation, decimal.Inexact, decimal.DivisionByZero, decimal.Overflow])
+
+
+def json_list(items: Sequence[str]) -> str:
+    """``json.dumps(list(items), ensure_ascii=False, separators=(",", ":"))``, without the encoder's per-call set-up
+    when no item needs escaping (the usual URL)."""
+    if len(items) == 1:  # the usual case, without a generator
+        item = items[0]
+        if _JSON_PLAIN(item) is not None:
+            return '["' + item + '"]'
+    elif all(_JSON_PLAIN(item) is not None for item in items):
+        return '["' + '","'.join(items) + '"]' if items else "[]"
+    return _JSON.encode(list(items))
+
+
+class PagePricer:
+    """Parses and converts one exporter's prices for a page: ``parse_price`` and ``convert_for_importer`` of
+    ``xwl_runtime.money`` (the one rounding rule) with their per-call set-up hoisted out of the row loop.
+
+    ``__call__`` returns ``(source_price, converted_price)`` as fixed-point strings, or None for a price the
+    exporter should not have sent; a test checks it against the money module for arbitrary amounts and rates.
+    """
+
+    def __init__(self, terms: ImportTerms) -> None:
+        self._terms = terms
+        d = terms.source_decimals
+        frac = rf"(?:\.[0-9]{{1,{d}}})?" if d > 0 else ""
+        # The canonical shape only: ASCII digits without leading zeros, at most MAX_AMOUNT_DIGITS integer digits,
+        # at most d decimals. Such a text is already its own fixed-point form (f"{Decimal(text):f}" == text); any
+        # other text goes through parse_price, which accepts or refuses it exactly as before.
+        self._plain = re.compile(rf"(?:[1-9][0-9]{{0,{MAX_AMOUNT_DIGITS - 1}}}|0){frac}").fullmatch
+        self._rate = terms.fx_rate
+        self._decimals = terms.decimals
+        self._forward = terms.exporter_is_wl_a
+        self._seen: dict[str, tuple[str, str] | None] = {}  # real catalogs repeat prices (9.99, 19.90, ...)
+
+    def _source(self, text: str) -> tuple[Decimal, str] | None:
+        if self._plain(text) is not None:
+            value = Decimal(text)
+            if value > 0:
+                return value, text
+        try:
+            value = parse_price(text, self._terms.source_decimals)
+        except MoneyError:
+            return None
+        return value, f"{value:f}"
+
+    def _inverse(self, amount: Decimal) -> Decimal:
+        """round_half_even(amount / rate, decimals) for amount > 0, on exact Decimal integers (as convert_inverse)."""
+        try:
+            # The ambient context is never used: every operation names _EXACT (divmod truncates; both are > 0).
+            quotient, remainder = _EXACT.divmod(_EXACT.scaleb(amount, self._decimals), self._rate)
+            twice = _EXACT.multiply(remainder, 2)
+            if twice > self._rate or (twice == self._rate and _EXACT.remainder(quotient, 2) == 1):
+                quotient = _EXACT.add(quotient, 1)
+            return _EXACT.scaleb(quotient, -self._decimals)
+        except decimal.DecimalException:
+            return price_in(self._terms, amount)
+
+    def __call__(self, text: str) -> tuple[str, str] | None:
+        try:
+            return self._seen[text]
+        except KeyError:
+            pass
+        parsed = self._source(text)
+        result = None
+        if parsed is not None:
+            source, source_text = parsed
+            converted = convert(source, self._rate, self._decimals) if self._forward else self._inverse(source)
+            result = source_text, f"{converted:f}"
+        if len(self._seen) < 4096:
+            self._seen[text] = result
+        return result
+
+
 def _fx_values(terms: ImportTerms) -> dict[str, Any]:
     return {"currency": terms.currency, "fx_rate": canonical(terms.fx_rate), "fx_inverse": not terms.exporter_is_wl_a,
             "fx_version": terms.fx_version}
+
+
+def _page_rows(exporter: str, terms: ImportTerms, changes: Sequence[offer_pb2.OfferChange], generation: int,
+               stamp: Any, sqlite: bool) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """A page as driver-ready rows in ``_COLS`` order, plus the imported ids to delete (tombstones and offers with
+    a bad price or currency). This loop is the importer's per-offer cost: it only reads the parsed messages'
+    fields and converts the price; everything per page is computed once."""
+    pricer = PagePricer(terms)
+    fx_rate, fx_inverse, fx_version = canonical(terms.fx_rate), not terms.exporter_is_wl_a, terms.fx_version
+    if sqlite:
+        fx_inverse = int(fx_inverse)  # type: ignore[assignment]  # the driver-level row skips SQLAlchemy's Boolean
+    source_currency, currency, prefix = terms.source_currency, terms.currency, f"{exporter}:"
+    gone: list[str] = []
+    rows: list[tuple[Any, ...]] = []
+    for change in changes:
+        prices = None
+        if not change.tombstone and change.HasField("offer"):
+            offer = change.offer
+            if offer.unit_price.currency == source_currency:
+                prices = pricer(offer.unit_price.amount)
+            if prices is None:
+                log.warning("imported offer refused: bad price or currency",
+                            extra={"fields": {"exporter": exporter, "offer_id": change.offer_id}})
+        if prices is None:
+            gone.append(prefix + change.offer_id)
+            continue
+        manager = offer.manager
+        rows.append((
+            prefix + offer.offer_id, exporter, offer.offer_id, offer.title, offer.description, offer.category,
+            source_currency, prices[0], currency, prices[1], fx_rate, fx_inverse, fx_version, offer.stock,
+            json_list(offer.image_urls), manager.name, manager.email, manager.phone, offer.revision, generation,
+            stamp,
+        ))
+    return gone, rows
 
 
 class ImportedCatalog:
@@ -127,27 +251,6 @@ class ImportedCatalog:
         log.info("full sync restarted", extra={"fields": {"exporter": exporter, "generation": state.generation}})
 
     # --- writes ---------------------------------------------------------------------------------------------
-    @staticmethod
-    def _row(exporter: str, terms: ImportTerms, offer: offer_pb2.Offer, generation: int, now: Any,
-             fx: tuple[str, bool, int], sqlite: bool) -> tuple[Any, ...] | None:
-        """One row in ``_COLS`` order, driver-ready; None when the exporter sent a bad price or currency."""
-        price = offer.unit_price
-        if price.currency != terms.source_currency:
-            return None
-        try:
-            source = parse_price(price.amount, terms.source_decimals)
-        except MoneyError:
-            return None
-        manager = offer.manager
-        fx_rate, fx_inverse, fx_version = fx
-        return (
-            imported_id(exporter, offer.offer_id), exporter, offer.offer_id, offer.title, offer.description,
-            offer.category, terms.source_currency, f"{source:f}", terms.currency, f"{price_in(terms, source):f}",
-            fx_rate, int(fx_inverse) if sqlite else fx_inverse, fx_version, offer.stock,
-            _JSON.encode(list(offer.image_urls)), manager.name, manager.email, manager.phone, offer.revision,
-            generation, now,
-        )
-
     async def apply_page(
         self, exporter: str, terms: ImportTerms, state: CursorState, changes: Sequence[offer_pb2.OfferChange],
         next_cursor: str, has_more: bool, *, still_importable: Callable[[], bool],
@@ -159,20 +262,7 @@ class ImportedCatalog:
             sqlite = self.engine.dialect.name == "sqlite"
             now = self._clock.now()
             stamp = now.astimezone(dt.UTC).strftime(_SQLITE_TS) if sqlite else now
-            fx = (canonical(terms.fx_rate), not terms.exporter_is_wl_a, terms.fx_version)
-            gone: list[str] = []
-            rows: list[tuple[Any, ...]] = []
-            for change in changes:
-                row = None
-                if not change.tombstone and change.HasField("offer"):
-                    row = self._row(exporter, terms, change.offer, state.generation, stamp, fx, sqlite)
-                    if row is None:
-                        log.warning("imported offer refused: bad price or currency",
-                                    extra={"fields": {"exporter": exporter, "offer_id": change.offer_id}})
-                if row is None:
-                    gone.append(imported_id(exporter, change.offer_id))
-                else:
-                    rows.append(row)
+            gone, rows = _page_rows(exporter, terms, changes, state.generation, stamp, sqlite)
             async with self._writing(), self.engine.begin() as conn:
                 if state.fx_version != terms.fx_version:
                     await self._reprice(conn, exporter, terms)

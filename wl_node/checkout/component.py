@@ -13,15 +13,14 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from xporty.cp.v1 import policy_pb2
-from xporty.node.v1 import storefront_service_pb2_grpc as pb_grpc
-
 from wl_node.context import NodeContext
 from wl_node.orders.gate import SignalGate
 from wl_node.orders.txn import TxRunner
 from wl_node.peers.client import PeerConfig, TraderPeers
 from wl_node.peers.tokens import CpLease, TokenCache
 from wl_node.policy.state import PolicyState
+from xporty.cp.v1 import policy_pb2
+from xporty.node.v1 import storefront_service_pb2_grpc as pb_grpc
 from xwl_runtime.component import Component
 from xwl_runtime.identity import Identity
 from xwl_runtime.tls import TlsMaterial
@@ -30,7 +29,7 @@ from .offers import ImportedOffers
 from .outbox import CompensationOutbox
 from .reconciler import Reconciler
 from .rpc import CHECKOUT_AUTHZ, SERVICE, CheckoutRpc, CheckoutStorefrontServicer
-from .service import CheckoutService
+from .service import CheckoutService, ImportGuard
 
 
 @dataclass(frozen=True)
@@ -83,6 +82,7 @@ def install(
     config: CheckoutConfig | None = None,
     runner: TxRunner | None = None,
     serve_storefront: bool = False,
+    import_guard: ImportGuard | None = None,
 ) -> Checkouts:
     """Build the importer side of a node."""
     config = config or CheckoutConfig()
@@ -92,7 +92,7 @@ def install(
     peers = TraderPeers(state, ctx.tls, tokens, identity=Identity.wl(state.wl_id), config=config.peers,
                         clock=ctx.clock)
     service = CheckoutService(runner=runner, state=state, offers=offers, peers=peers, clock=ctx.clock,
-                              enforcer=enforcer)
+                              enforcer=enforcer, import_guard=import_guard)
     outbox = CompensationOutbox(runner, peers, ctx.clock, wl_id=state.wl_id, interval_s=config.outbox_interval_s)
     service._on_compensation = outbox.kick  # noqa: SLF001 - wired here, where both exist
     reconciler = Reconciler(runner, peers, service, ctx.clock, in_doubt_after=config.in_doubt_after,

@@ -20,11 +20,11 @@ import logging
 import random
 
 import grpc
-from xporty.trader.v1 import order_pb2
-from xporty.trader.v1 import trader_service_pb2 as trader_pb
 
 from wl_node.orders.txn import TxRunner
 from wl_node.peers.client import PeerUnavailable, TraderPeers
+from xporty.trader.v1 import order_pb2
+from xporty.trader.v1 import trader_service_pb2 as trader_pb
 from xwl_runtime import correlation
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import decode_rpc_error

@@ -9,9 +9,9 @@
 from __future__ import annotations
 
 import grpc
+
 from xporty.node.v1 import storefront_service_pb2 as pb
 from xporty.node.v1 import storefront_service_pb2_grpc as pb_grpc
-
 from xwl_runtime.authz import Rule, service_methods
 from xwl_runtime.identity import Kind
 from xwl_runtime.pipeline import caller

@@ -19,22 +19,25 @@ Flow of ``checkout`` (each numbered step is one short transaction or one remote 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable
+from decimal import Decimal
+from typing import Protocol
 
 import grpc
 import sqlalchemy as sa
-from xporty.common.v1 import money_pb2
-from xporty.node.v1 import storefront_pb2, storefront_service_pb2
-from xporty.trader.v1 import order_pb2
-from xporty.trader.v1 import trader_service_pb2 as trader_pb
 
 from wl_node.orders.gate import PairDecision, SignalGate, judge_pair
 from wl_node.orders.idempotency import check_key, fingerprint
 from wl_node.orders.txn import TxRunner
 from wl_node.peers.client import PeerUnavailable, TraderPeers
 from wl_node.policy.state import PolicyState
+from xporty.common.v1 import money_pb2
+from xporty.node.v1 import storefront_pb2, storefront_service_pb2
+from xporty.trader.v1 import order_pb2
+from xporty.trader.v1 import trader_service_pb2 as trader_pb
 from xwl_runtime import correlation
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import (
@@ -68,6 +71,12 @@ def validate(request: storefront_service_pb2.CheckoutRequest) -> None:
         raise InvalidArgument.field("buyer_reference", "must be 1..128 printable characters (opaque, never PII)")
 
 
+class ImportGuard(Protocol):
+    """The node's local imbalance guard (``wl_node.risk.local_guard.LocalGuard`` fits)."""
+
+    def record(self, exporter_wl: str, importer_wl: str, amount: Decimal) -> None: ...
+
+
 class CheckoutService:
     """Domain service behind StorefrontService.Checkout / GetCheckout."""
 
@@ -81,7 +90,9 @@ class CheckoutService:
         clock: Clock,
         enforcer: SignalGate | None = None,
         on_compensation: Callable[[], None] | None = None,
+        import_guard: ImportGuard | None = None,
     ) -> None:
+        self._import_guard = import_guard
         self._runner = runner
         self._state = state
         self._offers = offers
@@ -112,6 +123,7 @@ class CheckoutService:
         caller_remaining_s: float | None = None,
     ) -> storefront_pb2.Checkout:
         """Buy an imported offer; idempotent on (caller, idempotency_key)."""
+        started = self._clock.monotonic()
         who = self._check_caller(caller)
         validate(request)
         fp = fingerprint(request)
@@ -138,31 +150,49 @@ class CheckoutService:
             reason="", order_id=None, order_key=checkout_id, policy_version=decision.policy_version,
             correlation_id=cid, created_at=now, updated_at=now,
         )
-        raced = await self._runner.tx(lambda conn: store.claim(conn, values))
-        if raced is not None:
-            return self._replay(raced, fp)
+        async with contextlib.AsyncExitStack() as slot:
+            # One of the exporter's order slots (bulkhead) is taken BEFORE the PENDING row exists: waiting for it
+            # stores and sends nothing, so the reconciler never sees a checkout whose order is still to be sent.
+            try:
+                wait_s = self._left(started, caller_remaining_s)
+                await slot.enter_async_context(self._peers.order_slot(exporter, wait_s))
+            except PeerUnavailable:
+                existing = await self._runner.read(lambda conn: store.by_key(conn, who, request.idempotency_key))
+                if existing is not None:
+                    return self._replay(existing, fp)
+                raise
+            raced = await self._runner.tx(lambda conn: store.claim(conn, values))
+            if raced is not None:
+                return self._replay(raced, fp)
 
-        place = trader_pb.PlaceOrderRequest(
-            idempotency_key=checkout_id, offer_id=offer.source_offer_id, quantity=request.quantity,
-            expected_unit_price=money_pb2.Money(currency=offer.source_currency,
-                                                amount=format(offer.source_unit_price, "f")),
-            expected_fx_version=offer.fx_version,
-        )
-        try:
-            order = await self._peers.place_order(exporter, place, self._peers.deadline(caller_remaining_s))
-        except PeerUnavailable as err:
-            if err.sent:
-                return await self._in_doubt(values, err.reason)
-            await self._runner.tx(lambda conn: store.forget_unsent(conn, checkout_id))
-            raise
-        except grpc.aio.AioRpcError as err:
-            remote = decode_rpc_error(err)
-            if remote.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
-                               grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.CANCELLED):
-                return await self._in_doubt(values, remote.code.name)
-            # A definite answer from the exporter: no order exists for this key.
-            return await self.settle_failed(values, remote.reason or remote.code.name, None)
+            place = trader_pb.PlaceOrderRequest(
+                idempotency_key=checkout_id, offer_id=offer.source_offer_id, quantity=request.quantity,
+                expected_unit_price=money_pb2.Money(currency=offer.source_currency,
+                                                    amount=format(offer.source_unit_price, "f")),
+                expected_fx_version=offer.fx_version,
+            )
+            try:
+                order = await self._peers.place_order(
+                    exporter, place, self._peers.deadline(self._left(started, caller_remaining_s)))
+            except PeerUnavailable as err:
+                if err.sent:
+                    return await self._in_doubt(values, err.reason)
+                await self._runner.tx(lambda conn: store.forget_unsent(conn, checkout_id))
+                raise
+            except grpc.aio.AioRpcError as err:
+                remote = decode_rpc_error(err)
+                if remote.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                                   grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.CANCELLED):
+                    return await self._in_doubt(values, remote.code.name)
+                # A definite answer from the exporter: no order exists for this key.
+                return await self.settle_failed(values, remote.reason or remote.code.name, None)
         return await self.apply_outcome(values, order)
+
+    def _left(self, started: float, caller_remaining_s: float | None) -> float | None:
+        """What is left of the caller's time (None: no caller deadline)."""
+        if caller_remaining_s is None:
+            return None
+        return caller_remaining_s - (self._clock.monotonic() - started)
 
     async def _admit(self, request: storefront_service_pb2.CheckoutRequest) -> tuple[ImportedOfferTerms, PairDecision]:
         """The early checks; each refusal is raised before anything is stored."""
@@ -193,9 +223,13 @@ class CheckoutService:
                 return await self.compensate(row, order.order_id, "IMPORT_NOT_FINALIZED")
             if settled is None:
                 return await self._current(row["checkout_id"])
-            log.info("checkout completed", extra={"fields": {
-                "checkout_id": row["checkout_id"], "order_id": order.order_id, "exporter_wl": row["exporter_wl"],
-                "correlation_id": cid}})
+            if self._import_guard is not None:  # the local imbalance guard counts imports as they finalize
+                self._import_guard.record(row["exporter_wl"], self.wl_id,
+                                          Decimal(row["source_unit_price"]) * int(row["quantity"]))
+            if log.isEnabledFor(logging.DEBUG):  # hot path: one line per checkout only when asked for
+                log.debug("checkout completed", extra={"fields": {
+                    "checkout_id": row["checkout_id"], "order_id": order.order_id,
+                    "exporter_wl": row["exporter_wl"], "correlation_id": cid}})
             return store.checkout_from_row(settled)
         if order.status == order_pb2.ORDER_STATUS_CANCELLED:
             return await self.settle_failed(row, order.reason or "ORDER_CANCELLED", order.order_id)

@@ -10,13 +10,13 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+
+from wl_node.orders.events import OUTBOX_INSERT, append_event, event_values
+from wl_node.orders.rawsql import Sql, db_time, is_sqlite
 from xporty.common.v1 import money_pb2
 from xporty.cp.v1 import telemetry_pb2
 from xporty.node.v1 import storefront_pb2
 from xporty.trader.v1 import order_pb2
-
-from wl_node.orders.events import append_event
 
 from .tables import CANCELLED, COMPLETED, FAILED, PENDING, checkouts, compensations, import_ledger
 
@@ -25,20 +25,29 @@ _c = checkouts.c
 _STATUS = {PENDING: storefront_pb2.CHECKOUT_STATUS_PENDING, COMPLETED: storefront_pb2.CHECKOUT_STATUS_COMPLETED,
            FAILED: storefront_pb2.CHECKOUT_STATUS_FAILED, CANCELLED: storefront_pb2.CHECKOUT_STATUS_CANCELLED}
 
-_CLAIM = {
-    # RETURNING tells whether the row was inserted (rowcount of INSERT is not reliable on every driver).
-    name: insert(checkouts).on_conflict_do_nothing(index_elements=["caller", "idem_key"]).returning(
-        checkouts.c.checkout_id)
-    for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
-}
+# Hot-path statements as fixed SQL text on the driver connection (``wl_node.orders.rawsql``): INSERT … ON
+# CONFLICT DO NOTHING is the claim (rowcount 0/1 is exact on sqlite3 and psycopg).
+_COLUMNS = [c.name for c in checkouts.columns]
+_CLAIM = Sql(f"INSERT INTO checkouts ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)}) "
+             "ON CONFLICT (caller, idem_key) DO NOTHING")
+_SALE_COLUMNS = [c.name for c in import_ledger.columns]
+_INSERT_SALE_SQL = Sql(f"INSERT INTO import_ledger ({', '.join(_SALE_COLUMNS)}) "
+                       f"VALUES ({', '.join(':' + c for c in _SALE_COLUMNS)})")
+_SETTLE_TEXT = ("UPDATE checkouts SET status = :status, reason = :reason, order_id = :order_id, "
+                "updated_at = :updated_at WHERE checkout_id = :checkout_id AND status = 'PENDING'")
+_OUTBOX_SELECT = OUTBOX_INSERT.replace("VALUES (", "SELECT ").rstrip(")")
+# PostgreSQL: settle + sale + event in ONE statement (one round trip); the inserts only happen when the guarded
+# UPDATE settled the row. SQLite runs three statements (µs each, in-process).
+_FINALIZE_PG = Sql(
+    f"WITH s AS ({_SETTLE_TEXT} RETURNING checkout_id), "
+    f"i AS (INSERT INTO import_ledger ({', '.join(_SALE_COLUMNS)}) "
+    f"SELECT {', '.join(':' + c for c in _SALE_COLUMNS)} FROM s), "
+    f"e AS ({_OUTBOX_SELECT} FROM s) "
+    "SELECT count(*) FROM s"
+)
+_SETTLE_SQL = Sql(_SETTLE_TEXT)
 _BY_KEY = sa.select(checkouts).where(_c.caller == sa.bindparam("b_caller"), _c.idem_key == sa.bindparam("b_key"))
 _BY_ID = sa.select(checkouts).where(_c.checkout_id == sa.bindparam("b_id"))
-_SETTLE = (
-    sa.update(checkouts).where(_c.checkout_id == sa.bindparam("b_id"), _c.status == PENDING)
-    .values(status=sa.bindparam("b_status"), reason=sa.bindparam("b_reason"), order_id=sa.bindparam("b_order_id"),
-            updated_at=sa.bindparam("b_now"))
-)
-_INSERT_SALE = sa.insert(import_ledger)
 _INSERT_COMPENSATION = sa.insert(compensations)
 
 
@@ -57,7 +66,9 @@ def checkout_from_row(m: Row) -> storefront_pb2.Checkout:
 
 def claim(conn: sa.Connection, values: dict[str, Any]) -> Row | None:
     """Insert the PENDING checkout; None when inserted, else the row already holding (caller, key)."""
-    if conn.execute(_CLAIM[conn.dialect.name], values).first() is not None:
+    stamp = db_time(is_sqlite(conn), values["created_at"])
+    if _CLAIM.run(conn, {**values, "created_at": stamp, "updated_at": db_time(is_sqlite(conn), values["updated_at"])}
+                  ).rowcount == 1:
         return None
     return conn.execute(_BY_KEY, {"b_caller": values["caller"], "b_key": values["idem_key"]}).mappings().one()
 
@@ -73,34 +84,50 @@ def by_id(conn: sa.Connection, checkout_id: str) -> Row | None:
 def _settle(conn: sa.Connection, checkout_id: str, status: str, reason: str, order_id: str | None,
             now: dt.datetime) -> bool:
     """PENDING → ``status``; False when the checkout was no longer PENDING (someone else settled it)."""
-    result = conn.execute(_SETTLE, {"b_id": checkout_id, "b_status": status, "b_reason": reason,
-                                    "b_order_id": order_id, "b_now": now})
+    result = _SETTLE_SQL.run(conn, {"checkout_id": checkout_id, "status": status, "reason": reason,
+                                    "order_id": order_id, "updated_at": db_time(is_sqlite(conn), now)})
     return result.rowcount == 1
+
+
+def _settled(row: Row, status: str, reason: str, order_id: str | None, now: dt.datetime) -> Row:
+    """The row as ``_settle`` left it (no re-read: the guarded UPDATE changed exactly these columns)."""
+    return {**row, "status": status, "reason": reason, "order_id": order_id, "updated_at": now}
 
 
 def finalize(conn: sa.Connection, row: Row, order: order_pb2.Order, wl_id: str, now: dt.datetime) -> Row | None:
     """Record the local sale of a CONFIRMED order: COMPLETED, import ledger entry, ledger event; None if settled."""
-    if not _settle(conn, row["checkout_id"], COMPLETED, "", order.order_id, now):
-        return None
-    source_amount = Decimal(order.total.amount)
-    conn.execute(_INSERT_SALE, dict(
+    sqlite_db = is_sqlite(conn)
+    stamp = db_time(sqlite_db, now)
+    sale = dict(
         entry_id="imp_" + uuid.uuid4().hex, checkout_id=row["checkout_id"], order_id=order.order_id, kind="IMPORT",
         exporter_wl=row["exporter_wl"], quantity=row["quantity"], currency=row["currency"], amount=row["total"],
-        source_currency=order.total.currency, source_amount=format(source_amount, "f"),
+        source_currency=order.total.currency, source_amount=format(Decimal(order.total.amount), "f"),
         fx_version=order.fx_version or row["fx_version"], policy_version=row["policy_version"],
-        buyer_reference=row["buyer_reference"], correlation_id=row["correlation_id"], created_at=now,
-    ))
+        buyer_reference=row["buyer_reference"], correlation_id=row["correlation_id"], created_at=stamp,
+    )
+    if not sqlite_db:
+        params = {**sale, **event_values(
+            kind=telemetry_pb2.LEDGER_EVENT_KIND_IMPORT_FINALIZED, wl_id=wl_id, order_id=order.order_id,
+            exporter_wl=row["exporter_wl"], importer_wl=wl_id, amount=order.total,
+            correlation_id=row["correlation_id"], now=now, created_at=stamp),
+            "status": COMPLETED, "reason": "", "updated_at": stamp}
+        if _FINALIZE_PG.run(conn, params).fetchone()[0] != 1:
+            return None
+        return _settled(row, COMPLETED, "", order.order_id, now)
+    if not _settle(conn, row["checkout_id"], COMPLETED, "", order.order_id, now):
+        return None
+    _INSERT_SALE_SQL.run(conn, sale)
     append_event(conn, kind=telemetry_pb2.LEDGER_EVENT_KIND_IMPORT_FINALIZED, wl_id=wl_id, order_id=order.order_id,
                  exporter_wl=row["exporter_wl"], importer_wl=wl_id, amount=order.total,
                  correlation_id=row["correlation_id"], now=now)
-    return by_id(conn, row["checkout_id"])
+    return _settled(row, COMPLETED, "", order.order_id, now)
 
 
 def fail(conn: sa.Connection, checkout_id: str, reason: str, order_id: str | None, now: dt.datetime) -> Row | None:
     """PENDING → FAILED (nothing sold); the settled row, or None if it was no longer PENDING."""
     if not _settle(conn, checkout_id, FAILED, reason[:64], order_id, now):
         return None
-    return by_id(conn, checkout_id)
+    return by_id(conn, checkout_id)  # not the hot path: the caller has only the id
 
 
 def compensate(conn: sa.Connection, row: Row, order_id: str, reason: str, now: dt.datetime) -> Row | None:

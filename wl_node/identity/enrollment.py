@@ -20,8 +20,8 @@ import grpc
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
-from xporty.cp.v1 import identity_service_pb2, identity_service_pb2_grpc
 
+from xporty.cp.v1 import identity_service_pb2, identity_service_pb2_grpc
 from xwl_runtime.backoff import Backoff
 from xwl_runtime.errors import RemoteError, decode_rpc_error
 from xwl_runtime.identity import Identity, identity_of_certificate

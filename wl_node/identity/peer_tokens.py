@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from xporty.cp.v1 import identity_service_pb2, identity_service_pb2_grpc
 
+from xporty.cp.v1 import identity_service_pb2, identity_service_pb2_grpc
 from xwl_runtime.backoff import Backoff
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import RemoteError, decode_rpc_error

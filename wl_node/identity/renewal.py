@@ -23,8 +23,8 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 from cryptography import x509
-from xporty.cp.v1 import identity_service_pb2, identity_service_pb2_grpc
 
+from xporty.cp.v1 import identity_service_pb2, identity_service_pb2_grpc
 from xwl_runtime.backoff import Backoff
 from xwl_runtime.clock import Clock
 from xwl_runtime.component import Component

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from xwl_runtime.clock import Clock, SystemClock
 
+from .rawsql import Sql, db_time, is_sqlite
 from .stock import SqlOfferStock
 
 
@@ -22,20 +23,20 @@ def catalog_offer_stock(*, bump_feed: bool = True, clock: Clock | None = None) -
     from wl_node.catalog.tables import offer_feed, offers  # the catalog feature owns these tables
 
     clock = clock or SystemClock()
-    next_sequence = (
+    next_sequence = Sql.of(
         sa.update(offer_feed).where(offer_feed.c.feed_id == 1)
         .values(last_sequence=offer_feed.c.last_sequence + 1).returning(offer_feed.c.last_sequence)
     )
-    bump = (
+    bump = Sql.of(
         sa.update(offers).where(offers.c.offer_id == sa.bindparam("b_id"))
         .values(revision=offers.c.revision + 1, change_sequence=sa.bindparam("b_seq"),
                 updated_at=sa.bindparam("b_now"))
     )
 
     def on_change(conn: sa.Connection, offer_id: str) -> None:
-        seq = int(conn.execute(next_sequence).scalar_one())
+        row = next_sequence.run(conn).fetchone()
         now: dt.datetime = clock.now()
-        conn.execute(bump, {"b_id": offer_id, "b_seq": seq, "b_now": now})
+        bump.run(conn, {"b_id": offer_id, "b_seq": int(row[0]), "b_now": db_time(is_sqlite(conn), now)})
 
     c = offers.c
     return SqlOfferStock(

@@ -13,10 +13,9 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from xporty.trader.v1 import trader_service_pb2_grpc as pb_grpc
-
 from wl_node.context import NodeContext
 from wl_node.policy.state import PolicyState
+from xporty.trader.v1 import trader_service_pb2_grpc as pb_grpc
 from xwl_runtime.clock import Clock
 from xwl_runtime.component import Component
 

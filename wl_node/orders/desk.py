@@ -25,22 +25,23 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+
+from wl_node.policy.state import PolicyState
 from xporty.common.v1 import money_pb2
 from xporty.cp.v1 import telemetry_pb2
 from xporty.trader.v1 import order_pb2, trader_service_pb2
-
-from wl_node.policy.state import PolicyState
 from xwl_runtime import correlation
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from xwl_runtime.identity import Identity, Kind
 from xwl_runtime.tokens import Claims
 
-from .events import append_event
+from .events import OUTBOX_INSERT, append_event, event_values
 from .gate import OrderGuard, OrderIntent, PairDecision, SignalGate, judge_pair, run_guards
-from .idempotency import IdempotencyRecords, check_key, fingerprint
+from .idempotency import COMPLETE_SET, IdempotencyRecords, check_key, fingerprint
+from .rawsql import Sql, db_time, is_sqlite
 from .stock import OfferStock
-from .tables import order_ledger, orders
+from .tables import orders
 from .txn import TxRunner
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,33 @@ CONFIRMED, DENIED, CANCELLED = "CONFIRMED", "DENIED", "CANCELLED"
 _STATUS = {CONFIRMED: order_pb2.ORDER_STATUS_CONFIRMED, DENIED: order_pb2.ORDER_STATUS_DENIED,
            CANCELLED: order_pb2.ORDER_STATUS_CANCELLED}
 
-_INSERT_ORDER = sa.insert(orders)
-_INSERT_LEDGER = sa.insert(order_ledger)
+_ORDER_COLUMNS = ("order_id", "importer_wl", "exporter_wl", "idem_key", "offer_id", "quantity", "currency",
+                  "unit_price", "total", "status", "reason", "policy_version", "fx_version", "correlation_id",
+                  "created_at", "updated_at")
+_INSERT_ORDER_TEXT = (f"INSERT INTO orders ({', '.join(_ORDER_COLUMNS)}) "
+                      f"VALUES ({', '.join(':' + c for c in _ORDER_COLUMNS)})")
+_INSERT_LEDGER_TEXT = (
+    "INSERT INTO order_ledger (entry_id, order_id, kind, counterparty_wl, offer_id, quantity, currency, amount, "
+    "policy_version, fx_version, correlation_id, created_at) VALUES (:entry_id, :order_id, :ledger_kind, "
+    ":importer_wl, :offer_id, :quantity, :currency, :ledger_amount, :policy_version, :fx_version, "
+    ":correlation_id, :created_at)"
+)
+_INSERT_ORDER = Sql(_INSERT_ORDER_TEXT)
+_INSERT_LEDGER = Sql(_INSERT_LEDGER_TEXT)
+_OUTBOX = Sql(OUTBOX_INSERT)
+_COMPLETE = Sql(COMPLETE_SET)
+# PostgreSQL: the order, its ledger entry, its event and the stored response in ONE statement (one round trip;
+# data-modifying CTEs all run, in the same transaction). SQLite runs the four statements (µs each, in-process).
+_WRITE_CONFIRMED_PG = Sql(
+    f"WITH o AS ({_INSERT_ORDER_TEXT}), l AS ({_INSERT_LEDGER_TEXT}), e AS ({OUTBOX_INSERT}) {COMPLETE_SET}")
+_WRITE_DENIED_PG = Sql(f"WITH o AS ({_INSERT_ORDER_TEXT}) {COMPLETE_SET}")
+_SELECT_FOR_CANCEL = sa.select(orders).where(orders.c.order_id == sa.bindparam("b_id"),
+                                             orders.c.importer_wl == sa.bindparam("b_importer")).with_for_update()
+_CANCEL = (
+    sa.update(orders).where(orders.c.order_id == sa.bindparam("b_id"), orders.c.status == CONFIRMED)
+    .values(status=CANCELLED, reason=sa.bindparam("b_reason"), updated_at=sa.bindparam("b_now"))
+)
+_BY_ORDER_ID = sa.select(orders).where(orders.c.order_id == sa.bindparam("b_id"))
 
 StillWanted = Callable[[], bool]
 """False once the caller's deadline has passed: the desk then rolls back instead of committing an unseen order."""
@@ -148,9 +174,7 @@ class OrderDesk:
                                       fingerprint=fp, correlation_id=cid, now=now)
             if replay is not None and replay.response is not None:
                 return order_pb2.Order.FromString(replay.response)
-            order = self._decide(conn, importer, request, expected_price, decision, cid, now)
-            self._idem.complete(conn, caller=who, method=PLACE, key=request.idempotency_key,
-                                order_id=order.order_id, response=order.SerializeToString())
+            order = self._decide(conn, importer, who, request, expected_price, decision, cid, now)
             if still_wanted is not None and not still_wanted():
                 raise Aborted("caller deadline passed before commit", reason="DEADLINE_PASSED")
             return order
@@ -161,16 +185,19 @@ class OrderDesk:
             # The key's idempotency row was purged after retention but its order still exists.
             raise InvalidArgument("idempotency_key belongs to an order older than the retention period",
                                   reason="IDEMPOTENCY_KEY_EXPIRED", metadata={"field": "idempotency_key"}) from None
-        log.info("order placed", extra={"fields": {
-            "order_id": order.order_id, "importer_wl": importer, "status": order_pb2.OrderStatus.Name(order.status),
-            "reason": order.reason, "quantity": order.quantity, "policy_version": order.policy_version,
-            "fx_version": order.fx_version, "correlation_id": cid}})
+        if log.isEnabledFor(logging.DEBUG):  # hot path: one line per order only when asked for
+            log.debug("order placed", extra={"fields": {
+                "order_id": order.order_id, "importer_wl": importer,
+                "status": order_pb2.OrderStatus.Name(order.status), "reason": order.reason,
+                "quantity": order.quantity, "policy_version": order.policy_version, "fx_version": order.fx_version,
+                "correlation_id": cid}})
         return order
 
     def _decide(
         self,
         conn: sa.Connection,
         importer: str,
+        who: str,
         request: trader_service_pb2.PlaceOrderRequest,
         expected_price: Decimal,
         decision: PairDecision,
@@ -211,22 +238,35 @@ class OrderDesk:
             policy_version=decision.policy_version, fx_version=decision.fx_version, correlation_id=cid,
             created_at=now, updated_at=now,
         )
-        conn.execute(_INSERT_ORDER, values)
+        order = order_from_row(values)
+        sqlite_db = is_sqlite(conn)
+        stamp = db_time(sqlite_db, now)
+        params = {**values, "created_at": stamp, "updated_at": stamp, "caller": who, "method": PLACE,
+                  "response": order.SerializeToString()}
         if status == CONFIRMED:
-            self._ledger(conn, values, kind="EXPORT", amount=total, cid=cid, now=now)
-            append_event(conn, kind=telemetry_pb2.LEDGER_EVENT_KIND_EXPORT_CONFIRMED, wl_id=self.wl_id,
-                         order_id=order_id, exporter_wl=self.wl_id, importer_wl=importer,
-                         amount=_money(currency, total), correlation_id=cid, now=now)
-        return order_from_row(values)
+            params.update(entry_id="led_" + uuid.uuid4().hex, ledger_kind="EXPORT", ledger_amount=values["total"])
+            params.update(event_values(
+                kind=telemetry_pb2.LEDGER_EVENT_KIND_EXPORT_CONFIRMED, wl_id=self.wl_id, order_id=order_id,
+                exporter_wl=self.wl_id, importer_wl=importer, amount=order.total, correlation_id=cid, now=now,
+                created_at=stamp))
+        if not sqlite_db:
+            (_WRITE_CONFIRMED_PG if status == CONFIRMED else _WRITE_DENIED_PG).run(conn, params)
+            return order
+        _INSERT_ORDER.run(conn, params)
+        if status == CONFIRMED:
+            _INSERT_LEDGER.run(conn, params)
+            _OUTBOX.run(conn, params)
+        _COMPLETE.run(conn, params)
+        return order
 
     @staticmethod
     def _ledger(conn: sa.Connection, order: Mapping[str, Any], *, kind: str, amount: Decimal, cid: str,
                 now: dt.datetime) -> None:
-        conn.execute(_INSERT_LEDGER, dict(
-            entry_id="led_" + uuid.uuid4().hex, order_id=order["order_id"], kind=kind,
-            counterparty_wl=order["importer_wl"], offer_id=order["offer_id"], quantity=order["quantity"],
-            currency=order["currency"], amount=format(amount, "f"), policy_version=order["policy_version"],
-            fx_version=order["fx_version"], correlation_id=cid, created_at=now,
+        _INSERT_LEDGER.run(conn, dict(
+            entry_id="led_" + uuid.uuid4().hex, order_id=order["order_id"], ledger_kind=kind,
+            importer_wl=order["importer_wl"], offer_id=order["offer_id"], quantity=order["quantity"],
+            currency=order["currency"], ledger_amount=format(amount, "f"), policy_version=order["policy_version"],
+            fx_version=order["fx_version"], correlation_id=cid, created_at=db_time(is_sqlite(conn), now),
         ))
 
     # --- CancelOrder ---------------------------------------------------------------------------------------
@@ -250,24 +290,20 @@ class OrderDesk:
                                       fingerprint=fp, correlation_id=cid, now=now)
             if replay is not None and replay.response is not None:
                 return order_pb2.Order.FromString(replay.response)
-            row = conn.execute(
-                sa.select(orders).where(orders.c.order_id == request.order_id, orders.c.importer_wl == importer)
-                .with_for_update()
-            ).mappings().first()
+            row = conn.execute(_SELECT_FOR_CANCEL, {"b_id": request.order_id, "b_importer": importer}
+                               ).mappings().first()
             if row is None:
                 raise NotFound(f"order {request.order_id} not found", reason="ORDER_NOT_FOUND")
             if row["status"] == CONFIRMED:
-                changed = conn.execute(
-                    sa.update(orders).where(orders.c.order_id == row["order_id"], orders.c.status == CONFIRMED)
-                    .values(status=CANCELLED, reason=request.reason or "CANCELLED_BY_IMPORTER", updated_at=now)
-                )
+                changed = conn.execute(_CANCEL, {"b_id": row["order_id"], "b_now": now,
+                                                 "b_reason": request.reason or "CANCELLED_BY_IMPORTER"})
                 if changed.rowcount == 1:  # the guard that makes stock come back exactly once
                     self._stock.release(conn, row["offer_id"], row["quantity"])
                     self._ledger(conn, row, kind="EXPORT_REVERSAL", amount=-Decimal(row["total"]), cid=cid, now=now)
                     append_event(conn, kind=telemetry_pb2.LEDGER_EVENT_KIND_ORDER_CANCELLED, wl_id=self.wl_id,
                                  order_id=row["order_id"], exporter_wl=self.wl_id, importer_wl=importer,
                                  amount=_money(row["currency"], row["total"]), correlation_id=cid, now=now)
-                row = conn.execute(sa.select(orders).where(orders.c.order_id == row["order_id"])).mappings().one()
+                row = conn.execute(_BY_ORDER_ID, {"b_id": row["order_id"]}).mappings().one()
             order = order_from_row(row)
             self._idem.complete(conn, caller=who, method=CANCEL, key=request.idempotency_key,
                                 order_id=order.order_id, response=order.SerializeToString())

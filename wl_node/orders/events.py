@@ -11,10 +11,11 @@ import datetime as dt
 import uuid
 
 import sqlalchemy as sa
+
 from xporty.common.v1 import money_pb2
 from xporty.cp.v1 import telemetry_pb2
 
-from .tables import ledger_outbox
+from .rawsql import Sql, db_time, is_sqlite
 
 KIND_NAMES = {
     telemetry_pb2.LEDGER_EVENT_KIND_EXPORT_CONFIRMED: "EXPORT_CONFIRMED",
@@ -23,7 +24,35 @@ KIND_NAMES = {
     telemetry_pb2.LEDGER_EVENT_KIND_COMPENSATION: "COMPENSATION",
 }
 
-_INSERT = sa.insert(ledger_outbox)
+OUTBOX_INSERT = (
+    "INSERT INTO ledger_outbox (event_id, kind, order_id, correlation_id, payload, created_at) "
+    "VALUES (:event_id, :event_kind, :order_id, :correlation_id, :payload, :created_at)"
+)
+"""The outbox insert's text (also part of the exporter's combined PlaceOrder statement on PostgreSQL)."""
+_INSERT = Sql(OUTBOX_INSERT)
+
+
+def event_values(
+    *,
+    kind: telemetry_pb2.LedgerEventKind.ValueType,
+    wl_id: str,
+    order_id: str,
+    exporter_wl: str,
+    importer_wl: str,
+    amount: money_pb2.Money,
+    correlation_id: str,
+    now: dt.datetime,
+    created_at: object,
+) -> dict[str, object]:
+    """The outbox row's parameters (``created_at`` already in the store's form, see ``rawsql.db_time``)."""
+    event_id = uuid.uuid4().hex
+    event = telemetry_pb2.LedgerEvent(
+        event_id=event_id, wl_id=wl_id, correlation_id=correlation_id, kind=kind, order_id=order_id,
+        exporter_wl=exporter_wl, importer_wl=importer_wl, amount=amount,
+    )
+    event.occur_time.FromDatetime(now)
+    return {"event_id": event_id, "event_kind": KIND_NAMES[kind], "order_id": order_id,
+            "correlation_id": correlation_id, "payload": event.SerializeToString(), "created_at": created_at}
 
 
 def append_event(
@@ -38,13 +67,9 @@ def append_event(
     correlation_id: str,
     now: dt.datetime,
 ) -> str:
-    """Queue one ledger event; returns its id."""
-    event_id = uuid.uuid4().hex
-    event = telemetry_pb2.LedgerEvent(
-        event_id=event_id, wl_id=wl_id, correlation_id=correlation_id, kind=kind, order_id=order_id,
-        exporter_wl=exporter_wl, importer_wl=importer_wl, amount=amount,
-    )
-    event.occur_time.FromDatetime(now)
-    conn.execute(_INSERT, dict(event_id=event_id, kind=KIND_NAMES[kind], order_id=order_id,
-                               correlation_id=correlation_id, payload=event.SerializeToString(), created_at=now))
-    return event_id
+    """Queue one ledger event in ``conn``'s transaction; returns its id."""
+    values = event_values(kind=kind, wl_id=wl_id, order_id=order_id, exporter_wl=exporter_wl,
+                          importer_wl=importer_wl, amount=amount, correlation_id=correlation_id, now=now,
+                          created_at=db_time(is_sqlite(conn), now))
+    _INSERT.run(conn, values)
+    return str(values["event_id"])

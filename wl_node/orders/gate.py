@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import sqlalchemy as sa
-from xporty.cp.v1 import policy_pb2
 
 from wl_node.policy.state import PolicyState
+from xporty.cp.v1 import policy_pb2
 
 SignalGate = Callable[[str, str], str | None]
 """(exporter_wl, importer_wl) -> denial reason, or None when no signal disables the direction."""

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from google.protobuf.message import Message
-from sqlalchemy.dialects import postgresql, sqlite
 
-from xwl_runtime.errors import InvalidArgument
+from xwl_runtime.errors import Aborted, InvalidArgument
 
+from .rawsql import Sql, db_time, is_sqlite
 from .tables import order_idempotency
 
 MIN_RETENTION = dt.timedelta(hours=24)
@@ -56,21 +56,19 @@ class Replay:
     response: bytes | None
 
 
-_t = order_idempotency.c
-_KEY = (_t.caller == sa.bindparam("b_caller"), _t.method == sa.bindparam("b_method"),
-        _t.idem_key == sa.bindparam("b_key"))
-# Built once per dialect: INSERT … ON CONFLICT DO NOTHING is the claim on both backends.
-_CLAIM = {
-    # RETURNING tells whether the row was inserted (rowcount of INSERT is not reliable on every driver).
-    name: insert(order_idempotency).on_conflict_do_nothing(index_elements=["caller", "method", "idem_key"])
-    .returning(order_idempotency.c.idem_key)
-    for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
-}
-_LOOKUP = sa.select(_t.fingerprint, _t.order_id, _t.response).where(*_KEY)
-_COMPLETE = (
-    sa.update(order_idempotency).where(*_KEY)
-    .values(order_id=sa.bindparam("b_order_id"), response=sa.bindparam("b_response"))
+_COLUMNS = "caller, method, idem_key, fingerprint, correlation_id, created_at, expires_at"
+# INSERT … ON CONFLICT DO NOTHING is the claim on both backends; rowcount (0 or 1) is exact on sqlite3 and psycopg.
+_CLAIM = Sql(
+    f"INSERT INTO order_idempotency ({_COLUMNS}) VALUES (:caller, :method, :idem_key, :fingerprint, "
+    ":correlation_id, :created_at, :expires_at) ON CONFLICT (caller, method, idem_key) DO NOTHING"
 )
+_WHERE_KEY = "WHERE caller = :caller AND method = :method AND idem_key = :idem_key"
+_LOOKUP = Sql(f"SELECT fingerprint, order_id, response FROM order_idempotency {_WHERE_KEY}")
+COMPLETE_SET = "UPDATE order_idempotency SET order_id = :order_id, response = :response " + _WHERE_KEY
+"""The completion statement's text (``:caller, :method, :idem_key, :order_id, :response``), for combined
+statements."""
+_COMPLETE = Sql(COMPLETE_SET)
+_PURGE = sa.delete(order_idempotency).where(order_idempotency.c.expires_at < sa.bindparam("b_now"))
 
 
 class IdempotencyRecords:
@@ -93,28 +91,33 @@ class IdempotencyRecords:
         now: dt.datetime,
     ) -> Replay | None:
         """None when this transaction now owns the key; the stored outcome when the key was used before."""
+        sqlite_db = is_sqlite(conn)
         values = dict(caller=caller, method=method, idem_key=key, fingerprint=fingerprint,
-                      correlation_id=correlation_id, created_at=now, expires_at=now + self.retention)
-        if conn.execute(_CLAIM[conn.dialect.name], values).first() is not None:
+                      correlation_id=correlation_id, created_at=db_time(sqlite_db, now),
+                      expires_at=db_time(sqlite_db, now + self.retention))
+        if _CLAIM.run(conn, values).rowcount == 1:
             return None
-        row = conn.execute(_LOOKUP, {"b_caller": caller, "b_method": method, "b_key": key}).one()
-        if row.fingerprint != fingerprint:
+        row = _LOOKUP.run(conn, {"caller": caller, "method": method, "idem_key": key}).fetchone()
+        if row is None:  # only possible if the row was purged between the two statements
+            raise Aborted("idempotency record changed concurrently; retry", reason="IDEMPOTENCY_RACE")
+        stored_fp, order_id, response = row
+        if stored_fp != fingerprint:
             raise InvalidArgument(
                 "idempotency_key was already used with a different request",
                 reason="IDEMPOTENCY_KEY_REUSED",
                 metadata={"field": "idempotency_key"},
             )
-        return Replay(order_id=row.order_id, response=row.response)
+        return Replay(order_id=order_id, response=bytes(response) if response is not None else None)
 
     def complete(
         self, conn: sa.Connection, *, caller: str, method: str, key: str, order_id: str, response: bytes
     ) -> None:
         """Store the outcome of the claimed key (same transaction as the effect)."""
-        conn.execute(_COMPLETE, {"b_caller": caller, "b_method": method, "b_key": key,
-                                 "b_order_id": order_id, "b_response": response})
+        _COMPLETE.run(conn, {"caller": caller, "method": method, "idem_key": key, "order_id": order_id,
+                             "response": response})
 
     @staticmethod
     def purge_expired(conn: sa.Connection, now: dt.datetime) -> int:
         """Delete every row whose retention ended; returns how many."""
-        result = conn.execute(sa.delete(order_idempotency).where(order_idempotency.c.expires_at < now))
+        result = conn.execute(_PURGE, {"b_now": now})
         return int(result.rowcount or 0)

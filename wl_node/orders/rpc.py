@@ -16,11 +16,11 @@ import time
 from collections.abc import Sequence
 
 import grpc
+
+from wl_node.policy.state import PolicyState
 from xporty.cp.v1 import identity_pb2
 from xporty.trader.v1 import trader_service_pb2 as pb
 from xporty.trader.v1 import trader_service_pb2_grpc as pb_grpc
-
-from wl_node.policy.state import PolicyState
 from xwl_runtime.authz import Rule, service_methods
 from xwl_runtime.clock import Clock
 from xwl_runtime.identity import Kind

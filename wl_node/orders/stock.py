@@ -19,6 +19,8 @@ from typing import Protocol
 
 import sqlalchemy as sa
 
+from .rawsql import Sql, read_time
+
 
 @dataclass(frozen=True)
 class OfferTerms:
@@ -90,32 +92,38 @@ class SqlOfferStock:
             sa.update(self._table).where(id_col == sa.bindparam("b_id"))
             .values({stock_col: stock_col + sa.bindparam("b_qty")})
         )
+        # The hot path runs the same statements as fixed SQL text on the driver connection (see ``rawsql``).
+        self._sql_select = Sql.of(self._select)
+        self._sql_reserve = Sql.of(self._reserve)
+        self._sql_release = Sql.of(self._release)
 
     def terms(self, conn: sa.Connection, offer_id: str) -> OfferTerms | None:
-        row = conn.execute(self._select, {"b_id": offer_id}).first()
+        row = self._sql_select.run(conn, {"b_id": offer_id}).fetchone()
         if row is None:
             return None
-        m = row._mapping
+        # Columns in the order of ``self._select``: id, stock, price[, currency][, published].
+        rest = row[3:]
         if self._currency_col is not None:
-            currency = str(m[self._currency_col])
+            currency = str(rest[0])
+            rest = rest[1:]
         else:
             currency = self._currency() if callable(self._currency) else self._currency
         return OfferTerms(
             offer_id=offer_id,
             currency=currency,
-            unit_price=Decimal(str(m[self._price])),
-            stock=int(m[self._stock]),
-            published_at=m[self._published] if self._published is not None else None,
+            unit_price=Decimal(str(row[2])),
+            stock=int(row[1]),
+            published_at=read_time(rest[0]) if self._published is not None else None,
         )
 
     def reserve(self, conn: sa.Connection, offer_id: str, quantity: int) -> bool:
-        if conn.execute(self._reserve, {"b_id": offer_id, "b_qty": quantity}).rowcount != 1:
+        if self._sql_reserve.run(conn, {"b_id": offer_id, "b_qty": quantity}).rowcount != 1:
             return False
         if self._on_change is not None:
             self._on_change(conn, offer_id)
         return True
 
     def release(self, conn: sa.Connection, offer_id: str, quantity: int) -> None:
-        conn.execute(self._release, {"b_id": offer_id, "b_qty": quantity})
+        self._sql_release.run(conn, {"b_id": offer_id, "b_qty": quantity})
         if self._on_change is not None:
             self._on_change(conn, offer_id)

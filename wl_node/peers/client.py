@@ -20,16 +20,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import grpc
+
+from wl_node.policy.state import PolicyState
 from xporty.trader.v1 import order_pb2
 from xporty.trader.v1 import trader_service_pb2 as pb
 from xporty.trader.v1 import trader_service_pb2_grpc as pb_grpc
-
-from wl_node.policy.state import PolicyState
 from xwl_runtime import correlation
 from xwl_runtime.breaker import AsyncCircuitBreaker, BreakerState, CircuitOpenError
 from xwl_runtime.clock import Clock, SystemClock
@@ -64,6 +65,11 @@ class PeerConfig:
     """How long a circuit stays open before one half-open probe is let through."""
     budget_ratio: float = 0.2
     budget_max_tokens: float = 20.0
+    max_orders_in_flight: int = 16
+    """PlaceOrders outstanding at one exporter (a bulkhead, ``order_slot``): further checkouts wait for a slot
+    before their PENDING row and their order deadline exist, with nothing stored or sent. Without it, a burst puts
+    every order in the exporter's (and this node's) queues at once, the queueing eats the 300 ms order deadline,
+    orders go in doubt and the breaker opens."""
 
 
 class PeerUnavailable(Unavailable):
@@ -117,6 +123,7 @@ class TraderPeers:
         self._breakers: dict[str, AsyncCircuitBreaker] = {}
         self._listeners: list[AvailabilityListener] = []
         self._old_channels: list[grpc.aio.Channel] = []
+        self._slots: dict[str, asyncio.Semaphore] = {}
 
     # --- availability --------------------------------------------------------------------------------------
     def breaker(self, exporter_wl: str) -> AsyncCircuitBreaker:
@@ -197,6 +204,29 @@ class TraderPeers:
         self._peers.clear()
 
     # --- calls ---------------------------------------------------------------------------------------------
+    @asynccontextmanager
+    async def order_slot(self, exporter_wl: str, wait_s: float | None = None) -> AsyncIterator[None]:
+        """Hold one of the exporter's ``max_orders_in_flight`` PlaceOrder slots (FIFO).
+
+        Waiting sends nothing; if no slot frees up within ``wait_s`` (the caller's remaining time) this raises
+        ``PeerUnavailable`` ``EXPORTER_BUSY`` with ``sent`` False.
+        """
+        slots = self._slots.get(exporter_wl)
+        if slots is None:
+            slots = self._slots[exporter_wl] = asyncio.Semaphore(self.config.max_orders_in_flight)
+        if not slots.locked():
+            await slots.acquire()  # free slot: returns at once
+        else:
+            try:
+                await asyncio.wait_for(slots.acquire(), wait_s)
+            except TimeoutError:
+                raise PeerUnavailable(f"too many orders in flight to {exporter_wl}; no time left to wait",
+                                      reason="EXPORTER_BUSY", metadata={"exporter_wl": exporter_wl}) from None
+        try:
+            yield
+        finally:
+            slots.release()
+
     def deadline(self, caller_remaining_s: float | None = None) -> Deadline:
         """The deadline of one order operation: the configured timeout, shortened to the caller's remaining time."""
         budget = self.config.order_timeout_s

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import grpc
-from xporty.cp.v1 import identity_service_pb2, identity_service_pb2_grpc
 
+from xporty.cp.v1 import identity_service_pb2, identity_service_pb2_grpc
 from xwl_runtime.backoff import Backoff
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import decode_rpc_error

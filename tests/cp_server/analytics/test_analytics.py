@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-from xporty.cp.v1 import analytics_pb2, analytics_service_pb2, analytics_service_pb2_grpc
 
 from tests.cp_server.identity.rpc import refused
 from tests.cp_server.risk.harness import KIND, RiskCp, running_risk_cp
 from tests.support.pki import PkiFixture
+from xporty.cp.v1 import analytics_pb2, analytics_service_pb2, analytics_service_pb2_grpc
 from xwl_runtime.clock import ManualClock
 from xwl_runtime.identity import Identity
 

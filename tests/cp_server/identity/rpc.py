@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import grpc
-from xporty.cp.v1 import identity_service_pb2_grpc
 
+from xporty.cp.v1 import identity_service_pb2_grpc
 from xwl_runtime.errors import RemoteError, decode_rpc_error
 from xwl_runtime.tls import TlsMaterial, secure_channel, server_only_channel
 

@@ -13,13 +13,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from xporty.cp.v1 import identity_service_pb2 as pb
 
 from cp_server.identity.bootstrap import BootstrapTokens
 from cp_server.identity.certificates import certificate_by_fingerprint, certificates_of
 from cp_server.identity.tables import bootstrap_tokens, issued_certificates
 from tests.cp_server.identity.harness import IdentityCp
 from tests.cp_server.identity.rpc import enroll_stub, mtls_stub, refused
+from xporty.cp.v1 import identity_service_pb2 as pb
 from xwl_runtime.clock import ManualClock
 from xwl_runtime.event_signing import certificate_sha256
 from xwl_runtime.identity import Identity, identity_of_certificate

@@ -9,12 +9,12 @@ import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
-from xporty.cp.v1 import identity_service_pb2 as pb
 
 from cp_server.identity.certificates import certificates_of
 from cp_server.identity.signing import verification_keys
 from tests.cp_server.identity.harness import IdentityCp
 from tests.cp_server.identity.rpc import mtls_stub, refused
+from xporty.cp.v1 import identity_service_pb2 as pb
 from xwl_runtime.clock import SystemClock
 from xwl_runtime.errors import XcwlError
 from xwl_runtime.identity import Identity, identity_of_certificate

@@ -14,8 +14,6 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import duration_pb2
-from xporty.cp.v1 import admin_service_pb2, admin_service_pb2_grpc, registry_pb2
-from xporty.cp.v1 import identity_service_pb2 as pb
 
 from cp_server.app import CpApp, build_cp
 from cp_server.settings import CpSettings
@@ -23,6 +21,8 @@ from tests.cp_server.identity.rpc import mtls_stub, refused
 from tests.support import grpcurl
 from tests.support.pki import PkiFixture
 from wl_node.identity import EnrollmentError, enroll
+from xporty.cp.v1 import admin_service_pb2, admin_service_pb2_grpc, registry_pb2
+from xporty.cp.v1 import identity_service_pb2 as pb
 from xwl_runtime.identity import Identity
 from xwl_runtime.pki import PkiDir, make_csr, new_private_key
 from xwl_runtime.tls import secure_channel

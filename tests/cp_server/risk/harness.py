@@ -19,13 +19,6 @@ from pathlib import Path
 import grpc
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.ext.asyncio import AsyncEngine
-from xporty.cp.v1 import (
-    analytics_service_pb2_grpc,
-    signal_service_pb2_grpc,
-    telemetry_pb2,
-    telemetry_service_pb2,
-    telemetry_service_pb2_grpc,
-)
 
 from cp_server.audit.log import AuditLog
 from cp_server.context import CpContext
@@ -34,6 +27,13 @@ from cp_server.risk.settings import RiskSettings
 from cp_server.settings import CpSettings
 from cp_server.store.schema import pairs, white_labels
 from tests.support.pki import PkiFixture
+from xporty.cp.v1 import (
+    analytics_service_pb2_grpc,
+    signal_service_pb2_grpc,
+    telemetry_pb2,
+    telemetry_service_pb2,
+    telemetry_service_pb2_grpc,
+)
 from xwl_runtime import db
 from xwl_runtime.authz import table
 from xwl_runtime.clock import Clock, SystemClock

@@ -15,11 +15,11 @@ from decimal import Decimal
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from xporty.cp.v1 import analytics_service_pb2, telemetry_pb2
 
 from cp_server.risk.recompute import check, recompute
 from tests.cp_server.risk.harness import KIND, RiskCp, running_risk_cp
 from tests.support.pki import PkiFixture
+from xporty.cp.v1 import analytics_service_pb2, telemetry_pb2
 
 WLS = {"wl-a": ("XPY-A", "1"), "wl-b": ("XPY-B", "0.37")}
 RATES = {"wl-a": Decimal("1"), "wl-b": Decimal("0.37")}

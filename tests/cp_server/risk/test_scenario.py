@@ -9,10 +9,10 @@ from decimal import Decimal
 
 import grpc
 import pytest
-from xporty.cp.v1 import analytics_pb2, analytics_service_pb2, signal_pb2, signal_service_pb2
 
 from tests.cp_server.risk.harness import KIND, Node, RiskCp, running_risk_cp
 from tests.support.pki import PkiFixture
+from xporty.cp.v1 import analytics_pb2, analytics_service_pb2, signal_pb2, signal_service_pb2
 
 WLS = {"wl-a": ("XPY-A", "1"), "wl-b": ("XPY-B", "0.5"), "wl-c": ("XPY-C", "1")}
 

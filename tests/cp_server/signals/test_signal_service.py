@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 import sqlalchemy as sa
-from xporty.cp.v1 import signal_pb2, signal_service_pb2
 
 from cp_server.risk import tables as t
 from tests.cp_server.identity.rpc import refused
 from tests.cp_server.risk.harness import KIND, RiskCp, running_risk_cp
 from tests.support.pki import PkiFixture
+from xporty.cp.v1 import signal_pb2, signal_service_pb2
 
 WLS = {"wl-a": ("XPY-A", "1"), "wl-b": ("XPY-B", "1"), "wl-c": ("XPY-C", "1")}
 PAIRS = [("wl-a", "wl-b", "1000"), ("wl-b", "wl-c", "1000")]

@@ -7,9 +7,9 @@ import hashlib
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from xporty.cp.v1 import telemetry_pb2
 
 from tests.support.pki import PkiFixture
+from xporty.cp.v1 import telemetry_pb2
 from xwl_runtime.event_signing import (
     EventSignatureError,
     certificate_public_key,

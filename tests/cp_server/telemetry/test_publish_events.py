@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 import sqlalchemy as sa
-from xporty.cp.v1 import analytics_service_pb2, telemetry_pb2, telemetry_service_pb2
 
 from cp_server.risk import tables as t
 from tests.cp_server.identity.rpc import refused
 from tests.cp_server.risk.harness import KIND, RiskCp, running_risk_cp
 from tests.support.pki import PkiFixture
+from xporty.cp.v1 import analytics_service_pb2, telemetry_pb2, telemetry_service_pb2
 from xwl_runtime.identity import Identity
 
 WLS = {"wl-a": ("XPY-A", "1"), "wl-b": ("XPY-B", "0.5"), "wl-c": ("XPY-C", "2")}

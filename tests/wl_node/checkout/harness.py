@@ -11,11 +11,6 @@ from typing import Any
 
 import grpc
 import sqlalchemy as sa
-from xporty.cp.v1 import identity_service_pb2 as id_pb
-from xporty.cp.v1 import identity_service_pb2_grpc as id_grpc
-from xporty.node.v1 import storefront_pb2
-from xporty.node.v1 import storefront_service_pb2 as sf_pb
-from xporty.node.v1 import storefront_service_pb2_grpc as sf_grpc
 
 from tests.support.pki import PkiFixture
 from tests.wl_node.orders.harness import JWT_KEY, Exporter, policy_view
@@ -27,6 +22,11 @@ from wl_node.peers.client import PeerConfig
 from wl_node.policy.state import PolicyState
 from wl_node.settings import NodeSettings
 from wl_node.store import migrate
+from xporty.cp.v1 import identity_service_pb2 as id_pb
+from xporty.cp.v1 import identity_service_pb2_grpc as id_grpc
+from xporty.node.v1 import storefront_pb2
+from xporty.node.v1 import storefront_service_pb2 as sf_pb
+from xporty.node.v1 import storefront_service_pb2_grpc as sf_grpc
 from xwl_runtime import correlation, db
 from xwl_runtime.authz import Rule, service_methods, table
 from xwl_runtime.clock import Clock, SystemClock

@@ -12,10 +12,6 @@ from pathlib import Path
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
-from xporty.cp.v1 import policy_pb2
-from xporty.node.v1 import storefront_pb2
-from xporty.trader.v1 import order_pb2
-from xporty.trader.v1 import trader_service_pb2 as trader_pb
 
 from tests.support.databases import sqlite_url
 from tests.support.pki import PkiFixture
@@ -23,6 +19,10 @@ from tests.wl_node.checkout.harness import ROOMY_CONFIG, FakeIdentityCp, FaultIn
 from tests.wl_node.orders.harness import Exporter, auth, policy_view, start_exporter
 from wl_node.checkout.tables import checkouts, import_ledger
 from wl_node.orders.tables import ledger_outbox, orders
+from xporty.cp.v1 import policy_pb2
+from xporty.node.v1 import storefront_pb2
+from xporty.trader.v1 import order_pb2
+from xporty.trader.v1 import trader_service_pb2 as trader_pb
 from xwl_runtime.errors import decode_rpc_error
 
 COMPLETED = storefront_pb2.CHECKOUT_STATUS_COMPLETED

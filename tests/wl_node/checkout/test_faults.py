@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import grpc
 import pytest
 import sqlalchemy as sa
-from xporty.node.v1 import storefront_pb2
 
 from tests.support.pki import PkiFixture
 from tests.wl_node.checkout.harness import (
@@ -32,6 +31,7 @@ from tests.wl_node.orders.harness import Exporter, start_exporter
 from wl_node.checkout import store
 from wl_node.checkout.tables import checkouts, compensations
 from wl_node.orders.tables import orders
+from xporty.node.v1 import storefront_pb2
 from xwl_runtime.breaker import BreakerState
 from xwl_runtime.errors import decode_rpc_error
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from xporty.cp.v1 import identity_service_pb2 as pb
 
 from tests.cp_server.identity.harness import IdentityCp
 from tests.cp_server.identity.rpc import mtls_stub
 from wl_node.identity import EnrollmentError, enroll, load_or_enroll
 from wl_node.identity.files import key_matches_certificate, recover_pending, write_pair
 from wl_node.settings import NodeSettings
+from xporty.cp.v1 import identity_service_pb2 as pb
 from xwl_runtime.identity import Identity, identity_of_certificate
 from xwl_runtime.pki import PkiDir
 from xwl_runtime.tls import KeyPair

@@ -7,12 +7,12 @@ import datetime as dt
 
 import grpc
 import pytest
-from xporty.cp.v1 import identity_service_pb2 as pb
 
 from tests.cp_server.identity.harness import IdentityCp
 from tests.cp_server.identity.rpc import mtls_stub
 from wl_node.cp_channel import CpChannel, cp_channel_factory
 from wl_node.identity.peer_tokens import PeerToken, PeerTokenCache, fetch_via_cp
+from xporty.cp.v1 import identity_service_pb2 as pb
 from xwl_runtime.backoff import Backoff
 from xwl_runtime.clock import ManualClock
 from xwl_runtime.errors import RemoteError

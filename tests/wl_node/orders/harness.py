@@ -12,10 +12,6 @@ import grpc
 import sqlalchemy as sa
 from google.protobuf import duration_pb2
 from sqlalchemy.ext.asyncio import AsyncEngine
-from xporty.common.v1 import money_pb2
-from xporty.cp.v1 import policy_pb2, registry_pb2
-from xporty.trader.v1 import trader_service_pb2 as pb
-from xporty.trader.v1 import trader_service_pb2_grpc as pb_grpc
 
 from cp_server.identity.signing import verification_keys
 from tests.support.pki import PkiFixture
@@ -26,6 +22,10 @@ from wl_node.orders.tables import UtcDateTime
 from wl_node.policy.state import PolicyState
 from wl_node.settings import NodeSettings
 from wl_node.store import migrate
+from xporty.common.v1 import money_pb2
+from xporty.cp.v1 import policy_pb2, registry_pb2
+from xporty.trader.v1 import trader_service_pb2 as pb
+from xporty.trader.v1 import trader_service_pb2_grpc as pb_grpc
 from xwl_runtime import db
 from xwl_runtime.authz import table
 from xwl_runtime.clock import Clock, SystemClock

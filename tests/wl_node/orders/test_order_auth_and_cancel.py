@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-from xporty.trader.v1 import order_pb2
-from xporty.trader.v1 import trader_service_pb2 as pb
 
 from tests.support.pki import PkiFixture
 from tests.wl_node.orders.harness import Exporter, auth, place_request, start_exporter, token
 from wl_node.orders.tables import ledger_outbox, order_idempotency, order_ledger, orders
+from xporty.trader.v1 import order_pb2
+from xporty.trader.v1 import trader_service_pb2 as pb
 from xwl_runtime.errors import decode_rpc_error
 from xwl_runtime.pki import new_private_key
 from xwl_runtime.tokens import bearer_metadata
@@ -66,7 +66,6 @@ async def test_token_refusals_are_unauthenticated_and_write_nothing(exporter: Ex
 
 async def test_non_wl_callers_are_refused_before_the_token_is_read(sqlite_exporter: Exporter, pki: PkiFixture) -> None:
     from xporty.trader.v1 import trader_service_pb2_grpc as pb_grpc
-
     from xwl_runtime.identity import Identity
     from xwl_runtime.tls import secure_channel
 

@@ -8,9 +8,6 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-from xporty.cp.v1 import policy_pb2
-from xporty.trader.v1 import order_pb2
-from xporty.trader.v1 import trader_service_pb2 as pb
 
 from tests.support.pki import PkiFixture
 from tests.wl_node.orders.harness import (
@@ -23,6 +20,9 @@ from tests.wl_node.orders.harness import (
     start_exporter,
 )
 from wl_node.orders.tables import ledger_outbox, order_idempotency, order_ledger, orders
+from xporty.cp.v1 import policy_pb2
+from xporty.trader.v1 import order_pb2
+from xporty.trader.v1 import trader_service_pb2 as pb
 from xwl_runtime.errors import decode_rpc_error
 
 CONFIRMED = order_pb2.ORDER_STATUS_CONFIRMED

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 from tests.support.pki import PkiFixture
 from tests.wl_node.orders.harness import Exporter, place_request, policy_view, start_exporter, token
 from wl_node.orders.tables import orders
-from wl_node.peers.client import PeerConfig, TraderPeers
+from wl_node.peers.client import PeerConfig, PeerUnavailable, TraderPeers
 from wl_node.peers.tokens import TokenCache
 from wl_node.policy.state import PolicyState
 from xwl_runtime.clock import SystemClock
@@ -100,3 +101,30 @@ async def test_definite_refusals_are_not_retried(setup: tuple[Exporter, TraderPe
     assert err.value.code() is grpc.StatusCode.FAILED_PRECONDITION
     assert len(recorder.remaining) == 1
     assert peers.available("wl-a")  # a business refusal is not a transport failure
+
+
+async def test_order_slots_bound_orders_in_flight_and_waiting_sends_nothing(pki: PkiFixture) -> None:
+    clock = SystemClock()
+    state = PolicyState("wl-b", clock, dt.timedelta(minutes=10))
+    await state.apply(policy_view("wl-b", 1, ["wl-a"]))
+    peers = TraderPeers(state, pki.material(Identity.wl("wl-b")), TokenCache(_NoCp(), clock),
+                        identity=Identity.wl("wl-b"), config=PeerConfig(max_orders_in_flight=1))
+    try:
+        async with peers.order_slot("wl-a"):
+            with pytest.raises(PeerUnavailable) as busy:
+                async with peers.order_slot("wl-a", wait_s=0.05):
+                    raise AssertionError("a second slot while the only one is held")
+            assert (busy.value.reason, busy.value.sent) == ("EXPORTER_BUSY", False)
+            async with peers.order_slot("wl-b-other"):  # slots are per exporter
+                pass
+            waiter = asyncio.ensure_future(_enter(peers.order_slot("wl-a", wait_s=5)))
+            await asyncio.sleep(0.01)
+            assert not waiter.done()  # queued behind the holder
+        await asyncio.wait_for(waiter, 1)  # released: the waiter gets the slot
+    finally:
+        await peers.close()
+
+
+async def _enter(slot: Any) -> None:
+    async with slot:
+        pass

@@ -2,19 +2,25 @@
 
 Set-up per backend (SQLite in a temp dir; a scratch PostgreSQL database per node through ``--pg-admin-dsn``):
 an exporter node (order desk, mTLS, JWT verification against the policy view's keys, durable commits) and an
-importer node (Checkout on its local API, trader client with deadline/retries/breaker, durable commits), both on
-loopback in this process with the production server pipeline. The importer's token cache is filled up front
-(the CP is not on the checkout path). A client with an app certificate drives Checkout at 1 and at 64 in flight.
+importer node (Checkout on its local API, trader client with deadline/retries/breaker/bulkhead, reconciler and
+compensation outbox running, durable commits), each in its OWN process with the production server pipeline on
+loopback. The bench process is only the app client (app certificate) driving Checkout at 1 and at 64 in flight, so
+the client never competes with a server for one interpreter. The importer's token cache is filled up front (the CP
+is not on the checkout path). On a 2-core machine the three processes share the two cores, as the baseline's two do.
 
 Figures (``--json`` prints one flat object):
 
 * ``checkout.confirm.{p50,p99,p999}_ms.c{N}.{backend}``: the exporter confirmation as the importer sees it (the
-  PlaceOrder call including retries, from the trader client);
+  PlaceOrder call including retries, from the trader client; the wait for a bulkhead slot before it sends nothing
+  and is counted in e2e only);
 * ``checkout.e2e.{p50,p99,p999}_ms.c{N}.{backend}``: the whole Checkout as the app sees it;
 * ``checkout.checkouts_per_s.c{N}.{backend}``: completed checkouts per second of wall time;
 * ``checkout.error_rate.c{N}.{backend}``: share of checkouts that did not complete (errors and non-COMPLETED);
+* ``checkout.cpu_ms_per_checkout.{client,importer,exporter}.c{N}.{backend}``: CPU time (user+system, all threads)
+  per checkout of each process: unlike latencies, comparable between runs on a shared, loaded machine;
 * ``checkout.baseline.{p50,p99}_ms.c{N}.{backend}`` and ``checkout.baseline.calls_per_s.c{N}.{backend}``: a bare
-  mTLS unary RPC (same pipeline) that verifies a JWT and commits one INSERT through the same durable store path.
+  mTLS unary RPC (same pipeline) that verifies a JWT and commits one INSERT through the same durable store path
+  (server in a child process, client in the bench process), with ``checkout.baseline.cpu_ms_per_call.*``.
 """
 
 from __future__ import annotations
@@ -38,10 +44,6 @@ import grpc
 import psycopg
 import sqlalchemy as sa
 from google.protobuf import duration_pb2
-from xporty.cp.v1 import policy_pb2, registry_pb2
-from xporty.node.v1 import storefront_pb2
-from xporty.node.v1 import storefront_service_pb2 as sf_pb
-from xporty.node.v1 import storefront_service_pb2_grpc as sf_grpc
 
 from cp_server.identity.signing import verification_keys
 from wl_node.checkout.component import CheckoutConfig
@@ -57,6 +59,10 @@ from wl_node.peers.client import PeerConfig
 from wl_node.policy.state import PolicyState
 from wl_node.settings import NodeSettings
 from wl_node.store import migrate
+from xporty.cp.v1 import policy_pb2, registry_pb2
+from xporty.node.v1 import storefront_pb2
+from xporty.node.v1 import storefront_service_pb2 as sf_pb
+from xporty.node.v1 import storefront_service_pb2_grpc as sf_grpc
 from xwl_runtime import db
 from xwl_runtime.authz import Rule, table
 from xwl_runtime.clock import SystemClock
@@ -181,49 +187,17 @@ async def _checkout_figures(pki: PkiDir, exp_url: str, imp_url: str, backend: st
                             jwt_key: Any) -> dict[str, float]:
     await _prepare(exp_url)
     await _prepare(imp_url)
-    clock = SystemClock()
     out: dict[str, float] = {}
-    servers: list[RunningServer] = []
     stops: list[Callable[[], Awaitable[None]]] = []
     try:
         exporter = await _Child.start("exporter", pki.root, exp_url, key_to_pem(jwt_key))
         stops.append(exporter.stop)
+        # The importer node in a process of its own too: the app client below must not share its interpreter.
+        importer = await _Child.start("importer", pki.root, imp_url, key_to_pem(jwt_key),
+                                      {"exporter_port": exporter.port, "order_timeout_ms": args.order_timeout_ms})
+        stops.insert(0, importer.stop)
 
-        # Importer.
-        imp_mat = _material(pki, Identity.wl(IMPORTER))
-        imp_ctx = _ctx(IMPORTER, imp_url, pki, imp_mat)
-        imp_state = PolicyState(IMPORTER, clock, dt.timedelta(hours=1))
-        await imp_state.apply(_view(IMPORTER, EXPORTER, f"127.0.0.1:{exporter.port}", jwt_key))
-        offers = StaticImportedOffers({
-            f"{EXPORTER}:o{i}": ImportedOfferTerms(
-                imported_offer_id=f"{EXPORTER}:o{i}", exporter_wl=EXPORTER, source_offer_id=f"o{i}",
-                source_currency="XPY-A", source_unit_price=PRICE, currency="XPY-B", unit_price=PRICE * FX,
-                fx_version=1)
-            for i in range(OFFERS)})
-        config = CheckoutConfig(peers=PeerConfig(order_timeout_s=args.order_timeout_ms / 1000))
-        checkouts = install_checkout(imp_ctx, imp_state, _NoCp(), offers, config=config, serve_storefront=True)
-        stops += [*checkouts.component.on_stop, imp_ctx.engine.dispose]
-        issued = issue_token(jwt_key, subject=Identity.wl(IMPORTER), audience_wl=EXPORTER,
-                             scopes=[SCOPE_PLACE_ORDERS], now=clock.now())
-        checkouts.tokens.put(EXPORTER, issued.token, clock.now(), issued.expires_at)
-        confirm_ms: list[float] = []
-        place = checkouts.peers.place_order
-
-        async def timed_place(*a: Any, **kw: Any) -> Any:
-            t0 = time.perf_counter()
-            try:
-                return await place(*a, **kw)
-            finally:
-                confirm_ms.append((time.perf_counter() - t0) * 1000)
-
-        checkouts.peers.place_order = timed_place  # type: ignore[method-assign]
-        imp_server = await start_server(
-            registrations=checkouts.component.registrations, service_names=checkouts.component.service_names,
-            listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(imp_mat).credentials)],
-            authz_table=table(checkouts.component.authz))
-        servers.append(imp_server)
-
-        async with secure_channel(f"127.0.0.1:{imp_server.port}", _material(pki, Identity.app(IMPORTER, APP))) as ch:
+        async with secure_channel(f"127.0.0.1:{importer.port}", _material(pki, Identity.app(IMPORTER, APP))) as ch:
             stub = sf_grpc.StorefrontServiceStub(ch)
             e2e_ms: list[float] = []
             run_id = uuid.uuid4().hex[:8]
@@ -245,21 +219,79 @@ async def _checkout_figures(pki: PkiDir, exp_url: str, imp_url: str, backend: st
                 run_id = uuid.uuid4().hex[:8]
                 await _drive(args.warmup, level, lambda i: one(i, record=False))
                 run_id = uuid.uuid4().hex[:8]
-                confirm_ms.clear()
+                await importer.ask("clear")
                 e2e_ms.clear()
+                cpu0 = (time.process_time(), await importer.ask("cpu"), await exporter.ask("cpu"))
                 wall, failures = await _drive(n, level, one)
+                cpu1 = (time.process_time(), await importer.ask("cpu"), await exporter.ask("cpu"))
+                confirm_ms: list[float] = await importer.ask("samples")
                 key = f"c{level}.{backend}"
+                # CPU time per checkout of each process: comparable across runs on a shared, loaded machine.
+                for name, a, b in zip(("client", "importer", "exporter"), cpu0, cpu1, strict=True):
+                    out[f"checkout.cpu_ms_per_checkout.{name}.{key}"] = round((b - a) * 1000 / n, 3)
                 for q, name in ((0.5, "p50"), (0.99, "p99"), (0.999, "p999")):
                     out[f"checkout.confirm.{name}_ms.{key}"] = round(_pct(confirm_ms, q), 3)
                     out[f"checkout.e2e.{name}_ms.{key}"] = round(_pct(e2e_ms, q), 3)
                 out[f"checkout.checkouts_per_s.{key}"] = round((n - failures) / wall, 1)
                 out[f"checkout.error_rate.{key}"] = round(failures / n, 5)
     finally:
-        for server in servers:
-            await server.stop(0)
         for stop in stops:
             await stop()
     return out
+
+
+async def _serve_importer(pki: PkiDir, url: str, jwt_key: Any, options: dict[str, Any]
+                          ) -> tuple[RunningServer, list[Any], Callable[[str], Any]]:
+    """The importer node: Checkout on its local API, trader client to the exporter child, token cache filled."""
+    clock = SystemClock()
+    imp_mat = _material(pki, Identity.wl(IMPORTER))
+    imp_ctx = _ctx(IMPORTER, url, pki, imp_mat)
+    imp_state = PolicyState(IMPORTER, clock, dt.timedelta(hours=1))
+    await imp_state.apply(_view(IMPORTER, EXPORTER, f"127.0.0.1:{options['exporter_port']}", jwt_key))
+    offers = StaticImportedOffers({
+        f"{EXPORTER}:o{i}": ImportedOfferTerms(
+            imported_offer_id=f"{EXPORTER}:o{i}", exporter_wl=EXPORTER, source_offer_id=f"o{i}",
+            source_currency="XPY-A", source_unit_price=PRICE, currency="XPY-B", unit_price=PRICE * FX,
+            fx_version=1)
+        for i in range(OFFERS)})
+    config = CheckoutConfig(peers=PeerConfig(order_timeout_s=options["order_timeout_ms"] / 1000))
+    checkouts = install_checkout(imp_ctx, imp_state, _NoCp(), offers, config=config, serve_storefront=True)
+    issued = issue_token(jwt_key, subject=Identity.wl(IMPORTER), audience_wl=EXPORTER,
+                         scopes=[SCOPE_PLACE_ORDERS], now=clock.now())
+    checkouts.tokens.put(EXPORTER, issued.token, clock.now(), issued.expires_at)
+    confirm_ms: list[float] = []
+    place = checkouts.peers.place_order
+
+    async def timed_place(*a: Any, **kw: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return await place(*a, **kw)
+        finally:
+            confirm_ms.append((time.perf_counter() - t0) * 1000)
+
+    checkouts.peers.place_order = timed_place  # type: ignore[method-assign]
+    # The node's background loops (reconciler, outbox) run as in production; the token loop is not needed.
+    stop = asyncio.Event()
+    loops = [asyncio.get_running_loop().create_task(loop(stop))
+             for loop in (checkouts.outbox.run, checkouts.reconciler.run)]
+    server = await start_server(
+        registrations=checkouts.component.registrations, service_names=checkouts.component.service_names,
+        listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(imp_mat).credentials)],
+        authz_table=table(checkouts.component.authz))
+
+    async def stop_loops() -> None:
+        stop.set()
+        await asyncio.gather(*loops, return_exceptions=True)
+
+    def command(what: str) -> Any:
+        if what == "clear":
+            confirm_ms.clear()
+            return "ok"
+        if what == "samples":
+            return list(confirm_ms)
+        raise ValueError(what)
+
+    return server, [stop_loops, *checkouts.component.on_stop, imp_ctx.engine.dispose], command
 
 
 class _NoCp:
@@ -299,8 +331,12 @@ async def _baseline_figures(pki: PkiDir, url: str, backend: str, args: argparse.
             for level, n in ((1, args.checkouts_c1), (64, args.checkouts_c64)):
                 await _drive(args.warmup, level, lambda i: one(i, record=False))
                 samples.clear()
+                cpu0 = (time.process_time(), await server.ask("cpu"))
                 wall, failures = await _drive(n, level, one)
+                cpu1 = (time.process_time(), await server.ask("cpu"))
                 key = f"c{level}.{backend}"
+                for name, a, b in zip(("client", "server"), cpu0, cpu1, strict=True):
+                    out[f"checkout.baseline.cpu_ms_per_call.{name}.{key}"] = round((b - a) * 1000 / n, 3)
                 out[f"checkout.baseline.p50_ms.{key}"] = round(_pct(samples, 0.5), 3)
                 out[f"checkout.baseline.p99_ms.{key}"] = round(_pct(samples, 0.99), 3)
                 out[f"checkout.baseline.calls_per_s.{key}"] = round((n - failures) / wall, 1)
@@ -356,19 +392,26 @@ async def _serve_baseline(pki: PkiDir, url: str, jwt_key: Any) -> tuple[RunningS
     return server, [runner.close]
 
 
-async def _child_main(kind: str, pki_root: str, url: str, key_pem: bytes, conn: Any) -> None:
-    builder = _serve_exporter if kind == "exporter" else _serve_baseline
-    server, stops = await builder(PkiDir(Path(pki_root)), url, load_key(key_pem))
+async def _child_main(kind: str, pki_root: str, url: str, key_pem: bytes, options: dict[str, Any],
+                      conn: Any) -> None:
+    pki, key = PkiDir(Path(pki_root)), load_key(key_pem)
+    command: Callable[[str], Any] = lambda what: None  # noqa: E731
+    if kind == "importer":
+        server, stops, command = await _serve_importer(pki, url, key, options)
+    else:
+        server, stops = await (_serve_exporter if kind == "exporter" else _serve_baseline)(pki, url, key)
     conn.send(server.port)
-    await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # the parent says stop
+    loop = asyncio.get_running_loop()
+    while (what := await loop.run_in_executor(None, conn.recv)) != "stop":  # the parent's commands
+        conn.send(time.process_time() if what == "cpu" else command(what))
     await server.stop(0)
     for stop in stops:
         await stop()
     conn.send("stopped")
 
 
-def _child_entry(kind: str, pki_root: str, url: str, key_pem: bytes, conn: Any) -> None:
-    asyncio.run(_child_main(kind, pki_root, url, key_pem, conn))
+def _child_entry(kind: str, pki_root: str, url: str, key_pem: bytes, options: dict[str, Any], conn: Any) -> None:
+    asyncio.run(_child_main(kind, pki_root, url, key_pem, options, conn))
 
 
 class _Child:
@@ -380,13 +423,20 @@ class _Child:
         self.port = port
 
     @classmethod
-    async def start(cls, kind: str, pki_root: Path, url: str, key_pem: bytes) -> _Child:
+    async def start(cls, kind: str, pki_root: Path, url: str, key_pem: bytes,
+                    options: dict[str, Any] | None = None) -> _Child:
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
-        process = ctx.Process(target=_child_entry, args=(kind, str(pki_root), url, key_pem, child), daemon=True)
+        process = ctx.Process(target=_child_entry, args=(kind, str(pki_root), url, key_pem, options or {}, child),
+                              daemon=True)
         process.start()
         port = await asyncio.get_running_loop().run_in_executor(None, parent.recv)
         return cls(process, parent, int(port))
+
+    async def ask(self, what: str) -> Any:
+        """Send a command to the child and wait for its answer."""
+        self._conn.send(what)
+        return await asyncio.get_running_loop().run_in_executor(None, self._conn.recv)
 
     async def stop(self) -> None:
         self._conn.send("stop")

@@ -1,0 +1,23 @@
+"""``xcwl bench sync`` end to end at a small size: the exporter child process, the full sync and the change delays."""
+
+from __future__ import annotations
+
+import argparse
+
+from xcwl.bench import sync as bench
+
+
+async def test_bench_sync_small_run_reports_every_figure() -> None:
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(["--offers", "600", "--exporters", "2", "--changes", "20", "--change-rate", "100",
+                              "--skip-postgres"])
+    figures = await bench.run(args)
+    assert set(figures) == {
+        "sync.full.offers_per_s.sqlite", "sync.full.seconds.sqlite", "sync.full.importer_cpu_s.sqlite",
+        "sync.full.exporters_cpu_s.sqlite", "sync.change_delay.p50_ms", "sync.change_delay.p99_ms",
+        "sync.change_delay.max_ms",
+    }
+    assert figures["sync.full.offers_per_s.sqlite"] > 0
+    assert figures["sync.full.exporters_cpu_s.sqlite"] > 0  # the child process did the serving
+    assert 0 < figures["sync.change_delay.p50_ms"] <= figures["sync.change_delay.p99_ms"] < 10_000

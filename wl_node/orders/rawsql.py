@@ -1,0 +1,100 @@
+"""Hot-path SQL without per-call SQLAlchemy work: SQL text fixed once per dialect, run on the raw DBAPI connection.
+
+Why: building, compiling (even from the compiled cache), binding and processing results of a Core statement costs
+~100–300 µs of Python per statement, and PlaceOrder runs several in the single SQLite writer thread, which holds
+the GIL meanwhile. The same statement on the driver's own connection costs a few µs on sqlite3, and psycopg
+prepares a statement server-side after a few executions of the same text (``prepare_threshold``), so the text must
+be fixed: it is, per dialect.
+
+These helpers run INSIDE a transaction that ``TxRunner`` opened through SQLAlchemy on the same DBAPI connection,
+so a raw statement and a Core statement of a guard or hook share one transaction and one commit.
+
+Values must be what the driver stores for the SQLAlchemy type of the column: ``db_time`` gives exactly what
+``UtcDateTime`` binds (naive UTC text on SQLite, aware UTC on PostgreSQL), ``read_time`` reverses it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+_NAMED = re.compile(r"(?<![:\w]):(\w+)")
+# Compile Core statements with named parameters on both sides: sqlite3 takes ``:name``, psycopg ``%(name)s``,
+# both from the same dict.
+_DIALECTS: dict[str, sa.engine.Dialect] = {
+    "sqlite": sqlite.dialect(paramstyle="named"),
+    "postgresql": postgresql.psycopg.dialect(paramstyle="pyformat"),
+}
+
+
+def is_sqlite(conn: sa.Connection) -> bool:
+    return conn.dialect.name == "sqlite"
+
+
+def driver(conn: sa.Connection) -> Any:
+    """The driver's own connection (``sqlite3.Connection`` / ``psycopg.Connection``) under ``conn``."""
+    return conn.connection.driver_connection
+
+
+class Sql:
+    """One statement's text per dialect, written with ``:name`` parameters."""
+
+    __slots__ = ("sqlite", "postgresql", "defaults")
+
+    def __init__(self, text: str, *, postgres_text: str | None = None) -> None:
+        self.sqlite = text
+        self.postgresql = _NAMED.sub(r"%(\1)s", postgres_text if postgres_text is not None else text)
+        self.defaults: dict[str, Any] = {}
+
+    @classmethod
+    def of(cls, statement: sa.Executable) -> Sql:
+        """From a Core statement whose parameters are all ``bindparam`` (literal values are inlined)."""
+        compiled = {name: statement.compile(dialect=d) for name, d in _DIALECTS.items()}  # type: ignore[attr-defined]
+        out = cls.__new__(cls)
+        out.sqlite = str(compiled["sqlite"])
+        out.postgresql = str(compiled["postgresql"])
+        # Literal values of the statement (e.g. ``feed_id == 1``) became parameters: keep their values.
+        out.defaults = {k: v for k, v in compiled["sqlite"].params.items() if v is not None}
+        return out
+
+    def run(self, conn: sa.Connection, params: Mapping[str, Any] | None = None) -> Any:
+        """Execute in ``conn``'s transaction; returns the driver cursor (``rowcount``, ``fetchone``…)."""
+        dialect = conn.dialect
+        text = self.sqlite if dialect.name == "sqlite" else self.postgresql
+        if self.defaults:
+            params = {**self.defaults, **(params or {})}
+        try:
+            return conn.connection.driver_connection.execute(text, params or {})
+        except dialect.loaded_dbapi.Error as err:
+            # The same exception classes as through SQLAlchemy (IntegrityError, OperationalError, …).
+            raise sa.exc.DBAPIError.instance(text, params, err, dialect.loaded_dbapi.Error,
+                                             dialect=dialect) from err
+
+
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def db_time(sqlite_db: bool, value: dt.datetime) -> Any:
+    """What ``UtcDateTime`` binds for ``value`` (timezone-aware)."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: use timezone-aware UTC")
+    value = value.astimezone(dt.UTC)
+    if sqlite_db:
+        return value.strftime(_SQLITE_TIME)  # SQLAlchemy's SQLite DATETIME storage format
+    return value
+
+
+def read_time(value: Any) -> dt.datetime | None:
+    """A stored ``UtcDateTime`` as timezone-aware UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)

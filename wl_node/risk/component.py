@@ -1,0 +1,113 @@
+"""The risk feature's contribution to a WL node: the enforcer's signal loop and the local guard's upkeep.
+
+``install`` returns a ``RiskComponent`` — a ``Component`` that also carries the ``Enforcer``, the ``TradeGate``,
+the ``LocalGuard`` and the order desk's ``DeskGuard`` — so the composition root lists it like any feature and
+the checkout/order desk wiring (or a test) finds the handles with ``find(app.components)``:
+
+* order desk: ``orders_component.install(..., signal_gate=risk.gate.signal_gate, guards=[risk.desk_guard])``;
+* checkout: ``checkout_component.install(..., enforcer=risk.gate.signal_gate)`` and ``risk.guard.reserve(...)``
+  around PlaceOrder;
+* catalog: ``risk.enforcer.add_listener(...)`` to hide/mark the offers of a disabled direction.
+
+Loops: the enforcer (load persisted state, then watch signals) and the guard's upkeep (rebuild the balances from
+the ledger at start, then resolve the order desk's reservations whose transactions ended).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from wl_node.context import NodeContext
+from wl_node.cp_channel import CpChannel
+from wl_node.policy.state import PolicyState
+from xwl_runtime.backoff import Backoff
+from xwl_runtime.component import Component
+
+from .enforcer import Enforcer, EnforcerConfig
+from .gate import TradeGate
+from .ledger_view import DeskGuard, confirmed_facts
+from .local_guard import LocalGuard
+
+log = logging.getLogger(__name__)
+
+NAME = "risk"
+RESOLVE_INTERVAL_S = 0.05
+"""How often the order desk's unresolved reservations are looked up (only while there are some)."""
+
+
+@dataclass
+class RiskComponent(Component):
+    """The component plus the handles other features are wired with."""
+
+    enforcer: Enforcer | None = field(default=None)
+    gate: TradeGate | None = field(default=None)
+    guard: LocalGuard | None = field(default=None)
+    desk_guard: DeskGuard | None = field(default=None)
+
+
+def install(
+    ctx: NodeContext,
+    state: PolicyState,
+    cp: CpChannel,
+    config: EnforcerConfig | None = None,
+    *,
+    on_enqueued: Callable[[], None] | None = None,
+) -> RiskComponent:
+    """Build the enforcer, gate and local guard of this node (``on_enqueued``: e.g. the shipper's ``kick``)."""
+    config = config or EnforcerConfig(reconnect_cap_s=ctx.settings.reconnect_cap.total_seconds())
+    enforcer = Enforcer(ctx.engine, cp, ctx.clock, state.wl_id, config=config, on_enqueued=on_enqueued)
+    guard = LocalGuard(state)
+    desk_guard = DeskGuard(guard, ctx.clock)
+
+    async def enforce(stop: asyncio.Event) -> None:
+        backoff = Backoff(base_s=0.2, cap_s=config.reconnect_cap_s)
+        while not stop.is_set():
+            try:
+                await enforcer.load()
+                break
+            except sa.exc.SQLAlchemyError:
+                log.exception("loading the enforcer state failed; retrying")
+                await _sleep(stop, backoff.next_delay())
+        await enforcer.run(stop)
+
+    async def upkeep(stop: asyncio.Event) -> None:
+        backoff = Backoff(base_s=0.2, cap_s=3.0)
+        while not stop.is_set() and not guard.ready:
+            try:
+                async with ctx.engine.connect() as conn:
+                    facts = await confirmed_facts(conn, state.wl_id)
+                guard.load(facts)
+            except sa.exc.SQLAlchemyError:
+                log.exception("rebuilding the local guard failed; retrying")
+                await _sleep(stop, backoff.next_delay())
+        while not stop.is_set():
+            if desk_guard.in_flight:
+                try:
+                    async with ctx.engine.connect() as conn:
+                        await desk_guard.resolve_pending(conn)
+                except sa.exc.SQLAlchemyError:
+                    log.exception("resolving the order desk's reservations failed")
+            await _sleep(stop, RESOLVE_INTERVAL_S)
+
+    return RiskComponent(name=NAME, loops=[enforce, upkeep], enforcer=enforcer, gate=TradeGate(state, enforcer),
+                         guard=guard, desk_guard=desk_guard)
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
+def find(components: Iterable[Component]) -> RiskComponent | None:
+    """The risk component among a node's components."""
+    for component in components:
+        if isinstance(component, RiskComponent):
+            return component
+    return None

@@ -1,0 +1,35 @@
+"""Tables of the node's risk enforcer (schema: the ``node_risk`` Alembic branch)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from wl_node.orders.tables import UtcDateTime
+
+metadata = sa.MetaData()
+
+CURSOR = "signals"
+
+signal_cursor = sa.Table(
+    "risk_signal_cursor",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("after_sequence", sa.BigInteger, nullable=False),
+    sa.Column("contact_at", UtcDateTime, nullable=True),
+)
+"""The last applied signal sequence (resume point of WatchSignals) and the last contact with the signal stream."""
+
+directions = sa.Table(
+    "risk_directions",
+    metadata,
+    sa.Column("exporter_wl", sa.String(63), primary_key=True),
+    sa.Column("importer_wl", sa.String(63), primary_key=True),
+    sa.Column("disabled", sa.Boolean, nullable=False),
+    sa.Column("signal_id", sa.String(64), nullable=False),
+    sa.Column("sequence", sa.BigInteger, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(512), nullable=False),
+    sa.Column("correlation_id", sa.String(128), nullable=False),
+    sa.Column("effective_at", UtcDateTime, nullable=False),
+)
+"""The latest signal applied per direction (disabled or re-enabled) and when it took effect here."""

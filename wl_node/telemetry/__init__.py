@@ -1,0 +1,5 @@
+"""Durable, ordered, signed shipping of the node's ledger and enforcement events to the CP (issue 5)."""
+
+from .queue import enqueue, enqueue_sync
+
+__all__ = ["enqueue", "enqueue_sync"]

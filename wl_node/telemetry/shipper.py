@@ -1,0 +1,214 @@
+"""The shipper: signs queued events with the node's certificate key and publishes them to the CP, in order.
+
+One loop per node. Each round: adopt new ``ledger_outbox`` rows into the queue, read the oldest ``PENDING``
+events (sequence order), sign them, call ``TelemetryService.PublishEvents`` with a deadline, then mark the batch:
+accepted and duplicate events ``SENT``, refused ones ``REJECTED`` with the CP's reason (logged, never resent).
+Exactly once: an event stays ``PENDING`` until the CP answered for it, and a resend after a lost answer is a
+duplicate the CP drops by ``event_id``. While the CP is unreachable the loop backs off with full jitter (capped),
+so nothing is lost and the next batch after recovery starts at the oldest unsent event.
+
+The signing key follows certificate rotation: the CP channel's rotation listener marks the key stale and the next
+batch reloads the pair from the PKI directory the renewer wrote (an event signed by the previous certificate is
+still accepted by the CP, so a batch in flight during a rotation is not lost either).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from wl_node.cp_channel import CpChannel
+from xporty.cp.v1 import telemetry_pb2, telemetry_service_pb2, telemetry_service_pb2_grpc
+from xwl_runtime.backoff import Backoff
+from xwl_runtime.clock import Clock
+from xwl_runtime.event_signing import certificate_sha256, sign
+from xwl_runtime.tls import TlsMaterial
+
+from . import queue as q
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ShipperConfig:
+    """Knobs of the shipper, with their defaults."""
+
+    batch_size: int = 500
+    """Events per PublishEvents call (the CP accepts up to 5,000)."""
+    publish_timeout_s: float = 5.0
+    """Deadline of one PublishEvents call."""
+    idle_interval_s: float = 0.2
+    """Pause between rounds when the queue is empty (``kick()`` ends it at once)."""
+    backoff_base_s: float = 0.2
+    backoff_cap_s: float = 3.0
+    """Jittered backoff while the CP is unreachable or the store fails."""
+    retention: dt.timedelta = dt.timedelta(days=1)
+    """SENT rows older than this are pruned (the CP keeps the events)."""
+
+
+class _Signer:
+    """The node's current certificate key, reloaded after a rotation."""
+
+    def __init__(self, load: Callable[[], TlsMaterial | None]) -> None:
+        self._load = load
+        self._key: ec.EllipticCurvePrivateKey | None = None
+        self._cert_pem = b""
+        self._fingerprint = ""
+        self._stale = True
+
+    def mark_stale(self) -> None:
+        self._stale = True
+
+    def _refresh(self) -> None:
+        material = self._load()
+        if material is None:  # --insecure-dev: no key; the CP refuses unsigned events (counted there)
+            self._key = None
+            self._stale = False
+            return
+        key = serialization.load_pem_private_key(material.pair.key_pem, password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError("event signing needs the node's ECDSA certificate key")
+        self._key = key
+        self._cert_pem = material.pair.cert_pem
+        self._fingerprint = certificate_sha256(material.pair.cert_pem)
+        self._stale = False
+
+    def sign_all(self, payloads: list[bytes]) -> list[telemetry_pb2.SignedEvent]:
+        """Sign every payload (runs in a worker thread: ECDSA costs tens of µs per event)."""
+        if self._stale:
+            self._refresh()
+        if self._key is None:
+            return [telemetry_pb2.SignedEvent(payload=p) for p in payloads]
+        return [sign(telemetry_pb2.LedgerEvent.FromString(p), self._key, self._cert_pem,
+                     fingerprint=self._fingerprint) for p in payloads]
+
+
+@dataclass
+class ShipperStats:
+    """Counters since start (for logs, reports and tests)."""
+
+    sent: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    failures: int = 0
+    last_error: str = ""
+
+
+class Shipper:
+    """Ships the telemetry queue to the CP (see the module docstring)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        cp: CpChannel,
+        clock: Clock,
+        material: Callable[[], TlsMaterial | None],
+        *,
+        config: ShipperConfig | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._engine = engine
+        self._cp = cp
+        self._clock = clock
+        self._config = config or ShipperConfig()
+        self._signer = _Signer(material)
+        self._backoff = backoff or Backoff(base_s=self._config.backoff_base_s, cap_s=self._config.backoff_cap_s)
+        self._wake = asyncio.Event()
+        self._last_prune: dt.datetime | None = None
+        self.stats = ShipperStats()
+        cp.add_rotation_listener(self._signer.mark_stale)
+
+    def kick(self) -> None:
+        """Ship now (e.g. right after a transaction enqueued an event) instead of at the next idle tick."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Ship until ``stop`` is set."""
+        while not stop.is_set():
+            try:
+                shipped = await self.ship_once()
+            except (grpc.aio.AioRpcError, sa.exc.SQLAlchemyError, OSError, ValueError) as err:
+                self.stats.failures += 1
+                self.stats.last_error = _describe(err)
+                delay = self._backoff.next_delay()
+                log.warning("telemetry shipping failed; backing off", extra={"fields": {
+                    "error": self.stats.last_error, "delay_s": round(delay, 3)}})
+                await _wait(stop, None, delay)
+                continue
+            self._backoff.reset()
+            if shipped < self._config.batch_size:
+                await _wait(stop, self._wake, self._config.idle_interval_s)
+                self._wake.clear()
+
+    async def ship_once(self) -> int:
+        """One round: adopt the outbox, send the oldest batch, mark it. Returns the number of events answered."""
+        now = self._clock.now()
+        # Read first: an idle round must not take SQLite's write lock away from the order path.
+        async with self._engine.connect() as conn:
+            waiting = await q.outbox_waiting(conn)
+        if waiting:
+            async with self._engine.begin() as conn:
+                await q.adopt_outbox(conn, now, self._config.batch_size)
+        async with self._engine.connect() as conn:
+            batch = await q.pending(conn, self._config.batch_size)
+        if not batch:
+            await self._maybe_prune(now)
+            return 0
+        signed = await asyncio.to_thread(self._signer.sign_all, [e.payload for e in batch])
+        async with self._cp.lease() as channel:
+            stub = telemetry_service_pb2_grpc.TelemetryServiceStub(channel)
+            response = await stub.PublishEvents(
+                telemetry_service_pb2.PublishEventsRequest(events=signed),
+                timeout=self._config.publish_timeout_s, metadata=self._cp.metadata())
+        refused = {r.index: r.reason or "REJECTED" for r in response.rejected}
+        # Counted on the CP's answer (before marking), so a reader who sees the rows SENT sees the counts too.
+        self.stats.sent += response.accepted
+        self.stats.duplicates += response.duplicates
+        self.stats.rejected += len(refused)
+        done = self._clock.now()
+        async with self._engine.begin() as conn:
+            await q.mark_sent(conn, [e.sequence for i, e in enumerate(batch) if i not in refused], done)
+            for index, reason in refused.items():
+                if 0 <= index < len(batch):
+                    await q.mark_rejected(conn, batch[index].sequence, reason, done)
+        for index, reason in refused.items():
+            if 0 <= index < len(batch):
+                log.error("the CP refused an event; kept as REJECTED", extra={"fields": {
+                    "event_id": batch[index].event_id, "kind": batch[index].kind,
+                    "sequence": batch[index].sequence, "reason": reason}})
+        return len(batch)
+
+    async def _maybe_prune(self, now: dt.datetime) -> None:
+        if self._last_prune is not None and now - self._last_prune < dt.timedelta(minutes=10):
+            return
+        self._last_prune = now
+        async with self._engine.begin() as conn:
+            await q.prune_sent(conn, now - self._config.retention)
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, grpc.aio.AioRpcError):
+        return f"{err.code().name}: {err.details() or ''}"[:200]
+    return f"{type(err).__name__}: {err}"[:200]
+
+
+async def _wait(stop: asyncio.Event, wake: asyncio.Event | None, timeout: float) -> None:
+    """Return when ``stop`` (or ``wake``) is set or after ``timeout`` seconds."""
+    waiters = [asyncio.ensure_future(stop.wait())]
+    if wake is not None:
+        waiters.append(asyncio.ensure_future(wake.wait()))
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
