@@ -55,7 +55,7 @@ async def test_no_oversell_200_concurrent_orders_from_3_importers_on_stock_50(ex
 
     async def one(i: int) -> order_pb2.Order:
         wl = IMPORTERS[i % 3]
-        resp = await stubs[wl].PlaceOrder(place_request(f"k-{i}"), metadata=metas[wl], timeout=30)
+        resp = await stubs[wl].PlaceOrder(place_request(f"k-{i}"), metadata=metas[wl], timeout=30, wait_for_ready=True)
         return resp.order
 
     results = await asyncio.gather(*(one(i) for i in range(200)))
@@ -78,7 +78,8 @@ async def test_retry_storm_same_key_three_times_concurrently_gives_one_order(exp
 
     async def send(i: int) -> order_pb2.Order:
         wl = IMPORTERS[i % 3]
-        resp = await stubs[wl].PlaceOrder(place_request(f"storm-{i}", qty=2), metadata=auth(wl), timeout=30)
+        resp = await stubs[wl].PlaceOrder(place_request(f"storm-{i}", qty=2), metadata=auth(wl), timeout=30,
+                                          wait_for_ready=True)
         return resp.order
 
     results = await asyncio.gather(*(send(i) for i in range(40) for _ in range(3)))
