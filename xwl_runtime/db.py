@@ -47,6 +47,14 @@ def sync_url(url: str) -> str:
     raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}: use sqlite:/// or postgresql://")
 
 
+def configure_sqlite(engine: sa.Engine, *, writer: bool = True) -> None:
+    """Give a sync SQLite engine this module's connection set-up: WAL, ``synchronous=FULL``, foreign keys, busy
+    timeout and, for a ``writer``, ``BEGIN IMMEDIATE`` (a read-only engine does not queue behind writers)."""
+    event.listen(engine, "connect", _sqlite_pragmas)
+    if writer:
+        event.listen(engine, "begin", _sqlite_begin)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # Take transaction control away from the driver so that "BEGIN IMMEDIATE" below is the only BEGIN.
     dbapi_conn.isolation_level = None
@@ -69,8 +77,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(async_url(url), pool_size=pool_size, max_overflow=0)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        configure_sqlite(engine.sync_engine)
         return engine
     return create_async_engine(async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 

@@ -7,40 +7,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
-
 import sqlalchemy as sa
-from sqlalchemy.engine import Dialect
+
+from xwl_runtime.sqltypes import UtcDateTime
 
 metadata = sa.MetaData()
-
-
-class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
-    """Timezone-aware UTC in and out, on every backend.
-
-    SQLite has no time zone type: values are stored as naive UTC text, which keeps SQL comparisons such as
-    ``expires_at > :now`` correct because both sides go through this same conversion.
-    """
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: use timezone-aware UTC")
-        value = value.astimezone(dt.UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        when: dt.datetime = value
-        if when.tzinfo is None:
-            return when.replace(tzinfo=dt.UTC)
-        return when.astimezone(dt.UTC)
 
 
 bootstrap_tokens = sa.Table(

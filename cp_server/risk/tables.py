@@ -18,39 +18,15 @@ is done in Python with ``decimal.Decimal`` so both backends give the same digits
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
-
 import sqlalchemy as sa
-from sqlalchemy.engine import Dialect
+
+from xwl_runtime.sqltypes import UtcDateTime
 
 metadata = sa.MetaData()
 
 WL = sa.String(63)
 ID = sa.String(128)
 DEC = sa.String(96)
-
-
-class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
-    """Timezone-aware UTC in and out; naive UTC text on SQLite so SQL comparisons stay correct."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: use timezone-aware UTC")
-        value = value.astimezone(dt.UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC)
 
 
 events = sa.Table(

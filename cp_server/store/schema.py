@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from .types import UtcDateTime
+from xwl_runtime.sqltypes import UtcDateTime
 
 metadata = sa.MetaData()
 

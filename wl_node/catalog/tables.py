@@ -21,35 +21,11 @@ Money amounts are decimal strings (exact on every backend); times are timezone-a
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
-
 import sqlalchemy as sa
-from sqlalchemy.engine import Dialect
+
+from xwl_runtime.sqltypes import UtcDateTime
 
 metadata = sa.MetaData()
-
-
-class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
-    """Timezone-aware UTC in and out; SQLite stores naive UTC (comparisons stay correct on both sides)."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: use timezone-aware UTC")
-        value = value.astimezone(dt.UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC)
 
 
 BigInt = sa.BigInteger().with_variant(sa.Integer, "sqlite")

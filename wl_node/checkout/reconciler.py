@@ -53,9 +53,13 @@ class Reconciler:
         self._in_doubt_after = in_doubt_after
         self._interval_s = interval_s
         self._rng = rng or random.Random()
+        self._adopted = False
 
     async def reconcile_once(self) -> int:
         """One round; returns how many checkouts were settled."""
+        if not self._adopted:  # first round: the checkouts a restart left PENDING count as in flight again
+            await self._service.adopt_pending()
+            self._adopted = True
         older_than = self._clock.now() - self._in_doubt_after
         rows = await self._runner.read(lambda conn: store.in_doubt(conn, older_than, BATCH))
         settled = 0

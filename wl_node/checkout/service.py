@@ -4,8 +4,9 @@ Flow of ``checkout`` (each numbered step is one short transaction or one remote 
 
 0. validate (INVALID_ARGUMENT naming the field; nothing stored);
 1. refuse early, storing nothing: unknown/hidden offer, offer unavailable, pair policy or enforcer says no
-   (FAILED_PRECONDITION with the reason), exporter circuit open or no cached token (UNAVAILABLE) — unless the key
-   already has a stored checkout, which is then returned as below;
+   (FAILED_PRECONDITION with the reason), exporter circuit open or no cached token (UNAVAILABLE), the local
+   imbalance guard's reservation refused (FAILED_PRECONDITION ``IMBALANCE_LIMIT``) — unless the key already has a
+   stored checkout, which is then returned as below;
 2. commit the PENDING checkout (so a crash from here on is found by the reconciler). If the key is taken, this is
    a replay: the stored checkout is returned, a reused key with another request is refused (INVALID_ARGUMENT
    ``IDEMPOTENCY_KEY_REUSED``), and a key whose checkout is still PENDING gets ABORTED with RetryInfo;
@@ -15,6 +16,12 @@ Flow of ``checkout`` (each numbered step is one short transaction or one remote 
    fails, CANCELLED with a CancelOrder in the durable outbox; if even that fails, the checkout stays PENDING and
    the reconciler compensates. DENIED or a definite refusal → FAILED with the reason. No answer (transport failure
    after sending) → stays PENDING ("IN_DOUBT") for the reconciler; the caller gets the PENDING checkout.
+
+Local imbalance guard (importer side): the order's value is reserved at step 1 and counts as in flight until the
+checkout's outcome is known: confirmed when the import is finalized, released when it fails, is compensated, or
+was never sent. An in-doubt checkout keeps its reservation until the reconciler settles it; after a restart,
+``adopt_pending`` holds a reservation for every checkout still PENDING (the reconciler calls it before its first
+round), so the orders in flight always count against the pair's headroom.
 """
 
 from __future__ import annotations
@@ -71,10 +78,27 @@ def validate(request: storefront_service_pb2.CheckoutRequest) -> None:
         raise InvalidArgument.field("buyer_reference", "must be 1..128 printable characters (opaque, never PII)")
 
 
+class GuardReservation(Protocol):
+    """Value reserved for one order in flight (``wl_node.risk.local_guard.Reservation`` fits)."""
+
+    def confirm(self) -> None: ...
+
+    def release(self) -> None: ...
+
+
 class ImportGuard(Protocol):
     """The node's local imbalance guard (``wl_node.risk.local_guard.LocalGuard`` fits)."""
 
+    def reserve(self, exporter_wl: str, importer_wl: str, amount: Decimal) -> GuardReservation: ...
+
+    def hold(self, exporter_wl: str, importer_wl: str, amount: Decimal) -> GuardReservation: ...
+
     def record(self, exporter_wl: str, importer_wl: str, amount: Decimal) -> None: ...
+
+
+def _order_amount(row: store.Row) -> Decimal:
+    """The order's value in the exporter's currency (what both guards of the pair count)."""
+    return Decimal(row["source_unit_price"]) * int(row["quantity"])
 
 
 class CheckoutService:
@@ -100,7 +124,50 @@ class CheckoutService:
         self._clock = clock
         self._enforcer = enforcer
         self._on_compensation = on_compensation  # e.g. the outbox's kick(), so delivery starts at once
+        self._started_at = clock.now()
+        self._reservations: dict[str, GuardReservation] = {}
+        """checkout id → the local guard's reservation of a checkout in flight."""
         self.wl_id = state.wl_id
+
+    # --- the local imbalance guard ------------------------------------------------------------------------------
+    def _reserve(self, offer: ImportedOfferTerms, quantity: int) -> GuardReservation | None:
+        if self._import_guard is None:
+            return None
+        return self._import_guard.reserve(offer.exporter_wl, self.wl_id, offer.source_unit_price * quantity)
+
+    def _resolve_reservation(self, checkout_id: str, *, confirmed: bool) -> bool:
+        """Confirm or release the checkout's reservation; False if it had none (e.g. settled elsewhere)."""
+        reservation = self._reservations.pop(checkout_id, None)
+        if reservation is None:
+            return False
+        (reservation.confirm if confirmed else reservation.release)()
+        return True
+
+    @property
+    def reservations_in_flight(self) -> int:
+        """Checkouts whose value the local guard counts as in flight."""
+        return len(self._reservations)
+
+    async def adopt_pending(self) -> int:
+        """Hold a reservation for every PENDING checkout that has none (after a restart); returns how many."""
+        if self._import_guard is None:
+            return 0
+        # Only what an earlier run left: every checkout of this run reserved before its row existed.
+        rows = await self._runner.read(lambda conn: store.pending_before(conn, self._started_at))
+        adopted = 0
+        for row in rows:
+            if row["checkout_id"] in self._reservations:  # adopted by an earlier call
+                continue
+            try:
+                self._reservations[row["checkout_id"]] = self._import_guard.hold(
+                    row["exporter_wl"], self.wl_id, _order_amount(row))
+            except FailedPrecondition as err:  # no reference rate known yet: counted once the outcome is known
+                log.warning("in-flight checkout not counted by the local guard", extra={"fields": {
+                    "checkout_id": row["checkout_id"], "reason": err.reason,
+                    "correlation_id": row["correlation_id"]}})
+                continue
+            adopted += 1
+        return adopted
 
     def _check_caller(self, caller: Identity) -> str:
         if caller.kind is Kind.APP and caller.wl_id != self.wl_id:
@@ -129,6 +196,7 @@ class CheckoutService:
         fp = fingerprint(request)
         try:
             offer, decision = await self._admit(request)
+            reservation = self._reserve(offer, request.quantity)
         except XcwlError:
             # A refusal now must not hide the stored outcome of an earlier request with this key.
             existing = await self._runner.read(lambda conn: store.by_key(conn, who, request.idempotency_key))
@@ -150,6 +218,21 @@ class CheckoutService:
             reason="", order_id=None, order_key=checkout_id, policy_version=decision.policy_version,
             correlation_id=cid, created_at=now, updated_at=now,
         )
+        if reservation is not None:
+            self._reservations[checkout_id] = reservation  # before the PENDING row exists (see adopt_pending)
+        sent = [False]
+        try:
+            return await self._place(values, offer, request, who, fp, started, caller_remaining_s, sent)
+        finally:
+            if not sent[0]:  # no order can exist at the exporter: the reserved value is free again
+                self._resolve_reservation(checkout_id, confirmed=False)
+
+    async def _place(
+        self, values: store.Row, offer: ImportedOfferTerms, request: storefront_service_pb2.CheckoutRequest,
+        who: str, fp: str, started: float, caller_remaining_s: float | None, sent: list[bool],
+    ) -> storefront_pb2.Checkout:
+        """Steps 2-4 for an admitted checkout; ``sent[0]`` is True once PlaceOrder may have reached the exporter."""
+        exporter, checkout_id = offer.exporter_wl, values["checkout_id"]
         async with contextlib.AsyncExitStack() as slot:
             # One of the exporter's order slots (bulkhead) is taken BEFORE the PENDING row exists: waiting for it
             # stores and sends nothing, so the reconciler never sees a checkout whose order is still to be sent.
@@ -171,6 +254,7 @@ class CheckoutService:
                                                     amount=format(offer.source_unit_price, "f")),
                 expected_fx_version=offer.fx_version,
             )
+            sent[0] = True
             try:
                 order = await self._peers.place_order(
                     exporter, place, self._peers.deadline(self._left(started, caller_remaining_s)))
@@ -178,6 +262,7 @@ class CheckoutService:
                 if err.sent:
                     return await self._in_doubt(values, err.reason)
                 await self._runner.tx(lambda conn: store.forget_unsent(conn, checkout_id))
+                sent[0] = False
                 raise
             except grpc.aio.AioRpcError as err:
                 remote = decode_rpc_error(err)
@@ -223,9 +308,9 @@ class CheckoutService:
                 return await self.compensate(row, order.order_id, "IMPORT_NOT_FINALIZED")
             if settled is None:
                 return await self._current(row["checkout_id"])
-            if self._import_guard is not None:  # the local imbalance guard counts imports as they finalize
-                self._import_guard.record(row["exporter_wl"], self.wl_id,
-                                          Decimal(row["source_unit_price"]) * int(row["quantity"]))
+            # The local imbalance guard: the reservation in flight becomes part of the balance.
+            if not self._resolve_reservation(row["checkout_id"], confirmed=True) and self._import_guard is not None:
+                self._import_guard.record(row["exporter_wl"], self.wl_id, _order_amount(row))
             if log.isEnabledFor(logging.DEBUG):  # hot path: one line per checkout only when asked for
                 log.debug("checkout completed", extra={"fields": {
                     "checkout_id": row["checkout_id"], "order_id": order.order_id,
@@ -244,6 +329,7 @@ class CheckoutService:
             log.exception("compensation could not be recorded; the reconciler will retry", extra={"fields": {
                 "checkout_id": row["checkout_id"], "order_id": order_id, "correlation_id": row["correlation_id"]}})
             return store.checkout_from_row(row)
+        self._resolve_reservation(row["checkout_id"], confirmed=False)  # cancelled on both sides: no trade
         if settled is None:
             return await self._current(row["checkout_id"])
         log.warning("checkout compensated", extra={"fields": {
@@ -257,6 +343,7 @@ class CheckoutService:
         """PENDING → FAILED with ``reason`` (nothing sold)."""
         now = self._clock.now()
         settled = await self._runner.tx(lambda conn: store.fail(conn, row["checkout_id"], reason, order_id, now))
+        self._resolve_reservation(row["checkout_id"], confirmed=False)
         if settled is None:
             return await self._current(row["checkout_id"])
         log.info("checkout failed", extra={"fields": {"checkout_id": row["checkout_id"], "reason": reason,

@@ -81,6 +81,12 @@ def by_id(conn: sa.Connection, checkout_id: str) -> Row | None:
     return conn.execute(_BY_ID, {"b_id": checkout_id}).mappings().first()
 
 
+def pending_before(conn: sa.Connection, created_before: dt.datetime) -> list[Row]:
+    """PENDING checkouts created before ``created_before`` (what an earlier run of the node left in flight)."""
+    return list(conn.execute(sa.select(checkouts).where(_c.status == PENDING, _c.created_at < created_before)
+                             ).mappings().all())
+
+
 def _settle(conn: sa.Connection, checkout_id: str, status: str, reason: str, order_id: str | None,
             now: dt.datetime) -> bool:
     """PENDING → ``status``; False when the checkout was no longer PENDING (someone else settled it)."""

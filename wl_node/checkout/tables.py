@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from wl_node.orders.tables import UtcDateTime
+from xwl_runtime.sqltypes import UtcDateTime
 
 metadata = sa.MetaData()
 

@@ -28,7 +28,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy import event
 
 from xwl_runtime import db
 
@@ -109,10 +108,9 @@ class TxRunner:
         if self.is_sqlite:
             self._engine = sa.create_engine(db.sync_url(url), pool_size=1, max_overflow=0)
             # The same connection set-up as the async engine: WAL, synchronous=FULL, busy timeout, BEGIN IMMEDIATE.
-            event.listen(self._engine, "connect", db._sqlite_pragmas)  # noqa: SLF001
-            event.listen(self._engine, "begin", db._sqlite_begin)  # noqa: SLF001
+            db.configure_sqlite(self._engine)
             self._read_engine = sa.create_engine(db.sync_url(url), pool_size=SQLITE_READ_THREADS, max_overflow=0)
-            event.listen(self._read_engine, "connect", db._sqlite_pragmas)  # noqa: SLF001
+            db.configure_sqlite(self._read_engine, writer=False)  # WAL readers: no BEGIN IMMEDIATE, never queue
             self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="xcwl-tx")
             self._reader = concurrent.futures.ThreadPoolExecutor(SQLITE_READ_THREADS, thread_name_prefix="xcwl-rd")
         else:

@@ -2,8 +2,9 @@
 
 * ``confirmed_facts`` reads what this node has confirmed per pair, to rebuild the guard's balances at start:
   exporter side = ``orders`` rows still CONFIRMED (a cancelled order has status CANCELLED); importer side =
-  ``import_ledger`` rows (one per finalized import; a compensated checkout never gets one) plus checkouts still
-  PENDING (in doubt: counted, the conservative choice, until the reconciler settles them and the node restarts).
+  ``import_ledger`` rows (one per finalized import; a compensated checkout never gets one). Checkouts still
+  PENDING are not facts: the checkout service holds them as reservations in flight (``CheckoutService.adopt_pending``)
+  until the reconciler settles them.
 * ``DeskGuard`` is the exporter-side hook: an ``OrderGuard`` for the order desk (runs inside the PlaceOrder
   transaction, in a worker thread) that reserves through the guard, and resolves each reservation once the
   transaction's outcome is known: at once through ``settle_order(order)`` when the desk's caller reports it, or
@@ -23,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wl_node.checkout.tables import PENDING, checkouts, import_ledger
+from wl_node.checkout.tables import import_ledger
 from wl_node.orders.gate import OrderIntent
 from wl_node.orders.tables import orders
 from xwl_runtime.clock import Clock
@@ -54,12 +55,6 @@ async def confirmed_facts(conn: AsyncConnection, wl_id: str) -> list[Fact]:
     for exporter, amount_text in imported:
         if (amount := _dec(amount_text)) is not None:
             facts.append((exporter, wl_id, amount))
-    in_doubt = await conn.execute(
-        sa.select(checkouts.c.exporter_wl, checkouts.c.source_unit_price, checkouts.c.quantity)
-        .where(checkouts.c.status == PENDING))
-    for exporter, unit_price, quantity in in_doubt:
-        if (price := _dec(unit_price)) is not None:
-            facts.append((exporter, wl_id, price * quantity))
     return facts
 
 

@@ -192,6 +192,22 @@ class LocalGuard:
                       "order_value": _fmt(abs(value)), "exporter_wl": exporter_wl, "importer_wl": importer_wl},
         )
 
+    def hold(self, exporter_wl: str, importer_wl: str, amount: Decimal) -> Reservation:
+        """Count an order already in flight (e.g. a checkout left PENDING by a restart) without admission checks.
+
+        The order was admitted before; refusing it now would change nothing, but it must count against the
+        headroom of new orders until it is confirmed or released.
+        """
+        key, sign = self._key(exporter_wl, importer_wl)
+        value = sign * self.value_of(exporter_wl, amount)
+        book = self._book(key)
+        with book.lock:
+            if value > 0:
+                book.up += value
+            else:
+                book.down += value
+        return Reservation(self, key, value, exporter_wl, importer_wl)
+
     def record(self, exporter_wl: str, importer_wl: str, amount: Decimal) -> None:
         """Add a confirmed order that had no reservation (negative ``amount``: a cancellation/compensation)."""
         key, sign = self._key(exporter_wl, importer_wl)

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wl_node.orders.tables import UtcDateTime, ledger_outbox
+from wl_node.orders.tables import ledger_outbox
 from xporty.cp.v1 import telemetry_pb2
+from xwl_runtime.sqltypes import UtcDateTime
 
 metadata = sa.MetaData()
 

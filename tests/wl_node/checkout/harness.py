@@ -20,6 +20,7 @@ from wl_node.context import NodeContext
 from wl_node.cp_channel import CpChannel, cp_channel_factory
 from wl_node.peers.client import PeerConfig
 from wl_node.policy.state import PolicyState
+from wl_node.risk.local_guard import LocalGuard
 from wl_node.settings import NodeSettings
 from wl_node.store import migrate
 from xporty.cp.v1 import identity_service_pb2 as id_pb
@@ -148,6 +149,7 @@ class Importer:
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     channels: list[grpc.aio.Channel] = field(default_factory=list)
+    guard: LocalGuard | None = None
 
     @property
     def target(self) -> str:
@@ -200,6 +202,7 @@ async def start_importer(
     view_overrides: dict[str, Any] | None = None,
     enforcer: Callable[[str, str], str | None] | None = None,
     start_loops: bool = True,
+    with_guard: bool = False,
 ) -> Importer:
     await asyncio.to_thread(migrate, url)
     clock = SystemClock()
@@ -212,7 +215,12 @@ async def start_importer(
     ctx = NodeContext(settings=settings, engine=db.create_engine(url), clock=clock, tls=material)
     cp = CpChannel(cp_channel_factory(cp_target, reconnect_cap_s=0.3), material, identity=Identity.wl(wl_id))
     offers = StaticImportedOffers({o.imported_offer_id: o for o in (imported_offer(e) for e in exporters)})
-    checkouts = install(ctx, state, cp, offers, config=config, serve_storefront=True, enforcer=enforcer)
+    guard = None
+    if with_guard:  # the node's local imbalance guard, on an empty ledger (as the risk component loads it)
+        guard = LocalGuard(state)
+        guard.load([])
+    checkouts = install(ctx, state, cp, offers, config=config, serve_storefront=True, enforcer=enforcer,
+                        import_guard=guard)
     checkouts.component.on_stop.append(ctx.engine.dispose)
     offers._available = checkouts.peers.available  # noqa: SLF001 - the catalog reads the breaker the same way
     server = await start_server(
@@ -220,7 +228,7 @@ async def start_importer(
         listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(material).credentials)],
         authz_table=table(checkouts.component.authz),
     )
-    node = Importer(wl_id, url, state, checkouts, offers, server, cp, pki)
+    node = Importer(wl_id, url, state, checkouts, offers, server, cp, pki, guard=guard)
     if start_loops:
         node.tasks = [asyncio.create_task(loop(node.stop_event)) for loop in checkouts.component.loops]
     return node

@@ -18,7 +18,6 @@ from tests.support.pki import PkiFixture
 from wl_node.context import NodeContext
 from wl_node.orders.component import Orders, install
 from wl_node.orders.stock import SqlOfferStock
-from wl_node.orders.tables import UtcDateTime
 from wl_node.policy.state import PolicyState
 from wl_node.settings import NodeSettings
 from wl_node.store import migrate
@@ -32,6 +31,7 @@ from xwl_runtime.clock import Clock, SystemClock
 from xwl_runtime.identity import Identity
 from xwl_runtime.pki import new_private_key
 from xwl_runtime.server import Listener, RunningServer, start_server
+from xwl_runtime.sqltypes import UtcDateTime
 from xwl_runtime.tls import ReloadableServerCredentials, secure_channel
 from xwl_runtime.tokens import SCOPE_PLACE_ORDERS, bearer_metadata, issue_token
 
@@ -76,6 +76,7 @@ def policy_view(
     visible: bool = True,
     frozen: bool = False,
     export_delay_s: int = 0,
+    imbalance_limit: str = "1000000",
 ) -> policy_pb2.PolicyView:
     """A view for ``wl_id`` with one pair per peer, all with the same settings, signed-token keys of JWT_KEY."""
     endpoints = endpoints or {}
@@ -91,7 +92,7 @@ def policy_view(
             for x, y in ((a, b), (b, a))
         ]
         view.pairs.append(policy_pb2.PairPolicy(
-            wl_a=a, wl_b=b, status=status, imbalance_limit="1000000", fx_rate=fx, fx_version=fx_version,
+            wl_a=a, wl_b=b, status=status, imbalance_limit=imbalance_limit, fx_rate=fx, fx_version=fx_version,
             imports_frozen=frozen, changed_version=version, directions=directions))
     view.token_keys.extend(verification_keys(JWT_KEY))
     return view

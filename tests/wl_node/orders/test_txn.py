@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from wl_node.orders.rawsql import Sql, db_time, is_sqlite, read_time
-from wl_node.orders.tables import UtcDateTime
 from wl_node.orders.txn import TxRunner
+from xwl_runtime.sqltypes import UtcDateTime
 
 meta = sa.MetaData()
 items = sa.Table("txn_items", meta, sa.Column("k", sa.String(40), primary_key=True),

@@ -53,7 +53,6 @@ from wl_node.context import NodeContext
 from wl_node.orders.component import install as install_orders
 from wl_node.orders.rpc import policy_token_verifier
 from wl_node.orders.stock import SqlOfferStock
-from wl_node.orders.tables import UtcDateTime
 from wl_node.orders.txn import TxRunner
 from wl_node.peers.client import PeerConfig
 from wl_node.policy.state import PolicyState
@@ -70,6 +69,7 @@ from xwl_runtime.identity import Identity, Kind
 from xwl_runtime.pipeline import caller
 from xwl_runtime.pki import PkiDir, key_to_pem, load_key, new_private_key
 from xwl_runtime.server import Listener, RunningServer, start_server
+from xwl_runtime.sqltypes import UtcDateTime
 from xwl_runtime.tls import ReloadableServerCredentials, TlsMaterial, secure_channel
 from xwl_runtime.tokens import SCOPE_PLACE_ORDERS, bearer_metadata, issue_token
 

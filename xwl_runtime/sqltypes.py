@@ -1,4 +1,4 @@
-"""Column types shared by the CP tables."""
+"""Column types shared by every store of the CP and the nodes."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from sqlalchemy.engine import Dialect
 class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
     """Timezone-aware UTC in and out, on every backend.
 
-    SQLite has no time zone type: values are stored as naive UTC, which keeps SQL comparisons correct because
-    both sides of a comparison go through this same conversion.
+    SQLite has no time zone type: values are stored as naive UTC, which keeps SQL comparisons such as
+    ``expires_at > :now`` correct because both sides of a comparison go through this same conversion. A naive
+    datetime is refused (``ValueError``): time is UTC and says so.
     """
 
     impl = sa.DateTime(timezone=True)
@@ -30,6 +31,7 @@ class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC)
+        when: dt.datetime = value
+        if when.tzinfo is None:
+            return when.replace(tzinfo=dt.UTC)
+        return when.astimezone(dt.UTC)
