@@ -37,7 +37,7 @@ from xwl_runtime.identity import Identity, Kind
 from xwl_runtime.tokens import Claims
 
 from .events import OUTBOX_INSERT, append_event, event_values
-from .gate import OrderGuard, OrderIntent, PairDecision, SignalGate, judge_pair, run_guards
+from .gate import OrderGuard, OrderIntent, PairDecision, SettlingGuard, SignalGate, judge_pair, run_guards
 from .idempotency import COMPLETE_SET, IdempotencyRecords, check_key, fingerprint
 from .rawsql import Sql, db_time, is_sqlite
 from .stock import OfferStock
@@ -167,24 +167,35 @@ class OrderDesk:
         # Policy is judged on the loop thread (PolicyState is not thread-safe) right before the transaction.
         decision = judge_pair(self._state, self.wl_id, importer, self._signal_gate)
         who = caller.spiffe_id
+        guarded: list[OrderIntent] = []  # the intent the guards admitted in the last run of ``txn``
+        decided = [False]  # True once ``txn`` returned: an exception after that is the commit's, outcome unknown
 
         def txn(conn: sa.Connection) -> order_pb2.Order:
+            guarded.clear()
+            decided[0] = False
             now = self._clock.now()
             replay = self._idem.claim(conn, caller=who, method=PLACE, key=request.idempotency_key,
                                       fingerprint=fp, correlation_id=cid, now=now)
             if replay is not None and replay.response is not None:
                 return order_pb2.Order.FromString(replay.response)
-            order = self._decide(conn, importer, who, request, expected_price, decision, cid, now)
+            order = self._decide(conn, importer, who, request, expected_price, decision, cid, now, guarded)
             if still_wanted is not None and not still_wanted():
                 raise Aborted("caller deadline passed before commit", reason="DEADLINE_PASSED")
+            decided[0] = True
             return order
 
         try:
             order = await self._runner.tx(txn)
         except IntegrityError:
+            self._rolled_back(guarded, decided)
             # The key's idempotency row was purged after retention but its order still exists.
             raise InvalidArgument("idempotency_key belongs to an order older than the retention period",
                                   reason="IDEMPOTENCY_KEY_EXPIRED", metadata={"field": "idempotency_key"}) from None
+        except BaseException:
+            self._rolled_back(guarded, decided)
+            raise
+        if guarded:  # committed: the guards learn the outcome now instead of looking it up later
+            self._settle_guards(guarded[0], order.order_id, confirmed=order.status == order_pb2.ORDER_STATUS_CONFIRMED)
         if log.isEnabledFor(logging.DEBUG):  # hot path: one line per order only when asked for
             log.debug("order placed", extra={"fields": {
                 "order_id": order.order_id, "importer_wl": importer,
@@ -192,6 +203,17 @@ class OrderDesk:
                 "quantity": order.quantity, "policy_version": order.policy_version, "fx_version": order.fx_version,
                 "correlation_id": cid}})
         return order
+
+    def _rolled_back(self, guarded: list[OrderIntent], decided: list[bool]) -> None:
+        """The transaction failed: if it failed inside ``txn`` nothing was committed and the guards are told so;
+        a failure of the commit itself leaves the outcome unknown and the guards resolve it by looking it up."""
+        if guarded and not decided[0]:
+            self._settle_guards(guarded[0], None, confirmed=False)
+
+    def _settle_guards(self, intent: OrderIntent, order_id: str | None, *, confirmed: bool) -> None:
+        for guard in self._guards:
+            if isinstance(guard, SettlingGuard):
+                guard.settle(intent, order_id, confirmed)
 
     def _decide(
         self,
@@ -203,6 +225,7 @@ class OrderDesk:
         decision: PairDecision,
         cid: str,
         now: dt.datetime,
+        guarded: list[OrderIntent],
     ) -> order_pb2.Order:
         terms = self._stock.terms(conn, request.offer_id)
         currency = terms.currency if terms else request.expected_unit_price.currency
@@ -227,6 +250,7 @@ class OrderDesk:
         if reason is None:
             intent = OrderIntent(self.wl_id, importer, request.offer_id, request.quantity, currency, total, cid)
             reason = run_guards(conn, self._guards, intent)
+            guarded.append(intent)
         if reason is None and not self._stock.reserve(conn, request.offer_id, request.quantity):
             reason = "OUT_OF_STOCK"
         status = DENIED if reason else CONFIRMED

@@ -18,6 +18,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Protocol, runtime_checkable
 
 import sqlalchemy as sa
 
@@ -43,6 +44,16 @@ class OrderIntent:
 
 OrderGuard = Callable[[sa.Connection, OrderIntent], str | None]
 """Runs in the PlaceOrder transaction (worker thread); returns a denial reason or None, may raise XcwlError."""
+
+
+@runtime_checkable
+class SettlingGuard(Protocol):
+    """An ``OrderGuard`` that wants the outcome of the orders it admitted (e.g. to resolve a reservation)."""
+
+    def __call__(self, conn: sa.Connection, intent: OrderIntent) -> str | None: ...
+
+    def settle(self, intent: OrderIntent, order_id: str | None, confirmed: bool) -> None:
+        """After the transaction: committed as ``order_id`` (CONFIRMED or not), or rolled back (``order_id`` None)."""
 
 
 @dataclass(frozen=True)

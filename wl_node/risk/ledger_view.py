@@ -7,9 +7,10 @@
   until the reconciler settles them.
 * ``DeskGuard`` is the exporter-side hook: an ``OrderGuard`` for the order desk (runs inside the PlaceOrder
   transaction, in a worker thread) that reserves through the guard, and resolves each reservation once the
-  transaction's outcome is known: at once through ``settle_order(order)`` when the desk's caller reports it, or
-  else by looking the order up (``resolve_pending``, run by the risk loop): CONFIRMED → confirm, DENIED or still
-  absent after ``grace`` (rolled back) → release. Until resolved, the reservation counts as in flight.
+  transaction's outcome is known: at once through ``settle`` when the order desk reports it (it does after every
+  commit, and after a rollback raised inside the transaction), or else, when the commit itself failed, by looking
+  the order up (``resolve_pending``, run by the risk loop): CONFIRMED → confirm, DENIED or still absent after
+  ``grace`` (rolled back) → release. Until resolved, the reservation counts as in flight.
 """
 
 from __future__ import annotations
@@ -68,10 +69,13 @@ class _Pending:
 class DeskGuard:
     """The order desk's ``OrderGuard`` backed by the local guard (see the module docstring)."""
 
-    def __init__(self, guard: LocalGuard, clock: Clock, *, grace: dt.timedelta = dt.timedelta(seconds=30)) -> None:
+    def __init__(self, guard: LocalGuard, clock: Clock, *, grace: dt.timedelta = dt.timedelta(seconds=30),
+                 look_up_after: dt.timedelta = dt.timedelta(seconds=1)) -> None:
         self._guard = guard
         self._clock = clock
         self._grace = grace
+        self._look_up_after = look_up_after
+        """Reservations younger than this are left to the desk's ``settle`` (no lookups for orders in progress)."""
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, str, str, int], list[_Pending]] = {}
         self._seen_orders: set[str] = set()
@@ -98,6 +102,16 @@ class DeskGuard:
             self._seen_orders.add(order_id)
         (entry.reservation.confirm if confirmed else entry.reservation.release)()
 
+    def settle(self, intent: OrderIntent, order_id: str | None, confirmed: bool) -> None:
+        """``SettlingGuard``: the order desk reports the transaction's outcome (``order_id`` None: rolled back)."""
+        if order_id is not None:
+            self.settle_order(intent.importer_wl, intent.correlation_id, intent.offer_id, intent.quantity, order_id,
+                              confirmed)
+            return
+        entry = self._pop(self._key(intent.importer_wl, intent.correlation_id, intent.offer_id, intent.quantity))
+        if entry is not None:
+            entry.reservation.release()
+
     def _pop(self, key: tuple[str, str, str, int]) -> _Pending | None:
         with self._lock:
             entries = self._pending.get(key)
@@ -120,6 +134,9 @@ class DeskGuard:
         resolved = 0
         now = self._clock.now()
         for key, entries in snapshot:
+            entries = [e for e in entries if now - e.since >= self._look_up_after]
+            if not entries:
+                continue
             importer, cid, offer_id, quantity = key
             rows: Sequence[sa.Row[Any, Any]] = (await conn.execute(
                 sa.select(orders.c.order_id, orders.c.status).where(

@@ -17,6 +17,7 @@ from cp_server.identity.signing import verification_keys
 from tests.support.pki import PkiFixture
 from wl_node.context import NodeContext
 from wl_node.orders.component import Orders, install
+from wl_node.orders.gate import OrderGuard
 from wl_node.orders.stock import SqlOfferStock
 from wl_node.policy.state import PolicyState
 from wl_node.settings import NodeSettings
@@ -177,6 +178,7 @@ async def start_exporter(
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     clock: Clock | None = None,
     pool_size: int = 20,
+    guards: Sequence[OrderGuard] = (),
 ) -> Exporter:
     await asyncio.to_thread(migrate, url)
     engine = db.create_engine(url, pool_size=pool_size)
@@ -188,7 +190,7 @@ async def start_exporter(
     material = pki.material(Identity.wl(wl_id))
     settings = NodeSettings(wl_id=wl_id, pki_dir=pki.dir.root, cp_target="127.0.0.1:1", db_url=url)
     ctx = NodeContext(settings=settings, engine=engine, clock=clock, tls=material)
-    orders = install(ctx, state, test_stock(), serve_trader_service=True)
+    orders = install(ctx, state, test_stock(), serve_trader_service=True, guards=guards)
     server = await start_server(
         registrations=orders.component.registrations, service_names=orders.component.service_names,
         listeners=[Listener(f"127.0.0.1:{port}", ReloadableServerCredentials(material).credentials)],

@@ -80,9 +80,11 @@ async def test_the_desk_guard_resolves_reservations_from_the_transaction_outcome
             await conn.execute(sa.insert(orders), [_order("ord-1", "CONFIRMED", "40", cid="c1"),
                                                    _order("ord-2", "DENIED", "30", cid="c2")])
         async with engine.connect() as conn:
+            assert await desk.resolve_pending(conn) == 0  # younger than look_up_after: left to the desk's settle
+            clock.advance(1)
             assert await desk.resolve_pending(conn) == 2
             assert desk.in_flight == 1  # c3: no order yet, within the grace period
-            clock.advance(31)
+            clock.advance(30)
             assert await desk.resolve_pending(conn) == 1
         b = guard.balance("wl-a", "wl-b")
         assert (b.net, b.in_flight_up, desk.in_flight) == (Decimal("45"), 0, 0)

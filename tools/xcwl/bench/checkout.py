@@ -1,8 +1,9 @@
 """``xcwl bench checkout``: cross-WL checkout latency and throughput, with a same-run baseline.
 
 Set-up per backend (SQLite in a temp dir; a scratch PostgreSQL database per node through ``--pg-admin-dsn``):
-an exporter node (order desk, mTLS, JWT verification against the policy view's keys, durable commits) and an
-importer node (Checkout on its local API, trader client with deadline/retries/breaker/bulkhead, reconciler and
+an exporter node (order desk, mTLS, JWT verification against the policy view's keys, the local imbalance guard's
+``DeskGuard`` with its upkeep loop, durable commits) and an importer node (Checkout on its local API, the local
+imbalance guard's reservation per checkout, trader client with deadline/retries/breaker/bulkhead, reconciler and
 compensation outbox running, durable commits), each in its OWN process with the production server pipeline on
 loopback. The bench process is only the app client (app certificate) driving Checkout at 1 and at 64 in flight, so
 the client never competes with a server for one interpreter. The importer's token cache is filled up front (the CP
@@ -56,6 +57,9 @@ from wl_node.orders.stock import SqlOfferStock
 from wl_node.orders.txn import TxRunner
 from wl_node.peers.client import PeerConfig
 from wl_node.policy.state import PolicyState
+from wl_node.risk.component import RESOLVE_INTERVAL_S
+from wl_node.risk.ledger_view import DeskGuard
+from wl_node.risk.local_guard import LocalGuard
 from wl_node.settings import NodeSettings
 from wl_node.store import migrate
 from xporty.cp.v1 import policy_pb2, registry_pb2
@@ -255,7 +259,10 @@ async def _serve_importer(pki: PkiDir, url: str, jwt_key: Any, options: dict[str
             fx_version=1)
         for i in range(OFFERS)})
     config = CheckoutConfig(peers=PeerConfig(order_timeout_s=options["order_timeout_ms"] / 1000))
-    checkouts = install_checkout(imp_ctx, imp_state, _NoCp(), offers, config=config, serve_storefront=True)
+    guard = LocalGuard(imp_state)  # the node's local imbalance guard: every checkout reserves and settles
+    guard.load([])
+    checkouts = install_checkout(imp_ctx, imp_state, _NoCp(), offers, config=config, serve_storefront=True,
+                                 import_guard=guard)
     issued = issue_token(jwt_key, subject=Identity.wl(IMPORTER), audience_wl=EXPORTER,
                          scopes=[SCOPE_PLACE_ORDERS], now=clock.now())
     checkouts.tokens.put(EXPORTER, issued.token, clock.now(), issued.expires_at)
@@ -355,7 +362,28 @@ async def _serve_exporter(pki: PkiDir, url: str, jwt_key: Any) -> tuple[RunningS
     c = bench_offers.c
     stock = SqlOfferStock(id_col=c.offer_id, stock_col=c.stock, price_col=c.unit_price, currency_col=c.currency,
                           published_col=c.published_at)
-    orders = install_orders(ctx, state, stock, serve_trader_service=True)
+    guard = LocalGuard(state)  # the node's local imbalance guard, with its upkeep loop as the risk feature runs it
+    guard.load([])
+    desk_guard = DeskGuard(guard, clock)
+    orders = install_orders(ctx, state, stock, serve_trader_service=True, guards=[desk_guard])
+    stop = asyncio.Event()
+
+    async def upkeep() -> None:
+        while not stop.is_set():
+            if desk_guard.in_flight:
+                async with ctx.engine.connect() as conn:
+                    await desk_guard.resolve_pending(conn)
+            try:
+                await asyncio.wait_for(stop.wait(), RESOLVE_INTERVAL_S)
+            except TimeoutError:
+                pass
+
+    upkeep_task = asyncio.get_running_loop().create_task(upkeep())
+
+    async def stop_upkeep() -> None:
+        stop.set()
+        await upkeep_task
+
     server = await start_server(
         registrations=orders.component.registrations, service_names=orders.component.service_names,
         listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(mat).credentials)],
@@ -364,7 +392,7 @@ async def _serve_exporter(pki: PkiDir, url: str, jwt_key: Any) -> tuple[RunningS
     await orders.runner.tx(lambda conn: conn.execute(sa.insert(bench_offers), [
         dict(offer_id=f"o{i}", currency="XPY-A", unit_price=str(PRICE), stock=10**9, published_at=now)
         for i in range(OFFERS)]))
-    return server, [*orders.component.on_stop, ctx.engine.dispose]
+    return server, [stop_upkeep, *orders.component.on_stop, ctx.engine.dispose]
 
 
 async def _serve_baseline(pki: PkiDir, url: str, jwt_key: Any) -> tuple[RunningServer, list[Any]]:
