@@ -20,6 +20,7 @@ from cp_server.identity import component as identity_component
 from cp_server.identity.signing import load_or_create_signing_key, verification_keys
 from cp_server.risk import component as risk_component
 from cp_server.settings import CpSettings
+from cp_server.signals.pair_status import PairStatusSignals
 from cp_server.store.changes import ChangeRunner
 from cp_server.store.node_status import NodeStatusStore
 from cp_server.store.pairs import PairPolicies
@@ -123,17 +124,23 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
         listen_dsn=libpq_dsn(settings.db_url) if not db.is_sqlite(settings.db_url) else None,
         channel=settings.notify_channel,
     )
+    risk, risk_parts = risk_component.build(ctx)
+    # A pair's status change also goes out as a PAIR_STATUS signal, issued in the change's own transaction and
+    # pushed to the signal streams first, never behind the policy fan-out.
+    status_signals = PairStatusSignals(risk_parts.store, risk_parts.hub)
     changes = ChangeRunner(engine, ctx.audit, clock, notify_channel=settings.notify_channel)
+    changes.add_commit_listener(status_signals.after_commit)
     changes.add_commit_listener(hub.catch_up)
+    pairs = PairPolicies(changes, settings)
+    pairs.add_status_hook(status_signals.on_status_change)
     node_status = NodeStatusStore(engine)
     components = [
         policy_component.install(ctx, hub=hub, node_status=node_status),
         admin_component.install(
-            ctx, registry=WlRegistry(changes), pairs=PairPolicies(changes, settings), hub=hub,
-            node_status=node_status,
+            ctx, registry=WlRegistry(changes), pairs=pairs, hub=hub, node_status=node_status,
         ),
         identity_component.install(ctx),
-        risk_component.install(ctx),
+        risk,
     ]
     authz: dict[str, Rule] = {}
     for component in components:

@@ -28,6 +28,7 @@ from xwl_runtime.server import DEFAULT_GRACE_S, Listener, RunningServer, start_s
 from xwl_runtime.tls import ReloadableServerCredentials, TlsMaterial
 
 from .catalog import component as catalog_component
+from .catalog import digest_reporter
 from .catalog.checkout_offers import CatalogImportedOffers
 from .checkout import component as checkout_component
 from .checkout.component import CheckoutConfig, Checkouts
@@ -77,10 +78,16 @@ def _features(ctx: NodeContext, state: PolicyState, cp: CpChannel) -> Features:
     orders = orders_component.install(ctx, state, catalog_offer_stock(clock=ctx.clock), runner=runner,
                                       signal_gate=risk.gate.signal_gate, guards=[risk.desk_guard])
     holder: list[Checkouts] = []  # the storefront's availability reads the checkout's breakers (built next)
-    catalog = catalog_component.build(
-        ctx, state, orders=orders.rpc, availability=lambda exporter: holder[0].peers.available(exporter)
-        if holder else True,
-    )
+    signal_gate = risk.gate.signal_gate
+
+    def available(exporter: str) -> bool:
+        # Unavailable while the checkout would refuse: circuit open, or the enforcer says no (pair paused/blocked
+        # or direction disabled by signal, stale risk view).
+        return (holder[0].peers.available(exporter) if holder else True) and signal_gate(exporter, state.wl_id) is None
+
+    catalog = catalog_component.build(ctx, state, orders=orders.rpc, availability=available)
+    digests = digest_reporter.install(ctx.engine, state, cp, ctx.clock, catalog.notifier,
+                                     ctx.settings.offer_digest_interval)
     order_timeout = ctx.settings.order_timeout
     # The reconciler may only call a PENDING checkout in doubt long after its order's deadline has passed.
     config = CheckoutConfig(peers=PeerConfig(order_timeout_s=order_timeout.total_seconds()),
@@ -93,7 +100,8 @@ def _features(ctx: NodeContext, state: PolicyState, cp: CpChannel) -> Features:
     catalog.storefront.attach_checkouts(checkouts.rpc)
     runner_component = Component(name="tx-runner", on_stop=[runner.close])
     return Features(
-        components=[catalog.component, orders.component, checkouts.component, runner_component, telemetry, risk],
+        components=[catalog.component, digests, orders.component, checkouts.component, runner_component, telemetry,
+                    risk],
         checkouts=checkouts,
     )
 

@@ -40,3 +40,5 @@ class NodeSettings:
     local API (everyone else, operators included, gets them masked)."""
     order_timeout: dt.timedelta = dt.timedelta(milliseconds=300)
     """Deadline of one PlaceOrder/CancelOrder/GetOrder operation at a peer (all retries included)."""
+    offer_digest_interval: dt.timedelta = dt.timedelta(seconds=60)
+    """Period of the offer digest report to the CP (compensation plans); local offer changes report sooner."""

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import grpc
 
 from cp_server.analytics.service import AnalyticsServicer
+from cp_server.offer_digest.store import DigestStore
+from cp_server.offer_digest.validation import Limits
 from cp_server.signals.hub import SignalHub
 from cp_server.signals.listener import SignalListener
 from cp_server.signals.service import SignalServicer
@@ -49,7 +51,7 @@ WL_ONLY = Rule(frozenset({Kind.WL}))
 OPS_ONLY = Rule(frozenset({Kind.OPS}))
 
 AUTHZ: dict[str, Rule] = {
-    **service_methods(TELEMETRY, ["PublishEvents"], WL_ONLY),
+    **service_methods(TELEMETRY, ["PublishEvents", "ReportOffers"], WL_ONLY),
     **service_methods(SIGNALS, ["WatchSignals"], Rule(frozenset({Kind.WL, Kind.OPS}))),
     **service_methods(SIGNALS, ["AckSignal"], WL_ONLY),
     **service_methods(SIGNALS, ["SendSignal"], OPS_ONLY),
@@ -67,6 +69,7 @@ class RiskParts:
     reconciler: Reconciler
     listener: SignalListener | None
     verifier: SignatureVerifier | None = None
+    digests: DigestStore | None = None
 
 
 def settings_of(ctx: CpContext) -> RiskSettings:
@@ -90,7 +93,9 @@ def build(ctx: CpContext, settings: RiskSettings | None = None) -> tuple[Compone
     listener = None if is_sqlite(ctx.settings.db_url) else SignalListener(ctx.settings.db_url,
                                                                           settings.signal_channel, hub)
     verifier = SignatureVerifier(settings.verify_workers, settings.verify_parallel_min)
-    telemetry = TelemetryServicer(risk, SignerDirectory(ctx.engine), hub, settings, ctx.clock, verifier)
+    digests = DigestStore(ctx.engine, risk.gate.begin,
+                          Limits(settings.digest_max_offers, settings.digest_max_destinations))
+    telemetry = TelemetryServicer(risk, SignerDirectory(ctx.engine), hub, settings, ctx.clock, verifier, digests)
     signals = SignalServicer(ctx.engine, store, hub, risk, ctx.clock,
                              heartbeat_interval=ctx.settings.heartbeat_interval)
     analytics = AnalyticsServicer(ctx.engine, store, settings, ctx.clock)
@@ -137,7 +142,7 @@ def build(ctx: CpContext, settings: RiskSettings | None = None) -> tuple[Compone
         loops=loops,
         on_stop=[close_streams],
     )
-    return component, RiskParts(risk, store, hub, reconciler, listener, verifier)
+    return component, RiskParts(risk, store, hub, reconciler, listener, verifier, digests)
 
 
 def install(ctx: CpContext) -> Component:

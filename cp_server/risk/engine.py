@@ -32,6 +32,7 @@ from xwl_runtime.errors import Aborted, NotFound
 
 from . import tables as t
 from .ledger import KIND_OF, ORDER_KINDS, ZERO, Balance, EventKind, OrderState, apply, dec_str, pair_of, reference_value
+from .plan import CompensationPlanner
 from .reference import Reference, load_reference
 from .settings import RiskSettings
 from .sql import DuplicateKey, WriteGate, add_counts, fast_insert, in_values, insert_ignore, select_in
@@ -123,6 +124,8 @@ class RiskEngine:
         self._signals = signals
         self._audit = audit
         self._settings = settings
+        self.planner = CompensationPlanner(settings)
+        """Fills a DISABLE's plan with the reverse direction's offers (``plan``)."""
 
     async def ingest(
         self, caller_wl: str, candidates: list[Candidate], refused: list[Refusal], *, received_at: dt.datetime
@@ -418,13 +421,16 @@ class RiskEngine:
             if action.kind is ActionKind.ENABLE and not (disabled_now and current and current.source == AUTOMATIC):
                 return  # never lift an operator's disable automatically
             disable = action.kind is ActionKind.DISABLE
+            required = compensation_required(net, pair.limit, self._settings) if disable else None
             record = await self._signals.issue(
                 conn, kind=DISABLE if disable else ENABLE, source=AUTOMATIC, exporter_wl=exporter,
                 importer_wl=importer, correlation_id=cid, now=now, actor=CP_ACTOR,
                 reason=(f"imbalance utilisation {dec_str(u)} above {dec_str(self._settings.disable_threshold)}"
                         if disable else
                         f"imbalance utilisation {dec_str(u)} below {dec_str(self._settings.reenable_threshold)}"),
-                plan_required=compensation_required(net, pair.limit, self._settings) if disable else None,
+                plan_required=required,
+                plan_offers=() if required is None else await self.planner.offers(
+                    conn, exporter_wl=importer, importer_wl=exporter, required=required, now=now),
                 trigger_event_id=event_id, trigger_received_at=now if event_id else None,
             )
             result.signals.append(record)

@@ -39,6 +39,14 @@ class RiskSettings:
     """PostgreSQL LISTEN/NOTIFY channel that tells the other CP replicas a signal was committed."""
     subscriber_queue: int = 1024
     """Signals buffered per WatchSignals stream before a slow subscriber is cut off (it resumes by sequence)."""
+    digest_max_offers: int = 200
+    """Most offers one ReportOffers digest may carry per destination (more is INVALID_ARGUMENT)."""
+    digest_max_destinations: int = 256
+    """Most destinations one ReportOffers call may name."""
+    plan_max_offers: int = 10
+    """Most reverse-direction offers a DISABLE signal's compensation plan lists."""
+    plan_digest_max_age: dt.timedelta = dt.timedelta(minutes=10)
+    """A digest older than this (by its generation time) is not used for a plan (nodes refresh every minute)."""
 
     def __post_init__(self) -> None:
         if not (Decimal(0) < self.reenable_threshold < self.alert_threshold <= self.disable_threshold):
@@ -49,3 +57,7 @@ class RiskSettings:
             raise ValueError("verify_workers must be >= 0 and verify_parallel_min >= 1")
         if self.max_batch < 1 or self.subscriber_queue < 1:
             raise ValueError("max_batch and subscriber_queue must be >= 1")
+        if min(self.digest_max_offers, self.digest_max_destinations, self.plan_max_offers) < 1:
+            raise ValueError("digest_max_offers, digest_max_destinations and plan_max_offers must be >= 1")
+        if self.plan_digest_max_age <= dt.timedelta(0):
+            raise ValueError("plan_digest_max_age must be > 0")

@@ -9,7 +9,7 @@ is done in Python with ``decimal.Decimal`` so both backends give the same digits
 * ``risk_balances``         per unordered pair: exports each way, threshold level, automatic disable
 * ``risk_balance_points``   net_delta after each ingest batch, for the trend
 * ``risk_alerts``           one row per alert episode
-* ``risk_signals``          every DISABLE/ENABLE signal, with a gap-free sequence (``risk_signal_seq``)
+* ``risk_signals``          every DISABLE/ENABLE/PAIR_STATUS signal, with a gap-free sequence (``risk_signal_seq``)
 * ``risk_signal_acks``      when a node's enforcement of a signal took effect
 * ``risk_direction_state``  whether a direction is currently disabled, and by whom
 * ``risk_ingest_counters``  accepted / duplicate / refused events per WL and reason
@@ -126,8 +126,8 @@ signals = sa.Table(
     metadata,
     sa.Column("sequence", sa.BigInteger(), primary_key=True, autoincrement=False),
     sa.Column("signal_id", ID, nullable=False, unique=True),
-    sa.Column("kind", sa.String(16), nullable=False),  # DISABLE | ENABLE
-    sa.Column("source", sa.String(16), nullable=False),  # AUTOMATIC | OPERATOR
+    sa.Column("kind", sa.String(16), nullable=False),  # DISABLE | ENABLE | PAIR_STATUS
+    sa.Column("source", sa.String(16), nullable=False),  # AUTOMATIC | OPERATOR | POLICY
     sa.Column("exporter_wl", WL, nullable=False),
     sa.Column("importer_wl", WL, nullable=False),
     sa.Column("wl_a", WL, nullable=False),
@@ -140,6 +140,8 @@ signals = sa.Table(
     sa.Column("actor", sa.String(200), nullable=False),
     sa.Column("trigger_event_id", ID, nullable=True),
     sa.Column("trigger_received_at", UtcDateTime(), nullable=True),  # CP receipt of the crossing event
+    sa.Column("pair_status", sa.String(16), nullable=True),  # PAIR_STATUS only: ACTIVE | PAUSED | BLOCKED
+    sa.Column("policy_version", sa.BigInteger(), nullable=True),  # PAIR_STATUS only (cp_risk_0002)
     sa.Index("ix_risk_signals_exporter", "exporter_wl", "sequence"),
     sa.Index("ix_risk_signals_importer", "importer_wl", "sequence"),
 )

@@ -1,10 +1,11 @@
 """Storing signals: a gap-free sequence, the direction's current state, acknowledgements, audit and NOTIFY.
 
-Every signal (automatic or operator) goes through ``SignalStore.issue`` inside the caller's transaction. The
-sequence comes from one counter row (``risk_signal_seq``) updated in that transaction: the row lock is held until
-commit, so signals commit in sequence order and a subscriber resuming "after sequence N" can never miss one that
-committed late with a smaller number. On PostgreSQL the same transaction sends ``pg_notify`` on the signal channel,
-delivered to the other CP replicas at commit.
+Every signal goes through ``SignalStore.issue`` (DISABLE/ENABLE of a direction, automatic or operator) or
+``SignalStore.issue_pair_status`` (a pair's relationship status changed by a policy change) inside the caller's
+transaction. The sequence comes from one counter row (``risk_signal_seq``) updated in that transaction: the row
+lock is held until commit, so signals commit in sequence order and a subscriber resuming "after sequence N" can
+never miss one that committed late with a smaller number. On PostgreSQL the same transaction sends ``pg_notify``
+on the signal channel, delivered to the other CP replicas at commit.
 """
 
 from __future__ import annotations
@@ -22,13 +23,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cp_server.risk import tables as t
 from cp_server.risk.ledger import dec_str
+from cp_server.risk.plan import compensation_offer
 from cp_server.risk.sql import insert_ignore
-from xporty.cp.v1 import signal_pb2
+from xporty.cp.v1 import policy_pb2, signal_pb2
 
 DISABLE = "DISABLE"
 ENABLE = "ENABLE"
+PAIR_STATUS = "PAIR_STATUS"
 AUTOMATIC = "AUTOMATIC"
 OPERATOR = "OPERATOR"
+POLICY = "POLICY"
+PAIR_STATUSES = ("ACTIVE", "PAUSED", "BLOCKED")
+MAX_REASON_CHARS = 512  # risk_signals.reason
 
 
 class Auditor(Protocol):
@@ -65,6 +71,10 @@ class SignalRecord:
     plan_offers: list[dict[str, str]] = field(default_factory=list)
     trigger_event_id: str | None = None
     trigger_received_at: dt.datetime | None = None
+    pair_status: str | None = None
+    """PAIR_STATUS only: ACTIVE | PAUSED | BLOCKED (exporter_wl/importer_wl are then the pair's wl_a/wl_b)."""
+    policy_version: int | None = None
+    """PAIR_STATUS only: the policy version at which the status changed."""
 
     def concerns(self, wl_id: str) -> bool:
         """True if ``wl_id`` is the exporter or the importer of the signal's direction."""
@@ -82,10 +92,12 @@ class SignalRecord:
             correlation_id=self.correlation_id,
         )
         msg.issue_time.FromDatetime(self.issue_time)
+        if self.pair_status is not None:
+            msg.pair_status = policy_pb2.RelationshipStatus.Value(f"RELATIONSHIP_STATUS_{self.pair_status}")
+            msg.policy_version = self.policy_version or 0
         if self.plan_required is not None:
             msg.plan.required_reference_value = dec_str(self.plan_required)
-            for offer in self.plan_offers:
-                msg.plan.offers.add(offer_id=offer["offer_id"], reference_value=offer["reference_value"])
+            msg.plan.offers.extend(compensation_offer(offer) for offer in self.plan_offers)
         return msg
 
     @classmethod
@@ -105,6 +117,8 @@ class SignalRecord:
             plan_offers=json.loads(row.plan_offers),
             trigger_event_id=row.trigger_event_id,
             trigger_received_at=row.trigger_received_at,
+            pair_status=row.pair_status,
+            policy_version=int(row.policy_version) if row.policy_version is not None else None,
         )
 
 
@@ -141,13 +155,9 @@ class SignalStore:
         trigger_event_id: str | None = None,
         trigger_received_at: dt.datetime | None = None,
     ) -> SignalRecord:
-        """Store a signal, update the direction's state and audit it, all in ``conn``'s transaction."""
-        seq_row = await conn.execute(
-            t.signal_seq.update().where(t.signal_seq.c.id == 1)
-            .values(value=t.signal_seq.c.value + 1).returning(t.signal_seq.c.value)
-        )
+        """Store a DISABLE/ENABLE signal, update the direction's state and audit it, all in ``conn``'s transaction."""
         record = SignalRecord(
-            sequence=int(seq_row.scalar_one()),
+            sequence=await self._next_sequence(conn),
             signal_id=uuid.uuid4().hex,
             kind=kind,
             source=source,
@@ -162,17 +172,7 @@ class SignalStore:
             trigger_event_id=trigger_event_id,
             trigger_received_at=trigger_received_at,
         )
-        a, b = (exporter_wl, importer_wl) if exporter_wl < importer_wl else (importer_wl, exporter_wl)
-        await conn.execute(
-            t.signals.insert().values(
-                sequence=record.sequence, signal_id=record.signal_id, kind=kind, source=source,
-                exporter_wl=exporter_wl, importer_wl=importer_wl, wl_a=a, wl_b=b, reason=reason,
-                correlation_id=correlation_id, issue_time=now,
-                plan_required=dec_str(plan_required) if plan_required is not None else None,
-                plan_offers=json.dumps(list(plan_offers)), actor=actor, trigger_event_id=trigger_event_id,
-                trigger_received_at=trigger_received_at,
-            )
-        )
+        await self._insert(conn, record)
         before = await self.direction(conn, exporter_wl, importer_wl)
         after = DirectionState(disabled=kind == DISABLE, source=source, signal_id=record.signal_id)
         values = {"disabled": after.disabled, "source": source, "signal_id": record.signal_id, "updated_at": now}
@@ -195,9 +195,75 @@ class SignalStore:
                    "plan_required": dec_str(plan_required) if plan_required is not None else None},
             correlation_id=correlation_id,
         )
+        await self._notify(conn, record)
+        return record
+
+    async def issue_pair_status(
+        self,
+        conn: AsyncConnection,
+        *,
+        wl_a: str,
+        wl_b: str,
+        status: str,
+        previous: str | None,
+        policy_version: int,
+        reason: str,
+        correlation_id: str,
+        now: dt.datetime,
+        actor: str,
+    ) -> SignalRecord:
+        """Store a PAIR_STATUS signal for the pair {wl_a, wl_b} (both directions, both WLs) and audit it, in
+        ``conn``'s transaction — the policy change's own, so the signal exists iff the change committed.
+
+        The direction states of risk signals are not touched: a pair status and a disabled direction are
+        independent, and a node refuses trade while either says so.
+        """
+        if status not in PAIR_STATUSES:
+            raise ValueError(f"unknown pair status {status!r}")
+        a, b = (wl_a, wl_b) if wl_a < wl_b else (wl_b, wl_a)
+        record = SignalRecord(
+            sequence=await self._next_sequence(conn), signal_id=uuid.uuid4().hex, kind=PAIR_STATUS, source=POLICY,
+            exporter_wl=a, importer_wl=b, reason=reason, correlation_id=correlation_id, issue_time=now, actor=actor,
+            pair_status=status, policy_version=policy_version,
+        )
+        await self._insert(conn, record)
+        await self._audit.append(
+            conn,
+            actor=actor,
+            action="signal.pair_status",
+            subject=f"pair/{a}/{b}",
+            before={"status": previous} if previous is not None else None,
+            after={"status": status, "policy_version": policy_version, "sequence": record.sequence,
+                   "signal_id": record.signal_id, "reason": reason},
+            correlation_id=correlation_id,
+        )
+        await self._notify(conn, record)
+        return record
+
+    async def _next_sequence(self, conn: AsyncConnection) -> int:
+        # The counter row's lock is held until commit: signals commit in sequence order.
+        row = await conn.execute(
+            t.signal_seq.update().where(t.signal_seq.c.id == 1)
+            .values(value=t.signal_seq.c.value + 1).returning(t.signal_seq.c.value)
+        )
+        return int(row.scalar_one())
+
+    async def _insert(self, conn: AsyncConnection, r: SignalRecord) -> None:
+        a, b = (r.exporter_wl, r.importer_wl) if r.exporter_wl < r.importer_wl else (r.importer_wl, r.exporter_wl)
+        await conn.execute(
+            t.signals.insert().values(
+                sequence=r.sequence, signal_id=r.signal_id, kind=r.kind, source=r.source,
+                exporter_wl=r.exporter_wl, importer_wl=r.importer_wl, wl_a=a, wl_b=b, reason=r.reason,
+                correlation_id=r.correlation_id, issue_time=r.issue_time,
+                plan_required=dec_str(r.plan_required) if r.plan_required is not None else None,
+                plan_offers=json.dumps(list(r.plan_offers)), actor=r.actor, trigger_event_id=r.trigger_event_id,
+                trigger_received_at=r.trigger_received_at, pair_status=r.pair_status, policy_version=r.policy_version,
+            )
+        )
+
+    async def _notify(self, conn: AsyncConnection, record: SignalRecord) -> None:
         if conn.dialect.name == "postgresql":
             await conn.execute(sa.select(sa.func.pg_notify(self._channel, str(record.sequence))))
-        return record
 
     async def direction(self, conn: AsyncConnection, exporter_wl: str, importer_wl: str) -> DirectionState | None:
         """The current state of a direction, or None if no signal ever concerned it."""

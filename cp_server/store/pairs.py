@@ -13,6 +13,7 @@ switch: it freezes every import of the pair at once, and is carried in every vie
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from decimal import Decimal
 
@@ -32,6 +33,11 @@ DEFAULT_STATUS = Status.ACTIVE
 DEFAULT_LIMIT = Decimal(0)
 FX_STEP_REASON = "FX_STEP_TOO_LARGE"
 SELF_PAIR_REASON = "SELF_PAIR"
+
+StatusHook = Callable[[Tx, Status | None, PairRecord, str], Awaitable[None]]
+"""``hook(tx, previous, pair, reason)`` runs inside the change's transaction whenever a pair's status changes
+(``previous`` None: the pair was just created with a status other than ACTIVE); it may write in ``tx.conn``
+(the signal path issues a PAIR_STATUS signal there, so the signal exists iff the change commits)."""
 
 
 # The statements of the change path, built once (a statement object memoizes its cache key, so executing it
@@ -82,6 +88,11 @@ class PairPolicies:
         self._changes = changes
         self._max_fx_rate = settings.max_fx_rate
         self._max_fx_step = settings.max_fx_step
+        self._status_hooks: list[StatusHook] = []
+
+    def add_status_hook(self, hook: StatusHook) -> None:
+        """Run ``hook`` in the transaction of every change of a pair's status (see ``StatusHook``)."""
+        self._status_hooks.append(hook)
 
     # --- reads -----------------------------------------------------------------------------------------------
     async def get(self, wl_x: str, wl_y: str) -> PairRecord:
@@ -271,6 +282,10 @@ class PairPolicies:
             existing.audit_state() if existing else None,
             {**after.audit_state(), **extra},
         )
+        previous = existing.status if existing is not None else None
+        if after.status is not (previous or DEFAULT_STATUS):  # changed, or created other than ACTIVE
+            for hook in self._status_hooks:
+                await hook(tx, previous, after, str(extra.get("reason", "")))
         return after
 
 

@@ -1,4 +1,5 @@
-"""TelemetryService: signed ledger and enforcement events from WL nodes (thin servicer over the risk engine)."""
+"""TelemetryService: signed ledger and enforcement events from WL nodes (thin servicer over the risk engine), and
+the nodes' offer digests (``ReportOffers``, over ``cp_server.offer_digest``) that compensation plans rank."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ import logging
 
 import grpc
 
+from cp_server.offer_digest.store import DigestStore
 from cp_server.risk.engine import RiskEngine
 from cp_server.risk.settings import RiskSettings
 from cp_server.signals.hub import SignalHub
 from xporty.cp.v1 import telemetry_service_pb2, telemetry_service_pb2_grpc
 from xwl_runtime.clock import Clock
-from xwl_runtime.errors import InvalidArgument, PermissionDenied
+from xwl_runtime.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from xwl_runtime.identity import Kind
 from xwl_runtime.pipeline import caller
 
@@ -26,9 +28,10 @@ class TelemetryServicer(telemetry_service_pb2_grpc.TelemetryServiceServicer):
 
     def __init__(
         self, engine: RiskEngine, signers: SignerDirectory, hub: SignalHub, settings: RiskSettings, clock: Clock,
-        verifier: SignatureVerifier | None = None,
+        verifier: SignatureVerifier | None = None, digests: DigestStore | None = None,
     ) -> None:
         self._engine = engine
+        self._digests = digests
         self._verifier = verifier or SignatureVerifier(workers=0)
         self._signers = signers
         self._hub = hub
@@ -63,3 +66,20 @@ class TelemetryServicer(telemetry_service_pb2_grpc.TelemetryServiceServicer):
             rejected=[telemetry_service_pb2.RejectedEvent(index=r.index, event_id=r.event_id, reason=r.reason)
                       for r in result.rejected],
         )
+
+    async def ReportOffers(  # noqa: N802 - gRPC method name
+        self, request: telemetry_service_pb2.ReportOffersRequest, context: grpc.aio.ServicerContext
+    ) -> telemetry_service_pb2.ReportOffersResponse:
+        ident = caller()
+        if ident.kind is not Kind.WL:
+            raise PermissionDenied("only WL nodes report offers", reason="NOT_A_NODE")
+        if request.exporter_wl and request.exporter_wl != ident.wl_id:
+            raise PermissionDenied("a node reports only its own offers", reason="CALLER_MISMATCH",
+                                   metadata={"exporter_wl": request.exporter_wl})
+        if self._digests is None:
+            raise FailedPrecondition("offer digests are not stored by this CP", reason="DIGESTS_DISABLED")
+        stored, digests = await self._digests.report(ident.wl_id, request.digests, self._clock.now())
+        log.info("offer digests stored", extra={"fields": {
+            "wl_id": ident.wl_id, "stored": stored,
+            "destinations": {d.destination_wl: len(d.offers) for d in digests}}})
+        return telemetry_service_pb2.ReportOffersResponse(stored=stored)

@@ -68,6 +68,11 @@ async def test_demo_runs_end_to_end_and_shows_every_node_applying_the_change() -
     if "skipped: " not in risk.splitlines()[1]:
         assert "level ALERT" in risk
         assert "DISABLE wl-a -> wl-c (AUTOMATIC)" in risk
+        # The plan ranks wl-c's offers as wl-a sees them (digests pushed by wl-c's node): c-1 has the most value.
+        assert "wl-c's offers that could cover it, best first:" in risk
+        plan = _table_after(risk, "wl-c's offers that could cover it, best first:")
+        assert plan[0][:3] == ["1", "wl-c -> wl-a", "c-1"], plan
+        assert "x wl-c:c-1 (offer #1 of the plan;" in risk
         assert "wl-c's next checkout is refused" in risk
         assert "ENABLE wl-a -> wl-c" in risk and "wl-c buys again: checkout" in risk
         assert "incremental balances equal the recomputation" in risk

@@ -233,8 +233,11 @@ async def recover(demo: Demo, disable: signal_pb2.Signal) -> None:
     unit = Decimal(REVERSE_OFFER.price) * Decimal(REFERENCE_RATE[REVERSE_OFFER.wl_id])
     needed = net - REENABLE * limit  # reverse value that brings the net to the re-enable level
     quantity = int((needed / unit).to_integral_value(rounding=ROUND_FLOOR)) + 1
-    demo.out(f"recovery by reverse trade: {EXPORTER} buys {quantity} x {REVERSE_OFFER.imported_id} "
-             f"(value {quantity * unit} in the reference unit; the plan asked for at least "
+    ranked = [o.offer_id for o in disable.plan.offers]
+    rank = (f"offer #{ranked.index(REVERSE_OFFER.offer_id) + 1} of the plan" if REVERSE_OFFER.offer_id in ranked
+            else "not in the plan")
+    demo.out(f"recovery by reverse trade: {EXPORTER} buys {quantity} x {REVERSE_OFFER.imported_id} ({rank}; "
+             f"value {quantity * unit} in the reference unit; the plan asked for at least "
              f"{disable.plan.required_reference_value}, below {percent(str(REENABLE))} re-enables)")
     async with demo.app(EXPORTER) as app:
         back = await buy(app, REVERSE_OFFER.imported_id, "risk-reverse", quantity=quantity)

@@ -107,10 +107,27 @@ def signal_source(value: int) -> str:
 
 
 def signals_table(signals: Iterable[signal_pb2.Signal]) -> str:
-    return table(
-        ["seq", "kind", "source", "direction", "issued", "reason", "compensate"],
+    """The signals, then the plan offers of each signal that has some."""
+    signals = list(signals)
+    text = table(
+        ["seq", "kind", "source", "direction", "issued", "reason", "compensate", "plan_offers"],
         [(s.sequence, signal_kind(s.kind), signal_source(s.source), f"{s.exporter_wl} -> {s.importer_wl}",
-          when(s.issue_time), s.reason, s.plan.required_reference_value) for s in signals],
+          when(s.issue_time), s.reason, s.plan.required_reference_value, len(s.plan.offers) or "")
+         for s in signals],
+    )
+    plans = [f"compensation plan of signal #{s.sequence}:\n{plan_offers_table(s.plan.offers)}"
+             for s in signals if s.plan.offers]
+    return "\n\n".join([text, *plans])
+
+
+def plan_offers_table(offers: Iterable[signal_pb2.CompensationOffer]) -> str:
+    """A compensation plan's offers, best first: what the importer of the disabled direction could export."""
+    return table(
+        ["rank", "exporter", "offer", "title", "unit_price", "unit_ref", "stock", "stock_ref", "cover_qty",
+         "digest_time"],
+        [(i, f"{o.exporter_wl} -> {o.importer_wl}" if o.exporter_wl else "", o.offer_id, o.title,
+          money(o.unit_price), o.unit_reference_value, o.available_stock, o.reference_value, o.cover_quantity,
+          when(o.digest_time)) for i, o in enumerate(offers, 1)],
     )
 
 
@@ -119,4 +136,9 @@ def signal_text(s: signal_pb2.Signal) -> str:
             f"({signal_source(s.source)}): {s.reason}")
     if s.plan.required_reference_value:
         line += f"; compensation: {s.importer_wl} must export {s.plan.required_reference_value} (reference unit)"
+        if s.plan.offers:
+            line += (f"; {s.importer_wl}'s offers that could cover it, best first:\n"
+                     f"{plan_offers_table(s.plan.offers)}")
+        else:
+            line += f" (no recent offer digest from {s.importer_wl} for {s.exporter_wl})"
     return line

@@ -7,7 +7,8 @@ the checkout/order desk wiring (or a test) finds the handles with ``find(app.com
 * order desk: ``orders_component.install(..., signal_gate=risk.gate.signal_gate, guards=[risk.desk_guard])``;
 * checkout: ``checkout_component.install(..., enforcer=risk.gate.signal_gate)`` and ``risk.guard.reserve(...)``
   around PlaceOrder;
-* catalog: ``risk.enforcer.add_listener(...)`` to hide/mark the offers of a disabled direction.
+* catalog: ``risk.enforcer.add_listener(...)`` / ``add_pair_listener(...)`` to hide/mark the offers of a disabled
+  direction or of a pair paused/blocked by signal (the storefront's availability already asks ``signal_gate``).
 
 Loops: the enforcer (load persisted state, then watch signals) and the guard's upkeep (rebuild the balances from
 the ledger at start, then resolve the order desk's reservations whose transactions ended).

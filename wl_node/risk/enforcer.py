@@ -1,12 +1,14 @@
-"""The risk enforcer: applies the CP's DISABLE/ENABLE signals for this node's directions and acknowledges them.
+"""The risk enforcer: applies the CP's signals for this node's directions and pairs and acknowledges them.
 
-It keeps ``SignalService.WatchSignals`` open (resuming after the last applied sequence, persisted; reconnecting
-with jittered backoff capped at a few seconds; reopening on a rotated CP channel). For each signal, in order:
+Signals are DISABLE/ENABLE of one direction (automatic or operator) and PAIR_STATUS (a policy change set a pair
+ACTIVE, PAUSED or BLOCKED; both directions; the newest policy version wins, see ``pair_status``). The enforcer
+keeps ``SignalService.WatchSignals`` open (resuming after the last applied sequence, persisted; reconnecting with
+jittered backoff capped at a few seconds; reopening on a rotated CP channel). For each signal, in order:
 
-1. the direction's state changes in memory at once — from then on ``is_disabled`` / ``signal_gate`` refuse it —
-   and the listeners run (the catalog hides or marks the direction's imported offers);
-2. one transaction persists the direction's state, the new cursor and an ``ENFORCEMENT_ACK`` ledger event (through
-   the telemetry queue) stamped with the time the enforcement took effect;
+1. the direction's (or pair's) state changes in memory at once — from then on ``is_disabled`` / ``signal_gate``
+   refuse it — and the listeners run (the catalog hides or marks the direction's or pair's imported offers);
+2. one transaction persists the direction's (pair's) state, the new cursor and an ``ENFORCEMENT_ACK`` ledger
+   event (through the telemetry queue) stamped with the time the enforcement took effect;
 3. ``AckSignal(effective_time)`` is sent to the CP with a deadline (if that fails, the queued ENFORCEMENT_ACK
    carries the acknowledgement when the CP is back).
 
@@ -38,7 +40,9 @@ from xporty.cp.v1 import signal_pb2, signal_service_pb2, signal_service_pb2_grpc
 from xwl_runtime.backoff import Backoff
 from xwl_runtime.clock import Clock
 
+from .pair_status import PairStatusState, pair_key
 from .tables import CURSOR, directions, signal_cursor
+from .tables import pair_status as pair_rows
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +80,12 @@ class DirectionState:
 DirectionListener = Callable[[DirectionState], Awaitable[None] | None]
 """Called after a direction changed (the catalog hides/marks the imported offers of a disabled direction)."""
 
-_SOURCES = {signal_pb2.SIGNAL_SOURCE_AUTOMATIC: "AUTOMATIC", signal_pb2.SIGNAL_SOURCE_OPERATOR: "OPERATOR"}
+PairListener = Callable[[PairStatusState], Awaitable[None] | None]
+"""Called after a pair's status changed by signal (the catalog hides/marks the pair's imported offers)."""
+
+_SOURCES = {signal_pb2.SIGNAL_SOURCE_AUTOMATIC: "AUTOMATIC", signal_pb2.SIGNAL_SOURCE_OPERATOR: "OPERATOR",
+            signal_pb2.SIGNAL_SOURCE_POLICY: "POLICY"}
+_DIRECTION_KINDS = (signal_pb2.SIGNAL_KIND_DISABLE, signal_pb2.SIGNAL_KIND_ENABLE)
 
 
 class Enforcer:
@@ -102,7 +111,9 @@ class Enforcer:
         self._backoff = backoff or Backoff(base_s=min(0.2, cap), cap_s=cap)
         self._on_enqueued = on_enqueued
         self._directions: dict[tuple[str, str], DirectionState] = {}
+        self._pairs: dict[tuple[str, str], PairStatusState] = {}
         self._listeners: list[DirectionListener] = []
+        self._pair_listeners: list[PairListener] = []
         self._rotated = asyncio.Event()
         self._apply_lock = asyncio.Lock()
         self._handling: asyncio.Future[Any] | None = None
@@ -118,6 +129,10 @@ class Enforcer:
         """``listener(state)`` (sync or async) runs after every change of a direction."""
         self._listeners.append(listener)
 
+    def add_pair_listener(self, listener: PairListener) -> None:
+        """``listener(state)`` (sync or async) runs after a PAIR_STATUS signal changed a pair's state."""
+        self._pair_listeners.append(listener)
+
     def stale(self) -> bool:
         """True when the risk view is older than ``max_view_age`` (or there never was contact)."""
         return self.contact_at is None or self._clock.now() - self.contact_at > self.config.max_view_age
@@ -128,8 +143,19 @@ class Enforcer:
     def disabled_directions(self) -> list[DirectionState]:
         return [d for d in self._directions.values() if d.disabled]
 
+    def pair_status(self, wl_x: str, wl_y: str) -> PairStatusState | None:
+        """The newest PAIR_STATUS signal applied to the pair {wl_x, wl_y}, or None if none ever concerned it."""
+        return self._pairs.get(pair_key(wl_x, wl_y))
+
     def signal_gate(self, exporter_wl: str, importer_wl: str) -> str | None:
-        """The refusal reason for trade ``exporter_wl`` → ``importer_wl`` or None (``SignalGate`` of the checkout)."""
+        """The refusal reason for trade ``exporter_wl`` → ``importer_wl`` or None (``SignalGate`` of the checkout).
+
+        In order: the pair's status by signal (``PAIR_PAUSED``, ``PAIR_BLOCKED``, ``PAIR_NOT_ACTIVE``), a stale
+        risk view (``RISK_VIEW_STALE``), the direction disabled by a risk or operator signal (``DIRECTION_DISABLED``).
+        """
+        status = self._pairs.get(pair_key(exporter_wl, importer_wl))
+        if status is not None and not status.active:
+            return status.refusal
         if self.stale():
             return RISK_VIEW_STALE
         state = self._directions.get((exporter_wl, importer_wl))
@@ -138,7 +164,7 @@ class Enforcer:
         return None
 
     def is_disabled(self, exporter_wl: str, importer_wl: str) -> bool:
-        """True when the direction is disabled by a signal, or the risk view is stale (fail closed)."""
+        """True when the direction is disabled or its pair not ACTIVE by a signal, or the risk view is stale."""
         return self.signal_gate(exporter_wl, importer_wl) is not None
 
     # --- persistence --------------------------------------------------------------------------------------------
@@ -154,6 +180,9 @@ class Enforcer:
             for r in (await conn.execute(sa.select(directions))).mappings():
                 state = DirectionState(**dict(r))
                 self._directions[(state.exporter_wl, state.importer_wl)] = state
+            for r in (await conn.execute(sa.select(pair_rows))).mappings():
+                pair = PairStatusState(**dict(r))
+                self._pairs[(pair.wl_a, pair.wl_b)] = pair
 
     async def _save_cursor(self, conn: AsyncConnection) -> None:
         await conn.execute(sa.update(signal_cursor).where(signal_cursor.c.name == CURSOR)
@@ -165,31 +194,26 @@ class Enforcer:
         async with self._apply_lock:
             if signal.sequence <= self.after_sequence:
                 return False
-            if signal.kind not in (signal_pb2.SIGNAL_KIND_DISABLE, signal_pb2.SIGNAL_KIND_ENABLE):
+            if signal.kind not in (*_DIRECTION_KINDS, signal_pb2.SIGNAL_KIND_PAIR_STATUS):
                 log.warning("signal of unknown kind skipped", extra={"fields": {"signal_id": signal.signal_id}})
                 self.after_sequence = signal.sequence
                 return False
             effective = self._clock.now()
-            state = DirectionState(
-                exporter_wl=signal.exporter_wl, importer_wl=signal.importer_wl,
-                disabled=signal.kind == signal_pb2.SIGNAL_KIND_DISABLE, signal_id=signal.signal_id,
-                sequence=signal.sequence, source=_SOURCES.get(signal.source, "UNSPECIFIED"),
-                reason=signal.reason[:512], correlation_id=signal.correlation_id or f"signal-{signal.signal_id}",
-                effective_at=effective,
-            )
+            if signal.kind == signal_pb2.SIGNAL_KIND_PAIR_STATUS:
+                applied: _Applied = self._pair_change(signal, effective)
+            else:
+                applied = self._direction_change(signal, effective)
             # Effective first (memory), durable next: a crash in between replays the signal after restart.
             previous = self.after_sequence
-            self._directions[(state.exporter_wl, state.importer_wl)] = state
+            applied.enforce()
             self.after_sequence = signal.sequence
             self.contact_at = effective
-            await self._notify(state)
+            await applied.notify()
             try:
                 async with self._engine.begin() as conn:
-                    await conn.execute(sa.delete(directions).where(
-                        directions.c.exporter_wl == state.exporter_wl, directions.c.importer_wl == state.importer_wl))
-                    await conn.execute(sa.insert(directions).values(**state.__dict__))
+                    await applied.persist(conn)
                     await self._save_cursor(conn)
-                    await enqueue(conn, self._ack_event(state), now=effective)
+                    await enqueue(conn, self._ack_event(signal, effective), now=effective)
                 self._persisted_contact = effective
             except sa.exc.SQLAlchemyError:
                 self.after_sequence = previous  # the reconnecting stream replays it (the state stays enforced)
@@ -197,40 +221,85 @@ class Enforcer:
             if self._on_enqueued is not None:
                 self._on_enqueued()
             log.info("signal enforced", extra={"fields": {
-                "signal_id": state.signal_id, "sequence": state.sequence, "disabled": state.disabled,
-                "exporter_wl": state.exporter_wl, "importer_wl": state.importer_wl, "source": state.source,
-                "correlation_id": state.correlation_id}})
-        await self._ack(state)
+                "signal_id": signal.signal_id, "sequence": signal.sequence, "kind": applied.kind,
+                "exporter_wl": signal.exporter_wl, "importer_wl": signal.importer_wl, "source": applied.source,
+                "effect": applied.effect, "correlation_id": signal.correlation_id}})
+        await self._ack(signal.signal_id, effective)
         return True
 
-    def _ack_event(self, state: DirectionState) -> telemetry_pb2.LedgerEvent:
+    def _direction_change(self, signal: signal_pb2.Signal, effective: dt.datetime) -> _Applied:
+        state = DirectionState(
+            exporter_wl=signal.exporter_wl, importer_wl=signal.importer_wl,
+            disabled=signal.kind == signal_pb2.SIGNAL_KIND_DISABLE, signal_id=signal.signal_id,
+            sequence=signal.sequence, source=_SOURCES.get(signal.source, "UNSPECIFIED"),
+            reason=signal.reason[:512], correlation_id=signal.correlation_id or f"signal-{signal.signal_id}",
+            effective_at=effective,
+        )
+
+        def enforce() -> None:
+            self._directions[(state.exporter_wl, state.importer_wl)] = state
+
+        async def persist(conn: AsyncConnection) -> None:
+            await conn.execute(sa.delete(directions).where(
+                directions.c.exporter_wl == state.exporter_wl, directions.c.importer_wl == state.importer_wl))
+            await conn.execute(sa.insert(directions).values(**state.__dict__))
+
+        return _Applied("DISABLE" if state.disabled else "ENABLE", state.source,
+                        "disabled" if state.disabled else "enabled", enforce,
+                        lambda: self._run_listeners(self._listeners, state, state.signal_id), persist)
+
+    def _pair_change(self, signal: signal_pb2.Signal, effective: dt.datetime) -> _Applied:
+        state = PairStatusState.from_signal(signal, effective)
+        key = (state.wl_a, state.wl_b)
+        current = self._pairs.get(key)
+        source = _SOURCES.get(signal.source, "UNSPECIFIED")
+        if current is not None and current.policy_version > state.policy_version:
+            # Superseded (a newer policy version already applied): acknowledged, changes nothing.
+            return _Applied("PAIR_STATUS", source, f"superseded by v{current.policy_version}", _nothing,
+                            _nothing_async, _nothing_conn)
+
+        def enforce() -> None:
+            self._pairs[key] = state
+
+        async def persist(conn: AsyncConnection) -> None:
+            await conn.execute(sa.delete(pair_rows).where(pair_rows.c.wl_a == state.wl_a,
+                                                          pair_rows.c.wl_b == state.wl_b))
+            await conn.execute(sa.insert(pair_rows).values(**state.__dict__))
+
+        return _Applied("PAIR_STATUS", source, state.status, enforce,
+                        lambda: self._run_listeners(self._pair_listeners, state, state.signal_id), persist)
+
+    def _ack_event(self, signal: signal_pb2.Signal, effective: dt.datetime) -> telemetry_pb2.LedgerEvent:
+        # For PAIR_STATUS, exporter_wl/importer_wl are the pair's wl_a/wl_b: a registered pair this WL is party to.
         event = telemetry_pb2.LedgerEvent(
-            wl_id=self.wl_id, correlation_id=state.correlation_id, kind=telemetry_pb2.LEDGER_EVENT_KIND_ENFORCEMENT_ACK,
-            exporter_wl=state.exporter_wl, importer_wl=state.importer_wl, signal_id=state.signal_id)
-        event.occur_time.FromDatetime(state.effective_at)
+            wl_id=self.wl_id, correlation_id=signal.correlation_id or f"signal-{signal.signal_id}",
+            kind=telemetry_pb2.LEDGER_EVENT_KIND_ENFORCEMENT_ACK, exporter_wl=signal.exporter_wl,
+            importer_wl=signal.importer_wl, signal_id=signal.signal_id)
+        event.occur_time.FromDatetime(effective)
         return event
 
-    async def _notify(self, state: DirectionState) -> None:
-        for listener in list(self._listeners):
+    @staticmethod
+    async def _run_listeners(listeners: list[Any], state: object, signal_id: str) -> None:
+        for listener in list(listeners):
             try:
                 result = listener(state)
                 if inspect.isawaitable(result):
                     await result
             except Exception:  # noqa: BLE001 - one listener's failure must not stop enforcement
-                log.exception("direction listener failed", extra={"fields": {"signal_id": state.signal_id}})
+                log.exception("enforcement listener failed", extra={"fields": {"signal_id": signal_id}})
 
-    async def _ack(self, state: DirectionState) -> None:
+    async def _ack(self, signal_id: str, effective: dt.datetime) -> None:
         stamp = timestamp_pb2.Timestamp()
-        stamp.FromDatetime(state.effective_at)
+        stamp.FromDatetime(effective)
         try:
             async with self._cp.lease() as channel:
                 await signal_service_pb2_grpc.SignalServiceStub(channel).AckSignal(
-                    signal_service_pb2.AckSignalRequest(signal_id=state.signal_id, effective_time=stamp),
+                    signal_service_pb2.AckSignalRequest(signal_id=signal_id, effective_time=stamp),
                     timeout=self.config.ack_timeout_s, metadata=self._cp.metadata())
             self.acks_sent += 1
         except grpc.aio.AioRpcError as err:
             log.warning("AckSignal failed; the queued ENFORCEMENT_ACK event will acknowledge it", extra={"fields": {
-                "signal_id": state.signal_id, "code": err.code().name}})
+                "signal_id": signal_id, "code": err.code().name}})
 
     async def _heartbeat(self, sequence: int) -> None:
         now = self._clock.now()
@@ -305,6 +374,30 @@ class Enforcer:
             log.error("applying a signal failed; reconnecting", exc_info=err)
         else:
             log.error("signal stream failed", exc_info=err)
+
+
+@dataclass(frozen=True)
+class _Applied:
+    """What applying one signal does: change memory, run listeners, write its row (in the cursor's transaction)."""
+
+    kind: str
+    source: str
+    effect: str
+    enforce: Callable[[], None]
+    notify: Callable[[], Awaitable[None]]
+    persist: Callable[[AsyncConnection], Awaitable[None]]
+
+
+def _nothing() -> None:
+    return None
+
+
+async def _nothing_async() -> None:
+    return None
+
+
+async def _nothing_conn(conn: AsyncConnection) -> None:
+    return None
 
 
 async def _wait_any(*events: asyncio.Event, timeout: float | None = None) -> None:

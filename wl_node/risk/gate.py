@@ -2,11 +2,14 @@
 
 It combines the policy view (``PolicyState``: pair ACTIVE/PAUSED/BLOCKED, imports frozen, import enabled,
 destination visibility — judged by ``wl_node.orders.gate.judge_pair``, the rules the order desk and checkout
-already apply) with the enforcer (a direction disabled by a CP signal, or a risk view too old: fail closed).
+already apply) with the enforcer (a pair PAUSED/BLOCKED by a PAIR_STATUS signal, a direction disabled by a CP
+signal, or a risk view too old: fail closed). A pair trades only while BOTH its policy view and its newest status
+signal say ACTIVE: a pause arriving by signal before the view takes effect at once, and re-activation needs both.
 ``check_import`` / ``check_export`` raise FAILED_PRECONDITION with the precise reason in ErrorInfo:
 
-``NO_PAIR_POLICY``, ``PAIR_PAUSED``, ``PAIR_BLOCKED``, ``PAIR_NOT_ACTIVE``, ``IMPORTS_FROZEN``, ``IMPORT_DISABLED``,
-``NOT_VISIBLE_TO_IMPORTER``, ``DIRECTION_DISABLED``, ``RISK_VIEW_STALE`` (in that order of precedence).
+``NO_PAIR_POLICY``, ``PAIR_PAUSED``, ``PAIR_BLOCKED``, ``PAIR_NOT_ACTIVE`` (policy view), ``IMPORTS_FROZEN``,
+``IMPORT_DISABLED``, ``NOT_VISIBLE_TO_IMPORTER``, then the enforcer's: ``PAIR_PAUSED``, ``PAIR_BLOCKED``,
+``PAIR_NOT_ACTIVE`` (status signal), ``RISK_VIEW_STALE``, ``DIRECTION_DISABLED`` (in that order of precedence).
 
 ``signal_gate`` is the enforcer's part alone, in the ``SignalGate`` shape the order desk (``signal_gate=``) and the
 checkout (``enforcer=``) take.

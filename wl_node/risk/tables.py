@@ -1,4 +1,4 @@
-"""Tables of the node's risk enforcer (schema: the ``node_risk`` Alembic branch)."""
+"""Tables of the node's risk enforcer (schema: the ``node_risk`` Alembic branch, revisions 0001 and 0002)."""
 
 from __future__ import annotations
 
@@ -33,3 +33,18 @@ directions = sa.Table(
     sa.Column("effective_at", UtcDateTime, nullable=False),
 )
 """The latest signal applied per direction (disabled or re-enabled) and when it took effect here."""
+
+pair_status = sa.Table(
+    "risk_pair_status",
+    metadata,
+    sa.Column("wl_a", sa.String(63), primary_key=True),
+    sa.Column("wl_b", sa.String(63), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("policy_version", sa.BigInteger, nullable=False),
+    sa.Column("signal_id", sa.String(64), nullable=False),
+    sa.Column("sequence", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.String(512), nullable=False),
+    sa.Column("correlation_id", sa.String(128), nullable=False),
+    sa.Column("effective_at", UtcDateTime, nullable=False),
+)
+"""The newest PAIR_STATUS signal applied per pair {wl_a, wl_b} (by policy version) and when it took effect here."""

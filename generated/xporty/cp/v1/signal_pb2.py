@@ -23,23 +23,25 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from xporty.common.v1 import money_pb2 as xporty_dot_common_dot_v1_dot_money__pb2
+from xporty.cp.v1 import policy_pb2 as xporty_dot_cp_dot_v1_dot_policy__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19xporty/cp/v1/signal.proto\x12\x0cxporty.cp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\">\n\x11\x43ompensationOffer\x12\x10\n\x08offer_id\x18\x01 \x01(\t\x12\x17\n\x0freference_value\x18\x02 \x01(\t\"e\n\x10\x43ompensationPlan\x12 \n\x18required_reference_value\x18\x01 \x01(\t\x12/\n\x06offers\x18\x02 \x03(\x0b\x32\x1f.xporty.cp.v1.CompensationOffer\"\xb1\x02\n\x06Signal\x12\x11\n\tsignal_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12&\n\x04kind\x18\x03 \x01(\x0e\x32\x18.xporty.cp.v1.SignalKind\x12*\n\x06source\x18\x04 \x01(\x0e\x32\x1a.xporty.cp.v1.SignalSource\x12\x13\n\x0b\x65xporter_wl\x18\x05 \x01(\t\x12\x13\n\x0bimporter_wl\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x08 \x01(\t\x12.\n\nissue_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x04plan\x18\n \x01(\x0b\x32\x1e.xporty.cp.v1.CompensationPlan*Z\n\nSignalKind\x12\x1b\n\x17SIGNAL_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13SIGNAL_KIND_DISABLE\x10\x01\x12\x16\n\x12SIGNAL_KIND_ENABLE\x10\x02*f\n\x0cSignalSource\x12\x1d\n\x19SIGNAL_SOURCE_UNSPECIFIED\x10\x00\x12\x1b\n\x17SIGNAL_SOURCE_AUTOMATIC\x10\x01\x12\x1a\n\x16SIGNAL_SOURCE_OPERATOR\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19xporty/cp/v1/signal.proto\x12\x0cxporty.cp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cxporty/common/v1/money.proto\x1a\x19xporty/cp/v1/policy.proto\"\xa4\x02\n\x11\x43ompensationOffer\x12\x10\n\x08offer_id\x18\x01 \x01(\t\x12\x17\n\x0freference_value\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x1c\n\x14unit_reference_value\x18\x04 \x01(\t\x12\x17\n\x0f\x61vailable_stock\x18\x05 \x01(\x03\x12+\n\nunit_price\x18\x06 \x01(\x0b\x32\x17.xporty.common.v1.Money\x12\x13\n\x0b\x65xporter_wl\x18\x07 \x01(\t\x12\x13\n\x0bimporter_wl\x18\x08 \x01(\t\x12\x16\n\x0e\x63over_quantity\x18\t \x01(\x03\x12/\n\x0b\x64igest_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"e\n\x10\x43ompensationPlan\x12 \n\x18required_reference_value\x18\x01 \x01(\t\x12/\n\x06offers\x18\x02 \x03(\x0b\x32\x1f.xporty.cp.v1.CompensationOffer\"\x80\x03\n\x06Signal\x12\x11\n\tsignal_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12&\n\x04kind\x18\x03 \x01(\x0e\x32\x18.xporty.cp.v1.SignalKind\x12*\n\x06source\x18\x04 \x01(\x0e\x32\x1a.xporty.cp.v1.SignalSource\x12\x13\n\x0b\x65xporter_wl\x18\x05 \x01(\t\x12\x13\n\x0bimporter_wl\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x08 \x01(\t\x12.\n\nissue_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x04plan\x18\n \x01(\x0b\x32\x1e.xporty.cp.v1.CompensationPlan\x12\x35\n\x0bpair_status\x18\x0b \x01(\x0e\x32 .xporty.cp.v1.RelationshipStatus\x12\x16\n\x0epolicy_version\x18\x0c \x01(\x04*w\n\nSignalKind\x12\x1b\n\x17SIGNAL_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13SIGNAL_KIND_DISABLE\x10\x01\x12\x16\n\x12SIGNAL_KIND_ENABLE\x10\x02\x12\x1b\n\x17SIGNAL_KIND_PAIR_STATUS\x10\x03*\x80\x01\n\x0cSignalSource\x12\x1d\n\x19SIGNAL_SOURCE_UNSPECIFIED\x10\x00\x12\x1b\n\x17SIGNAL_SOURCE_AUTOMATIC\x10\x01\x12\x1a\n\x16SIGNAL_SOURCE_OPERATOR\x10\x02\x12\x18\n\x14SIGNAL_SOURCE_POLICY\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xporty.cp.v1.signal_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SIGNALKIND']._serialized_start=551
-  _globals['_SIGNALKIND']._serialized_end=641
-  _globals['_SIGNALSOURCE']._serialized_start=643
-  _globals['_SIGNALSOURCE']._serialized_end=745
-  _globals['_COMPENSATIONOFFER']._serialized_start=76
-  _globals['_COMPENSATIONOFFER']._serialized_end=138
-  _globals['_COMPENSATIONPLAN']._serialized_start=140
-  _globals['_COMPENSATIONPLAN']._serialized_end=241
-  _globals['_SIGNAL']._serialized_start=244
-  _globals['_SIGNAL']._serialized_end=549
+  _globals['_SIGNALKIND']._serialized_start=918
+  _globals['_SIGNALKIND']._serialized_end=1037
+  _globals['_SIGNALSOURCE']._serialized_start=1040
+  _globals['_SIGNALSOURCE']._serialized_end=1168
+  _globals['_COMPENSATIONOFFER']._serialized_start=134
+  _globals['_COMPENSATIONOFFER']._serialized_end=426
+  _globals['_COMPENSATIONPLAN']._serialized_start=428
+  _globals['_COMPENSATIONPLAN']._serialized_end=529
+  _globals['_SIGNAL']._serialized_start=532
+  _globals['_SIGNAL']._serialized_end=916
 # @@protoc_insertion_point(module_scope)

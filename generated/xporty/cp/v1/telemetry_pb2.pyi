@@ -2,10 +2,11 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from xporty.common.v1 import money_pb2 as _money_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -60,3 +61,25 @@ class SignedEvent(_message.Message):
     signature: bytes
     signer_certificate_sha256: str
     def __init__(self, payload: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., signer_certificate_sha256: _Optional[str] = ...) -> None: ...
+
+class DigestOffer(_message.Message):
+    __slots__ = ("offer_id", "title", "unit_price", "available_stock")
+    OFFER_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    UNIT_PRICE_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_STOCK_FIELD_NUMBER: _ClassVar[int]
+    offer_id: str
+    title: str
+    unit_price: _money_pb2.Money
+    available_stock: int
+    def __init__(self, offer_id: _Optional[str] = ..., title: _Optional[str] = ..., unit_price: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., available_stock: _Optional[int] = ...) -> None: ...
+
+class OfferDigest(_message.Message):
+    __slots__ = ("destination_wl", "generate_time", "offers")
+    DESTINATION_WL_FIELD_NUMBER: _ClassVar[int]
+    GENERATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    OFFERS_FIELD_NUMBER: _ClassVar[int]
+    destination_wl: str
+    generate_time: _timestamp_pb2.Timestamp
+    offers: _containers.RepeatedCompositeFieldContainer[DigestOffer]
+    def __init__(self, destination_wl: _Optional[str] = ..., generate_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., offers: _Optional[_Iterable[_Union[DigestOffer, _Mapping]]] = ...) -> None: ...

@@ -32,3 +32,17 @@ class PublishEventsResponse(_message.Message):
     duplicates: int
     rejected: _containers.RepeatedCompositeFieldContainer[RejectedEvent]
     def __init__(self, accepted: _Optional[int] = ..., duplicates: _Optional[int] = ..., rejected: _Optional[_Iterable[_Union[RejectedEvent, _Mapping]]] = ...) -> None: ...
+
+class ReportOffersRequest(_message.Message):
+    __slots__ = ("exporter_wl", "digests")
+    EXPORTER_WL_FIELD_NUMBER: _ClassVar[int]
+    DIGESTS_FIELD_NUMBER: _ClassVar[int]
+    exporter_wl: str
+    digests: _containers.RepeatedCompositeFieldContainer[_telemetry_pb2.OfferDigest]
+    def __init__(self, exporter_wl: _Optional[str] = ..., digests: _Optional[_Iterable[_Union[_telemetry_pb2.OfferDigest, _Mapping]]] = ...) -> None: ...
+
+class ReportOffersResponse(_message.Message):
+    __slots__ = ("stored",)
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    stored: int
+    def __init__(self, stored: _Optional[int] = ...) -> None: ...

@@ -40,6 +40,11 @@ class TelemetryServiceStub:
                 request_serializer=xporty_dot_cp_dot_v1_dot_telemetry__service__pb2.PublishEventsRequest.SerializeToString,
                 response_deserializer=xporty_dot_cp_dot_v1_dot_telemetry__service__pb2.PublishEventsResponse.FromString,
                 _registered_method=True)
+        self.ReportOffers = channel.unary_unary(
+                '/xporty.cp.v1.TelemetryService/ReportOffers',
+                request_serializer=xporty_dot_cp_dot_v1_dot_telemetry__service__pb2.ReportOffersRequest.SerializeToString,
+                response_deserializer=xporty_dot_cp_dot_v1_dot_telemetry__service__pb2.ReportOffersResponse.FromString,
+                _registered_method=True)
 
 
 class TelemetryServiceServicer:
@@ -53,6 +58,13 @@ class TelemetryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportOffers(self, request, context):
+        """ReportOffers replaces the caller's offer digests for the destinations it names (compensation plans).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TelemetryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -60,6 +72,11 @@ def add_TelemetryServiceServicer_to_server(servicer, server):
                     servicer.PublishEvents,
                     request_deserializer=xporty_dot_cp_dot_v1_dot_telemetry__service__pb2.PublishEventsRequest.FromString,
                     response_serializer=xporty_dot_cp_dot_v1_dot_telemetry__service__pb2.PublishEventsResponse.SerializeToString,
+            ),
+            'ReportOffers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportOffers,
+                    request_deserializer=xporty_dot_cp_dot_v1_dot_telemetry__service__pb2.ReportOffersRequest.FromString,
+                    response_serializer=xporty_dot_cp_dot_v1_dot_telemetry__service__pb2.ReportOffersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -90,6 +107,33 @@ class TelemetryService:
             '/xporty.cp.v1.TelemetryService/PublishEvents',
             xporty_dot_cp_dot_v1_dot_telemetry__service__pb2.PublishEventsRequest.SerializeToString,
             xporty_dot_cp_dot_v1_dot_telemetry__service__pb2.PublishEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportOffers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xporty.cp.v1.TelemetryService/ReportOffers',
+            xporty_dot_cp_dot_v1_dot_telemetry__service__pb2.ReportOffersRequest.SerializeToString,
+            xporty_dot_cp_dot_v1_dot_telemetry__service__pb2.ReportOffersResponse.FromString,
             options,
             channel_credentials,
             insecure,
