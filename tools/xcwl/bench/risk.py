@@ -1,13 +1,25 @@
 """``xcwl bench risk``: reaction time of the risk guardrail and ingest throughput of signed events.
 
-* Reaction (``risk.reaction.p50_ms.n50`` / ``p99_ms.n50``): 50 WL nodes (25 pairs) keep WatchSignals open over
-  mTLS; pair after pair, round after round, an exporter publishes a signed EXPORT_CONFIRMED that takes its pair
-  over the limit, the CP issues DISABLE, and the importer's stand-in enforcer acknowledges on receipt (AckSignal,
-  effective time = now). Reaction = ack effective time − the CP's receipt of the crossing event (both stored at
-  the CP). The exporter then cancels the order and the CP re-enables before the next crossing. A last round where
-  all 25 pairs cross at the same instant gives ``risk.reaction.p50_ms.n50.burst`` / ``p99_ms.n50.burst``.
-  The stand-in enforcer does no local work: the node's real enforcer (disabling offers, refusing checkouts)
-  comes with the node half of the issue, and its own time adds to this figure.
+* Reaction (``risk.reaction.p50_ms.n50`` / ``p99_ms.n50``): 50 WL nodes (25 pairs), each the node's own risk
+  feature — enforcer, trade gate, local guard, built by the node's composition root with its own mTLS identity,
+  CP channel and durable SQLite store (``xcwl.bench._enforcers``, in a child process so this process holds only
+  the CP; ``--enforcer-procs`` spreads them over more) — keep WatchSignals open. Pair after pair, round after
+  round, an exporter node publishes (its own key and channel) a signed EXPORT_CONFIRMED that takes its pair
+  over the limit; the CP issues DISABLE to both nodes of the pair; each node's enforcer applies it (memory: its
+  gate refuses from then on; the direction listeners the node registers; one transaction with state, cursor
+  and ENFORCEMENT_ACK on its store) and calls AckSignal with the effective time. Reaction = the importer's ack
+  effective time − the CP's receipt of the crossing event (both stored at the CP).
+  ``risk.reaction.acked_p50_ms`` / ``acked_p99_ms`` use the CP's receipt of the AckSignal instead, so they
+  include the node's listeners, durable write and the call. The exporter then cancels the order and the CP
+  re-enables before the next crossing. A last round where all 25 pairs cross at the same instant gives
+  ``risk.reaction.p50_ms.n50.burst`` / ``p99_ms.n50.burst``. After every applied signal the child asks the
+  node's gate (``check_import`` / ``check_export``: the checks of its checkout and order desk) whether it trades
+  the direction: refused with DIRECTION_DISABLED after a DISABLE (the opposite direction open), open again
+  after the ENABLE. The bench fails unless every node enforced (``risk.reaction.nodes_enforcing`` = nodes,
+  ``risk.reaction.mismatches`` = 0), every signal was acknowledged by AckSignal and stored as an
+  ENFORCEMENT_ACK on its node (``risk.reaction.durable_acks``), and every crossing gave one sample. The nodes
+  run only the risk loops (no server, policy agent, catalog sync or telemetry shipper); their policy view is a
+  fixed one with the pair ACTIVE.
 * Ingest (``risk.ingest.events_per_s.{sqlite,postgres}``): signed events verified and stored per second at the
   CP. 4 nodes (2 pairs) publish 20,000 pre-signed EXPORT_CONFIRMED events (5,000 orders each; signing is the
   nodes' cost and happens before the clock starts) in PublishEvents batches of 500 (``--batch``; a node's outbox
@@ -41,7 +53,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
 import psycopg
 import sqlalchemy as sa
 
@@ -51,25 +62,15 @@ from cp_server.risk import tables as rt
 from cp_server.risk.component import RiskParts, build
 from cp_server.settings import CpSettings
 from cp_server.store.schema import pairs, white_labels
-from xporty.cp.v1 import (
-    signal_pb2,
-    signal_service_pb2,
-    signal_service_pb2_grpc,
-    telemetry_pb2,
-    telemetry_service_pb2,
-    telemetry_service_pb2_grpc,
-)
 from xwl_runtime import db
 from xwl_runtime.authz import table
 from xwl_runtime.clock import SystemClock
-from xwl_runtime.event_signing import certificate_sha256, sign
 from xwl_runtime.identity import Identity
-from xwl_runtime.pki import PkiDir, load_key
+from xwl_runtime.pki import PkiDir
 from xwl_runtime.server import Listener, start_server
-from xwl_runtime.tls import ReloadableServerCredentials, TlsMaterial, secure_channel
+from xwl_runtime.tls import ReloadableServerCredentials, TlsMaterial
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "cp_server" / "store" / "migrations"
-KIND = telemetry_pb2.LedgerEventKind
 DEFAULT_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
@@ -80,6 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--publishers", type=int, default=4, help="nodes publishing concurrently")
     parser.add_argument("--subscribers", type=int, default=50, help="nodes watching signals (even)")
     parser.add_argument("--rounds", type=int, default=4, help="limit crossings per pair")
+    parser.add_argument("--enforcer-procs", type=int, default=1,
+                        help="child processes the subscribed nodes' enforcers are spread over")
     parser.add_argument("--pg-admin-dsn", default=os.environ.get("XCWL_BENCH_PG_DSN", DEFAULT_PG_ADMIN),
                         help="PostgreSQL server where a scratch database is created")
     parser.add_argument("--skip-postgres", action="store_true", help="SQLite only")
@@ -136,36 +139,6 @@ async def _seed(ctx: CpContext, wl_ids: list[str], limit: str) -> None:
             for i in range(0, len(wl_ids) - 1, 2)])
 
 
-class _Node:
-    def __init__(self, pki: PkiDir, wl_id: str, target: str) -> None:
-        ident = Identity.wl(wl_id)
-        if not pki.has(ident):
-            pki.issue(ident)
-        self.wl_id = wl_id
-        self.material = TlsMaterial.from_pki(pki, ident)
-        self.key = load_key(self.material.pair.key_pem)
-        self.fp = certificate_sha256(self.material.pair.cert_pem)
-        self.channel = secure_channel(target, self.material)
-        self.telemetry = telemetry_service_pb2_grpc.TelemetryServiceStub(self.channel)
-        self.signals = signal_service_pb2_grpc.SignalServiceStub(self.channel)
-
-    def signed(self, kind: int, order_id: str, exporter: str, importer: str, amount: str) -> (
-            telemetry_pb2.SignedEvent):
-        e = telemetry_pb2.LedgerEvent(event_id=uuid.uuid4().hex, wl_id=self.wl_id, correlation_id=uuid.uuid4().hex,
-                                      kind=kind, order_id=order_id, exporter_wl=exporter, importer_wl=importer)
-        e.amount.currency = f"C-{exporter}"
-        e.amount.amount = amount
-        e.occur_time.FromDatetime(dt.datetime.now(dt.UTC))
-        return sign(e, self.key, self.material.pair.cert_pem, fingerprint=self.fp)
-
-    async def publish(self, events: list[telemetry_pb2.SignedEvent]) -> telemetry_service_pb2.PublishEventsResponse:
-        resp = await self.telemetry.PublishEvents(telemetry_service_pb2.PublishEventsRequest(events=events),
-                                                  timeout=60)
-        if resp.rejected:
-            raise RuntimeError(f"bench events refused: {resp.rejected[0].reason}")
-        return resp
-
-
 async def _ingest(pki: PkiDir, db_url: str, args: argparse.Namespace) -> dict[str, float]:
     """Signed events verified and stored per second at the CP, publishers in their own process."""
     wl_ids = [f"bench-{i:02d}" for i in range(args.publishers + args.publishers % 2)]
@@ -209,80 +182,185 @@ async def _ingest(pki: PkiDir, db_url: str, args: argparse.Namespace) -> dict[st
         return result
 
 
-async def _reaction_samples(cp: _Cp, after_sequence: int) -> tuple[list[float], int]:
-    """Reaction times (ms) of DISABLE signals after ``after_sequence``, as acknowledged by their importer."""
+@dataclass
+class _Samples:
+    """Per DISABLE signal acknowledged by its importer, in ms from the CP's receipt of the crossing event."""
+
+    effective: list[float]
+    """… to the effective time the node reports (its enforcement took effect in memory: the gate refuses)."""
+    acked: list[float]
+    """… to the CP's receipt of the node's AckSignal (after its listeners, durable write and the call)."""
+    not_rpc: int
+    """Acknowledgements that did not come by AckSignal (must be 0 here)."""
+
+
+async def _reaction_samples(cp: _Cp, after_sequence: int) -> tuple[_Samples, int]:
+    """Reaction samples of DISABLE signals after ``after_sequence``, as acknowledged by their importer."""
     s, a = rt.signals, rt.signal_acks
     async with cp.ctx.engine.connect() as conn:
         rows = (await conn.execute(
-            sa.select(s.c.sequence, s.c.trigger_received_at, a.c.effective_time)
+            sa.select(s.c.trigger_received_at, a.c.effective_time, a.c.received_at, a.c.via)
             .select_from(s.join(a, sa.and_(a.c.signal_id == s.c.signal_id, a.c.wl_id == s.c.importer_wl)))
             .where(s.c.kind == "DISABLE", s.c.sequence > after_sequence)
         )).all()
         last = int((await conn.execute(sa.select(sa.func.max(s.c.sequence)))).scalar() or 0)
-    return [(r.effective_time - r.trigger_received_at).total_seconds() * 1000 for r in rows], last
+    return _Samples(
+        effective=[(r.effective_time - r.trigger_received_at).total_seconds() * 1000 for r in rows],
+        acked=[(r.received_at - r.trigger_received_at).total_seconds() * 1000 for r in rows],
+        not_rpc=sum(1 for r in rows if r.via != "rpc"),
+    ), last
 
 
-async def _reaction(pki: PkiDir, db_url: str, args: argparse.Namespace) -> tuple[list[float], list[float]]:
-    """(crossings one at a time, all pairs crossing at once) reaction samples in ms, with every node watching."""
+class _Enforcers:
+    """The real node enforcers, in ``procs`` child processes (``xcwl.bench._enforcers``), seen from the CP's side."""
+
+    def __init__(self, pki: PkiDir, target: str, pairs: list[tuple[str, str]], procs: int, root: Path) -> None:
+        self._pki, self._target, self._root = pki, target, root
+        self._groups = [pairs[i::procs] for i in range(procs) if pairs[i::procs]]
+        self._procs: list[asyncio.subprocess.Process] = []
+        self._readers: list[asyncio.Task[dict[str, Any]]] = []
+        self._events: dict[tuple[str, str], asyncio.Event] = {}
+        self._published: dict[tuple[str, str], asyncio.Future[str]] = {}
+        self._proc_of: dict[str, int] = {e: n for n, group in enumerate(self._groups) for e, _ in group}
+        self.mismatch_lines: list[str] = []
+
+    def event(self, wl_id: str, kind: str) -> asyncio.Event:
+        """Set when ``wl_id``'s enforcer has applied and acknowledged a signal of ``kind`` (DISABLE/ENABLE)."""
+        return self._events.setdefault((wl_id, kind), asyncio.Event())
+
+    async def start(self) -> None:
+        for n, group in enumerate(self._groups):
+            config = {"target": self._target, "pki": str(self._pki.root), "dir": str(self._root / f"proc-{n}"),
+                      "pairs": [list(p) for p in group]}
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "xcwl.bench._enforcers", json.dumps(config),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+            self._procs.append(proc)
+        for proc in self._procs:  # started together; each connects its nodes one after the other
+            assert proc.stdout is not None
+            line = await asyncio.wait_for(proc.stdout.readline(), 120)
+            if line.strip() != b"ready":
+                raise RuntimeError(f"enforcer process failed to start: {line!r} (see its stderr)")
+        self._readers = [asyncio.create_task(self._read(p)) for p in self._procs]
+
+    async def publish(self, kind: str, order_id: str, exporter_wl: str, importer_wl: str) -> None:
+        """Have the exporter node sign and publish its EXPORT (crossing) or CANCEL event; wait for the CP's answer."""
+        done = self._published[(kind, order_id)] = asyncio.get_running_loop().create_future()
+        stdin = self._procs[self._proc_of[exporter_wl]].stdin
+        assert stdin is not None
+        stdin.write(f"x {kind} {order_id} {exporter_wl} {importer_wl}\n".encode())
+        await stdin.drain()
+        verdict = await asyncio.wait_for(done, 30)
+        if verdict != "ok":
+            raise RuntimeError(f"{exporter_wl} could not publish {kind} {order_id}: {verdict}")
+
+    async def _read(self, proc: asyncio.subprocess.Process) -> dict[str, Any]:
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            line = raw.decode().strip()
+            if line.startswith("{"):
+                summary: dict[str, Any] = json.loads(line)
+                return summary
+            parts = line.split(" ")
+            if len(parts) == 4 and parts[0] == "p":
+                self._published.pop((parts[1], parts[2])).set_result(parts[3])
+                continue
+            if len(parts) != 5 or parts[0] != "s":
+                raise RuntimeError(f"unexpected line from an enforcer process: {line!r}")
+            _, wl_id, kind, _, verdict = parts
+            if verdict != "ok":
+                self.mismatch_lines.append(line)
+            self.event(wl_id, kind).set()
+        raise RuntimeError("an enforcer process ended without its summary (see its stderr)")
+
+    async def stop(self) -> dict[str, int]:
+        """Stop the nodes; their summed summaries (see ``xcwl.bench._enforcers``)."""
+        for proc in self._procs:
+            if proc.stdin is not None and not proc.stdin.is_closing():
+                proc.stdin.close()
+        total = {"applied": 0, "mismatches": 0, "acks_sent": 0, "durable_acks": 0, "nodes_enforcing": 0}
+        try:
+            for summary in await asyncio.wait_for(asyncio.gather(*self._readers), 60):
+                for key in total:
+                    total[key] += int(summary[key])
+        finally:
+            for proc in self._procs:
+                try:
+                    await asyncio.wait_for(proc.wait(), 15)
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()
+        return total
+
+
+@dataclass
+class _Reaction:
+    one_at_a_time: _Samples
+    burst: _Samples
+    nodes: int
+    summary: dict[str, int]
+    mismatch_lines: list[str]
+
+
+async def _reaction(pki: PkiDir, db_url: str, args: argparse.Namespace, root: Path) -> _Reaction:
+    """(crossings one at a time, all pairs crossing at once) reaction samples in ms, every node enforcing."""
     count = args.subscribers + args.subscribers % 2
     wl_ids = [f"node-{i:02d}" for i in range(count)]
+    for w in wl_ids:
+        if not pki.has(Identity.wl(w)):
+            pki.issue(Identity.wl(w))
+    pair_ids = [(wl_ids[i], wl_ids[i + 1]) for i in range(0, count, 2)]
     async with _running_cp(pki, db_url) as cp:
         await _seed(cp.ctx, wl_ids, "1000")
-        nodes = {w: _Node(pki, w, cp.target) for w in wl_ids}
-        for n in nodes.values():  # connect the 50 nodes one by one, as nodes starting over time would
-            await asyncio.wait_for(n.channel.channel_ready(), 20)
-        acked: dict[tuple[str, int], asyncio.Event] = {}
-        live = [asyncio.Event() for _ in nodes]
+        enforcers = _Enforcers(pki, cp.target, pair_ids, max(1, args.enforcer_procs), root)
+        try:
+            await enforcers.start()
 
-        def waiter(wl_id: str, kind: int) -> asyncio.Event:
-            return acked.setdefault((wl_id, kind), asyncio.Event())
+            async def cross(exporter_wl: str, importer_wl: str, rnd: int) -> None:
+                order = f"{exporter_wl}-r{rnd}"
+                both = (exporter_wl, importer_wl)  # both nodes of the pair watch and enforce the direction
+                for w in both:
+                    enforcers.event(w, "DISABLE").clear()
+                await enforcers.publish("EXPORT", order, exporter_wl, importer_wl)
+                await asyncio.wait_for(asyncio.gather(*(enforcers.event(w, "DISABLE").wait() for w in both)), 30)
+                for w in both:
+                    enforcers.event(w, "ENABLE").clear()
+                await enforcers.publish("CANCEL", order, exporter_wl, importer_wl)
+                await asyncio.wait_for(asyncio.gather(*(enforcers.event(w, "ENABLE").wait() for w in both)), 30)
 
-        async def enforcer(node: _Node, ready: asyncio.Event) -> None:
-            """Stand-in enforcer: acknowledge every signal as effective on receipt."""
-            call = node.signals.WatchSignals(signal_service_pb2.WatchSignalsRequest())
-            try:
-                async for msg in call:
-                    if not msg.HasField("signal"):
-                        ready.set()
-                        continue
-                    req = signal_service_pb2.AckSignalRequest(signal_id=msg.signal.signal_id)
-                    req.effective_time.FromDatetime(dt.datetime.now(dt.UTC))
-                    await node.signals.AckSignal(req, timeout=10)
-                    if msg.signal.importer_wl == node.wl_id:
-                        waiter(node.wl_id, msg.signal.kind).set()
-            except grpc.aio.AioRpcError as err:
-                if err.code() != grpc.StatusCode.CANCELLED:
-                    raise
+            for rnd in range(args.rounds):
+                for exporter_wl, importer_wl in pair_ids:
+                    await cross(exporter_wl, importer_wl, rnd)
+            one_at_a_time, last = await _reaction_samples(cp, 0)
+            await asyncio.gather(*(cross(e, i, args.rounds) for e, i in pair_ids))
+            burst, _ = await _reaction_samples(cp, last)
+        finally:
+            summary = await enforcers.stop()
+        return _Reaction(one_at_a_time, burst, count, summary, enforcers.mismatch_lines)
 
-        tasks = [asyncio.create_task(enforcer(n, r)) for n, r in zip(nodes.values(), live, strict=True)]
-        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in live)), 30)
 
-        async def cross(exporter: _Node, importer: _Node, rnd: int) -> None:
-            order = f"{exporter.wl_id}-r{rnd}"
-            done = waiter(importer.wl_id, signal_pb2.SIGNAL_KIND_DISABLE)
-            done.clear()
-            await exporter.publish([exporter.signed(KIND.LEDGER_EVENT_KIND_EXPORT_CONFIRMED, order, exporter.wl_id,
-                                                    importer.wl_id, "1100")])
-            await asyncio.wait_for(done.wait(), 30)
-            back = waiter(importer.wl_id, signal_pb2.SIGNAL_KIND_ENABLE)
-            back.clear()
-            await exporter.publish([exporter.signed(KIND.LEDGER_EVENT_KIND_ORDER_CANCELLED, order, exporter.wl_id,
-                                                    importer.wl_id, "")])
-            await asyncio.wait_for(back.wait(), 30)
-
-        pair_list = [(nodes[wl_ids[i]], nodes[wl_ids[i + 1]]) for i in range(0, count, 2)]
-        for rnd in range(args.rounds):
-            for exporter, importer in pair_list:
-                await cross(exporter, importer, rnd)
-        one_at_a_time, last = await _reaction_samples(cp, 0)
-        await asyncio.gather(*(cross(e, i, args.rounds) for e, i in pair_list))
-        burst, _ = await _reaction_samples(cp, last)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for n in nodes.values():
-            await n.channel.close()
-        return one_at_a_time, burst
+def _check_enforced(reaction: _Reaction, args: argparse.Namespace, figures: dict[str, Any]) -> None:
+    """Fail loudly unless every sample came from a node that acknowledged AND refused the direction."""
+    pairs = reaction.nodes // 2
+    crossings = pairs * (args.rounds + 1)
+    problems = []
+    if reaction.summary["mismatches"] or reaction.mismatch_lines:
+        problems.append(f"{reaction.summary['mismatches']} gate mismatches: {reaction.mismatch_lines[:5]}")
+    if reaction.summary["nodes_enforcing"] != reaction.nodes:
+        problems.append(f"{reaction.summary['nodes_enforcing']} of {reaction.nodes} nodes enforced a DISABLE")
+    if reaction.summary["applied"] != 4 * crossings:  # DISABLE + ENABLE on both nodes of the pair
+        problems.append(f"{reaction.summary['applied']} signals applied, expected {4 * crossings}")
+    for key, what in (("acks_sent", "AckSignal calls answered"), ("durable_acks", "ENFORCEMENT_ACK events stored")):
+        if reaction.summary[key] != 4 * crossings:
+            problems.append(f"{reaction.summary[key]} {what}, expected {4 * crossings}")
+    if reaction.one_at_a_time.not_rpc or reaction.burst.not_rpc:
+        problems.append("acknowledgements reached the CP otherwise than by AckSignal")
+    if len(reaction.one_at_a_time.effective) != pairs * args.rounds or len(reaction.burst.effective) != pairs:
+        problems.append(f"{len(reaction.one_at_a_time.effective)}/{len(reaction.burst.effective)} acknowledged "
+                        "samples, expected "
+                        f"{pairs * args.rounds}/{pairs}")
+    if problems:
+        raise RuntimeError(f"risk bench: nodes did not enforce: {'; '.join(problems)} (figures: {figures})")
 
 
 @asynccontextmanager
@@ -310,12 +388,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="xcwl-bench-risk-") as tmp:
         pki = PkiDir(Path(tmp) / "pki")
         pki.init_ca()
-        samples, burst = await _reaction(pki, f"sqlite:///{tmp}/reaction.db", args)
-        out["risk.reaction.p50_ms.n50"] = round(_pct(samples, 0.5), 3)
-        out["risk.reaction.p99_ms.n50"] = round(_pct(samples, 0.99), 3)
-        out["risk.reaction.samples"] = len(samples)
-        out["risk.reaction.p50_ms.n50.burst"] = round(_pct(burst, 0.5), 3)
-        out["risk.reaction.p99_ms.n50.burst"] = round(_pct(burst, 0.99), 3)
+        reaction = await _reaction(pki, f"sqlite:///{tmp}/reaction.db", args, Path(tmp) / "nodes")
+        one, burst = reaction.one_at_a_time, reaction.burst
+        out["risk.reaction.p50_ms.n50"] = round(_pct(one.effective, 0.5), 3)
+        out["risk.reaction.p99_ms.n50"] = round(_pct(one.effective, 0.99), 3)
+        out["risk.reaction.samples"] = len(one.effective)
+        out["risk.reaction.acked_p50_ms.n50"] = round(_pct(one.acked, 0.5), 3)
+        out["risk.reaction.acked_p99_ms.n50"] = round(_pct(one.acked, 0.99), 3)
+        out["risk.reaction.p50_ms.n50.burst"] = round(_pct(burst.effective, 0.5), 3)
+        out["risk.reaction.p99_ms.n50.burst"] = round(_pct(burst.effective, 0.99), 3)
+        out["risk.reaction.acked_p99_ms.n50.burst"] = round(_pct(burst.acked, 0.99), 3)
+        out["risk.reaction.samples.burst"] = len(burst.effective)
+        out["risk.reaction.nodes"] = reaction.nodes
+        out["risk.reaction.nodes_enforcing"] = reaction.summary["nodes_enforcing"]
+        out["risk.reaction.signals_applied"] = reaction.summary["applied"]
+        out["risk.reaction.durable_acks"] = reaction.summary["durable_acks"]
+        out["risk.reaction.mismatches"] = max(reaction.summary["mismatches"], len(reaction.mismatch_lines))
+        out["risk.reaction.enforcer_procs"] = max(1, args.enforcer_procs)
+        _check_enforced(reaction, args, out)
         ingest = await _ingest(pki, f"sqlite:///{tmp}/ingest.db", args)
         out["risk.ingest.events_per_s.sqlite"] = round(ingest["events_per_s"], 1)
         if not args.skip_postgres:
@@ -325,7 +415,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-if __name__ == "__main__":  # python -m xcwl.bench.risk (until the CLI wires ``xcwl bench risk``)
+if __name__ == "__main__":  # python -m xcwl.bench.risk (same as ``xcwl bench risk``)
     _parser = argparse.ArgumentParser(prog="xcwl bench risk")
     add_arguments(_parser)
     print(json.dumps(asyncio.run(run(_parser.parse_args()))))
