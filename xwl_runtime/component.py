@@ -7,13 +7,14 @@ starts one server with all of them, so adding a feature is one line in the root.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from .authz import Rule
 from .server import Registration
 
-BackgroundLoop = Callable[[asyncio.Event], Awaitable[None]]
+BackgroundLoop = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 """A loop that runs until the event is set (graceful stop) and then returns."""
 
 

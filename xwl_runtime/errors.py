@@ -19,8 +19,9 @@ in any language read the reason with their standard status helpers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -202,7 +203,8 @@ class RemoteError(Exception):
 def error_info_of(status: status_pb2.Status) -> error_details_pb2.ErrorInfo | None:
     """The first ErrorInfo in a google.rpc.Status, if any."""
     for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+        # types-protobuf: Message.DESCRIPTOR may be the upb Descriptor, which Any.Is accepts at runtime.
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):  # type: ignore[arg-type]
             info = error_details_pb2.ErrorInfo()
             detail.Unpack(info)
             return info
@@ -215,7 +217,11 @@ def decode_rpc_error(err: grpc.RpcError) -> RemoteError:
     details = err.details() if hasattr(err, "details") else str(err)
     reason = ""
     metadata: dict[str, str] = {}
-    trailers = err.trailing_metadata() if hasattr(err, "trailing_metadata") else None
+    # Runtime trailers are (key, value) pairs (sync tuple or aio Metadata); the stubs' _Metadatum is not iterable.
+    trailers = cast(
+        "Iterable[tuple[str, str | bytes]] | None",
+        err.trailing_metadata() if hasattr(err, "trailing_metadata") else None,
+    )
     for key, value in trailers or ():
         if key == "grpc-status-details-bin" and isinstance(value, bytes):
             info = error_info_of(status_pb2.Status.FromString(value))

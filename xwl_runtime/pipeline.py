@@ -39,10 +39,10 @@ def caller() -> Identity:
     return ident
 
 
-def peer_identity(context: grpc.aio.ServicerContext, *, insecure_dev: bool) -> Identity | None:
+def peer_identity(context: grpc.aio.ServicerContext[Any, Any], *, insecure_dev: bool) -> Identity | None:
     """The caller's identity from its verified client certificate (or the dev header in plaintext mode)."""
     auth = context.auth_context()
-    pems = auth.get("x509_pem_cert") if auth else None
+    pems = list(auth.get("x509_pem_cert") or ()) if auth else None
     if pems:
         return identity_of_pem(pems[0])
     if insecure_dev:
@@ -68,9 +68,9 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
@@ -95,13 +95,16 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
+        assert handler.stream_stream is not None  # a handler has exactly one of the four behaviours
         return grpc.stream_stream_rpc_method_handler(
             self._wrap_stream(handler.stream_stream, method, rule, cid),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
 
-    def _authorize(self, context: grpc.aio.ServicerContext, method: str, rule: Rule | None) -> Identity | None:
+    def _authorize(
+        self, context: grpc.aio.ServicerContext[Any, Any], method: str, rule: Rule | None
+    ) -> Identity | None:
         ident = peer_identity(context, insecure_dev=self._insecure_dev)
         if rule is None:
             raise PermissionDenied(f"{method} is not allowed to anyone", reason="METHOD_NOT_ALLOWED")
@@ -117,7 +120,9 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
             )
         return ident
 
-    async def _fail(self, context: grpc.aio.ServicerContext, method: str, err: Exception, started: float) -> None:
+    async def _fail(
+        self, context: grpc.aio.ServicerContext[Any, Any], method: str, err: Exception, started: float
+    ) -> None:
         if isinstance(err, XcwlError):
             status = err.to_status()
             log.info(
@@ -132,7 +137,7 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
     def _wrap_unary(
         self, behavior: Callable[..., Awaitable[Any]], method: str, rule: Rule | None, cid: str
     ) -> Callable[..., Awaitable[Any]]:
-        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
             correlation.current_correlation_id.set(cid)
             try:
@@ -148,7 +153,7 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
     def _wrap_stream(
         self, behavior: Callable[..., Any], method: str, rule: Rule | None, cid: str
     ) -> Callable[..., AsyncIterator[Any]]:
-        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             started = time.perf_counter()
             correlation.current_correlation_id.set(cid)
             try:

@@ -89,7 +89,9 @@ class ReloadableServerCredentials:
             [(material.pair.key_pem, material.pair.cert_pem)], root_certificates=material.ca_pem
         )
         self.credentials = grpc.dynamic_ssl_server_credentials(
-            initial, self._fetch, require_client_authentication=require_client_auth
+            initial,
+            self._fetch,  # type: ignore[arg-type]  # gRPC accepts None (keep the current pair); stubs omit it
+            require_client_authentication=require_client_auth,
         )
 
     def _fetch(self) -> grpc.ServerCertificateConfiguration | None:

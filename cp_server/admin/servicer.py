@@ -72,8 +72,11 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         self._clock = clock
 
     # --- registry --------------------------------------------------------------------------------------------
-    async def RegisterWl(self, request: pb.RegisterWlRequest, context: grpc.aio.ServicerContext  # noqa: N802
-                         ) -> pb.RegisterWlResponse:
+    async def RegisterWl(  # noqa: N802
+        self,
+        request: pb.RegisterWlRequest,
+        context: grpc.aio.ServicerContext[pb.RegisterWlRequest, pb.RegisterWlResponse],
+    ) -> pb.RegisterWlResponse:
         wl = request.white_label
         done = await self._registry.register(
             caller().spiffe_id, wl_id=wl.wl_id, name=wl.name, currency=wl.currency,
@@ -82,8 +85,9 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         )
         return pb.RegisterWlResponse(white_label=protos.white_label(done.value), version=done.version)
 
-    async def UpdateWl(self, request: pb.UpdateWlRequest, context: grpc.aio.ServicerContext  # noqa: N802
-                       ) -> pb.UpdateWlResponse:
+    async def UpdateWl(  # noqa: N802
+        self, request: pb.UpdateWlRequest, context: grpc.aio.ServicerContext[pb.UpdateWlRequest, pb.UpdateWlResponse]
+    ) -> pb.UpdateWlResponse:
         done = await self._registry.update(
             caller().spiffe_id, wl_id=request.wl_id,
             name=request.name if request.HasField("name") else None,
@@ -92,13 +96,17 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         )
         return pb.UpdateWlResponse(white_label=protos.white_label(done.value), version=done.version)
 
-    async def ListWls(self, request: pb.ListWlsRequest, context: grpc.aio.ServicerContext  # noqa: N802
-                      ) -> pb.ListWlsResponse:
+    async def ListWls(  # noqa: N802
+        self, request: pb.ListWlsRequest, context: grpc.aio.ServicerContext[pb.ListWlsRequest, pb.ListWlsResponse]
+    ) -> pb.ListWlsResponse:
         return pb.ListWlsResponse(white_labels=[protos.white_label(w) for w in await self._registry.list()])
 
     # --- pairs -----------------------------------------------------------------------------------------------
-    async def UpdatePairPolicy(self, request: pb.UpdatePairPolicyRequest,  # noqa: N802
-                               context: grpc.aio.ServicerContext) -> pb.UpdatePairPolicyResponse:
+    async def UpdatePairPolicy(  # noqa: N802
+        self,
+        request: pb.UpdatePairPolicyRequest,
+        context: grpc.aio.ServicerContext[pb.UpdatePairPolicyRequest, pb.UpdatePairPolicyResponse],
+    ) -> pb.UpdatePairPolicyResponse:
         done = await self._pairs.update_pair(
             caller().spiffe_id, wl_x=request.wl_a, wl_y=request.wl_b,
             status=protos.status_from_proto("status", request.status) if request.HasField("status") else None,
@@ -110,8 +118,11 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         )
         return pb.UpdatePairPolicyResponse(policy=protos.pair_policy(done.value), version=done.version)
 
-    async def UpdateDirectionPolicy(self, request: pb.UpdateDirectionPolicyRequest,  # noqa: N802
-                                    context: grpc.aio.ServicerContext) -> pb.UpdateDirectionPolicyResponse:
+    async def UpdateDirectionPolicy(  # noqa: N802
+        self,
+        request: pb.UpdateDirectionPolicyRequest,
+        context: grpc.aio.ServicerContext[pb.UpdateDirectionPolicyRequest, pb.UpdateDirectionPolicyResponse],
+    ) -> pb.UpdateDirectionPolicyResponse:
         delay = request.export_delay if request.HasField("export_delay") else None
         done = await self._pairs.update_direction(
             caller().spiffe_id, exporter=request.exporter_wl, importer=request.importer_wl,
@@ -122,19 +133,28 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         )
         return pb.UpdateDirectionPolicyResponse(policy=protos.pair_policy(done.value), version=done.version)
 
-    async def GetPairPolicy(self, request: pb.GetPairPolicyRequest,  # noqa: N802
-                            context: grpc.aio.ServicerContext) -> pb.GetPairPolicyResponse:
+    async def GetPairPolicy(  # noqa: N802
+        self,
+        request: pb.GetPairPolicyRequest,
+        context: grpc.aio.ServicerContext[pb.GetPairPolicyRequest, pb.GetPairPolicyResponse],
+    ) -> pb.GetPairPolicyResponse:
         return pb.GetPairPolicyResponse(policy=protos.pair_policy(await self._pairs.get(request.wl_a, request.wl_b)))
 
-    async def ListPairPolicies(self, request: pb.ListPairPoliciesRequest,  # noqa: N802
-                               context: grpc.aio.ServicerContext) -> pb.ListPairPoliciesResponse:
+    async def ListPairPolicies(  # noqa: N802
+        self,
+        request: pb.ListPairPoliciesRequest,
+        context: grpc.aio.ServicerContext[pb.ListPairPoliciesRequest, pb.ListPairPoliciesResponse],
+    ) -> pb.ListPairPoliciesResponse:
         found = await self._pairs.list(request.wl_id)
         return pb.ListPairPoliciesResponse(policies=[protos.pair_policy(p) for p in found],
                                            version=self._hub.world().version)
 
     # --- nodes -----------------------------------------------------------------------------------------------
-    async def ListNodeStatus(self, request: pb.ListNodeStatusRequest,  # noqa: N802
-                             context: grpc.aio.ServicerContext) -> pb.ListNodeStatusResponse:
+    async def ListNodeStatus(  # noqa: N802
+        self,
+        request: pb.ListNodeStatusRequest,
+        context: grpc.aio.ServicerContext[pb.ListNodeStatusRequest, pb.ListNodeStatusResponse],
+    ) -> pb.ListNodeStatusResponse:
         current = self._hub.world().version
         wls = await self._registry.list()
         reports = await self._node_status.all()
@@ -161,8 +181,11 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
                 nodes.append(status)
         return pb.ListNodeStatusResponse(nodes=nodes)
 
-    async def CreateBootstrapToken(self, request: pb.CreateBootstrapTokenRequest,  # noqa: N802
-                                   context: grpc.aio.ServicerContext) -> pb.CreateBootstrapTokenResponse:
+    async def CreateBootstrapToken(  # noqa: N802
+        self,
+        request: pb.CreateBootstrapTokenRequest,
+        context: grpc.aio.ServicerContext[pb.CreateBootstrapTokenRequest, pb.CreateBootstrapTokenResponse],
+    ) -> pb.CreateBootstrapTokenResponse:
         wl_id = validation.wl_id("wl_id", request.wl_id)
         ttl = request.ttl.ToTimedelta() if request.HasField("ttl") else DEFAULT_TOKEN_TTL
         if ttl <= dt.timedelta(0) or ttl > MAX_TOKEN_TTL:
@@ -179,8 +202,11 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         return pb.CreateBootstrapTokenResponse(token=token, expire_time=protos.timestamp(expires))
 
     # --- audit -----------------------------------------------------------------------------------------------
-    async def ListAuditRecords(self, request: pb.ListAuditRecordsRequest,  # noqa: N802
-                               context: grpc.aio.ServicerContext) -> pb.ListAuditRecordsResponse:
+    async def ListAuditRecords(  # noqa: N802
+        self,
+        request: pb.ListAuditRecordsRequest,
+        context: grpc.aio.ServicerContext[pb.ListAuditRecordsRequest, pb.ListAuditRecordsResponse],
+    ) -> pb.ListAuditRecordsResponse:
         size = request.page_size or DEFAULT_AUDIT_PAGE
         if size > MAX_AUDIT_PAGE:
             raise InvalidArgument.field("page_size", f"at most {MAX_AUDIT_PAGE}")
@@ -188,7 +214,10 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         entries = await self._audit.list(self._engine, after_seq=after, limit=size)
         return pb.ListAuditRecordsResponse(records=[_audit_record(e) for e in entries])
 
-    async def VerifyAuditLog(self, request: pb.VerifyAuditLogRequest,  # noqa: N802
-                             context: grpc.aio.ServicerContext) -> pb.VerifyAuditLogResponse:
+    async def VerifyAuditLog(  # noqa: N802
+        self,
+        request: pb.VerifyAuditLogRequest,
+        context: grpc.aio.ServicerContext[pb.VerifyAuditLogRequest, pb.VerifyAuditLogResponse],
+    ) -> pb.VerifyAuditLogResponse:
         ok, count, first_bad = await self._audit.verify(self._engine)
         return pb.VerifyAuditLogResponse(ok=ok, records=count, first_bad_sequence=first_bad)

@@ -32,7 +32,11 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
         self._clock = clock
 
     async def GetBalances(  # noqa: N802 - gRPC method name
-        self, request: analytics_service_pb2.GetBalancesRequest, context: grpc.aio.ServicerContext
+        self,
+        request: analytics_service_pb2.GetBalancesRequest,
+        context: grpc.aio.ServicerContext[
+            analytics_service_pb2.GetBalancesRequest, analytics_service_pb2.GetBalancesResponse
+        ],
     ) -> analytics_service_pb2.GetBalancesResponse:
         async with self._engine.connect() as conn:
             rows = await balance_table(conn, now=self._clock.now(), window=self._settings.trend_window)
@@ -49,7 +53,11 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
         return out
 
     async def ListAlerts(  # noqa: N802 - gRPC method name
-        self, request: analytics_service_pb2.ListAlertsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: analytics_service_pb2.ListAlertsRequest,
+        context: grpc.aio.ServicerContext[
+            analytics_service_pb2.ListAlertsRequest, analytics_service_pb2.ListAlertsResponse
+        ],
     ) -> analytics_service_pb2.ListAlertsResponse:
         a = t.alerts
         query = sa.select(a).order_by(a.c.open.desc(), a.c.raise_time.desc(), a.c.alert_id).limit(MAX_PAGE)
@@ -65,7 +73,11 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
         return out
 
     async def ListSignals(  # noqa: N802 - gRPC method name
-        self, request: analytics_service_pb2.ListSignalsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: analytics_service_pb2.ListSignalsRequest,
+        context: grpc.aio.ServicerContext[
+            analytics_service_pb2.ListSignalsRequest, analytics_service_pb2.ListSignalsResponse
+        ],
     ) -> analytics_service_pb2.ListSignalsResponse:
         size = min(request.page_size or DEFAULT_PAGE, MAX_PAGE)
         async with self._engine.connect() as conn:
@@ -73,7 +85,11 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
         return analytics_service_pb2.ListSignalsResponse(signals=[r.to_proto() for r in records])
 
     async def ListDiscrepancies(  # noqa: N802 - gRPC method name
-        self, request: analytics_service_pb2.ListDiscrepanciesRequest, context: grpc.aio.ServicerContext
+        self,
+        request: analytics_service_pb2.ListDiscrepanciesRequest,
+        context: grpc.aio.ServicerContext[
+            analytics_service_pb2.ListDiscrepanciesRequest, analytics_service_pb2.ListDiscrepanciesResponse
+        ],
     ) -> analytics_service_pb2.ListDiscrepanciesResponse:
         d = t.discrepancies
         async with self._engine.connect() as conn:

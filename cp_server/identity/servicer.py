@@ -84,7 +84,9 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         self._cert_lifetime = cert_lifetime
         self._token_lifetime = token_lifetime
 
-    async def Enroll(self, request: pb.EnrollRequest, context: grpc.aio.ServicerContext) -> pb.EnrollResponse:
+    async def Enroll(
+        self, request: pb.EnrollRequest, context: grpc.aio.ServicerContext[pb.EnrollRequest, pb.EnrollResponse]
+    ) -> pb.EnrollResponse:
         csr = validate_csr("csr_pem", request.csr_pem)
         try:
             cert, identity = await self._issue(csr, reason="enroll", token=request.bootstrap_token)
@@ -96,7 +98,9 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         return pb.EnrollResponse(**self._response_fields(cert, identity))
 
     async def RenewCertificate(
-        self, request: pb.RenewCertificateRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.RenewCertificateRequest,
+        context: grpc.aio.ServicerContext[pb.RenewCertificateRequest, pb.RenewCertificateResponse],
     ) -> pb.RenewCertificateResponse:
         identity = caller()
         if identity.kind is not Kind.WL:  # also guaranteed by the authz table; kept next to the use
@@ -106,7 +110,9 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         return pb.RenewCertificateResponse(**self._response_fields(cert, identity))
 
     async def IssueToken(
-        self, request: pb.IssueTokenRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.IssueTokenRequest,
+        context: grpc.aio.ServicerContext[pb.IssueTokenRequest, pb.IssueTokenResponse],
     ) -> pb.IssueTokenResponse:
         subject = caller()
         if subject.kind is not Kind.WL:
@@ -136,7 +142,9 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         log.info("token issued", extra={"fields": {"sub": subject.spiffe_id, "aud": audience, "jti": issued.jti}})
         return pb.IssueTokenResponse(token=issued.token, expire_time=_timestamp(issued.expires_at))
 
-    async def GetJwks(self, request: pb.GetJwksRequest, context: grpc.aio.ServicerContext) -> pb.GetJwksResponse:
+    async def GetJwks(
+        self, request: pb.GetJwksRequest, context: grpc.aio.ServicerContext[pb.GetJwksRequest, pb.GetJwksResponse]
+    ) -> pb.GetJwksResponse:
         return pb.GetJwksResponse(keys=self._jwks)
 
     # --- internals -----------------------------------------------------------------------------------------

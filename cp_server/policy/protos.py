@@ -16,7 +16,7 @@ _STATUS_TO_PROTO = {
     Status.PAUSED: policy_pb2.RELATIONSHIP_STATUS_PAUSED,
     Status.BLOCKED: policy_pb2.RELATIONSHIP_STATUS_BLOCKED,
 }
-_STATUS_FROM_PROTO = {v: k for k, v in _STATUS_TO_PROTO.items()}
+_STATUS_FROM_PROTO: dict[int, Status] = {v: k for k, v in _STATUS_TO_PROTO.items()}
 
 
 def status_from_proto(field: str, value: int) -> Status:

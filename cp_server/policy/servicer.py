@@ -61,7 +61,11 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
         return view
 
     async def WatchPolicies(  # noqa: N802 - gRPC method name
-        self, request: policy_service_pb2.WatchPoliciesRequest, context: grpc.aio.ServicerContext
+        self,
+        request: policy_service_pb2.WatchPoliciesRequest,
+        context: grpc.aio.ServicerContext[
+            policy_service_pb2.WatchPoliciesRequest, policy_service_pb2.WatchPoliciesResponse
+        ],
     ) -> AsyncIterator[policy_service_pb2.WatchPoliciesResponse]:
         wl_id = self._target(request.wl_id)
         if self._hub.closed:
@@ -87,7 +91,11 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
                 last_sent = self._clock.monotonic()
 
     async def GetPolicies(  # noqa: N802
-        self, request: policy_service_pb2.GetPoliciesRequest, context: grpc.aio.ServicerContext
+        self,
+        request: policy_service_pb2.GetPoliciesRequest,
+        context: grpc.aio.ServicerContext[
+            policy_service_pb2.GetPoliciesRequest, policy_service_pb2.GetPoliciesResponse
+        ],
     ) -> policy_service_pb2.GetPoliciesResponse:
         wl_id = self._target(request.wl_id)
         world = self._hub.world()  # no database access: the hub knows the version
@@ -99,7 +107,11 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
         return policy_service_pb2.GetPoliciesResponse(version=view.version, view=view)
 
     async def ReportPolicyStatus(  # noqa: N802
-        self, request: policy_service_pb2.ReportPolicyStatusRequest, context: grpc.aio.ServicerContext
+        self,
+        request: policy_service_pb2.ReportPolicyStatusRequest,
+        context: grpc.aio.ServicerContext[
+            policy_service_pb2.ReportPolicyStatusRequest, policy_service_pb2.ReportPolicyStatusResponse
+        ],
     ) -> policy_service_pb2.ReportPolicyStatusResponse:
         ident = caller()
         if len(request.error) > MAX_ERROR_CHARS:

@@ -32,7 +32,7 @@ from xporty.cp.v1 import (
     telemetry_service_pb2_grpc,
 )
 from xwl_runtime.authz import Rule, service_methods
-from xwl_runtime.component import Component
+from xwl_runtime.component import BackgroundLoop, Component
 from xwl_runtime.db import is_sqlite
 from xwl_runtime.identity import Kind
 
@@ -126,7 +126,7 @@ def build(ctx: CpContext, settings: RiskSettings | None = None) -> tuple[Compone
         finally:
             await verifier.close()
 
-    loops = [start_hub, reconcile, verify_workers]
+    loops: list[BackgroundLoop] = [start_hub, reconcile, verify_workers]
     if listener is not None:
         loops.append(listener.run)
 

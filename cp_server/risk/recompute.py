@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from xwl_runtime.db import create_engine
 
@@ -36,38 +37,56 @@ class Mismatch:
     recomputed: Balance
 
 
+@asynccontextmanager
+async def _snapshot(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """One read transaction that sees a single snapshot: REPEATABLE READ on PostgreSQL (READ COMMITTED would let
+    each statement see newer commits); on SQLite the engine's transaction already holds one for its duration."""
+    async with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+        async with conn.begin():
+            yield conn
+
+
 async def recompute(engine: AsyncEngine) -> dict[tuple[str, str], Balance]:
     """Balances per pair from ``risk_events`` alone."""
+    async with _snapshot(engine) as conn:
+        return await _recompute(conn)
+
+
+async def _recompute(conn: AsyncConnection) -> dict[tuple[str, str], Balance]:
     e = t.events
     orders: dict[str, OrderState] = {}
     balances: dict[tuple[str, str], Balance] = {}
     last_id = ""
-    async with engine.connect() as conn:
-        while True:
-            rows = (await conn.execute(
-                sa.select(e.c.event_id, e.c.kind, e.c.order_id, e.c.exporter_wl, e.c.importer_wl,
-                          e.c.reference_value)
-                .where(e.c.event_id > last_id, e.c.kind != EventKind.ENFORCEMENT_ACK.name)
-                .order_by(e.c.event_id).limit(_PAGE)
-            )).all()
-            for r in rows:
-                key = pair_of(r.exporter_wl, r.importer_wl)
-                state = orders.get(r.order_id) or OrderState(r.order_id, r.exporter_wl, r.importer_wl)
-                value = Decimal(r.reference_value) if r.reference_value else None
-                applied = apply(state, EventKind[r.kind], r.event_id, value)
-                orders[r.order_id] = applied.state
-                balances[key] = balances.get(key, Balance()).moved(key[0], r.exporter_wl, applied.delta)
-            if len(rows) < _PAGE:
-                break
-            last_id = rows[-1].event_id
+    while True:
+        rows = (await conn.execute(
+            sa.select(e.c.event_id, e.c.kind, e.c.order_id, e.c.exporter_wl, e.c.importer_wl,
+                      e.c.reference_value)
+            .where(e.c.event_id > last_id, e.c.kind != EventKind.ENFORCEMENT_ACK.name)
+            .order_by(e.c.event_id).limit(_PAGE)
+        )).all()
+        for r in rows:
+            key = pair_of(r.exporter_wl, r.importer_wl)
+            state = orders.get(r.order_id) or OrderState(r.order_id, r.exporter_wl, r.importer_wl)
+            value = Decimal(r.reference_value) if r.reference_value else None
+            applied = apply(state, EventKind[r.kind], r.event_id, value)
+            orders[r.order_id] = applied.state
+            balances[key] = balances.get(key, Balance()).moved(key[0], r.exporter_wl, applied.delta)
+        if len(rows) < _PAGE:
+            break
+        last_id = rows[-1].event_id
     return balances
 
 
 async def check(engine: AsyncEngine) -> list[Mismatch]:
-    """Pairs whose incremental balance differs from ``recompute`` (empty when consistent)."""
-    rebuilt = await recompute(engine)
+    """Pairs whose incremental balance differs from ``recompute`` (empty when consistent).
+
+    Both sides are read in ONE snapshot, so events ingested while the check runs cannot make it differ.
+    """
     b = t.balances
-    async with engine.connect() as conn:
+    async with _snapshot(engine) as conn:
+        rebuilt = await _recompute(conn)
         stored = {
             (r.wl_a, r.wl_b): Balance(Decimal(r.exports_ab), Decimal(r.exports_ba))
             for r in (await conn.execute(sa.select(b.c.wl_a, b.c.wl_b, b.c.exports_ab, b.c.exports_ba))).all()

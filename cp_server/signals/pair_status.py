@@ -51,5 +51,5 @@ class PairStatusSignals:
     async def after_commit(self, version: int) -> None:
         """``ChangeRunner`` commit listener: push what committed to this replica's WatchSignals streams."""
         if self._pending:
-            self._pending: set[int] = set()  # policy versions whose change issued a signal, not yet published
+            self._pending = set()
             await self._hub.refresh()

@@ -45,7 +45,11 @@ class SignalServicer(signal_service_pb2_grpc.SignalServiceServicer):
         self._heartbeat_s = heartbeat_interval.total_seconds()
 
     async def WatchSignals(  # noqa: N802 - gRPC method name
-        self, request: signal_service_pb2.WatchSignalsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: signal_service_pb2.WatchSignalsRequest,
+        context: grpc.aio.ServicerContext[
+            signal_service_pb2.WatchSignalsRequest, signal_service_pb2.WatchSignalsResponse
+        ],
     ) -> AsyncIterator[signal_service_pb2.WatchSignalsResponse]:
         ident = caller()
         if ident.kind is Kind.WL:
@@ -94,7 +98,9 @@ class SignalServicer(signal_service_pb2_grpc.SignalServiceServicer):
         return signal_service_pb2.WatchSignalsResponse(heartbeat_sequence=seq)
 
     async def AckSignal(  # noqa: N802 - gRPC method name
-        self, request: signal_service_pb2.AckSignalRequest, context: grpc.aio.ServicerContext
+        self,
+        request: signal_service_pb2.AckSignalRequest,
+        context: grpc.aio.ServicerContext[signal_service_pb2.AckSignalRequest, signal_service_pb2.AckSignalResponse],
     ) -> signal_service_pb2.AckSignalResponse:
         ident = caller()
         if not request.signal_id:
@@ -113,7 +119,9 @@ class SignalServicer(signal_service_pb2_grpc.SignalServiceServicer):
         return signal_service_pb2.AckSignalResponse()
 
     async def SendSignal(  # noqa: N802 - gRPC method name
-        self, request: signal_service_pb2.SendSignalRequest, context: grpc.aio.ServicerContext
+        self,
+        request: signal_service_pb2.SendSignalRequest,
+        context: grpc.aio.ServicerContext[signal_service_pb2.SendSignalRequest, signal_service_pb2.SendSignalResponse],
     ) -> signal_service_pb2.SendSignalResponse:
         ident = caller()
         kinds = {signal_pb2.SIGNAL_KIND_DISABLE: DISABLE, signal_pb2.SIGNAL_KIND_ENABLE: ENABLE}

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, cast, overload
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -84,8 +84,9 @@ class SignalRecord:
         msg = signal_pb2.Signal(
             signal_id=self.signal_id,
             sequence=self.sequence,
-            kind=signal_pb2.SignalKind.Value(f"SIGNAL_KIND_{self.kind}"),
-            source=signal_pb2.SignalSource.Value(f"SIGNAL_SOURCE_{self.source}"),
+            # protoc's .pyi types EnumTypeWrapper.Value() as int; the constructor wants the enum type.
+            kind=cast(signal_pb2.SignalKind, signal_pb2.SignalKind.Value(f"SIGNAL_KIND_{self.kind}")),
+            source=cast(signal_pb2.SignalSource, signal_pb2.SignalSource.Value(f"SIGNAL_SOURCE_{self.source}")),
             exporter_wl=self.exporter_wl,
             importer_wl=self.importer_wl,
             reason=self.reason,
@@ -93,7 +94,10 @@ class SignalRecord:
         )
         msg.issue_time.FromDatetime(self.issue_time)
         if self.pair_status is not None:
-            msg.pair_status = policy_pb2.RelationshipStatus.Value(f"RELATIONSHIP_STATUS_{self.pair_status}")
+            msg.pair_status = cast(
+                policy_pb2.RelationshipStatus,
+                policy_pb2.RelationshipStatus.Value(f"RELATIONSHIP_STATUS_{self.pair_status}"),
+            )
             msg.policy_version = self.policy_version or 0
         if self.plan_required is not None:
             msg.plan.required_reference_value = dec_str(self.plan_required)
@@ -315,6 +319,14 @@ class SignalStore:
             )
         )
         return bool(result.rowcount)
+
+
+@overload
+def _state_dict(state: DirectionState) -> dict[str, Any]: ...
+
+
+@overload
+def _state_dict(state: DirectionState | None) -> dict[str, Any] | None: ...
 
 
 def _state_dict(state: DirectionState | None) -> dict[str, Any] | None:

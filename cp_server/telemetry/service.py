@@ -39,7 +39,11 @@ class TelemetryServicer(telemetry_service_pb2_grpc.TelemetryServiceServicer):
         self._clock = clock
 
     async def PublishEvents(  # noqa: N802 - gRPC method name
-        self, request: telemetry_service_pb2.PublishEventsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: telemetry_service_pb2.PublishEventsRequest,
+        context: grpc.aio.ServicerContext[
+            telemetry_service_pb2.PublishEventsRequest, telemetry_service_pb2.PublishEventsResponse
+        ],
     ) -> telemetry_service_pb2.PublishEventsResponse:
         received_at = self._clock.now()  # CP receipt: the start of the reaction time
         ident = caller()
@@ -48,7 +52,7 @@ class TelemetryServicer(telemetry_service_pb2_grpc.TelemetryServiceServicer):
         if len(request.events) > self._settings.max_batch:
             raise InvalidArgument.field("events", f"at most {self._settings.max_batch} events per batch")
         auth = context.auth_context() or {}
-        pems = auth.get("x509_pem_cert")
+        pems = list(auth.get("x509_pem_cert") or ())
         signers = await self._signers.resolve(
             {e.signer_certificate_sha256 for e in request.events}, pems[0] if pems else None)
         candidates, refused = await check_batch_async(request.events, signers, ident.wl_id,
@@ -68,7 +72,11 @@ class TelemetryServicer(telemetry_service_pb2_grpc.TelemetryServiceServicer):
         )
 
     async def ReportOffers(  # noqa: N802 - gRPC method name
-        self, request: telemetry_service_pb2.ReportOffersRequest, context: grpc.aio.ServicerContext
+        self,
+        request: telemetry_service_pb2.ReportOffersRequest,
+        context: grpc.aio.ServicerContext[
+            telemetry_service_pb2.ReportOffersRequest, telemetry_service_pb2.ReportOffersResponse
+        ],
     ) -> telemetry_service_pb2.ReportOffersResponse:
         ident = caller()
         if ident.kind is not Kind.WL:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from xporty.cp.v1 import admin_service_pb2
+
 from .errors import EXIT_CHECK_FAILED
 from .ops_client import OpsClient, add_ops_flags, ops_command
 from .output import emit, to_dict
@@ -12,7 +14,7 @@ from .render import audit_table
 MAX_PAGE = 1000
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     audit = sub.add_parser("audit", help="the CP's audit log")
     audit_sub = audit.add_subparsers(dest="audit_cmd", required=True)
     listing = audit_sub.add_parser("list", help="list audit records")
@@ -26,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 async def _list(args: argparse.Namespace, client: OpsClient) -> int:
-    records = []
+    records: list[admin_service_pb2.AuditRecord] = []
     after = args.after
     while len(records) < args.limit:  # page until the limit or the end of the log
         page = await client.list_audit(after, min(MAX_PAGE, args.limit - len(records)))

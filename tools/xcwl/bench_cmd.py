@@ -25,7 +25,7 @@ def names() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_"))
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("bench", help=f"benchmarks ({', '.join(names())})", add_help=True)
     parser.add_argument("name", choices=names(), help="which benchmark")
     parser.add_argument("rest", nargs=argparse.REMAINDER, help="the benchmark's own flags (see: xcwl bench NAME -h)")

@@ -13,7 +13,7 @@ from .output import emit, to_dict
 from .render_trade import imported_offers_table
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     catalog = sub.add_parser("catalog", help="a node's imported catalog (the WL's local API)")
     c_sub = catalog.add_subparsers(dest="catalog_cmd", required=True)
 

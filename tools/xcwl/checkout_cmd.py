@@ -17,7 +17,7 @@ from .output import emit, to_dict
 from .render_trade import checkout_text
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     checkout = sub.add_parser("checkout", help="buy an imported offer (the node's local API, as a WL app)")
     c_sub = checkout.add_subparsers(dest="checkout_cmd", required=True)
 

@@ -9,7 +9,7 @@ from . import flags
 from .serve import cp_settings
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cp = sub.add_parser("cp", help="the control plane")
     cp_sub = cp.add_subparsers(dest="cp_cmd", required=True)
     serve = cp_sub.add_parser("serve", help="run the CP (mTLS listener + enrollment listener) until SIGTERM")

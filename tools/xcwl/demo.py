@@ -181,7 +181,7 @@ async def run_demo(root: Path, out: Callable[[str], None] = print) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = sub.add_parser("demo", help="a CP and three WL nodes on loopback: enrollment, policies, propagation")
     demo.add_argument("--workdir", help="keep PKI, databases and logs here instead of a temp dir removed at the end")
     demo.set_defaults(func=_run)

@@ -140,11 +140,15 @@ class NodeClient:
 
     # --- exportable offers (apps of this WL) ------------------------------------------------------------------
     async def publish(self, offer: offer_pb2.Offer) -> offer_pb2.Offer:
-        resp = await self._call(self._stub.PublishOffer, storefront_service_pb2.PublishOfferRequest(offer=offer))
+        resp: storefront_service_pb2.PublishOfferResponse = await self._call(
+            self._stub.PublishOffer, storefront_service_pb2.PublishOfferRequest(offer=offer)
+        )
         return resp.offer
 
     async def update(self, offer: offer_pb2.Offer) -> offer_pb2.Offer:
-        resp = await self._call(self._stub.UpdateOffer, storefront_service_pb2.UpdateOfferRequest(offer=offer))
+        resp: storefront_service_pb2.UpdateOfferResponse = await self._call(
+            self._stub.UpdateOffer, storefront_service_pb2.UpdateOfferRequest(offer=offer)
+        )
         return resp.offer
 
     async def withdraw(self, offer_id: str) -> None:
@@ -157,8 +161,10 @@ class NodeClient:
         out: list[storefront_pb2.ImportedOffer] = []
         token = ""
         for _ in range(MAX_PAGES):
-            resp = await self._call(self._stub.ListImportedOffers, storefront_service_pb2.ListImportedOffersRequest(
-                source_wl=source_wl, category=category, text=text, page_size=page_size, page_token=token))
+            request = storefront_service_pb2.ListImportedOffersRequest(
+                source_wl=source_wl, category=category, text=text, page_size=page_size, page_token=token)
+            resp: storefront_service_pb2.ListImportedOffersResponse = await self._call(
+                self._stub.ListImportedOffers, request)
             out.extend(resp.offers)
             token = resp.next_page_token
             if not token:
@@ -166,21 +172,26 @@ class NodeClient:
         return out
 
     async def get_imported(self, imported_offer_id: str) -> storefront_pb2.ImportedOffer:
-        resp = await self._call(self._stub.GetImportedOffer,
-                                storefront_service_pb2.GetImportedOfferRequest(imported_offer_id=imported_offer_id))
+        request = storefront_service_pb2.GetImportedOfferRequest(imported_offer_id=imported_offer_id)
+        resp: storefront_service_pb2.GetImportedOfferResponse = await self._call(self._stub.GetImportedOffer, request)
         return resp.offer
 
     # --- checkout ---------------------------------------------------------------------------------------------
     async def checkout(self, request: storefront_service_pb2.CheckoutRequest) -> storefront_pb2.Checkout:
-        return (await self._call(self._stub.Checkout, request)).checkout
+        resp: storefront_service_pb2.CheckoutResponse = await self._call(self._stub.Checkout, request)
+        return resp.checkout
 
     async def get_checkout(self, checkout_id: str) -> storefront_pb2.Checkout:
-        resp = await self._call(self._stub.GetCheckout,
-                                storefront_service_pb2.GetCheckoutRequest(checkout_id=checkout_id))
+        resp: storefront_service_pb2.GetCheckoutResponse = await self._call(
+            self._stub.GetCheckout, storefront_service_pb2.GetCheckoutRequest(checkout_id=checkout_id)
+        )
         return resp.checkout
 
     async def node_state(self) -> storefront_pb2.NodeState:
-        return (await self._call(self._stub.GetNodeState, storefront_service_pb2.GetNodeStateRequest())).state
+        resp: storefront_service_pb2.GetNodeStateResponse = await self._call(
+            self._stub.GetNodeState, storefront_service_pb2.GetNodeStateRequest()
+        )
+        return resp.state
 
 
 NodeHandler = Callable[[argparse.Namespace, NodeClient], Awaitable[int]]

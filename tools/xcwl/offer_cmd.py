@@ -31,7 +31,7 @@ def _offer_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manager-phone", required=True, help="trader manager's phone (PII)")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     offer = sub.add_parser("offer", help="this WL's exportable offers (the node's local API, as a WL app)")
     o_sub = offer.add_subparsers(dest="offer_cmd", required=True)
 

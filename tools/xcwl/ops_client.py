@@ -174,7 +174,9 @@ class OpsClient:
 
     # --- policies --------------------------------------------------------------------------------------------
     async def get_pair(self, wl_a: str, wl_b: str) -> policy_pb2.PairPolicy:
-        resp = await self._call(self._admin.GetPairPolicy, admin_service_pb2.GetPairPolicyRequest(wl_a=wl_a, wl_b=wl_b))
+        resp: admin_service_pb2.GetPairPolicyResponse = await self._call(
+            self._admin.GetPairPolicy, admin_service_pb2.GetPairPolicyRequest(wl_a=wl_a, wl_b=wl_b)
+        )
         return resp.policy
 
     async def list_pairs(self, wl_id: str = "") -> admin_service_pb2.ListPairPoliciesResponse:
@@ -232,12 +234,15 @@ class OpsClient:
         return list(resp.discrepancies)
 
     async def send_signal(self, request: signal_service_pb2.SendSignalRequest) -> signal_pb2.Signal:
-        return (await self._call(self._signals.SendSignal, request)).signal
+        resp: signal_service_pb2.SendSignalResponse = await self._call(self._signals.SendSignal, request)
+        return resp.signal
 
     # --- health ----------------------------------------------------------------------------------------------
     async def health(self, service: str = "") -> str:
         """The server's health status name, e.g. ``SERVING``."""
-        resp = await self._call(self._health.Check, health_pb2.HealthCheckRequest(service=service))
+        # types-grpcio-health-checking's HealthStub omits the per-method callables __init__ sets.
+        check = self._health.Check  # type: ignore[attr-defined]
+        resp = await self._call(check, health_pb2.HealthCheckRequest(service=service))
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status))
 
 

@@ -12,7 +12,7 @@ from xwl_runtime.pki import PkiDir
 from . import flags
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pki = sub.add_parser("pki", help="manage the PKI directory")
     pki_sub = pki.add_subparsers(dest="pki_cmd", required=True)
 

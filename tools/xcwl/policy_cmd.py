@@ -26,7 +26,7 @@ STATUSES = {
 ON_OFF = {"on": True, "off": False}
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     policy = sub.add_parser("policy", help="pair policies and their propagation to nodes")
     p_sub = policy.add_subparsers(dest="policy_cmd", required=True)
 

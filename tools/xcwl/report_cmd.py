@@ -12,7 +12,7 @@ from .output import emit, table, to_dict
 from .render_trade import alerts_table, balances_table, signals_table, when
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     report = sub.add_parser("report", help="risk reports from the CP (AnalyticsService)")
     r_sub = report.add_subparsers(dest="report_cmd", required=True)
 

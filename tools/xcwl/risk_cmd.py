@@ -22,7 +22,7 @@ from .output import emit, table
 from .serve import db_url
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     risk = sub.add_parser("risk", help="risk checks on the CP's store")
     r_sub = risk.add_subparsers(dest="risk_cmd", required=True)
     chk = r_sub.add_parser("check", help="incremental balances == recomputation from the stored events (exit 1 if "

@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from cp_server.settings import CpSettings
 from wl_node.settings import NodeSettings
@@ -57,7 +58,7 @@ def node_settings(args: argparse.Namespace) -> NodeSettings:
     if not args.insecure_dev and not has_cert and not (args.bootstrap_token and args.cp_enroll):
         raise CliError(f"no certificate for {args.wl_id} in {pki.root}: pass --bootstrap-token and --cp-enroll "
                        "for the first start (an operator creates the token with 'xcwl token create')")
-    extra = {"state_dir": Path(args.state_dir)} if args.state_dir else {}
+    extra: dict[str, Any] = {"state_dir": Path(args.state_dir)} if args.state_dir else {}
     settings = NodeSettings(
         wl_id=args.wl_id,
         pki_dir=pki.root,

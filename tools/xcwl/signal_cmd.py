@@ -18,7 +18,7 @@ from .render_trade import signal_text, signals_table
 KINDS = {"disable": signal_pb2.SIGNAL_KIND_DISABLE, "enable": signal_pb2.SIGNAL_KIND_ENABLE}
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     signal = sub.add_parser("signal", help="operator risk signals (disable / re-enable a direction)")
     s_sub = signal.add_subparsers(dest="signal_cmd", required=True)
 

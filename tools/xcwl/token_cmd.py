@@ -9,7 +9,7 @@ from .ops_client import OpsClient, add_ops_flags, ops_command
 from .output import emit, key_values
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     token = sub.add_parser("token", help="enrollment tokens")
     token_sub = token.add_subparsers(dest="token_cmd", required=True)
     create = token_sub.add_parser("create", help="create a one-time bootstrap token for a WL node")

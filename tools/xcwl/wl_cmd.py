@@ -15,7 +15,7 @@ from .render import wls_table
 from .serve import node_settings
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     wl = sub.add_parser("wl", help="WL nodes and the WL registry")
     wl_sub = wl.add_subparsers(dest="wl_cmd", required=True)
 

@@ -28,6 +28,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,7 +85,7 @@ class Cursor:
 class Page:
     """Rows to serve (current ``offers`` rows, withdrawn ones are tombstones) and where the peer resumes."""
 
-    rows: list[Any]
+    rows: Sequence[Any]
     next_cursor: Cursor
     has_more: bool
 
@@ -152,7 +153,7 @@ async def next_maturity(conn: AsyncConnection, grant: ExportGrant, now: dt.datet
     """When the next offer still too young for ``grant``'s peer becomes eligible, or None if there is none."""
     if not grant.delay:
         return None
-    first = await conn.scalar(
+    first: dt.datetime | str | None = await conn.scalar(
         sa.select(sa.func.min(offers.c.created_at)).where(offers.c.created_at > now - grant.delay)
     )
     if first is None:

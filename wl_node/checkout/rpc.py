@@ -33,13 +33,15 @@ class CheckoutRpc:
         self._service = service
 
     async def Checkout(  # noqa: N802 - gRPC method name
-        self, request: pb.CheckoutRequest, context: grpc.aio.ServicerContext
+        self, request: pb.CheckoutRequest, context: grpc.aio.ServicerContext[pb.CheckoutRequest, pb.CheckoutResponse]
     ) -> pb.CheckoutResponse:
         checkout = await self._service.checkout(caller(), request, caller_remaining_s=context.time_remaining())
         return pb.CheckoutResponse(checkout=checkout)
 
     async def GetCheckout(  # noqa: N802 - gRPC method name
-        self, request: pb.GetCheckoutRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.GetCheckoutRequest,
+        context: grpc.aio.ServicerContext[pb.GetCheckoutRequest, pb.GetCheckoutResponse],
     ) -> pb.GetCheckoutResponse:
         return pb.GetCheckoutResponse(checkout=await self._service.get(caller(), request))
 
@@ -50,8 +52,14 @@ class CheckoutStorefrontServicer(pb_grpc.StorefrontServiceServicer):
     def __init__(self, rpc: CheckoutRpc) -> None:
         self._rpc = rpc
 
-    async def Checkout(self, request, context):  # noqa: N802
+    async def Checkout(  # noqa: N802
+        self, request: pb.CheckoutRequest, context: grpc.aio.ServicerContext[pb.CheckoutRequest, pb.CheckoutResponse]
+    ) -> pb.CheckoutResponse:
         return await self._rpc.Checkout(request, context)
 
-    async def GetCheckout(self, request, context):  # noqa: N802
+    async def GetCheckout(  # noqa: N802
+        self,
+        request: pb.GetCheckoutRequest,
+        context: grpc.aio.ServicerContext[pb.GetCheckoutRequest, pb.GetCheckoutResponse],
+    ) -> pb.GetCheckoutResponse:
         return await self._rpc.GetCheckout(request, context)

@@ -31,7 +31,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 import sqlalchemy as sa
@@ -228,7 +228,7 @@ class CheckoutService:
                 self._resolve_reservation(checkout_id, confirmed=False)
 
     async def _place(
-        self, values: store.Row, offer: ImportedOfferTerms, request: storefront_service_pb2.CheckoutRequest,
+        self, values: dict[str, Any], offer: ImportedOfferTerms, request: storefront_service_pb2.CheckoutRequest,
         who: str, fp: str, started: float, caller_remaining_s: float | None, sent: list[bool],
     ) -> storefront_pb2.Checkout:
         """Steps 2-4 for an admitted checkout; ``sent[0]`` is True once PlaceOrder may have reached the exporter."""

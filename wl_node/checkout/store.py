@@ -20,7 +20,8 @@ from xporty.trader.v1 import order_pb2
 
 from .tables import CANCELLED, COMPLETED, FAILED, PENDING, checkouts, compensations, import_ledger
 
-Row = Mapping[str, Any]
+Row = Mapping[str, Any] | sa.RowMapping
+"""A ``checkouts`` row: as read (``RowMapping``) or as built here (a dict)."""
 _c = checkouts.c
 _STATUS = {PENDING: storefront_pb2.CHECKOUT_STATUS_PENDING, COMPLETED: storefront_pb2.CHECKOUT_STATUS_COMPLETED,
            FAILED: storefront_pb2.CHECKOUT_STATUS_FAILED, CANCELLED: storefront_pb2.CHECKOUT_STATUS_CANCELLED}
@@ -92,7 +93,8 @@ def _settle(conn: sa.Connection, checkout_id: str, status: str, reason: str, ord
     """PENDING → ``status``; False when the checkout was no longer PENDING (someone else settled it)."""
     result = _SETTLE_SQL.run(conn, {"checkout_id": checkout_id, "status": status, "reason": reason,
                                     "order_id": order_id, "updated_at": db_time(is_sqlite(conn), now)})
-    return result.rowcount == 1
+    settled: bool = result.rowcount == 1
+    return settled
 
 
 def _settled(row: Row, status: str, reason: str, order_id: str | None, now: dt.datetime) -> Row:

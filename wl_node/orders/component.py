@@ -8,6 +8,7 @@ is not served by the catalog feature, tests, the bench).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from wl_node.context import NodeContext
 from wl_node.policy.state import PolicyState
 from xporty.trader.v1 import trader_service_pb2_grpc as pb_grpc
 from xwl_runtime.clock import Clock
-from xwl_runtime.component import Component
+from xwl_runtime.component import BackgroundLoop, Component
 
 from .desk import OrderDesk
 from .gate import OrderGuard, SignalGate
@@ -42,7 +43,7 @@ class Orders:
 
 
 def purge_loop(runner: TxRunner, records: IdempotencyRecords, clock: Clock, *, interval_s: float = PURGE_INTERVAL_S,
-               rng: random.Random | None = None):  # type: ignore[no-untyped-def]
+               rng: random.Random | None = None) -> BackgroundLoop:
     """A background loop deleting idempotency records past their retention, every ~``interval_s`` (jittered)."""
     rng = rng or random.Random()
 
@@ -50,7 +51,7 @@ def purge_loop(runner: TxRunner, records: IdempotencyRecords, clock: Clock, *, i
         while not stop.is_set():
             try:
                 now = clock.now()
-                purged = await runner.tx(lambda conn, now=now: records.purge_expired(conn, now))
+                purged = await runner.tx(functools.partial(records.purge_expired, now=now))
                 if purged:
                     log.info("idempotency records purged", extra={"fields": {"count": purged}})
             except Exception:  # noqa: BLE001 - a failed purge is retried next round; the loop must live on

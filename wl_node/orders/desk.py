@@ -89,7 +89,7 @@ def _money(currency: str, amount: Decimal | str) -> money_pb2.Money:
     return money_pb2.Money(currency=currency, amount=amount if isinstance(amount, str) else format(amount, "f"))
 
 
-def order_from_row(m: Mapping[str, Any]) -> order_pb2.Order:
+def order_from_row(m: Mapping[str, Any] | sa.RowMapping) -> order_pb2.Order:
     """The wire form of an ``orders`` row mapping."""
     order = order_pb2.Order(
         order_id=m["order_id"], idempotency_key=m["idem_key"], importer_wl=m["importer_wl"],
@@ -284,7 +284,7 @@ class OrderDesk:
         return order
 
     @staticmethod
-    def _ledger(conn: sa.Connection, order: Mapping[str, Any], *, kind: str, amount: Decimal, cid: str,
+    def _ledger(conn: sa.Connection, order: Mapping[str, Any] | sa.RowMapping, *, kind: str, amount: Decimal, cid: str,
                 now: dt.datetime) -> None:
         _INSERT_LEDGER.run(conn, dict(
             entry_id="led_" + uuid.uuid4().hex, order_id=order["order_id"], ledger_kind=kind,
@@ -352,7 +352,7 @@ class OrderDesk:
         else:
             raise InvalidArgument.field("order_id", "order_id or idempotency_key is required")
 
-        def read(conn: sa.Connection) -> Mapping[str, Any] | None:
+        def read(conn: sa.Connection) -> sa.RowMapping | None:
             return conn.execute(sa.select(orders).where(cond, orders.c.importer_wl == importer)).mappings().first()
 
         row = await self._runner.read(read)

@@ -34,7 +34,7 @@ _INSERT = Sql(OUTBOX_INSERT)
 
 def event_values(
     *,
-    kind: telemetry_pb2.LedgerEventKind.ValueType,
+    kind: telemetry_pb2.LedgerEventKind,
     wl_id: str,
     order_id: str,
     exporter_wl: str,
@@ -58,7 +58,7 @@ def event_values(
 def append_event(
     conn: sa.Connection,
     *,
-    kind: telemetry_pb2.LedgerEventKind.ValueType,
+    kind: telemetry_pb2.LedgerEventKind,
     wl_id: str,
     order_id: str,
     exporter_wl: str,

@@ -38,7 +38,7 @@ def fingerprint(request: Message, *, key_field: str = "idempotency_key") -> str:
     """SHA-256 of the request without its key (deterministic serialization)."""
     clone = type(request)()
     clone.CopyFrom(request)
-    clone.ClearField(key_field)  # type: ignore[arg-type]
+    clone.ClearField(key_field)
     return hashlib.sha256(clone.SerializeToString(deterministic=True)).hexdigest()
 
 

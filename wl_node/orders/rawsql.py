@@ -52,9 +52,9 @@ class Sql:
         self.defaults: dict[str, Any] = {}
 
     @classmethod
-    def of(cls, statement: sa.Executable) -> Sql:
+    def of(cls, statement: sa.ClauseElement) -> Sql:
         """From a Core statement whose parameters are all ``bindparam`` (literal values are inlined)."""
-        compiled = {name: statement.compile(dialect=d) for name, d in _DIALECTS.items()}  # type: ignore[attr-defined]
+        compiled = {name: statement.compile(dialect=d) for name, d in _DIALECTS.items()}
         out = cls.__new__(cls)
         out.sqlite = str(compiled["sqlite"])
         out.postgresql = str(compiled["postgresql"])
@@ -68,8 +68,9 @@ class Sql:
         text = self.sqlite if dialect.name == "sqlite" else self.postgresql
         if self.defaults:
             params = {**self.defaults, **(params or {})}
+        driver: Any = conn.connection.driver_connection  # a DBAPI connection: set while ``conn`` is open
         try:
-            return conn.connection.driver_connection.execute(text, params or {})
+            return driver.execute(text, params or {})
         except dialect.loaded_dbapi.Error as err:
             # The same exception classes as through SQLAlchemy (IntegrityError, OperationalError, …).
             raise sa.exc.DBAPIError.instance(text, params, err, dialect.loaded_dbapi.Error,
@@ -93,8 +94,7 @@ def read_time(value: Any) -> dt.datetime | None:
     """A stored ``UtcDateTime`` as timezone-aware UTC."""
     if value is None:
         return None
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
+    when: dt.datetime = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    if when.tzinfo is None:
+        return when.replace(tzinfo=dt.UTC)
+    return when.astimezone(dt.UTC)

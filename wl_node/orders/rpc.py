@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import grpc
 
@@ -45,7 +46,7 @@ def policy_token_verifier(state: PolicyState, clock: Clock) -> TokenVerifier:
     return TokenVerifier(keys, state.wl_id, clock)
 
 
-def _still_wanted(context: grpc.aio.ServicerContext) -> StillWanted | None:
+def _still_wanted(context: grpc.aio.ServicerContext[Any, Any]) -> StillWanted | None:
     """A thread-safe check of the caller's deadline (read once here, on the loop thread)."""
     remaining = context.time_remaining()
     if remaining is None:
@@ -62,7 +63,9 @@ class OrderRpc:
         self._verifier = verifier
 
     async def PlaceOrder(  # noqa: N802 - gRPC method name
-        self, request: pb.PlaceOrderRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.PlaceOrderRequest,
+        context: grpc.aio.ServicerContext[pb.PlaceOrderRequest, pb.PlaceOrderResponse],
     ) -> pb.PlaceOrderResponse:
         ident = caller()
         claims = self._verifier.verify_metadata(context.invocation_metadata(), ident)
@@ -70,14 +73,16 @@ class OrderRpc:
         return pb.PlaceOrderResponse(order=order)
 
     async def CancelOrder(  # noqa: N802 - gRPC method name
-        self, request: pb.CancelOrderRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.CancelOrderRequest,
+        context: grpc.aio.ServicerContext[pb.CancelOrderRequest, pb.CancelOrderResponse],
     ) -> pb.CancelOrderResponse:
         ident = caller()
         claims = self._verifier.verify_metadata(context.invocation_metadata(), ident)
         return pb.CancelOrderResponse(order=await self._desk.cancel(ident, request, claims))
 
     async def GetOrder(  # noqa: N802 - gRPC method name
-        self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext[pb.GetOrderRequest, pb.GetOrderResponse]
     ) -> pb.GetOrderResponse:
         ident = caller()
         claims = self._verifier.verify_metadata(context.invocation_metadata(), ident)
@@ -90,11 +95,21 @@ class OrderTraderServicer(pb_grpc.TraderServiceServicer):
     def __init__(self, orders: OrderRpc) -> None:
         self._orders = orders
 
-    async def PlaceOrder(self, request, context):  # noqa: N802
+    async def PlaceOrder(  # noqa: N802
+        self,
+        request: pb.PlaceOrderRequest,
+        context: grpc.aio.ServicerContext[pb.PlaceOrderRequest, pb.PlaceOrderResponse],
+    ) -> pb.PlaceOrderResponse:
         return await self._orders.PlaceOrder(request, context)
 
-    async def CancelOrder(self, request, context):  # noqa: N802
+    async def CancelOrder(  # noqa: N802
+        self,
+        request: pb.CancelOrderRequest,
+        context: grpc.aio.ServicerContext[pb.CancelOrderRequest, pb.CancelOrderResponse],
+    ) -> pb.CancelOrderResponse:
         return await self._orders.CancelOrder(request, context)
 
-    async def GetOrder(self, request, context):  # noqa: N802
+    async def GetOrder(  # noqa: N802
+        self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext[pb.GetOrderRequest, pb.GetOrderResponse]
+    ) -> pb.GetOrderResponse:
         return await self._orders.GetOrder(request, context)

@@ -15,7 +15,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -74,7 +74,7 @@ class SqlOfferStock:
         self._currency = currency
         self._published = published_col
         self._on_change = on_change
-        cols: list[sa.ColumnElement[object]] = [id_col, stock_col, price_col]
+        cols: list[sa.ColumnElement[Any]] = [id_col, stock_col, price_col]
         if currency_col is not None:
             cols.append(currency_col)
         if published_col is not None:

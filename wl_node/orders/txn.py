@@ -168,7 +168,7 @@ class TxRunner:
     def _group_body(fns: list[Callable[[sa.Connection], Any]]) -> Callable[[sa.Connection], list[tuple[bool, Any]]]:
         def body(conn: sa.Connection) -> list[tuple[bool, Any]]:
             # Raw SAVEPOINTs on the driver connection: SQLAlchemy's nested transactions cost ~0.1 ms each.
-            drv = conn.connection.driver_connection
+            drv: Any = conn.connection.driver_connection  # a DBAPI connection: set while ``conn`` is open
             outcomes: list[tuple[bool, Any]] = []
             for fn in fns:
                 drv.execute("SAVEPOINT xcwl_tx")

@@ -276,19 +276,22 @@ class TraderPeers:
                           ) -> order_pb2.Order:
         """PlaceOrder; raises ``grpc.aio.AioRpcError`` (answer or transport) or ``PeerUnavailable`` (not sent)."""
         async def invoke(peer: _Peer, timeout: float, metadata: Any) -> order_pb2.Order:
-            return (await peer.stub.PlaceOrder(request, timeout=timeout, metadata=metadata)).order
+            response: pb.PlaceOrderResponse = await peer.stub.PlaceOrder(request, timeout=timeout, metadata=metadata)
+            return response.order
 
         return await self._call(exporter_wl, deadline, invoke)
 
     async def get_order(self, exporter_wl: str, request: pb.GetOrderRequest, deadline: Deadline) -> order_pb2.Order:
         async def invoke(peer: _Peer, timeout: float, metadata: Any) -> order_pb2.Order:
-            return (await peer.stub.GetOrder(request, timeout=timeout, metadata=metadata)).order
+            response: pb.GetOrderResponse = await peer.stub.GetOrder(request, timeout=timeout, metadata=metadata)
+            return response.order
 
         return await self._call(exporter_wl, deadline, invoke)
 
     async def cancel_order(self, exporter_wl: str, request: pb.CancelOrderRequest, deadline: Deadline
                            ) -> order_pb2.Order:
         async def invoke(peer: _Peer, timeout: float, metadata: Any) -> order_pb2.Order:
-            return (await peer.stub.CancelOrder(request, timeout=timeout, metadata=metadata)).order
+            response: pb.CancelOrderResponse = await peer.stub.CancelOrder(request, timeout=timeout, metadata=metadata)
+            return response.order
 
         return await self._call(exporter_wl, deadline, invoke)

@@ -51,7 +51,7 @@ MAX_REPORTED_ERROR_CHARS = 1024
 CONFIRM_PERSIST_FRACTION = 4
 """The persisted confirmation time is refreshed at most every max_staleness / this."""
 
-Observer = Callable[[], Awaitable[None]]
+Observer = Callable[[], Awaitable[object]]
 
 
 async def _wait_any(*events: asyncio.Event, timeout: float | None = None) -> None:

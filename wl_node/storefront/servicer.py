@@ -11,7 +11,7 @@ The trader manager's contact is masked in every response unless the caller is an
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 import grpc
 
@@ -42,8 +42,15 @@ AUTHZ: dict[str, Rule] = {
 class CheckoutHandlers(Protocol):
     """The checkout RPCs (issue 4's ``wl_node.checkout.rpc.CheckoutRpc`` fits)."""
 
-    async def Checkout(self, request: Any, context: Any) -> Any: ...  # noqa: N802
-    async def GetCheckout(self, request: Any, context: Any) -> Any: ...  # noqa: N802
+    async def Checkout(  # noqa: N802
+        self, request: pb.CheckoutRequest, context: grpc.aio.ServicerContext[pb.CheckoutRequest, pb.CheckoutResponse]
+    ) -> pb.CheckoutResponse: ...
+
+    async def GetCheckout(  # noqa: N802
+        self,
+        request: pb.GetCheckoutRequest,
+        context: grpc.aio.ServicerContext[pb.GetCheckoutRequest, pb.GetCheckoutResponse],
+    ) -> pb.GetCheckoutResponse: ...
 
 
 class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
@@ -85,7 +92,9 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
 
     # --- exportable offers ----------------------------------------------------------------------------------
     async def PublishOffer(  # noqa: N802 - gRPC method name
-        self, request: pb.PublishOfferRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.PublishOfferRequest,
+        context: grpc.aio.ServicerContext[pb.PublishOfferRequest, pb.PublishOfferResponse],
     ) -> pb.PublishOfferResponse:
         self._own_app()
         currency, decimals = self._currency()
@@ -93,7 +102,9 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
         return pb.PublishOfferResponse(offer=offer_to_proto(row))
 
     async def UpdateOffer(  # noqa: N802 - gRPC method name
-        self, request: pb.UpdateOfferRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.UpdateOfferRequest,
+        context: grpc.aio.ServicerContext[pb.UpdateOfferRequest, pb.UpdateOfferResponse],
     ) -> pb.UpdateOfferResponse:
         self._own_app()
         currency, decimals = self._currency()
@@ -101,7 +112,9 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
         return pb.UpdateOfferResponse(offer=offer_to_proto(row))
 
     async def WithdrawOffer(  # noqa: N802 - gRPC method name
-        self, request: pb.WithdrawOfferRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.WithdrawOfferRequest,
+        context: grpc.aio.ServicerContext[pb.WithdrawOfferRequest, pb.WithdrawOfferResponse],
     ) -> pb.WithdrawOfferResponse:
         self._own_app()
         bad = check_offer_id(request.offer_id, "offer_id")
@@ -112,7 +125,9 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
 
     # --- imported catalog -----------------------------------------------------------------------------------
     async def ListImportedOffers(  # noqa: N802 - gRPC method name
-        self, request: pb.ListImportedOffersRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.ListImportedOffersRequest,
+        context: grpc.aio.ServicerContext[pb.ListImportedOffersRequest, pb.ListImportedOffersResponse],
     ) -> pb.ListImportedOffersResponse:
         unmasked = self._reader()
         offers, token = await self._view.list(
@@ -122,14 +137,18 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
         return pb.ListImportedOffersResponse(offers=offers, next_page_token=token)
 
     async def GetImportedOffer(  # noqa: N802 - gRPC method name
-        self, request: pb.GetImportedOfferRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.GetImportedOfferRequest,
+        context: grpc.aio.ServicerContext[pb.GetImportedOfferRequest, pb.GetImportedOfferResponse],
     ) -> pb.GetImportedOfferResponse:
         unmasked = self._reader()
         offer = await self._view.get(importable_exporters(self._state), request.imported_offer_id, unmasked=unmasked)
         return pb.GetImportedOfferResponse(offer=offer)
 
     async def GetNodeState(  # noqa: N802 - gRPC method name
-        self, request: pb.GetNodeStateRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.GetNodeStateRequest,
+        context: grpc.aio.ServicerContext[pb.GetNodeStateRequest, pb.GetNodeStateResponse],
     ) -> pb.GetNodeStateResponse:
         self._reader()
         state = storefront_pb2.NodeState(
@@ -142,7 +161,7 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
 
     # --- checkout (issue 4) ---------------------------------------------------------------------------------
     async def Checkout(  # noqa: N802 - gRPC method name
-        self, request: pb.CheckoutRequest, context: grpc.aio.ServicerContext
+        self, request: pb.CheckoutRequest, context: grpc.aio.ServicerContext[pb.CheckoutRequest, pb.CheckoutResponse]
     ) -> pb.CheckoutResponse:
         self._own_app()
         if self._checkouts is None:
@@ -150,7 +169,9 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
         return await self._checkouts.Checkout(request, context)
 
     async def GetCheckout(  # noqa: N802 - gRPC method name
-        self, request: pb.GetCheckoutRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.GetCheckoutRequest,
+        context: grpc.aio.ServicerContext[pb.GetCheckoutRequest, pb.GetCheckoutResponse],
     ) -> pb.GetCheckoutResponse:
         self._own_app()
         if self._checkouts is None:

@@ -61,7 +61,9 @@ class TraderServicer(pb_grpc.TraderServiceServicer):
         self._heartbeat_s = heartbeat_s
 
     async def ListOffers(  # noqa: N802 - gRPC method name
-        self, request: pb.ListOffersRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.ListOffersRequest,
+        context: grpc.aio.ServicerContext[pb.ListOffersRequest, pb.ListOffersResponse],
     ) -> pb.ListOffersResponse:
         grant = export_grant(self._state, caller().wl_id)
         cursor = Cursor.decode(request.cursor, grant)
@@ -82,7 +84,9 @@ class TraderServicer(pb_grpc.TraderServiceServicer):
         return resp
 
     async def WatchOffers(  # noqa: N802 - gRPC method name
-        self, request: pb.WatchOffersRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.WatchOffersRequest,
+        context: grpc.aio.ServicerContext[pb.WatchOffersRequest, pb.WatchOffersResponse],
     ) -> AsyncIterator[pb.WatchOffersResponse]:
         importer = caller().wl_id
         grant = export_grant(self._state, importer)
@@ -114,7 +118,9 @@ class TraderServicer(pb_grpc.TraderServiceServicer):
                                          reason="CURSOR_EXPIRED")
 
     async def PlaceOrder(  # noqa: N802 - gRPC method name
-        self, request: pb.PlaceOrderRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.PlaceOrderRequest,
+        context: grpc.aio.ServicerContext[pb.PlaceOrderRequest, pb.PlaceOrderResponse],
     ) -> pb.PlaceOrderResponse:
         if self._orders is None:
             raise _not_available()
@@ -122,7 +128,9 @@ class TraderServicer(pb_grpc.TraderServiceServicer):
         return result
 
     async def CancelOrder(  # noqa: N802 - gRPC method name
-        self, request: pb.CancelOrderRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.CancelOrderRequest,
+        context: grpc.aio.ServicerContext[pb.CancelOrderRequest, pb.CancelOrderResponse],
     ) -> pb.CancelOrderResponse:
         if self._orders is None:
             raise _not_available()
@@ -130,7 +138,7 @@ class TraderServicer(pb_grpc.TraderServiceServicer):
         return result
 
     async def GetOrder(  # noqa: N802 - gRPC method name
-        self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext[pb.GetOrderRequest, pb.GetOrderResponse]
     ) -> pb.GetOrderResponse:
         if self._orders is None:
             raise _not_available()

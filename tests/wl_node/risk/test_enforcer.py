@@ -105,7 +105,17 @@ async def test_pause_block_and_the_policy_view_come_through_the_same_gate(
             wl_a="wl-a", wl_b="wl-b", status=policy_pb2.RELATIONSHIP_STATUS_ACTIVE, imbalance_limit="1000000",
             fx_rate="1", force_fx=True, reason="test"))
         await eventually(lambda: node.state.version == resp.version, timeout=5)
-        gate.check_import("wl-a")
+
+        def trades() -> bool:
+            """Re-activation needs both paths: the view (applied above) and the pair status signal."""
+            try:
+                gate.check_import("wl-a")
+            except FailedPrecondition:
+                return False
+            return True
+
+        await eventually(trades, timeout=5)
+        gate.check_export("wl-a")
         assert _reason(gate.check_import, "wl-z") == "NO_PAIR_POLICY"
 
 

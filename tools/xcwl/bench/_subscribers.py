@@ -101,7 +101,8 @@ async def run_agents(config: dict[str, Any], stop: asyncio.Event) -> None:
 async def _baseline_stream(index: int, target: str, material: TlsMaterial) -> None:
     async with secure_channel(target, material) as channel:
         # wait_for_ready: on a loaded machine a few of N simultaneous handshakes fail once; retry like the agents do.
-        call = channel.unary_stream(BASELINE_METHOD)(b"", wait_for_ready=True)
+        method: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(BASELINE_METHOD)
+        call = method(b"", wait_for_ready=True)
         async for message in call:
             emit(APPLIED, index, SEQ.unpack_from(message)[0])
 

@@ -212,7 +212,7 @@ async def _checkout_figures(pki: PkiDir, exp_url: str, imp_url: str, backend: st
                                             buyer_reference=f"member-{i % 97}")
                 t0 = time.perf_counter()
                 try:
-                    resp = await stub.Checkout(req, timeout=10)
+                    resp: sf_pb.CheckoutResponse = await stub.Checkout(req, timeout=10)
                 except grpc.aio.AioRpcError:
                     return False
                 if record:
@@ -276,7 +276,7 @@ async def _serve_importer(pki: PkiDir, url: str, jwt_key: Any, options: dict[str
         finally:
             confirm_ms.append((time.perf_counter() - t0) * 1000)
 
-    checkouts.peers.place_order = timed_place  # type: ignore[method-assign]
+    checkouts.peers.place_order = timed_place  # type: ignore[method-assign]  # the bench times each call
     # The node's background loops (reconciler, outbox) run as in production; the token loop is not needed.
     stop = asyncio.Event()
     loops = [asyncio.get_running_loop().create_task(loop(stop))
@@ -322,7 +322,7 @@ async def _baseline_figures(pki: PkiDir, url: str, backend: str, args: argparse.
                             scopes=[SCOPE_PLACE_ORDERS], now=SystemClock().now()).token
         metadata = bearer_metadata(token)
         async with secure_channel(f"127.0.0.1:{server.port}", _material(pki, Identity.wl(IMPORTER))) as ch:
-            call = ch.unary_unary(BASELINE_METHOD)
+            call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = ch.unary_unary(BASELINE_METHOD)
             samples: list[float] = []
 
             async def one(i: int, record: bool = True) -> bool:
@@ -403,7 +403,7 @@ async def _serve_baseline(pki: PkiDir, url: str, jwt_key: Any) -> tuple[RunningS
     runner = TxRunner(url)
     insert = sa.insert(bench_baseline)
 
-    async def handle(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    async def handle(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
         who = caller()
         verifier.verify_metadata(context.invocation_metadata(), who)
         values = {"id": uuid.uuid4().hex, "caller": who.spiffe_id, "created_at": clock.now()}

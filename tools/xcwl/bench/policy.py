@@ -47,6 +47,7 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -230,7 +231,7 @@ class PushServer:
         self.connected = asyncio.Event()
         self.expected = 0
 
-    async def _watch(self, request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    async def _watch(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> AsyncIterator[bytes]:
         queue: asyncio.Queue[bytes] = asyncio.Queue()
         self.queues.append(queue)
         if len(self.queues) >= self.expected:
@@ -243,7 +244,9 @@ class PushServer:
 
     def handler(self) -> grpc.GenericRpcHandler:
         service, method = BASELINE_METHOD.strip("/").split("/")
-        handlers = {method: grpc.unary_stream_rpc_method_handler(self._watch)}  # bytes in, bytes out
+        handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+            method: grpc.unary_stream_rpc_method_handler(self._watch)  # bytes in, bytes out
+        }
         return grpc.method_handlers_generic_handler(service, handlers)
 
     def push(self, seq: int) -> None:

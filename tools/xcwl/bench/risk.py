@@ -168,7 +168,7 @@ async def _ingest(pki: PkiDir, db_url: str, args: argparse.Namespace) -> dict[st
             cpu = time.process_time() - cpu  # the CP process's own CPU (verification workers not included)
             if not line:
                 raise RuntimeError("publisher process failed (see its stderr)")
-            result = json.loads(line)
+            result: dict[str, float] = json.loads(line)
             result["cp_cpu_s"] = cpu
         finally:
             if proc.returncode is None:
