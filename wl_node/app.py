@@ -68,8 +68,11 @@ class Features:
     checkouts: Checkouts
 
 
-def _features(ctx: NodeContext, state: PolicyState, cp: CpChannel) -> Features:
-    """Every feature served by the node: catalog (issue 3), exporter orders and importer checkout (issue 4)."""
+def build_features(ctx: NodeContext, state: PolicyState, cp: CpChannel) -> Features:
+    """Every feature of a node: catalog, exporter order desk, importer checkout, telemetry and risk, wired together.
+
+    The composition root's one place for that wiring; ``xcwl bench risk`` builds its 50 nodes' features with it.
+    """
     runner = TxRunner(ctx.settings.db_url)  # one transaction runner shared by the order desk and the checkout
     telemetry = telemetry_component.install(ctx, cp)
     risk = risk_component.install(ctx, state, cp)
@@ -197,7 +200,7 @@ async def build_node(
         agent = PolicyAgent(settings, state, cp, clock, LastKnownGoodStore(settings.state_dir, settings.wl_id))
         await agent.load_last_known_good()  # before any CP contact: a restart with the CP down serves this
 
-        features = _features(ctx, state, cp)
+        features = build_features(ctx, state, cp)
         components = [*features.components, *extra_components]
         renewer: CertificateRenewer | None = None
         if tls is not None:

@@ -8,7 +8,7 @@ of every pair becomes one real WL node's risk feature, built as the node builds 
 * its own mTLS identity (the WL certificate of the bench PKI) and its own CP channel (``wl_node.cp_channel``);
 * a ``PolicyState`` holding a view where its pair is ACTIVE both ways (what the policy agent would serve), so the
   node's ``TradeGate`` judges on the real rules;
-* the node's feature set from its composition root (``wl_node.app._features``): the risk component's enforcer is
+* the node's feature set from its composition root (``wl_node.app.build_features``): the risk component's enforcer is
   wired with whatever direction listeners the node registers (catalog, checkout, order desk handles); only the
   risk component's loops run (enforcer: load state, WatchSignals; local guard upkeep) — no server, policy
   agent, catalog sync or telemetry shipper (the ENFORCEMENT_ACK events stay queued in each node's outbox).
@@ -46,7 +46,7 @@ from typing import Any
 import grpc
 import sqlalchemy as sa
 
-from wl_node.app import _features
+from wl_node.app import build_features
 from wl_node.context import NodeContext
 from wl_node.cp_channel import CpChannel, cp_channel_factory
 from wl_node.policy.state import PolicyState
@@ -188,7 +188,7 @@ async def _build(config: dict[str, Any], wl_id: str, partner: str, template: Pat
     await state.apply(_policy_view(wl_id, partner))
     cp = CpChannel(cp_channel_factory(settings.cp_target, reconnect_cap_s=settings.reconnect_cap.total_seconds()),
                    tls, identity=identity)
-    features = _features(ctx, state, cp)
+    features = build_features(ctx, state, cp)
     risk = risk_component.find(features.components)
     if risk is None or risk.enforcer is None or risk.gate is None:
         raise RuntimeError("the node's features have no risk enforcer")
