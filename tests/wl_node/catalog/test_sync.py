@@ -226,11 +226,13 @@ async def test_resume_after_a_crash_in_the_middle_of_a_page(pki: PkiFixture, dbs
             crashed.set()
             raise RuntimeError("injected crash after the page's rows were written, before commit")
 
+    # wl-b's loops start only once the offers exist: its first sync is the full sync of those 10 offers (an
+    # earlier, empty sync would finish the full sync and shift the injected crash to another page).
     w = await _world(pki, dbs, sync_settings=SyncSettings(page_size=3, poll_interval_s=0.2, backoff_base_s=0.02,
-                                                          backoff_cap_s=0.2), before_commit=crash_on_second_page)
+                                                          backoff_cap_s=0.2), before_commit=crash_on_second_page,
+                     run_loops=False)
     try:
         a, b = w.nodes["wl-a"], w.nodes["wl-b"]
-        await b.stop_loops()
         for i in range(10):
             await put(a, f"o-{i}", "1.00", "XPY-A")
         with pytest.MonkeyPatch.context() as mp:
