@@ -25,6 +25,9 @@ from .tables import bootstrap_tokens
 log = logging.getLogger(__name__)
 
 TOKEN_BYTES = 32
+TOKEN_PREFIX = "xbt_"
+"""Bootstrap tokens read ``xbt_<43 URL-safe characters>``: recognisable to secret scanners, and never starting with
+``-`` (a bare URL-safe token does 1 time in 64, and a command line would then read it as an option)."""
 MAX_TTL = dt.timedelta(days=30)
 INVALID_REASON = "BOOTSTRAP_TOKEN_INVALID"
 _MAX_TOKEN_CHARS = 256
@@ -55,7 +58,7 @@ class BootstrapTokens:
             raise InvalidArgument.field("wl_id", str(err)) from err
         if ttl <= dt.timedelta(0) or ttl > MAX_TTL:
             raise InvalidArgument.field("ttl", f"must be positive and at most {MAX_TTL}")
-        token = secrets.token_urlsafe(TOKEN_BYTES)
+        token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
         now = self._clock.now()
         expires_at = now + ttl
         async with self._engine.begin() as conn:

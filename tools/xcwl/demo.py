@@ -84,7 +84,7 @@ async def start_nodes(demo: Demo) -> None:
         target = f"127.0.0.1:{demo.node_ports[wl.wl_id]}"
         proc = demo.spawn(wl.wl_id, [
             "wl", "serve", "--wl-id", wl.wl_id, "--pki", str(node_pki), "--cp", demo.cp_target,
-            "--cp-enroll", f"127.0.0.1:{demo.enroll_port}", "--bootstrap-token", demo.tokens[wl.wl_id],
+            "--cp-enroll", f"127.0.0.1:{demo.enroll_port}", f"--bootstrap-token={demo.tokens[wl.wl_id]}",
             "--db", f"sqlite:///{demo.root / wl.wl_id / 'node.db'}", "--listen", target,
             "--state-dir", str(demo.root / wl.wl_id / "state"), "--order-timeout-ms", str(ORDER_TIMEOUT_MS),
         ])

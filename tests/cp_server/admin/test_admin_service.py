@@ -168,6 +168,8 @@ async def test_bootstrap_token_is_created_and_audited_without_the_token(cp: Cp) 
     resp = await admin.CreateBootstrapToken(
         pb.CreateBootstrapTokenRequest(wl_id="wl-a", ttl=duration_pb2.Duration(seconds=600)), timeout=RPC_TIMEOUT)
     assert len(resp.token) >= 32 and resp.expire_time.ToSeconds() > 0
+    # Prefixed: recognisable to secret scanners, and a command line never reads it as an option ("-…").
+    assert resp.token.startswith("xbt_")
     records = (await admin.ListAuditRecords(pb.ListAuditRecordsRequest(), timeout=RPC_TIMEOUT)).records
     assert records[-1].action == "bootstrap_token.create" and records[-1].subject == "wl/wl-a"
     assert all(resp.token not in (r.before_json + r.after_json) for r in records)
