@@ -12,8 +12,10 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 
 import grpc
 import pytest
@@ -21,6 +23,7 @@ import sqlalchemy as sa
 
 from tests.support.pki import PkiFixture
 from tests.wl_node.checkout.harness import (
+    FAST_CONFIG,
     FakeIdentityCp,
     FaultInjector,
     Importer,
@@ -29,6 +32,7 @@ from tests.wl_node.checkout.harness import (
 )
 from tests.wl_node.orders.harness import Exporter, start_exporter
 from wl_node.checkout import store
+from wl_node.checkout.component import CheckoutConfig
 from wl_node.checkout.tables import checkouts, compensations
 from wl_node.orders.tables import orders
 from xporty.node.v1 import storefront_pb2
@@ -57,13 +61,13 @@ class Nodes:
         self.exporter = await start_exporter(self.pki, self.exporter.url, port=port, interceptors=[self.faults])
 
 
-@pytest.fixture
-async def nodes(pki: PkiFixture, db_url: str, importer_url: str, identity_cp: FakeIdentityCp
-                ) -> AsyncIterator[Nodes]:
+@asynccontextmanager
+async def _nodes(pki: PkiFixture, db_url: str, importer_url: str, identity_cp: FakeIdentityCp,
+                 config: CheckoutConfig = FAST_CONFIG) -> AsyncIterator[Nodes]:
     faults = FaultInjector()
     exporter = await start_exporter(pki, db_url, interceptors=[faults])
     await exporter.add_offer("o1", stock=STOCK)
-    importer = await start_importer(pki, importer_url, identity_cp.target, [exporter])
+    importer = await start_importer(pki, importer_url, identity_cp.target, [exporter], config=config)
     await importer.wait_token()
     n = Nodes(pki, exporter, importer, faults)
     try:
@@ -71,6 +75,27 @@ async def nodes(pki: PkiFixture, db_url: str, importer_url: str, identity_cp: Fa
     finally:
         await n.importer.stop()
         await n.exporter.stop()
+
+
+@pytest.fixture
+async def nodes(pki: PkiFixture, db_url: str, importer_url: str, identity_cp: FakeIdentityCp
+                ) -> AsyncIterator[Nodes]:
+    async with _nodes(pki, db_url, importer_url, identity_cp) as n:
+        yield n
+
+
+RESTART_CONFIG = replace(FAST_CONFIG, peers=replace(FAST_CONFIG.peers, order_timeout_s=1.0),
+                         in_doubt_after=dt.timedelta(seconds=4))
+"""A restarted exporter's first order is cold (new store connections, first transaction): on a loaded machine it
+can take longer than 300 ms, which would leave the checkout in doubt instead of completed. The reconciler waits
+4 × the deadline, as a node configures it."""
+
+
+@pytest.fixture
+async def restart_nodes(pki: PkiFixture, db_url: str, importer_url: str, identity_cp: FakeIdentityCp
+                        ) -> AsyncIterator[Nodes]:
+    async with _nodes(pki, db_url, importer_url, identity_cp, RESTART_CONFIG) as n:
+        yield n
 
 
 async def converged(n: Nodes) -> bool:
@@ -114,7 +139,8 @@ async def test_latency_over_the_deadline_before_commit_leaves_no_order(nodes: No
     assert await nodes.exporter.count(orders) == 0
 
 
-async def test_exporter_killed_after_commit_and_restarted_converges(nodes: Nodes) -> None:
+async def test_exporter_killed_after_commit_and_restarted_converges(restart_nodes: Nodes) -> None:
+    nodes = restart_nodes
     nodes.faults.delay_after_s = 30
     task = asyncio.create_task(nodes.importer.checkout("killed"))
     await eventually(lambda: nodes.faults.completed == 1)
@@ -155,7 +181,8 @@ async def test_local_finalize_failure_is_compensated_at_once(nodes: Nodes, monke
     assert await nodes.exporter.stock("o1") == STOCK
 
 
-async def test_breaker_opens_fails_fast_flags_offers_and_recovers(nodes: Nodes) -> None:
+async def test_breaker_opens_fails_fast_flags_offers_and_recovers(restart_nodes: Nodes) -> None:
+    nodes = restart_nodes
     port = nodes.exporter.port
     await nodes.exporter.stop()
     first = await nodes.importer.checkout("down-1")  # attempts fail with UNAVAILABLE until the circuit opens
