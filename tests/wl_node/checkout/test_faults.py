@@ -146,12 +146,19 @@ async def test_exporter_killed_after_commit_and_restarted_converges(restart_node
     await eventually(lambda: nodes.faults.completed == 1)
     await nodes.restart_exporter()  # kills in-flight calls; same port, same store
     checkout = await task
-    assert checkout.status == PENDING
+    # The killed call is in doubt, unless a retry with the same key (UNAVAILABLE is retried within the deadline)
+    # reached the restarted exporter and got the stored CONFIRMED order back: either way, one order.
+    assert checkout.status in (PENDING, COMPLETED)
     await eventually(lambda: converged(nodes), timeout=15)
     await eventually(lambda: nodes.importer.checkouts.peers.available("wl-a"), timeout=10)
     assert (await nodes.importer.checkout("after-restart")).status == COMPLETED
     assert await converged(nodes)
-    assert (await nodes.importer.get(checkout.checkout_id)).status == CANCELLED
+    final = (await nodes.importer.get(checkout.checkout_id)).status
+    assert final == (COMPLETED if checkout.status == COMPLETED else CANCELLED)
+    async with nodes.exporter.engine.connect() as conn:
+        killed_orders = (await conn.execute(sa.select(orders.c.status).where(
+            orders.c.idem_key == checkout.checkout_id))).scalars().all()
+    assert killed_orders == (["CONFIRMED"] if final == COMPLETED else ["CANCELLED"])
 
 
 async def test_importer_crash_after_confirmed_is_compensated_by_the_reconciler(
