@@ -148,6 +148,7 @@ class OrderDesk:
         self._idem = idempotency or IdempotencyRecords()
         self._signal_gate = signal_gate
         self._guards = list(guards)
+        self._settling = [g for g in self._guards if isinstance(g, SettlingGuard)]  # checked once, not per order
         self.wl_id = state.wl_id
 
     # --- PlaceOrder ----------------------------------------------------------------------------------------
@@ -211,9 +212,8 @@ class OrderDesk:
             self._settle_guards(guarded[0], None, confirmed=False)
 
     def _settle_guards(self, intent: OrderIntent, order_id: str | None, *, confirmed: bool) -> None:
-        for guard in self._guards:
-            if isinstance(guard, SettlingGuard):
-                guard.settle(intent, order_id, confirmed)
+        for guard in self._settling:
+            guard.settle(intent, order_id, confirmed)
 
     def _decide(
         self,
