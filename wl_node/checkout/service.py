@@ -93,8 +93,6 @@ class ImportGuard(Protocol):
 
     def hold(self, exporter_wl: str, importer_wl: str, amount: Decimal) -> GuardReservation: ...
 
-    def record(self, exporter_wl: str, importer_wl: str, amount: Decimal) -> None: ...
-
 
 def _order_amount(row: store.Row) -> Decimal:
     """The order's value in the exporter's currency (what both guards of the pair count)."""
@@ -308,9 +306,9 @@ class CheckoutService:
                 return await self.compensate(row, order.order_id, "IMPORT_NOT_FINALIZED")
             if settled is None:
                 return await self._current(row["checkout_id"])
-            # The local imbalance guard: the reservation in flight becomes part of the balance.
-            if not self._resolve_reservation(row["checkout_id"], confirmed=True) and self._import_guard is not None:
-                self._import_guard.record(row["exporter_wl"], self.wl_id, _order_amount(row))
+            # The local imbalance guard: the reservation in flight becomes part of the balance. (Only a checkout of
+            # this run finalizes, and each reserved before its order was sent; the reconciler only cancels or fails.)
+            self._resolve_reservation(row["checkout_id"], confirmed=True)
             if log.isEnabledFor(logging.DEBUG):  # hot path: one line per checkout only when asked for
                 log.debug("checkout completed", extra={"fields": {
                     "checkout_id": row["checkout_id"], "order_id": order.order_id,

@@ -37,8 +37,6 @@ from .local_guard import LocalGuard
 log = logging.getLogger(__name__)
 
 NAME = "risk"
-RESOLVE_INTERVAL_S = 0.05
-"""How often the order desk's unresolved reservations are looked up (only while there are some)."""
 
 
 @dataclass
@@ -86,14 +84,7 @@ def install(
             except sa.exc.SQLAlchemyError:
                 log.exception("rebuilding the local guard failed; retrying")
                 await _sleep(stop, backoff.next_delay())
-        while not stop.is_set():
-            if desk_guard.in_flight:
-                try:
-                    async with ctx.engine.connect() as conn:
-                        await desk_guard.resolve_pending(conn)
-                except sa.exc.SQLAlchemyError:
-                    log.exception("resolving the order desk's reservations failed")
-            await _sleep(stop, RESOLVE_INTERVAL_S)
+        await desk_guard.run(ctx.engine, stop)
 
     return RiskComponent(name=NAME, loops=[enforce, upkeep], enforcer=enforcer, gate=TradeGate(state, enforcer),
                          guard=guard, desk_guard=desk_guard)

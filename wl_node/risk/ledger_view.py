@@ -15,7 +15,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wl_node.checkout.tables import import_ledger
 from wl_node.orders.gate import OrderIntent
@@ -31,6 +33,11 @@ from wl_node.orders.tables import orders
 from xwl_runtime.clock import Clock
 
 from .local_guard import LocalGuard, Reservation
+
+log = logging.getLogger(__name__)
+
+RESOLVE_INTERVAL_S = 0.05
+"""How often the order desk's unresolved reservations are looked up (only while there are some)."""
 
 Fact = tuple[str, str, Decimal]
 
@@ -157,6 +164,21 @@ class DeskGuard:
                     entry.reservation.release()  # no order after the grace period: its transaction rolled back
                     resolved += 1
         return resolved
+
+    async def run(self, engine: AsyncEngine, stop: asyncio.Event, *,
+                  interval_s: float = RESOLVE_INTERVAL_S) -> None:
+        """Until ``stop``: every ``interval_s``, while reservations are open, ``resolve_pending`` on ``engine``."""
+        while not stop.is_set():
+            if self.in_flight:
+                try:
+                    async with engine.connect() as conn:
+                        await self.resolve_pending(conn)
+                except sa.exc.SQLAlchemyError:
+                    log.exception("resolving the order desk's reservations failed")
+            try:
+                await asyncio.wait_for(stop.wait(), interval_s)
+            except TimeoutError:
+                pass
 
     def _take(self, key: tuple[str, str, str, int], entry: _Pending) -> bool:
         with self._lock:

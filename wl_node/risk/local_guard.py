@@ -46,6 +46,17 @@ class _Book:
     up: Decimal = ZERO
     down: Decimal = ZERO
 
+    def in_flight(self, value: Decimal, *, add: bool) -> None:
+        """Add (or take back) an order of signed ``value`` in flight: ``up`` if it raises ``net``, else ``down``.
+
+        The caller holds ``lock``.
+        """
+        delta = value if add else -value
+        if value > 0:
+            self.up += delta
+        else:
+            self.down += delta
+
 
 @dataclass(frozen=True)
 class Balance:
@@ -94,10 +105,7 @@ class Reservation:
             if not self._open:
                 return
             self._open = False
-            if self.value > 0:
-                book.up -= self.value
-            else:
-                book.down -= self.value
+            book.in_flight(self.value, add=False)
             if confirmed:
                 book.net += self.value
 
@@ -179,10 +187,7 @@ class LocalGuard:
                 worst = book.net + book.down + value
                 refused = worst < -limit
             if not refused:
-                if value > 0:
-                    book.up += value
-                else:
-                    book.down += value
+                book.in_flight(value, add=True)
                 return Reservation(self, key, value, exporter_wl, importer_wl)
             seen = sign * (worst - value)  # the worst-case balance before this order, from the exporter's side
         raise FailedPrecondition(
@@ -202,10 +207,7 @@ class LocalGuard:
         value = sign * self.value_of(exporter_wl, amount)
         book = self._book(key)
         with book.lock:
-            if value > 0:
-                book.up += value
-            else:
-                book.down += value
+            book.in_flight(value, add=True)
         return Reservation(self, key, value, exporter_wl, importer_wl)
 
     def record(self, exporter_wl: str, importer_wl: str, amount: Decimal) -> None:

@@ -57,7 +57,6 @@ from wl_node.orders.stock import SqlOfferStock
 from wl_node.orders.txn import TxRunner
 from wl_node.peers.client import PeerConfig
 from wl_node.policy.state import PolicyState
-from wl_node.risk.component import RESOLVE_INTERVAL_S
 from wl_node.risk.ledger_view import DeskGuard
 from wl_node.risk.local_guard import LocalGuard
 from wl_node.settings import NodeSettings
@@ -367,18 +366,7 @@ async def _serve_exporter(pki: PkiDir, url: str, jwt_key: Any) -> tuple[RunningS
     desk_guard = DeskGuard(guard, clock)
     orders = install_orders(ctx, state, stock, serve_trader_service=True, guards=[desk_guard])
     stop = asyncio.Event()
-
-    async def upkeep() -> None:
-        while not stop.is_set():
-            if desk_guard.in_flight:
-                async with ctx.engine.connect() as conn:
-                    await desk_guard.resolve_pending(conn)
-            try:
-                await asyncio.wait_for(stop.wait(), RESOLVE_INTERVAL_S)
-            except TimeoutError:
-                pass
-
-    upkeep_task = asyncio.get_running_loop().create_task(upkeep())
+    upkeep_task = asyncio.get_running_loop().create_task(desk_guard.run(ctx.engine, stop))
 
     async def stop_upkeep() -> None:
         stop.set()
