@@ -25,6 +25,7 @@ from cp_server.store.changes import ChangeRunner
 from cp_server.store.node_status import NodeStatusStore
 from cp_server.store.pairs import PairPolicies
 from cp_server.store.registry import WlRegistry
+from cp_server.trust import component as trust_component
 from xwl_runtime import db
 from xwl_runtime.authz import Rule, table
 from xwl_runtime.clock import Clock, SystemClock
@@ -134,12 +135,14 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
     pairs = PairPolicies(changes, settings)
     pairs.add_status_hook(status_signals.on_status_change)
     node_status = NodeStatusStore(engine)
+    trust = trust_component.build(ctx, hub=hub, changes=changes)
     components = [
         policy_component.install(ctx, hub=hub, node_status=node_status),
         admin_component.install(
-            ctx, registry=WlRegistry(changes), pairs=pairs, hub=hub, node_status=node_status,
+            ctx, registry=WlRegistry(changes), pairs=pairs, hub=hub, node_status=node_status, trust=trust.admin,
         ),
-        identity_component.install(ctx),
+        identity_component.install(ctx, token_keys=trust.token_keys),
+        trust.component,
         risk,
     ]
     authz: dict[str, Rule] = {}
@@ -154,6 +157,7 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
             authz_table=table(authz),
             insecure_dev=settings.insecure_dev,
             serving=False,
+            peer_guard=trust.guard,
         )
     except (RuntimeError, ValueError, OSError):  # e.g. a listen address already in use
         await engine.dispose()

@@ -42,6 +42,7 @@ from .orders.txn import TxRunner
 from .peers.client import PeerConfig
 from .policy.agent import PolicyAgent
 from .policy.lkg import LastKnownGoodStore
+from .policy.peer_guard import NodePeerGuard
 from .policy.state import PolicyState
 from .risk import component as risk_component
 from .settings import NodeSettings
@@ -220,6 +221,7 @@ async def build_node(
             authz_table=table(authz),
             insecure_dev=settings.insecure_dev,
             serving=False,
+            peer_guard=NodePeerGuard(state),
         )
         health = NodeHealth(state, server.set_serving)
         agent.add_observer(health.evaluate)

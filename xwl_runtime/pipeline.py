@@ -22,6 +22,7 @@ from . import correlation
 from .authz import Rule
 from .errors import PermissionDenied, Unauthenticated, XcwlError
 from .identity import Identity, identity_of_pem, parse_spiffe_id
+from .peer_guard import PeerCertificate, PeerGuard, guard_stream, peer_certificate
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,12 @@ def _metadata_value(details: grpc.HandlerCallDetails, key: str) -> str | None:
 class ServerPipeline(grpc.aio.ServerInterceptor):
     """Correlation id, identity, authorization and error translation for every RPC of a server."""
 
-    def __init__(self, table: Mapping[str, Rule], *, insecure_dev: bool = False) -> None:
+    def __init__(
+        self, table: Mapping[str, Rule], *, insecure_dev: bool = False, peer_guard: PeerGuard | None = None
+    ) -> None:
         self._table = dict(table)
         self._insecure_dev = insecure_dev
+        self._guard = peer_guard
 
     async def intercept_service(
         self,
@@ -120,6 +124,15 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
             )
         return ident
 
+    async def _check_peer(self, context: grpc.aio.ServicerContext[Any, Any]) -> PeerCertificate | None:
+        """Let the peer guard refuse the caller's certificate (revoked, unrecorded) before any work."""
+        if self._guard is None:
+            return None
+        peer = peer_certificate(context)
+        if peer is not None:
+            await self._guard.check(peer)
+        return peer
+
     async def _fail(
         self, context: grpc.aio.ServicerContext[Any, Any], method: str, err: Exception, started: float
     ) -> None:
@@ -142,6 +155,7 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
             correlation.current_correlation_id.set(cid)
             try:
                 current_caller.set(self._authorize(context, method, rule))
+                await self._check_peer(context)
                 return await behavior(request, context)
             except grpc.aio.AbortError:
                 raise
@@ -158,8 +172,11 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
             correlation.current_correlation_id.set(cid)
             try:
                 current_caller.set(self._authorize(context, method, rule))
+                peer = await self._check_peer(context)
                 result = behavior(request, context)
                 if inspect.isasyncgen(result):
+                    if peer is not None and self._guard is not None:
+                        result = guard_stream(self._guard, peer, result)
                     async for item in result:
                         yield item
                 else:

@@ -18,6 +18,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from .authz import Rule
+from .peer_guard import PeerGuard
 from .pipeline import ServerPipeline
 from .tls import SERVER_OPTIONS
 
@@ -69,10 +70,13 @@ async def start_server(
     insecure_dev: bool = False,
     serving: bool = True,
     extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    peer_guard: PeerGuard | None = None,
 ) -> RunningServer:
-    """Build and start a server. ``serving`` is the initial health status of every service."""
+    """Build and start a server. ``serving`` is the initial health status of every service; ``peer_guard``
+    refuses revoked (or unrecorded) client certificates on every RPC."""
     server = grpc.aio.server(
-        interceptors=[ServerPipeline(authz_table, insecure_dev=insecure_dev), *extra_interceptors],
+        interceptors=[ServerPipeline(authz_table, insecure_dev=insecure_dev, peer_guard=peer_guard),
+                      *extra_interceptors],
         options=list(SERVER_OPTIONS),
     )
     for register in registrations:

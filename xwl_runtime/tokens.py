@@ -6,7 +6,8 @@ The CP issues them (``issue_token``), the exporter verifies them (``TokenVerifie
   before looking a key up, so ``alg: none`` and HS256-with-the-public-key-as-secret are refused.
 * header ``kid`` = first 16 hex chars of sha256(SubjectPublicKeyInfo DER) of the CP's signing key (``key_id``).
 * claims: ``iss`` = ``spiffe://xporty/cp``; ``sub`` = the caller's SPIFFE id (a WL node); ``aud`` =
-  ``spiffe://xporty/wl/<exporter>`` (exactly one); ``scope`` = space-separated, only ``orders:place`` today;
+  ``spiffe://xporty/wl/<exporter>`` (exactly one: a list, even one that contains it, is refused); ``scope`` =
+  space-separated, only ``orders:place`` today;
   ``iat``/``exp`` with ``exp - iat`` ≤ 5 minutes; ``jti`` random.
 * carried in gRPC metadata ``authorization: Bearer <jwt>``.
 
@@ -207,6 +208,9 @@ class TokenVerifier:
         return self._check_claims(payload, kid, expected_subject)
 
     def _check_claims(self, payload: dict[str, object], kid: str, expected_subject: Identity) -> Claims:
+        # pyjwt accepts a list that merely contains our audience; a token names exactly one audience.
+        if payload["aud"] != self._audience:
+            raise _refuse("TOKEN_AUDIENCE", "a token must name exactly one audience, this WL")
         iat, exp = payload["iat"], payload["exp"]
         if not isinstance(iat, int | float) or not isinstance(exp, int | float):
             raise _refuse("TOKEN_INVALID", "iat/exp must be numbers")

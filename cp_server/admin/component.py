@@ -8,6 +8,7 @@ from cp_server.policy.hub import PolicyHub
 from cp_server.store.node_status import NodeStatusStore
 from cp_server.store.pairs import PairPolicies
 from cp_server.store.registry import WlRegistry
+from cp_server.trust.admin import TrustAdmin
 from xporty.cp.v1 import admin_service_pb2, admin_service_pb2_grpc
 from xwl_runtime.authz import Rule, service_methods
 from xwl_runtime.component import Component
@@ -19,12 +20,13 @@ SERVICE = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
 
 
 def install(
-    ctx: CpContext, *, registry: WlRegistry, pairs: PairPolicies, hub: PolicyHub, node_status: NodeStatusStore
+    ctx: CpContext, *, registry: WlRegistry, pairs: PairPolicies, hub: PolicyHub, node_status: NodeStatusStore,
+    trust: TrustAdmin,
 ) -> Component:
     """AdminService wired to the store, the hub, the audit log and CP-identity's bootstrap tokens."""
     servicer = AdminServicer(
         engine=ctx.engine, registry=registry, pairs=pairs, hub=hub, node_status=node_status, audit=ctx.audit,
-        tokens=BootstrapTokens(ctx.engine, ctx.clock), clock=ctx.clock,
+        tokens=BootstrapTokens(ctx.engine, ctx.clock), clock=ctx.clock, trust=trust,
     )
     return Component(
         name="admin",

@@ -7,7 +7,7 @@ proto <-> domain and names the caller (its SPIFFE id is the audit actor). Operat
 from __future__ import annotations
 
 import datetime as dt
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,6 +25,9 @@ from xporty.cp.v1 import admin_service_pb2_grpc
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import FieldViolation, InvalidArgument
 from xwl_runtime.pipeline import caller
+
+if TYPE_CHECKING:
+    from cp_server.trust.admin import TrustAdmin
 
 DEFAULT_TOKEN_TTL = dt.timedelta(hours=1)
 MAX_TOKEN_TTL = dt.timedelta(days=7)
@@ -61,8 +64,10 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         audit: AuditLog,
         tokens: TokenIssuer,
         clock: Clock,
+        trust: TrustAdmin,
     ) -> None:
         self._engine = engine
+        self._trust = trust
         self._registry = registry
         self._pairs = pairs
         self._hub = hub
@@ -221,3 +226,32 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
     ) -> pb.VerifyAuditLogResponse:
         ok, count, first_bad = await self._audit.verify(self._engine)
         return pb.VerifyAuditLogResponse(ok=ok, records=count, first_bad_sequence=first_bad)
+
+    # --- certificates and token keys (cp_server.trust) -----------------------------------------------------
+    async def RevokeCertificate(  # noqa: N802
+        self,
+        request: pb.RevokeCertificateRequest,
+        context: grpc.aio.ServicerContext[pb.RevokeCertificateRequest, pb.RevokeCertificateResponse],
+    ) -> pb.RevokeCertificateResponse:
+        return await self._trust.revoke(caller().spiffe_id, request)
+
+    async def ListRevokedCertificates(  # noqa: N802
+        self,
+        request: pb.ListRevokedCertificatesRequest,
+        context: grpc.aio.ServicerContext[pb.ListRevokedCertificatesRequest, pb.ListRevokedCertificatesResponse],
+    ) -> pb.ListRevokedCertificatesResponse:
+        return await self._trust.list_revoked(request)
+
+    async def ImportCertificate(  # noqa: N802
+        self,
+        request: pb.ImportCertificateRequest,
+        context: grpc.aio.ServicerContext[pb.ImportCertificateRequest, pb.ImportCertificateResponse],
+    ) -> pb.ImportCertificateResponse:
+        return await self._trust.import_certificate(caller().spiffe_id, request)
+
+    async def RotateTokenKey(  # noqa: N802
+        self,
+        request: pb.RotateTokenKeyRequest,
+        context: grpc.aio.ServicerContext[pb.RotateTokenKeyRequest, pb.RotateTokenKeyResponse],
+    ) -> pb.RotateTokenKeyResponse:
+        return await self._trust.rotate_token_key(caller().spiffe_id)

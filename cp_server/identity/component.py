@@ -17,6 +17,7 @@ from .servicer import IdentityServicer
 
 if TYPE_CHECKING:
     from cp_server.context import CpContext
+    from cp_server.trust.token_keys import TokenKeys
 
 SERVICE_NAME = identity_service_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name
 
@@ -32,8 +33,8 @@ AUTHZ: dict[str, Rule] = {
 }
 
 
-def install(ctx: CpContext) -> Component:
-    """Build IdentityService from the CP context."""
+def install(ctx: CpContext, *, token_keys: TokenKeys | None = None) -> Component:
+    """Build IdentityService from the CP context (signing with ``token_keys``' current key when given)."""
     servicer = IdentityServicer(
         engine=ctx.engine,
         ca=ctx.ca,
@@ -44,6 +45,8 @@ def install(ctx: CpContext) -> Component:
         jwt_key=ctx.jwt_key,
         cert_lifetime=ctx.settings.node_cert_lifetime,
         token_lifetime=ctx.settings.token_lifetime,
+        signing_key=token_keys.signing_key if token_keys is not None else None,
+        published_keys=token_keys.published if token_keys is not None else None,
     )
 
     def register(server: grpc.aio.Server) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -24,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf import timestamp_pb2
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from xporty.cp.v1 import identity_pb2
 from xporty.cp.v1 import identity_service_pb2 as pb
 from xporty.cp.v1 import identity_service_pb2_grpc as pb_grpc
 from xwl_runtime import correlation
@@ -69,7 +71,11 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         jwt_key: ec.EllipticCurvePrivateKey,
         cert_lifetime: dt.timedelta,
         token_lifetime: dt.timedelta,
+        signing_key: Callable[[], ec.EllipticCurvePrivateKey] | None = None,
+        published_keys: Callable[[], Sequence[identity_pb2.VerificationKey]] | None = None,
     ) -> None:
+        """``signing_key``/``published_keys`` follow key rotation (``cp_server.trust.token_keys``); without them
+        the CP signs with ``jwt_key`` and publishes only it."""
         if token_lifetime > MAX_LIFETIME:
             raise ValueError(f"token lifetime must be at most {MAX_LIFETIME}")
         self._engine = engine
@@ -79,8 +85,9 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         self._registry = registry
         self._audit = audit
         self._clock = clock
-        self._jwt_key = jwt_key
-        self._jwks = verification_keys(jwt_key)
+        jwks = verification_keys(jwt_key)
+        self._signing_key = signing_key or (lambda: jwt_key)
+        self._published_keys = published_keys or (lambda: jwks)
         self._cert_lifetime = cert_lifetime
         self._token_lifetime = token_lifetime
 
@@ -136,7 +143,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         if not await self._registry.is_registered(audience):
             raise InvalidArgument.field("audience_wl", "not a registered WL")
         issued = issue_token(
-            self._jwt_key, subject=subject, audience_wl=audience, scopes=scopes, now=self._clock.now(),
+            self._signing_key(), subject=subject, audience_wl=audience, scopes=scopes, now=self._clock.now(),
             lifetime=self._token_lifetime,
         )
         log.info("token issued", extra={"fields": {"sub": subject.spiffe_id, "aud": audience, "jti": issued.jti}})
@@ -145,7 +152,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     async def GetJwks(
         self, request: pb.GetJwksRequest, context: grpc.aio.ServicerContext[pb.GetJwksRequest, pb.GetJwksResponse]
     ) -> pb.GetJwksResponse:
-        return pb.GetJwksResponse(keys=self._jwks)
+        return pb.GetJwksResponse(keys=self._published_keys())
 
     # --- internals -----------------------------------------------------------------------------------------
 

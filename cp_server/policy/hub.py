@@ -136,6 +136,10 @@ class PolicyHub:
         except TimeoutError:
             pass
 
+    def next_change(self) -> asyncio.Event:
+        """An event set when the next snapshot is installed (or the hub closes)."""
+        return self._changed
+
     # --- signals -------------------------------------------------------------------------------------------
     def mark_dirty(self, version: int | None = None) -> None:
         """A change to ``version`` (None: unknown) was committed somewhere; reload unless already installed."""

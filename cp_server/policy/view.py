@@ -1,8 +1,9 @@
 """Building one WL's policy view from the world: the state of the world that node needs, nothing more.
 
 A view holds the WL itself and every WL it has a pair with (any status: a node must know a pair is BLOCKED),
-the policies of its pairs with both directions, and the CP's token-verification keys. Its version is the CP's
-policy version at which the world was loaded.
+the policies of its pairs with both directions, the CP's token-verification keys (the rotated ones when the world
+has any, else the key the builder was given) and the revoked certificates not yet expired. Its version is the
+CP's policy version at which the world was loaded.
 
 ``ViewBuilder`` keeps the proto form of every WL and pair record between snapshots: an incremental world load
 keeps the record objects of unchanged rows (``store.world``), so after a change only the records it touched are
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from google.protobuf import timestamp_pb2
 
 from cp_server.store.records import PairRecord, WlRecord, World, ordered
+from cp_server.trust import protos as trust_protos
 from xporty.cp.v1 import identity_pb2, policy_pb2, registry_pb2
 
 from . import protos
@@ -38,6 +40,10 @@ class ViewBuilder:
         self._wls: dict[str, tuple[WlRecord, registry_pb2.WhiteLabel]] = {}
         self._pairs: dict[tuple[str, str], tuple[PairRecord, policy_pb2.PairPolicy]] = {}
         self._generated: tuple[World | None, timestamp_pb2.Timestamp] = (None, timestamp_pb2.Timestamp())
+        # Trust entries are the same for every WL: converted once per world.
+        self._trust: tuple[World | None, list[identity_pb2.VerificationKey], list[policy_pb2.RevokedCertificate]] = (
+            None, [], [],
+        )
 
     def _wl(self, record: WlRecord) -> registry_pb2.WhiteLabel:
         cached = self._wls.get(record.wl_id)
@@ -58,17 +64,29 @@ class ViewBuilder:
             self._generated = (world, protos.timestamp(world.loaded_at))
         return self._generated[1]
 
+    def _trust_entries(
+        self, world: World
+    ) -> tuple[list[identity_pb2.VerificationKey], list[policy_pb2.RevokedCertificate]]:
+        if self._trust[0] is not world:
+            keys = [trust_protos.verification_key(k) for k in world.token_keys] or self._token_keys
+            revoked = [trust_protos.revoked_certificate(r) for r in sorted(world.revoked.values(),
+                                                                      key=lambda r: (r.revoke_time, r.serial))]
+            self._trust = (world, keys, revoked)
+        return self._trust[1], self._trust[2]
+
     def build(self, world: World, wl_id: str) -> policy_pb2.PolicyView | None:
         """The view of ``wl_id`` at ``world.version``, or None when the WL is not registered."""
         own = world.white_labels.get(wl_id)
         if own is None:
             return None
         partners = world.partners.get(wl_id, ())
+        token_keys, revoked = self._trust_entries(world)
         return policy_pb2.PolicyView(
             wl_id=wl_id,
             version=world.version,
             generate_time=self._generate_time(world),
             white_labels=[self._wl(own), *(self._wl(world.white_labels[p]) for p in partners)],
             pairs=[self._pair(world.pairs[ordered(wl_id, p)]) for p in partners],
-            token_keys=self._token_keys,
+            token_keys=token_keys,
+            revoked_certificates=revoked,
         )

@@ -7,9 +7,12 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .validation import fmt
+
+if TYPE_CHECKING:
+    from cp_server.trust.records import RevokedRecord, TokenKeyRecord
 
 
 class Status(enum.Enum):
@@ -138,3 +141,7 @@ class World:
     pairs: Mapping[tuple[str, str], PairRecord]
     partners: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """For each WL, the WLs it has a pair with, sorted."""
+    revoked: Mapping[str, RevokedRecord] = field(default_factory=dict)
+    """Revoked certificates not yet expired, by serial."""
+    token_keys: tuple[TokenKeyRecord, ...] = ()
+    """Rotated JWT verification keys still published, the signing one first (empty before any rotation)."""

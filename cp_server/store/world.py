@@ -12,6 +12,8 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cp_server.trust.records import load_trust
+
 from .records import DirectionRecord, PairRecord, WlRecord, World, ordered
 from .schema import CP_STATE_ID, cp_state, directions, pairs, white_labels
 
@@ -41,6 +43,7 @@ async def load_world(engine: AsyncEngine, now: dt.datetime, base: World | None =
             wl_rows = (await conn.execute(_WLS, params)).mappings().all()
             pair_rows = (await conn.execute(_PAIRS, params)).mappings().all()
             dir_rows = (await conn.execute(_DIRECTIONS, params)).mappings().all()
+            revoked, token_keys = await load_trust(conn, now)
     wls = dict(base.white_labels) if base is not None else {}
     wls.update((row["wl_id"], WlRecord.from_row(row)) for row in wl_rows)
     pair_map = dict(base.pairs) if base is not None else {}
@@ -63,4 +66,6 @@ async def load_world(engine: AsyncEngine, now: dt.datetime, base: World | None =
         white_labels=wls,
         pairs=pair_map,
         partners={wl: tuple(sorted(others)) for wl, others in partners.items()},
+        revoked=revoked,
+        token_keys=token_keys,
     )

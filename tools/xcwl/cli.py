@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "xcwl.risk_cmd",
     "xcwl.demo",
     "xcwl.bench_cmd",
+    "xcwl.cert_cmd",
 )
 
 

@@ -238,6 +238,23 @@ class OpsClient:
         return resp.signal
 
     # --- health ----------------------------------------------------------------------------------------------
+    async def revoke_certificate(
+        self, request: admin_service_pb2.RevokeCertificateRequest
+    ) -> admin_service_pb2.RevokeCertificateResponse:
+        return await self._call(self._admin.RevokeCertificate, request)
+
+    async def list_revoked(self, wl_id: str = "") -> list[policy_pb2.RevokedCertificate]:
+        resp = await self._call(self._admin.ListRevokedCertificates,
+                                admin_service_pb2.ListRevokedCertificatesRequest(wl_id=wl_id))
+        return list(resp.revoked)
+
+    async def import_certificate(self, pem: str) -> admin_service_pb2.ImportCertificateResponse:
+        return await self._call(self._admin.ImportCertificate,
+                                admin_service_pb2.ImportCertificateRequest(certificate_pem=pem))
+
+    async def rotate_token_key(self) -> admin_service_pb2.RotateTokenKeyResponse:
+        return await self._call(self._admin.RotateTokenKey, admin_service_pb2.RotateTokenKeyRequest())
+
     async def health(self, service: str = "") -> str:
         """The server's health status name, e.g. ``SERVING``."""
         # types-grpcio-health-checking's HealthStub omits the per-method callables __init__ sets.

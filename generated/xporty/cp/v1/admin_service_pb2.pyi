@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from xporty.cp.v1 import identity_pb2 as _identity_pb2
 from xporty.cp.v1 import policy_pb2 as _policy_pb2
 from xporty.cp.v1 import registry_pb2 as _registry_pb2
 from google.protobuf.internal import containers as _containers
@@ -233,3 +234,67 @@ class VerifyAuditLogResponse(_message.Message):
     records: int
     first_bad_sequence: int
     def __init__(self, ok: _Optional[bool] = ..., records: _Optional[int] = ..., first_bad_sequence: _Optional[int] = ...) -> None: ...
+
+class RevokeCertificateRequest(_message.Message):
+    __slots__ = ("serial", "wl_id", "reason")
+    SERIAL_FIELD_NUMBER: _ClassVar[int]
+    WL_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    serial: str
+    wl_id: str
+    reason: str
+    def __init__(self, serial: _Optional[str] = ..., wl_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RevokeCertificateResponse(_message.Message):
+    __slots__ = ("revoked", "version")
+    REVOKED_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    revoked: _containers.RepeatedCompositeFieldContainer[_policy_pb2.RevokedCertificate]
+    version: int
+    def __init__(self, revoked: _Optional[_Iterable[_Union[_policy_pb2.RevokedCertificate, _Mapping]]] = ..., version: _Optional[int] = ...) -> None: ...
+
+class ListRevokedCertificatesRequest(_message.Message):
+    __slots__ = ("wl_id",)
+    WL_ID_FIELD_NUMBER: _ClassVar[int]
+    wl_id: str
+    def __init__(self, wl_id: _Optional[str] = ...) -> None: ...
+
+class ListRevokedCertificatesResponse(_message.Message):
+    __slots__ = ("revoked",)
+    REVOKED_FIELD_NUMBER: _ClassVar[int]
+    revoked: _containers.RepeatedCompositeFieldContainer[_policy_pb2.RevokedCertificate]
+    def __init__(self, revoked: _Optional[_Iterable[_Union[_policy_pb2.RevokedCertificate, _Mapping]]] = ...) -> None: ...
+
+class ImportCertificateRequest(_message.Message):
+    __slots__ = ("certificate_pem",)
+    CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
+    certificate_pem: str
+    def __init__(self, certificate_pem: _Optional[str] = ...) -> None: ...
+
+class ImportCertificateResponse(_message.Message):
+    __slots__ = ("serial", "wl_id", "expire_time", "imported")
+    SERIAL_FIELD_NUMBER: _ClassVar[int]
+    WL_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    IMPORTED_FIELD_NUMBER: _ClassVar[int]
+    serial: str
+    wl_id: str
+    expire_time: _timestamp_pb2.Timestamp
+    imported: bool
+    def __init__(self, serial: _Optional[str] = ..., wl_id: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., imported: _Optional[bool] = ...) -> None: ...
+
+class RotateTokenKeyRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RotateTokenKeyResponse(_message.Message):
+    __slots__ = ("current", "previous_kid", "previous_retire_time", "version")
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_KID_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_RETIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    current: _identity_pb2.VerificationKey
+    previous_kid: str
+    previous_retire_time: _timestamp_pb2.Timestamp
+    version: int
+    def __init__(self, current: _Optional[_Union[_identity_pb2.VerificationKey, _Mapping]] = ..., previous_kid: _Optional[str] = ..., previous_retire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...

@@ -91,6 +91,26 @@ class AdminServiceStub:
                 request_serializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.VerifyAuditLogRequest.SerializeToString,
                 response_deserializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.VerifyAuditLogResponse.FromString,
                 _registered_method=True)
+        self.RevokeCertificate = channel.unary_unary(
+                '/xporty.cp.v1.AdminService/RevokeCertificate',
+                request_serializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.RevokeCertificateRequest.SerializeToString,
+                response_deserializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.RevokeCertificateResponse.FromString,
+                _registered_method=True)
+        self.ListRevokedCertificates = channel.unary_unary(
+                '/xporty.cp.v1.AdminService/ListRevokedCertificates',
+                request_serializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.ListRevokedCertificatesRequest.SerializeToString,
+                response_deserializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.ListRevokedCertificatesResponse.FromString,
+                _registered_method=True)
+        self.ImportCertificate = channel.unary_unary(
+                '/xporty.cp.v1.AdminService/ImportCertificate',
+                request_serializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.ImportCertificateRequest.SerializeToString,
+                response_deserializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.ImportCertificateResponse.FromString,
+                _registered_method=True)
+        self.RotateTokenKey = channel.unary_unary(
+                '/xporty.cp.v1.AdminService/RotateTokenKey',
+                request_serializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.RotateTokenKeyRequest.SerializeToString,
+                response_deserializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.RotateTokenKeyResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -175,6 +195,37 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RevokeCertificate(self, request, context):
+        """RevokeCertificate revokes one WL node certificate by serial, or every current certificate of a WL (audited).
+        The CP refuses a revoked certificate at once; nodes refuse it once their policy view carries it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRevokedCertificates(self, request, context):
+        """ListRevokedCertificates lists the revocations whose certificate has not expired yet.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportCertificate(self, request, context):
+        """ImportCertificate records a WL node certificate issued offline with the CA key (audited); until then the CP
+        refuses it (reason CERTIFICATE_UNKNOWN).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateTokenKey(self, request, context):
+        """RotateTokenKey creates a new JWT signing key with a new kid (audited); the previous key stays published for
+        one token lifetime, then drops out of the policy views.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -232,6 +283,26 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.VerifyAuditLog,
                     request_deserializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.VerifyAuditLogRequest.FromString,
                     response_serializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.VerifyAuditLogResponse.SerializeToString,
+            ),
+            'RevokeCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeCertificate,
+                    request_deserializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.RevokeCertificateRequest.FromString,
+                    response_serializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.RevokeCertificateResponse.SerializeToString,
+            ),
+            'ListRevokedCertificates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRevokedCertificates,
+                    request_deserializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.ListRevokedCertificatesRequest.FromString,
+                    response_serializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.ListRevokedCertificatesResponse.SerializeToString,
+            ),
+            'ImportCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportCertificate,
+                    request_deserializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.ImportCertificateRequest.FromString,
+                    response_serializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.ImportCertificateResponse.SerializeToString,
+            ),
+            'RotateTokenKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateTokenKey,
+                    request_deserializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.RotateTokenKeyRequest.FromString,
+                    response_serializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.RotateTokenKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -533,6 +604,114 @@ class AdminService:
             '/xporty.cp.v1.AdminService/VerifyAuditLog',
             xporty_dot_cp_dot_v1_dot_admin__service__pb2.VerifyAuditLogRequest.SerializeToString,
             xporty_dot_cp_dot_v1_dot_admin__service__pb2.VerifyAuditLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xporty.cp.v1.AdminService/RevokeCertificate',
+            xporty_dot_cp_dot_v1_dot_admin__service__pb2.RevokeCertificateRequest.SerializeToString,
+            xporty_dot_cp_dot_v1_dot_admin__service__pb2.RevokeCertificateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRevokedCertificates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xporty.cp.v1.AdminService/ListRevokedCertificates',
+            xporty_dot_cp_dot_v1_dot_admin__service__pb2.ListRevokedCertificatesRequest.SerializeToString,
+            xporty_dot_cp_dot_v1_dot_admin__service__pb2.ListRevokedCertificatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xporty.cp.v1.AdminService/ImportCertificate',
+            xporty_dot_cp_dot_v1_dot_admin__service__pb2.ImportCertificateRequest.SerializeToString,
+            xporty_dot_cp_dot_v1_dot_admin__service__pb2.ImportCertificateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateTokenKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xporty.cp.v1.AdminService/RotateTokenKey',
+            xporty_dot_cp_dot_v1_dot_admin__service__pb2.RotateTokenKeyRequest.SerializeToString,
+            xporty_dot_cp_dot_v1_dot_admin__service__pb2.RotateTokenKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

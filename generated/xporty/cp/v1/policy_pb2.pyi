@@ -61,17 +61,31 @@ class PairPolicy(_message.Message):
     def __init__(self, wl_a: _Optional[str] = ..., wl_b: _Optional[str] = ..., status: _Optional[_Union[RelationshipStatus, str]] = ..., imbalance_limit: _Optional[str] = ..., fx_rate: _Optional[str] = ..., fx_version: _Optional[int] = ..., imports_frozen: _Optional[bool] = ..., directions: _Optional[_Iterable[_Union[DirectionPolicy, _Mapping]]] = ..., changed_version: _Optional[int] = ...) -> None: ...
 
 class PolicyView(_message.Message):
-    __slots__ = ("wl_id", "version", "generate_time", "white_labels", "pairs", "token_keys")
+    __slots__ = ("wl_id", "version", "generate_time", "white_labels", "pairs", "token_keys", "revoked_certificates")
     WL_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     GENERATE_TIME_FIELD_NUMBER: _ClassVar[int]
     WHITE_LABELS_FIELD_NUMBER: _ClassVar[int]
     PAIRS_FIELD_NUMBER: _ClassVar[int]
     TOKEN_KEYS_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
     wl_id: str
     version: int
     generate_time: _timestamp_pb2.Timestamp
     white_labels: _containers.RepeatedCompositeFieldContainer[_registry_pb2.WhiteLabel]
     pairs: _containers.RepeatedCompositeFieldContainer[PairPolicy]
     token_keys: _containers.RepeatedCompositeFieldContainer[_identity_pb2.VerificationKey]
-    def __init__(self, wl_id: _Optional[str] = ..., version: _Optional[int] = ..., generate_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., white_labels: _Optional[_Iterable[_Union[_registry_pb2.WhiteLabel, _Mapping]]] = ..., pairs: _Optional[_Iterable[_Union[PairPolicy, _Mapping]]] = ..., token_keys: _Optional[_Iterable[_Union[_identity_pb2.VerificationKey, _Mapping]]] = ...) -> None: ...
+    revoked_certificates: _containers.RepeatedCompositeFieldContainer[RevokedCertificate]
+    def __init__(self, wl_id: _Optional[str] = ..., version: _Optional[int] = ..., generate_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., white_labels: _Optional[_Iterable[_Union[_registry_pb2.WhiteLabel, _Mapping]]] = ..., pairs: _Optional[_Iterable[_Union[PairPolicy, _Mapping]]] = ..., token_keys: _Optional[_Iterable[_Union[_identity_pb2.VerificationKey, _Mapping]]] = ..., revoked_certificates: _Optional[_Iterable[_Union[RevokedCertificate, _Mapping]]] = ...) -> None: ...
+
+class RevokedCertificate(_message.Message):
+    __slots__ = ("serial", "wl_id", "revoke_time", "reason")
+    SERIAL_FIELD_NUMBER: _ClassVar[int]
+    WL_ID_FIELD_NUMBER: _ClassVar[int]
+    REVOKE_TIME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    serial: str
+    wl_id: str
+    revoke_time: _timestamp_pb2.Timestamp
+    reason: str
+    def __init__(self, serial: _Optional[str] = ..., wl_id: _Optional[str] = ..., revoke_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
