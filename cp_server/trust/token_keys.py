@@ -181,7 +181,9 @@ class TokenKeys:
                 dropped = await self.drop_retired()
                 if dropped:
                     log.info("token keys dropped", extra={"fields": {"kids": dropped}})
-            except (Unavailable, SQLAlchemyError) as err:  # still loading, or the store is away: next round
+            except Unavailable:
+                pass  # the world is still loading: next round
+            except SQLAlchemyError as err:  # the store is away: next round
                 log.warning("token key drop failed", extra={"fields": {"error": type(err).__name__}})
             try:
                 await asyncio.wait_for(stop.wait(), timeout=RETIRE_POLL_S)

@@ -19,6 +19,7 @@ from cp_server.app import CpApp, build_cp
 from cp_server.settings import CpSettings
 from cp_server.store.schema import audit_log, cp_state
 from tests.support.pki import PkiFixture
+from tests.support.trust import import_identity
 from xporty.cp.v1 import (
     admin_service_pb2,
     admin_service_pb2_grpc,
@@ -65,6 +66,7 @@ class Cp:
 
     async def channel(self, identity: Identity) -> grpc.aio.Channel:
         if identity not in self._channels:
+            await import_identity(self.app, self.pki, identity)
             self._channels[identity] = await self.stack.enter_async_context(
                 secure_channel(self.target, self.pki.material(identity))
             )

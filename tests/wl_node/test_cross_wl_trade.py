@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from cp_server.app import CpApp, build_cp
 from cp_server.settings import CpSettings
 from tests.support.pki import PkiFixture
+from tests.support.trust import import_wls
 from tests.wl_node.catalog.helpers import DbFactory, offer, storefront
 from tests.wl_node.conftest import OPS, eventually, node_settings
 from wl_node.app import NodeApp, build_node
@@ -58,8 +59,8 @@ async def world(tmp_path: Path, pki: PkiFixture, dbs: DbFactory, importers: list
             await w.admin("RegisterWl", admin_service_pb2.RegisterWlRequest(white_label=registry_pb2.WhiteLabel(
                 wl_id=wl_id, name=wl_id, currency=f"XPY-{wl_id[-1].upper()}", currency_decimals=2,
                 reference_rate="1", trader_endpoint="127.0.0.1:9")))
+        await import_wls(cp, pki, *wls)  # offline-issued node certificates, recorded as an operator would
         for wl_id in wls:
-            pki.material(Identity.wl(wl_id))
             settings = replace(node_settings(tmp_path / wl_id, pki, f"127.0.0.1:{cp.port}"), wl_id=wl_id,
                                db_url=dbs(f"node-{wl_id}"), order_timeout=dt.timedelta(seconds=5))
             w.nodes[wl_id] = await build_node(settings)

@@ -8,6 +8,7 @@ from pathlib import Path
 from cp_server.app import CpApp, build_cp
 from cp_server.settings import CpSettings
 from tests.support.pki import PkiFixture
+from tests.support.trust import import_wls
 from tests.wl_node.conftest import NOT_SERVING, OPS, SERVING, WL, eventually, health_status, node_settings
 from wl_node.app import build_node
 from xporty.cp.v1 import admin_service_pb2, admin_service_pb2_grpc, policy_pb2, registry_pb2
@@ -17,8 +18,10 @@ RPC_TIMEOUT = 10.0
 
 
 async def _start_cp(pki: PkiFixture, db_url: str, port: int = 0) -> CpApp:
-    return await build_cp(CpSettings(db_url=db_url, pki_dir=pki.dir.root, listen=f"127.0.0.1:{port}",
-                                     enroll_listen="127.0.0.1:0", heartbeat_interval=dt.timedelta(seconds=1)))
+    app = await build_cp(CpSettings(db_url=db_url, pki_dir=pki.dir.root, listen=f"127.0.0.1:{port}",
+                                    enroll_listen="127.0.0.1:0", heartbeat_interval=dt.timedelta(seconds=1)))
+    await import_wls(app, pki, WL)  # the node's offline-issued certificate, recorded as an operator would
+    return app
 
 
 async def _admin(pki: PkiFixture, cp: CpApp, request: object, method: str) -> object:

@@ -24,7 +24,7 @@ def test_bench_names_come_from_the_package() -> None:
 
 async def test_bench_policy_json_is_one_flat_object_with_the_documented_keys() -> None:
     result = await xcwl("bench", "policy", "--json", "--nodes", "1,2", "--changes", "4", "--gap-ms", "0",
-                        timeout=90)
+                        "--revocations", "3", timeout=90)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1, result.stdout
@@ -33,7 +33,9 @@ async def test_bench_policy_json_is_one_flat_object_with_the_documented_keys() -
     assert all(isinstance(v, int | float) for v in figures.values())
     for n in (1, 2):
         for key in (f"policy.propagation.p50_ms.n{n}", f"policy.propagation.p99_ms.n{n}",
-                    f"policy.baseline.p99_ms.n{n}", f"policy.ratio_p99.n{n}"):
+                    f"policy.baseline.p99_ms.n{n}", f"policy.ratio_p99.n{n}", f"policy.revocation.p99_ms.n{n}",
+                    f"policy.revocation.ratio_p99.n{n}"):
             assert key in figures, key
+        assert 0 < figures[f"policy.revocation.p50_ms.n{n}"] <= figures[f"policy.revocation.p99_ms.n{n}"]
         assert 0 < figures[f"policy.propagation.p50_ms.n{n}"] <= figures[f"policy.propagation.p99_ms.n{n}"]
         assert 0 < figures[f"policy.baseline.p99_ms.n{n}"]

@@ -108,6 +108,7 @@ async def test_only_operators_call_admin_and_only_nodes_report(pki: PkiFixture, 
 
 
 async def _refused_callers(cp: Cp) -> None:
+    await cp.channel(Identity.wl("wl-a"))  # imports the offline-issued node certificate (an audited change)
     before = await cp.state()
     for ident in (Identity.wl("wl-a"), Identity.app("wl-a", "shop")):
         admin = await cp.admin(ident)

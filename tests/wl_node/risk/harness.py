@@ -12,6 +12,7 @@ from typing import Any
 from cp_server.app import CpApp, build_cp
 from cp_server.settings import CpSettings
 from tests.support.pki import PkiFixture
+from tests.support.trust import import_wls
 from tests.wl_node.catalog.helpers import DbFactory
 from tests.wl_node.conftest import OPS, eventually, node_settings
 from wl_node.app import NodeApp, build_node
@@ -109,6 +110,7 @@ async def world(tmp_path: Path, pki: PkiFixture, dbs: DbFactory, wls: list[str],
     cp = await _cp(pki, cp_db)
     w = World(tmp_path, pki, dbs, cp, cp_db, cp.port)
     try:
+        await import_wls(cp, pki, *wls)  # offline-issued node certificates, recorded as an operator would
         for wl_id in wls:
             await w.admin("RegisterWl", admin_service_pb2.RegisterWlRequest(white_label=registry_pb2.WhiteLabel(
                 wl_id=wl_id, name=wl_id, currency=f"XPY-{wl_id[-1].upper()}", currency_decimals=2,

@@ -27,11 +27,15 @@ that write completed is measured too (``policy.durable``). All are ``time.time_n
 * ``policy.baseline.p50_ms.nN`` / ``p99_ms.nN``: the same process layout and mTLS, but a bare grpc.aio
   server-streaming service pushing a 2 KB message to N subscribers (per push: max over subscribers);
 * ``policy.ratio_p99.nN``: propagation p99 / baseline p99 (the baseline of N runs right after the policy run of N);
+* ``policy.revocation.p50_ms.nN`` / ``p99_ms.nN``: in the same subscriber session, right after the changes: from
+  just before the operator's RevokeCertificate (one offline-issued, imported certificate of WL ``hub`` per
+  revocation, ``--revocations`` of them) until the LAST of the N agents applied the view carrying it, i.e. until
+  every node refuses that certificate; ``policy.revocation.ratio_p99.nN`` divides by the same-run baseline p99;
 * ``policy.cpu_ms_per_change.cp.nN`` / ``.nodes.nN``: CPU time (user + system) per change of this process (the CP
   and the operator client) and of the subscriber process, over the measured changes, report handling included.
   Unlike latencies these hardly move with the machine's background load, so they compare runs on a shared host.
 
-Targets (issue 2): p99 ≤ 100 ms at 50 nodes and ≤ 15 × the baseline p99.
+Targets: p99 ≤ 100 ms at 50 nodes and ≤ 15 × the baseline p99; revocation p99 ≤ 200 ms at 50 nodes.
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--changes", type=int, default=60, help="policy changes (and baseline pushes) per count")
     parser.add_argument("--gap-ms", type=float, default=100.0,
                         help="pause after every node applied a change (lets the nodes' status reports settle)")
+    parser.add_argument("--revocations", type=int, default=20, help="certificate revocations per count")
     parser.add_argument("--skip-baseline", action="store_true", help="measure the CP only")
     parser.add_argument("--state-dir", help="where the agents write their last-known-good files (default: the temp "
                                             "dir, i.e. the real disk with fsync)")
@@ -187,13 +192,39 @@ async def _setup_world(client: OpsClient, max_n: int) -> None:
             imbalance_limit="1000", reason="bench setup"))
 
 
+async def _victims(client: OpsClient, pki: PkiDir, count: int) -> list[str]:
+    """Serials of ``count`` offline-issued, imported certificates of WL ``hub`` (no subscriber uses them)."""
+    ca = pki.load_ca()
+    serials = []
+    for _ in range(count):
+        issued = ca.issue(Identity.wl(HUB))
+        serials.append((await client.import_certificate(issued.cert_pem.decode())).serial)
+    return serials
+
+
+async def measure_revocation(client: OpsClient, collector: Collector, n: int, serials: list[str],
+                             gap_s: float) -> dict[str, float]:
+    """Per revocation: operator call → the last of the N agents applied the view that carries it."""
+    per_revocation: list[float] = []
+    for serial in serials:
+        t0 = time.time_ns()
+        resp = await client.revoke_certificate(admin_service_pb2.RevokeCertificateRequest(
+            serial=serial, reason="bench"))
+        times = await collector.wait_all(resp.version, n)
+        per_revocation.append(_ms(max(times) - t0))
+        await asyncio.sleep(gap_s)
+    return _summarize("policy.revocation", n, per_revocation) if per_revocation else {}
+
+
 async def measure_policy(client: OpsClient, cp_target: str, pki: PkiDir, n: int, changes: int, gap_s: float,
-                         work: Path, current: int, state_dir: str | None = None) -> dict[str, float]:
+                         work: Path, current: int, state_dir: str | None = None,
+                         revocations: int = 0) -> dict[str, float]:
     per_change: list[float] = []
     per_node: list[float] = []
     durable: list[float] = []
     rpc: list[float] = []
     lkg_dir = Path(state_dir) / f"lkg-n{n}" if state_dir else work / f"lkg-n{n}"
+    victims = await _victims(client, pki, revocations)
     async with subscribers("policy", cp_target, pki, n, lkg_dir) as collector:
         await collector.wait_all(current, n, kind=DURABLE)  # every agent connected, applied and persisted
         cpu_cp, cpu_nodes = time.process_time(), process_cpu_s(collector.pid)
@@ -213,6 +244,7 @@ async def measure_policy(client: OpsClient, cp_target: str, pki: PkiDir, n: int,
         nodes_now = process_cpu_s(collector.pid)
         if cpu_nodes is not None and nodes_now is not None:
             out[f"policy.cpu_ms_per_change.nodes.n{n}"] = (nodes_now - cpu_nodes) * 1000 / changes
+        out.update(await measure_revocation(client, collector, n, victims, gap_s))
     out.update(_summarize("policy.propagation", n, per_change, per_node))
     out.update(_summarize("policy.durable", n, durable))
     out[f"policy.commit_rpc.p50_ms.n{n}"] = percentile(rpc, 50)
@@ -301,11 +333,14 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         try:
             material = TlsMaterial.from_pki(pki, Identity.ops(OPERATOR))
             async with OpsClient.connect(cp_target, material, timeout=30) as client:
+                for i in range(counts[-1]):  # offline-issued: the CP refuses them until an operator imports them
+                    await client.import_certificate(pki.cert(Identity.wl(sub_id(i))).read_text())
                 await _setup_world(client, counts[-1])
                 for n in counts:
                     current = cp.hub.version
                     figures.update(await measure_policy(client, cp_target, pki, n, args.changes,
-                                                        args.gap_ms / 1000, work, current, args.state_dir))
+                                                        args.gap_ms / 1000, work, current, args.state_dir,
+                                                        args.revocations))
                     if args.skip_baseline:
                         continue
                     # Right after the policy run of the same N (the CP idles meanwhile), so that on a shared
@@ -313,6 +348,9 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
                     figures.update(await measure_baseline(pki, n, args.changes, args.gap_ms / 1000, work))
                     base = figures[f"policy.baseline.p99_ms.n{n}"]
                     figures[f"policy.ratio_p99.n{n}"] = figures[f"policy.propagation.p99_ms.n{n}"] / max(base, 1e-3)
+                    if f"policy.revocation.p99_ms.n{n}" in figures:
+                        figures[f"policy.revocation.ratio_p99.n{n}"] = (
+                            figures[f"policy.revocation.p99_ms.n{n}"] / max(base, 1e-3))
         finally:
             await cp.stop(0)
     figures["policy.cpu_count"] = float(os.cpu_count() or 0)
