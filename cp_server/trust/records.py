@@ -39,7 +39,7 @@ _REVOKED = sa.select(
 ).where(revoked_certificates.c.not_after > sa.bindparam("now"))
 _KEYS = sa.select(
     token_keys.c.kid, token_keys.c.public_key_pem, token_keys.c.created_at, token_keys.c.retire_at,
-).where(token_keys.c.dropped_at.is_(None)).order_by(token_keys.c.created_at.desc(), token_keys.c.kid)
+).where(token_keys.c.dropped_at.is_(None))
 
 
 async def load_trust(
@@ -51,5 +51,8 @@ async def load_trust(
     after one token lifetime), so they are read whole on every world load.
     """
     revoked = {row.serial: RevokedRecord(**row._mapping) for row in await conn.execute(_REVOKED, {"now": now})}
-    keys = tuple(TokenKeyRecord(**row._mapping) for row in await conn.execute(_KEYS))
+    found = [TokenKeyRecord(**row._mapping) for row in await conn.execute(_KEYS)]
+    # The signing key first (no retire time), then the retiring ones, latest retirement first.
+    found.sort(key=lambda k: (k.retire_at is not None, -(k.retire_at.timestamp() if k.retire_at else 0.0), k.kid))
+    keys = tuple(found)
     return revoked, keys
