@@ -15,6 +15,7 @@ from cp_server.app import CpApp, build_cp
 from cp_server.settings import CpSettings
 from tests.support.databases import sqlite_url
 from tests.support.pki import PkiFixture
+from tests.support.trust import import_wls
 from tests.wl_node.conftest import eventually
 from wl_node.app import NodeApp, build_node
 from wl_node.settings import NodeSettings
@@ -71,7 +72,8 @@ async def running_stack(pki: PkiFixture, db_url: str, tmp_path: Path) -> AsyncIt
     node = None
     try:
         await _seed(f"127.0.0.1:{cp.port}", pki)
-        pki.material(Identity.wl("wl-a"))  # offline-issued node certificate (enrollment has its own tests)
+        # Offline-issued node certificate (enrollment has its own tests), recorded as an operator would.
+        await import_wls(cp, pki, "wl-a")
         node = await build_node(NodeSettings(
             wl_id="wl-a", pki_dir=pki.dir.root, cp_target=f"127.0.0.1:{cp.port}",
             db_url=sqlite_url(tmp_path, "node"), listen="127.0.0.1:0", state_dir=tmp_path / "state"))
