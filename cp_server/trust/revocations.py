@@ -26,6 +26,16 @@ SERIAL_RE = re.compile(r"^[0-9a-f]{1,40}$")
 MAX_REASON_CHARS = 200
 NOT_FOUND_REASON = "CERTIFICATE_NOT_FOUND"
 
+# Built once (statement objects memoize their cache key); values are bound per call.
+_C = issued_certificates.c
+_BY_SERIAL = sa.select(_C.serial, _C.wl_id, _C.not_after).where(
+    _C.serial == sa.bindparam("serial"), _C.not_after > sa.bindparam("now"))
+_BY_WL = sa.select(_C.serial, _C.wl_id, _C.not_after).where(
+    _C.wl_id == sa.bindparam("wl_id"), _C.not_after > sa.bindparam("now")).order_by(_C.serial)
+_ALREADY = sa.select(revoked_certificates.c.serial).where(
+    revoked_certificates.c.serial.in_(sa.bindparam("serials", expanding=True)))
+_INSERT = revoked_certificates.insert()
+
 
 def serial(field: str, value: str) -> str:
     """A certificate serial as the CP records it: lower-case hex, at most 40 digits, no leading zeros."""
@@ -63,28 +73,26 @@ class Revocations:
         why = validation.text("reason", reason, max_chars=MAX_REASON_CHARS, required=False)
 
         async def body(tx: Tx) -> list[RevokedRecord]:
-            c = issued_certificates.c
-            query = sa.select(c.serial, c.wl_id, c.not_after).where(c.not_after > tx.now)
-            query = query.where(c.serial == wanted) if wanted is not None else query.where(c.wl_id == wl)
-            found = (await tx.conn.execute(query.order_by(c.serial))).all()
+            if wanted is not None:
+                found = (await tx.conn.execute(_BY_SERIAL, {"serial": wanted, "now": tx.now})).all()
+            else:
+                found = (await tx.conn.execute(_BY_WL, {"wl_id": wl, "now": tx.now})).all()
             if not found:
                 what = f"serial {wanted}" if wanted is not None else f"WL {wl}"
                 raise NotFound(f"no unexpired recorded certificate for {what}", reason=NOT_FOUND_REASON)
-            r = revoked_certificates.c
-            already = set((await tx.conn.execute(
-                sa.select(r.serial).where(r.serial.in_([row.serial for row in found]))
-            )).scalars())
+            already = set((await tx.conn.execute(_ALREADY, {"serials": [row.serial for row in found]})).scalars())
             revoked = [
                 RevokedRecord(serial=row.serial, wl_id=row.wl_id, not_after=row.not_after, revoke_time=tx.now,
                               reason=why)
                 for row in found if row.serial not in already
             ]
-            for record in revoked:
-                await tx.conn.execute(revoked_certificates.insert().values(
-                    serial=record.serial, wl_id=record.wl_id, not_after=record.not_after,
-                    revoke_time=record.revoke_time, reason=record.reason, actor=tx.actor[:300],
-                    changed_version=tx.version,
-                ))
+            if revoked:
+                await tx.conn.execute(_INSERT, [
+                    {"serial": rec.serial, "wl_id": rec.wl_id, "not_after": rec.not_after,
+                     "revoke_time": rec.revoke_time, "reason": rec.reason, "actor": tx.actor[:300],
+                     "changed_version": tx.version}
+                    for rec in revoked
+                ])
             for subject_wl in sorted({rec.wl_id for rec in revoked}):
                 await tx.audit("certificate.revoke", f"wl/{subject_wl}", None, {
                     "serials": [rec.serial for rec in revoked if rec.wl_id == subject_wl], "reason": why,

@@ -31,6 +31,7 @@ that write completed is measured too (``policy.durable``). All are ``time.time_n
   just before the operator's RevokeCertificate (one offline-issued, imported certificate of WL ``hub`` per
   revocation, ``--revocations`` of them) until the LAST of the N agents applied the view carrying it, i.e. until
   every node refuses that certificate; ``policy.revocation.ratio_p99.nN`` divides by the same-run baseline p99;
+  ``policy.revocation_rpc.p50_ms.nN`` / ``p99_ms.nN``: the RevokeCertificate round trip alone;
 * ``policy.cpu_ms_per_change.cp.nN`` / ``.nodes.nN``: CPU time (user + system) per change of this process (the CP
   and the operator client) and of the subscriber process, over the measured changes, report handling included.
   Unlike latencies these hardly move with the machine's background load, so they compare runs on a shared host.
@@ -206,14 +207,19 @@ async def measure_revocation(client: OpsClient, collector: Collector, n: int, se
                              gap_s: float) -> dict[str, float]:
     """Per revocation: operator call → the last of the N agents applied the view that carries it."""
     per_revocation: list[float] = []
+    rpc: list[float] = []
     for serial in serials:
         t0 = time.time_ns()
         resp = await client.revoke_certificate(admin_service_pb2.RevokeCertificateRequest(
             serial=serial, reason="bench"))
+        rpc.append(_ms(time.time_ns() - t0))
         times = await collector.wait_all(resp.version, n)
         per_revocation.append(_ms(max(times) - t0))
         await asyncio.sleep(gap_s)
-    return _summarize("policy.revocation", n, per_revocation) if per_revocation else {}
+    if not per_revocation:
+        return {}
+    return {**_summarize("policy.revocation", n, per_revocation),
+            **_summarize("policy.revocation_rpc", n, rpc)}
 
 
 async def measure_policy(client: OpsClient, cp_target: str, pki: PkiDir, n: int, changes: int, gap_s: float,
