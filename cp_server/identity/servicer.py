@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf import timestamp_pb2
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cp_server.trust.revocations import is_revoked
 from xporty.cp.v1 import identity_pb2
 from xporty.cp.v1 import identity_service_pb2 as pb
 from xporty.cp.v1 import identity_service_pb2_grpc as pb_grpc
@@ -32,6 +33,7 @@ from xwl_runtime import correlation
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import InvalidArgument, PermissionDenied, Unauthenticated
 from xwl_runtime.identity import Identity, Kind, identity_of_certificate
+from xwl_runtime.peer_guard import peer_certificate, revoked_error
 from xwl_runtime.pipeline import caller
 from xwl_runtime.pki import CertificateAuthority
 from xwl_runtime.tokens import GRANTABLE_SCOPES, MAX_LIFETIME, SCOPE_PLACE_ORDERS, issue_token
@@ -113,7 +115,9 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         if identity.kind is not Kind.WL:  # also guaranteed by the authz table; kept next to the use
             raise PermissionDenied("only WL nodes renew certificates here", reason="IDENTITY_NOT_ALLOWED")
         csr = validate_csr("csr_pem", request.csr_pem)
-        cert, _ = await self._issue(csr, reason="renew", identity=identity)
+        peer = peer_certificate(context)
+        cert, _ = await self._issue(csr, reason="renew", identity=identity,
+                                    caller_serial=peer.serial if peer is not None else None)
         return pb.RenewCertificateResponse(**self._response_fields(cert, identity))
 
     async def IssueToken(
@@ -171,7 +175,8 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         return cert, identity
 
     async def _issue(
-        self, csr_pem: bytes, *, reason: str, token: str = "", identity: Identity | None = None
+        self, csr_pem: bytes, *, reason: str, token: str = "", identity: Identity | None = None,
+        caller_serial: str | None = None,
     ) -> tuple[x509.Certificate, Identity]:
         """Consume the token (enrollment), sign, record and audit in one transaction."""
         now = self._clock.now()
@@ -197,6 +202,9 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                        "fingerprint_sha256": record.fingerprint_sha256},
                 correlation_id=correlation.get() or None,
             )
+            # After the audit append took the change lock: a revocation that committed meanwhile is visible here.
+            if caller_serial is not None and await is_revoked(conn, caller_serial):
+                raise revoked_error()
         log.info(
             "certificate issued",
             extra={"fields": {"wl_id": identity.wl_id, "reason": reason, "serial": record.serial,

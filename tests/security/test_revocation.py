@@ -12,19 +12,25 @@ import pytest
 import sqlalchemy as sa
 from cryptography import x509
 
+from cp_server.identity.certificates import certificates_of
 from cp_server.identity.tables import issued_certificates
-from tests.cp_server.core_harness import OPS, RPC_TIMEOUT, Cp, rpc_error, running_cp
+from cp_server.trust.tables import revoked_certificates
+from tests.cp_server.core_harness import OPS, RPC_TIMEOUT, Cp, rpc_error, running_cp, utc
+from tests.cp_server.identity.harness import running_identity_cp
+from tests.cp_server.identity.rpc import mtls_stub, refused
 from tests.support.pki import PkiFixture
 from tests.wl_node.catalog.helpers import DbFactory, db_factory
 from tests.wl_node.conftest import eventually
 from tests.wl_node.risk.harness import world
 from xporty.cp.v1 import admin_service_pb2 as pb
+from xporty.cp.v1 import identity_service_pb2 as ids
 from xporty.cp.v1 import policy_service_pb2 as ps
 from xporty.cp.v1 import policy_service_pb2_grpc
 from xporty.trader.v1 import trader_service_pb2 as tr
 from xporty.trader.v1 import trader_service_pb2_grpc as tr_grpc
 from xwl_runtime.errors import decode_rpc_error
 from xwl_runtime.identity import Identity
+from xwl_runtime.pki import make_csr, new_private_key
 from xwl_runtime.tls import secure_channel
 
 WL_A = Identity.wl("wl-a")
@@ -208,3 +214,24 @@ async def _place_order_refusal(peer: tr_grpc.TraderServiceStub) -> tuple[grpc.St
         return err.code(), _reason(err)
     raise AssertionError("PlaceOrder succeeded")
 
+
+
+async def test_a_renewal_cannot_outrun_a_revocation_committed_while_it_was_in_flight(
+    pki: PkiFixture, db_url: str
+) -> None:
+    """The pipeline's check ran before the revocation committed; the renewal's own transaction still refuses."""
+    async with running_identity_cp(pki, db_url) as cp:  # IdentityService alone: no peer guard in front
+        material = pki.material(WL_A)
+        serial = serial_of(material.pair.cert_pem)
+        async with cp.engine.begin() as conn:  # the revocation row, as RevokeCertificate commits it
+            await conn.execute(revoked_certificates.insert().values(
+                serial=serial, wl_id="wl-a", not_after=x509.load_pem_x509_certificate(
+                    material.pair.cert_pem).not_valid_after_utc, revoke_time=utc(), reason="raced",
+                actor=OPS.spiffe_id, changed_version=1))
+        audit_before = await cp.audit_entries()
+        async with mtls_stub(cp.mtls_target, material) as stub:
+            err = await refused(stub.RenewCertificate(
+                ids.RenewCertificateRequest(csr_pem=make_csr(new_private_key()).decode()), timeout=RPC_TIMEOUT))
+        assert (err.code, err.reason) == (grpc.StatusCode.UNAUTHENTICATED, "CERTIFICATE_REVOKED")
+        assert await certificates_of(cp.engine, "wl-a") == []  # no certificate issued
+        assert await cp.audit_entries() == audit_before
