@@ -133,17 +133,17 @@ async def test_cut_tail_with_rewound_head_is_detected_from_a_node_and_an_exporte
         assert keeper is not None
         on_disk = keeper.path.read_bytes()
         version = await register(cp, "wl-e")
-        await eventually(lambda: node.state.version == version)  # the view's checkpoint is offered first
         seq, head, _ = await stored_head(cp)
         assert seq == 3
-        assert keeper.last_refused == (Offer.LOWER, 3, head)
+        await eventually(lambda: keeper.last_refused == (Offer.LOWER, 3, head))
+        assert node.state.version == version
         assert kept(node) == from_node and keeper.path.read_bytes() == on_disk
         # ...and a different record 4 (the chain re-grown after the cut) conflicts with it.
         version = await register(cp, "wl-f")
-        await eventually(lambda: node.state.version == version)
         seq, head, rows = await stored_head(cp)
         assert (seq, rows) == (4, 4) and head != from_node.head_hash
-        assert keeper.last_refused == (Offer.CONFLICT, 4, head)
+        await eventually(lambda: keeper.last_refused == (Offer.CONFLICT, 4, head))
+        assert node.state.version == version
         assert kept(node) == from_node and keeper.path.read_bytes() == on_disk
         assert await node_checkpoint(cp.pki, node.port) == from_node
 

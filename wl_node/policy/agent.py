@@ -233,8 +233,8 @@ class PolicyAgent:
     async def _on_stream_message(self, message: policy_service_pb2.WatchPoliciesResponse) -> None:
         kind = message.WhichOneof("event")
         if kind == "snapshot":
+            await self.handle_view(message.snapshot)  # serve first; the checkpoint's fsync is off that path
             await self._offer_checkpoint(message.snapshot)
-            await self.handle_view(message.snapshot)
         elif kind == "heartbeat":
             await self._offer_checkpoint(message.heartbeat)
             await self._on_heartbeat(message.heartbeat.version)
@@ -274,8 +274,8 @@ class PolicyAgent:
         if response.not_modified:
             await self._confirm(response.version)
         else:
-            await self._offer_checkpoint(response.view)
             await self.handle_view(response.view)
+            await self._offer_checkpoint(response.view)
         await self._after_contact()
         return True
 
