@@ -122,7 +122,7 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
     hub = PolicyHub(
         engine, clock, verification_keys(jwt_key),
         listen_dsn=libpq_dsn(settings.db_url) if not db.is_sqlite(settings.db_url) else None,
-        channel=settings.notify_channel,
+        channel=settings.notify_channel, checkpoints=ctx.audit.checkpoints,
     )
     risk, risk_parts = risk_component.build(ctx)
     # A pair's status change also goes out as a PAIR_STATUS signal, issued in the change's own transaction and

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .identity import Identity, Kind, identity_of_certificate
+from .safe_files import PRIVATE_MODE, PUBLIC_MODE, write_atomically
 
 DEFAULT_LEAF_LIFETIME = dt.timedelta(hours=24)
 CA_LIFETIME = dt.timedelta(days=3650)
@@ -230,21 +230,13 @@ def file_stem(identity: Identity) -> str:
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Write a secret atomically with mode 0600."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Write a secret atomically with mode 0600 from its first byte (fresh O_EXCL temporary, see ``safe_files``)."""
+    write_atomically(path, data, mode=PRIVATE_MODE)
 
 
 def write_public(path: Path, data: bytes) -> None:
-    """Write a public file atomically."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    """Write a public file (a certificate) atomically, mode 0644."""
+    write_atomically(path, data, mode=PUBLIC_MODE)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Protocol
 import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cp_server.audit import checkpoint as audit_checkpoints
 from cp_server.audit.log import AuditEntry, AuditLog
 from cp_server.policy import protos
 from cp_server.policy.hub import PolicyHub
@@ -22,6 +23,7 @@ from cp_server.store.registry import UNKNOWN_WL_REASON, WlRegistry
 from cp_server.store.versions import first_commit_after
 from xporty.cp.v1 import admin_service_pb2 as pb
 from xporty.cp.v1 import admin_service_pb2_grpc
+from xwl_runtime.audit_checkpoint import CheckpointInvalid, verify_checkpoint
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import FieldViolation, InvalidArgument
 from xwl_runtime.pipeline import caller
@@ -31,6 +33,7 @@ MAX_TOKEN_TTL = dt.timedelta(days=7)
 DEFAULT_AUDIT_PAGE = 100
 MAX_AUDIT_PAGE = 1000
 MAX_SEQUENCE = 2**63 - 1
+MAX_VERIFY_CHECKPOINTS = 64
 
 
 class TokenIssuer(Protocol):
@@ -219,5 +222,28 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         request: pb.VerifyAuditLogRequest,
         context: grpc.aio.ServicerContext[pb.VerifyAuditLogRequest, pb.VerifyAuditLogResponse],
     ) -> pb.VerifyAuditLogResponse:
+        if len(request.checkpoints) > MAX_VERIFY_CHECKPOINTS:
+            raise InvalidArgument.field("checkpoints", f"at most {MAX_VERIFY_CHECKPOINTS}")
+        for index, checkpoint in enumerate(request.checkpoints):  # only the CA's own statements count
+            try:
+                verify_checkpoint(checkpoint, self._audit.public_key)
+            except CheckpointInvalid as err:
+                raise InvalidArgument(
+                    f"checkpoints[{index}]: {err}", reason="AUDIT_CHECKPOINT_INVALID",
+                    violations=[FieldViolation(f"checkpoints[{index}]", str(err))],
+                ) from None
         ok, count, first_bad = await self._audit.verify(self._engine)
-        return pb.VerifyAuditLogResponse(ok=ok, records=count, first_bad_sequence=first_bad)
+        checks = await audit_checkpoints.compare(self._engine, request.checkpoints)
+        checkpoint_bad = audit_checkpoints.first_failure(checks)
+        if checkpoint_bad:
+            ok, first_bad = False, min(first_bad or checkpoint_bad, checkpoint_bad)
+        return pb.VerifyAuditLogResponse(
+            ok=ok, records=count, first_bad_sequence=first_bad, checkpoint_checks=checks
+        )
+
+    async def GetAuditCheckpoint(  # noqa: N802
+        self,
+        request: pb.GetAuditCheckpointRequest,
+        context: grpc.aio.ServicerContext[pb.GetAuditCheckpointRequest, pb.GetAuditCheckpointResponse],
+    ) -> pb.GetAuditCheckpointResponse:
+        return pb.GetAuditCheckpointResponse(checkpoint=await self._audit.checkpoints.current(self._engine))

@@ -3,8 +3,9 @@
 Stream contract (``docs/cp.md``): the first message is always the full current view; after that a new snapshot
 is sent for every new policy version (a view's version is the CP-wide version, so every change reaches every
 stream, and a node's applied version compares directly with the CP's); a heartbeat carrying the current version
-is sent when nothing else was sent for ``heartbeat_interval``. A WL may read only its own view; an operator
-must name the WL. Nothing is served before the hub's first full load (UNAVAILABLE, reason CP_NOT_READY).
+and the CP's latest signed audit head is sent when nothing else was sent for ``heartbeat_interval``. A WL may read
+only its own view; an operator must name the WL. Nothing is served before the hub's first full load (UNAVAILABLE,
+reason CP_NOT_READY).
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
             elif self._clock.monotonic() - last_sent >= self._heartbeat_s:
                 yield policy_service_pb2.WatchPoliciesResponse(
                     heartbeat=policy_service_pb2.Heartbeat(
-                        version=sent_version, send_time=protos.timestamp(self._clock.now())
+                        version=sent_version, send_time=protos.timestamp(self._clock.now()),
+                        audit_checkpoint=self._hub.checkpoint,
                     )
                 )
                 last_sent = self._clock.monotonic()

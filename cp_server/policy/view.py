@@ -1,8 +1,9 @@
 """Building one WL's policy view from the world: the state of the world that node needs, nothing more.
 
 A view holds the WL itself and every WL it has a pair with (any status: a node must know a pair is BLOCKED),
-the policies of its pairs with both directions, and the CP's token-verification keys. Its version is the CP's
-policy version at which the world was loaded.
+the policies of its pairs with both directions, the CP's token-verification keys, and the CP's signed audit head
+(read right after the world, so it covers every audit record of the view's version). Its version is the CP's policy
+version at which the world was loaded.
 
 ``ViewBuilder`` keeps the proto form of every WL and pair record between snapshots: an incremental world load
 keeps the record objects of unchanged rows (``store.world``), so after a change only the records it touched are
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from google.protobuf import timestamp_pb2
 
 from cp_server.store.records import PairRecord, WlRecord, World, ordered
-from xporty.cp.v1 import identity_pb2, policy_pb2, registry_pb2
+from xporty.cp.v1 import audit_pb2, identity_pb2, policy_pb2, registry_pb2
 
 from . import protos
 
@@ -58,8 +59,11 @@ class ViewBuilder:
             self._generated = (world, protos.timestamp(world.loaded_at))
         return self._generated[1]
 
-    def build(self, world: World, wl_id: str) -> policy_pb2.PolicyView | None:
-        """The view of ``wl_id`` at ``world.version``, or None when the WL is not registered."""
+    def build(
+        self, world: World, wl_id: str, audit_checkpoint: audit_pb2.AuditCheckpoint | None = None
+    ) -> policy_pb2.PolicyView | None:
+        """The view of ``wl_id`` at ``world.version`` carrying ``audit_checkpoint``, or None when the WL is not
+        registered."""
         own = world.white_labels.get(wl_id)
         if own is None:
             return None
@@ -71,4 +75,5 @@ class ViewBuilder:
             white_labels=[self._wl(own), *(self._wl(world.white_labels[p]) for p in partners)],
             pairs=[self._pair(world.pairs[ordered(wl_id, p)]) for p in partners],
             token_keys=self._token_keys,
+            audit_checkpoint=audit_checkpoint,
         )

@@ -20,6 +20,7 @@ from typing import TypeVar
 import grpc
 from google.protobuf.message import Message
 
+from xporty.cp.v1 import audit_pb2
 from xporty.node.v1 import storefront_pb2, storefront_service_pb2, storefront_service_pb2_grpc
 from xporty.trader.v1 import offer_pb2
 from xwl_runtime.errors import RemoteError, decode_rpc_error
@@ -192,6 +193,13 @@ class NodeClient:
             self._stub.GetNodeState, storefront_service_pb2.GetNodeStateRequest()
         )
         return resp.state
+
+    async def audit_checkpoint(self) -> audit_pb2.AuditCheckpoint | None:
+        """The CP audit checkpoint the node keeps (None before it has seen one)."""
+        resp: storefront_service_pb2.GetNodeStateResponse = await self._call(
+            self._stub.GetNodeState, storefront_service_pb2.GetNodeStateRequest()
+        )
+        return resp.audit_checkpoint if resp.HasField("audit_checkpoint") else None
 
 
 NodeHandler = Callable[[argparse.Namespace, NodeClient], Awaitable[int]]

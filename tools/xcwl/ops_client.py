@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -30,6 +30,7 @@ from xporty.cp.v1 import (
     analytics_pb2,
     analytics_service_pb2,
     analytics_service_pb2_grpc,
+    audit_pb2,
     policy_pb2,
     policy_service_pb2,
     policy_service_pb2_grpc,
@@ -210,8 +211,20 @@ class OpsClient:
         )
         return list(resp.records)
 
-    async def verify_audit(self) -> admin_service_pb2.VerifyAuditLogResponse:
-        return await self._call(self._admin.VerifyAuditLog, admin_service_pb2.VerifyAuditLogRequest())
+    async def verify_audit(
+        self, checkpoints: Sequence[audit_pb2.AuditCheckpoint] = ()
+    ) -> admin_service_pb2.VerifyAuditLogResponse:
+        """Verify the chain and compare it with ``checkpoints`` kept outside the CP."""
+        return await self._call(
+            self._admin.VerifyAuditLog, admin_service_pb2.VerifyAuditLogRequest(checkpoints=list(checkpoints))
+        )
+
+    async def audit_checkpoint(self) -> audit_pb2.AuditCheckpoint:
+        """A checkpoint of the current audit head, signed by the CP."""
+        resp: admin_service_pb2.GetAuditCheckpointResponse = await self._call(
+            self._admin.GetAuditCheckpoint, admin_service_pb2.GetAuditCheckpointRequest()
+        )
+        return resp.checkpoint
 
     # --- risk: analytics and operator signals ------------------------------------------------------------------
     async def balances(self) -> list[analytics_pb2.PairBalance]:

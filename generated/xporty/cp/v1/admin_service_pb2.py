@@ -24,65 +24,74 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from xporty.cp.v1 import audit_pb2 as xporty_dot_cp_dot_v1_dot_audit__pb2
 from xporty.cp.v1 import policy_pb2 as xporty_dot_cp_dot_v1_dot_policy__pb2
 from xporty.cp.v1 import registry_pb2 as xporty_dot_cp_dot_v1_dot_registry__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n xporty/cp/v1/admin_service.proto\x12\x0cxporty.cp.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19xporty/cp/v1/policy.proto\x1a\x1bxporty/cp/v1/registry.proto\"B\n\x11RegisterWlRequest\x12-\n\x0bwhite_label\x18\x01 \x01(\x0b\x32\x18.xporty.cp.v1.WhiteLabel\"T\n\x12RegisterWlResponse\x12-\n\x0bwhite_label\x18\x01 \x01(\x0b\x32\x18.xporty.cp.v1.WhiteLabel\x12\x0f\n\x07version\x18\x02 \x01(\x04\"\x9e\x01\n\x0fUpdateWlRequest\x12\r\n\x05wl_id\x18\x01 \x01(\t\x12\x11\n\x04name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x1b\n\x0ereference_rate\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x1c\n\x0ftrader_endpoint\x18\x04 \x01(\tH\x02\x88\x01\x01\x42\x07\n\x05_nameB\x11\n\x0f_reference_rateB\x12\n\x10_trader_endpoint\"R\n\x10UpdateWlResponse\x12-\n\x0bwhite_label\x18\x01 \x01(\x0b\x32\x18.xporty.cp.v1.WhiteLabel\x12\x0f\n\x07version\x18\x02 \x01(\x04\"\x10\n\x0eListWlsRequest\"A\n\x0fListWlsResponse\x12.\n\x0cwhite_labels\x18\x01 \x03(\x0b\x32\x18.xporty.cp.v1.WhiteLabel\"\x9d\x02\n\x17UpdatePairPolicyRequest\x12\x0c\n\x04wl_a\x18\x01 \x01(\t\x12\x0c\n\x04wl_b\x18\x02 \x01(\t\x12\x35\n\x06status\x18\x03 \x01(\x0e\x32 .xporty.cp.v1.RelationshipStatusH\x00\x88\x01\x01\x12\x1c\n\x0fimbalance_limit\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x14\n\x07\x66x_rate\x18\x05 \x01(\tH\x02\x88\x01\x01\x12\x10\n\x08\x66orce_fx\x18\x06 \x01(\x08\x12\x1b\n\x0eimports_frozen\x18\x07 \x01(\x08H\x03\x88\x01\x01\x12\x0e\n\x06reason\x18\x08 \x01(\tB\t\n\x07_statusB\x12\n\x10_imbalance_limitB\n\n\x08_fx_rateB\x11\n\x0f_imports_frozen\"U\n\x18UpdatePairPolicyResponse\x12(\n\x06policy\x18\x01 \x01(\x0b\x32\x18.xporty.cp.v1.PairPolicy\x12\x0f\n\x07version\x18\x02 \x01(\x04\"\x89\x02\n\x1cUpdateDirectionPolicyRequest\x12\x13\n\x0b\x65xporter_wl\x18\x01 \x01(\t\x12\x13\n\x0bimporter_wl\x18\x02 \x01(\t\x12\x1b\n\x0eimport_enabled\x18\x03 \x01(\x08H\x00\x88\x01\x01\x12 \n\x13\x64\x65stination_visible\x18\x04 \x01(\x08H\x01\x88\x01\x01\x12\x34\n\x0c\x65xport_delay\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationH\x02\x88\x01\x01\x12\x0e\n\x06reason\x18\x06 \x01(\tB\x11\n\x0f_import_enabledB\x16\n\x14_destination_visibleB\x0f\n\r_export_delay\"Z\n\x1dUpdateDirectionPolicyResponse\x12(\n\x06policy\x18\x01 \x01(\x0b\x32\x18.xporty.cp.v1.PairPolicy\x12\x0f\n\x07version\x18\x02 \x01(\x04\"2\n\x14GetPairPolicyRequest\x12\x0c\n\x04wl_a\x18\x01 \x01(\t\x12\x0c\n\x04wl_b\x18\x02 \x01(\t\"A\n\x15GetPairPolicyResponse\x12(\n\x06policy\x18\x01 \x01(\x0b\x32\x18.xporty.cp.v1.PairPolicy\"(\n\x17ListPairPoliciesRequest\x12\r\n\x05wl_id\x18\x01 \x01(\t\"W\n\x18ListPairPoliciesResponse\x12*\n\x08policies\x18\x01 \x03(\x0b\x32\x18.xporty.cp.v1.PairPolicy\x12\x0f\n\x07version\x18\x02 \x01(\x04\"\xe7\x01\n\nNodeStatus\x12\r\n\x05wl_id\x18\x01 \x01(\t\x12\x17\n\x0f\x61pplied_version\x18\x02 \x01(\x04\x12\x17\n\x0f\x63urrent_version\x18\x03 \x01(\x04\x12\x0f\n\x07\x64rifted\x18\x04 \x01(\x08\x12(\n\x05\x64rift\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0breport_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10rejected_version\x18\x07 \x01(\x04\x12\x12\n\nlast_error\x18\x08 \x01(\t\"\x17\n\x15ListNodeStatusRequest\"A\n\x16ListNodeStatusResponse\x12\'\n\x05nodes\x18\x01 \x03(\x0b\x32\x18.xporty.cp.v1.NodeStatus\"T\n\x1b\x43reateBootstrapTokenRequest\x12\r\n\x05wl_id\x18\x01 \x01(\t\x12&\n\x03ttl\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"^\n\x1c\x43reateBootstrapTokenResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe2\x01\n\x0b\x41uditRecord\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12/\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x04 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\x12\x0f\n\x07subject\x18\x06 \x01(\t\x12\x13\n\x0b\x62\x65\x66ore_json\x18\x07 \x01(\t\x12\x12\n\nafter_json\x18\x08 \x01(\t\x12\x0c\n\x04hash\x18\t \x01(\t\x12\x11\n\tsignature\x18\n \x01(\t\"D\n\x17ListAuditRecordsRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x04\x12\x11\n\tpage_size\x18\x02 \x01(\r\"F\n\x18ListAuditRecordsResponse\x12*\n\x07records\x18\x01 \x03(\x0b\x32\x19.xporty.cp.v1.AuditRecord\"\x17\n\x15VerifyAuditLogRequest\"Q\n\x16VerifyAuditLogResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0f\n\x07records\x18\x02 \x01(\x04\x12\x1a\n\x12\x66irst_bad_sequence\x18\x03 \x01(\x04\x32\x90\x08\n\x0c\x41\x64minService\x12O\n\nRegisterWl\x12\x1f.xporty.cp.v1.RegisterWlRequest\x1a .xporty.cp.v1.RegisterWlResponse\x12I\n\x08UpdateWl\x12\x1d.xporty.cp.v1.UpdateWlRequest\x1a\x1e.xporty.cp.v1.UpdateWlResponse\x12\x46\n\x07ListWls\x12\x1c.xporty.cp.v1.ListWlsRequest\x1a\x1d.xporty.cp.v1.ListWlsResponse\x12\x61\n\x10UpdatePairPolicy\x12%.xporty.cp.v1.UpdatePairPolicyRequest\x1a&.xporty.cp.v1.UpdatePairPolicyResponse\x12p\n\x15UpdateDirectionPolicy\x12*.xporty.cp.v1.UpdateDirectionPolicyRequest\x1a+.xporty.cp.v1.UpdateDirectionPolicyResponse\x12X\n\rGetPairPolicy\x12\".xporty.cp.v1.GetPairPolicyRequest\x1a#.xporty.cp.v1.GetPairPolicyResponse\x12\x61\n\x10ListPairPolicies\x12%.xporty.cp.v1.ListPairPoliciesRequest\x1a&.xporty.cp.v1.ListPairPoliciesResponse\x12[\n\x0eListNodeStatus\x12#.xporty.cp.v1.ListNodeStatusRequest\x1a$.xporty.cp.v1.ListNodeStatusResponse\x12m\n\x14\x43reateBootstrapToken\x12).xporty.cp.v1.CreateBootstrapTokenRequest\x1a*.xporty.cp.v1.CreateBootstrapTokenResponse\x12\x61\n\x10ListAuditRecords\x12%.xporty.cp.v1.ListAuditRecordsRequest\x1a&.xporty.cp.v1.ListAuditRecordsResponse\x12[\n\x0eVerifyAuditLog\x12#.xporty.cp.v1.VerifyAuditLogRequest\x1a$.xporty.cp.v1.VerifyAuditLogResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n xporty/cp/v1/admin_service.proto\x12\x0cxporty.cp.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18xporty/cp/v1/audit.proto\x1a\x19xporty/cp/v1/policy.proto\x1a\x1bxporty/cp/v1/registry.proto\"B\n\x11RegisterWlRequest\x12-\n\x0bwhite_label\x18\x01 \x01(\x0b\x32\x18.xporty.cp.v1.WhiteLabel\"T\n\x12RegisterWlResponse\x12-\n\x0bwhite_label\x18\x01 \x01(\x0b\x32\x18.xporty.cp.v1.WhiteLabel\x12\x0f\n\x07version\x18\x02 \x01(\x04\"\x9e\x01\n\x0fUpdateWlRequest\x12\r\n\x05wl_id\x18\x01 \x01(\t\x12\x11\n\x04name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x1b\n\x0ereference_rate\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x1c\n\x0ftrader_endpoint\x18\x04 \x01(\tH\x02\x88\x01\x01\x42\x07\n\x05_nameB\x11\n\x0f_reference_rateB\x12\n\x10_trader_endpoint\"R\n\x10UpdateWlResponse\x12-\n\x0bwhite_label\x18\x01 \x01(\x0b\x32\x18.xporty.cp.v1.WhiteLabel\x12\x0f\n\x07version\x18\x02 \x01(\x04\"\x10\n\x0eListWlsRequest\"A\n\x0fListWlsResponse\x12.\n\x0cwhite_labels\x18\x01 \x03(\x0b\x32\x18.xporty.cp.v1.WhiteLabel\"\x9d\x02\n\x17UpdatePairPolicyRequest\x12\x0c\n\x04wl_a\x18\x01 \x01(\t\x12\x0c\n\x04wl_b\x18\x02 \x01(\t\x12\x35\n\x06status\x18\x03 \x01(\x0e\x32 .xporty.cp.v1.RelationshipStatusH\x00\x88\x01\x01\x12\x1c\n\x0fimbalance_limit\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x14\n\x07\x66x_rate\x18\x05 \x01(\tH\x02\x88\x01\x01\x12\x10\n\x08\x66orce_fx\x18\x06 \x01(\x08\x12\x1b\n\x0eimports_frozen\x18\x07 \x01(\x08H\x03\x88\x01\x01\x12\x0e\n\x06reason\x18\x08 \x01(\tB\t\n\x07_statusB\x12\n\x10_imbalance_limitB\n\n\x08_fx_rateB\x11\n\x0f_imports_frozen\"U\n\x18UpdatePairPolicyResponse\x12(\n\x06policy\x18\x01 \x01(\x0b\x32\x18.xporty.cp.v1.PairPolicy\x12\x0f\n\x07version\x18\x02 \x01(\x04\"\x89\x02\n\x1cUpdateDirectionPolicyRequest\x12\x13\n\x0b\x65xporter_wl\x18\x01 \x01(\t\x12\x13\n\x0bimporter_wl\x18\x02 \x01(\t\x12\x1b\n\x0eimport_enabled\x18\x03 \x01(\x08H\x00\x88\x01\x01\x12 \n\x13\x64\x65stination_visible\x18\x04 \x01(\x08H\x01\x88\x01\x01\x12\x34\n\x0c\x65xport_delay\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationH\x02\x88\x01\x01\x12\x0e\n\x06reason\x18\x06 \x01(\tB\x11\n\x0f_import_enabledB\x16\n\x14_destination_visibleB\x0f\n\r_export_delay\"Z\n\x1dUpdateDirectionPolicyResponse\x12(\n\x06policy\x18\x01 \x01(\x0b\x32\x18.xporty.cp.v1.PairPolicy\x12\x0f\n\x07version\x18\x02 \x01(\x04\"2\n\x14GetPairPolicyRequest\x12\x0c\n\x04wl_a\x18\x01 \x01(\t\x12\x0c\n\x04wl_b\x18\x02 \x01(\t\"A\n\x15GetPairPolicyResponse\x12(\n\x06policy\x18\x01 \x01(\x0b\x32\x18.xporty.cp.v1.PairPolicy\"(\n\x17ListPairPoliciesRequest\x12\r\n\x05wl_id\x18\x01 \x01(\t\"W\n\x18ListPairPoliciesResponse\x12*\n\x08policies\x18\x01 \x03(\x0b\x32\x18.xporty.cp.v1.PairPolicy\x12\x0f\n\x07version\x18\x02 \x01(\x04\"\xe7\x01\n\nNodeStatus\x12\r\n\x05wl_id\x18\x01 \x01(\t\x12\x17\n\x0f\x61pplied_version\x18\x02 \x01(\x04\x12\x17\n\x0f\x63urrent_version\x18\x03 \x01(\x04\x12\x0f\n\x07\x64rifted\x18\x04 \x01(\x08\x12(\n\x05\x64rift\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0breport_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10rejected_version\x18\x07 \x01(\x04\x12\x12\n\nlast_error\x18\x08 \x01(\t\"\x17\n\x15ListNodeStatusRequest\"A\n\x16ListNodeStatusResponse\x12\'\n\x05nodes\x18\x01 \x03(\x0b\x32\x18.xporty.cp.v1.NodeStatus\"T\n\x1b\x43reateBootstrapTokenRequest\x12\r\n\x05wl_id\x18\x01 \x01(\t\x12&\n\x03ttl\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"^\n\x1c\x43reateBootstrapTokenResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe2\x01\n\x0b\x41uditRecord\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12/\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x04 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\x12\x0f\n\x07subject\x18\x06 \x01(\t\x12\x13\n\x0b\x62\x65\x66ore_json\x18\x07 \x01(\t\x12\x12\n\nafter_json\x18\x08 \x01(\t\x12\x0c\n\x04hash\x18\t \x01(\t\x12\x11\n\tsignature\x18\n \x01(\t\"D\n\x17ListAuditRecordsRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x04\x12\x11\n\tpage_size\x18\x02 \x01(\r\"F\n\x18ListAuditRecordsResponse\x12*\n\x07records\x18\x01 \x03(\x0b\x32\x19.xporty.cp.v1.AuditRecord\"K\n\x15VerifyAuditLogRequest\x12\x32\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\x1d.xporty.cp.v1.AuditCheckpoint\"\xa4\x01\n\x14\x41uditCheckpointCheck\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x33\n\x06result\x18\x02 \x01(\x0e\x32#.xporty.cp.v1.AuditCheckpointResult\x12\x17\n\x0f\x63heckpoint_hash\x18\x03 \x01(\t\x12\x13\n\x0bstored_hash\x18\x04 \x01(\t\x12\x17\n\x0fstored_sequence\x18\x05 \x01(\x04\"\x90\x01\n\x16VerifyAuditLogResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0f\n\x07records\x18\x02 \x01(\x04\x12\x1a\n\x12\x66irst_bad_sequence\x18\x03 \x01(\x04\x12=\n\x11\x63heckpoint_checks\x18\x04 \x03(\x0b\x32\".xporty.cp.v1.AuditCheckpointCheck\"\x1b\n\x19GetAuditCheckpointRequest\"O\n\x1aGetAuditCheckpointResponse\x12\x31\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x1d.xporty.cp.v1.AuditCheckpoint*\xb1\x01\n\x15\x41uditCheckpointResult\x12\'\n#AUDIT_CHECKPOINT_RESULT_UNSPECIFIED\x10\x00\x12!\n\x1d\x41UDIT_CHECKPOINT_RESULT_MATCH\x10\x01\x12%\n!AUDIT_CHECKPOINT_RESULT_TRUNCATED\x10\x02\x12%\n!AUDIT_CHECKPOINT_RESULT_REWRITTEN\x10\x03\x32\xf9\x08\n\x0c\x41\x64minService\x12O\n\nRegisterWl\x12\x1f.xporty.cp.v1.RegisterWlRequest\x1a .xporty.cp.v1.RegisterWlResponse\x12I\n\x08UpdateWl\x12\x1d.xporty.cp.v1.UpdateWlRequest\x1a\x1e.xporty.cp.v1.UpdateWlResponse\x12\x46\n\x07ListWls\x12\x1c.xporty.cp.v1.ListWlsRequest\x1a\x1d.xporty.cp.v1.ListWlsResponse\x12\x61\n\x10UpdatePairPolicy\x12%.xporty.cp.v1.UpdatePairPolicyRequest\x1a&.xporty.cp.v1.UpdatePairPolicyResponse\x12p\n\x15UpdateDirectionPolicy\x12*.xporty.cp.v1.UpdateDirectionPolicyRequest\x1a+.xporty.cp.v1.UpdateDirectionPolicyResponse\x12X\n\rGetPairPolicy\x12\".xporty.cp.v1.GetPairPolicyRequest\x1a#.xporty.cp.v1.GetPairPolicyResponse\x12\x61\n\x10ListPairPolicies\x12%.xporty.cp.v1.ListPairPoliciesRequest\x1a&.xporty.cp.v1.ListPairPoliciesResponse\x12[\n\x0eListNodeStatus\x12#.xporty.cp.v1.ListNodeStatusRequest\x1a$.xporty.cp.v1.ListNodeStatusResponse\x12m\n\x14\x43reateBootstrapToken\x12).xporty.cp.v1.CreateBootstrapTokenRequest\x1a*.xporty.cp.v1.CreateBootstrapTokenResponse\x12\x61\n\x10ListAuditRecords\x12%.xporty.cp.v1.ListAuditRecordsRequest\x1a&.xporty.cp.v1.ListAuditRecordsResponse\x12[\n\x0eVerifyAuditLog\x12#.xporty.cp.v1.VerifyAuditLogRequest\x1a$.xporty.cp.v1.VerifyAuditLogResponse\x12g\n\x12GetAuditCheckpoint\x12\'.xporty.cp.v1.GetAuditCheckpointRequest\x1a(.xporty.cp.v1.GetAuditCheckpointResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xporty.cp.v1.admin_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REGISTERWLREQUEST']._serialized_start=171
-  _globals['_REGISTERWLREQUEST']._serialized_end=237
-  _globals['_REGISTERWLRESPONSE']._serialized_start=239
-  _globals['_REGISTERWLRESPONSE']._serialized_end=323
-  _globals['_UPDATEWLREQUEST']._serialized_start=326
-  _globals['_UPDATEWLREQUEST']._serialized_end=484
-  _globals['_UPDATEWLRESPONSE']._serialized_start=486
-  _globals['_UPDATEWLRESPONSE']._serialized_end=568
-  _globals['_LISTWLSREQUEST']._serialized_start=570
-  _globals['_LISTWLSREQUEST']._serialized_end=586
-  _globals['_LISTWLSRESPONSE']._serialized_start=588
-  _globals['_LISTWLSRESPONSE']._serialized_end=653
-  _globals['_UPDATEPAIRPOLICYREQUEST']._serialized_start=656
-  _globals['_UPDATEPAIRPOLICYREQUEST']._serialized_end=941
-  _globals['_UPDATEPAIRPOLICYRESPONSE']._serialized_start=943
-  _globals['_UPDATEPAIRPOLICYRESPONSE']._serialized_end=1028
-  _globals['_UPDATEDIRECTIONPOLICYREQUEST']._serialized_start=1031
-  _globals['_UPDATEDIRECTIONPOLICYREQUEST']._serialized_end=1296
-  _globals['_UPDATEDIRECTIONPOLICYRESPONSE']._serialized_start=1298
-  _globals['_UPDATEDIRECTIONPOLICYRESPONSE']._serialized_end=1388
-  _globals['_GETPAIRPOLICYREQUEST']._serialized_start=1390
-  _globals['_GETPAIRPOLICYREQUEST']._serialized_end=1440
-  _globals['_GETPAIRPOLICYRESPONSE']._serialized_start=1442
-  _globals['_GETPAIRPOLICYRESPONSE']._serialized_end=1507
-  _globals['_LISTPAIRPOLICIESREQUEST']._serialized_start=1509
-  _globals['_LISTPAIRPOLICIESREQUEST']._serialized_end=1549
-  _globals['_LISTPAIRPOLICIESRESPONSE']._serialized_start=1551
-  _globals['_LISTPAIRPOLICIESRESPONSE']._serialized_end=1638
-  _globals['_NODESTATUS']._serialized_start=1641
-  _globals['_NODESTATUS']._serialized_end=1872
-  _globals['_LISTNODESTATUSREQUEST']._serialized_start=1874
-  _globals['_LISTNODESTATUSREQUEST']._serialized_end=1897
-  _globals['_LISTNODESTATUSRESPONSE']._serialized_start=1899
-  _globals['_LISTNODESTATUSRESPONSE']._serialized_end=1964
-  _globals['_CREATEBOOTSTRAPTOKENREQUEST']._serialized_start=1966
-  _globals['_CREATEBOOTSTRAPTOKENREQUEST']._serialized_end=2050
-  _globals['_CREATEBOOTSTRAPTOKENRESPONSE']._serialized_start=2052
-  _globals['_CREATEBOOTSTRAPTOKENRESPONSE']._serialized_end=2146
-  _globals['_AUDITRECORD']._serialized_start=2149
-  _globals['_AUDITRECORD']._serialized_end=2375
-  _globals['_LISTAUDITRECORDSREQUEST']._serialized_start=2377
-  _globals['_LISTAUDITRECORDSREQUEST']._serialized_end=2445
-  _globals['_LISTAUDITRECORDSRESPONSE']._serialized_start=2447
-  _globals['_LISTAUDITRECORDSRESPONSE']._serialized_end=2517
-  _globals['_VERIFYAUDITLOGREQUEST']._serialized_start=2519
-  _globals['_VERIFYAUDITLOGREQUEST']._serialized_end=2542
-  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_start=2544
-  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_end=2625
-  _globals['_ADMINSERVICE']._serialized_start=2628
-  _globals['_ADMINSERVICE']._serialized_end=3668
+  _globals['_AUDITCHECKPOINTRESULT']._serialized_start=3047
+  _globals['_AUDITCHECKPOINTRESULT']._serialized_end=3224
+  _globals['_REGISTERWLREQUEST']._serialized_start=197
+  _globals['_REGISTERWLREQUEST']._serialized_end=263
+  _globals['_REGISTERWLRESPONSE']._serialized_start=265
+  _globals['_REGISTERWLRESPONSE']._serialized_end=349
+  _globals['_UPDATEWLREQUEST']._serialized_start=352
+  _globals['_UPDATEWLREQUEST']._serialized_end=510
+  _globals['_UPDATEWLRESPONSE']._serialized_start=512
+  _globals['_UPDATEWLRESPONSE']._serialized_end=594
+  _globals['_LISTWLSREQUEST']._serialized_start=596
+  _globals['_LISTWLSREQUEST']._serialized_end=612
+  _globals['_LISTWLSRESPONSE']._serialized_start=614
+  _globals['_LISTWLSRESPONSE']._serialized_end=679
+  _globals['_UPDATEPAIRPOLICYREQUEST']._serialized_start=682
+  _globals['_UPDATEPAIRPOLICYREQUEST']._serialized_end=967
+  _globals['_UPDATEPAIRPOLICYRESPONSE']._serialized_start=969
+  _globals['_UPDATEPAIRPOLICYRESPONSE']._serialized_end=1054
+  _globals['_UPDATEDIRECTIONPOLICYREQUEST']._serialized_start=1057
+  _globals['_UPDATEDIRECTIONPOLICYREQUEST']._serialized_end=1322
+  _globals['_UPDATEDIRECTIONPOLICYRESPONSE']._serialized_start=1324
+  _globals['_UPDATEDIRECTIONPOLICYRESPONSE']._serialized_end=1414
+  _globals['_GETPAIRPOLICYREQUEST']._serialized_start=1416
+  _globals['_GETPAIRPOLICYREQUEST']._serialized_end=1466
+  _globals['_GETPAIRPOLICYRESPONSE']._serialized_start=1468
+  _globals['_GETPAIRPOLICYRESPONSE']._serialized_end=1533
+  _globals['_LISTPAIRPOLICIESREQUEST']._serialized_start=1535
+  _globals['_LISTPAIRPOLICIESREQUEST']._serialized_end=1575
+  _globals['_LISTPAIRPOLICIESRESPONSE']._serialized_start=1577
+  _globals['_LISTPAIRPOLICIESRESPONSE']._serialized_end=1664
+  _globals['_NODESTATUS']._serialized_start=1667
+  _globals['_NODESTATUS']._serialized_end=1898
+  _globals['_LISTNODESTATUSREQUEST']._serialized_start=1900
+  _globals['_LISTNODESTATUSREQUEST']._serialized_end=1923
+  _globals['_LISTNODESTATUSRESPONSE']._serialized_start=1925
+  _globals['_LISTNODESTATUSRESPONSE']._serialized_end=1990
+  _globals['_CREATEBOOTSTRAPTOKENREQUEST']._serialized_start=1992
+  _globals['_CREATEBOOTSTRAPTOKENREQUEST']._serialized_end=2076
+  _globals['_CREATEBOOTSTRAPTOKENRESPONSE']._serialized_start=2078
+  _globals['_CREATEBOOTSTRAPTOKENRESPONSE']._serialized_end=2172
+  _globals['_AUDITRECORD']._serialized_start=2175
+  _globals['_AUDITRECORD']._serialized_end=2401
+  _globals['_LISTAUDITRECORDSREQUEST']._serialized_start=2403
+  _globals['_LISTAUDITRECORDSREQUEST']._serialized_end=2471
+  _globals['_LISTAUDITRECORDSRESPONSE']._serialized_start=2473
+  _globals['_LISTAUDITRECORDSRESPONSE']._serialized_end=2543
+  _globals['_VERIFYAUDITLOGREQUEST']._serialized_start=2545
+  _globals['_VERIFYAUDITLOGREQUEST']._serialized_end=2620
+  _globals['_AUDITCHECKPOINTCHECK']._serialized_start=2623
+  _globals['_AUDITCHECKPOINTCHECK']._serialized_end=2787
+  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_start=2790
+  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_end=2934
+  _globals['_GETAUDITCHECKPOINTREQUEST']._serialized_start=2936
+  _globals['_GETAUDITCHECKPOINTREQUEST']._serialized_end=2963
+  _globals['_GETAUDITCHECKPOINTRESPONSE']._serialized_start=2965
+  _globals['_GETAUDITCHECKPOINTRESPONSE']._serialized_end=3044
+  _globals['_ADMINSERVICE']._serialized_start=3227
+  _globals['_ADMINSERVICE']._serialized_end=4372
 # @@protoc_insertion_point(module_scope)

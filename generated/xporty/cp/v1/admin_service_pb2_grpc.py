@@ -91,6 +91,11 @@ class AdminServiceStub:
                 request_serializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.VerifyAuditLogRequest.SerializeToString,
                 response_deserializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.VerifyAuditLogResponse.FromString,
                 _registered_method=True)
+        self.GetAuditCheckpoint = channel.unary_unary(
+                '/xporty.cp.v1.AdminService/GetAuditCheckpoint',
+                request_serializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.GetAuditCheckpointRequest.SerializeToString,
+                response_deserializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.GetAuditCheckpointResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -175,6 +180,13 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAuditCheckpoint(self, request, context):
+        """GetAuditCheckpoint signs the current audit head, for keeping outside the CP (xcwl audit checkpoint).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -232,6 +244,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.VerifyAuditLog,
                     request_deserializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.VerifyAuditLogRequest.FromString,
                     response_serializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.VerifyAuditLogResponse.SerializeToString,
+            ),
+            'GetAuditCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAuditCheckpoint,
+                    request_deserializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.GetAuditCheckpointRequest.FromString,
+                    response_serializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.GetAuditCheckpointResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -533,6 +550,33 @@ class AdminService:
             '/xporty.cp.v1.AdminService/VerifyAuditLog',
             xporty_dot_cp_dot_v1_dot_admin__service__pb2.VerifyAuditLogRequest.SerializeToString,
             xporty_dot_cp_dot_v1_dot_admin__service__pb2.VerifyAuditLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAuditCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xporty.cp.v1.AdminService/GetAuditCheckpoint',
+            xporty_dot_cp_dot_v1_dot_admin__service__pb2.GetAuditCheckpointRequest.SerializeToString,
+            xporty_dot_cp_dot_v1_dot_admin__service__pb2.GetAuditCheckpointResponse.FromString,
             options,
             channel_credentials,
             insecure,
