@@ -2,7 +2,8 @@
 
 grpc.aio server interceptors see only the method and metadata; the peer certificate is in the handler's context.
 So one interceptor wraps each handler: it binds the correlation id, derives the caller's identity from the mTLS
-certificate (never from a request field), checks the method against the authorization table (default deny), runs
+certificate (never from a request field), checks the method against the authorization table (default deny), admits
+the call against the caller's rate and stream budget when the server has an ``Admission`` (``ratelimit``), runs
 the servicer, and translates ``XcwlError`` into a status with details exactly once. Unexpected exceptions become
 INTERNAL without internals leaking to the caller.
 """
