@@ -51,6 +51,7 @@ PLACE = "PlaceOrder"
 CANCEL = "CancelOrder"
 MAX_QUANTITY = 1_000_000
 MAX_ORDER_ID_CHARS = 128
+MAX_CURRENCY_CHARS, MAX_AMOUNT_CHARS = 16, 64
 CONFIRMED, DENIED, CANCELLED = "CONFIRMED", "DENIED", "CANCELLED"
 _STATUS = {CONFIRMED: order_pb2.ORDER_STATUS_CONFIRMED, DENIED: order_pb2.ORDER_STATUS_DENIED,
            CANCELLED: order_pb2.ORDER_STATUS_CANCELLED}
@@ -120,6 +121,8 @@ def validate_place(request: trader_service_pb2.PlaceOrderRequest) -> Decimal:
         raise InvalidArgument.field("quantity", f"must be 1..{MAX_QUANTITY}")
     if not request.expected_unit_price.currency:
         raise InvalidArgument.field("expected_unit_price.currency", "required")
+    bounded("expected_unit_price.currency", request.expected_unit_price.currency, max_chars=MAX_CURRENCY_CHARS)
+    bounded("expected_unit_price.amount", request.expected_unit_price.amount, max_chars=MAX_AMOUNT_CHARS)
     try:
         price = Decimal(request.expected_unit_price.amount)
     except InvalidOperation:
