@@ -162,3 +162,47 @@ def test_admission_refills_and_bounds_memory(tmp_path: Path) -> None:
         now[0] += 1
         admission.admit(f"caller-{n}", anonymous=True)
     assert len(admission._buckets) <= 4
+
+
+async def test_nodes_enrolling_from_one_address_wait_for_the_budget(
+    pki: PkiFixture, sqlite_db_url: str, tmp_path: Path
+) -> None:
+    """Two nodes behind one address, budget for one at a time: the second is told to wait, retries, and enrolls."""
+    from wl_node.identity.enrollment import enroll
+    from xwl_runtime.backoff import Backoff
+    from xwl_runtime.pki import PkiDir
+
+    limits = RateLimits(anonymous_rate_per_s=5, anonymous_burst=1)
+    async with limited_cp(pki, sqlite_db_url, limits) as cp:
+        async with OpsClient.connect(f"127.0.0.1:{cp.port}", pki.material(Identity.ops(OPERATOR)), timeout=10) as ops:
+            tokens = {wl: (await ops.create_bootstrap_token(wl)).token for wl in ("wl-a", "wl-b")}
+        dirs = {}
+        for wl in tokens:
+            dirs[wl] = PkiDir(tmp_path / wl)
+            dirs[wl].root.mkdir()
+            dirs[wl].ca_cert.write_bytes(pki.dir.ca_cert.read_bytes())
+        materials = await asyncio.gather(*(
+            enroll(dirs[wl], wl, f"127.0.0.1:{cp.enroll_port}", token, backoff=Backoff(base_s=0.2, cap_s=0.5))
+            for wl, token in tokens.items()))
+    assert all(m.pair.cert_pem for m in materials)
+    assert all(dirs[wl].has(Identity.wl(wl)) for wl in tokens)
+
+
+def test_cp_serve_limit_flags_reach_the_settings(pki: PkiFixture) -> None:
+    from xcwl.cli import build_parser
+    from xcwl.errors import CliError
+    from xcwl.serve import cp_settings
+
+    base = ["cp", "serve", "--pki", str(pki.dir.root), "--db", "sqlite:///cp.db"]
+    defaults = cp_settings(build_parser().parse_args(base))
+    assert defaults.rate_limits == RateLimits() and defaults.enroll_max_receive_bytes == 8 * 1024
+    tuned = cp_settings(build_parser().parse_args([
+        *base, "--max-message-bytes", "1048576", "--enroll-max-message-bytes", "4096", "--rate-limit", "50",
+        "--rate-burst", "60", "--max-streams", "4", "--enroll-rate-limit", "0.5", "--enroll-rate-burst", "3"]))
+    assert (tuned.max_receive_bytes, tuned.enroll_max_receive_bytes) == (1048576, 4096)
+    assert tuned.rate_limits == RateLimits(rate_per_s=50, burst=60, max_streams=4, anonymous_rate_per_s=0.5,
+                                           anonymous_burst=3)
+    for flag, value in (("--rate-limit", "0"), ("--max-streams", "-1"), ("--max-message-bytes", "1e6"),
+                        ("--enroll-rate-limit", "nan")):
+        with pytest.raises(CliError, match=flag):
+            cp_settings(build_parser().parse_args([*base, flag, value]))
