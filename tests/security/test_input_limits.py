@@ -9,6 +9,7 @@ what stayed unchanged (registry, audit head, node status, stored offers).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -22,6 +23,7 @@ from tests.wl_node.catalog.helpers import DbFactory, dbs, eventually, list_all, 
 from tests.wl_node.catalog.test_sync import SHOP_B, _world, put, rows
 from wl_node.catalog.inprocess import World
 from wl_node.catalog.tables import offers
+from wl_node.catalog.validation import validate_offer
 from xporty.cp.v1 import (
     admin_service_pb2,
     admin_service_pb2_grpc,
@@ -230,3 +232,24 @@ async def test_node_offer_text_refuses_controls_and_bidi_and_stores_nothing(pki:
                 assert_invalid(err, field)
                 assert bad not in (err.details() or ""), label
     assert await _offer_rows(world, "wl-a") == before
+
+
+async def test_importer_refuses_offers_with_controls_from_an_exporter_that_let_them_through(
+    pki: PkiFixture, world: World
+) -> None:
+    """An exporter running older code (simulated by writing past its validation) serves a title with an escape
+    sequence and a description with a bidi override: the importer stores neither offer, and keeps the clean one."""
+    a, b = world.nodes["wl-a"], world.nodes["wl-b"]
+    clean = validate_offer(offer("o-clean"), currency="XPY-A", decimals=2)
+    await a.catalog.book.publish(replace(clean, offer_id="o-esc", title="Shirt\x1b]0;owned\x07"))
+    await a.catalog.book.publish(replace(clean, offer_id="o-rlo", description="fine \u202eexe.txt"))
+    await a.catalog.book.publish(clean)  # last: the feed is in sequence order, so once it arrived the others have
+
+    async def synced() -> bool:
+        async with storefront(pki, b.server.port, SHOP_B) as stub:
+            return len(await list_all(stub)) >= 1
+
+    await eventually(synced, timeout=10)
+    async with storefront(pki, b.server.port, SHOP_B) as stub:
+        assert [o.imported_offer_id for o in await list_all(stub)] == ["wl-a:o-clean"]
+    assert await rows(b, "wl-a") == 1
