@@ -31,6 +31,7 @@ from xwl_runtime.clock import Clock, SystemClock
 from xwl_runtime.component import Component
 from xwl_runtime.identity import Identity
 from xwl_runtime.pki import PkiDir
+from xwl_runtime.ratelimit import Admission
 from xwl_runtime.server import (
     DEFAULT_GRACE_S,
     Listener,
@@ -91,12 +92,14 @@ class CpApp:
 
 
 def _listeners(settings: CpSettings, tls: TlsMaterial) -> tuple[list[Listener], ReloadableServerCredentials | None]:
+    main_limit, enroll_limit = settings.max_receive_bytes, settings.enroll_max_receive_bytes
     if settings.insecure_dev:
-        return [Listener(settings.listen, None), Listener(settings.enroll_listen, None)], None
+        return [Listener(settings.listen, None, max_receive_bytes=main_limit),
+                Listener(settings.enroll_listen, None, max_receive_bytes=enroll_limit)], None
     creds = ReloadableServerCredentials(tls)
     return [
-        Listener(settings.listen, creds.credentials),
-        Listener(settings.enroll_listen, server_tls_only_credentials(tls)),
+        Listener(settings.listen, creds.credentials, max_receive_bytes=main_limit),
+        Listener(settings.enroll_listen, server_tls_only_credentials(tls), max_receive_bytes=enroll_limit),
     ], creds
 
 
@@ -154,6 +157,7 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
             authz_table=table(authz),
             insecure_dev=settings.insecure_dev,
             serving=False,
+            admission=Admission(settings.rate_limits),
         )
     except (RuntimeError, ValueError, OSError):  # e.g. a listen address already in use
         await engine.dispose()

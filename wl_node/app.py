@@ -234,7 +234,8 @@ async def build_node(
         server = await start_server(
             registrations=[r for c in components for r in c.registrations],
             service_names=[s for c in components for s in c.service_names],
-            listeners=[Listener(settings.listen, credentials.credentials if credentials else None)],
+            listeners=[Listener(settings.listen, credentials.credentials if credentials else None,
+                                max_receive_bytes=settings.max_receive_bytes)],
             authz_table=table(authz),
             insecure_dev=settings.insecure_dev,
             serving=False,

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
+from .errors import echo
+
 TRUST_DOMAIN = "xporty"
 _NAME = r"[a-z0-9][a-z0-9-]{0,62}"
 NAME_RE = re.compile(rf"^{_NAME}$")
@@ -76,7 +78,7 @@ class Identity:
 
 def _check_name(value: str) -> None:
     if not NAME_RE.match(value):
-        raise ValueError(f"invalid identity name {value!r}: lower-case letters, digits and '-', max 63")
+        raise ValueError(f"invalid identity name {echo(value)}: lower-case letters, digits and '-', max 63")
 
 
 def parse_spiffe_id(uri: str) -> Identity | None:

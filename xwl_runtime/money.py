@@ -25,6 +25,8 @@ import functools
 import re
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from .errors import echo
+
 MAX_CURRENCY_DECIMALS = 8
 MAX_AMOUNT_DIGITS = 30
 """Integer digits allowed in an amount: far above any real price, low enough to keep arithmetic cheap."""
@@ -40,9 +42,9 @@ def parse_decimal(text: str) -> Decimal:
     """A plain decimal string (``"12"``, ``"-0.50"``) as Decimal; no exponent, NaN, infinity or spaces."""
     match = _AMOUNT_RE.match(text)
     if match is None:
-        raise MoneyError(f"{text!r} is not a decimal number like 12.50")
+        raise MoneyError(f"{echo(text)} is not a decimal number like 12.50")
     if len(match.group("int").lstrip("0")) > MAX_AMOUNT_DIGITS:
-        raise MoneyError(f"{text!r} has more than {MAX_AMOUNT_DIGITS} integer digits")
+        raise MoneyError(f"{echo(text)} has more than {MAX_AMOUNT_DIGITS} integer digits")
     return Decimal(text)
 
 
@@ -57,7 +59,7 @@ def parse_amount(text: str, currency_decimals: int) -> Decimal:
     """An amount with at most ``currency_decimals`` decimals (trailing zeros count: ``"1.50"`` has two)."""
     value = parse_decimal(text)
     if decimals_of(value) > currency_decimals:
-        raise MoneyError(f"{text!r} has more than {currency_decimals} decimals")
+        raise MoneyError(f"{echo(text)} has more than {currency_decimals} decimals")
     return value
 
 
@@ -65,7 +67,7 @@ def parse_price(text: str, currency_decimals: int) -> Decimal:
     """A unit price: an amount > 0."""
     value = parse_amount(text, currency_decimals)
     if value <= 0:
-        raise MoneyError(f"{text!r} must be greater than 0")
+        raise MoneyError(f"{echo(text)} must be greater than 0")
     return value
 
 
@@ -73,7 +75,7 @@ def parse_rate(text: str) -> Decimal:
     """An FX rate: a plain decimal > 0."""
     value = parse_decimal(text)
     if value <= 0:
-        raise MoneyError(f"FX rate {text!r} must be greater than 0")
+        raise MoneyError(f"FX rate {echo(text)} must be greater than 0")
     return value
 
 

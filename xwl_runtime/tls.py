@@ -26,6 +26,11 @@ CLIENT_KEEPALIVE_TIMEOUT_MS = 10_000
 CLIENT_INITIAL_RECONNECT_BACKOFF_MS = 200
 CLIENT_MAX_RECONNECT_BACKOFF_MS = 3_000
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+"""What a client channel accepts: the largest legitimate response (a catalog page) with room to spare."""
+# Server receive limits are a property of each listener (``xwl_runtime.server.Listener``): the anonymous enrollment
+# listener accepts a few KiB, the others their largest legitimate request (docs/operations.md, "Message limits").
+DEFAULT_SERVER_RECEIVE_BYTES = 4 * 1024 * 1024
+DEFAULT_SERVER_SEND_BYTES = MAX_MESSAGE_BYTES
 
 SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.keepalive_time_ms", SERVER_KEEPALIVE_TIME_MS),
@@ -34,9 +39,15 @@ SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.http2.min_ping_interval_without_data_ms", SERVER_MIN_PING_INTERVAL_MS),
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.so_reuseport", 0),
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
 )
+
+
+def server_message_options(max_receive_bytes: int, max_send_bytes: int) -> tuple[tuple[str, int], ...]:
+    """gRPC server options bounding one message in each direction (checked by gRPC core before any decoding)."""
+    return (
+        ("grpc.max_receive_message_length", max_receive_bytes),
+        ("grpc.max_send_message_length", max_send_bytes),
+    )
 
 CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.keepalive_time_ms", CLIENT_KEEPALIVE_TIME_MS),

@@ -25,7 +25,7 @@ from xporty.cp.v1 import admin_service_pb2 as pb
 from xporty.cp.v1 import admin_service_pb2_grpc
 from xwl_runtime.audit_checkpoint import CheckpointInvalid, verify_checkpoint
 from xwl_runtime.clock import Clock
-from xwl_runtime.errors import FieldViolation, InvalidArgument
+from xwl_runtime.errors import FieldViolation, InvalidArgument, echo
 from xwl_runtime.pipeline import caller
 
 DEFAULT_TOKEN_TTL = dt.timedelta(hours=1)
@@ -194,8 +194,8 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         if ttl <= dt.timedelta(0) or ttl > MAX_TOKEN_TTL:
             raise InvalidArgument.field("ttl", f"must be positive and at most {MAX_TOKEN_TTL}")
         if await self._registry.get(wl_id) is None:
-            raise InvalidArgument(f"wl_id: unknown WL {wl_id!r}", reason=UNKNOWN_WL_REASON,
-                                  violations=[FieldViolation("wl_id", f"unknown WL {wl_id!r}")])
+            raise InvalidArgument(f"wl_id: unknown WL {echo(wl_id)}", reason=UNKNOWN_WL_REASON,
+                                  violations=[FieldViolation("wl_id", f"unknown WL {echo(wl_id)}")])
         token, expires = await self._tokens.create(wl_id, ttl)
         async with self._engine.begin() as conn:  # the token itself is never audited
             await self._audit.append(

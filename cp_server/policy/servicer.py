@@ -19,9 +19,10 @@ from cp_server.store import validation
 from cp_server.store.node_status import NodeReport, NodeStatusStore
 from xporty.cp.v1 import policy_pb2, policy_service_pb2, policy_service_pb2_grpc
 from xwl_runtime.clock import Clock
-from xwl_runtime.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
+from xwl_runtime.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable, echo
 from xwl_runtime.identity import Kind
 from xwl_runtime.pipeline import caller
+from xwl_runtime.text import human_text
 
 from . import protos
 from .hub import PolicyHub
@@ -58,7 +59,7 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
     def _view(self, wl_id: str) -> policy_pb2.PolicyView:
         view = self._hub.view(wl_id)
         if view is None:
-            raise NotFound(f"WL {wl_id!r} is not registered", reason="UNKNOWN_WL", metadata={"wl_id": wl_id})
+            raise NotFound(f"WL {echo(wl_id)} is not registered", reason="UNKNOWN_WL", metadata={"wl_id": wl_id})
         return view
 
     async def WatchPolicies(  # noqa: N802 - gRPC method name
@@ -116,8 +117,8 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
         ],
     ) -> policy_service_pb2.ReportPolicyStatusResponse:
         ident = caller()
-        if len(request.error) > MAX_ERROR_CHARS:
-            raise InvalidArgument.field("error", f"at most {MAX_ERROR_CHARS} characters")
+        # A node's error note is shown to operators by ``xcwl policy status``: human text rules apply.
+        human_text("error", request.error, max_chars=MAX_ERROR_CHARS, required=False)
         for name in ("applied_version", "rejected_version"):
             if getattr(request, name) > MAX_VERSION:
                 raise InvalidArgument.field(name, f"at most {MAX_VERSION}")

@@ -15,8 +15,9 @@ import ipaddress
 import re
 from decimal import Decimal
 
-from xwl_runtime.errors import InvalidArgument
+from xwl_runtime.errors import InvalidArgument, echo
 from xwl_runtime.identity import NAME_RE
+from xwl_runtime.text import human_text
 
 FX_SIGNIFICANT_DIGITS = 12
 _INVERT_PRECISION = 34
@@ -34,20 +35,19 @@ def wl_id(field: str, value: str) -> str:
     """A WL id: lower-case letters, digits and '-', at most 63 (``xwl_runtime.identity.NAME_RE``)."""
     if not value:
         raise InvalidArgument.field(field, "required")
+    if len(value) > 63:
+        raise InvalidArgument.field(field, "at most 63 characters")
     if not NAME_RE.match(value):
         raise InvalidArgument.field(field, "lower-case letters, digits and '-', starting alphanumeric, max 63")
     return value
 
 
 def text(field: str, value: str, *, max_chars: int = MAX_NAME_CHARS, required: bool = True) -> str:
-    """A free-text field: trimmed, non-empty when required, bounded, no control characters."""
-    value = value.strip()
+    """A human text field: bounded, trimmed, non-empty when required, no control or bidi override characters."""
+    # Checked before trimming: str.strip() would quietly drop a trailing newline or C1 NEL instead of refusing it.
+    value = human_text(field, value, max_chars=max_chars, required=False).strip()
     if required and not value:
         raise InvalidArgument.field(field, "required")
-    if len(value) > max_chars:
-        raise InvalidArgument.field(field, f"at most {max_chars} characters")
-    if any(ord(ch) < 32 for ch in value):
-        raise InvalidArgument.field(field, "control characters are not allowed")
     return value
 
 
@@ -75,7 +75,7 @@ def decimal_value(field: str, value: str, *, positive: bool) -> Decimal:
     try:
         number = Decimal(value)
     except decimal.InvalidOperation as err:
-        raise InvalidArgument.field(field, f"{value!r} is not a decimal number") from err
+        raise InvalidArgument.field(field, f"{echo(value)} is not a decimal number") from err
     if not number.is_finite():
         raise InvalidArgument.field(field, "must be finite")
     if positive and number <= 0:

@@ -12,6 +12,7 @@ from cp_server.settings import CpSettings
 from wl_node.settings import NodeSettings
 from xwl_runtime.identity import Identity
 from xwl_runtime.pki import PkiDir
+from xwl_runtime.ratelimit import RateLimits
 
 from .errors import CliError
 
@@ -30,6 +31,42 @@ def db_url(flag: str, value: str) -> str:
     return value
 
 
+def _positive(flag: str, value: Any, kind: type[int] | type[float]) -> Any:
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise CliError(f"{flag}: expected a positive number, got {value!r}") from None
+    if not number > 0:
+        raise CliError(f"{flag}: expected a positive number, got {value!r}")
+    return number
+
+
+def _cp_limits(args: argparse.Namespace) -> dict[str, Any]:
+    """The limit flags that were given, as CpSettings fields (absent flags keep the documented defaults)."""
+    out: dict[str, Any] = {}
+    for flag, name in (("--max-message-bytes", "max_receive_bytes"),
+                       ("--enroll-max-message-bytes", "enroll_max_receive_bytes")):
+        value = getattr(args, name_of(flag), None)
+        if value is not None:
+            out[name] = _positive(flag, value, int)
+    rates: dict[str, Any] = {}
+    for flag, name, kind in (("--rate-limit", "rate_per_s", float), ("--rate-burst", "burst", int),
+                             ("--max-streams", "max_streams", int),
+                             ("--enroll-rate-limit", "anonymous_rate_per_s", float),
+                             ("--enroll-rate-burst", "anonymous_burst", int)):
+        value = getattr(args, name_of(flag), None)
+        if value is not None:
+            rates[name] = _positive(flag, value, kind)
+    if rates:
+        out["rate_limits"] = RateLimits(**rates)
+    return out
+
+
+def name_of(flag: str) -> str:
+    """The argparse attribute of ``flag``."""
+    return flag.lstrip("-").replace("-", "_")
+
+
 def cp_settings(args: argparse.Namespace) -> CpSettings:
     """CpSettings from ``xcwl cp serve`` flags; the PKI directory must hold the CA and the CP's pair."""
     pki = PkiDir(Path(args.pki))
@@ -42,6 +79,7 @@ def cp_settings(args: argparse.Namespace) -> CpSettings:
         listen=host_port("--listen", args.listen),
         enroll_listen=host_port("--enroll-listen", args.enroll_listen),
         insecure_dev=bool(args.insecure_dev),
+        **_cp_limits(args),
     )
 
 

@@ -4,8 +4,9 @@ The node makes a new P-256 key, sends a CSR with the token over server-authentic
 certificate yet; it trusts the CA certificate ``ca.crt`` already in its PKI directory, provisioned out of band
 with the token), checks what comes back, and writes ``wl-<id>.crt``/``wl-<id>.key`` atomically.
 
-Only transient failures (UNAVAILABLE, DEADLINE_EXCEEDED) are retried, always with the same key and CSR: the CP
-spends a token only when it issued a certificate for it, and answers a repeated request (same token, same key)
+Only transient failures (UNAVAILABLE, DEADLINE_EXCEEDED, and RESOURCE_EXHAUSTED with reason RATE_LIMITED: nodes
+enrolling from one address share the enrollment listener's budget) are retried, always with the same key and CSR:
+the CP spends a token only when it issued a certificate for it, and answers a repeated request (same token, same key)
 whose first answer was lost with the same certificate. A node that dies before writing its files has lost the
 key, so the token is spent and an operator issues a new one (the node says so).
 """
@@ -26,6 +27,7 @@ from xwl_runtime.backoff import Backoff
 from xwl_runtime.errors import RemoteError, decode_rpc_error
 from xwl_runtime.identity import Identity, identity_of_certificate
 from xwl_runtime.pki import PkiDir, key_to_pem, make_csr, new_private_key
+from xwl_runtime.ratelimit import RATE_LIMITED
 from xwl_runtime.tls import KeyPair, TlsMaterial, server_only_channel
 
 from ..settings import NodeSettings
@@ -83,7 +85,8 @@ async def enroll(
                 break
             except grpc.aio.AioRpcError as err:
                 remote = decode_rpc_error(err)
-                if remote.code not in _TRANSIENT or attempt == ENROLL_ATTEMPTS:
+                transient = remote.code in _TRANSIENT or remote.reason == RATE_LIMITED
+                if not transient or attempt == ENROLL_ATTEMPTS:
                     raise _explain(remote) from err
                 log.warning("enrollment attempt failed; retrying",
                             extra={"fields": {"attempt": attempt, "code": remote.code.name}})
