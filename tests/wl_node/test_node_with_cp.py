@@ -22,7 +22,7 @@ async def _start_cp(pki: PkiFixture, db_url: str, port: int = 0) -> CpApp:
 
 
 async def _admin(pki: PkiFixture, cp: CpApp, request: object, method: str) -> object:
-    async with secure_channel(f"127.0.0.1:{cp.port}", pki.material(OPS)) as channel:
+    async with secure_channel(f"127.0.0.1:{cp.port}", pki.material(OPS), expected=Identity.cp()) as channel:
         stub = admin_service_pb2_grpc.AdminServiceStub(channel)
         return await getattr(stub, method)(request, timeout=RPC_TIMEOUT)
 

@@ -122,7 +122,7 @@ class Demo:
         if not self.pki.has(identity):
             self.pki.issue(identity)
         return NodeClient.connect(self.node_target(wl_id), TlsMaterial.from_pki(self.pki, identity),
-                                  timeout=RPC_TIMEOUT_S)
+                                  expected=Identity.wl(wl_id), timeout=RPC_TIMEOUT_S)
 
     @contextlib.asynccontextmanager
     async def store(self, url: str) -> AsyncIterator[AsyncEngine]:

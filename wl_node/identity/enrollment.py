@@ -61,7 +61,6 @@ async def enroll(
     wl_id: str,
     enroll_target: str,
     bootstrap_token: str,
-    dns_names: tuple[str, ...] = (),
     *,
     backoff: Backoff | None = None,
 ) -> TlsMaterial:
@@ -72,7 +71,7 @@ async def enroll(
     ca_pem = pki.ca_cert.read_bytes()
     key = new_private_key()
     request = identity_service_pb2.EnrollRequest(
-        bootstrap_token=bootstrap_token, csr_pem=make_csr(key, dns_names).decode()
+        bootstrap_token=bootstrap_token, csr_pem=make_csr(key).decode()
     )
     backoff = backoff or Backoff(base_s=0.2, cap_s=3.0)
     async with server_only_channel(enroll_target, ca_pem) as channel:

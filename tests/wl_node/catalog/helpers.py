@@ -62,13 +62,17 @@ def offer(offer_id: str, price: str = "10.00", *, currency: str = "XPY-A", **fie
 
 @contextlib.asynccontextmanager
 async def storefront(pki: PkiFixture, port: int, identity: Identity) -> AsyncIterator[sf_grpc.StorefrontServiceStub]:
-    async with secure_channel(f"127.0.0.1:{port}", pki.material(identity)) as channel:
+    """The local API of the node at ``port`` as one of its apps: the node must prove the app's WL."""
+    expected = Identity.wl(identity.wl_id)
+    async with secure_channel(f"127.0.0.1:{port}", pki.material(identity), expected=expected) as channel:
         yield sf_grpc.StorefrontServiceStub(channel)
 
 
 @contextlib.asynccontextmanager
-async def trader(pki: PkiFixture, port: int, identity: Identity) -> AsyncIterator[tr_grpc.TraderServiceStub]:
-    async with secure_channel(f"127.0.0.1:{port}", pki.material(identity)) as channel:
+async def trader(pki: PkiFixture, port: int, identity: Identity,
+                 exporter: str = "wl-a") -> AsyncIterator[tr_grpc.TraderServiceStub]:
+    """TraderService of ``exporter``'s node at ``port``, called as ``identity``."""
+    async with secure_channel(f"127.0.0.1:{port}", pki.material(identity), expected=Identity.wl(exporter)) as channel:
         yield tr_grpc.TraderServiceStub(channel)
 
 

@@ -101,7 +101,7 @@ async def _serve_and_renew(identity_cp: IdentityCp, clock: ManualClock, tmp_path
     loop = asyncio.create_task(renewer.run(stop))
     ops = identity_cp.pki.material(OPS)
     try:
-        async with secure_channel(f"127.0.0.1:{node.port}", ops) as before_channel:
+        async with secure_channel(f"127.0.0.1:{node.port}", ops, expected=WL_A) as before_channel:
             await health_pb2_grpc.HealthStub(before_channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
             await asyncio.sleep(0.2)
             assert rotated == []  # nothing is due yet
@@ -116,7 +116,7 @@ async def _serve_and_renew(identity_cp: IdentityCp, clock: ManualClock, tmp_path
             # New handshakes get the new certificate; the connection opened before keeps working.
             served = await asyncio.to_thread(ssl.get_server_certificate, ("127.0.0.1", node.port), timeout=5)
             assert x509.load_pem_x509_certificate(served.encode()).serial_number == _serial(new)
-            async with secure_channel(f"127.0.0.1:{node.port}", ops) as after_channel:
+            async with secure_channel(f"127.0.0.1:{node.port}", ops, expected=WL_A) as after_channel:
                 resp = await health_pb2_grpc.HealthStub(after_channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
                 assert resp.status == health_pb2.HealthCheckResponse.SERVING
             await health_pb2_grpc.HealthStub(before_channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
