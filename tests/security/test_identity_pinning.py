@@ -23,11 +23,12 @@ from cryptography import x509
 
 from cp_server.identity.certificates import certificates_of
 from cp_server.identity.tables import issued_certificates
+from tests.cp_server.core_harness import RPC_TIMEOUT, rpc_error, running_cp, wl_proto
 from tests.cp_server.identity.harness import IdentityCp
 from tests.cp_server.identity.rpc import enroll_stub, mtls_stub
 from tests.support.databases import sqlite_url
 from tests.support.pki import PkiFixture, csr_asking_for
-from tests.wl_node.conftest import eventually, node_settings
+from tests.wl_node.conftest import node_settings
 from tests.wl_node.fake_cp import FakeCp, ScriptedPolicyService, make_view, start_fake_cp
 from tests.wl_node.orders.harness import Exporter, place_request, policy_view, start_exporter, token
 from wl_node.app import build_node
@@ -40,6 +41,7 @@ from wl_node.policy.state import PolicyState
 from xcwl.errors import CliError
 from xcwl.node_client import NodeClient, NodeRpcError
 from xcwl.ops_client import OpsClient
+from xporty.cp.v1 import admin_service_pb2 as admin_pb
 from xporty.cp.v1 import identity_service_pb2 as id_pb
 from xporty.cp.v1 import policy_service_pb2, policy_service_pb2_grpc
 from xwl_runtime.authz import table
@@ -131,7 +133,8 @@ async def _bare_server(listener: Listener) -> RunningServer:
 
 
 async def test_enrollment_refuses_a_fake_enrollment_listener(pki: PkiFixture, tmp_path: Path) -> None:
-    fake = await _bare_server(Listener("127.0.0.1:0", server_tls_only_credentials(genuine_with_dialled_names(pki, WL_C))))
+    credentials = server_tls_only_credentials(genuine_with_dialled_names(pki, WL_C))
+    fake = await _bare_server(Listener("127.0.0.1:0", credentials))
     node_dir = tmp_path / "node"
     node_dir.mkdir()
     shutil.copy(pki.dir.ca_cert, node_dir / "ca.crt")
@@ -146,7 +149,8 @@ async def test_enrollment_refuses_a_fake_enrollment_listener(pki: PkiFixture, tm
 
 
 async def test_renewal_refuses_a_fake_cp_and_keeps_the_current_pair(pki: PkiFixture) -> None:
-    fake = await _bare_server(Listener("127.0.0.1:0", ReloadableServerCredentials(genuine_with_dialled_names(pki, WL_C)).credentials))
+    credentials = ReloadableServerCredentials(genuine_with_dialled_names(pki, WL_C)).credentials
+    fake = await _bare_server(Listener("127.0.0.1:0", credentials))
     material = pki.material(WL_A)
     before = (pki.dir.cert(WL_A).read_bytes(), pki.dir.key(WL_A).read_bytes())
     renewer = CertificateRenewer(pki=pki.dir, wl_id="wl-a", cp_target=f"127.0.0.1:{fake.port}", material=material,
@@ -308,3 +312,65 @@ async def test_enrollment_and_renewal_write_nothing_for_a_refused_csr(identity_c
     async with identity_cp.engine.connect() as conn:
         assert await conn.scalar(sa.select(sa.func.count()).select_from(issued_certificates)) == 0
     assert await identity_cp.audit_entries() == []
+
+
+# --- the registry's endpoint names: operator-set, validated --------------------------------------------------
+
+BAD_NAMES = ["*.example", "*", "cp.xporty.internal", "wl-b.wl.xporty.internal", "localhost", "127.0.0.1", "::1",
+             "bad_name.example", "-lead.example", "a" * 64 + ".example", "x." * 127 + "com", "", "trail.example.",
+             "host.123"]
+
+
+async def test_registry_refuses_names_that_would_let_a_wl_pose_as_someone_else(pki: PkiFixture, db_url: str) -> None:
+    async with running_cp(pki, db_url) as cp:
+        await cp.register("wl-a")
+        before = await cp.state()
+        admin = await cp.admin()
+        for name in BAD_NAMES:
+            wl = wl_proto("wl-z")
+            wl.dns_names.extend(["ok.example.com", name])
+            code, reason, meta = await rpc_error(admin.RegisterWl(admin_pb.RegisterWlRequest(white_label=wl),
+                                                                  timeout=RPC_TIMEOUT))
+            assert (code, reason, meta.get("field")) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT",
+                                                         "white_label.dns_names[1]"), name
+            update = admin_pb.UpdateWlRequest(wl_id="wl-a", dns_names=admin_pb.DnsNames(names=[name]))
+            code, reason, meta = await rpc_error(admin.UpdateWl(update, timeout=RPC_TIMEOUT))
+            assert (code, meta.get("field")) == (grpc.StatusCode.INVALID_ARGUMENT, "dns_names.names[0]"), name
+        assert await cp.state() == before  # no version, no audit row
+        listed = await admin.ListWls(admin_pb.ListWlsRequest(), timeout=RPC_TIMEOUT)
+        assert [(w.wl_id, list(w.dns_names)) for w in listed.white_labels] == [("wl-a", [])]
+
+
+async def test_registry_bounds_the_number_of_names(pki: PkiFixture, db_url: str) -> None:
+    async with running_cp(pki, db_url) as cp:
+        before = await cp.state()
+        wl = wl_proto("wl-z")
+        wl.dns_names.extend(f"n{i}.example.com" for i in range(9))
+        code, _, meta = await rpc_error((await cp.admin()).RegisterWl(admin_pb.RegisterWlRequest(white_label=wl),
+                                                                      timeout=RPC_TIMEOUT))
+        assert (code, meta.get("field")) == (grpc.StatusCode.INVALID_ARGUMENT, "white_label.dns_names")
+        assert await cp.state() == before
+
+
+async def test_operator_set_names_reach_the_next_certificate_and_nothing_else(pki: PkiFixture, db_url: str) -> None:
+    async with running_cp(pki, db_url) as cp:
+        admin = await cp.admin()
+        wl = wl_proto("wl-a")
+        wl.dns_names.extend(["Trader.WL-A.example.com", "trader.wl-a.example.com"])
+        registered = await admin.RegisterWl(admin_pb.RegisterWlRequest(white_label=wl), timeout=RPC_TIMEOUT)
+        assert list(registered.white_label.dns_names) == ["trader.wl-a.example.com"]  # normalized, de-duplicated
+        updated = await admin.UpdateWl(admin_pb.UpdateWlRequest(
+            wl_id="wl-a", dns_names=admin_pb.DnsNames(names=["wl-a.partner.example"])), timeout=RPC_TIMEOUT)
+        assert list(updated.white_label.dns_names) == ["wl-a.partner.example"]
+        kept = await admin.UpdateWl(admin_pb.UpdateWlRequest(wl_id="wl-a", name="Renamed"), timeout=RPC_TIMEOUT)
+        assert list(kept.white_label.dns_names) == ["wl-a.partner.example"]  # unset keeps the names
+        token = (await admin.CreateBootstrapToken(admin_pb.CreateBootstrapTokenRequest(wl_id="wl-a"),
+                                                  timeout=RPC_TIMEOUT)).token
+        csr = csr_asking_for(new_private_key(), dns=HOSTILE_DNS, uris=HOSTILE_URIS)
+        async with enroll_stub(f"127.0.0.1:{cp.app.enroll_port}", pki.dir.ca_cert.read_bytes()) as stub:
+            resp = await stub.Enroll(id_pb.EnrollRequest(bootstrap_token=token, csr_pem=csr.decode()), timeout=10)
+        assert _names(resp.certificate_pem) == ([WL_A.spiffe_id], ["wl-a.wl.xporty.internal", "wl-a.partner.example"],
+                                                [])
+        cleared = await admin.UpdateWl(admin_pb.UpdateWlRequest(wl_id="wl-a", dns_names=admin_pb.DnsNames()),
+                                       timeout=RPC_TIMEOUT)
+        assert list(cleared.white_label.dns_names) == []

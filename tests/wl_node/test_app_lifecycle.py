@@ -20,7 +20,7 @@ from tests.wl_node.fake_cp import FakeCp, make_view
 from wl_node.app import build_node
 from xwl_runtime.authz import Rule
 from xwl_runtime.component import Component
-from xwl_runtime.identity import Kind
+from xwl_runtime.identity import Identity, Kind
 from xwl_runtime.tls import secure_channel
 
 SLOW_METHOD = "/test.Slow/Sleep"

@@ -11,6 +11,7 @@ from tests.support.pki import PkiFixture
 from tests.wl_node.conftest import NOT_SERVING, OPS, SERVING, WL, eventually, health_status, node_settings
 from wl_node.app import build_node
 from xporty.cp.v1 import admin_service_pb2, admin_service_pb2_grpc, policy_pb2, registry_pb2
+from xwl_runtime.identity import Identity
 from xwl_runtime.tls import secure_channel
 
 RPC_TIMEOUT = 10.0

@@ -131,13 +131,13 @@ class OpsClient:
     @asynccontextmanager
     async def connect(
         cls, target: str, material: TlsMaterial | None, *, timeout: float = DEFAULT_TIMEOUT_S,
-        dev_identity: Identity | None = None,
+        dev_identity: Identity | None = None, expected: Identity | None = None,
     ) -> AsyncIterator[OpsClient]:
-        """A client over mTLS to the CP at ``target``, accepting only the CP's identity (plaintext claiming
-        ``dev_identity`` when ``material`` is None, for servers started with ``--insecure-dev``); the channel
-        closes on exit."""
+        """A client over mTLS to the CP at ``target``, accepting only the CP's identity, or ``expected`` (a WL
+        node, for its health); plaintext claiming ``dev_identity`` when ``material`` is None, for servers
+        started with ``--insecure-dev``. The channel closes on exit."""
         metadata = ((DEV_IDENTITY_METADATA_KEY, dev_identity.spiffe_id),) if material is None and dev_identity else ()
-        async with secure_channel(target, material, expected=Identity.cp()) as channel:
+        async with secure_channel(target, material, expected=expected or Identity.cp()) as channel:
             yield cls(channel, target=target, timeout=timeout, metadata=metadata)
 
     @classmethod

@@ -61,9 +61,10 @@ def offer(offer_id: str, price: str = "10.00", *, currency: str = "XPY-A", **fie
 
 
 @contextlib.asynccontextmanager
-async def storefront(pki: PkiFixture, port: int, identity: Identity) -> AsyncIterator[sf_grpc.StorefrontServiceStub]:
-    """The local API of the node at ``port`` as one of its apps: the node must prove the app's WL."""
-    expected = Identity.wl(identity.wl_id)
+async def storefront(pki: PkiFixture, port: int, identity: Identity,
+                     node: str = "") -> AsyncIterator[sf_grpc.StorefrontServiceStub]:
+    """The local API of ``node``'s node at ``port`` (default: the calling app's own WL), which must prove it."""
+    expected = Identity.wl(node or identity.wl_id)
     async with secure_channel(f"127.0.0.1:{port}", pki.material(identity), expected=expected) as channel:
         yield sf_grpc.StorefrontServiceStub(channel)
 
