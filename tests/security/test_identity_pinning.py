@@ -32,6 +32,8 @@ from tests.wl_node.conftest import node_settings
 from tests.wl_node.fake_cp import FakeCp, ScriptedPolicyService, make_view, start_fake_cp
 from tests.wl_node.orders.harness import Exporter, place_request, policy_view, start_exporter, token
 from wl_node.app import build_node
+from wl_node.catalog.inprocess import World, start_node
+from wl_node.catalog.tables import imported_offers
 from wl_node.cp_channel import CpChannel, cp_channel_factory
 from wl_node.identity import CertificateRenewer, EnrollmentError, enroll
 from wl_node.orders.tables import orders
@@ -240,6 +242,27 @@ async def test_peer_client_refuses_a_fake_exporter_and_reaches_the_registered_on
         await honest.close()
         await impostor.stop()
         await real.stop()
+
+
+async def test_catalog_sync_never_pulls_offers_from_a_fake_exporter(pki: PkiFixture, tmp_path: Path) -> None:
+    recorder = _Recorder()
+    credentials = ReloadableServerCredentials(genuine_with_dialled_names(pki, WL_C)).credentials
+    impostor = await start_server(registrations=[], service_names=[], listeners=[Listener("127.0.0.1:0", credentials)],
+                                  authz_table=table({}), extra_interceptors=[recorder])
+    world = World()
+    importer = await start_node("wl-b", sqlite_url(tmp_path, "b"), pki.dir)
+    world.add_wl(importer, "XPY-B")
+    world.add_remote_wl("wl-a", f"127.0.0.1:{impostor.port}", "XPY-A")  # the view points wl-a at the impostor
+    world.pair("wl-a", "wl-b", fx_rate="2")
+    try:
+        await world.publish()
+        await asyncio.sleep(1.0)  # the sync worker for wl-a has tried (and backed off) several times
+        assert recorder.methods == []  # neither ListOffers nor WatchOffers reached the impostor
+        async with importer.engine.connect() as conn:
+            assert await conn.scalar(sa.select(sa.func.count()).select_from(imported_offers)) == 0
+    finally:
+        await world.close()
+        await impostor.stop(0)
 
 
 async def test_xcwl_node_client_refuses_a_node_of_another_wl(pki: PkiFixture, sqlite_db_url: str) -> None:
