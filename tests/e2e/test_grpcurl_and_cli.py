@@ -131,11 +131,19 @@ async def test_operator_flow_through_the_cli(stack: Stack) -> None:
     """wl add with a token, direction flags, node status showing the node in sync, audit verify."""
     flags = stack.ops_flags()
     added = await xcwl("wl", "add", *flags, "--id", "wl-c", "--name", "Market C", "--currency", "XPY-C",
-                       "--reference-rate", "2", "--endpoint", "127.0.0.1:9", "--bootstrap-token", "--json")
+                       "--reference-rate", "2", "--endpoint", "127.0.0.1:9", "--dns", "trader.wl-c.example",
+                       "--bootstrap-token", "--json")
     assert added.returncode == 0, added.stderr
     doc = json.loads(added.stdout)
     assert doc["white_label"]["currency"] == "XPY-C"
+    assert doc["white_label"]["dns_names"] == ["trader.wl-c.example"]
     assert len(doc["bootstrap_token"]) >= 20
+    # A name that would let wl-c pose as the CP is refused, naming the field; nothing changes.
+    posing = await xcwl("wl", "update", *flags, "--id", "wl-c", "--dns", "cp.xporty.internal")
+    assert posing.returncode == 2 and "INVALID_ARGUMENT" in posing.stderr and "dns_names" in posing.stderr
+    replaced = await xcwl("wl", "update", *flags, "--id", "wl-c", "--dns", "wl-c.partner.example", "--json")
+    assert replaced.returncode == 0, replaced.stderr
+    assert json.loads(replaced.stdout)["white_label"]["dns_names"] == ["wl-c.partner.example"]
 
     direction = await xcwl("policy", "direction", *flags, "--exporter", "wl-b", "--importer", "wl-a",
                            "--import-enabled", "on", "--visible", "on", "--export-delay", "60")

@@ -31,6 +31,7 @@ from tests.support.pki import PkiFixture, csr_asking_for
 from tests.wl_node.conftest import node_settings
 from tests.wl_node.fake_cp import FakeCp, ScriptedPolicyService, make_view, start_fake_cp
 from tests.wl_node.orders.harness import Exporter, place_request, policy_view, start_exporter, token
+from tests.xcwl.runner import xcwl
 from wl_node.app import build_node
 from wl_node.catalog.inprocess import World, start_node
 from wl_node.catalog.tables import imported_offers
@@ -397,3 +398,19 @@ async def test_operator_set_names_reach_the_next_certificate_and_nothing_else(pk
         cleared = await admin.UpdateWl(admin_pb.UpdateWlRequest(wl_id="wl-a", dns_names=admin_pb.DnsNames()),
                                        timeout=RPC_TIMEOUT)
         assert list(cleared.white_label.dns_names) == []
+
+
+async def test_offline_issuance_never_gives_a_wl_loopback_wildcard_or_reserved_names(tmp_path: Path) -> None:
+    pki_dir = tmp_path / "pki"
+    init = await xcwl("pki", "init", "--dir", str(pki_dir), "--dns", "cp.example.com", "--dns", "10.0.0.5")
+    assert init.returncode == 0, init.stderr
+    assert _names((pki_dir / "cp.crt").read_bytes()) == (
+        ["spiffe://xporty/cp"], ["cp.xporty.internal", "cp.example.com"], ["10.0.0.5"])
+    for bad in ("127.0.0.1", "*.example", "cp.xporty.internal"):  # the rest as in the registry test above
+        refused = await xcwl("pki", "issue", "--dir", str(pki_dir), "--wl", "wl-a", "--dns", bad)
+        assert refused.returncode == 2 and refused.stderr.startswith("xcwl: error: --dns"), (bad, refused.stderr)
+        assert not (pki_dir / "wl-wl-a.crt").exists() and not (pki_dir / "wl-wl-a.key").exists()
+    issued = await xcwl("pki", "issue", "--dir", str(pki_dir), "--wl", "wl-a", "--dns", "trader.wl-a.example")
+    assert issued.returncode == 0, issued.stderr
+    assert _names((pki_dir / "wl-wl-a.crt").read_bytes()) == (
+        [WL_A.spiffe_id], ["wl-a.wl.xporty.internal", "trader.wl-a.example"], [])

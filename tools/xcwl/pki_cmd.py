@@ -38,15 +38,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     issue.set_defaults(func=_issue)
 
 
-def _names(args: argparse.Namespace, values: list[str], *, allow_ip: bool) -> tuple[str, ...]:
+def _names(values: list[str], *, allow_ip: bool) -> tuple[str, ...]:
     """Operator-given names, checked like the CP's registry checks a WL's (IP literals only for the CP)."""
     names = hostnames.normalize(values)
     for name in names:
         problem = hostnames.hostname_problem(name)
-        if problem == "IP addresses are not allowed" and allow_ip:
-            continue
-        if problem == "loopback names are not allowed" and allow_ip:
-            continue
+        if allow_ip and problem in ("IP addresses are not allowed", "loopback names are not allowed"):
+            continue  # the CP may answer on an IP or localhost; a WL never gets them
         if problem is not None:
             raise CliError(f"--dns {name[:64]!r}: {problem}")
     return names
@@ -54,7 +52,7 @@ def _names(args: argparse.Namespace, values: list[str], *, allow_ip: bool) -> tu
 
 def _init(args: argparse.Namespace) -> int:
     pki = PkiDir(Path(args.dir))
-    names = LOOPBACK_NAMES if args.dns is None else _names(args, args.dns, allow_ip=True)
+    names = LOOPBACK_NAMES if args.dns is None else _names(args.dns, allow_ip=True)
     pki.init_ca(cp_dns_names=names)
     print(f"CA created: {pki.ca_cert}\nCP certificate: {pki.cert(Identity.cp())} "
           f"({', '.join((pinned_name(Identity.cp()), *names))})")
@@ -70,7 +68,7 @@ def _issue(args: argparse.Namespace) -> int:
         identity = Identity.app(args.wl, args.app)
     else:
         identity = Identity.wl(args.wl)
-    names = _names(args, args.dns, allow_ip=identity.kind is Kind.CP)
+    names = _names(args.dns, allow_ip=identity.kind is Kind.CP)
     cert, key = PkiDir(Path(args.dir)).issue(identity, dns_names=names, lifetime=dt.timedelta(hours=args.hours))
     print(f"{identity.spiffe_id} ({', '.join((pinned_name(identity), *names))})\ncert: {cert}\nkey:  {key}")
     return 0
