@@ -27,6 +27,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import grpc
+import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -263,8 +264,12 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         found = await record_by_fingerprint_in(conn, fingerprint(presented))
         if found is None:
             start = presented.not_valid_before_utc  # the best "issued at" known for an offline certificate
-            found = await record_issued(conn, wl_id=identity.wl_id, cert=presented, reason="offline", now=start,
-                                        origin_at=start)
+            try:
+                found = await record_issued(conn, wl_id=identity.wl_id, cert=presented, reason="offline", now=start,
+                                            origin_at=start)
+            except sa.exc.IntegrityError as err:
+                # A concurrent renewal from the same offline certificate recorded it first (and renewed it).
+                raise _superseded() from err
         if found.wl_id != identity.wl_id:  # same certificate, same identity: cannot happen unless tampered
             raise PermissionDenied("the presented certificate is recorded for another WL",
                                    reason="CERTIFICATE_MISMATCH")
