@@ -39,7 +39,7 @@ from xwl_runtime.identity import Identity
 from xwl_runtime.pki import PkiDir, key_to_pem, make_csr, new_private_key
 from xwl_runtime.tls import KeyPair, TlsMaterial, secure_channel
 
-from .enrollment import EnrollmentError, check_issued
+from .enrollment import EnrollmentError, carries_pinned_name, check_issued
 from .files import write_pair
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,9 @@ class CertificateRenewer:
     def _renewal_time(self, material: TlsMaterial) -> dt.datetime:
         cert = x509.load_pem_x509_certificate(material.pair.cert_pem)
         start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+        if not carries_pinned_name(cert, self._identity):
+            # Issued before clients pinned identities: peers refuse it, so replace it at once.
+            return start
         fraction = RENEW_AT_FRACTION + self._rng.uniform(-JITTER_FRACTION, JITTER_FRACTION)
         return start + (end - start) * fraction
 
