@@ -24,7 +24,7 @@ from cryptography import x509
 from cp_server.identity.certificates import certificates_of
 from cp_server.identity.tables import issued_certificates
 from tests.cp_server.core_harness import RPC_TIMEOUT, rpc_error, running_cp, wl_proto
-from tests.cp_server.identity.harness import IdentityCp
+from tests.cp_server.identity.harness import IdentityCp, running_identity_cp
 from tests.cp_server.identity.rpc import enroll_stub, mtls_stub
 from tests.support.databases import sqlite_url
 from tests.support.pki import PkiFixture, csr_asking_for
@@ -76,6 +76,13 @@ def _names(cert_pem: bytes | str) -> tuple[list[str], list[str], list[str]]:
     san = x509.load_pem_x509_certificate(data).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     return (san.get_values_for_type(x509.UniformResourceIdentifier), san.get_values_for_type(x509.DNSName),
             [str(ip) for ip in san.get_values_for_type(x509.IPAddress)])
+
+
+@pytest.fixture
+async def identity_cp(pki: PkiFixture, db_url: str) -> AsyncIterator[IdentityCp]:
+    """A real CP serving IdentityService (production pipeline, both listeners) on SQLite and PostgreSQL."""
+    async with running_identity_cp(pki, db_url) as cp:
+        yield cp
 
 
 # --- fake CP (a WL's genuine certificate on the CP's address) ------------------------------------------------
