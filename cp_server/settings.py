@@ -48,6 +48,8 @@ class CpSettings:
     """Lifetime of certificates issued at enrollment and renewal."""
     token_lifetime: dt.timedelta = dt.timedelta(minutes=5)
     """Lifetime of JWTs issued to WL nodes (at most 5 minutes)."""
+    max_identity_age: dt.timedelta = dt.timedelta(days=30)
+    """How long a node identity lives from its enrollment: renewals never extend past it (then: a new token)."""
     notify_channel: str = "xcwl_changes"
     """PostgreSQL LISTEN/NOTIFY channel for change fan-out between CP replicas."""
     risk: RiskSettings = field(default_factory=RiskSettings)

@@ -84,7 +84,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         done = await self._registry.register(
             caller().spiffe_id, wl_id=wl.wl_id, name=wl.name, currency=wl.currency,
             currency_decimals=wl.currency_decimals, reference_rate=wl.reference_rate,
-            trader_endpoint=wl.trader_endpoint,
+            trader_endpoint=wl.trader_endpoint, dns_names=tuple(wl.dns_names),
         )
         return pb.RegisterWlResponse(white_label=protos.white_label(done.value), version=done.version)
 
@@ -96,6 +96,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             name=request.name if request.HasField("name") else None,
             reference_rate=request.reference_rate if request.HasField("reference_rate") else None,
             trader_endpoint=request.trader_endpoint if request.HasField("trader_endpoint") else None,
+            dns_names=tuple(request.dns_names.names) if request.HasField("dns_names") else None,
         )
         return pb.UpdateWlResponse(white_label=protos.white_label(done.value), version=done.version)
 

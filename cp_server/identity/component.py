@@ -44,6 +44,7 @@ def install(ctx: CpContext) -> Component:
         jwt_key=ctx.jwt_key,
         cert_lifetime=ctx.settings.node_cert_lifetime,
         token_lifetime=ctx.settings.token_lifetime,
+        max_identity_age=ctx.settings.max_identity_age,
     )
 
     def register(server: grpc.aio.Server) -> None:

@@ -15,6 +15,7 @@ import ipaddress
 import re
 from decimal import Decimal
 
+from xwl_runtime import hostnames
 from xwl_runtime.errors import InvalidArgument, echo
 from xwl_runtime.identity import NAME_RE
 from xwl_runtime.text import human_text
@@ -162,3 +163,19 @@ def export_delay_s(field: str, seconds: int, nanos: int) -> int:
 
 def reason(field: str, value: str) -> str:
     return text(field, value, max_chars=MAX_REASON_CHARS, required=False)
+
+
+def dns_names(field: str, values: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """A WL's endpoint DNS names: RFC 1123 host names, lower-cased, de-duplicated, at most ``MAX_NAMES``.
+
+    Wildcards, IP literals, loopback names and the CA's reserved suffix are refused: a certificate holding them
+    would let the WL pose as the CP, another WL or any host.
+    """
+    if len(values) > hostnames.MAX_NAMES:
+        raise InvalidArgument.field(field, f"at most {hostnames.MAX_NAMES} names")
+    names = hostnames.normalize([str(v)[: hostnames.MAX_NAME_CHARS + 1] for v in values])
+    for index, name in enumerate(names):
+        problem = hostnames.hostname_problem(name)
+        if problem is not None:
+            raise InvalidArgument.field(f"{field}[{index}]", f"{problem}: {name[:32]!r}")
+    return names

@@ -66,7 +66,7 @@ class Cp:
     async def channel(self, identity: Identity) -> grpc.aio.Channel:
         if identity not in self._channels:
             self._channels[identity] = await self.stack.enter_async_context(
-                secure_channel(self.target, self.pki.material(identity))
+                secure_channel(self.target, self.pki.material(identity), expected=Identity.cp())
             )
         return self._channels[identity]
 

@@ -122,7 +122,7 @@ async def test_cut_tail_with_rewound_head_is_detected_from_a_node_and_an_exporte
             4, Result.AUDIT_CHECKPOINT_RESULT_TRUNCATED, 2, "")
         # The same through the command line, from the exported file and from the node: exit 1, clear message.
         result = await xcwl("audit", "verify", *ops_flags(cp), "--checkpoint", str(exported_file),
-                            "--node", f"127.0.0.1:{node.port}")
+                            "--node", f"{WL}@127.0.0.1:{node.port}")
         assert result.returncode == 1, result.stderr
         assert "audit log BROKEN at sequence 3" in result.stdout
         assert f"checkpoint {exported_file}: TRUNCATED: record 4 is missing" in result.stdout
@@ -152,7 +152,7 @@ async def test_cut_tail_with_rewound_head_is_detected_from_a_node_and_an_exporte
         [check] = regrown.checkpoint_checks
         assert (check.result, check.checkpoint_hash, check.stored_hash) == (
             Result.AUDIT_CHECKPOINT_RESULT_REWRITTEN, from_node.head_hash, head)
-        result = await xcwl("audit", "verify", *ops_flags(cp), "--node", f"127.0.0.1:{node.port}")
+        result = await xcwl("audit", "verify", *ops_flags(cp), "--node", f"{WL}@127.0.0.1:{node.port}")
         assert result.returncode == 1
         assert f"node 127.0.0.1:{node.port}: REWRITTEN: record 4 has hash {head[:16]}" in result.stdout
     finally:

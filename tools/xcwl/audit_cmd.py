@@ -16,12 +16,13 @@ from google.protobuf import json_format
 
 from xporty.cp.v1 import admin_service_pb2, audit_pb2
 from xwl_runtime.audit_checkpoint import CheckpointInvalid, ca_public_key, verify_checkpoint
+from xwl_runtime.identity import Identity
 from xwl_runtime.safe_files import PUBLIC_MODE, write_atomically
 
 from .errors import EXIT_CHECK_FAILED, CliError
 from .node_client import NodeClient
 from .ops_client import OpsClient, add_ops_flags, material_from_args, ops_command
-from .output import emit, to_dict
+from .output import emit, printable, to_dict
 from .render import audit_table
 
 MAX_PAGE = 1000
@@ -47,8 +48,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_ops_flags(verify)
     verify.add_argument("--checkpoint", action="append", default=[], metavar="FILE",
                         help="a checkpoint exported by 'xcwl audit checkpoint' (repeatable)")
-    verify.add_argument("--node", action="append", default=[], metavar="HOST:PORT",
-                        help="a WL node whose kept checkpoint to compare, read over mTLS (repeatable)")
+    verify.add_argument("--node", action="append", default=[], metavar="WL@HOST:PORT",
+                        help="a WL node whose kept checkpoint to compare, read over mTLS; the node must prove it is "
+                             "WL's (repeatable)")
     verify.set_defaults(func=ops_command(_verify))
     checkpoint = audit_sub.add_parser("checkpoint", help="export the CP's signed audit head")
     add_ops_flags(checkpoint)
@@ -115,8 +117,15 @@ async def _node_checkpoints(args: argparse.Namespace) -> list[tuple[str, audit_p
     if material is None:
         raise CliError("--node reads the node over mTLS: give --pki (not --insecure-dev)")
     found = []
-    for target in args.node:
-        async with NodeClient.connect(target, material, timeout=args.timeout) as node:
+    for spec in args.node:
+        wl_id, sep, target = spec.partition("@")
+        try:
+            expected = Identity.wl(wl_id)
+        except ValueError:
+            sep = ""
+        if not sep or not target:
+            raise CliError(f"--node {printable(spec[:64])}: expected WL@HOST:PORT (e.g. wl-a@127.0.0.1:7500)")
+        async with NodeClient.connect(target, material, expected=expected, timeout=args.timeout) as node:
             checkpoint = await node.audit_checkpoint()
         if checkpoint is None:
             raise CliError(f"--node {target}: the node keeps no audit checkpoint yet")

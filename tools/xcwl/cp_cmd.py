@@ -18,6 +18,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     flags.add(serve, "--listen", default="127.0.0.1:7400", metavar="HOST:PORT", help="mTLS listener")
     flags.add(serve, "--enroll-listen", default="127.0.0.1:7401", metavar="HOST:PORT",
               help="server-TLS listener for node enrollment")
+    flags.add(serve, "--max-identity-age", type=float, default=30 * 24 * 3600.0, metavar="SECONDS",
+              help="how long a node identity lives from its enrollment; renewals never extend past it "
+                   "(default 30 days; then the node enrolls again with a new bootstrap token)")
     flags.add(serve, "--insecure-dev", action="store_true", default=False, help="plaintext; development only")
     _limit_flags(serve)
     serve.set_defaults(func=_serve)

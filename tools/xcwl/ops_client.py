@@ -132,12 +132,13 @@ class OpsClient:
     @asynccontextmanager
     async def connect(
         cls, target: str, material: TlsMaterial | None, *, timeout: float = DEFAULT_TIMEOUT_S,
-        dev_identity: Identity | None = None,
+        dev_identity: Identity | None = None, expected: Identity | None = None,
     ) -> AsyncIterator[OpsClient]:
-        """A client over mTLS to ``target`` (plaintext claiming ``dev_identity`` when ``material`` is None, for
-        servers started with ``--insecure-dev``); the channel closes on exit."""
+        """A client over mTLS to the CP at ``target``, accepting only the CP's identity, or ``expected`` (a WL
+        node, for its health); plaintext claiming ``dev_identity`` when ``material`` is None, for servers
+        started with ``--insecure-dev``. The channel closes on exit."""
         metadata = ((DEV_IDENTITY_METADATA_KEY, dev_identity.spiffe_id),) if material is None and dev_identity else ()
-        async with secure_channel(target, material) as channel:
+        async with secure_channel(target, material, expected=expected or Identity.cp()) as channel:
             yield cls(channel, target=target, timeout=timeout, metadata=metadata)
 
     @classmethod
@@ -160,6 +161,9 @@ class OpsClient:
     # --- registry --------------------------------------------------------------------------------------------
     async def register_wl(self, wl: registry_pb2.WhiteLabel) -> admin_service_pb2.RegisterWlResponse:
         return await self._call(self._admin.RegisterWl, admin_service_pb2.RegisterWlRequest(white_label=wl))
+
+    async def update_wl(self, request: admin_service_pb2.UpdateWlRequest) -> admin_service_pb2.UpdateWlResponse:
+        return await self._call(self._admin.UpdateWl, request)
 
     async def list_wls(self) -> list[registry_pb2.WhiteLabel]:
         resp = await self._call(self._admin.ListWls, admin_service_pb2.ListWlsRequest())

@@ -80,7 +80,24 @@ def cp_settings(args: argparse.Namespace) -> CpSettings:
         enroll_listen=host_port("--enroll-listen", args.enroll_listen),
         insecure_dev=bool(args.insecure_dev),
         **_cp_limits(args),
+        max_identity_age=max_identity_age(getattr(args, "max_identity_age", None)),
     )
+
+
+MIN_IDENTITY_AGE_S = 600.0
+
+
+def max_identity_age(value: float | str | None) -> dt.timedelta:
+    """``--max-identity-age SECONDS``: at least 10 minutes (default 30 days)."""
+    if value is None:
+        return CpSettings.max_identity_age
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise CliError(f"--max-identity-age: expected a number of seconds, got {str(value)[:32]!r}") from None
+    if not seconds >= MIN_IDENTITY_AGE_S or seconds > 10 * 365 * 24 * 3600:
+        raise CliError(f"--max-identity-age: expected {MIN_IDENTITY_AGE_S:.0f} s to 10 years, got {value}")
+    return dt.timedelta(seconds=seconds)
 
 
 def node_settings(args: argparse.Namespace) -> NodeSettings:

@@ -128,7 +128,7 @@ class RiskCp:
         return f"127.0.0.1:{self.server.port}"
 
     def channel(self, identity: Identity, material: TlsMaterial | None = None) -> grpc.aio.Channel:
-        ch = secure_channel(self.target, material or self.pki.material(identity))
+        ch = secure_channel(self.target, material or self.pki.material(identity), expected=Identity.cp())
         self.channels.append(ch)
         return ch
 

@@ -54,7 +54,8 @@ async def _run(config: dict[str, Any]) -> dict[str, float]:
     work = []
     for wl_id, partner in config["nodes"]:
         events = _events(pki, wl_id, partner, int(config["events"]))
-        channel = secure_channel(config["target"], TlsMaterial.from_pki(pki, Identity.wl(wl_id)))
+        channel = secure_channel(config["target"], TlsMaterial.from_pki(pki, Identity.wl(wl_id)),
+                                 expected=Identity.cp())
         stub = telemetry_service_pb2_grpc.TelemetryServiceStub(channel)
         requests = [telemetry_service_pb2.PublishEventsRequest(events=events[i:i + batch])
                     for i in range(0, len(events), batch)]

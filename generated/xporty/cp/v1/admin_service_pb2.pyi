@@ -40,16 +40,24 @@ class RegisterWlResponse(_message.Message):
     def __init__(self, white_label: _Optional[_Union[_registry_pb2.WhiteLabel, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class UpdateWlRequest(_message.Message):
-    __slots__ = ("wl_id", "name", "reference_rate", "trader_endpoint")
+    __slots__ = ("wl_id", "name", "reference_rate", "trader_endpoint", "dns_names")
     WL_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_RATE_FIELD_NUMBER: _ClassVar[int]
     TRADER_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    DNS_NAMES_FIELD_NUMBER: _ClassVar[int]
     wl_id: str
     name: str
     reference_rate: str
     trader_endpoint: str
-    def __init__(self, wl_id: _Optional[str] = ..., name: _Optional[str] = ..., reference_rate: _Optional[str] = ..., trader_endpoint: _Optional[str] = ...) -> None: ...
+    dns_names: DnsNames
+    def __init__(self, wl_id: _Optional[str] = ..., name: _Optional[str] = ..., reference_rate: _Optional[str] = ..., trader_endpoint: _Optional[str] = ..., dns_names: _Optional[_Union[DnsNames, _Mapping]] = ...) -> None: ...
+
+class DnsNames(_message.Message):
+    __slots__ = ("names",)
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class UpdateWlResponse(_message.Message):
     __slots__ = ("white_label", "version")
