@@ -19,6 +19,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     flags.add(serve, "--enroll-listen", default="127.0.0.1:7401", metavar="HOST:PORT",
               help="server-TLS listener for node enrollment")
     flags.add(serve, "--insecure-dev", action="store_true", default=False, help="plaintext; development only")
+    flags.add(serve, "--discrepancy-pause-value", default="1000", metavar="DECIMAL",
+              help="pause a pair when an order's two sides disagree by more than this value (reference unit)")
     serve.set_defaults(func=_serve)
 
 
