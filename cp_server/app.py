@@ -102,7 +102,7 @@ def _listeners(settings: CpSettings, tls: TlsMaterial) -> tuple[list[Listener], 
     ], creds
 
 
-def _discrepancy_pauser(pairs: PairPolicies) -> Callable[[str, str, str], Awaitable[None]]:
+def discrepancy_pauser(pairs: PairPolicies) -> Callable[[str, str, str], Awaitable[None]]:
     """How the reconciler pauses a pair over a discrepancy: an ordinary policy change by the CP (audited, in
     every view of both WLs, and a PAIR_STATUS signal through the status hook)."""
 
@@ -145,7 +145,7 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
     changes.add_commit_listener(hub.catch_up)
     pairs = PairPolicies(changes, settings)
     pairs.add_status_hook(status_signals.on_status_change)
-    risk_parts.reconciler.pause_pair = _discrepancy_pauser(pairs)
+    risk_parts.reconciler.pause_pair = discrepancy_pauser(pairs)
     node_status = NodeStatusStore(engine)
     components = [
         policy_component.install(ctx, hub=hub, node_status=node_status),
