@@ -69,7 +69,7 @@ def parse_price(text: str, currency_decimals: int) -> Decimal:
     return value
 
 
-_CANONICAL_RE = re.compile(r"^(?:0|[1-9]\d*)(?:\.\d+)?$")
+_CANONICAL_RE = re.compile(r"^(?:0|[1-9][0-9]*)(?:\.[0-9]+)?\Z")  # ASCII digits only (\d matches any script)
 
 
 def parse_canonical_amount(text: str, currency_decimals: int) -> Decimal:
