@@ -482,11 +482,17 @@ class RiskEngine:
                    if r["cancelled_at"] is not None or r["compensated_at"] is not None
                    or (r["confirmed_at"] and r["finalized_at"])]
         both = [r["order_id"] for r in changed if r["cancelled_at"] is not None and r["compensated_at"] is not None]
+        alerts: list[str] = []
         for ids, reasons in ((missing, ("IMPORT_NOT_FINALIZED", "EXPORT_NOT_CONFIRMED")),
                              (both, ("ONE_SIDED_CANCELLATION",))):
             if ids:
-                await conn.execute(d.update().where(d.c.order_id.in_(ids), d.c.reason.in_(reasons),
-                                                    d.c.resolved_at.is_(None)).values(resolved_at=now))
+                resolved = await conn.execute(
+                    d.update().where(d.c.order_id.in_(ids), d.c.reason.in_(reasons), d.c.resolved_at.is_(None))
+                    .values(resolved_at=now).returning(d.c.alert_id))
+                alerts += [a for a in resolved.scalars() if a]
+        if alerts:  # rare: the alerts of the discrepancies just resolved close with them
+            a = t.alerts
+            await conn.execute(a.update().where(a.c.alert_id.in_(alerts)).values(open=False, close_time=now))
 
     async def _write_pairs(self, conn: AsyncConnection, pairs: dict[tuple[str, str], _Pair], now: dt.datetime) -> None:
         if not pairs:

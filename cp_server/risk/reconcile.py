@@ -16,9 +16,9 @@ Each pass (after ``reconciliation_grace`` where the other side may still be in f
     compensated and the exporter never cancelled;
 
 * **action** on every new discrepancy (SECURITY ones from ingest included): an alert (``risk_alerts`` with the
-  discrepancy's reason), and for a RECONCILIATION discrepancy whose disputed value exceeds
-  ``RiskSettings.discrepancy_pause_value``, the pair is PAUSED through the policy path (``pause_pair``: a policy
-  change, so the PAIR_STATUS signal and the policy views carry it).
+  discrepancy's reason, closed when the discrepancy resolves), and for an amount mismatch or a one-sided
+  cancellation whose disputed value exceeds ``RiskSettings.discrepancy_pause_value``, the pair is PAUSED through
+  the policy path (``pause_pair``: a policy change, so the PAIR_STATUS signal and the policy views carry it).
 
 Missing-side discrepancies resolve themselves when the missing event or a cancellation arrives, a one-sided
 cancellation when the other side joins it; mismatches and security findings stay for an operator. The CP is not on
@@ -60,6 +60,10 @@ log = logging.getLogger(__name__)
 PausePair = Callable[[str, str, str], Awaitable[None]]
 """``pause(wl_a, wl_b, reason)``: set the pair PAUSED through the policy store (wired by the composition root)."""
 RECONCILIATION = "RECONCILIATION"
+PAUSING = frozenset({"AMOUNT_MISMATCH", "ONE_SIDED_CANCELLATION"})
+"""Discrepancies where the two sides contradict each other: over the pause value they pause the pair. A missing
+side (a node down past the grace period, or a phantom order) alerts only: the balance rule already counts the
+exporter's side."""
 
 
 def _dec(text: str | None) -> Decimal | None:
@@ -166,18 +170,19 @@ class Reconciler:
         d = t.discrepancies
         async with self._engine.connect() as conn:
             pending = (await conn.execute(
-                sa.select(d).where(d.c.acted_at.is_(None)).order_by(d.c.detect_time).limit(1000)
+                sa.select(d).where(d.c.acted_at.is_(None), d.c.resolved_at.is_(None))
+                .order_by(d.c.detect_time).limit(1000)
             )).mappings().all()
         for r in pending:
             a, b = pair_of(r["exporter_wl"], r["importer_wl"])
             disputed = _dec(r["disputed_value"])
-            if (r["category"] == RECONCILIATION and disputed is not None
+            if (r["reason"] in PAUSING and disputed is not None
                     and disputed > self._settings.discrepancy_pause_value and self.pause_pair is not None):
                 await self._pause(a, b, r)
             async with self._risk.gate.begin() as conn:
-                await self._alert(conn, a, b, r, now)
+                alert_id = await self._alert(conn, a, b, r, now)
                 await conn.execute(d.update().where(d.c.order_id == r["order_id"], d.c.reason == r["reason"])
-                                   .values(acted_at=now))
+                                   .values(acted_at=now, alert_id=alert_id))
 
     async def _pause(self, a: str, b: str, r: Any) -> None:
         async with self._engine.connect() as conn:
@@ -195,7 +200,7 @@ class Reconciler:
         log.warning("pair paused after a discrepancy", extra={"fields": {
             "wl_a": a, "wl_b": b, "reason": r["reason"], "order_id": r["order_id"]}})
 
-    async def _alert(self, conn: AsyncConnection, a: str, b: str, r: Any, now: dt.datetime) -> None:
+    async def _alert(self, conn: AsyncConnection, a: str, b: str, r: Any, now: dt.datetime) -> str:
         bal = t.balances
         row = (await conn.execute(sa.select(bal.c.exports_ab, bal.c.exports_ba, bal.c.limit_used)
                                   .where(bal.c.wl_a == a, bal.c.wl_b == b))).first()
@@ -211,6 +216,7 @@ class Reconciler:
                                                      "order_id": r["order_id"], "category": r["category"],
                                                      "disputed_value": r["disputed_value"]},
                                  correlation_id=r["correlation_id"])
+        return alert_id
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run every ``reconcile_interval`` until ``stop`` is set; back off with jitter on database errors."""

@@ -208,4 +208,5 @@ discrepancies = sa.Table(
     sa.Column("event_id", ID, nullable=True),  # SECURITY: the conflicting event id
     sa.Column("reporter_wl", WL, nullable=True),  # SECURITY: whose node sent it
     sa.Column("acted_at", UtcDateTime(), nullable=True),  # when the alert (and pause, if any) was raised
+    sa.Column("alert_id", ID, nullable=True),  # the alert raised for it (closed when the discrepancy resolves)
 )

@@ -145,3 +145,34 @@ async def test_refused_events_are_kept_with_the_reason_and_not_retried(
         await asyncio.sleep(0.5)  # several idle rounds: the refused event is not sent again
         assert shipper.stats.rejected == rejected == 1
         assert await _exporter_side(w) == Decimal("2.00")
+
+
+async def test_an_event_that_fails_the_whole_batch_is_set_aside_and_the_rest_is_sent(
+    tmp_path: Path, pki: PkiFixture, sqlite_dbs: DbFactory
+) -> None:
+    """The CP refuses a batch whole for one event its node does not own (EVENT_NOT_OWNED: the exporter reporting
+    the importer's finalization); the shipper marks that event REJECTED and ships the others."""
+    async with world(tmp_path, pki, sqlite_dbs, ["wl-a", "wl-b"]) as w:
+        node = await w.start_node("wl-a")
+        shipper = telemetry_of(node).shipper
+        assert shipper is not None
+        async with node.engine.begin() as conn:
+            await enqueue(conn, _event(K.LEDGER_EVENT_KIND_EXPORT_CONFIRMED, "ord-1", "1.00"))
+            await enqueue(conn, _event(K.LEDGER_EVENT_KIND_IMPORT_FINALIZED, "ord-1", "1.00"))  # not wl-a's fact
+            await enqueue(conn, _event(K.LEDGER_EVENT_KIND_EXPORT_CONFIRMED, "ord-2", "2.00"))
+        shipper.kick()
+
+        async def settled() -> bool:
+            async with node.engine.connect() as conn:
+                return await q.counts(conn) == {q.REJECTED: 1, q.SENT: 2}
+
+        await eventually(settled, timeout=20)
+        async with node.engine.connect() as conn:
+            row = (await conn.execute(sa.select(q.queue.c.kind, q.queue.c.reason)
+                                      .where(q.queue.c.state == q.REJECTED))).one()
+        assert (row.kind, row.reason) == ("IMPORT_FINALIZED", "EVENT_NOT_OWNED")
+        async with w.cp.ctx.engine.connect() as conn:
+            kinds = list((await conn.execute(sa.select(cp_events.c.kind).where(cp_events.c.wl_id == "wl-a")
+                                             .order_by(cp_events.c.node_sequence))).scalars())
+        assert kinds == ["EXPORT_CONFIRMED", "EXPORT_CONFIRMED"]
+        assert await _exporter_side(w) == Decimal("3.00")

@@ -47,6 +47,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("event_id", ID, nullable=True))
         batch.add_column(sa.Column("reporter_wl", WL, nullable=True))
         batch.add_column(sa.Column("acted_at", TS, nullable=True))
+        batch.add_column(sa.Column("alert_id", ID, nullable=True))
     with op.batch_alter_table("risk_alerts") as batch:
         batch.add_column(sa.Column("reason", sa.String(64), nullable=False, server_default="THRESHOLD"))
 
@@ -75,8 +76,8 @@ def downgrade() -> None:
     with op.batch_alter_table("risk_alerts") as batch:
         batch.drop_column("reason")
     with op.batch_alter_table("risk_discrepancies") as batch:
-        for name in ("acted_at", "reporter_wl", "event_id", "disputed_value", "import_quantity", "export_quantity",
-                     "import_amount", "export_amount", "category"):
+        for name in ("alert_id", "acted_at", "reporter_wl", "event_id", "disputed_value", "import_quantity",
+                     "export_quantity", "import_amount", "export_amount", "category"):
             batch.drop_column(name)
     op.drop_index("ix_risk_orders_unsettled", table_name="risk_orders")
     with op.batch_alter_table("risk_orders") as batch:
