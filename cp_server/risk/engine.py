@@ -593,7 +593,7 @@ class RiskEngine:
         async with self._engine.connect() as conn:
             due = (await conn.execute(
                 sa.select(o.c.order_id, o.c.wl_a, o.c.wl_b).where(
-                    o.c.counted.is_(False), o.c.settled_at.is_(None), o.c.confirmed_at <= cutoff,
+                    o.c.counted == sa.false(), o.c.settled_at.is_(None), o.c.confirmed_at <= cutoff,
                     o.c.export_event_id.is_not(None), o.c.cancelled_at.is_(None))
                 .order_by(o.c.confirmed_at).limit(limit))).all()
         if not due:
