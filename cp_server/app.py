@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,11 +19,13 @@ from cp_server.context import CpContext
 from cp_server.identity import component as identity_component
 from cp_server.identity.signing import load_or_create_signing_key, verification_keys
 from cp_server.risk import component as risk_component
+from cp_server.risk.engine import CP_ACTOR
 from cp_server.settings import CpSettings
 from cp_server.signals.pair_status import PairStatusSignals
 from cp_server.store.changes import ChangeRunner
 from cp_server.store.node_status import NodeStatusStore
 from cp_server.store.pairs import PairPolicies
+from cp_server.store.records import Status
 from cp_server.store.registry import WlRegistry
 from xwl_runtime import db
 from xwl_runtime.authz import Rule, table
@@ -103,6 +105,16 @@ def _listeners(settings: CpSettings, tls: TlsMaterial) -> tuple[list[Listener], 
     ], creds
 
 
+def discrepancy_pauser(pairs: PairPolicies) -> Callable[[str, str, str], Awaitable[None]]:
+    """How the reconciler pauses a pair over a discrepancy: an ordinary policy change by the CP (audited, in
+    every view of both WLs, and a PAIR_STATUS signal through the status hook)."""
+
+    async def pause(wl_a: str, wl_b: str, reason: str) -> None:
+        await pairs.update_pair(CP_ACTOR, wl_x=wl_a, wl_y=wl_b, status=Status.PAUSED, reason=reason[:200])
+
+    return pause
+
+
 def _report_loop_end(task: asyncio.Future[None]) -> None:
     # A loop that dies silently would freeze its feature (e.g. no more policy fan-out): make it loud.
     if not task.cancelled() and task.exception() is not None:
@@ -136,6 +148,7 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
     changes.add_commit_listener(hub.catch_up)
     pairs = PairPolicies(changes, settings)
     pairs.add_status_hook(status_signals.on_status_change)
+    risk_parts.reconciler.pause_pair = discrepancy_pauser(pairs)
     node_status = NodeStatusStore(engine)
     components = [
         policy_component.install(ctx, hub=hub, node_status=node_status),

@@ -71,6 +71,19 @@ def parse_price(text: str, currency_decimals: int) -> Decimal:
     return value
 
 
+_CANONICAL_RE = re.compile(r"^(?:0|[1-9][0-9]*)(?:\.[0-9]+)?\Z")  # ASCII digits only (\d matches any script)
+
+
+def parse_canonical_amount(text: str, currency_decimals: int) -> Decimal:
+    """An amount as it must travel between parties (ledger events, orders): a price-like amount (> 0, at most
+    ``currency_decimals`` decimals, at most ``MAX_AMOUNT_DIGITS`` integer digits) written plainly: no sign, no
+    exponent, no leading zeros, no spaces. Every total a node computes (``price × quantity`` formatted with
+    ``format(value, "f")``) passes; ``1e5``, ``+5``, ``007``, ``1.001`` (2 decimals) do not."""
+    if _CANONICAL_RE.match(text) is None:
+        raise MoneyError(f"{text[:32]!r} is not a plain decimal like 12.50")
+    return parse_price(text, currency_decimals)
+
+
 def parse_rate(text: str) -> Decimal:
     """An FX rate: a plain decimal > 0."""
     value = parse_decimal(text)

@@ -42,7 +42,7 @@ class CpProcess:
 
 async def _wait_serving(proc: CpProcess, pki: PkiFixture) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
-    async with secure_channel(proc.target, pki.material(Identity.ops("alice"))) as channel:
+    async with secure_channel(proc.target, pki.material(Identity.ops("alice")), expected=Identity.cp()) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
             if proc.popen.returncode is not None:

@@ -69,7 +69,7 @@ async def verify(cp: Cp, *checkpoints: audit_pb2.AuditCheckpoint) -> pb.VerifyAu
 
 async def node_checkpoint(pki: PkiFixture, port: int) -> audit_pb2.AuditCheckpoint | None:
     """The checkpoint the node reports to an operator (GetNodeState over mTLS)."""
-    async with secure_channel(f"127.0.0.1:{port}", pki.material(OPS)) as channel:
+    async with secure_channel(f"127.0.0.1:{port}", pki.material(OPS), expected=Identity.wl(WL)) as channel:
         resp = await storefront_service_pb2_grpc.StorefrontServiceStub(channel).GetNodeState(
             storefront_service_pb2.GetNodeStateRequest(), timeout=RPC_TIMEOUT)
     return resp.audit_checkpoint if resp.HasField("audit_checkpoint") else None

@@ -106,7 +106,7 @@ async def _cp_state(stack: Stack) -> tuple[list[str], int, tuple[int, int, str] 
 
 async def test_cp_human_text_refuses_controls_and_bidi(pki: PkiFixture, stack: Stack) -> None:
     before = await _cp_state(stack)
-    async with secure_channel(stack.cp_target, pki.material(Identity.ops(OPERATOR))) as channel:
+    async with secure_channel(stack.cp_target, pki.material(Identity.ops(OPERATOR)), expected=Identity.cp()) as channel:
         admin = admin_service_pb2_grpc.AdminServiceStub(channel)
         signals = signal_service_pb2_grpc.SignalServiceStub(channel)
         for label, bad in FORBIDDEN.items():
@@ -125,7 +125,7 @@ async def test_cp_human_text_refuses_controls_and_bidi(pki: PkiFixture, stack: S
             assert_invalid(err, "reason")
         async with stack.ops_client() as ops:
             assert await ops.signals() == []
-    async with secure_channel(stack.cp_target, pki.material(Identity.wl("wl-b"))) as channel:
+    async with secure_channel(stack.cp_target, pki.material(Identity.wl("wl-b")), expected=Identity.cp()) as channel:
         policy = policy_service_pb2_grpc.PolicyServiceStub(channel)
         err = await _refused(policy.ReportPolicyStatus, policy_service_pb2.ReportPolicyStatusRequest(
             rejected_version=1, error="view refused \x1b]0;pwned\x07"))
@@ -135,7 +135,7 @@ async def test_cp_human_text_refuses_controls_and_bidi(pki: PkiFixture, stack: S
 
 async def test_cp_oversized_text_is_refused_before_any_query_and_never_echoed(pki: PkiFixture, stack: Stack) -> None:
     before = await _cp_state(stack)
-    async with secure_channel(stack.cp_target, pki.material(Identity.ops(OPERATOR))) as channel:
+    async with secure_channel(stack.cp_target, pki.material(Identity.ops(OPERATOR)), expected=Identity.cp()) as channel:
         admin = admin_service_pb2_grpc.AdminServiceStub(channel)
         policy = policy_service_pb2_grpc.PolicyServiceStub(channel)
         assert_invalid(await _refused(policy.GetPolicies, policy_service_pb2.GetPoliciesRequest(wl_id=HUGE)), "wl_id")
@@ -145,7 +145,7 @@ async def test_cp_oversized_text_is_refused_before_any_query_and_never_echoed(pk
             wl_a=HUGE, wl_b="wl-b")), "wl_a")
         assert_invalid(await _refused(admin.CreateBootstrapToken, admin_service_pb2.CreateBootstrapTokenRequest(
             wl_id=HUGE)), "wl_id")
-    async with secure_channel(stack.cp_target, pki.material(Identity.wl("wl-b"))) as channel:
+    async with secure_channel(stack.cp_target, pki.material(Identity.wl("wl-b")), expected=Identity.cp()) as channel:
         signals = signal_service_pb2_grpc.SignalServiceStub(channel)
         err = await _refused(signals.AckSignal, signal_service_pb2.AckSignalRequest(signal_id=HUGE))
         assert err.code() is grpc.StatusCode.INVALID_ARGUMENT  # effective_time or signal_id, never INTERNAL

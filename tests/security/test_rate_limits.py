@@ -62,7 +62,7 @@ async def test_wl_over_its_rate_is_refused_before_work_and_others_are_not(pki: P
     limits = RateLimits(rate_per_s=NO_REFILL, burst=8)  # the operator seeds with 3 calls of its own budget
     async with limited_cp(pki, db_url, limits) as cp:
         target = f"127.0.0.1:{cp.port}"
-        async with secure_channel(target, pki.material(Identity.wl("wl-a"))) as channel:
+        async with secure_channel(target, pki.material(Identity.wl("wl-a")), expected=Identity.cp()) as channel:
             stub = policy_service_pb2_grpc.PolicyServiceStub(channel)
             for _ in range(limits.burst):
                 await stub.ReportPolicyStatus(policy_service_pb2.ReportPolicyStatusRequest(applied_version=1),
@@ -73,7 +73,7 @@ async def test_wl_over_its_rate_is_refused_before_work_and_others_are_not(pki: P
         assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
         assert decode_rpc_error(refused.value).reason == RATE_LIMITED
         assert _retry_delay_s(refused.value) > 1.0  # one token at NO_REFILL per second is a long wait
-        async with secure_channel(target, pki.material(Identity.wl("wl-b"))) as channel:
+        async with secure_channel(target, pki.material(Identity.wl("wl-b")), expected=Identity.cp()) as channel:
             stub = policy_service_pb2_grpc.PolicyServiceStub(channel)
             await stub.ReportPolicyStatus(policy_service_pb2.ReportPolicyStatusRequest(applied_version=2), timeout=5)
         # The refused report never reached the servicer: wl-a's status is the last admitted one.
@@ -84,8 +84,8 @@ async def test_stream_cap_per_identity(pki: PkiFixture, sqlite_db_url: str) -> N
     limits = RateLimits(max_streams=2)
     async with limited_cp(pki, sqlite_db_url, limits) as cp:
         target = f"127.0.0.1:{cp.port}"
-        async with secure_channel(target, pki.material(Identity.wl("wl-a"))) as channel_a, \
-                secure_channel(target, pki.material(Identity.wl("wl-b"))) as channel_b:
+        async with secure_channel(target, pki.material(Identity.wl("wl-a")), expected=Identity.cp()) as channel_a, \
+                secure_channel(target, pki.material(Identity.wl("wl-b")), expected=Identity.cp()) as channel_b:
             stub_a = policy_service_pb2_grpc.PolicyServiceStub(channel_a)
             open_calls = [stub_a.WatchPolicies(policy_service_pb2.WatchPoliciesRequest(wl_id="wl-a"))
                           for _ in range(limits.max_streams)]
@@ -133,7 +133,7 @@ async def test_anonymous_enrollment_is_limited_per_address(pki: PkiFixture, sqli
         assert [code for code, _ in reasons[:-1]] == [grpc.StatusCode.INVALID_ARGUMENT] * limits.anonymous_burst
         assert reasons[-1] == (grpc.StatusCode.RESOURCE_EXHAUSTED, RATE_LIMITED)
         # Authenticated callers have their own budgets.
-        async with secure_channel(f"127.0.0.1:{cp.port}", pki.material(Identity.wl("wl-a"))) as channel:
+        async with secure_channel(f"127.0.0.1:{cp.port}", pki.material(Identity.wl("wl-a")), expected=Identity.cp()) as channel:
             jwks = await identity_service_pb2_grpc.IdentityServiceStub(channel).GetJwks(
                 identity_service_pb2.GetJwksRequest(), timeout=5)
             assert jwks.keys

@@ -49,7 +49,7 @@ async def _probe(proc: CpProcess, pki: PkiFixture, stop: asyncio.Event) -> tuple
     """Health latencies from an operator's client and the CP's peak RSS, until ``stop`` and MIN_PROBES samples."""
     latencies: list[float] = []
     peak = proc.rss_bytes()
-    async with secure_channel(proc.target, pki.material(Identity.ops("alice"))) as channel:
+    async with secure_channel(proc.target, pki.material(Identity.ops("alice")), expected=Identity.cp()) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         await stub.Check(health_pb2.HealthCheckRequest(), timeout=5)  # connection up before measuring
         while not stop.is_set() or len(latencies) < MIN_PROBES:

@@ -23,6 +23,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    "(default 30 days; then the node enrolls again with a new bootstrap token)")
     flags.add(serve, "--insecure-dev", action="store_true", default=False, help="plaintext; development only")
     _limit_flags(serve)
+    flags.add(serve, "--discrepancy-pause-value", default="1000", metavar="DECIMAL",
+              help="pause a pair when an order's two sides disagree by more than this value (reference unit)")
     serve.set_defaults(func=_serve)
 
 

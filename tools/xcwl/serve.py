@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from cp_server.risk.settings import RiskSettings
 from cp_server.settings import CpSettings
 from wl_node.settings import NodeSettings
 from xwl_runtime.identity import Identity
+from xwl_runtime.money import MoneyError, parse_decimal
 from xwl_runtime.pki import PkiDir
 from xwl_runtime.ratelimit import RateLimits
 
@@ -81,6 +84,8 @@ def cp_settings(args: argparse.Namespace) -> CpSettings:
         insecure_dev=bool(args.insecure_dev),
         **_cp_limits(args),
         max_identity_age=max_identity_age(getattr(args, "max_identity_age", None)),
+        risk=RiskSettings(discrepancy_pause_value=pause_value(
+            "--discrepancy-pause-value", getattr(args, "discrepancy_pause_value", "1000"))),
     )
 
 
@@ -98,6 +103,17 @@ def max_identity_age(value: float | str | None) -> dt.timedelta:
     if not seconds >= MIN_IDENTITY_AGE_S or seconds > 10 * 365 * 24 * 3600:
         raise CliError(f"--max-identity-age: expected {MIN_IDENTITY_AGE_S:.0f} s to 10 years, got {value}")
     return dt.timedelta(seconds=seconds)
+
+
+def pause_value(flag: str, value: str) -> Decimal:
+    """A plain decimal >= 0 (the reference-unit value above which a discrepancy pauses its pair)."""
+    try:
+        parsed = parse_decimal(value)
+    except MoneyError:
+        parsed = Decimal(-1)
+    if parsed < 0:
+        raise CliError(f"{flag}: expected a decimal >= 0 like 1000 or 250.50, got {value[:32]!r}")
+    return parsed
 
 
 def node_settings(args: argparse.Namespace) -> NodeSettings:

@@ -276,8 +276,8 @@ class OrderDesk:
             params.update(entry_id="led_" + uuid.uuid4().hex, ledger_kind="EXPORT", ledger_amount=values["total"])
             params.update(event_values(
                 kind=telemetry_pb2.LEDGER_EVENT_KIND_EXPORT_CONFIRMED, wl_id=self.wl_id, order_id=order_id,
-                exporter_wl=self.wl_id, importer_wl=importer, amount=order.total, correlation_id=cid, now=now,
-                created_at=stamp))
+                exporter_wl=self.wl_id, importer_wl=importer, amount=order.total, quantity=request.quantity,
+                correlation_id=cid, now=now, created_at=stamp))
         if not sqlite_db:
             (_WRITE_CONFIRMED_PG if status == CONFIRMED else _WRITE_DENIED_PG).run(conn, params)
             return order
@@ -331,7 +331,8 @@ class OrderDesk:
                     self._ledger(conn, row, kind="EXPORT_REVERSAL", amount=-Decimal(row["total"]), cid=cid, now=now)
                     append_event(conn, kind=telemetry_pb2.LEDGER_EVENT_KIND_ORDER_CANCELLED, wl_id=self.wl_id,
                                  order_id=row["order_id"], exporter_wl=self.wl_id, importer_wl=importer,
-                                 amount=_money(row["currency"], row["total"]), correlation_id=cid, now=now)
+                                 amount=_money(row["currency"], row["total"]), quantity=row["quantity"],
+                                 correlation_id=cid, now=now)
                 row = conn.execute(_BY_ORDER_ID, {"b_id": row["order_id"]}).mappings().one()
             order = order_from_row(row)
             self._idem.complete(conn, caller=who, method=CANCEL, key=request.idempotency_key,
