@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,11 +19,13 @@ from cp_server.context import CpContext
 from cp_server.identity import component as identity_component
 from cp_server.identity.signing import load_or_create_signing_key, verification_keys
 from cp_server.risk import component as risk_component
+from cp_server.risk.engine import CP_ACTOR
 from cp_server.settings import CpSettings
 from cp_server.signals.pair_status import PairStatusSignals
 from cp_server.store.changes import ChangeRunner
 from cp_server.store.node_status import NodeStatusStore
 from cp_server.store.pairs import PairPolicies
+from cp_server.store.records import Status
 from cp_server.store.registry import WlRegistry
 from cp_server.trust import component as trust_component
 from xwl_runtime import db
@@ -32,6 +34,7 @@ from xwl_runtime.clock import Clock, SystemClock
 from xwl_runtime.component import Component
 from xwl_runtime.identity import Identity
 from xwl_runtime.pki import PkiDir
+from xwl_runtime.ratelimit import Admission
 from xwl_runtime.server import (
     DEFAULT_GRACE_S,
     Listener,
@@ -92,13 +95,25 @@ class CpApp:
 
 
 def _listeners(settings: CpSettings, tls: TlsMaterial) -> tuple[list[Listener], ReloadableServerCredentials | None]:
+    main_limit, enroll_limit = settings.max_receive_bytes, settings.enroll_max_receive_bytes
     if settings.insecure_dev:
-        return [Listener(settings.listen, None), Listener(settings.enroll_listen, None)], None
+        return [Listener(settings.listen, None, max_receive_bytes=main_limit),
+                Listener(settings.enroll_listen, None, max_receive_bytes=enroll_limit)], None
     creds = ReloadableServerCredentials(tls)
     return [
-        Listener(settings.listen, creds.credentials),
-        Listener(settings.enroll_listen, server_tls_only_credentials(tls)),
+        Listener(settings.listen, creds.credentials, max_receive_bytes=main_limit),
+        Listener(settings.enroll_listen, server_tls_only_credentials(tls), max_receive_bytes=enroll_limit),
     ], creds
+
+
+def discrepancy_pauser(pairs: PairPolicies) -> Callable[[str, str, str], Awaitable[None]]:
+    """How the reconciler pauses a pair over a discrepancy: an ordinary policy change by the CP (audited, in
+    every view of both WLs, and a PAIR_STATUS signal through the status hook)."""
+
+    async def pause(wl_a: str, wl_b: str, reason: str) -> None:
+        await pairs.update_pair(CP_ACTOR, wl_x=wl_a, wl_y=wl_b, status=Status.PAUSED, reason=reason[:200])
+
+    return pause
 
 
 def _report_loop_end(task: asyncio.Future[None]) -> None:
@@ -123,7 +138,7 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
     hub = PolicyHub(
         engine, clock, verification_keys(jwt_key),
         listen_dsn=libpq_dsn(settings.db_url) if not db.is_sqlite(settings.db_url) else None,
-        channel=settings.notify_channel,
+        channel=settings.notify_channel, checkpoints=ctx.audit.checkpoints,
     )
     risk, risk_parts = risk_component.build(ctx)
     # A pair's status change also goes out as a PAIR_STATUS signal, issued in the change's own transaction and
@@ -134,6 +149,7 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
     changes.add_commit_listener(hub.catch_up)
     pairs = PairPolicies(changes, settings)
     pairs.add_status_hook(status_signals.on_status_change)
+    risk_parts.reconciler.pause_pair = discrepancy_pauser(pairs)
     node_status = NodeStatusStore(engine)
     trust = trust_component.build(ctx, hub=hub, changes=changes)
     components = [
@@ -158,6 +174,7 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
             insecure_dev=settings.insecure_dev,
             serving=False,
             peer_guard=trust.guard,
+            admission=Admission(settings.rate_limits),
         )
     except (RuntimeError, ValueError, OSError):  # e.g. a listen address already in use
         await engine.dispose()

@@ -7,7 +7,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+from xwl_runtime.ratelimit import RateLimits
+
 from .risk.settings import RiskSettings
+
+ENROLL_MAX_RECEIVE_BYTES = 8 * 1024
+"""An Enroll request is a bootstrap token (47 characters) and a CSR for one P-256 key (under 1 KiB)."""
+MAX_RECEIVE_BYTES = 16 * 1024 * 1024
+"""Largest request on the mTLS listener: a PublishEvents batch of 5,000 events (~5 MB) or a ReportOffers digest
+set (~83 KB per destination of 200 offers), see docs/operations.md."""
 
 
 @dataclass(frozen=True)
@@ -22,6 +30,12 @@ class CpSettings:
     """mTLS listener (every RPC but Enroll)."""
     enroll_listen: str = "127.0.0.1:7401"
     """Server-authenticated TLS listener for IdentityService.Enroll (nodes have no certificate yet)."""
+    max_receive_bytes: int = MAX_RECEIVE_BYTES
+    """Largest request message on the mTLS listener (refused by gRPC core, unread, above it)."""
+    enroll_max_receive_bytes: int = ENROLL_MAX_RECEIVE_BYTES
+    """Largest request message on the anonymous enrollment listener."""
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+    """Per-caller token buckets and stream caps, applied before any servicer runs."""
     insecure_dev: bool = False
     """Plaintext listeners; identity from the x-xcwl-dev-identity header. Development only."""
     heartbeat_interval: dt.timedelta = dt.timedelta(seconds=10)
@@ -34,6 +48,8 @@ class CpSettings:
     """Lifetime of certificates issued at enrollment and renewal."""
     token_lifetime: dt.timedelta = dt.timedelta(minutes=5)
     """Lifetime of JWTs issued to WL nodes (at most 5 minutes)."""
+    max_identity_age: dt.timedelta = dt.timedelta(days=30)
+    """How long a node identity lives from its enrollment: renewals never extend past it (then: a new token)."""
     notify_channel: str = "xcwl_changes"
     """PostgreSQL LISTEN/NOTIFY channel for change fan-out between CP replicas."""
     risk: RiskSettings = field(default_factory=RiskSettings)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from xwl_runtime.audit_checkpoint import ca_public_key
 from xwl_runtime.authz import Rule, table
 from xwl_runtime.clock import Clock, SystemClock
 from xwl_runtime.component import BackgroundLoop, Component
@@ -41,12 +42,14 @@ from .orders.catalog_stock import catalog_offer_stock
 from .orders.txn import TxRunner
 from .peers.client import PeerConfig
 from .policy.agent import PolicyAgent
+from .policy.checkpoint import CheckpointKeeper
 from .policy.lkg import LastKnownGoodStore
 from .policy.peer_guard import NodePeerGuard
 from .policy.state import PolicyState
 from .risk import component as risk_component
 from .settings import NodeSettings
 from .store import open_store
+from .storefront.servicer import StorefrontServicer
 from .telemetry import component as telemetry_component
 
 log = logging.getLogger(__name__)
@@ -61,12 +64,22 @@ async def _load_tls(settings: NodeSettings) -> TlsMaterial | None:
     return await load_or_enroll(settings)  # enrolls with the bootstrap token when no valid certificate exists
 
 
+def _checkpoint_keeper(settings: NodeSettings, tls: TlsMaterial | None) -> CheckpointKeeper | None:
+    """The keeper of the CP's signed audit head, checked against this node's CA (none without TLS)."""
+    if tls is None:
+        return None
+    keeper = CheckpointKeeper(settings.state_dir, settings.wl_id, ca_public_key(tls.ca_pem))
+    keeper.load()
+    return keeper
+
+
 @dataclass
 class Features:
     """The node's features and the handles other parts of the root need."""
 
     components: list[Component]
     checkouts: Checkouts
+    storefront: StorefrontServicer | None = None
 
 
 def build_features(ctx: NodeContext, state: PolicyState, cp: CpChannel) -> Features:
@@ -107,6 +120,7 @@ def build_features(ctx: NodeContext, state: PolicyState, cp: CpChannel) -> Featu
         components=[catalog.component, digests, orders.component, checkouts.component, runner_component, telemetry,
                     risk],
         checkouts=checkouts,
+        storefront=catalog.storefront,
     )
 
 
@@ -198,10 +212,14 @@ async def build_node(
             tls,
             identity=Identity.wl(settings.wl_id),
         )
-        agent = PolicyAgent(settings, state, cp, clock, LastKnownGoodStore(settings.state_dir, settings.wl_id))
+        agent = PolicyAgent(settings, state, cp, clock, LastKnownGoodStore(settings.state_dir, settings.wl_id),
+                            checkpoints=_checkpoint_keeper(settings, tls))
         await agent.load_last_known_good()  # before any CP contact: a restart with the CP down serves this
 
         features = build_features(ctx, state, cp)
+        if features.storefront is not None and agent.checkpoints is not None:
+            keeper = agent.checkpoints
+            features.storefront.attach_audit_checkpoint(lambda: keeper.kept)
         components = [*features.components, *extra_components]
         renewer: CertificateRenewer | None = None
         if tls is not None:
@@ -217,7 +235,8 @@ async def build_node(
         server = await start_server(
             registrations=[r for c in components for r in c.registrations],
             service_names=[s for c in components for s in c.service_names],
-            listeners=[Listener(settings.listen, credentials.credentials if credentials else None)],
+            listeners=[Listener(settings.listen, credentials.credentials if credentials else None,
+                                max_receive_bytes=settings.max_receive_bytes)],
             authz_table=table(authz),
             insecure_dev=settings.insecure_dev,
             serving=False,

@@ -33,7 +33,7 @@ DRAIN_TIMEOUT_S = 30.0
 
 
 def cp_channel_factory(target: str, *, reconnect_cap_s: float) -> ChannelFactory:
-    """Channels to ``target`` whose transport reconnect backoff is capped like the agent's own backoff.
+    """Channels to ``target`` that accept only the CP's identity, with the reconnect backoff capped like the agent's.
 
     Without this, a channel in TRANSIENT_FAILURE fails every call fast until gRPC's own backoff expires, and the
     pull fallback could not reach a CP that came back within one TTL.
@@ -46,7 +46,7 @@ def cp_channel_factory(target: str, *, reconnect_cap_s: float) -> ChannelFactory
     )
 
     def factory(material: TlsMaterial | None) -> grpc.aio.Channel:
-        return secure_channel(target, material, extra_options=options)
+        return secure_channel(target, material, expected=Identity.cp(), extra_options=options)
 
     return factory
 

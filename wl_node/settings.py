@@ -6,6 +6,9 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+MAX_RECEIVE_BYTES = 1024 * 1024
+"""Largest request on a node's listener: PublishOffer with a 5,000-character description and 20 image URLs of
+2,048 characters is ~60 KB; PlaceOrder, ListOffers and Checkout requests are under 1 KB (docs/operations.md)."""
 
 @dataclass(frozen=True)
 class NodeSettings:
@@ -21,6 +24,8 @@ class NodeSettings:
     """SQLAlchemy URL of the node's store."""
     listen: str = "127.0.0.1:7500"
     """mTLS listener: TraderService for peers, StorefrontService for this WL's apps, health, reflection."""
+    max_receive_bytes: int = MAX_RECEIVE_BYTES
+    """Largest request message on the listener (refused by gRPC core, unread, above it)."""
     cp_enroll_target: str = ""
     """host:port of the CP's enrollment listener; used only when the node has no certificate yet."""
     bootstrap_token: str = ""

@@ -2,11 +2,13 @@
 
 URLs: ``sqlite:///path.db`` (embedded default) or ``postgresql://user@host:port/db`` (production). The async
 drivers are aiosqlite and psycopg 3. SQLite runs in WAL mode with ``synchronous=FULL`` (durable commits) and
-``BEGIN IMMEDIATE`` so concurrent writers queue on the lock instead of failing on upgrade.
+``BEGIN IMMEDIATE`` so concurrent writers queue on the lock instead of failing on upgrade. SQLite files are
+created owner-only (0600), and so are their ``-wal``/``-shm`` files (``secure_sqlite_file``).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from .safe_files import PRIVATE_MODE, restrict_to_owner
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 PG_MIGRATION_LOCK_KEY = 0x78636C77  # "xclw": serializes migrations of replicas starting together
@@ -70,12 +74,32 @@ def _sqlite_begin(conn: sa.Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def secure_sqlite_file(url: str) -> None:
+    """Create a SQLite database file 0600 before SQLite opens it, and tighten an existing one (and its side files).
+
+    SQLite creates a new database with the umask's mode (often 0644) and gives its ``-wal``/``-shm`` files the
+    database file's mode, so creating the file here, owner-only, keeps every file of the store private.
+    """
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    db_file = Path(path)
+    db_file.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(db_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE))
+    except FileExistsError:
+        restrict_to_owner(db_file)
+    for suffix in SQLITE_SIDE_FILES:
+        restrict_to_owner(db_file.with_name(db_file.name + suffix))
+
+
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     """An async engine for ``url`` with the settings above."""
     if is_sqlite(url):
-        path = make_url(url).database
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        secure_sqlite_file(url)
         engine = create_async_engine(async_url(url), pool_size=pool_size, max_overflow=0)
         configure_sqlite(engine.sync_engine)
         return engine
@@ -83,6 +107,8 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
 
 def create_sync_engine(url: str) -> sa.Engine:
+    if is_sqlite(url):
+        secure_sqlite_file(url)
     return sa.create_engine(sync_url(url))
 
 

@@ -15,6 +15,10 @@ Exception tree (every class carries the gRPC code it maps to)::
 
 Each becomes a ``google.rpc.Status`` with exactly one ``ErrorInfo`` (domain ``xporty``) in the trailers, so callers
 in any language read the reason with their standard status helpers.
+
+Untrusted input reaches a message only through ``echo`` (a short, escaped prefix); as a last line of defence the
+message, every ErrorInfo metadata value and every violation description are cut to a bounded length, so a 1 MB id
+never comes back in a status (gRPC clients refuse oversized trailers with RESOURCE_EXHAUSTED).
 """
 
 from __future__ import annotations
@@ -29,6 +33,23 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 ERROR_DOMAIN = "xporty"
+ECHO_CHARS = 32
+"""Characters of an untrusted value an error message may repeat."""
+MAX_MESSAGE_CHARS = 400
+MAX_METADATA_CHARS = 128
+MAX_METADATA_ENTRIES = 16
+
+
+def echo(value: str, limit: int = ECHO_CHARS) -> str:
+    """A short, quoted, escaped prefix of an untrusted value for an error message (``'abc…'`` when cut).
+
+    ``repr`` escapes control characters and bidi overrides, so the echo is safe in a terminal too.
+    """
+    return repr(value[:limit]) + ("…" if len(value) > limit else "")
+
+
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -52,10 +73,14 @@ class XcwlError(Exception):
         reason: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> None:
+        message = _bounded(message, MAX_MESSAGE_CHARS)
         super().__init__(message)
         self.message = message
         self.reason = reason or self.default_reason
-        self.metadata: dict[str, str] = dict(metadata or {})
+        self.metadata: dict[str, str] = {
+            _bounded(k, MAX_METADATA_CHARS): _bounded(v, MAX_METADATA_CHARS)
+            for k, v in list((metadata or {}).items())[:MAX_METADATA_ENTRIES]
+        }
 
     def extra_details(self) -> list[any_pb2.Any]:
         """Details beyond the ErrorInfo; subclasses add BadRequest, RetryInfo, …"""
@@ -104,8 +129,10 @@ class InvalidArgument(XcwlError):
             return []
         bad = error_details_pb2.BadRequest(
             field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                for v in self.violations
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=_bounded(v.field, MAX_METADATA_CHARS), description=_bounded(v.description, MAX_MESSAGE_CHARS)
+                )
+                for v in self.violations[:MAX_METADATA_ENTRIES]
             ]
         )
         packed = any_pb2.Any()

@@ -4,6 +4,10 @@
 * ``spiffe://xporty/wl/<wl_id>``              a WL node
 * ``spiffe://xporty/wl/<wl_id>/app/<name>``   one of a WL's own services (local API callers)
 * ``spiffe://xporty/ops/<name>``              an operator (ops engineer, CLI, automation)
+
+Each identity also has one DNS name that only the CA assigns (``pinned_name``): every certificate carries the
+name of its own identity, and every client sets ``grpc.ssl_target_name_override`` to the name of the identity it
+expects to reach, so a genuine certificate of another identity fails the handshake (see ``xwl_runtime.tls``).
 """
 
 from __future__ import annotations
@@ -15,7 +19,11 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
+from .errors import echo
+
 TRUST_DOMAIN = "xporty"
+PINNED_DOMAIN = "xporty.internal"
+"""DNS suffix reserved for the names the CA assigns; no other name under it is ever certified."""
 _NAME = r"[a-z0-9][a-z0-9-]{0,62}"
 NAME_RE = re.compile(rf"^{_NAME}$")
 _SPIFFE_RE = re.compile(
@@ -74,9 +82,30 @@ class Identity:
         return cls(Kind.OPS, name=name)
 
 
+def pinned_name(identity: Identity) -> str:
+    """The DNS name the CA writes into ``identity``'s certificates and clients pin when they expect it.
+
+    One distinct label per kind keeps the mapping one-to-one: ``cp.xporty.internal``,
+    ``<wl>.wl.xporty.internal``, ``<name>.<wl>.app.xporty.internal``, ``<name>.ops.xporty.internal``.
+    """
+    if identity.kind is Kind.CP:
+        return f"cp.{PINNED_DOMAIN}"
+    if identity.kind is Kind.WL:
+        return f"{identity.wl_id}.wl.{PINNED_DOMAIN}"
+    if identity.kind is Kind.APP:
+        return f"{identity.name}.{identity.wl_id}.app.{PINNED_DOMAIN}"
+    return f"{identity.name}.ops.{PINNED_DOMAIN}"
+
+
+def is_reserved_name(name: str) -> bool:
+    """True for names under the CA's reserved suffix (only ``pinned_name`` may put them in a certificate)."""
+    lowered = name.lower().rstrip(".")
+    return lowered == PINNED_DOMAIN or lowered.endswith("." + PINNED_DOMAIN)
+
+
 def _check_name(value: str) -> None:
     if not NAME_RE.match(value):
-        raise ValueError(f"invalid identity name {value!r}: lower-case letters, digits and '-', max 63")
+        raise ValueError(f"invalid identity name {echo(value)}: lower-case letters, digits and '-', max 63")
 
 
 def parse_spiffe_id(uri: str) -> Identity | None:

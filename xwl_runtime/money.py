@@ -25,6 +25,8 @@ import functools
 import re
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from .errors import echo
+
 MAX_CURRENCY_DECIMALS = 8
 MAX_AMOUNT_DIGITS = 30
 """Integer digits allowed in an amount: far above any real price, low enough to keep arithmetic cheap."""
@@ -40,9 +42,9 @@ def parse_decimal(text: str) -> Decimal:
     """A plain decimal string (``"12"``, ``"-0.50"``) as Decimal; no exponent, NaN, infinity or spaces."""
     match = _AMOUNT_RE.match(text)
     if match is None:
-        raise MoneyError(f"{text!r} is not a decimal number like 12.50")
+        raise MoneyError(f"{echo(text)} is not a decimal number like 12.50")
     if len(match.group("int").lstrip("0")) > MAX_AMOUNT_DIGITS:
-        raise MoneyError(f"{text!r} has more than {MAX_AMOUNT_DIGITS} integer digits")
+        raise MoneyError(f"{echo(text)} has more than {MAX_AMOUNT_DIGITS} integer digits")
     return Decimal(text)
 
 
@@ -57,7 +59,7 @@ def parse_amount(text: str, currency_decimals: int) -> Decimal:
     """An amount with at most ``currency_decimals`` decimals (trailing zeros count: ``"1.50"`` has two)."""
     value = parse_decimal(text)
     if decimals_of(value) > currency_decimals:
-        raise MoneyError(f"{text!r} has more than {currency_decimals} decimals")
+        raise MoneyError(f"{echo(text)} has more than {currency_decimals} decimals")
     return value
 
 
@@ -65,15 +67,28 @@ def parse_price(text: str, currency_decimals: int) -> Decimal:
     """A unit price: an amount > 0."""
     value = parse_amount(text, currency_decimals)
     if value <= 0:
-        raise MoneyError(f"{text!r} must be greater than 0")
+        raise MoneyError(f"{echo(text)} must be greater than 0")
     return value
+
+
+_CANONICAL_RE = re.compile(r"^(?:0|[1-9][0-9]*)(?:\.[0-9]+)?\Z")  # ASCII digits only (\d matches any script)
+
+
+def parse_canonical_amount(text: str, currency_decimals: int) -> Decimal:
+    """An amount as it must travel between parties (ledger events, orders): a price-like amount (> 0, at most
+    ``currency_decimals`` decimals, at most ``MAX_AMOUNT_DIGITS`` integer digits) written plainly: no sign, no
+    exponent, no leading zeros, no spaces. Every total a node computes (``price × quantity`` formatted with
+    ``format(value, "f")``) passes; ``1e5``, ``+5``, ``007``, ``1.001`` (2 decimals) do not."""
+    if _CANONICAL_RE.match(text) is None:
+        raise MoneyError(f"{text[:32]!r} is not a plain decimal like 12.50")
+    return parse_price(text, currency_decimals)
 
 
 def parse_rate(text: str) -> Decimal:
     """An FX rate: a plain decimal > 0."""
     value = parse_decimal(text)
     if value <= 0:
-        raise MoneyError(f"FX rate {text!r} must be greater than 0")
+        raise MoneyError(f"FX rate {echo(text)} must be greater than 0")
     return value
 
 

@@ -2,13 +2,15 @@
 
 grpc.aio server interceptors see only the method and metadata; the peer certificate is in the handler's context.
 So one interceptor wraps each handler: it binds the correlation id, derives the caller's identity from the mTLS
-certificate (never from a request field), checks the method against the authorization table (default deny), runs
+certificate (never from a request field), checks the method against the authorization table (default deny), admits
+the call against the caller's rate and stream budget when the server has an ``Admission`` (``ratelimit``), runs
 the servicer, and translates ``XcwlError`` into a status with details exactly once. Unexpected exceptions become
 INTERNAL without internals leaking to the caller.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import inspect
 import logging
@@ -23,6 +25,7 @@ from .authz import Rule
 from .errors import PermissionDenied, Unauthenticated, XcwlError
 from .identity import Identity, identity_of_pem, parse_spiffe_id
 from .peer_guard import PeerCertificate, PeerGuard, guard_stream, peer_certificate
+from .ratelimit import Admission, peer_address
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +67,17 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
     """Correlation id, identity, authorization and error translation for every RPC of a server."""
 
     def __init__(
-        self, table: Mapping[str, Rule], *, insecure_dev: bool = False, peer_guard: PeerGuard | None = None
+        self,
+        table: Mapping[str, Rule],
+        *,
+        insecure_dev: bool = False,
+        peer_guard: PeerGuard | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self._table = dict(table)
         self._insecure_dev = insecure_dev
         self._guard = peer_guard
+        self._admission = admission
 
     async def intercept_service(
         self,
@@ -132,6 +141,15 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
         if peer is not None:
             await self._guard.check(peer)
         return peer
+    def _admit(
+        self, context: grpc.aio.ServicerContext[Any, Any], ident: Identity | None, *, stream: bool
+    ) -> contextlib.AbstractContextManager[None]:
+        """Rate limit (and, for streams, a stream slot) of the caller, before the servicer runs."""
+        if self._admission is None:
+            return contextlib.nullcontext()
+        key = ident.spiffe_id if ident is not None else peer_address(context.peer())
+        self._admission.admit(key, anonymous=ident is None)
+        return self._admission.stream(key) if stream else contextlib.nullcontext()
 
     async def _fail(
         self, context: grpc.aio.ServicerContext[Any, Any], method: str, err: Exception, started: float
@@ -154,9 +172,11 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
             correlation.current_correlation_id.set(cid)
             try:
-                current_caller.set(self._authorize(context, method, rule))
+                ident = self._authorize(context, method, rule)
+                current_caller.set(ident)
                 await self._check_peer(context)
-                return await behavior(request, context)
+                with self._admit(context, ident, stream=False):
+                    return await behavior(request, context)
             except grpc.aio.AbortError:
                 raise
             except Exception as err:  # noqa: BLE001 - translated into a status exactly here
@@ -171,16 +191,18 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
             correlation.current_correlation_id.set(cid)
             try:
-                current_caller.set(self._authorize(context, method, rule))
+                ident = self._authorize(context, method, rule)
+                current_caller.set(ident)
                 peer = await self._check_peer(context)
-                result = behavior(request, context)
-                if inspect.isasyncgen(result):
-                    if peer is not None and self._guard is not None:
-                        result = guard_stream(self._guard, peer, result)
-                    async for item in result:
-                        yield item
-                else:
-                    await result
+                with self._admit(context, ident, stream=True):
+                    result = behavior(request, context)
+                    if inspect.isasyncgen(result):
+                        if peer is not None and self._guard is not None:
+                            result = guard_stream(self._guard, peer, result)
+                        async for item in result:
+                            yield item
+                    else:
+                        await result
             except grpc.aio.AbortError:
                 raise
             except Exception as err:  # noqa: BLE001 - translated into a status exactly here

@@ -1,7 +1,10 @@
 """The CP's certificate authority and the PKI directory layout.
 
-Keys are ECDSA P-256; certificates carry exactly one SPIFFE URI SAN naming the principal, plus the DNS/IP
-names a server answers on (``localhost`` and ``127.0.0.1`` always, for loopback and grpcurl).
+Keys are ECDSA P-256; certificates carry exactly one SPIFFE URI SAN naming the principal, the DNS name the CA
+assigns to that principal (``xwl_runtime.identity.pinned_name``, which clients pin), and the DNS/IP names the
+CA's caller chose for it (a WL's endpoint names from the CP's registry; the CP's names from ``xcwl pki init``).
+Names in a CSR are never used: the CA decides every name. Wildcards and other names under the reserved suffix
+are refused here whoever asks.
 
 Directory layout (``--pki DIR``)::
 
@@ -16,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,11 +27,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .identity import Identity, Kind, identity_of_certificate
+from .identity import Identity, Kind, identity_of_certificate, is_reserved_name, pinned_name
+from .safe_files import PRIVATE_MODE, PUBLIC_MODE, write_atomically
 
 DEFAULT_LEAF_LIFETIME = dt.timedelta(hours=24)
 CA_LIFETIME = dt.timedelta(days=3650)
 LOOPBACK_NAMES = ("localhost", "127.0.0.1")
+"""Default extra names of the CP's own certificate from ``pki init`` (local demo, grpcurl); never given to a WL."""
 
 
 def new_private_key() -> ec.EllipticCurvePrivateKey:
@@ -54,12 +58,21 @@ def load_key(pem: bytes) -> ec.EllipticCurvePrivateKey:
 
 
 def _general_names(identity: Identity, dns_names: tuple[str, ...]) -> list[x509.GeneralName]:
-    names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(identity.spiffe_id)]
-    for name in dict.fromkeys((*LOOPBACK_NAMES, *dns_names)):
+    """The SAN: the SPIFFE URI, the pinned name, then ``dns_names`` (IP literals as IP addresses)."""
+    names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(identity.spiffe_id),
+                                     x509.DNSName(pinned_name(identity))]
+    for name in dict.fromkeys(n.lower() for n in dns_names):
+        if name == pinned_name(identity):
+            continue
         try:
             names.append(x509.IPAddress(ipaddress.ip_address(name)))
+            continue
         except ValueError:
-            names.append(x509.DNSName(name))
+            pass
+        if "*" in name or is_reserved_name(name):
+            # A wildcard or another identity's pinned name would let the holder pose as someone else.
+            raise ValueError(f"the CA does not certify the name {name[:64]!r}")
+        names.append(x509.DNSName(name))
     return names
 
 
@@ -128,10 +141,17 @@ class CertificateAuthority:
         lifetime: dt.timedelta = DEFAULT_LEAF_LIFETIME,
         now: dt.datetime | None = None,
         not_before: dt.datetime | None = None,
+        not_after: dt.datetime | None = None,
     ) -> x509.Certificate:
-        """A leaf certificate for ``identity`` over ``public_key``, valid for ``lifetime`` from now."""
+        """A leaf certificate for ``identity`` over ``public_key``, valid for ``lifetime`` from now.
+
+        ``not_after``, when given, caps the validity (a renewal never outlives its identity's maximum age).
+        """
         now = now or dt.datetime.now(dt.UTC)
         start = not_before or (now - dt.timedelta(minutes=1))
+        end = now + lifetime if not_after is None else min(now + lifetime, not_after)
+        if end <= start:
+            raise ValueError("the certificate would be valid for no time at all")
         return (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, identity.spiffe_id)]))
@@ -139,7 +159,7 @@ class CertificateAuthority:
             .public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(start)
-            .not_valid_after(now + lifetime)
+            .not_valid_after(end)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
                 x509.KeyUsage(
@@ -178,38 +198,30 @@ class CertificateAuthority:
         csr_pem: bytes,
         identity: Identity,
         *,
+        dns_names: tuple[str, ...] = (),
         lifetime: dt.timedelta = DEFAULT_LEAF_LIFETIME,
         now: dt.datetime | None = None,
+        not_after: dt.datetime | None = None,
     ) -> x509.Certificate:
-        """Sign a CSR for ``identity``. Only the CSR's key and DNS/IP names are used; the CA sets the URI SAN."""
+        """Sign a CSR's key for ``identity`` with exactly the names the CA chose.
+
+        Only the CSR's public key is used: its subject and every name it asks for are ignored. The certificate
+        carries the SPIFFE URI of ``identity``, its pinned name and ``dns_names`` (the registry's names).
+        """
         csr = x509.load_pem_x509_csr(csr_pem)
         if not csr.is_signature_valid:
             raise ValueError("CSR signature does not verify")
         public_key = csr.public_key()
         if not isinstance(public_key, ec.EllipticCurvePublicKey) or not isinstance(public_key.curve, ec.SECP256R1):
             raise ValueError("CSR key must be ECDSA P-256")
-        dns: list[str] = []
-        try:
-            san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-            dns.extend(san.get_values_for_type(x509.DNSName))
-            dns.extend(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
-        except x509.ExtensionNotFound:
-            pass
-        return self.sign(identity, public_key, dns_names=tuple(dns), lifetime=lifetime, now=now)
+        return self.sign(identity, public_key, dns_names=dns_names, lifetime=lifetime, now=now, not_after=not_after)
 
 
-def make_csr(key: ec.EllipticCurvePrivateKey, dns_names: tuple[str, ...] = ()) -> bytes:
-    """A PEM CSR for ``key`` asking for the given DNS/IP names."""
-    names: list[x509.GeneralName] = []
-    for name in dict.fromkeys((*LOOPBACK_NAMES, *dns_names)):
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(name)))
-        except ValueError:
-            names.append(x509.DNSName(name))
+def make_csr(key: ec.EllipticCurvePrivateKey) -> bytes:
+    """A PEM CSR for ``key`` that asks for no name: the CA decides the certificate's names by itself."""
     csr = (
         x509.CertificateSigningRequestBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "xporty-node")]))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .sign(key, hashes.SHA256())
     )
     return csr.public_bytes(serialization.Encoding.PEM)
@@ -230,21 +242,13 @@ def file_stem(identity: Identity) -> str:
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Write a secret atomically with mode 0600."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Write a secret atomically with mode 0600 from its first byte (fresh O_EXCL temporary, see ``safe_files``)."""
+    write_atomically(path, data, mode=PRIVATE_MODE)
 
 
 def write_public(path: Path, data: bytes) -> None:
-    """Write a public file atomically."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    """Write a public file (a certificate) atomically, mode 0644."""
+    write_atomically(path, data, mode=PUBLIC_MODE)
 
 
 @dataclass(frozen=True)
@@ -267,15 +271,15 @@ class PkiDir:
     def key(self, identity: Identity) -> Path:
         return self.root / f"{file_stem(identity)}.key"
 
-    def init_ca(self) -> CertificateAuthority:
-        """Create the CA and the CP's certificate; refuses to overwrite an existing CA."""
+    def init_ca(self, *, cp_dns_names: tuple[str, ...] = LOOPBACK_NAMES) -> CertificateAuthority:
+        """Create the CA and the CP's certificate (pinned name + ``cp_dns_names``); never replaces a CA."""
         self.root.mkdir(parents=True, exist_ok=True)
         if self.ca_cert.exists():
             raise FileExistsError(f"{self.ca_cert} exists; refusing to replace the CA")
         ca = CertificateAuthority.create()
         write_private(self.ca_key, key_to_pem(ca.key))
         write_public(self.ca_cert, ca.cert_pem)
-        self.store(ca.issue(Identity.cp(), lifetime=dt.timedelta(days=365)), Identity.cp())
+        self.store(ca.issue(Identity.cp(), dns_names=cp_dns_names, lifetime=dt.timedelta(days=365)), Identity.cp())
         return ca
 
     def load_ca(self) -> CertificateAuthority:

@@ -2,6 +2,10 @@
 
 Every server gets grpc.health.v1 (with Watch), reflection, the keepalive constants of ``tls`` and the
 ``ServerPipeline``; ``serve_until_signalled`` drains it gracefully on SIGTERM/SIGINT.
+
+Message size limits are a property of each ``Listener``. gRPC applies them per server, not per port, so listeners
+with different limits are served by separate grpc.aio servers in the same process, sharing the services, the
+health servicer and the ``Admission`` (one budget per caller whichever port it uses).
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from grpc_reflection.v1alpha import reflection
 from .authz import Rule
 from .peer_guard import PeerGuard
 from .pipeline import ServerPipeline
-from .tls import SERVER_OPTIONS
+from .ratelimit import Admission
+from .tls import DEFAULT_SERVER_RECEIVE_BYTES, DEFAULT_SERVER_SEND_BYTES, SERVER_OPTIONS, server_message_options
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +39,24 @@ class Listener:
 
     address: str
     credentials: grpc.ServerCredentials | None
+    max_receive_bytes: int = DEFAULT_SERVER_RECEIVE_BYTES
+    """Largest request message accepted; a larger one is refused by gRPC core (RESOURCE_EXHAUSTED) unread."""
+    max_send_bytes: int = DEFAULT_SERVER_SEND_BYTES
+    """Largest response message sent."""
 
 
 @dataclass
 class RunningServer:
-    """A started server, its bound ports (in listener order) and its health servicer."""
+    """A started server, its bound ports (in listener order) and its health servicer.
+
+    ``server`` serves the first listener; ``others`` the listeners whose message limits differ from it.
+    """
 
     server: grpc.aio.Server
     ports: list[int]
     health: HealthServicer
     service_names: Sequence[str] = field(default_factory=tuple)
+    others: Sequence[grpc.aio.Server] = field(default_factory=tuple)
 
     @property
     def port(self) -> int:
@@ -58,7 +71,7 @@ class RunningServer:
     async def stop(self, grace: float = DEFAULT_GRACE_S) -> None:
         """Announce NOT_SERVING, then let in-flight RPCs finish for up to ``grace`` seconds."""
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace)
+        await asyncio.gather(*(s.stop(grace) for s in (self.server, *self.others)))
 
 
 async def start_server(
@@ -71,32 +84,45 @@ async def start_server(
     serving: bool = True,
     extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     peer_guard: PeerGuard | None = None,
+    admission: Admission | None = None,
 ) -> RunningServer:
-    """Build and start a server. ``serving`` is the initial health status of every service; ``peer_guard``
-    refuses revoked (or unrecorded) client certificates on every RPC."""
-    server = grpc.aio.server(
-        interceptors=[ServerPipeline(authz_table, insecure_dev=insecure_dev, peer_guard=peer_guard),
-                      *extra_interceptors],
-        options=list(SERVER_OPTIONS),
-    )
-    for register in registrations:
-        register(server)
+    """Build and start a server. ``serving`` is the initial health status of every service.
+
+    ``peer_guard`` refuses revoked (or unrecorded) client certificates on every RPC; ``admission``: per-caller rate
+    limits and stream caps applied by the pipeline before any servicer runs.
+    """
+    if not listeners:
+        raise ValueError("a server needs at least one listener")
     health = HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    reflection.enable_server_reflection(
-        (*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-        server,
-    )
+    servers: dict[tuple[int, int], grpc.aio.Server] = {}
     ports: list[int] = []
     for listener in listeners:
+        limits = (listener.max_receive_bytes, listener.max_send_bytes)
+        server = servers.get(limits)
+        if server is None:
+            server = servers[limits] = grpc.aio.server(
+                interceptors=[ServerPipeline(authz_table, insecure_dev=insecure_dev, peer_guard=peer_guard,
+                                              admission=admission),
+                              *extra_interceptors],
+                options=[*SERVER_OPTIONS, *server_message_options(*limits)],
+            )
+            for register in registrations:
+                register(server)
+            health_pb2_grpc.add_HealthServicer_to_server(health, server)
+            reflection.enable_server_reflection(
+                (*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+                server,
+            )
         if listener.credentials is None:
             if not insecure_dev:
                 raise ValueError(f"plaintext listener {listener.address} needs --insecure-dev")
             ports.append(server.add_insecure_port(listener.address))
         else:
             ports.append(server.add_secure_port(listener.address, listener.credentials))
-    await server.start()
-    running = RunningServer(server, ports, health, tuple(service_names))
+    first, *others = servers.values()
+    for server in servers.values():
+        await server.start()
+    running = RunningServer(first, ports, health, tuple(service_names), others=tuple(others))
     await running.set_serving(serving)
     return running
 

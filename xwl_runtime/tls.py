@@ -2,6 +2,12 @@
 
 grpcio servers can swap their certificate at run time (``dynamic_ssl_server_credentials``); clients cannot, so on
 rotation a new channel is built and the old one drained (see ``wl_node`` certificate renewal).
+
+Every client channel names the identity it expects to reach. grpcio has no custom peer verifier, so the check is
+done by the TLS host-name verification itself: the CA writes into each certificate one DNS name that only it
+assigns (``xwl_runtime.identity.pinned_name``), and the channel sets ``grpc.ssl_target_name_override`` to the
+expected identity's pinned name. A certificate from our CA for any other identity lacks that name and the
+handshake fails (the call ends UNAVAILABLE), whatever address was dialled.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from pathlib import Path
 
 import grpc
 
-from .identity import Identity
+from .identity import Identity, pinned_name
 from .pki import PkiDir
 
 # Keepalive: servers must permit the clients' pings, or they drop the connection after two of them.
@@ -26,6 +32,11 @@ CLIENT_KEEPALIVE_TIMEOUT_MS = 10_000
 CLIENT_INITIAL_RECONNECT_BACKOFF_MS = 200
 CLIENT_MAX_RECONNECT_BACKOFF_MS = 3_000
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+"""What a client channel accepts: the largest legitimate response (a catalog page) with room to spare."""
+# Server receive limits are a property of each listener (``xwl_runtime.server.Listener``): the anonymous enrollment
+# listener accepts a few KiB, the others their largest legitimate request (docs/operations.md, "Message limits").
+DEFAULT_SERVER_RECEIVE_BYTES = 4 * 1024 * 1024
+DEFAULT_SERVER_SEND_BYTES = MAX_MESSAGE_BYTES
 
 SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.keepalive_time_ms", SERVER_KEEPALIVE_TIME_MS),
@@ -34,9 +45,15 @@ SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.http2.min_ping_interval_without_data_ms", SERVER_MIN_PING_INTERVAL_MS),
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.so_reuseport", 0),
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
 )
+
+
+def server_message_options(max_receive_bytes: int, max_send_bytes: int) -> tuple[tuple[str, int], ...]:
+    """gRPC server options bounding one message in each direction (checked by gRPC core before any decoding)."""
+    return (
+        ("grpc.max_receive_message_length", max_receive_bytes),
+        ("grpc.max_send_message_length", max_send_bytes),
+    )
 
 CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.keepalive_time_ms", CLIENT_KEEPALIVE_TIME_MS),
@@ -125,18 +142,33 @@ def channel_credentials(material: TlsMaterial) -> grpc.ChannelCredentials:
     )
 
 
+def pinning_options(expected: Identity) -> tuple[tuple[str, str], ...]:
+    """Channel options that make the TLS handshake accept only a certificate of ``expected``."""
+    return (("grpc.ssl_target_name_override", pinned_name(expected)),)
+
+
 def secure_channel(
-    target: str, material: TlsMaterial | None, *, extra_options: Sequence[tuple[str, int | str]] = ()
+    target: str,
+    material: TlsMaterial | None,
+    *,
+    expected: Identity,
+    extra_options: Sequence[tuple[str, int | str]] = (),
 ) -> grpc.aio.Channel:
-    """An aio channel over mTLS, or plaintext when ``material`` is None (``--insecure-dev`` only)."""
+    """An aio channel over mTLS that accepts only a server proving ``expected``.
+
+    Plaintext when ``material`` is None (``--insecure-dev`` only; nothing is proven then).
+    """
     options = [*CHANNEL_OPTIONS, *extra_options]
     if material is None:
         return grpc.aio.insecure_channel(target, options=options)
-    return grpc.aio.secure_channel(target, channel_credentials(material), options=options)
-
-
-def server_only_channel(target: str, ca_pem: bytes) -> grpc.aio.Channel:
-    """A channel that authenticates the server but presents no certificate (enrollment)."""
     return grpc.aio.secure_channel(
-        target, grpc.ssl_channel_credentials(root_certificates=ca_pem), options=list(CHANNEL_OPTIONS)
+        target, channel_credentials(material), options=[*options, *pinning_options(expected)]
+    )
+
+
+def server_only_channel(target: str, ca_pem: bytes, *, expected: Identity | None = None) -> grpc.aio.Channel:
+    """A channel that presents no certificate (enrollment) and accepts only the CP (or ``expected``)."""
+    pinned = pinning_options(expected or Identity.cp())
+    return grpc.aio.secure_channel(
+        target, grpc.ssl_channel_credentials(root_certificates=ca_pem), options=[*CHANNEL_OPTIONS, *pinned]
     )

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cp_server.audit import checkpoint as audit_checkpoints
 from cp_server.audit.log import AuditEntry, AuditLog
 from cp_server.policy import protos
 from cp_server.policy.hub import PolicyHub
@@ -22,8 +23,9 @@ from cp_server.store.registry import UNKNOWN_WL_REASON, WlRegistry
 from cp_server.store.versions import first_commit_after
 from xporty.cp.v1 import admin_service_pb2 as pb
 from xporty.cp.v1 import admin_service_pb2_grpc
+from xwl_runtime.audit_checkpoint import CheckpointInvalid, verify_checkpoint
 from xwl_runtime.clock import Clock
-from xwl_runtime.errors import FieldViolation, InvalidArgument
+from xwl_runtime.errors import FieldViolation, InvalidArgument, echo
 from xwl_runtime.pipeline import caller
 
 if TYPE_CHECKING:
@@ -34,6 +36,7 @@ MAX_TOKEN_TTL = dt.timedelta(days=7)
 DEFAULT_AUDIT_PAGE = 100
 MAX_AUDIT_PAGE = 1000
 MAX_SEQUENCE = 2**63 - 1
+MAX_VERIFY_CHECKPOINTS = 64
 
 
 class TokenIssuer(Protocol):
@@ -86,7 +89,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         done = await self._registry.register(
             caller().spiffe_id, wl_id=wl.wl_id, name=wl.name, currency=wl.currency,
             currency_decimals=wl.currency_decimals, reference_rate=wl.reference_rate,
-            trader_endpoint=wl.trader_endpoint,
+            trader_endpoint=wl.trader_endpoint, dns_names=tuple(wl.dns_names),
         )
         return pb.RegisterWlResponse(white_label=protos.white_label(done.value), version=done.version)
 
@@ -98,6 +101,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             name=request.name if request.HasField("name") else None,
             reference_rate=request.reference_rate if request.HasField("reference_rate") else None,
             trader_endpoint=request.trader_endpoint if request.HasField("trader_endpoint") else None,
+            dns_names=tuple(request.dns_names.names) if request.HasField("dns_names") else None,
         )
         return pb.UpdateWlResponse(white_label=protos.white_label(done.value), version=done.version)
 
@@ -196,8 +200,8 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         if ttl <= dt.timedelta(0) or ttl > MAX_TOKEN_TTL:
             raise InvalidArgument.field("ttl", f"must be positive and at most {MAX_TOKEN_TTL}")
         if await self._registry.get(wl_id) is None:
-            raise InvalidArgument(f"wl_id: unknown WL {wl_id!r}", reason=UNKNOWN_WL_REASON,
-                                  violations=[FieldViolation("wl_id", f"unknown WL {wl_id!r}")])
+            raise InvalidArgument(f"wl_id: unknown WL {echo(wl_id)}", reason=UNKNOWN_WL_REASON,
+                                  violations=[FieldViolation("wl_id", f"unknown WL {echo(wl_id)}")])
         token, expires = await self._tokens.create(wl_id, ttl)
         async with self._engine.begin() as conn:  # the token itself is never audited
             await self._audit.append(
@@ -224,8 +228,24 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         request: pb.VerifyAuditLogRequest,
         context: grpc.aio.ServicerContext[pb.VerifyAuditLogRequest, pb.VerifyAuditLogResponse],
     ) -> pb.VerifyAuditLogResponse:
+        if len(request.checkpoints) > MAX_VERIFY_CHECKPOINTS:
+            raise InvalidArgument.field("checkpoints", f"at most {MAX_VERIFY_CHECKPOINTS}")
+        for index, checkpoint in enumerate(request.checkpoints):  # only the CA's own statements count
+            try:
+                verify_checkpoint(checkpoint, self._audit.public_key)
+            except CheckpointInvalid as err:
+                raise InvalidArgument(
+                    f"checkpoints[{index}]: {err}", reason="AUDIT_CHECKPOINT_INVALID",
+                    violations=[FieldViolation(f"checkpoints[{index}]", str(err))],
+                ) from None
         ok, count, first_bad = await self._audit.verify(self._engine)
-        return pb.VerifyAuditLogResponse(ok=ok, records=count, first_bad_sequence=first_bad)
+        checks = await audit_checkpoints.compare(self._engine, request.checkpoints)
+        checkpoint_bad = audit_checkpoints.first_failure(checks)
+        if checkpoint_bad:
+            ok, first_bad = False, min(first_bad or checkpoint_bad, checkpoint_bad)
+        return pb.VerifyAuditLogResponse(
+            ok=ok, records=count, first_bad_sequence=first_bad, checkpoint_checks=checks
+        )
 
     # --- certificates and token keys (cp_server.trust) -----------------------------------------------------
     async def RevokeCertificate(  # noqa: N802
@@ -255,3 +275,10 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         context: grpc.aio.ServicerContext[pb.RotateTokenKeyRequest, pb.RotateTokenKeyResponse],
     ) -> pb.RotateTokenKeyResponse:
         return await self._trust.rotate_token_key(caller().spiffe_id)
+
+    async def GetAuditCheckpoint(  # noqa: N802
+        self,
+        request: pb.GetAuditCheckpointRequest,
+        context: grpc.aio.ServicerContext[pb.GetAuditCheckpointRequest, pb.GetAuditCheckpointResponse],
+    ) -> pb.GetAuditCheckpointResponse:
+        return pb.GetAuditCheckpointResponse(checkpoint=await self._audit.checkpoints.current(self._engine))

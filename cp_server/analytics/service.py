@@ -68,7 +68,8 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
         out = analytics_service_pb2.ListAlertsResponse()
         for r in rows:
             msg = out.alerts.add(alert_id=r.alert_id, wl_a=r.wl_a, wl_b=r.wl_b, level=_level(r.level),
-                                 utilisation=r.utilisation, correlation_id=r.correlation_id, open=bool(r.open))
+                                 utilisation=r.utilisation, correlation_id=r.correlation_id, open=bool(r.open),
+                                 reason=r.reason)
             msg.raise_time.FromDatetime(r.raise_time)
         return out
 
@@ -99,6 +100,10 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
         out = analytics_service_pb2.ListDiscrepanciesResponse()
         for r in rows:
             msg = out.discrepancies.add(order_id=r.order_id, exporter_wl=r.exporter_wl, importer_wl=r.importer_wl,
-                                        correlation_id=r.correlation_id, reason=r.reason)
+                                        correlation_id=r.correlation_id, reason=r.reason, category=r.category,
+                                        export_amount=r.export_amount or "", import_amount=r.import_amount or "",
+                                        export_quantity=r.export_quantity or 0, import_quantity=r.import_quantity or 0,
+                                        disputed_value=r.disputed_value or "", event_id=r.event_id or "",
+                                        reporter_wl=r.reporter_wl or "")
             msg.detect_time.FromDatetime(r.detect_time)
         return out

@@ -7,8 +7,9 @@ are stored as canonical JSON text and hashed as that text.
 
 Appends happen inside the caller's transaction and take the next sequence number and the chain head from the
 single ``cp_state`` row with an ``UPDATE … RETURNING``: the row lock serializes appenders of every CP replica, so
-the chain never forks and a rolled-back transaction leaves no gap. ``cp_state.audit_head`` also lets ``verify``
-detect a truncated tail.
+the chain never forks and a rolled-back transaction leaves no gap. ``cp_state.audit_head`` lets ``verify`` detect a
+truncated tail as long as the head was not rewound with it; a rewound head is caught only by comparing with a signed
+checkpoint kept outside the database (``checkpoint.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from cp_server.store.schema import CP_STATE_ID, GENESIS_HASH, audit_log, cp_state
 from xwl_runtime import correlation
 from xwl_runtime.clock import Clock
+
+from .checkpoint import Checkpointer
 
 _VERIFY_BATCH = 1000
 
@@ -104,6 +107,13 @@ class AuditLog:
         self._key = signing_key
         self._public = signing_key.public_key()
         self._clock = clock
+        self.checkpoints = Checkpointer(signing_key, clock)
+        """Signs checkpoints of this log's head with the same key."""
+
+    @property
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        """The key that checks record signatures and checkpoints (the CA's)."""
+        return self._public
 
     async def append(
         self,

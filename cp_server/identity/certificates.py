@@ -27,8 +27,8 @@ MAX_CSR_NAMES = 16
 def validate_csr(field: str, csr_pem: str) -> bytes:
     """The CSR as PEM bytes if it is one PEM PKCS#10 request for a P-256 key with a valid self-signature.
 
-    Raises ``InvalidArgument`` naming ``field`` otherwise. Nothing in the CSR decides the identity: the CA
-    writes the SPIFFE URI SAN itself and takes only the key and the DNS/IP names from here.
+    Raises ``InvalidArgument`` naming ``field`` otherwise. Nothing in the CSR decides the identity or a name:
+    the CA takes only the key from here (the names it asks for are bounded only so parsing stays cheap).
     """
     if not csr_pem:
         raise InvalidArgument.field(field, "required")
@@ -78,13 +78,17 @@ class IssuedRecord:
     issued_at: dt.datetime
     reason: str
     token_sha256: str | None = None
+    origin_at: dt.datetime | None = None
+    """Start of the renewal chain (the enrollment); every certificate of the chain ends by origin + max age."""
+    superseded_by: str | None = None
+    """Serial of the renewal that replaced this certificate."""
 
 
 async def record_issued(
     conn: AsyncConnection, *, wl_id: str, cert: x509.Certificate, reason: str, now: dt.datetime,
-    token_sha256: str | None = None,
+    token_sha256: str | None = None, origin_at: dt.datetime | None = None,
 ) -> IssuedRecord:
-    """Insert the record of ``cert`` in the caller's transaction."""
+    """Insert the record of ``cert`` in the caller's transaction (``origin_at`` defaults to ``now``)."""
     record = IssuedRecord(
         serial=serial_hex(cert),
         wl_id=wl_id,
@@ -95,9 +99,31 @@ async def record_issued(
         issued_at=now,
         reason=reason,
         token_sha256=token_sha256,
+        origin_at=origin_at or now,
     )
     await conn.execute(issued_certificates.insert().values(**record.__dict__))
     return record
+
+
+async def record_by_fingerprint_in(conn: AsyncConnection, fingerprint_sha256: str) -> IssuedRecord | None:
+    """The issued certificate with this DER sha256, read in the caller's transaction."""
+    t = issued_certificates
+    row = (await conn.execute(sa.select(t).where(t.c.fingerprint_sha256 == fingerprint_sha256))).mappings().first()
+    return IssuedRecord(**dict(row)) if row is not None else None
+
+
+async def supersede(conn: AsyncConnection, *, fingerprint_sha256: str, by_serial: str) -> bool:
+    """Mark a certificate as replaced by ``by_serial``; False if it already was (or is unknown).
+
+    A conditional UPDATE, so two renewals racing from the same certificate cannot both win: on PostgreSQL the
+    second waits for the row lock and then sees ``superseded_by`` set; on SQLite writers are serialized.
+    """
+    t = issued_certificates
+    result = await conn.execute(
+        t.update().where(t.c.fingerprint_sha256 == fingerprint_sha256, t.c.superseded_by.is_(None))
+        .values(superseded_by=by_serial)
+    )
+    return bool(result.rowcount == 1)
 
 
 async def enrollment_replay(
@@ -113,7 +139,8 @@ async def enrollment_replay(
     async with engine.connect() as conn:
         row = (await conn.execute(
             sa.select(t.c.pem).where(t.c.token_sha256 == token_sha256, t.c.reason == "enroll",
-                                     t.c.issued_at > now - window, t.c.not_after > now)
+                                     t.c.issued_at > now - window, t.c.not_after > now,
+                                     t.c.superseded_by.is_(None))
         )).first()
     if row is None:
         return None

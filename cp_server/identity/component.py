@@ -47,6 +47,7 @@ def install(ctx: CpContext, *, token_keys: TokenKeys | None = None) -> Component
         token_lifetime=ctx.settings.token_lifetime,
         signing_key=token_keys.signing_key if token_keys is not None else None,
         published_keys=token_keys.published if token_keys is not None else None,
+        max_identity_age=ctx.settings.max_identity_age,
     )
 
     def register(server: grpc.aio.Server) -> None:

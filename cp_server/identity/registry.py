@@ -1,4 +1,5 @@
-"""Read-only view of the CP's WL registry, as far as identity needs it: "is this WL registered?".
+"""Read-only view of the CP's WL registry, as far as identity needs it: "is this WL registered?", "which DNS
+names did an operator set for its node's certificate?".
 
 The registry table (``white_labels``) belongs to the CP store (the ``cp_core`` migration branch, always applied
 with this one). It is read with plain SQL so this package does not depend on that store's Python schema. A
@@ -8,10 +9,11 @@ missing table is an error (fail closed), never "everyone is registered".
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 REGISTRY_TABLE = "white_labels"
 _EXISTS = sa.text(f"SELECT 1 FROM {REGISTRY_TABLE} WHERE wl_id = :wl_id")
+_DNS_NAMES = sa.text(f"SELECT dns_names FROM {REGISTRY_TABLE} WHERE wl_id = :wl_id")
 
 
 class WlRegistry:
@@ -23,3 +25,9 @@ class WlRegistry:
     async def is_registered(self, wl_id: str) -> bool:
         async with self._engine.connect() as conn:
             return (await conn.execute(_EXISTS, {"wl_id": wl_id})).first() is not None
+
+    async def dns_names_in(self, conn: AsyncConnection, wl_id: str) -> tuple[str, ...]:
+        """The endpoint names an operator registered for ``wl_id`` (validated on write), in the caller's
+        transaction; none for an unregistered WL."""
+        row = (await conn.execute(_DNS_NAMES, {"wl_id": wl_id})).first()
+        return tuple((row[0] or "").split()) if row is not None else ()

@@ -9,6 +9,15 @@ token untouched); then one transaction consumes the token, signs, records the ce
 row. If anything in that transaction fails the token stays unused, so a token is spent exactly when a
 certificate was issued for it. A node that lost the answer retries with the same CSR and gets the same
 certificate back (within ``ENROLL_REPLAY_WINDOW``); the spent token certifies no other key.
+
+Names: the CA ignores every name in a CSR and certifies exactly the SPIFFE URI, the identity's pinned name and the
+DNS names the registry holds for that WL.
+
+Bounded identity: an enrollment starts a chain; a renewal inherits the chain's origin from the certificate the
+caller presented (looked up by its DER fingerprint), never ends after ``origin + max_identity_age``, and is
+refused (FAILED_PRECONDITION ``IDENTITY_MAX_AGE``) once less than ``MIN_RENEWED_LIFETIME`` would remain. A renewal
+supersedes the presented certificate in the same transaction; renewing from a superseded certificate is refused
+(PERMISSION_DENIED ``CERTIFICATE_SUPERSEDED``), so a stolen copy of a key cannot fork the chain.
 """
 
 from __future__ import annotations
@@ -19,11 +28,12 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import grpc
+import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf import timestamp_pb2
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cp_server.trust.revocations import is_revoked
 from xporty.cp.v1 import identity_pb2
@@ -31,15 +41,24 @@ from xporty.cp.v1 import identity_service_pb2 as pb
 from xporty.cp.v1 import identity_service_pb2_grpc as pb_grpc
 from xwl_runtime import correlation
 from xwl_runtime.clock import Clock
-from xwl_runtime.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from xwl_runtime.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unauthenticated
 from xwl_runtime.identity import Identity, Kind, identity_of_certificate
-from xwl_runtime.peer_guard import peer_certificate, revoked_error
+from xwl_runtime.peer_guard import revoked_error
 from xwl_runtime.pipeline import caller
 from xwl_runtime.pki import CertificateAuthority
 from xwl_runtime.tokens import GRANTABLE_SCOPES, MAX_LIFETIME, SCOPE_PLACE_ORDERS, issue_token
 
 from .bootstrap import BootstrapTokens, token_hash
-from .certificates import enrollment_replay, record_issued, validate_csr
+from .certificates import (
+    IssuedRecord,
+    enrollment_replay,
+    fingerprint,
+    record_by_fingerprint_in,
+    record_issued,
+    serial_hex,
+    supersede,
+    validate_csr,
+)
 from .registry import WlRegistry
 from .signing import verification_keys
 
@@ -50,6 +69,11 @@ log = logging.getLogger(__name__)
 
 ENROLL_REPLAY_WINDOW = dt.timedelta(hours=1)
 """How long a node may repeat an enrollment whose answer it lost (same token, same key)."""
+DEFAULT_MAX_IDENTITY_AGE = dt.timedelta(days=30)
+MIN_RENEWED_LIFETIME = dt.timedelta(minutes=5)
+"""A renewal that could only be valid for less than this is refused: the node must enroll again."""
+MAX_AGE_REASON = "IDENTITY_MAX_AGE"
+SUPERSEDED_REASON = "CERTIFICATE_SUPERSEDED"
 
 
 def _timestamp(value: dt.datetime) -> timestamp_pb2.Timestamp:
@@ -75,11 +99,14 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         token_lifetime: dt.timedelta,
         signing_key: Callable[[], ec.EllipticCurvePrivateKey] | None = None,
         published_keys: Callable[[], Sequence[identity_pb2.VerificationKey]] | None = None,
+        max_identity_age: dt.timedelta = DEFAULT_MAX_IDENTITY_AGE,
     ) -> None:
         """``signing_key``/``published_keys`` follow key rotation (``cp_server.trust.token_keys``); without them
         the CP signs with ``jwt_key`` and publishes only it."""
         if token_lifetime > MAX_LIFETIME:
             raise ValueError(f"token lifetime must be at most {MAX_LIFETIME}")
+        if max_identity_age < 2 * MIN_RENEWED_LIFETIME:
+            raise ValueError(f"max identity age must be at least {2 * MIN_RENEWED_LIFETIME}")
         self._engine = engine
         self._ca = ca
         self._ca_pem = ca.cert_pem.decode()
@@ -92,6 +119,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         self._published_keys = published_keys or (lambda: jwks)
         self._cert_lifetime = cert_lifetime
         self._token_lifetime = token_lifetime
+        self._max_identity_age = max_identity_age
 
     async def Enroll(
         self, request: pb.EnrollRequest, context: grpc.aio.ServicerContext[pb.EnrollRequest, pb.EnrollResponse]
@@ -115,9 +143,10 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         if identity.kind is not Kind.WL:  # also guaranteed by the authz table; kept next to the use
             raise PermissionDenied("only WL nodes renew certificates here", reason="IDENTITY_NOT_ALLOWED")
         csr = validate_csr("csr_pem", request.csr_pem)
-        peer = peer_certificate(context)
-        cert, _ = await self._issue(csr, reason="renew", identity=identity,
-                                    caller_serial=peer.serial if peer is not None else None)
+        presented = _presented_certificate(context)
+        if presented is None or identity_of_certificate(presented) != identity:
+            raise PermissionDenied("renewal needs the caller's current certificate", reason="CERTIFICATE_REQUIRED")
+        cert, _ = await self._issue(csr, reason="renew", identity=identity, presented=presented)
         return pb.RenewCertificateResponse(**self._response_fields(cert, identity))
 
     async def IssueToken(
@@ -176,34 +205,59 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
 
     async def _issue(
         self, csr_pem: bytes, *, reason: str, token: str = "", identity: Identity | None = None,
-        caller_serial: str | None = None,
+        presented: x509.Certificate | None = None,
     ) -> tuple[x509.Certificate, Identity]:
-        """Consume the token (enrollment), sign, record and audit in one transaction."""
+        """Consume the token (enrollment) or supersede the presented certificate (renewal), sign, record and
+        audit in one transaction."""
         now = self._clock.now()
         async with self._engine.begin() as conn:
+            previous: IssuedRecord | None = None
             if identity is None:
                 identity = Identity.wl(await self._bootstrap.consume_in(conn, token))
                 spent: str | None = token_hash(token)
+                origin = now
             else:
                 spent = None
+                if presented is None:
+                    raise PermissionDenied("renewal needs the caller's current certificate",
+                                           reason="CERTIFICATE_REQUIRED")
+                previous = await self._chain_link(conn, identity, presented)
+                origin = previous.origin_at or previous.not_before
+            ends_by = origin + self._max_identity_age
+            if ends_by - now < MIN_RENEWED_LIFETIME:
+                log.warning("renewal past the maximum identity age refused",
+                            extra={"fields": {"wl_id": identity.wl_id, "origin": origin.isoformat()}})
+                raise FailedPrecondition(
+                    f"this identity reached its maximum age ({self._max_identity_age}); enroll again with a new "
+                    "bootstrap token", reason=MAX_AGE_REASON,
+                    metadata={"origin_time": origin.isoformat(), "max_age_seconds": str(
+                        int(self._max_identity_age.total_seconds()))},
+                )
+            names = await self._registry.dns_names_in(conn, identity.wl_id)
             try:
-                cert = self._ca.sign_csr(csr_pem, identity, lifetime=self._cert_lifetime, now=now)
+                cert = self._ca.sign_csr(csr_pem, identity, dns_names=names, lifetime=self._cert_lifetime, now=now,
+                                         not_after=ends_by)
             except ValueError as err:  # validated above; kept so a CA refusal is never an INTERNAL
                 raise InvalidArgument.field("csr_pem", str(err)) from err
             record = await record_issued(conn, wl_id=identity.wl_id, cert=cert, reason=reason, now=now,
-                                         token_sha256=spent)
+                                         token_sha256=spent, origin_at=origin)
+            if previous is not None and not await supersede(
+                conn, fingerprint_sha256=previous.fingerprint_sha256, by_serial=record.serial
+            ):
+                raise _superseded()  # a concurrent renewal from the same certificate won
             await self._audit.append(
                 conn,
                 actor=identity.spiffe_id if reason == "renew" else f"{identity.spiffe_id} (bootstrap token)",
                 action=f"identity.{reason}",
                 subject=f"wl/{identity.wl_id}",
-                before=None,
+                before={"serial": previous.serial} if previous is not None else None,
                 after={"serial": record.serial, "not_after": record.not_after.isoformat(),
-                       "fingerprint_sha256": record.fingerprint_sha256},
+                       "fingerprint_sha256": record.fingerprint_sha256, "origin": origin.isoformat(),
+                       "dns_names": list(names)},
                 correlation_id=correlation.get() or None,
             )
             # After the audit append took the change lock: a revocation that committed meanwhile is visible here.
-            if caller_serial is not None and await is_revoked(conn, caller_serial):
+            if presented is not None and await is_revoked(conn, serial_hex(presented)):
                 raise revoked_error()
         log.info(
             "certificate issued",
@@ -212,6 +266,33 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         )
         return cert, identity
 
+    async def _chain_link(
+        self, conn: AsyncConnection, identity: Identity, presented: x509.Certificate
+    ) -> IssuedRecord:
+        """The record of the certificate a renewing caller presented; refused when already superseded.
+
+        A certificate our CA issued offline (``xcwl pki issue``) has no record yet: it is recorded here, its
+        chain starting at its not_before, so it too renews only once and only up to the maximum age.
+        """
+        found = await record_by_fingerprint_in(conn, fingerprint(presented))
+        if found is None:
+            start = presented.not_valid_before_utc  # the best "issued at" known for an offline certificate
+            try:
+                found = await record_issued(conn, wl_id=identity.wl_id, cert=presented, reason="offline", now=start,
+                                            origin_at=start)
+            except sa.exc.IntegrityError as err:
+                # A concurrent renewal from the same offline certificate recorded it first (and renewed it).
+                raise _superseded() from err
+        if found.wl_id != identity.wl_id:  # same certificate, same identity: cannot happen unless tampered
+            raise PermissionDenied("the presented certificate is recorded for another WL",
+                                   reason="CERTIFICATE_MISMATCH")
+        if found.superseded_by is not None:
+            log.warning("renewal from a superseded certificate refused",
+                        extra={"fields": {"wl_id": identity.wl_id, "serial": found.serial,
+                                          "superseded_by": found.superseded_by}})
+            raise _superseded()
+        return found
+
     def _response_fields(self, cert: x509.Certificate, identity: Identity) -> dict[str, Any]:
         return {
             "certificate_pem": cert.public_bytes(serialization.Encoding.PEM).decode(),
@@ -219,3 +300,17 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             "spiffe_id": identity.spiffe_id,
             "expire_time": _timestamp(cert.not_valid_after_utc),
         }
+
+
+def _superseded() -> PermissionDenied:
+    return PermissionDenied(
+        "this certificate was already renewed; only its successor may renew (a copy of an old key gets nothing)",
+        reason=SUPERSEDED_REASON,
+    )
+
+
+def _presented_certificate(context: grpc.aio.ServicerContext[Any, Any]) -> x509.Certificate | None:
+    """The client certificate of this call as verified by the TLS handshake (None without one)."""
+    auth = context.auth_context()
+    pems = list(auth.get("x509_pem_cert") or ()) if auth else []
+    return x509.load_pem_x509_certificate(pems[0]) if pems else None

@@ -2,7 +2,8 @@
 
 * ``identity_bootstrap_tokens``: one-time enrollment tokens, stored only as sha256 of the token.
 * ``identity_certificates``: every certificate the CP issued online (enrollment and renewal), so that event
-  signatures can later be checked against the key a WL was really given.
+  signatures can later be checked against the key a WL was really given; with the start of its renewal chain
+  (bounded identity age) and the serial that superseded it.
 """
 
 from __future__ import annotations
@@ -38,4 +39,10 @@ issued_certificates = sa.Table(
     sa.Column("reason", sa.String(16), nullable=False),  # "enroll" | "renew"
     # The bootstrap token an enrollment spent (sha256): lets a node whose answer was lost fetch it again.
     sa.Column("token_sha256", sa.String(64), nullable=True, index=True),
+    # When the chain this certificate belongs to started (its enrollment); renewals inherit it, and no
+    # certificate of the chain is valid past origin_at + the CP's maximum identity age. NULL (rows recorded
+    # before chains were tracked, certificates imported from offline issuance) counts as not_before.
+    sa.Column("origin_at", UtcDateTime(), nullable=True),
+    # The serial of the certificate a renewal replaced this one with; a superseded certificate never renews.
+    sa.Column("superseded_by", sa.String(40), nullable=True),
 )

@@ -17,6 +17,7 @@ from google.protobuf import timestamp_pb2
 
 from xporty.cp.v1 import telemetry_pb2
 from xwl_runtime.errors import FieldViolation, InvalidArgument
+from xwl_runtime.text import text_violation
 
 MAX_ID_CHARS = 128
 MAX_TITLE_CHARS = 200
@@ -112,8 +113,9 @@ def _offer(o: telemetry_pb2.DigestOffer, at: str, terms: ExporterTerms, seen: se
         bad.add(f"{at}.offer_id", "listed twice in this digest")
         ok = False
     seen.add(o.offer_id)
-    if len(o.title) > MAX_TITLE_CHARS:
-        bad.add(f"{at}.title", f"at most {MAX_TITLE_CHARS} characters")
+    title = text_violation(f"{at}.title", o.title, max_chars=MAX_TITLE_CHARS)
+    if title is not None:
+        bad.add(title.field, title.description)
         ok = False
     if o.unit_price.currency != terms.currency:
         bad.add(f"{at}.unit_price.currency", f"must be the exporter's currency {terms.currency}")

@@ -8,6 +8,9 @@
   listening are lost.
 * As a safety net (a lost notification, or another process on the same SQLite file) the stored version is read
   every ``RESYNC_INTERVAL_S``.
+* With a ``Checkpointer``, each installed snapshot carries a signed checkpoint of the audit head read right after
+  its world, and the head is re-read on every resync tick: audited changes that do not bump the policy version
+  (enrollments, signals) reach nodes through the heartbeats' ``checkpoint``.
 
 On a dirty mark the reload loop loads the world once (coalescing marks that arrive meanwhile): fully the first
 time, then incrementally (only rows changed since the installed version, see ``store.world``); it installs the
@@ -31,10 +34,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cp_server.audit.checkpoint import Checkpointer, read_head
 from cp_server.store.records import World
 from cp_server.store.versions import current_version
 from cp_server.store.world import load_world
-from xporty.cp.v1 import identity_pb2, policy_pb2
+from xporty.cp.v1 import audit_pb2, identity_pb2, policy_pb2
 from xwl_runtime.backoff import Backoff
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import Unavailable
@@ -54,6 +58,7 @@ CATCH_UP_TIMEOUT_S = 5.0
 @dataclass
 class _Snapshot:
     world: World
+    checkpoint: audit_pb2.AuditCheckpoint | None = None
     views: dict[str, policy_pb2.PolicyView | None] = field(default_factory=dict)
 
 
@@ -84,8 +89,11 @@ class PolicyHub:
         listen_dsn: str | None = None,
         channel: str = "xcwl_changes",
         resync_interval_s: float = RESYNC_INTERVAL_S,
+        checkpoints: Checkpointer | None = None,
     ) -> None:
         self._engine = engine
+        self._checkpoints = checkpoints
+        self._checkpoint: audit_pb2.AuditCheckpoint | None = None
         self._clock = clock
         self._views = ViewBuilder(token_keys)
         self._listen_dsn = listen_dsn
@@ -107,6 +115,11 @@ class PolicyHub:
         return self._snapshot.world.version if self._snapshot is not None else 0
 
     @property
+    def checkpoint(self) -> audit_pb2.AuditCheckpoint | None:
+        """The latest signed audit head (None without a checkpointer or before the first load)."""
+        return self._checkpoint
+
+    @property
     def closed(self) -> bool:
         return self._closed
 
@@ -123,7 +136,7 @@ class PolicyHub:
         if snap is None:
             raise Unavailable("the control plane is still loading its policy state", reason="CP_NOT_READY")
         if wl_id not in snap.views:
-            snap.views[wl_id] = self._views.build(snap.world, wl_id)
+            snap.views[wl_id] = self._views.build(snap.world, wl_id, snap.checkpoint)
         return snap.views[wl_id]
 
     async def wait_for_change(self, after_version: int, timeout: float) -> None:
@@ -193,6 +206,8 @@ class PolicyHub:
             try:
                 if forced or await self._stored_version() > self.version:
                     await self._load()
+                else:
+                    await self._refresh_checkpoint()
                 backoff.reset()
             except (SQLAlchemyError, OSError) as err:
                 delay = backoff.next_delay()
@@ -210,7 +225,8 @@ class PolicyHub:
         world = await load_world(self._engine, self._clock.now(), base)
         if base is not None and world.version <= base.version:
             return
-        self._snapshot = _Snapshot(world)
+        await self._refresh_checkpoint()  # after the world: it covers every audit record of that version
+        self._snapshot = _Snapshot(world, self._checkpoint)
         self.loads += 1
         if not self.ready.is_set():
             log.info("policy world loaded", extra={"fields": {"version": world.version,
@@ -218,6 +234,16 @@ class PolicyHub:
                                                               "pairs": len(world.pairs)}})
             self.ready.set()
         self._wake()
+
+    async def _refresh_checkpoint(self) -> None:
+        """Re-read the audit head; sign a new checkpoint only when it moved."""
+        if self._checkpoints is None:
+            return
+        async with self._engine.connect() as conn:
+            sequence, head = await read_head(conn)
+        current = self._checkpoint
+        if current is None or (current.sequence, current.head_hash) != (sequence, head):
+            self._checkpoint = self._checkpoints.sign(sequence, head)
 
     async def _listen_loop(self, stop: asyncio.Event) -> None:
         assert self._listen_dsn is not None

@@ -42,7 +42,7 @@ def duration(seconds: float) -> duration_pb2.Duration:
 def white_label(wl: WlRecord) -> registry_pb2.WhiteLabel:
     return registry_pb2.WhiteLabel(
         wl_id=wl.wl_id, name=wl.name, currency=wl.currency, currency_decimals=wl.currency_decimals,
-        reference_rate=fmt(wl.reference_rate), trader_endpoint=wl.trader_endpoint,
+        reference_rate=fmt(wl.reference_rate), trader_endpoint=wl.trader_endpoint, dns_names=list(wl.dns_names),
         create_time=timestamp(wl.created_at), update_time=timestamp(wl.updated_at),
     )
 

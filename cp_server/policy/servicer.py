@@ -3,8 +3,9 @@
 Stream contract (``docs/cp.md``): the first message is always the full current view; after that a new snapshot
 is sent for every new policy version (a view's version is the CP-wide version, so every change reaches every
 stream, and a node's applied version compares directly with the CP's); a heartbeat carrying the current version
-is sent when nothing else was sent for ``heartbeat_interval``. A WL may read only its own view; an operator
-must name the WL. Nothing is served before the hub's first full load (UNAVAILABLE, reason CP_NOT_READY).
+and the CP's latest signed audit head is sent when nothing else was sent for ``heartbeat_interval``. A WL may read
+only its own view; an operator must name the WL. Nothing is served before the hub's first full load (UNAVAILABLE,
+reason CP_NOT_READY).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from cp_server.store import validation
 from cp_server.store.node_status import NodeReport, NodeStatusStore
 from xporty.cp.v1 import policy_pb2, policy_service_pb2, policy_service_pb2_grpc
 from xwl_runtime.clock import Clock
-from xwl_runtime.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
+from xwl_runtime.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable, echo
 from xwl_runtime.identity import Kind
 from xwl_runtime.pipeline import caller
+from xwl_runtime.text import human_text
 
 from . import protos
 from .hub import PolicyHub
@@ -57,7 +59,7 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
     def _view(self, wl_id: str) -> policy_pb2.PolicyView:
         view = self._hub.view(wl_id)
         if view is None:
-            raise NotFound(f"WL {wl_id!r} is not registered", reason="UNKNOWN_WL", metadata={"wl_id": wl_id})
+            raise NotFound(f"WL {echo(wl_id)} is not registered", reason="UNKNOWN_WL", metadata={"wl_id": wl_id})
         return view
 
     async def WatchPolicies(  # noqa: N802 - gRPC method name
@@ -85,7 +87,8 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
             elif self._clock.monotonic() - last_sent >= self._heartbeat_s:
                 yield policy_service_pb2.WatchPoliciesResponse(
                     heartbeat=policy_service_pb2.Heartbeat(
-                        version=sent_version, send_time=protos.timestamp(self._clock.now())
+                        version=sent_version, send_time=protos.timestamp(self._clock.now()),
+                        audit_checkpoint=self._hub.checkpoint,
                     )
                 )
                 last_sent = self._clock.monotonic()
@@ -114,8 +117,8 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
         ],
     ) -> policy_service_pb2.ReportPolicyStatusResponse:
         ident = caller()
-        if len(request.error) > MAX_ERROR_CHARS:
-            raise InvalidArgument.field("error", f"at most {MAX_ERROR_CHARS} characters")
+        # A node's error note is shown to operators by ``xcwl policy status``: human text rules apply.
+        human_text("error", request.error, max_chars=MAX_ERROR_CHARS, required=False)
         for name in ("applied_version", "rejected_version"):
             if getattr(request, name) > MAX_VERSION:
                 raise InvalidArgument.field(name, f"at most {MAX_VERSION}")

@@ -2,8 +2,9 @@
 
 A view holds the WL itself and every WL it has a pair with (any status: a node must know a pair is BLOCKED),
 the policies of its pairs with both directions, the CP's token-verification keys (the rotated ones when the world
-has any, else the key the builder was given) and the revoked certificates not yet expired. Its version is the
-CP's policy version at which the world was loaded.
+has any, else the key the builder was given), the revoked certificates not yet expired, and the CP's signed audit
+head (read right after the world, so it covers every audit record of the view's version). Its version is the CP's
+policy version at which the world was loaded.
 
 ``ViewBuilder`` keeps the proto form of every WL and pair record between snapshots: an incremental world load
 keeps the record objects of unchanged rows (``store.world``), so after a change only the records it touched are
@@ -18,7 +19,7 @@ from google.protobuf import timestamp_pb2
 
 from cp_server.store.records import PairRecord, WlRecord, World, ordered
 from cp_server.trust import protos as trust_protos
-from xporty.cp.v1 import identity_pb2, policy_pb2, registry_pb2
+from xporty.cp.v1 import audit_pb2, identity_pb2, policy_pb2, registry_pb2
 
 from . import protos
 
@@ -74,8 +75,11 @@ class ViewBuilder:
             self._trust = (world, keys, revoked)
         return self._trust[1], self._trust[2]
 
-    def build(self, world: World, wl_id: str) -> policy_pb2.PolicyView | None:
-        """The view of ``wl_id`` at ``world.version``, or None when the WL is not registered."""
+    def build(
+        self, world: World, wl_id: str, audit_checkpoint: audit_pb2.AuditCheckpoint | None = None
+    ) -> policy_pb2.PolicyView | None:
+        """The view of ``wl_id`` at ``world.version`` carrying ``audit_checkpoint``, or None when the WL is not
+        registered."""
         own = world.white_labels.get(wl_id)
         if own is None:
             return None
@@ -89,4 +93,5 @@ class ViewBuilder:
             pairs=[self._pair(world.pairs[ordered(wl_id, p)]) for p in partners],
             token_keys=token_keys,
             revoked_certificates=revoked,
+            audit_checkpoint=audit_checkpoint,
         )

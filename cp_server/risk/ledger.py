@@ -3,24 +3,30 @@
 One rule set serves both the incremental path (``engine``) and the recomputation (``recompute``), so the two can
 only disagree if the stored data does.
 
+Who may say what (``OWNER``): the exporter owns EXPORT_CONFIRMED and ORDER_CANCELLED (the fate of its export),
+the importer owns IMPORT_FINALIZED and COMPENSATION (the fate of its import). The CP alone writes GRACE_EXPIRED.
+
 Per order (``order_id``), in the reference unit:
 
-* ``EXPORT_CONFIRMED`` (emitted by the exporter) fixes the order's value: ``amount × reference_rate`` of the
-  exporter's currency at the CP's receipt of the event. Only the first one per order counts; a later one with
-  another ``event_id`` is a duplicate.
-* ``ORDER_CANCELLED`` and ``COMPENSATION`` (either side) reverse the order: it stops counting. Several reversals
-  reverse once.
-* ``IMPORT_FINALIZED`` (emitted by the importer) is used for reconciliation only and never moves the balance: the
-  export confirmation already counted the trade once.
+* ``EXPORT_CONFIRMED`` fixes the order's value: ``amount × reference_rate`` of the exporter's currency at the CP's
+  receipt of the event, and the exporter's amount and quantity. One per order.
+* ``IMPORT_FINALIZED`` records the importer's amount and quantity. One per order.
+* ``ORDER_CANCELLED`` (exporter) reverses the order: it stops counting, whatever else arrived.
+* ``COMPENSATION`` (importer) says the importer undid its side; alone it reverses nothing (the exporter's
+  cancellation does), and without the exporter's cancellation it is a one-sided cancellation (reconciliation).
+* ``GRACE_EXPIRED`` (CP) marks that the grace period ended without the two sides agreeing.
 
-An order counts ``export_value`` in its direction iff it has a confirmation and no reversal, whatever the arrival
-order of its events (a cancellation that overtakes the confirmation still wins).
+**The balance rule.** An order counts its value iff it is confirmed, not cancelled by the exporter, and either
+both sides agree (the importer finalized the same amount and quantity and did not compensate) or the grace period
+ended (``GRACE_EXPIRED``): then the exporter's side counts. The result depends only on the set of events of the
+order, never on their arrival order, so replaying them in any order gives the same balance.
 """
 
 from __future__ import annotations
 
 import decimal
 import enum
+import hashlib
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -37,12 +43,31 @@ class EventKind(enum.Enum):
     ORDER_CANCELLED = 3
     COMPENSATION = 4
     ENFORCEMENT_ACK = 5
+    GRACE_EXPIRED = 100
+    """Written by the CP's reconciliation, never accepted from a node (not a proto value)."""
 
 
-KIND_OF: dict[int, EventKind] = {k.value: k for k in EventKind}
-"""Proto enum value → kind (a dict lookup: ``EventKind(value)`` is slow on the per-event path)."""
-REVERSALS = frozenset({EventKind.ORDER_CANCELLED, EventKind.COMPENSATION})
-ORDER_KINDS = frozenset({EventKind.EXPORT_CONFIRMED, EventKind.IMPORT_FINALIZED, *REVERSALS})
+NODE_KINDS = frozenset(k for k in EventKind if k is not EventKind.GRACE_EXPIRED)
+KIND_OF: dict[int, EventKind] = {k.value: k for k in NODE_KINDS}
+"""Proto enum value → kind a node may send (a dict lookup: ``EventKind(value)`` is slow on the per-event path)."""
+ORDER_KINDS = frozenset({EventKind.EXPORT_CONFIRMED, EventKind.IMPORT_FINALIZED, EventKind.ORDER_CANCELLED,
+                         EventKind.COMPENSATION})
+EXPORTER, IMPORTER = "exporter", "importer"
+OWNER: dict[EventKind, str] = {
+    EventKind.EXPORT_CONFIRMED: EXPORTER,
+    EventKind.ORDER_CANCELLED: EXPORTER,
+    EventKind.IMPORT_FINALIZED: IMPORTER,
+    EventKind.COMPENSATION: IMPORTER,
+}
+"""The side of the order that owns the fact each order kind reports; an event from the other side is refused."""
+AGREED, MISMATCH = "AGREED", "MISMATCH"
+GRACE_EVENT_PREFIX = "cp-"
+"""Event ids the CP writes itself start with this; nodes may not use it."""
+
+
+def grace_event_id(order_id: str) -> str:
+    """The id of an order's GRACE_EXPIRED marker (deterministic: two CP replicas write the same one)."""
+    return "cp-grace-" + hashlib.sha256(order_id.encode()).hexdigest()[:40]
 
 
 def dec_str(value: Decimal) -> str:
@@ -62,7 +87,7 @@ def reference_value(amount: Decimal, rate: Decimal) -> Decimal:
 
 @dataclass(frozen=True)
 class OrderState:
-    """What the CP knows about one order."""
+    """What the CP knows about one order: each side's report, and whether the grace period ended."""
 
     order_id: str
     exporter_wl: str
@@ -71,11 +96,34 @@ class OrderState:
     export_value: Decimal | None = None
     finalize_event_id: str | None = None
     cancelled: bool = False
+    """The exporter cancelled (ORDER_CANCELLED)."""
+    export_amount: Decimal | None = None
+    export_quantity: int = 0
+    import_amount: Decimal | None = None
+    import_quantity: int = 0
+    compensated: bool = False
+    """The importer compensated (COMPENSATION)."""
+    settled: bool = False
+    """GRACE_EXPIRED: the exporter's side counts without the importer's agreement."""
+
+    @property
+    def agreement(self) -> str | None:
+        """AGREED / MISMATCH once both sides reported the sale, else None."""
+        if self.export_event_id is None or self.finalize_event_id is None:
+            return None
+        if self.export_amount == self.import_amount and self.export_quantity == self.import_quantity:
+            return AGREED
+        return MISMATCH
+
+    @property
+    def agreed(self) -> bool:
+        """Both sides say the same sale happened (and the importer did not undo it)."""
+        return not self.compensated and self.agreement == AGREED
 
     @property
     def contribution(self) -> Decimal:
-        """Value this order adds to its direction's exports."""
-        if self.export_value is None or self.cancelled:
+        """Value this order adds to its direction's exports (the balance rule)."""
+        if self.export_value is None or self.cancelled or not (self.settled or self.agreed):
             return ZERO
         return self.export_value
 
@@ -90,8 +138,12 @@ class Applied:
     duplicate: bool
 
 
-def apply(state: OrderState, kind: EventKind, event_id: str, value: Decimal | None) -> Applied:
-    """Apply one order event (``value`` is the reference value of an EXPORT_CONFIRMED) to ``state``."""
+def apply(
+    state: OrderState, kind: EventKind, event_id: str, value: Decimal | None, amount: Decimal | None = None,
+    quantity: int = 0,
+) -> Applied:
+    """Apply one order event to ``state``: ``value`` is the reference value of an EXPORT_CONFIRMED, ``amount``
+    and ``quantity`` what an EXPORT_CONFIRMED or IMPORT_FINALIZED reports."""
     # Explicit constructors rather than dataclasses.replace: this runs once per ingested event (hot path).
     before = state.contribution
     s = state
@@ -99,15 +151,27 @@ def apply(state: OrderState, kind: EventKind, event_id: str, value: Decimal | No
         if s.export_event_id is not None:
             return Applied(state, ZERO, duplicate=True)
         new = OrderState(s.order_id, s.exporter_wl, s.importer_wl, event_id, value if value is not None else ZERO,
-                         s.finalize_event_id, s.cancelled)
+                         s.finalize_event_id, s.cancelled, amount, quantity, s.import_amount, s.import_quantity,
+                         s.compensated, s.settled)
     elif kind is EventKind.IMPORT_FINALIZED:
         if s.finalize_event_id is not None:
             return Applied(state, ZERO, duplicate=True)
         new = OrderState(s.order_id, s.exporter_wl, s.importer_wl, s.export_event_id, s.export_value, event_id,
-                         s.cancelled)
-    elif kind in REVERSALS:
+                         s.cancelled, s.export_amount, s.export_quantity, amount, quantity, s.compensated, s.settled)
+    elif kind is EventKind.ORDER_CANCELLED:
         new = OrderState(s.order_id, s.exporter_wl, s.importer_wl, s.export_event_id, s.export_value,
-                         s.finalize_event_id, True)
+                         s.finalize_event_id, True, s.export_amount, s.export_quantity, s.import_amount,
+                         s.import_quantity, s.compensated, s.settled)
+    elif kind is EventKind.COMPENSATION:
+        new = OrderState(s.order_id, s.exporter_wl, s.importer_wl, s.export_event_id, s.export_value,
+                         s.finalize_event_id, s.cancelled, s.export_amount, s.export_quantity, s.import_amount,
+                         s.import_quantity, True, s.settled)
+    elif kind is EventKind.GRACE_EXPIRED:
+        if s.settled:
+            return Applied(state, ZERO, duplicate=True)
+        new = OrderState(s.order_id, s.exporter_wl, s.importer_wl, s.export_event_id, s.export_value,
+                         s.finalize_event_id, s.cancelled, s.export_amount, s.export_quantity, s.import_amount,
+                         s.import_quantity, s.compensated, True)
     else:
         raise ValueError(f"{kind} is not an order event")
     return Applied(new, RISK_CONTEXT.subtract(new.contribution, before), duplicate=False)

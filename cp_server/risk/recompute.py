@@ -1,9 +1,9 @@
 """Rebuild every pair's balance from the stored events and compare it with the incremental one.
 
-``recompute`` applies the same rules (``ledger.apply``) to ``risk_events`` read back in storage order, without
-using ``risk_orders`` or ``risk_balances``; ``check`` reports every pair where the two disagree. Run it as
-``python -m cp_server.risk.recompute --db URL`` (exit status 1 on a mismatch); the CLI can expose it as
-``xcwl risk check``.
+``recompute`` applies the same rules (``ledger.apply``) to ``risk_events`` read back in storage order (the
+CP's own GRACE_EXPIRED markers included), without using ``risk_orders`` or ``risk_balances``; ``check`` reports
+every pair where the two disagree. Run it as ``python -m cp_server.risk.recompute --db URL`` (exit status 1 on
+a mismatch); the CLI exposes it as ``xcwl risk check``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from . import tables as t
 from .ledger import Balance, EventKind, OrderState, apply, dec_str, pair_of
 
 _PAGE = 10_000
+_SALES = frozenset({EventKind.EXPORT_CONFIRMED, EventKind.IMPORT_FINALIZED})
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ async def _recompute(conn: AsyncConnection) -> dict[tuple[str, str], Balance]:
     while True:
         rows = (await conn.execute(
             sa.select(e.c.event_id, e.c.kind, e.c.order_id, e.c.exporter_wl, e.c.importer_wl,
-                      e.c.reference_value)
+                      e.c.reference_value, e.c.amount, e.c.quantity)
             .where(e.c.event_id > last_id, e.c.kind != EventKind.ENFORCEMENT_ACK.name)
             .order_by(e.c.event_id).limit(_PAGE)
         )).all()
@@ -70,7 +71,9 @@ async def _recompute(conn: AsyncConnection) -> dict[tuple[str, str], Balance]:
             key = pair_of(r.exporter_wl, r.importer_wl)
             state = orders.get(r.order_id) or OrderState(r.order_id, r.exporter_wl, r.importer_wl)
             value = Decimal(r.reference_value) if r.reference_value else None
-            applied = apply(state, EventKind[r.kind], r.event_id, value)
+            kind = EventKind[r.kind]
+            amount = Decimal(r.amount) if r.amount and kind in _SALES else None
+            applied = apply(state, kind, r.event_id, value, amount, int(r.quantity))
             orders[r.order_id] = applied.state
             balances[key] = balances.get(key, Balance()).moved(key[0], r.exporter_wl, applied.delta)
         if len(rows) < _PAGE:

@@ -22,6 +22,8 @@ class WlRef:
     wl_id: str
     currency: str
     reference_rate: Decimal
+    decimals: int = 2
+    """Decimals of the currency (``currency_decimals``): amounts in it must be canonical at that precision."""
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,9 @@ async def load_reference(conn: AsyncConnection, pair_keys: set[tuple[str, str]] 
     wl = schema.white_labels
     p = schema.pairs
     wls = {
-        r.wl_id: WlRef(r.wl_id, r.currency, _decimal(r.reference_rate))
-        for r in (await conn.execute(sa.select(wl.c.wl_id, wl.c.currency, wl.c.reference_rate))).all()
+        r.wl_id: WlRef(r.wl_id, r.currency, _decimal(r.reference_rate), int(r.currency_decimals))
+        for r in (await conn.execute(
+            sa.select(wl.c.wl_id, wl.c.currency, wl.c.reference_rate, wl.c.currency_decimals))).all()
     }
     query = sa.select(p.c.wl_a, p.c.wl_b, p.c.imbalance_limit, p.c.status)
     if pair_keys is not None:

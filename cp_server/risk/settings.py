@@ -27,6 +27,10 @@ class RiskSettings:
     reconciliation_grace: dt.timedelta = dt.timedelta(minutes=5)
     """How long an order may stay EXPORT_CONFIRMED without IMPORT_FINALIZED / cancellation before it is a
     discrepancy."""
+    discrepancy_pause_value: Decimal = Decimal("1000")
+    """A reconciliation discrepancy (amount mismatch, one-sided cancellation, import never finalized) whose value
+    in dispute, in the reference unit, exceeds this pauses the pair (``xcwl cp serve --discrepancy-pause-value``);
+    every discrepancy raises an alert whatever its value."""
     reconcile_interval: dt.timedelta = dt.timedelta(seconds=5)
     """Period of the reconciliation loop (also prunes old trend points)."""
     max_batch: int = 5000
@@ -59,5 +63,7 @@ class RiskSettings:
             raise ValueError("max_batch and subscriber_queue must be >= 1")
         if min(self.digest_max_offers, self.digest_max_destinations, self.plan_max_offers) < 1:
             raise ValueError("digest_max_offers, digest_max_destinations and plan_max_offers must be >= 1")
+        if not self.discrepancy_pause_value.is_finite() or self.discrepancy_pause_value < 0:
+            raise ValueError("discrepancy_pause_value must be a finite decimal >= 0")
         if self.plan_digest_max_age <= dt.timedelta(0):
             raise ValueError("plan_digest_max_age must be > 0")

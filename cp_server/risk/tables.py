@@ -13,7 +13,8 @@ is done in Python with ``decimal.Decimal`` so both backends give the same digits
 * ``risk_signal_acks``      when a node's enforcement of a signal took effect
 * ``risk_direction_state``  whether a direction is currently disabled, and by whom
 * ``risk_ingest_counters``  accepted / duplicate / refused events per WL and reason
-* ``risk_discrepancies``    orders one side confirmed and the other never finalized within the grace period
+* ``risk_discrepancies``    orders whose two sides disagree (missing past the grace period, amounts, one-sided
+                            cancellation), and security findings (an event id re-sent with another payload)
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ events = sa.Table(
     sa.Column("signer_sha256", sa.String(64), nullable=False),
     sa.Column("payload", sa.LargeBinary(), nullable=False),
     sa.Column("signature", sa.LargeBinary(), nullable=False),
+    sa.Column("quantity", sa.BigInteger(), nullable=False),  # cp_risk_0004
     # No secondary index: the hot path only probes event_id; per-order state lives in risk_orders.
 )
 
@@ -69,8 +71,18 @@ orders = sa.Table(
     sa.Column("confirmed_at", UtcDateTime(), nullable=True),
     sa.Column("finalize_event_id", ID, nullable=True),
     sa.Column("finalized_at", UtcDateTime(), nullable=True),
-    sa.Column("cancelled_at", UtcDateTime(), nullable=True),
+    sa.Column("cancelled_at", UtcDateTime(), nullable=True),  # the exporter's ORDER_CANCELLED
+    # cp_risk_0004: both sides of the order and how it counts (see ledger)
+    sa.Column("export_amount", DEC, nullable=True),
+    sa.Column("export_quantity", sa.BigInteger(), nullable=True),
+    sa.Column("import_amount", DEC, nullable=True),
+    sa.Column("import_quantity", sa.BigInteger(), nullable=True),
+    sa.Column("compensated_at", UtcDateTime(), nullable=True),  # the importer's COMPENSATION
+    sa.Column("settled_at", UtcDateTime(), nullable=True),  # the grace period ended without agreement
+    sa.Column("counted", sa.Boolean(), nullable=False),  # the order's value is in the balance now
+    sa.Column("agreement", sa.String(16), nullable=True),  # AGREED | MISMATCH once both sides reported
     sa.Index("ix_risk_orders_open", "finalized_at", "cancelled_at", "first_seen_at"),
+    sa.Index("ix_risk_orders_unsettled", "counted", "settled_at", "confirmed_at"),
 )
 
 balances = sa.Table(
@@ -112,6 +124,7 @@ alerts = sa.Table(
     sa.Column("raise_time", UtcDateTime(), nullable=False),
     sa.Column("open", sa.Boolean(), nullable=False),
     sa.Column("close_time", UtcDateTime(), nullable=True),
+    sa.Column("reason", sa.String(64), nullable=False, server_default="THRESHOLD"),  # or a discrepancy reason
 )
 
 signal_seq = sa.Table(
@@ -185,4 +198,15 @@ discrepancies = sa.Table(
     sa.Column("correlation_id", ID, nullable=False),
     sa.Column("detect_time", UtcDateTime(), nullable=False),
     sa.Column("resolved_at", UtcDateTime(), nullable=True),
+    # cp_risk_0004
+    sa.Column("category", sa.String(16), nullable=False, server_default="RECONCILIATION"),  # or SECURITY
+    sa.Column("export_amount", DEC, nullable=True),
+    sa.Column("import_amount", DEC, nullable=True),
+    sa.Column("export_quantity", sa.BigInteger(), nullable=True),
+    sa.Column("import_quantity", sa.BigInteger(), nullable=True),
+    sa.Column("disputed_value", DEC, nullable=True),
+    sa.Column("event_id", ID, nullable=True),  # SECURITY: the conflicting event id
+    sa.Column("reporter_wl", WL, nullable=True),  # SECURITY: whose node sent it
+    sa.Column("acted_at", UtcDateTime(), nullable=True),  # when the alert (and pause, if any) was raised
+    sa.Column("alert_id", ID, nullable=True),  # the alert raised for it (closed when the discrepancy resolves)
 )

@@ -10,18 +10,21 @@ import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cp_server.risk.engine import RiskEngine
+from cp_server.store import validation
 from xporty.cp.v1 import signal_pb2, signal_service_pb2, signal_service_pb2_grpc
 from xwl_runtime import correlation
 from xwl_runtime.clock import Clock
-from xwl_runtime.errors import Aborted, InvalidArgument, NotFound, PermissionDenied
+from xwl_runtime.errors import Aborted, InvalidArgument, NotFound, PermissionDenied, echo
 from xwl_runtime.identity import Kind
 from xwl_runtime.pipeline import caller
+from xwl_runtime.text import bounded
 
 from .hub import SignalHub
 from .store import DISABLE, ENABLE, SignalStore
 
 REPLAY_PAGE = 1000
 MAX_REASON = 512
+MAX_SIGNAL_ID_CHARS = 128
 
 
 class SignalServicer(signal_service_pb2_grpc.SignalServiceServicer):
@@ -105,13 +108,14 @@ class SignalServicer(signal_service_pb2_grpc.SignalServiceServicer):
         ident = caller()
         if not request.signal_id:
             raise InvalidArgument.field("signal_id", "required")
+        bounded("signal_id", request.signal_id, max_chars=MAX_SIGNAL_ID_CHARS)
         if not request.HasField("effective_time"):
             raise InvalidArgument.field("effective_time", "required")
         effective = request.effective_time.ToDatetime(tzinfo=dt.UTC)
         async with self._risk.gate.begin() as conn:
             record = await self._store.get(conn, request.signal_id)
             if record is None:
-                raise NotFound(f"no signal {request.signal_id}", reason="UNKNOWN_SIGNAL")
+                raise NotFound(f"no signal {echo(request.signal_id)}", reason="UNKNOWN_SIGNAL")
             if not record.concerns(ident.wl_id):
                 raise PermissionDenied("the signal does not concern the caller's WL", reason="OTHER_WL")
             await self._store.record_ack(conn, signal_id=record.signal_id, wl_id=ident.wl_id,
@@ -127,17 +131,11 @@ class SignalServicer(signal_service_pb2_grpc.SignalServiceServicer):
         kinds = {signal_pb2.SIGNAL_KIND_DISABLE: DISABLE, signal_pb2.SIGNAL_KIND_ENABLE: ENABLE}
         if request.kind not in kinds:
             raise InvalidArgument.field("kind", "DISABLE or ENABLE")
-        if not request.exporter_wl:
-            raise InvalidArgument.field("exporter_wl", "required")
-        if not request.importer_wl:
-            raise InvalidArgument.field("importer_wl", "required")
+        validation.wl_id("exporter_wl", request.exporter_wl)
+        validation.wl_id("importer_wl", request.importer_wl)
         if request.importer_wl == request.exporter_wl:
             raise InvalidArgument.field("importer_wl", "must differ from exporter_wl")
-        reason = request.reason.strip()
-        if not reason:
-            raise InvalidArgument.field("reason", "required")
-        if len(reason) > MAX_REASON:
-            raise InvalidArgument.field("reason", f"at most {MAX_REASON} characters")
+        reason = validation.text("reason", request.reason, max_chars=MAX_REASON)
         record = await self._risk.operator_signal(
             kind=kinds[request.kind], exporter_wl=request.exporter_wl, importer_wl=request.importer_wl,
             reason=reason, actor=ident.spiffe_id, correlation_id=correlation.get() or correlation.new_correlation_id(),

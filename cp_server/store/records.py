@@ -41,11 +41,14 @@ class WlRecord:
     created_at: dt.datetime
     updated_at: dt.datetime
     changed_version: int
+    dns_names: tuple[str, ...] = ()
+    """Operator-set DNS names of the WL node's certificate (besides the CA-assigned pinned name)."""
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> WlRecord:
         values = dict(row)
         values["reference_rate"] = Decimal(values["reference_rate"])
+        values["dns_names"] = tuple((values.get("dns_names") or "").split())
         return cls(**values)
 
     def audit_state(self) -> dict[str, Any]:
@@ -57,6 +60,7 @@ class WlRecord:
             "currency_decimals": self.currency_decimals,
             "reference_rate": fmt(self.reference_rate),
             "trader_endpoint": self.trader_endpoint,
+            "dns_names": list(self.dns_names),
         }
 
 

@@ -54,6 +54,7 @@ class WlRegistry:
         currency_decimals: int,
         reference_rate: str,
         trader_endpoint: str,
+        dns_names: tuple[str, ...] = (),
         field_prefix: str = "white_label.",
     ) -> Committed[WlRecord]:
         """Add a WL; ALREADY_EXISTS if the id is taken."""
@@ -64,6 +65,7 @@ class WlRegistry:
         decimals = v.currency_decimals(f"{p}currency_decimals", currency_decimals)
         rate = v.decimal_value(f"{p}reference_rate", reference_rate, positive=True)
         endpoint = v.endpoint(f"{p}trader_endpoint", trader_endpoint)
+        names = v.dns_names(f"{p}dns_names", dns_names)
 
         async def body(tx: Tx) -> WlRecord:
             if await load_wl(tx.conn, wl_id) is not None:
@@ -71,7 +73,7 @@ class WlRegistry:
             record = WlRecord(
                 wl_id=wl_id, name=name, currency=currency, currency_decimals=decimals,
                 reference_rate=Decimal(v.fmt(rate)), trader_endpoint=endpoint, created_at=tx.now,
-                updated_at=tx.now, changed_version=tx.version,
+                updated_at=tx.now, changed_version=tx.version, dns_names=names,
             )
             await tx.conn.execute(white_labels.insert().values(_row(record)))
             await tx.audit("wl.register", f"wl/{wl_id}", None, record.audit_state())
@@ -87,6 +89,7 @@ class WlRegistry:
         name: str | None = None,
         reference_rate: str | None = None,
         trader_endpoint: str | None = None,
+        dns_names: tuple[str, ...] | None = None,
     ) -> Committed[WlRecord]:
         """Change the mutable fields given (None = keep); NOT_FOUND for an unknown WL."""
         wl_id = v.wl_id("wl_id", wl_id)
@@ -95,6 +98,7 @@ class WlRegistry:
             v.decimal_value("reference_rate", reference_rate, positive=True) if reference_rate is not None else None
         )
         new_endpoint = v.endpoint("trader_endpoint", trader_endpoint) if trader_endpoint is not None else None
+        new_names = v.dns_names("dns_names.names", dns_names) if dns_names is not None else None
 
         async def body(tx: Tx) -> WlRecord:
             before = await load_wl(tx.conn, wl_id)
@@ -105,6 +109,7 @@ class WlRegistry:
                 name=new_name if new_name is not None else before.name,
                 reference_rate=Decimal(v.fmt(new_rate)) if new_rate is not None else before.reference_rate,
                 trader_endpoint=new_endpoint if new_endpoint is not None else before.trader_endpoint,
+                dns_names=new_names if new_names is not None else before.dns_names,
             )
             if after.audit_state() == before.audit_state():
                 return before
@@ -129,6 +134,7 @@ def _row(record: WlRecord) -> dict[str, object]:
     return {
         "wl_id": record.wl_id, "name": record.name, "currency": record.currency,
         "currency_decimals": record.currency_decimals, "reference_rate": v.fmt(record.reference_rate),
-        "trader_endpoint": record.trader_endpoint, "created_at": record.created_at,
+        "trader_endpoint": record.trader_endpoint, "dns_names": " ".join(record.dns_names),
+        "created_at": record.created_at,
         "updated_at": record.updated_at, "changed_version": record.changed_version,
     }

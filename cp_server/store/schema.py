@@ -1,6 +1,7 @@
 """Tables of the CP core (WL registry, pair policies, versions, node status, audit log) on one ``metadata``.
 
-Created by the ``cp_core`` Alembic branch (``migrations/versions/cp_core_0001.py``); keep the two in step.
+Created by the ``cp_core`` Alembic branch (``migrations/versions/cp_core_0001.py`` and later revisions); keep the
+two in step.
 
 Decimals (reference rates, FX rates, limits) are stored as normalized decimal TEXT: exact on every backend
 (SQLite's NUMERIC would go through a float) and compared only in Python as ``Decimal``.
@@ -26,6 +27,8 @@ white_labels = sa.Table(
     sa.Column("currency_decimals", sa.Integer, nullable=False),
     sa.Column("reference_rate", sa.String(64), nullable=False),
     sa.Column("trader_endpoint", sa.String(300), nullable=False),
+    # Operator-set DNS names of the WL node's certificate, space-separated (host names hold no spaces).
+    sa.Column("dns_names", sa.Text, nullable=False, server_default=""),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("changed_version", sa.BigInteger, nullable=False),

@@ -15,8 +15,10 @@ import ipaddress
 import re
 from decimal import Decimal
 
-from xwl_runtime.errors import InvalidArgument
+from xwl_runtime import hostnames
+from xwl_runtime.errors import InvalidArgument, echo
 from xwl_runtime.identity import NAME_RE
+from xwl_runtime.text import human_text
 
 FX_SIGNIFICANT_DIGITS = 12
 _INVERT_PRECISION = 34
@@ -34,20 +36,19 @@ def wl_id(field: str, value: str) -> str:
     """A WL id: lower-case letters, digits and '-', at most 63 (``xwl_runtime.identity.NAME_RE``)."""
     if not value:
         raise InvalidArgument.field(field, "required")
+    if len(value) > 63:
+        raise InvalidArgument.field(field, "at most 63 characters")
     if not NAME_RE.match(value):
         raise InvalidArgument.field(field, "lower-case letters, digits and '-', starting alphanumeric, max 63")
     return value
 
 
 def text(field: str, value: str, *, max_chars: int = MAX_NAME_CHARS, required: bool = True) -> str:
-    """A free-text field: trimmed, non-empty when required, bounded, no control characters."""
-    value = value.strip()
+    """A human text field: bounded, trimmed, non-empty when required, no control or bidi override characters."""
+    # Checked before trimming: str.strip() would quietly drop a trailing newline or C1 NEL instead of refusing it.
+    value = human_text(field, value, max_chars=max_chars, required=False).strip()
     if required and not value:
         raise InvalidArgument.field(field, "required")
-    if len(value) > max_chars:
-        raise InvalidArgument.field(field, f"at most {max_chars} characters")
-    if any(ord(ch) < 32 for ch in value):
-        raise InvalidArgument.field(field, "control characters are not allowed")
     return value
 
 
@@ -75,7 +76,7 @@ def decimal_value(field: str, value: str, *, positive: bool) -> Decimal:
     try:
         number = Decimal(value)
     except decimal.InvalidOperation as err:
-        raise InvalidArgument.field(field, f"{value!r} is not a decimal number") from err
+        raise InvalidArgument.field(field, f"{echo(value)} is not a decimal number") from err
     if not number.is_finite():
         raise InvalidArgument.field(field, "must be finite")
     if positive and number <= 0:
@@ -162,3 +163,19 @@ def export_delay_s(field: str, seconds: int, nanos: int) -> int:
 
 def reason(field: str, value: str) -> str:
     return text(field, value, max_chars=MAX_REASON_CHARS, required=False)
+
+
+def dns_names(field: str, values: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """A WL's endpoint DNS names: RFC 1123 host names, lower-cased, de-duplicated, at most ``MAX_NAMES``.
+
+    Wildcards, IP literals, loopback names and the CA's reserved suffix are refused: a certificate holding them
+    would let the WL pose as the CP, another WL or any host.
+    """
+    if len(values) > hostnames.MAX_NAMES:
+        raise InvalidArgument.field(field, f"at most {hostnames.MAX_NAMES} names")
+    names = hostnames.normalize([str(v)[: hostnames.MAX_NAME_CHARS + 1] for v in values])
+    for index, name in enumerate(names):
+        problem = hostnames.hostname_problem(name)
+        if problem is not None:
+            raise InvalidArgument.field(f"{field}[{index}]", f"{problem}: {name[:32]!r}")
+    return names

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cp_server.identity.tables import issued_certificates
 from cp_server.risk.engine import Candidate, Refusal
-from cp_server.risk.ledger import KIND_OF, ORDER_KINDS, EventKind
+from cp_server.risk.ledger import GRACE_EVENT_PREFIX, KIND_OF, NODE_KINDS, ORDER_KINDS, EventKind
 from xporty.cp.v1 import telemetry_pb2
 from xwl_runtime.event_signing import EventSignatureError, certificate_public_key, certificate_sha256, decode
 from xwl_runtime.identity import Kind, identity_of_pem
@@ -33,7 +33,7 @@ MAX_ID = 128
 MAX_WL = 63
 MAX_CURRENCY = 16
 MAX_AMOUNT = 96
-_KNOWN_KINDS = {k.value for k in EventKind}
+_KNOWN_KINDS = {k.value for k in NODE_KINDS}
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,8 @@ def _shape(event: telemetry_pb2.LedgerEvent) -> str | None:
             or len(event.signal_id) > MAX_ID or len(event.exporter_wl) > MAX_WL or len(event.importer_wl) > MAX_WL
             or len(event.amount.currency) > MAX_CURRENCY or len(event.amount.amount) > MAX_AMOUNT):
         return "FIELD_TOO_LONG"
+    if event.event_id.startswith(GRACE_EVENT_PREFIX):
+        return "RESERVED_EVENT_ID"  # the CP's own events (grace-period markers) use these ids
     kind = KIND_OF[event.kind]
     if kind in ORDER_KINDS and not event.order_id:
         return "MISSING_ORDER_ID"

@@ -68,7 +68,7 @@ class Cp:
         if identity not in self._channels:
             await import_identity(self.app, self.pki, identity)
             self._channels[identity] = await self.stack.enter_async_context(
-                secure_channel(self.target, self.pki.material(identity))
+                secure_channel(self.target, self.pki.material(identity), expected=Identity.cp())
             )
         return self._channels[identity]
 

@@ -50,8 +50,8 @@ async def test_import_revoke_list_and_rotate_through_the_cli(sqlite_stack: Stack
 async def test_pki_issue_imports_a_node_certificate_into_the_cp_when_asked(sqlite_stack: Stack) -> None:
     stack = sqlite_stack
     stack.ops_flags()  # writes the operator's files
-    issued = await xcwl("pki", "issue", "--dir", str(stack.pki.dir.root), "--wl", "wl-c", "--cp", stack.cp_target,
-                        "--as", OPERATOR)
+    issued = await xcwl("pki", "issue", "--dir", str(stack.pki.dir.root), "--wl", "wl-c",
+                        "--import-to", stack.cp_target, "--as", OPERATOR)
     assert issued.returncode == 0, issued.stderr
     serial = format(x509.load_pem_x509_certificate(stack.pki.dir.cert(Identity.wl("wl-c")).read_bytes())
                     .serial_number, "x")
@@ -59,8 +59,9 @@ async def test_pki_issue_imports_a_node_certificate_into_the_cp_when_asked(sqlit
     async with stack.ops_client() as client:
         again = await client.import_certificate(stack.pki.dir.cert(Identity.wl("wl-c")).read_text())
     assert again.imported is False  # already recorded by the issue command
-    refused = await xcwl("pki", "issue", "--dir", str(stack.pki.dir.root), "--ops", "bob", "--cp", stack.cp_target)
-    assert refused.returncode != 0 and "--cp imports WL node certificates only" in refused.stderr
+    refused = await xcwl("pki", "issue", "--dir", str(stack.pki.dir.root), "--ops", "bob",
+                         "--import-to", stack.cp_target)
+    assert refused.returncode != 0 and "--import-to imports WL node certificates only" in refused.stderr
 
 
 def _kids(stack: Stack) -> list[str]:

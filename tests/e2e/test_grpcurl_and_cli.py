@@ -16,16 +16,19 @@ from tests.support import grpcurl
 from tests.support.databases import sqlite_url
 from tests.support.pki import make_test_pki
 from tests.xcwl.runner import xcwl
-from xwl_runtime.identity import Identity
+from xwl_runtime.identity import Identity, pinned_name
 
 WATCH_MAX_TIME_S = 8
+WL_A = Identity.wl("wl-a")
+CP = Identity.cp()
 
 
 # grpcurl prints proto field names (fx_rate) and accepts JSON names (wlId) as well as proto names in -d.
 
 
-def _tls(stack: Stack) -> list[str]:
-    return grpcurl.tls_args(*stack.ops_files())
+def _tls(stack: Stack, expected: Identity = CP) -> list[str]:
+    """grpcurl's TLS flags as an operator, pinning the identity the server must prove."""
+    return grpcurl.tls_args(*stack.ops_files(), servername=pinned_name(expected))
 
 
 async def test_grpcurl_lists_services_and_gets_serving_on_cp_and_node(sqlite_stack: Stack) -> None:
@@ -40,12 +43,15 @@ async def test_grpcurl_lists_services_and_gets_serving_on_cp_and_node(sqlite_sta
     assert described.returncode == 0, described.stderr
     assert "rpc WatchPolicies" in described.stdout
 
-    node_list = await grpcurl.arun([*_tls(stack), stack.node_target, "list"])
+    node_list = await grpcurl.arun([*_tls(stack, WL_A), stack.node_target, "list"])
     assert node_list.returncode == 0, node_list.stderr
     assert "grpc.health.v1.Health" in node_list.stdout.split()
+    # Expecting the CP on the node's address: the node's genuine certificate does not prove it.
+    impostor = await grpcurl.arun([*_tls(stack), stack.node_target, "list"])
+    assert impostor.returncode != 0 and "cp.xporty.internal" in impostor.stderr
 
-    for target in (stack.cp_target, stack.node_target):
-        health = await grpcurl.arun([*_tls(stack), target, "grpc.health.v1.Health/Check"])
+    for target, expected in ((stack.cp_target, Identity.cp()), (stack.node_target, WL_A)):
+        health = await grpcurl.arun([*_tls(stack, expected), target, "grpc.health.v1.Health/Check"])
         assert health.returncode == 0, health.stderr
         assert json.loads(health.stdout) == {"status": "SERVING"}
 
@@ -125,11 +131,19 @@ async def test_operator_flow_through_the_cli(stack: Stack) -> None:
     """wl add with a token, direction flags, node status showing the node in sync, audit verify."""
     flags = stack.ops_flags()
     added = await xcwl("wl", "add", *flags, "--id", "wl-c", "--name", "Market C", "--currency", "XPY-C",
-                       "--reference-rate", "2", "--endpoint", "127.0.0.1:9", "--bootstrap-token", "--json")
+                       "--reference-rate", "2", "--endpoint", "127.0.0.1:9", "--dns", "trader.wl-c.example",
+                       "--bootstrap-token", "--json")
     assert added.returncode == 0, added.stderr
     doc = json.loads(added.stdout)
     assert doc["white_label"]["currency"] == "XPY-C"
+    assert doc["white_label"]["dns_names"] == ["trader.wl-c.example"]
     assert len(doc["bootstrap_token"]) >= 20
+    # A name that would let wl-c pose as the CP is refused, naming the field; nothing changes.
+    posing = await xcwl("wl", "update", *flags, "--id", "wl-c", "--dns", "cp.xporty.internal")
+    assert posing.returncode == 2 and "INVALID_ARGUMENT" in posing.stderr and "dns_names" in posing.stderr
+    replaced = await xcwl("wl", "update", *flags, "--id", "wl-c", "--dns", "wl-c.partner.example", "--json")
+    assert replaced.returncode == 0, replaced.stderr
+    assert json.loads(replaced.stdout)["white_label"]["dns_names"] == ["wl-c.partner.example"]
 
     direction = await xcwl("policy", "direction", *flags, "--exporter", "wl-b", "--importer", "wl-a",
                            "--import-enabled", "on", "--visible", "on", "--export-delay", "60")

@@ -18,6 +18,7 @@ from xwl_runtime.money import (
     convert_inverse,
     format_amount,
     parse_amount,
+    parse_canonical_amount,
     parse_price,
     parse_rate,
     round_to,
@@ -140,3 +141,19 @@ def test_operands_beyond_the_fast_context_are_still_exact() -> None:
     got = convert(amount, rate, 8)
     assert Fraction(got) == ref_round_half_even(Fraction(amount) * Fraction(rate), 8)
     assert Fraction(convert_inverse(amount, rate, 8)) == ref_round_half_even(Fraction(amount) / Fraction(rate), 8)
+
+
+@given(d=st.integers(0, 8), units=st.integers(1, 10**12), quantity=st.integers(1, 10**6))
+def test_every_total_a_node_writes_is_canonical(d: int, units: int, quantity: int) -> None:
+    """The exporter's order total is ``format(price × quantity, "f")`` of a price that passed ``parse_price``:
+    the CP's event rule accepts every such total, and reads back the same value."""
+    price = parse_price(format(Decimal(units).scaleb(-d), "f"), d)
+    total = format(price * quantity, "f")
+    assert parse_canonical_amount(total, d) == price * quantity
+
+
+@pytest.mark.parametrize("text", ["1e5", "1E+2", "1.001", "40.000", "+5", "-5", "007", "00.5", " 5", "5 ", "NaN",
+                                  "Infinity", "0", "0.00", ".5", "5.", "1_000", "٣", "1٣", "5\n", "1" * 31])
+def test_non_canonical_amounts_are_refused(text: str) -> None:
+    with pytest.raises(MoneyError):
+        parse_canonical_amount(text, 2)

@@ -26,7 +26,7 @@ async def _start(pki: PkiFixture) -> tuple[RunningServer, ReloadableServerCreden
 
 
 async def _health(port: int, material: TlsMaterial) -> int:
-    async with secure_channel(f"127.0.0.1:{port}", material) as channel:
+    async with secure_channel(f"127.0.0.1:{port}", material, expected=Identity.cp()) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         resp = await stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
         return resp.status
@@ -96,7 +96,7 @@ async def test_server_certificate_rotates_without_restart(pki: PkiFixture) -> No
 
         creds.update(KeyPair(rotated.cert_pem, rotated.key_pem))
         # A new connection (new channel) handshakes with the rotated certificate.
-        async with secure_channel(f"127.0.0.1:{server.port}", pki.material(OPS)) as channel:
+        async with secure_channel(f"127.0.0.1:{server.port}", pki.material(OPS), expected=Identity.cp()) as channel:
             await channel.channel_ready()
             stub = health_pb2_grpc.HealthStub(channel)
             await stub.Check(health_pb2.HealthCheckRequest(), timeout=5)

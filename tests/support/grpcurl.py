@@ -19,10 +19,13 @@ def grpcurl_path() -> str:
     return found
 
 
-def tls_args(ca: Path, cert: Path | None = None, key: Path | None = None) -> list[str]:
+def tls_args(ca: Path, cert: Path | None = None, key: Path | None = None, *, servername: str = "") -> list[str]:
+    """TLS flags; ``servername`` pins the server's identity by its CA-assigned name (``pinned_name``)."""
     args = ["-cacert", str(ca)]
     if cert and key:
         args += ["-cert", str(cert), "-key", str(key)]
+    if servername:
+        args += ["-servername", servername]
     return args
 
 

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from xwl_runtime.identity import Identity
 from xwl_runtime.pki import CertificateAuthority, PkiDir, write_private, write_public
@@ -53,3 +59,21 @@ def make_test_pki(root: Path) -> PkiFixture:
     pki = PkiDir(root)
     pki.init_ca()
     return PkiFixture(pki)
+
+
+def csr_asking_for(
+    key: ec.EllipticCurvePrivateKey, *, dns: tuple[str, ...] = (), uris: tuple[str, ...] = (),
+    common_name: str = "xporty-node",
+) -> bytes:
+    """A CSR that asks for whatever names an attacker likes (DNS names, IPs, URIs): the CA must ignore them."""
+    names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(u) for u in uris]
+    for name in dns:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            names.append(x509.DNSName(name))
+    builder = x509.CertificateSigningRequestBuilder().subject_name(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)

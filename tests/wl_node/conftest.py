@@ -47,9 +47,9 @@ async def fake_cp(pki: PkiFixture) -> AsyncIterator[FakeCp]:
         await cp.stop()
 
 
-async def health_status(pki: PkiFixture, port: int, service: str = "") -> int:
-    """grpc.health.v1 Check over mTLS as an operator."""
-    async with secure_channel(f"127.0.0.1:{port}", pki.material(OPS)) as channel:
+async def health_status(pki: PkiFixture, port: int, service: str = "", wl_id: str = WL) -> int:
+    """grpc.health.v1 Check over mTLS as an operator, on the node of ``wl_id``."""
+    async with secure_channel(f"127.0.0.1:{port}", pki.material(OPS), expected=Identity.wl(wl_id)) as channel:
         resp = await health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service=service), timeout=5
         )

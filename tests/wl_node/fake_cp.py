@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from xporty.cp.v1 import (
+    audit_pb2,
     identity_pb2,
     policy_pb2,
     policy_service_pb2,
@@ -104,8 +105,11 @@ class ScriptedPolicyService(policy_service_pb2_grpc.PolicyServiceServicer):
         for q in self._queues:
             q.put_nowait(policy_service_pb2.WatchPoliciesResponse(snapshot=view))
 
-    def heartbeat(self, version: int | None = None) -> None:
-        hb = policy_service_pb2.Heartbeat(version=self.view.version if version is None else version)
+    def heartbeat(
+        self, version: int | None = None, *, audit_checkpoint: audit_pb2.AuditCheckpoint | None = None
+    ) -> None:
+        hb = policy_service_pb2.Heartbeat(version=self.view.version if version is None else version,
+                                          audit_checkpoint=audit_checkpoint)
         hb.send_time.FromDatetime(dt.datetime.now(dt.UTC))
         for q in self._queues:
             q.put_nowait(policy_service_pb2.WatchPoliciesResponse(heartbeat=hb))

@@ -20,7 +20,7 @@ from tests.wl_node.fake_cp import FakeCp, make_view
 from wl_node.app import build_node
 from xwl_runtime.authz import Rule
 from xwl_runtime.component import Component
-from xwl_runtime.identity import Kind
+from xwl_runtime.identity import Identity, Kind
 from xwl_runtime.tls import secure_channel
 
 SLOW_METHOD = "/test.Slow/Sleep"
@@ -50,7 +50,7 @@ async def test_stop_lets_in_flight_rpcs_finish_and_refuses_new_ones(
     )
     try:
         await eventually(lambda: app.health.serving)
-        async with secure_channel(f"127.0.0.1:{app.port}", pki.material(OPS)) as channel:
+        async with secure_channel(f"127.0.0.1:{app.port}", pki.material(OPS), expected=Identity.wl(WL)) as channel:
             call = channel.unary_unary(SLOW_METHOD)
             in_flight = asyncio.ensure_future(call(b"x", timeout=10))
             await entered.wait()
@@ -100,7 +100,7 @@ async def test_sigterm_announces_not_serving_and_exits_cleanly(
                 return False
 
         await eventually(serving, timeout=20)
-        async with secure_channel(f"127.0.0.1:{port}", pki.material(OPS)) as channel:
+        async with secure_channel(f"127.0.0.1:{port}", pki.material(OPS), expected=Identity.wl(WL)) as channel:
             watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=20)
             assert (await watch.read()).status == SERVING
             proc.send_signal(signal.SIGTERM)

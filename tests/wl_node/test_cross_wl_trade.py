@@ -43,7 +43,8 @@ class World:
     nodes: dict[str, NodeApp] = field(default_factory=dict)
 
     async def admin(self, method: str, request: object) -> object:
-        async with secure_channel(f"127.0.0.1:{self.cp.port}", self.pki.material(OPS)) as channel:
+        async with secure_channel(f"127.0.0.1:{self.cp.port}", self.pki.material(OPS),
+                                  expected=Identity.cp()) as channel:
             return await getattr(admin_service_pb2_grpc.AdminServiceStub(channel), method)(request, timeout=RPC)
 
 

@@ -12,6 +12,7 @@ from tests.support.trust import import_wls
 from tests.wl_node.conftest import NOT_SERVING, OPS, SERVING, WL, eventually, health_status, node_settings
 from wl_node.app import build_node
 from xporty.cp.v1 import admin_service_pb2, admin_service_pb2_grpc, policy_pb2, registry_pb2
+from xwl_runtime.identity import Identity
 from xwl_runtime.tls import secure_channel
 
 RPC_TIMEOUT = 10.0
@@ -25,7 +26,7 @@ async def _start_cp(pki: PkiFixture, db_url: str, port: int = 0) -> CpApp:
 
 
 async def _admin(pki: PkiFixture, cp: CpApp, request: object, method: str) -> object:
-    async with secure_channel(f"127.0.0.1:{cp.port}", pki.material(OPS)) as channel:
+    async with secure_channel(f"127.0.0.1:{cp.port}", pki.material(OPS), expected=Identity.cp()) as channel:
         stub = admin_service_pb2_grpc.AdminServiceStub(channel)
         return await getattr(stub, method)(request, timeout=RPC_TIMEOUT)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,21 @@ def test_cp_serve_reads_the_environment(monkeypatch: pytest.MonkeyPatch, pki: Pk
     assert settings.listen == "127.0.0.1:7999"
     assert settings.enroll_listen == "127.0.0.1:0"
     assert settings.insecure_dev is False
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, "1000"), ("250.50", "250.50"), ("0", "0")])
+def test_cp_serve_discrepancy_pause_value(pki: PkiFixture, value: str | None, expected: str) -> None:
+    base = ["cp", "serve", "--pki", str(pki.dir.root), "--db", "sqlite:///x.db"]
+    args = cli.build_parser().parse_args(base + (["--discrepancy-pause-value", value] if value else []))
+    assert cp_settings(args).risk.discrepancy_pause_value == Decimal(expected)
+
+
+@pytest.mark.parametrize("value", ["-1", "1e3", "lots", "NaN"])
+def test_cp_serve_refuses_a_bad_discrepancy_pause_value(pki: PkiFixture, value: str) -> None:
+    args = cli.build_parser().parse_args(["cp", "serve", "--pki", str(pki.dir.root), "--db", "sqlite:///x.db",
+                                          "--discrepancy-pause-value", value])
+    with pytest.raises(CliError, match="--discrepancy-pause-value"):
+        cp_settings(args)
 
 
 def test_cp_serve_refuses_a_pki_dir_without_a_ca(tmp_path: Path) -> None:

@@ -116,9 +116,14 @@ async def test_refusals_are_one_line_and_exit_2(trade: World, capsys: pytest.Cap
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("xcwl: error: INVALID_ARGUMENT") and "unit_price" in err
 
-    # wl-b's app on wl-a's node: the node serves only its own WL's apps.
+    # wl-b's app dialling wl-a's node: the client expects wl-b's node and refuses the handshake ...
     code, _, err = await run(capsys, "offer", "publish", "--node", f"127.0.0.1:{w.nodes['wl-a'].port}",
                              "--pki", str(w.pki.dir.root), "--as-app", "wl-b/shop", *PUBLISH)
+    assert code == 2
+    assert err.startswith("xcwl: error: UNAVAILABLE") and err.count("\n") == 1
+    # ... and told to expect wl-a, reaches it, where the node serves only its own WL's apps.
+    code, _, err = await run(capsys, "offer", "publish", "--node", f"127.0.0.1:{w.nodes['wl-a'].port}",
+                             "--node-wl", "wl-a", "--pki", str(w.pki.dir.root), "--as-app", "wl-b/shop", *PUBLISH)
     assert code == 2
     assert err.startswith("xcwl: error: PERMISSION_DENIED") and "NOT_THIS_WL" in err
 

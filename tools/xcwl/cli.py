@@ -11,6 +11,7 @@ from xwl_runtime.logs import configure_logging
 
 from . import flags
 from .errors import CliError
+from .output import printable
 
 # Command-group modules; each exposes ``register(subparsers)``.
 COMMAND_MODULES = (
@@ -48,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except CliError as err:
-        print(f"xcwl: error: {err.message}", file=sys.stderr)
+        # The message may carry a server's text: shown escaped, never obeyed by the terminal.
+        print(f"xcwl: error: {printable(err.message, keep_newlines=True)}", file=sys.stderr)
         return err.exit_code
     return code
 

@@ -18,8 +18,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     flags.add(serve, "--listen", default="127.0.0.1:7400", metavar="HOST:PORT", help="mTLS listener")
     flags.add(serve, "--enroll-listen", default="127.0.0.1:7401", metavar="HOST:PORT",
               help="server-TLS listener for node enrollment")
+    flags.add(serve, "--max-identity-age", type=float, default=30 * 24 * 3600.0, metavar="SECONDS",
+              help="how long a node identity lives from its enrollment; renewals never extend past it "
+                   "(default 30 days; then the node enrolls again with a new bootstrap token)")
     flags.add(serve, "--insecure-dev", action="store_true", default=False, help="plaintext; development only")
+    _limit_flags(serve)
+    flags.add(serve, "--discrepancy-pause-value", default="1000", metavar="DECIMAL",
+              help="pause a pair when an order's two sides disagree by more than this value (reference unit)")
     serve.set_defaults(func=_serve)
+
+
+def _limit_flags(serve: argparse.ArgumentParser) -> None:
+    # Limits checked before any work; defaults (CpSettings, RateLimits) in docs/operations.md.
+    flags.add(serve, "--max-message-bytes", metavar="BYTES", help="largest request on the mTLS listener")
+    flags.add(serve, "--enroll-max-message-bytes", metavar="BYTES", help="largest request on the enrollment listener")
+    flags.add(serve, "--rate-limit", metavar="PER_S", help="sustained RPCs per second per identity")
+    flags.add(serve, "--rate-burst", metavar="N", help="RPCs an idle identity may send at once")
+    flags.add(serve, "--max-streams", metavar="N", help="concurrent streams per identity")
+    flags.add(serve, "--enroll-rate-limit", metavar="PER_S", help="anonymous RPCs per second per network address")
+    flags.add(serve, "--enroll-rate-burst", metavar="N", help="anonymous RPCs per network address at once")
 
 
 def _serve(args: argparse.Namespace) -> int:

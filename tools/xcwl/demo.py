@@ -88,7 +88,7 @@ async def start_nodes(demo: Demo) -> None:
             "--db", f"sqlite:///{demo.root / wl.wl_id / 'node.db'}", "--listen", target,
             "--state-dir", str(demo.root / wl.wl_id / "state"), "--order-timeout-ms", str(ORDER_TIMEOUT_MS),
         ])
-        waits.append(demo.wait_serving(proc, target))
+        waits.append(demo.wait_serving(proc, target, Identity.wl(wl.wl_id)))
     await asyncio.gather(*waits)
     for wl in WLS:
         demo.out(f"{wl.wl_id} enrolled online (spiffe://xporty/wl/{wl.wl_id}) and SERVING on "

@@ -113,8 +113,11 @@ class Demo:
     def operator(self) -> TlsMaterial:
         return TlsMaterial.from_pki(self.pki, Identity.ops(OPERATOR))
 
-    def client(self, target: str | None = None) -> contextlib.AbstractAsyncContextManager[OpsClient]:
-        return OpsClient.connect(target or self.cp_target, self.operator(), timeout=RPC_TIMEOUT_S)
+    def client(
+        self, target: str | None = None, expected: Identity | None = None
+    ) -> contextlib.AbstractAsyncContextManager[OpsClient]:
+        """An operator client of the CP (or of the server at ``target`` proving ``expected``)."""
+        return OpsClient.connect(target or self.cp_target, self.operator(), timeout=RPC_TIMEOUT_S, expected=expected)
 
     def app(self, wl_id: str) -> contextlib.AbstractAsyncContextManager[NodeClient]:
         """WL ``wl_id``'s own service on its node's local API (its certificate is issued on first use)."""
@@ -122,7 +125,7 @@ class Demo:
         if not self.pki.has(identity):
             self.pki.issue(identity)
         return NodeClient.connect(self.node_target(wl_id), TlsMaterial.from_pki(self.pki, identity),
-                                  timeout=RPC_TIMEOUT_S)
+                                  expected=Identity.wl(wl_id), timeout=RPC_TIMEOUT_S)
 
     @contextlib.asynccontextmanager
     async def store(self, url: str) -> AsyncIterator[AsyncEngine]:
@@ -144,10 +147,10 @@ class Demo:
         self.procs.append(proc)
         return proc
 
-    async def wait_serving(self, proc: Proc, target: str) -> None:
-        """Poll health until SERVING; fail early if the process died."""
+    async def wait_serving(self, proc: Proc, target: str, expected: Identity | None = None) -> None:
+        """Poll health of ``expected`` (default the CP) at ``target`` until SERVING; fail early if the process died."""
         deadline = time.monotonic() + START_TIMEOUT_S
-        async with self.client(target) as client:
+        async with self.client(target, expected) as client:
             while True:
                 if proc.popen.poll() is not None:
                     raise CliError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.tail()}")

@@ -5,6 +5,9 @@ The local API answers only callers with a certificate from the CA: the WL's own 
 ``xcwl pki issue --dir PKI --wl WL --app NAME``) for everything, operators for reads. ``--as-app WL/NAME`` picks the
 app certificate, ``--as-ops NAME`` an operator certificate, ``--cert/--key`` any other.
 
+The client accepts only the node of the expected WL (its pinned certificate name): the app's own WL, or
+``--node-wl WL`` for operators and ``--cert/--key`` callers.
+
 Failed calls are turned once, here, into a one-line ``CliError`` (exit 2), exactly as the operator client does.
 """
 
@@ -20,11 +23,12 @@ from typing import TypeVar
 import grpc
 from google.protobuf.message import Message
 
+from xporty.cp.v1 import audit_pb2
 from xporty.node.v1 import storefront_pb2, storefront_service_pb2, storefront_service_pb2_grpc
 from xporty.trader.v1 import offer_pb2
 from xwl_runtime.errors import RemoteError, decode_rpc_error
-from xwl_runtime.identity import Identity
-from xwl_runtime.pki import PkiDir
+from xwl_runtime.identity import Identity, Kind
+from xwl_runtime.pki import PkiDir, certificate_identity
 from xwl_runtime.tls import KeyPair, TlsMaterial, secure_channel
 
 from . import flags
@@ -45,6 +49,8 @@ def add_node_flags(parser: argparse.ArgumentParser) -> None:
     flags.add(parser, "--as-ops", metavar="NAME", help="an operator (reads only): uses ops-NAME.crt/.key")
     flags.add(parser, "--cert", metavar="FILE", help="client certificate (instead of --as-app/--as-ops)")
     flags.add(parser, "--key", metavar="FILE", help="client key (with --cert)")
+    flags.add(parser, "--node-wl", metavar="WL",
+              help="the WL whose node --node is; the server must prove it (default: the WL of --as-app)")
     flags.add(parser, "--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="deadline of each RPC in seconds")
     flags.add(parser, "--json", action="store_true", default=False, help="print JSON for machines")
 
@@ -76,6 +82,19 @@ def caller_identity(args: argparse.Namespace) -> Identity | None:
         except ValueError as err:
             raise CliError(f"--as-ops: {err}") from None
     raise CliError("who is calling? give --as-app WL/NAME (a WL app), --as-ops NAME, or --cert and --key")
+
+
+def expected_node(args: argparse.Namespace, material: TlsMaterial) -> Identity:
+    """The WL node the server must prove to be: ``--node-wl``, else the WL of the calling app."""
+    if getattr(args, "node_wl", None):
+        try:
+            return Identity.wl(args.node_wl)
+        except ValueError as err:
+            raise CliError(f"--node-wl: {err}") from None
+    caller = certificate_identity(material.pair.cert_pem)
+    if caller is not None and caller.kind is Kind.APP:
+        return Identity.wl(caller.wl_id)
+    raise CliError("--node-wl WL is required: the WL whose node --node is (its certificate must prove it)")
 
 
 def node_material(args: argparse.Namespace) -> TlsMaterial:
@@ -119,16 +138,18 @@ class NodeClient:
 
     @classmethod
     @asynccontextmanager
-    async def connect(cls, target: str, material: TlsMaterial, *,
+    async def connect(cls, target: str, material: TlsMaterial, *, expected: Identity,
                       timeout: float = DEFAULT_TIMEOUT_S) -> AsyncIterator[NodeClient]:
-        """A client over mTLS to the node at ``target``; the channel closes on exit."""
-        async with secure_channel(target, material) as channel:
+        """A client over mTLS to the node of ``expected`` at ``target``; the channel closes on exit."""
+        async with secure_channel(target, material, expected=expected) as channel:
             yield cls(channel, target=target, timeout=timeout)
 
     @classmethod
     @asynccontextmanager
     async def from_args(cls, args: argparse.Namespace) -> AsyncIterator[NodeClient]:
-        async with cls.connect(args.node, node_material(args), timeout=args.timeout) as client:
+        material = node_material(args)
+        async with cls.connect(args.node, material, expected=expected_node(args, material),
+                               timeout=args.timeout) as client:
             yield client
 
     async def _call(self, method: Callable[..., Awaitable[R]], request: Message) -> R:
@@ -192,6 +213,13 @@ class NodeClient:
             self._stub.GetNodeState, storefront_service_pb2.GetNodeStateRequest()
         )
         return resp.state
+
+    async def audit_checkpoint(self) -> audit_pb2.AuditCheckpoint | None:
+        """The CP audit checkpoint the node keeps (None before it has seen one)."""
+        resp: storefront_service_pb2.GetNodeStateResponse = await self._call(
+            self._stub.GetNodeState, storefront_service_pb2.GetNodeStateRequest()
+        )
+        return resp.audit_checkpoint if resp.HasField("audit_checkpoint") else None
 
 
 NodeHandler = Callable[[argparse.Namespace, NodeClient], Awaitable[int]]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -30,6 +30,7 @@ from xporty.cp.v1 import (
     analytics_pb2,
     analytics_service_pb2,
     analytics_service_pb2_grpc,
+    audit_pb2,
     policy_pb2,
     policy_service_pb2,
     policy_service_pb2_grpc,
@@ -131,12 +132,13 @@ class OpsClient:
     @asynccontextmanager
     async def connect(
         cls, target: str, material: TlsMaterial | None, *, timeout: float = DEFAULT_TIMEOUT_S,
-        dev_identity: Identity | None = None,
+        dev_identity: Identity | None = None, expected: Identity | None = None,
     ) -> AsyncIterator[OpsClient]:
-        """A client over mTLS to ``target`` (plaintext claiming ``dev_identity`` when ``material`` is None, for
-        servers started with ``--insecure-dev``); the channel closes on exit."""
+        """A client over mTLS to the CP at ``target``, accepting only the CP's identity, or ``expected`` (a WL
+        node, for its health); plaintext claiming ``dev_identity`` when ``material`` is None, for servers
+        started with ``--insecure-dev``. The channel closes on exit."""
         metadata = ((DEV_IDENTITY_METADATA_KEY, dev_identity.spiffe_id),) if material is None and dev_identity else ()
-        async with secure_channel(target, material) as channel:
+        async with secure_channel(target, material, expected=expected or Identity.cp()) as channel:
             yield cls(channel, target=target, timeout=timeout, metadata=metadata)
 
     @classmethod
@@ -159,6 +161,9 @@ class OpsClient:
     # --- registry --------------------------------------------------------------------------------------------
     async def register_wl(self, wl: registry_pb2.WhiteLabel) -> admin_service_pb2.RegisterWlResponse:
         return await self._call(self._admin.RegisterWl, admin_service_pb2.RegisterWlRequest(white_label=wl))
+
+    async def update_wl(self, request: admin_service_pb2.UpdateWlRequest) -> admin_service_pb2.UpdateWlResponse:
+        return await self._call(self._admin.UpdateWl, request)
 
     async def list_wls(self) -> list[registry_pb2.WhiteLabel]:
         resp = await self._call(self._admin.ListWls, admin_service_pb2.ListWlsRequest())
@@ -210,8 +215,20 @@ class OpsClient:
         )
         return list(resp.records)
 
-    async def verify_audit(self) -> admin_service_pb2.VerifyAuditLogResponse:
-        return await self._call(self._admin.VerifyAuditLog, admin_service_pb2.VerifyAuditLogRequest())
+    async def verify_audit(
+        self, checkpoints: Sequence[audit_pb2.AuditCheckpoint] = ()
+    ) -> admin_service_pb2.VerifyAuditLogResponse:
+        """Verify the chain and compare it with ``checkpoints`` kept outside the CP."""
+        return await self._call(
+            self._admin.VerifyAuditLog, admin_service_pb2.VerifyAuditLogRequest(checkpoints=list(checkpoints))
+        )
+
+    async def audit_checkpoint(self) -> audit_pb2.AuditCheckpoint:
+        """A checkpoint of the current audit head, signed by the CP."""
+        resp: admin_service_pb2.GetAuditCheckpointResponse = await self._call(
+            self._admin.GetAuditCheckpoint, admin_service_pb2.GetAuditCheckpointRequest()
+        )
+        return resp.checkpoint
 
     # --- risk: analytics and operator signals ------------------------------------------------------------------
     async def balances(self) -> list[analytics_pb2.PairBalance]:

@@ -1,6 +1,10 @@
 """How commands print: a readable table or text by default, one JSON document with ``--json`` (for machines).
 
 Errors never go through here: they are one line on stderr (see ``xcwl.errors``).
+
+Everything printed for humans passes through ``printable``: text from the CP and the nodes (titles, WL names,
+reasons, a node's error note) may hold terminal escape sequences, C0/C1 controls or bidi overrides planted by a WL,
+and a terminal must show them as visible escapes, never obey them. JSON output is escaped by ``json.dumps``.
 """
 
 from __future__ import annotations
@@ -11,6 +15,28 @@ from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str, *, keep_newlines: bool = False) -> str:
+    """``text`` with every non-printable character (C0, DEL, C1, bidi overrides, zero-width, …) as a visible escape.
+
+    ``keep_newlines`` keeps ``\\n`` for multi-line renderings built by this CLI; a table cell never keeps one.
+    """
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable() or (keep_newlines and ch == "\n"):
+            out.append(ch)
+        elif ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        else:
+            code = ord(ch)
+            width = 2 if code < 0x100 else 4 if code < 0x10000 else 8
+            out.append(f"\\{'x' if width == 2 else 'u' if width == 4 else 'U'}{code:0{width}x}")
+    return "".join(out)
 
 
 def to_dict(message: Message) -> dict[str, Any]:
@@ -26,7 +52,7 @@ def print_json(data: Any) -> None:
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """A left-aligned text table with a header line; cells are str()-ed."""
-    text_rows = [[("" if c is None else str(c)) for c in row] for row in rows]
+    text_rows = [[("" if c is None else printable(str(c))) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in text_rows:
         for i, cell in enumerate(row):
@@ -40,7 +66,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 def key_values(pairs: Mapping[str, Any]) -> str:
     """``key: value`` lines, keys aligned."""
     width = max((len(k) for k in pairs), default=0)
-    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in pairs.items())
+    return "\n".join(f"{k.ljust(width)}  {printable(str(v))}" for k, v in pairs.items())
 
 
 def emit(as_json: bool, data: Any, human: str) -> None:
@@ -48,4 +74,4 @@ def emit(as_json: bool, data: Any, human: str) -> None:
     if as_json:
         print_json(data)
     else:
-        print(human)
+        print(printable(human, keep_newlines=True))

@@ -8,8 +8,9 @@ import datetime as dt
 from pathlib import Path
 
 from xporty.cp.v1 import admin_service_pb2
-from xwl_runtime.identity import Identity
-from xwl_runtime.pki import PkiDir
+from xwl_runtime import hostnames
+from xwl_runtime.identity import Identity, Kind, pinned_name
+from xwl_runtime.pki import LOOPBACK_NAMES, PkiDir
 from xwl_runtime.tls import TlsMaterial
 
 from . import flags
@@ -23,48 +24,68 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     init = pki_sub.add_parser("init", help="create the CA and the CP certificate")
     flags.add(init, "--dir", required=True, help="PKI directory")
+    init.add_argument("--dns", action="append", default=None, metavar="NAME",
+                      help="a DNS name or IP of the CP's certificate besides cp.xporty.internal (repeatable; "
+                           "default: localhost and 127.0.0.1 for a local setup)")
     init.set_defaults(func=_init)
 
-    issue = pki_sub.add_parser("issue", help="issue a certificate for a WL node, a WL app or an operator")
+    issue = pki_sub.add_parser("issue", help="issue a certificate for the CP, a WL node, a WL app or an operator")
     flags.add(issue, "--dir", required=True, help="PKI directory holding ca.key")
     who = issue.add_mutually_exclusive_group(required=True)
+    who.add_argument("--cp", action="store_true", help="the CP's own certificate spiffe://xporty/cp")
     who.add_argument("--wl", help="WL id: a node certificate spiffe://xporty/wl/<id>")
     who.add_argument("--ops", help="operator name: spiffe://xporty/ops/<name>")
     issue.add_argument("--app", help="with --wl: a WL app certificate spiffe://xporty/wl/<id>/app/<name>")
-    issue.add_argument("--dns", action="append", default=[], help="extra DNS name or IP the holder serves on")
-    issue.add_argument("--hours", type=float, default=24.0, help="lifetime in hours")
+    issue.add_argument("--dns", action="append", default=[], metavar="NAME",
+                       help="a DNS name (an IP with --cp) the holder serves on, besides its pinned name")
     # Plain options (not read from XCWL_CP): importing is an explicit choice, never an environment default.
-    issue.add_argument("--cp", metavar="HOST:PORT",
-                       help="with --wl (node): import the new certificate into this CP at once (ImportCertificate); "
-                            "the CP refuses an offline node certificate until it is imported")
+    issue.add_argument("--import-to", metavar="HOST:PORT",
+                       help="with --wl (node): import the new certificate into the CP at HOST:PORT at once "
+                            "(ImportCertificate); the CP refuses an offline node certificate until it is imported")
     issue.add_argument("--as", dest="as_name", default="admin",
-                       help="with --cp: the operator (ops-NAME.crt/.key in --dir) who imports it")
+                       help="with --import-to: the operator (ops-NAME.crt/.key in --dir) who imports it")
+    issue.add_argument("--hours", type=float, default=24.0, help="lifetime in hours")
     issue.set_defaults(func=_issue)
+
+
+def _names(values: list[str], *, allow_ip: bool) -> tuple[str, ...]:
+    """Operator-given names, checked like the CP's registry checks a WL's (IP literals only for the CP)."""
+    names = hostnames.normalize(values)
+    for name in names:
+        problem = hostnames.hostname_problem(name)
+        if allow_ip and problem in ("IP addresses are not allowed", "loopback names are not allowed"):
+            continue  # the CP may answer on an IP or localhost; a WL never gets them
+        if problem is not None:
+            raise CliError(f"--dns {name[:64]!r}: {problem}")
+    return names
 
 
 def _init(args: argparse.Namespace) -> int:
     pki = PkiDir(Path(args.dir))
-    pki.init_ca()
-    print(f"CA created: {pki.ca_cert}\nCP certificate: {pki.cert(Identity.cp())}")
+    names = LOOPBACK_NAMES if args.dns is None else _names(args.dns, allow_ip=True)
+    pki.init_ca(cp_dns_names=names)
+    print(f"CA created: {pki.ca_cert}\nCP certificate: {pki.cert(Identity.cp())} "
+          f"({', '.join((pinned_name(Identity.cp()), *names))})")
     return 0
 
 
 def _issue(args: argparse.Namespace) -> int:
-    if args.cp and (args.ops or args.app):
-        raise CliError("--cp imports WL node certificates only (--wl without --app)")
-    if args.ops:
+    if args.import_to and (args.cp or args.ops or args.app):
+        raise CliError("--import-to imports WL node certificates only (--wl without --app)")
+    if args.cp:
+        identity = Identity.cp()
+    elif args.ops:
         identity = Identity.ops(args.ops)
     elif args.app:
         identity = Identity.app(args.wl, args.app)
     else:
         identity = Identity.wl(args.wl)
-    cert, key = PkiDir(Path(args.dir)).issue(
-        identity, dns_names=tuple(args.dns), lifetime=dt.timedelta(hours=args.hours)
-    )
-    print(f"{identity.spiffe_id}\ncert: {cert}\nkey:  {key}")
-    if args.cp:
-        imported = asyncio.run(_import(Path(args.dir), args.cp, args.as_name, cert.read_text()))
-        print(f"imported into {args.cp}: serial {imported.serial}")
+    names = _names(args.dns, allow_ip=identity.kind is Kind.CP)
+    cert, key = PkiDir(Path(args.dir)).issue(identity, dns_names=names, lifetime=dt.timedelta(hours=args.hours))
+    print(f"{identity.spiffe_id} ({', '.join((pinned_name(identity), *names))})\ncert: {cert}\nkey:  {key}")
+    if args.import_to:
+        imported = asyncio.run(_import(Path(args.dir), args.import_to, args.as_name, cert.read_text()))
+        print(f"imported into {args.import_to}: serial {imported.serial}")
     return 0
 
 
@@ -76,5 +97,5 @@ async def _import(pki_dir: Path, target: str, as_name: str, pem: str) -> admin_s
     pki = PkiDir(pki_dir)
     if not pki.has(operator):
         raise CliError(f"no operator certificate {pki.cert(operator)}: issue one with --ops {as_name}")
-    async with OpsClient.connect(target, TlsMaterial.from_pki(pki, operator)) as client:
+    async with OpsClient.connect(target, TlsMaterial.from_pki(pki, operator), expected=Identity.cp()) as client:
         return await client.import_certificate(pem)

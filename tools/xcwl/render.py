@@ -24,8 +24,9 @@ def seconds(d: duration_pb2.Duration) -> float:
 
 def wls_table(wls: Iterable[registry_pb2.WhiteLabel]) -> str:
     return table(
-        ["wl", "name", "currency", "decimals", "reference_rate", "trader_endpoint"],
-        [(w.wl_id, w.name, w.currency, w.currency_decimals, w.reference_rate, w.trader_endpoint) for w in wls],
+        ["wl", "name", "currency", "decimals", "reference_rate", "trader_endpoint", "dns_names"],
+        [(w.wl_id, w.name, w.currency, w.currency_decimals, w.reference_rate, w.trader_endpoint,
+          ",".join(w.dns_names)) for w in wls],
     )
 
 

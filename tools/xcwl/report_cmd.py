@@ -1,6 +1,8 @@
 """``xcwl report balance``: every pair's trade balance, the open alerts and the recent signals (AnalyticsService).
 
-``report discrepancies`` lists orders one side confirmed and the other never finalized. Operators only.
+``report discrepancies`` lists orders whose two sides disagree (one side missing past the grace period, amounts
+or quantities, a one-sided cancellation) and security findings (an event id re-sent with another payload), with
+what each side reported and the value in dispute. Operators only.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     balance.add_argument("--signals", type=int, default=10, metavar="N", help="how many recent signals to show")
     balance.set_defaults(func=ops_command(_balance))
 
-    disc = r_sub.add_parser("discrepancies", help="orders confirmed by one side and never finalized by the other")
+    disc = r_sub.add_parser("discrepancies", help="orders whose two sides disagree, and security findings")
     add_ops_flags(disc)
     disc.set_defaults(func=ops_command(_discrepancies))
 
@@ -41,10 +43,18 @@ async def _balance(args: argparse.Namespace, client: OpsClient) -> int:
     return 0
 
 
+def _side(amount: str, quantity: int) -> str:
+    """One side's report of an order (``3 × 120.00``), or ``-`` when that side said nothing."""
+    return f"{quantity} × {amount}" if amount else "-"
+
+
 async def _discrepancies(args: argparse.Namespace, client: OpsClient) -> int:
     items = await client.discrepancies()
     emit(args.json, {"discrepancies": [to_dict(d) for d in items]}, table(
-        ["order", "exporter", "importer", "reason", "detected", "correlation_id"],
-        [(d.order_id, d.exporter_wl, d.importer_wl, d.reason, when(d.detect_time), d.correlation_id) for d in items],
+        ["order", "exporter", "importer", "category", "reason", "exporter says", "importer says", "disputed",
+         "detected", "correlation_id"],
+        [(d.order_id, d.exporter_wl, d.importer_wl, d.category, d.reason, _side(d.export_amount, d.export_quantity),
+          _side(d.import_amount, d.import_quantity), d.disputed_value, when(d.detect_time), d.correlation_id)
+         for d in items],
     ))
     return 0

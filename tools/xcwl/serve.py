@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from cp_server.risk.settings import RiskSettings
 from cp_server.settings import CpSettings
 from wl_node.settings import NodeSettings
 from xwl_runtime.identity import Identity
+from xwl_runtime.money import MoneyError, parse_decimal
 from xwl_runtime.pki import PkiDir
+from xwl_runtime.ratelimit import RateLimits
 
 from .errors import CliError
 
@@ -30,6 +34,42 @@ def db_url(flag: str, value: str) -> str:
     return value
 
 
+def _positive(flag: str, value: Any, kind: type[int] | type[float]) -> Any:
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise CliError(f"{flag}: expected a positive number, got {value!r}") from None
+    if not number > 0:
+        raise CliError(f"{flag}: expected a positive number, got {value!r}")
+    return number
+
+
+def _cp_limits(args: argparse.Namespace) -> dict[str, Any]:
+    """The limit flags that were given, as CpSettings fields (absent flags keep the documented defaults)."""
+    out: dict[str, Any] = {}
+    for flag, name in (("--max-message-bytes", "max_receive_bytes"),
+                       ("--enroll-max-message-bytes", "enroll_max_receive_bytes")):
+        value = getattr(args, name_of(flag), None)
+        if value is not None:
+            out[name] = _positive(flag, value, int)
+    rates: dict[str, Any] = {}
+    for flag, name, kind in (("--rate-limit", "rate_per_s", float), ("--rate-burst", "burst", int),
+                             ("--max-streams", "max_streams", int),
+                             ("--enroll-rate-limit", "anonymous_rate_per_s", float),
+                             ("--enroll-rate-burst", "anonymous_burst", int)):
+        value = getattr(args, name_of(flag), None)
+        if value is not None:
+            rates[name] = _positive(flag, value, kind)
+    if rates:
+        out["rate_limits"] = RateLimits(**rates)
+    return out
+
+
+def name_of(flag: str) -> str:
+    """The argparse attribute of ``flag``."""
+    return flag.lstrip("-").replace("-", "_")
+
+
 def cp_settings(args: argparse.Namespace) -> CpSettings:
     """CpSettings from ``xcwl cp serve`` flags; the PKI directory must hold the CA and the CP's pair."""
     pki = PkiDir(Path(args.pki))
@@ -42,7 +82,38 @@ def cp_settings(args: argparse.Namespace) -> CpSettings:
         listen=host_port("--listen", args.listen),
         enroll_listen=host_port("--enroll-listen", args.enroll_listen),
         insecure_dev=bool(args.insecure_dev),
+        **_cp_limits(args),
+        max_identity_age=max_identity_age(getattr(args, "max_identity_age", None)),
+        risk=RiskSettings(discrepancy_pause_value=pause_value(
+            "--discrepancy-pause-value", getattr(args, "discrepancy_pause_value", "1000"))),
     )
+
+
+MIN_IDENTITY_AGE_S = 600.0
+
+
+def max_identity_age(value: float | str | None) -> dt.timedelta:
+    """``--max-identity-age SECONDS``: at least 10 minutes (default 30 days)."""
+    if value is None:
+        return CpSettings.max_identity_age
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise CliError(f"--max-identity-age: expected a number of seconds, got {str(value)[:32]!r}") from None
+    if not seconds >= MIN_IDENTITY_AGE_S or seconds > 10 * 365 * 24 * 3600:
+        raise CliError(f"--max-identity-age: expected {MIN_IDENTITY_AGE_S:.0f} s to 10 years, got {value}")
+    return dt.timedelta(seconds=seconds)
+
+
+def pause_value(flag: str, value: str) -> Decimal:
+    """A plain decimal >= 0 (the reference-unit value above which a discrepancy pauses its pair)."""
+    try:
+        parsed = parse_decimal(value)
+    except MoneyError:
+        parsed = Decimal(-1)
+    if parsed < 0:
+        raise CliError(f"{flag}: expected a decimal >= 0 like 1000 or 250.50, got {value[:32]!r}")
+    return parsed
 
 
 def node_settings(args: argparse.Namespace) -> NodeSettings:

@@ -1,4 +1,9 @@
-"""``xcwl wl serve|add|list``: run a WL node; register and list WLs at the CP (as an operator)."""
+"""``xcwl wl serve|add|update|list``: run a WL node; register, change and list WLs at the CP (as an operator).
+
+``--dns NAME`` (repeatable) sets the DNS names the WL node's certificate carries besides the CA-assigned pinned
+name (``<wl>.wl.xporty.internal``); the CP validates them (RFC 1123 host names, no wildcards, IPs, loopback or
+reserved names) and writes them into the node's next certificate (enrollment or renewal).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import argparse
 import asyncio
 import datetime as dt
 
-from xporty.cp.v1 import registry_pb2
+from xporty.cp.v1 import admin_service_pb2, registry_pb2
 
 from . import flags
 from .ops_client import OpsClient, add_ops_flags, ops_command
@@ -41,10 +46,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add.add_argument("--decimals", type=int, default=2, help="decimals the currency allows (0..8)")
     add.add_argument("--reference-rate", default="1", help="value of one unit in the CP's reference unit")
     add.add_argument("--endpoint", required=True, metavar="HOST:PORT", help="the node's TraderService address")
+    add.add_argument("--dns", action="append", default=[], metavar="NAME",
+                     help="a DNS name of the node's certificate besides its pinned name (repeatable)")
     add.add_argument("--bootstrap-token", action="store_true",
                      help="also create a one-time enrollment token for the node and print it")
     add.add_argument("--token-ttl", type=float, default=3600.0, help="token lifetime in seconds (default 1 h)")
     add.set_defaults(func=ops_command(_add))
+
+    update = wl_sub.add_parser("update", help="change a registered WL (unset flags keep their value)")
+    add_ops_flags(update)
+    update.add_argument("--id", required=True, dest="wl_id", help="WL id, e.g. wl-a")
+    update.add_argument("--name", help="marketplace name")
+    update.add_argument("--reference-rate", help="value of one unit in the CP's reference unit")
+    update.add_argument("--endpoint", metavar="HOST:PORT", help="the node's TraderService address")
+    update.add_argument("--dns", action="append", metavar="NAME",
+                        help="replace the node certificate's extra DNS names (repeatable; see --clear-dns)")
+    update.add_argument("--clear-dns", action="store_true", help="remove every extra DNS name")
+    update.set_defaults(func=ops_command(_update))
 
     listing = wl_sub.add_parser("list", help="list the WL registry")
     add_ops_flags(listing)
@@ -62,7 +80,7 @@ async def _add(args: argparse.Namespace, client: OpsClient) -> int:
     """Register the WL; with --bootstrap-token print a one-time token too."""
     resp = await client.register_wl(registry_pb2.WhiteLabel(
         wl_id=args.wl_id, name=args.name, currency=args.currency, currency_decimals=args.decimals,
-        reference_rate=args.reference_rate, trader_endpoint=args.endpoint,
+        reference_rate=args.reference_rate, trader_endpoint=args.endpoint, dns_names=args.dns,
     ))
     data = {"white_label": to_dict(resp.white_label), "version": resp.version}
     human = f"registered {resp.white_label.wl_id} (policy version {resp.version})\n{wls_table([resp.white_label])}"
@@ -73,6 +91,24 @@ async def _add(args: argparse.Namespace, client: OpsClient) -> int:
         data["token_expire_time"] = expires
         human += "\n" + key_values({"bootstrap token": token.token, "expires": expires, "shown": "once"})
     emit(args.json, data, human)
+    return 0
+
+
+async def _update(args: argparse.Namespace, client: OpsClient) -> int:
+    """Change the fields given; ``--dns`` replaces the names, ``--clear-dns`` removes them."""
+    request = admin_service_pb2.UpdateWlRequest(wl_id=args.wl_id)
+    if args.name is not None:
+        request.name = args.name
+    if args.reference_rate is not None:
+        request.reference_rate = args.reference_rate
+    if args.endpoint is not None:
+        request.trader_endpoint = args.endpoint
+    if args.dns or args.clear_dns:
+        request.dns_names.SetInParent()
+        request.dns_names.names.extend(args.dns or [])
+    resp = await client.update_wl(request)
+    emit(args.json, {"white_label": to_dict(resp.white_label), "version": resp.version},
+         f"updated {resp.white_label.wl_id} (policy version {resp.version})\n{wls_table([resp.white_label])}")
     return 0
 
 

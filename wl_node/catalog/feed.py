@@ -43,6 +43,9 @@ from .visibility import ExportGrant
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _US = dt.timedelta(microseconds=1)
 
+MAX_CURSOR_CHARS = 1024
+"""An encoded cursor is ~150 characters; anything longer is refused unread."""
+
 
 @dataclass(frozen=True)
 class Cursor:
@@ -66,6 +69,8 @@ class Cursor:
         """The cursor a peer sent back; empty means a full sync from the start."""
         if not text:
             return cls(fingerprint=grant.fingerprint)
+        if len(text) > MAX_CURSOR_CHARS:  # before decoding: a cursor this exporter wrote is far shorter
+            raise InvalidArgument.field("cursor", "not a cursor returned by this exporter")
         try:
             body = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
             wid = body["i"]

@@ -40,6 +40,7 @@ from xwl_runtime.money import (
     format_amount,
     parse_price,
 )
+from xwl_runtime.text import first_forbidden
 
 from .tables import imported_offers, sync_cursors
 from .visibility import ImportTerms
@@ -172,6 +173,11 @@ def _fx_values(terms: ImportTerms) -> dict[str, Any]:
             "fx_version": terms.fx_version}
 
 
+def _unsafe_text(offer: offer_pb2.Offer) -> bool:
+    return any(first_forbidden(text) is not None
+               for text in (offer.title, offer.description, offer.category, offer.manager.name))
+
+
 def _page_rows(exporter: str, terms: ImportTerms, changes: Sequence[offer_pb2.OfferChange], generation: int,
                stamp: Any, sqlite: bool) -> tuple[list[str], list[tuple[Any, ...]]]:
     """A page as driver-ready rows in ``_COLS`` order, plus the imported ids to delete (tombstones and offers with
@@ -193,6 +199,12 @@ def _page_rows(exporter: str, terms: ImportTerms, changes: Sequence[offer_pb2.Of
             if prices is None:
                 log.warning("imported offer refused: bad price or currency",
                             extra={"fields": {"exporter": exporter, "offer_id": change.offer_id}})
+            elif _unsafe_text(offer):
+                # The exporter validates its own offers, but the importer does not take its word for what its
+                # shoppers and operators will be shown.
+                log.warning("imported offer refused: control or bidi override characters in its text",
+                            extra={"fields": {"exporter": exporter, "offer_id": change.offer_id}})
+                prices = None
         if prices is None:
             gone.append(prefix + change.offer_id)
             continue

@@ -34,6 +34,7 @@ from xporty.trader.v1 import trader_service_pb2_grpc as pb_grpc
 from xwl_runtime.backoff import Backoff
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import decode_rpc_error
+from xwl_runtime.identity import Identity
 from xwl_runtime.tls import TlsMaterial, secure_channel
 
 from .snapshot import ImportedCatalog
@@ -41,7 +42,8 @@ from .visibility import import_terms, importable_exporters
 
 log = logging.getLogger(__name__)
 
-ChannelFactory = Callable[[str, TlsMaterial | None], grpc.aio.Channel]
+ChannelFactory = Callable[[str, TlsMaterial | None, Identity], grpc.aio.Channel]
+"""(endpoint, TLS material, the identity the server must prove) -> channel."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ class _Worker:
     async def _connect(self, endpoint: str) -> pb_grpc.TraderServiceStub:
         if endpoint != self._endpoint or self._channel is None:
             await self._close()
-            self._channel = self.sync.channel_factory(endpoint, self.sync.tls)
+            self._channel = self.sync.channel_factory(endpoint, self.sync.tls, Identity.wl(self.exporter))
             self._endpoint = endpoint
             self._watch = asyncio.create_task(self._watch_loop(pb_grpc.TraderServiceStub(self._channel)),
                                               name=f"catalog-watch-{self.exporter}")
@@ -208,7 +210,8 @@ class CatalogSync:
         self.clock = clock
         self.tls = tls
         self.settings = settings or SyncSettings()
-        self.channel_factory: ChannelFactory = channel_factory or (lambda target, tls: secure_channel(target, tls))
+        self.channel_factory: ChannelFactory = channel_factory or (
+            lambda target, tls, expected: secure_channel(target, tls, expected=expected))
         self.rng = rng or random.Random()
         self._workers: dict[str, tuple[_Worker, asyncio.Task[None]]] = {}
         self._changed = asyncio.Event()

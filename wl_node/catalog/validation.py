@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from xporty.trader.v1 import offer_pb2
 from xwl_runtime.errors import FieldViolation, InvalidArgument
 from xwl_runtime.money import MoneyError, parse_price
+from xwl_runtime.text import text_violation
 
 OFFER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 """Offer ids: no ':' (imported ids are "<wl>:<offer_id>"), no spaces, at most 128 characters."""
@@ -52,7 +53,8 @@ def check_offer_id(value: str, field: str) -> list[FieldViolation]:
 def _text(value: str, field: str, low: int, high: int) -> list[FieldViolation]:
     if not low <= len(value) <= high or (low and not value.strip()):
         return [FieldViolation(field, f"must be {low}..{high} characters" + (", not blank" if low else ""))]
-    return []
+    violation = text_violation(field, value, max_chars=high)
+    return [violation] if violation is not None else []
 
 
 def _image_urls(urls: list[str]) -> list[FieldViolation]:

@@ -55,8 +55,10 @@ from xwl_runtime.errors import (
     PermissionDenied,
     XcwlError,
     decode_rpc_error,
+    echo,
 )
 from xwl_runtime.identity import Identity, Kind
+from xwl_runtime.text import bounded
 
 from . import store
 from .offers import ImportedOffers, ImportedOfferTerms
@@ -65,6 +67,7 @@ from .tables import PENDING
 log = logging.getLogger(__name__)
 
 MAX_QUANTITY = 1_000_000
+MAX_CHECKOUT_ID_CHARS = 128
 PENDING_RETRY_AFTER_S = 0.5
 
 
@@ -281,7 +284,7 @@ class CheckoutService:
         """The early checks; each refusal is raised before anything is stored."""
         offer = await self._offers.get(request.imported_offer_id)
         if offer is None:
-            raise NotFound(f"imported offer {request.imported_offer_id} not found", reason="OFFER_NOT_FOUND")
+            raise NotFound(f"imported offer {echo(request.imported_offer_id)} not found", reason="OFFER_NOT_FOUND")
         exporter = offer.exporter_wl
         decision = judge_pair(self._state, exporter, self.wl_id, self._enforcer)
         if decision.deny_reason:
@@ -359,7 +362,7 @@ class CheckoutService:
     async def _current(self, checkout_id: str) -> storefront_pb2.Checkout:
         row = await self._runner.read(lambda conn: store.by_id(conn, checkout_id))
         if row is None:
-            raise NotFound(f"checkout {checkout_id} not found", reason="CHECKOUT_NOT_FOUND")
+            raise NotFound(f"checkout {echo(checkout_id)} not found", reason="CHECKOUT_NOT_FOUND")
         return store.checkout_from_row(row)
 
     async def get(self, caller: Identity, request: storefront_service_pb2.GetCheckoutRequest
@@ -368,8 +371,9 @@ class CheckoutService:
         who = self._check_caller(caller)
         if not request.checkout_id:
             raise InvalidArgument.field("checkout_id", "required")
+        bounded("checkout_id", request.checkout_id, max_chars=MAX_CHECKOUT_ID_CHARS)
         row = await self._runner.read(lambda conn: store.by_id(conn, request.checkout_id))
         if row is None or (caller.kind is not Kind.OPS and row["caller"] != who):
-            raise NotFound(f"checkout {request.checkout_id} not found", reason="CHECKOUT_NOT_FOUND")
+            raise NotFound(f"checkout {echo(request.checkout_id)} not found", reason="CHECKOUT_NOT_FOUND")
         return store.checkout_from_row(row)
 

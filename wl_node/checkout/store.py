@@ -116,7 +116,7 @@ def finalize(conn: sa.Connection, row: Row, order: order_pb2.Order, wl_id: str, 
     if not sqlite_db:
         params = {**sale, **event_values(
             kind=telemetry_pb2.LEDGER_EVENT_KIND_IMPORT_FINALIZED, wl_id=wl_id, order_id=order.order_id,
-            exporter_wl=row["exporter_wl"], importer_wl=wl_id, amount=order.total,
+            exporter_wl=row["exporter_wl"], importer_wl=wl_id, amount=order.total, quantity=order.quantity,
             correlation_id=row["correlation_id"], now=now, created_at=stamp),
             "status": COMPLETED, "reason": "", "updated_at": stamp}
         if _FINALIZE_PG.run(conn, params).fetchone()[0] != 1:
@@ -126,7 +126,7 @@ def finalize(conn: sa.Connection, row: Row, order: order_pb2.Order, wl_id: str, 
         return None
     _INSERT_SALE_SQL.run(conn, sale)
     append_event(conn, kind=telemetry_pb2.LEDGER_EVENT_KIND_IMPORT_FINALIZED, wl_id=wl_id, order_id=order.order_id,
-                 exporter_wl=row["exporter_wl"], importer_wl=wl_id, amount=order.total,
+                 exporter_wl=row["exporter_wl"], importer_wl=wl_id, amount=order.total, quantity=order.quantity,
                  correlation_id=row["correlation_id"], now=now)
     return _settled(row, COMPLETED, "", order.order_id, now)
 
@@ -188,7 +188,7 @@ def acknowledge(conn: sa.Connection, row: Row, order: order_pb2.Order | None, wl
     if order is not None:
         append_event(conn, kind=telemetry_pb2.LEDGER_EVENT_KIND_COMPENSATION, wl_id=wl_id, order_id=order.order_id,
                      exporter_wl=row["exporter_wl"], importer_wl=wl_id, amount=order.total,
-                     correlation_id=row["correlation_id"], now=now)
+                     quantity=order.quantity, correlation_id=row["correlation_id"], now=now)
 
 
 def retry_later(conn: sa.Connection, row: Row, error: str, next_at: dt.datetime) -> None:

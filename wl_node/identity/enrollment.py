@@ -4,8 +4,9 @@ The node makes a new P-256 key, sends a CSR with the token over server-authentic
 certificate yet; it trusts the CA certificate ``ca.crt`` already in its PKI directory, provisioned out of band
 with the token), checks what comes back, and writes ``wl-<id>.crt``/``wl-<id>.key`` atomically.
 
-Only transient failures (UNAVAILABLE, DEADLINE_EXCEEDED) are retried, always with the same key and CSR: the CP
-spends a token only when it issued a certificate for it, and answers a repeated request (same token, same key)
+Only transient failures (UNAVAILABLE, DEADLINE_EXCEEDED, and RESOURCE_EXHAUSTED with reason RATE_LIMITED: nodes
+enrolling from one address share the enrollment listener's budget) are retried, always with the same key and CSR:
+the CP spends a token only when it issued a certificate for it, and answers a repeated request (same token, same key)
 whose first answer was lost with the same certificate. A node that dies before writing its files has lost the
 key, so the token is spent and an operator issues a new one (the node says so).
 """
@@ -24,8 +25,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from xporty.cp.v1 import identity_service_pb2, identity_service_pb2_grpc
 from xwl_runtime.backoff import Backoff
 from xwl_runtime.errors import RemoteError, decode_rpc_error
-from xwl_runtime.identity import Identity, identity_of_certificate
+from xwl_runtime.identity import Identity, identity_of_certificate, pinned_name
 from xwl_runtime.pki import PkiDir, key_to_pem, make_csr, new_private_key
+from xwl_runtime.ratelimit import RATE_LIMITED
 from xwl_runtime.tls import KeyPair, TlsMaterial, server_only_channel
 
 from ..settings import NodeSettings
@@ -42,12 +44,23 @@ class EnrollmentError(Exception):
     """The node has no usable certificate and could not obtain one; the message says what to do."""
 
 
+def carries_pinned_name(cert: x509.Certificate, identity: Identity) -> bool:
+    """True when ``cert`` names ``identity``'s CA-assigned DNS name (certificates from before pinning do not)."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    return pinned_name(identity) in san.get_values_for_type(x509.DNSName)
+
+
 def check_issued(cert_pem: bytes, ca_pem: bytes, identity: Identity, key: ec.EllipticCurvePrivateKey) -> None:
     """Refuse a certificate that is not ours: wrong identity, wrong key, or not signed by our CA."""
     cert = x509.load_pem_x509_certificate(cert_pem)
     ca = x509.load_pem_x509_certificate(ca_pem)
     if identity_of_certificate(cert) != identity:
         raise EnrollmentError(f"the CP issued a certificate for another identity than {identity}")
+    if not carries_pinned_name(cert, identity):  # peers pin that name: without it nobody could reach this node
+        raise EnrollmentError(f"the CP's certificate lacks the name {pinned_name(identity)} clients pin")
     if cert.public_key() != key.public_key():
         raise EnrollmentError("the CP's certificate does not certify this node's key")
     try:
@@ -61,7 +74,6 @@ async def enroll(
     wl_id: str,
     enroll_target: str,
     bootstrap_token: str,
-    dns_names: tuple[str, ...] = (),
     *,
     backoff: Backoff | None = None,
 ) -> TlsMaterial:
@@ -72,7 +84,7 @@ async def enroll(
     ca_pem = pki.ca_cert.read_bytes()
     key = new_private_key()
     request = identity_service_pb2.EnrollRequest(
-        bootstrap_token=bootstrap_token, csr_pem=make_csr(key, dns_names).decode()
+        bootstrap_token=bootstrap_token, csr_pem=make_csr(key).decode()
     )
     backoff = backoff or Backoff(base_s=0.2, cap_s=3.0)
     async with server_only_channel(enroll_target, ca_pem) as channel:
@@ -83,7 +95,8 @@ async def enroll(
                 break
             except grpc.aio.AioRpcError as err:
                 remote = decode_rpc_error(err)
-                if remote.code not in _TRANSIENT or attempt == ENROLL_ATTEMPTS:
+                transient = remote.code in _TRANSIENT or remote.reason == RATE_LIMITED
+                if not transient or attempt == ENROLL_ATTEMPTS:
                     raise _explain(remote) from err
                 log.warning("enrollment attempt failed; retrying",
                             extra={"fields": {"attempt": attempt, "code": remote.code.name}})

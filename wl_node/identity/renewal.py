@@ -10,6 +10,12 @@ Time comes from an injected clock; since the clock has no sleep, the loop waits 
 ``poll_interval`` before looking at the clock again, which also lets tests move a ``ManualClock`` forward.
 Failures are retried with jittered exponential backoff until the certificate expires; after that only a new
 enrollment helps, and the loop keeps logging that.
+
+Two refusals are final, and retrying would change nothing: the identity reached the CP's maximum age
+(FAILED_PRECONDITION ``IDENTITY_MAX_AGE``), or the certificate was already renewed by someone else holding this
+key (PERMISSION_DENIED ``CERTIFICATE_SUPERSEDED``). The loop logs an error saying what to do (start the node
+with a new bootstrap token once the certificate expires, or before by removing ``wl-<id>.crt``), keeps serving
+with the current certificate, and tries again only at its expiry.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from xwl_runtime.identity import Identity
 from xwl_runtime.pki import PkiDir, key_to_pem, make_csr, new_private_key
 from xwl_runtime.tls import KeyPair, TlsMaterial, secure_channel
 
-from .enrollment import EnrollmentError, check_issued
+from .enrollment import EnrollmentError, carries_pinned_name, check_issued
 from .files import write_pair
 
 log = logging.getLogger(__name__)
@@ -44,6 +50,8 @@ RENEW_AT_FRACTION = 0.5
 JITTER_FRACTION = 0.1
 DEFAULT_POLL_INTERVAL_S = 5.0
 RENEW_TIMEOUT_S = 10.0
+FINAL_REASONS = frozenset({"IDENTITY_MAX_AGE", "CERTIFICATE_SUPERSEDED"})
+"""Refusals that no retry can change: only a new enrollment helps."""
 
 
 class CertificateRenewer:
@@ -57,7 +65,6 @@ class CertificateRenewer:
         cp_target: str,
         material: TlsMaterial,
         clock: Clock,
-        dns_names: tuple[str, ...] = (),
         rng: random.Random | None = None,
         backoff: Backoff | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL_S,
@@ -67,7 +74,6 @@ class CertificateRenewer:
         self._identity = Identity.wl(wl_id)
         self._cp_target = cp_target
         self._clock = clock
-        self._dns_names = dns_names
         self._rng = rng or random.Random()
         self._backoff = backoff or Backoff(base_s=1.0, cap_s=60.0, rng=self._rng)
         self._poll_interval = poll_interval
@@ -76,6 +82,8 @@ class CertificateRenewer:
         self._material = material
         self._due = self._renewal_time(material)
         self.renewals = 0
+        self.final_refusal = ""
+        """Set when the CP refused renewal for good (max age reached, certificate superseded)."""
 
     @property
     def material(self) -> TlsMaterial:
@@ -94,14 +102,17 @@ class CertificateRenewer:
     def _renewal_time(self, material: TlsMaterial) -> dt.datetime:
         cert = x509.load_pem_x509_certificate(material.pair.cert_pem)
         start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+        if not carries_pinned_name(cert, self._identity):
+            # Issued before clients pinned identities: peers refuse it, so replace it at once.
+            return start
         fraction = RENEW_AT_FRACTION + self._rng.uniform(-JITTER_FRACTION, JITTER_FRACTION)
         return start + (end - start) * fraction
 
     async def renew_once(self) -> TlsMaterial:
         """Renew now: new key, RenewCertificate over mTLS, atomic write, callbacks. Returns the new material."""
         key = new_private_key()
-        request = identity_service_pb2.RenewCertificateRequest(csr_pem=make_csr(key, self._dns_names).decode())
-        async with secure_channel(self._cp_target, self._material) as channel:
+        request = identity_service_pb2.RenewCertificateRequest(csr_pem=make_csr(key).decode())
+        async with secure_channel(self._cp_target, self._material, expected=Identity.cp()) as channel:
             stub = identity_service_pb2_grpc.IdentityServiceStub(channel)
             response = await stub.RenewCertificate(request, timeout=self._rpc_timeout)
         cert_pem = response.certificate_pem.encode()
@@ -139,16 +150,41 @@ class CertificateRenewer:
             try:
                 await self.renew_once()
                 self._backoff.reset()
-            except (grpc.aio.AioRpcError, EnrollmentError, OSError) as err:
-                detail = str(decode_rpc_error(err)) if isinstance(err, grpc.aio.AioRpcError) else str(err)
-                expired = self._clock.now() >= x509.load_pem_x509_certificate(
-                    self._material.pair.cert_pem).not_valid_after_utc
-                log.warning(
-                    "certificate renewal failed" + ("; certificate expired, enroll again" if expired else ""),
-                    extra={"fields": {"wl_id": self._identity.wl_id, "error": detail}},
-                )
+            except grpc.aio.AioRpcError as err:
+                remote = decode_rpc_error(err)
+                if remote.reason in FINAL_REASONS:
+                    self._final_refusal(str(remote))
+                    continue
+                self._log_failure(str(remote))
                 if await _wait(stop, self._backoff.next_delay()):
                     return
+            except (EnrollmentError, OSError) as err:
+                self._log_failure(str(err))
+                if await _wait(stop, self._backoff.next_delay()):
+                    return
+
+    def _not_after(self) -> dt.datetime:
+        return x509.load_pem_x509_certificate(self._material.pair.cert_pem).not_valid_after_utc
+
+    def _final_refusal(self, detail: str) -> None:
+        """No renewal is possible any more: say what to do, keep serving, look again only at expiry."""
+        expiry = self._not_after()
+        self._due = max(expiry, self._clock.now() + dt.timedelta(seconds=self._poll_interval))
+        self.final_refusal = detail
+        log.error(
+            "certificate renewal refused for good: the node keeps serving until its certificate expires, then "
+            "needs a new enrollment: ask an operator for a bootstrap token ('xcwl token create --wl WL') and "
+            "restart the node with --bootstrap-token and --cp-enroll (after removing wl-<id>.crt/.key to switch "
+            "before expiry)",
+            extra={"fields": {"wl_id": self._identity.wl_id, "error": detail, "expire_time": expiry.isoformat()}},
+        )
+
+    def _log_failure(self, detail: str) -> None:
+        expired = self._clock.now() >= self._not_after()
+        log.warning(
+            "certificate renewal failed" + ("; certificate expired, enroll again" if expired else ""),
+            extra={"fields": {"wl_id": self._identity.wl_id, "error": detail}},
+        )
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> bool:

@@ -32,13 +32,14 @@ from xporty.cp.v1 import telemetry_pb2
 from xporty.trader.v1 import order_pb2, trader_service_pb2
 from xwl_runtime import correlation
 from xwl_runtime.clock import Clock
-from xwl_runtime.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from xwl_runtime.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, echo
 from xwl_runtime.identity import Identity, Kind
+from xwl_runtime.text import bounded, human_text
 from xwl_runtime.tokens import Claims
 
 from .events import OUTBOX_INSERT, append_event, event_values
 from .gate import OrderGuard, OrderIntent, PairDecision, SettlingGuard, SignalGate, judge_pair, run_guards
-from .idempotency import COMPLETE_SET, IdempotencyRecords, check_key, fingerprint
+from .idempotency import COMPLETE_SET, MAX_KEY_CHARS, IdempotencyRecords, check_key, fingerprint
 from .rawsql import Sql, db_time, is_sqlite
 from .stock import OfferStock
 from .tables import orders
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 PLACE = "PlaceOrder"
 CANCEL = "CancelOrder"
 MAX_QUANTITY = 1_000_000
+MAX_ORDER_ID_CHARS = 128
+MAX_CURRENCY_CHARS, MAX_AMOUNT_CHARS = 16, 64
 CONFIRMED, DENIED, CANCELLED = "CONFIRMED", "DENIED", "CANCELLED"
 _STATUS = {CONFIRMED: order_pb2.ORDER_STATUS_CONFIRMED, DENIED: order_pb2.ORDER_STATUS_DENIED,
            CANCELLED: order_pb2.ORDER_STATUS_CANCELLED}
@@ -118,6 +121,8 @@ def validate_place(request: trader_service_pb2.PlaceOrderRequest) -> Decimal:
         raise InvalidArgument.field("quantity", f"must be 1..{MAX_QUANTITY}")
     if not request.expected_unit_price.currency:
         raise InvalidArgument.field("expected_unit_price.currency", "required")
+    bounded("expected_unit_price.currency", request.expected_unit_price.currency, max_chars=MAX_CURRENCY_CHARS)
+    bounded("expected_unit_price.amount", request.expected_unit_price.amount, max_chars=MAX_AMOUNT_CHARS)
     try:
         price = Decimal(request.expected_unit_price.amount)
     except InvalidOperation:
@@ -271,8 +276,8 @@ class OrderDesk:
             params.update(entry_id="led_" + uuid.uuid4().hex, ledger_kind="EXPORT", ledger_amount=values["total"])
             params.update(event_values(
                 kind=telemetry_pb2.LEDGER_EVENT_KIND_EXPORT_CONFIRMED, wl_id=self.wl_id, order_id=order_id,
-                exporter_wl=self.wl_id, importer_wl=importer, amount=order.total, correlation_id=cid, now=now,
-                created_at=stamp))
+                exporter_wl=self.wl_id, importer_wl=importer, amount=order.total, quantity=request.quantity,
+                correlation_id=cid, now=now, created_at=stamp))
         if not sqlite_db:
             (_WRITE_CONFIRMED_PG if status == CONFIRMED else _WRITE_DENIED_PG).run(conn, params)
             return order
@@ -302,8 +307,8 @@ class OrderDesk:
         check_key(request.idempotency_key)
         if not request.order_id:
             raise InvalidArgument.field("order_id", "required")
-        if len(request.reason) > 64:
-            raise InvalidArgument.field("reason", "at most 64 characters")
+        bounded("order_id", request.order_id, max_chars=MAX_ORDER_ID_CHARS)
+        human_text("reason", request.reason, max_chars=64, required=False)
         fp = fingerprint(request)
         cid = correlation.get() or correlation.new_correlation_id()
         who = caller.spiffe_id
@@ -317,7 +322,7 @@ class OrderDesk:
             row = conn.execute(_SELECT_FOR_CANCEL, {"b_id": request.order_id, "b_importer": importer}
                                ).mappings().first()
             if row is None:
-                raise NotFound(f"order {request.order_id} not found", reason="ORDER_NOT_FOUND")
+                raise NotFound(f"order {echo(request.order_id)} not found", reason="ORDER_NOT_FOUND")
             if row["status"] == CONFIRMED:
                 changed = conn.execute(_CANCEL, {"b_id": row["order_id"], "b_now": now,
                                                  "b_reason": request.reason or "CANCELLED_BY_IMPORTER"})
@@ -326,7 +331,8 @@ class OrderDesk:
                     self._ledger(conn, row, kind="EXPORT_REVERSAL", amount=-Decimal(row["total"]), cid=cid, now=now)
                     append_event(conn, kind=telemetry_pb2.LEDGER_EVENT_KIND_ORDER_CANCELLED, wl_id=self.wl_id,
                                  order_id=row["order_id"], exporter_wl=self.wl_id, importer_wl=importer,
-                                 amount=_money(row["currency"], row["total"]), correlation_id=cid, now=now)
+                                 amount=_money(row["currency"], row["total"]), quantity=row["quantity"],
+                                 correlation_id=cid, now=now)
                 row = conn.execute(_BY_ORDER_ID, {"b_id": row["order_id"]}).mappings().one()
             order = order_from_row(row)
             self._idem.complete(conn, caller=who, method=CANCEL, key=request.idempotency_key,
@@ -345,6 +351,8 @@ class OrderDesk:
     ) -> order_pb2.Order:
         """The caller's order by id or by PlaceOrder key; NOT_FOUND for unknown ids and other importers' orders."""
         importer = _importer(caller)
+        bounded("order_id", request.order_id, max_chars=MAX_ORDER_ID_CHARS)
+        bounded("idempotency_key", request.idempotency_key, max_chars=MAX_KEY_CHARS)
         if request.order_id:
             cond = orders.c.order_id == request.order_id
         elif request.idempotency_key:

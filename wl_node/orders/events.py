@@ -1,7 +1,9 @@
 """Ledger events for the CP, written to the node's outbox in the same transaction as the fact they report.
 
 Both sides use this: the exporter for EXPORT_CONFIRMED / ORDER_CANCELLED, the importer for IMPORT_FINALIZED /
-COMPENSATION. The payload is an unsigned ``xporty.cp.v1.LedgerEvent``; the shipper (risk feature) sets
+COMPENSATION (each side reports only the facts it owns; the CP refuses the others). Amounts are the order's total
+as the exporter wrote it (a canonical decimal), with the order's quantity, so the CP can compare both sides. The
+payload is an unsigned ``xporty.cp.v1.LedgerEvent``; the shipper (risk feature) sets
 ``sequence`` from the outbox row, signs with the node's current certificate key and marks the row shipped.
 """
 
@@ -40,6 +42,7 @@ def event_values(
     exporter_wl: str,
     importer_wl: str,
     amount: money_pb2.Money,
+    quantity: int,
     correlation_id: str,
     now: dt.datetime,
     created_at: object,
@@ -48,7 +51,7 @@ def event_values(
     event_id = uuid.uuid4().hex
     event = telemetry_pb2.LedgerEvent(
         event_id=event_id, wl_id=wl_id, correlation_id=correlation_id, kind=kind, order_id=order_id,
-        exporter_wl=exporter_wl, importer_wl=importer_wl, amount=amount,
+        exporter_wl=exporter_wl, importer_wl=importer_wl, amount=amount, quantity=quantity,
     )
     event.occur_time.FromDatetime(now)
     return {"event_id": event_id, "event_kind": KIND_NAMES[kind], "order_id": order_id,
@@ -64,12 +67,14 @@ def append_event(
     exporter_wl: str,
     importer_wl: str,
     amount: money_pb2.Money,
+    quantity: int,
     correlation_id: str,
     now: dt.datetime,
 ) -> str:
     """Queue one ledger event in ``conn``'s transaction; returns its id."""
     values = event_values(kind=kind, wl_id=wl_id, order_id=order_id, exporter_wl=exporter_wl,
-                          importer_wl=importer_wl, amount=amount, correlation_id=correlation_id, now=now,
+                          importer_wl=importer_wl, amount=amount, quantity=quantity, correlation_id=correlation_id,
+                          now=now,
                           created_at=db_time(is_sqlite(conn), now))
     _INSERT.run(conn, values)
     return str(values["event_id"])

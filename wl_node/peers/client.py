@@ -171,7 +171,8 @@ class TraderPeers:
             return peer
         if peer is not None:
             self._retire(peer.channel)
-        channel = secure_channel(wl.trader_endpoint, self._tls)
+        # The endpoint comes from the CP's view; the handshake must prove the WL registered for it.
+        channel = secure_channel(wl.trader_endpoint, self._tls, expected=Identity.wl(exporter_wl))
         peer = _Peer(exporter_wl, wl.trader_endpoint, channel, pb_grpc.TraderServiceStub(channel),
                      self.breaker(exporter_wl),
                      RetryBudget(ratio=self.config.budget_ratio, max_tokens=self.config.budget_max_tokens,

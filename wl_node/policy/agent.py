@@ -18,6 +18,9 @@ Applying a view: validate → ``PolicyState.apply`` (serve) → persist last-kno
 ``ReportPolicyStatus``: the CP is told a version is applied only once it is durable on the node.
 A view that fails validation is reported as rejected and the last good view stays. The same version again changes
 nothing: no listener call, no rewrite (the confirmation time is persisted at most every max_staleness/4).
+
+The signed audit checkpoint that views and heartbeats carry goes to the ``CheckpointKeeper`` (``checkpoint.py``),
+independently of the view's version: the keeper alone decides whether it is kept.
 """
 
 from __future__ import annotations
@@ -32,10 +35,11 @@ from google.protobuf import timestamp_pb2
 
 from wl_node.cp_channel import CpChannel
 from wl_node.settings import NodeSettings
-from xporty.cp.v1 import policy_pb2, policy_service_pb2, policy_service_pb2_grpc
+from xporty.cp.v1 import audit_pb2, policy_pb2, policy_service_pb2, policy_service_pb2_grpc
 from xwl_runtime.backoff import Backoff
 from xwl_runtime.clock import Clock
 
+from .checkpoint import CheckpointKeeper
 from .lkg import LastKnownGoodStore, LkgCorrupt
 from .state import PolicyState
 from .validate import ViewRejected, validate_view
@@ -85,8 +89,11 @@ class PolicyAgent:
         lkg: LastKnownGoodStore,
         *,
         backoff: Backoff | None = None,
+        checkpoints: CheckpointKeeper | None = None,
     ) -> None:
         self._settings = settings
+        self.checkpoints = checkpoints
+        """Keeps the CP's highest signed audit head (None: not kept, e.g. without TLS)."""
         self._state = state
         self._cp = cp
         self._clock = clock
@@ -226,8 +233,10 @@ class PolicyAgent:
     async def _on_stream_message(self, message: policy_service_pb2.WatchPoliciesResponse) -> None:
         kind = message.WhichOneof("event")
         if kind == "snapshot":
-            await self.handle_view(message.snapshot)
+            await self.handle_view(message.snapshot)  # serve first; the checkpoint's fsync is off that path
+            await self._offer_checkpoint(message.snapshot)
         elif kind == "heartbeat":
+            await self._offer_checkpoint(message.heartbeat)
             await self._on_heartbeat(message.heartbeat.version)
         await self._after_contact()
 
@@ -266,8 +275,18 @@ class PolicyAgent:
             await self._confirm(response.version)
         else:
             await self.handle_view(response.view)
+            await self._offer_checkpoint(response.view)
         await self._after_contact()
         return True
+
+    async def _offer_checkpoint(self, carrier: policy_pb2.PolicyView | policy_service_pb2.Heartbeat) -> None:
+        if self.checkpoints is None or not carrier.HasField("audit_checkpoint"):
+            return
+        checkpoint: audit_pb2.AuditCheckpoint = carrier.audit_checkpoint
+        try:
+            await self.checkpoints.offer(checkpoint)
+        except OSError:
+            log.exception("could not persist the audit checkpoint")
 
     # --- applying ------------------------------------------------------------------------------------------
     async def handle_view(self, view: policy_pb2.PolicyView) -> None:

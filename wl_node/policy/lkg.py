@@ -7,8 +7,9 @@ File ``<state_dir>/policy-lkg-<wl_id>.json`` (format documented in ``docs/node.m
      "sha256": "<hex of the view bytes>", "view": "<base64 of the serialized PolicyView>"}
 
 The view is kept as protobuf bytes (exact, unknown fields preserved) with a checksum; the envelope is JSON so an
-operator can see version and confirmation time with ``jq``. Writes are atomic: temporary file in the same
-directory, fsync, rename, fsync of the directory; a crash leaves either the old or the new file, never a torn one.
+operator can see version and confirmation time with ``jq``. Writes are atomic (``xwl_runtime.safe_files``: a fresh
+O_EXCL 0600 temporary file in the same directory, fsync, rename, fsync of the directory); a crash leaves either the
+old or the new file, never a torn one.
 
 The blocking file work runs on the store's own single worker thread, not on the event loop's default executor:
 writes of one store stay in order, and an apply's fsyncs never queue behind unrelated ``to_thread`` work of other
@@ -33,6 +34,7 @@ from typing import TypeVar
 from google.protobuf.message import DecodeError
 
 from xporty.cp.v1 import policy_pb2
+from xwl_runtime.safe_files import PRIVATE_MODE, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -125,24 +127,7 @@ class LastKnownGoodStore:
         self._write_atomically(json.dumps(doc, indent=1).encode())
 
     def _write_atomically(self, data: bytes) -> None:
-        directory = self.path.parent
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / f".{self.path.name}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            view = memoryview(data)
-            while view:  # os.write may write less than asked
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        # The rename is durable only once the directory entry is on disk.
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomically(self.path, data, mode=PRIVATE_MODE)
 
     def quarantine(self) -> Path | None:
         """Move an unusable file aside (kept for inspection) so the next good view can be written."""

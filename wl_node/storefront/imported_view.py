@@ -20,15 +20,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from wl_node.catalog.offers import timestamp
 from wl_node.catalog.snapshot import price_in
 from wl_node.catalog.tables import imported_offers
+from wl_node.catalog.validation import CATEGORY_MAX
 from wl_node.catalog.visibility import ImportTerms
 from xporty.common.v1 import money_pb2
 from xporty.node.v1 import storefront_pb2
 from xporty.trader.v1 import offer_pb2
 from xwl_runtime import pii
-from xwl_runtime.errors import InvalidArgument, NotFound
+from xwl_runtime.errors import InvalidArgument, NotFound, echo
 from xwl_runtime.money import canonical, format_amount
+from xwl_runtime.text import bounded, human_text
 
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 500
+MAX_SEARCH_CHARS = 200
+"""Search text is a phrase typed by a shopper, not a document: bounded before it reaches the LIKE matcher."""
+MAX_WL_ID_CHARS, MAX_PAGE_TOKEN_CHARS = 63, 256
+MAX_IMPORTED_ID_CHARS = MAX_WL_ID_CHARS + 1 + 128
+"""``<source_wl>:<offer_id>``."""
 Availability = Callable[[str], bool]
 """Whether an exporter can take orders now (False while its circuit is open or a signal disabled the pair)."""
 
@@ -83,6 +90,11 @@ class ImportedView:
         self, importable: Mapping[str, ImportTerms], *, source_wl: str, category: str, text: str, page_size: int,
         page_token: str, unmasked: bool,
     ) -> tuple[list[storefront_pb2.ImportedOffer], str]:
+        # Bounded before any query: a 50,000-character search would otherwise reach the LIKE matcher.
+        bounded("source_wl", source_wl, max_chars=MAX_WL_ID_CHARS)
+        human_text("category", category, max_chars=CATEGORY_MAX, required=False)
+        human_text("text", text, max_chars=MAX_SEARCH_CHARS, required=False)
+        bounded("page_token", page_token, max_chars=MAX_PAGE_TOKEN_CHARS)
         size = page_size or DEFAULT_PAGE_SIZE
         if size > MAX_PAGE_SIZE:
             size = MAX_PAGE_SIZE
@@ -112,6 +124,7 @@ class ImportedView:
 
     async def get(self, importable: Mapping[str, ImportTerms], imported_offer_id: str, *,
                   unmasked: bool) -> storefront_pb2.ImportedOffer:
+        bounded("imported_offer_id", imported_offer_id, max_chars=MAX_IMPORTED_ID_CHARS)
         source, sep, _ = imported_offer_id.partition(":")
         if not sep:
             raise InvalidArgument.field("imported_offer_id", 'must be "<source_wl>:<source_offer_id>"')
@@ -122,6 +135,6 @@ class ImportedView:
                 row = (await conn.execute(sa.select(imported_offers)
                                           .where(imported_offers.c.imported_offer_id == imported_offer_id))).first()
         if row is None or terms is None:
-            raise NotFound(f"imported offer {imported_offer_id} not found",
+            raise NotFound(f"imported offer {echo(imported_offer_id)} not found",
                            metadata={"imported_offer_id": imported_offer_id})
         return to_proto(row, terms, unmasked=unmasked, available=self._available(source))

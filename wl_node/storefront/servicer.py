@@ -11,6 +11,7 @@ The trader manager's contact is masked in every response unless the caller is an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import grpc
@@ -20,6 +21,7 @@ from wl_node.catalog.validation import check_offer_id, validate_offer
 from wl_node.catalog.visibility import importable_exporters
 from wl_node.policy.state import PolicyState
 from wl_node.settings import NodeSettings
+from xporty.cp.v1 import audit_pb2
 from xporty.node.v1 import storefront_pb2
 from xporty.node.v1 import storefront_service_pb2 as pb
 from xporty.node.v1 import storefront_service_pb2_grpc as pb_grpc
@@ -63,6 +65,11 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
         self._book = book
         self._view = view
         self._checkouts = checkouts
+        self._audit_checkpoint: Callable[[], audit_pb2.AuditCheckpoint | None] = lambda: None
+
+    def attach_audit_checkpoint(self, kept: Callable[[], audit_pb2.AuditCheckpoint | None]) -> None:
+        """Report the CP audit checkpoint the node keeps in GetNodeState (wired by the composition root)."""
+        self._audit_checkpoint = kept
 
     def attach_checkouts(self, checkouts: CheckoutHandlers) -> None:
         """Serve Checkout/GetCheckout through the importer's checkout feature (wired by the composition root)."""
@@ -157,7 +164,7 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
         )
         if self._state.confirmed_at is not None:
             state.confirm_time.CopyFrom(timestamp(self._state.confirmed_at))
-        return pb.GetNodeStateResponse(state=state)
+        return pb.GetNodeStateResponse(state=state, audit_checkpoint=self._audit_checkpoint())
 
     # --- checkout (issue 4) ---------------------------------------------------------------------------------
     async def Checkout(  # noqa: N802 - gRPC method name

@@ -2,7 +2,9 @@
 
 One loop per node. Each round: adopt new ``ledger_outbox`` rows into the queue, read the oldest ``PENDING``
 events (sequence order), sign them, call ``TelemetryService.PublishEvents`` with a deadline, then mark the batch:
-accepted and duplicate events ``SENT``, refused ones ``REJECTED`` with the CP's reason (logged, never resent).
+accepted and duplicate events ``SENT``, refused ones ``REJECTED`` with the CP's reason (logged, never resent). A
+trust refusal fails the whole call and names one event (``ErrorInfo.metadata["index"]``): that event is marked
+``REJECTED`` and the rest goes out in the next round.
 Exactly once: an event stays ``PENDING`` until the CP answered for it, and a resend after a lost answer is a
 duplicate the CP drops by ``event_id``. While the CP is unreachable the loop backs off with full jitter (capped),
 so nothing is lost and the next batch after recovery starts at the oldest unsent event.
@@ -30,6 +32,7 @@ from wl_node.cp_channel import CpChannel
 from xporty.cp.v1 import telemetry_pb2, telemetry_service_pb2, telemetry_service_pb2_grpc
 from xwl_runtime.backoff import Backoff
 from xwl_runtime.clock import Clock
+from xwl_runtime.errors import decode_rpc_error
 from xwl_runtime.event_signing import certificate_sha256, sign
 from xwl_runtime.tls import TlsMaterial
 
@@ -166,9 +169,24 @@ class Shipper:
         signed = await asyncio.to_thread(self._signer.sign_all, [e.payload for e in batch])
         async with self._cp.lease() as channel:
             stub = telemetry_service_pb2_grpc.TelemetryServiceStub(channel)
-            response = await stub.PublishEvents(
-                telemetry_service_pb2.PublishEventsRequest(events=signed),
-                timeout=self._config.publish_timeout_s, metadata=self._cp.metadata())
+            try:
+                response = await stub.PublishEvents(
+                    telemetry_service_pb2.PublishEventsRequest(events=signed),
+                    timeout=self._config.publish_timeout_s, metadata=self._cp.metadata())
+            except grpc.aio.AioRpcError as err:
+                index = _refused_index(err, len(batch))
+                if index is None:
+                    raise
+                # The CP refused the whole batch for one event (trust refusal: not owned, not canonical,
+                # conflicting): set that one aside and resend the rest next round.
+                reason = decode_rpc_error(err).reason or err.code().name
+                self.stats.rejected += 1
+                async with self._engine.begin() as conn:
+                    await q.mark_rejected(conn, batch[index].sequence, reason, self._clock.now())
+                log.error("the CP refused an event; kept as REJECTED", extra={"fields": {
+                    "event_id": batch[index].event_id, "kind": batch[index].kind,
+                    "sequence": batch[index].sequence, "reason": reason}})
+                return 1
         refused = {r.index: r.reason or "REJECTED" for r in response.rejected}
         # Counted on the CP's answer (before marking), so a reader who sees the rows SENT sees the counts too.
         self.stats.sent += response.accepted
@@ -193,6 +211,20 @@ class Shipper:
         self._last_prune = now
         async with self._engine.begin() as conn:
             await q.prune_sent(conn, now - self._config.retention)
+
+
+_BATCH_REFUSALS = frozenset({grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.INVALID_ARGUMENT,
+                             grpc.StatusCode.ALREADY_EXISTS})
+
+
+def _refused_index(err: grpc.aio.AioRpcError, size: int) -> int | None:
+    """The batch position of the event a batch-fatal refusal names (``ErrorInfo.metadata["index"]``), if any."""
+    if err.code() not in _BATCH_REFUSALS:
+        return None
+    text = (decode_rpc_error(err).metadata or {}).get("index", "")
+    if not text.isdigit() or int(text) >= size:
+        return None
+    return int(text)
 
 
 def _describe(err: BaseException) -> str:

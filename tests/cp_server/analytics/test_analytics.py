@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from tests.cp_server.identity.rpc import refused
-from tests.cp_server.risk.harness import KIND, RiskCp, running_risk_cp
+from tests.cp_server.risk.harness import KIND, Node, RiskCp, running_risk_cp
 from tests.support.pki import PkiFixture
 from xporty.cp.v1 import analytics_pb2, analytics_service_pb2, analytics_service_pb2_grpc
 from xwl_runtime.clock import ManualClock
@@ -36,6 +36,11 @@ def _confirm(cp: RiskCp, order: str, amount: str, cid: str = "cid"):  # type: ig
                    amount=amount, currency="XPY-A", correlation_id=cid)
 
 
+def _finalized(b: Node, order: str, amount: str = "10"):  # type: ignore[no-untyped-def]
+    return b.event(KIND.LEDGER_EVENT_KIND_IMPORT_FINALIZED, order_id=order, exporter="wl-a", importer="wl-b",
+                   amount=amount, currency="XPY-A")
+
+
 async def test_balance_table_with_trend_and_time_to_limit(cp: RiskCp, clock: ManualClock) -> None:
     a = cp.node("wl-a")
     await a.publish(_confirm(cp, "o1", "50"))  # 100 in the reference unit
@@ -56,11 +61,11 @@ async def test_balance_table_with_trend_and_time_to_limit(cp: RiskCp, clock: Man
 
 async def test_discrepancy_after_grace_and_resolution(cp: RiskCp, clock: ManualClock) -> None:
     a, b = cp.node("wl-a"), cp.node("wl-b")
+    a.honest_importer = False  # wl-b reports by hand below
     await a.publish(_confirm(cp, "o-open", "10", cid="cid-open"), _confirm(cp, "o-done", "10"),
                     _confirm(cp, "o-cancel", "10"))
-    await b.publish(b.event(KIND.LEDGER_EVENT_KIND_IMPORT_FINALIZED, order_id="o-done", exporter="wl-a",
-                            importer="wl-b"),
-                    b.event(KIND.LEDGER_EVENT_KIND_IMPORT_FINALIZED, order_id="o-orphan", exporter="wl-a",
+    await b.publish(_finalized(b, "o-done"), _finalized(b, "o-orphan"),
+                    b.event(KIND.LEDGER_EVENT_KIND_COMPENSATION, order_id="o-cancel", exporter="wl-a",
                             importer="wl-b"))
     await a.publish(a.event(KIND.LEDGER_EVENT_KIND_ORDER_CANCELLED, order_id="o-cancel", exporter="wl-a",
                             importer="wl-b"))
@@ -76,8 +81,7 @@ async def test_discrepancy_after_grace_and_resolution(cp: RiskCp, clock: ManualC
     actions = [e.action for e in await cp.audit.list(cp.engine, after_seq=0, limit=100)]
     assert actions.count("risk.discrepancy") == 2
     # The late finalization resolves it.
-    await b.publish(b.event(KIND.LEDGER_EVENT_KIND_IMPORT_FINALIZED, order_id="o-open", exporter="wl-a",
-                            importer="wl-b"))
+    await b.publish(_finalized(b, "o-open"))
     found = (await stub.ListDiscrepancies(analytics_service_pb2.ListDiscrepanciesRequest(), timeout=10))
     assert [d.order_id for d in found.discrepancies] == ["o-orphan"]
 

@@ -65,7 +65,7 @@ class IdentityCp:
     async def audit_entries(self) -> list[AuditEntry]:
         return await self.audit.list(self.engine, after_seq=0, limit=1000)
 
-    async def register_wl(self, *wl_ids: str) -> None:
+    async def register_wl(self, *wl_ids: str, dns_names: tuple[str, ...] = ()) -> None:
         """Put WLs in the registry table directly (the admin RPCs are not part of these tests)."""
         now = dt.datetime.now(dt.UTC)
         async with self.engine.begin() as conn:
@@ -73,7 +73,7 @@ class IdentityCp:
                 await conn.execute(white_labels.insert().values(
                     wl_id=wl_id, name=wl_id, currency=f"XPY-{wl_id[-1].upper()}", currency_decimals=2,
                     reference_rate="1", trader_endpoint="127.0.0.1:1", created_at=now, updated_at=now,
-                    changed_version=0))
+                    changed_version=0, dns_names=" ".join(dns_names)))
 
     async def token_for(self, wl_id: str, ttl: dt.timedelta = dt.timedelta(hours=1)) -> str:
         token, _ = await self.bootstrap.create(wl_id, ttl)
@@ -84,6 +84,7 @@ class IdentityCp:
 async def running_identity_cp(
     pki: PkiFixture, db_url: str, *, clock: Clock | None = None,
     cert_lifetime: dt.timedelta = dt.timedelta(hours=24), mtls_listen: str = "127.0.0.1:0",
+    max_identity_age: dt.timedelta = CpSettings.max_identity_age,
 ) -> AsyncIterator[IdentityCp]:
     await asyncio.to_thread(migrate, db_url)
     engine = db.create_engine(db_url)
@@ -91,7 +92,8 @@ async def running_identity_cp(
     material = pki.material(Identity.cp())
     ca = pki.dir.load_ca()
     audit = AuditLog(ca.key, clock)
-    settings = CpSettings(db_url=db_url, pki_dir=pki.dir.root, node_cert_lifetime=cert_lifetime)
+    settings = CpSettings(db_url=db_url, pki_dir=pki.dir.root, node_cert_lifetime=cert_lifetime,
+                          max_identity_age=max_identity_age)
     ctx = CpContext(
         settings=settings, engine=engine, clock=clock, ca=ca, tls=material,
         jwt_key=load_or_create_signing_key(pki.dir.root), audit=audit,

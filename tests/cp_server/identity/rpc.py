@@ -9,6 +9,7 @@ import grpc
 
 from xporty.cp.v1 import identity_service_pb2_grpc
 from xwl_runtime.errors import RemoteError, decode_rpc_error
+from xwl_runtime.identity import Identity
 from xwl_runtime.tls import TlsMaterial, secure_channel, server_only_channel
 
 
@@ -22,7 +23,7 @@ async def enroll_stub(target: str, ca_pem: bytes) -> AsyncIterator[identity_serv
 async def mtls_stub(
     target: str, material: TlsMaterial
 ) -> AsyncIterator[identity_service_pb2_grpc.IdentityServiceStub]:
-    async with secure_channel(target, material) as channel:
+    async with secure_channel(target, material, expected=Identity.cp()) as channel:
         yield identity_service_pb2_grpc.IdentityServiceStub(channel)
 
 

@@ -19,6 +19,7 @@ from cp_server.identity.certificates import certificate_by_fingerprint, certific
 from cp_server.identity.tables import bootstrap_tokens, issued_certificates
 from tests.cp_server.identity.harness import IdentityCp
 from tests.cp_server.identity.rpc import enroll_stub, mtls_stub, refused
+from tests.support.pki import csr_asking_for
 from xporty.cp.v1 import identity_service_pb2 as pb
 from xwl_runtime.clock import ManualClock
 from xwl_runtime.event_signing import certificate_sha256
@@ -50,14 +51,15 @@ async def test_enrollment_issues_a_certificate_that_works_for_mtls(identity_cp: 
         stored = (await conn.execute(sa.select(bootstrap_tokens))).mappings().one()
     assert token not in repr(dict(stored)) and len(stored["token_sha256"]) == 64
     key = new_private_key()
-    resp = await _enroll(identity_cp, token, make_csr(key, ("node-a.internal",)))
+    resp = await _enroll(identity_cp, token, csr_asking_for(key, dns=("node-a.internal",)))
 
     cert = x509.load_pem_x509_certificate(resp.certificate_pem.encode())
     assert identity_of_certificate(cert) == WL_A
     assert resp.spiffe_id == "spiffe://xporty/wl/wl-a"
     assert cert.public_key().public_numbers() == key.public_key().public_numbers()
-    assert "node-a.internal" in cert.extensions.get_extension_for_class(
-        x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    # The CA chose the names: the pinned one only (wl-a has no registered endpoint names); the CSR's are ignored.
+    assert cert.extensions.get_extension_for_class(
+        x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName) == ["wl-a.wl.xporty.internal"]
     lifetime = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
     assert dt.timedelta(hours=23) < lifetime <= dt.timedelta(hours=24)
     assert resp.expire_time.ToDatetime(dt.UTC) == cert.not_valid_after_utc

@@ -48,7 +48,13 @@ async def test_renewal_certifies_the_caller_and_nobody_else(identity_cp: Identit
     uris = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
         x509.UniformResourceIdentifier)
     assert uris == [WL_A.spiffe_id]
-    assert [r.serial for r in await certificates_of(identity_cp.engine, "wl-a")] == [format(cert.serial_number, "x")]
+    presented = x509.load_pem_x509_certificate(identity_cp.pki.material(WL_A).pair.cert_pem)
+    records = await certificates_of(identity_cp.engine, "wl-a")
+    # The offline-issued certificate the caller presented is recorded on first renewal and superseded by the new one.
+    assert [(r.serial, r.reason, r.superseded_by) for r in records] == [
+        (format(presented.serial_number, "x"), "offline", format(cert.serial_number, "x")),
+        (format(cert.serial_number, "x"), "renew", None),
+    ]
     assert await certificates_of(identity_cp.engine, "wl-b") == []
     assert [e.actor for e in await identity_cp.audit_entries()] == [WL_A.spiffe_id]
 

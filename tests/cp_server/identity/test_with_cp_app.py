@@ -42,7 +42,7 @@ async def cp_app(pki: PkiFixture, db_url: str) -> AsyncIterator[CpApp]:
 
 
 async def _admin_token(app: CpApp, pki: PkiFixture, wl_id: str) -> str:
-    async with secure_channel(f"127.0.0.1:{app.port}", pki.material(OPS)) as channel:
+    async with secure_channel(f"127.0.0.1:{app.port}", pki.material(OPS), expected=Identity.cp()) as channel:
         admin = admin_service_pb2_grpc.AdminServiceStub(channel)
         for wl in ("wl-a", "wl-b"):
             try:

@@ -3,6 +3,12 @@
 Assembled from the risk component and a minimal ``CpContext`` (real store with every migration branch, real audit
 log), so the tests do not depend on the CP's composition root. WL nodes are played by ``Node``: a real mTLS
 channel with the WL's certificate, and that certificate's key signing events.
+
+The CP counts an order once both sides agree (or after the grace period), so by default a ``Node`` that
+publishes an EXPORT_CONFIRMED (as an unsigned ``LedgerEvent``) first has the importer's node publish the matching
+IMPORT_FINALIZED, as a real importer does right after the exporter confirms: the exporter's confirmation is then
+the event that makes the order count (and the one named on any alert or signal it triggers). Tests of a silent or
+lying importer set ``Node.honest_importer = False`` or publish pre-signed events.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -62,6 +68,10 @@ class Node:
     key: ec.EllipticCurvePrivateKey = field(init=False)
     fingerprint: str = field(init=False)
     sequence: int = 0
+    peers: Callable[[str], Node] | None = None
+    """The node of another WL of the test (for the importer's IMPORT_FINALIZED)."""
+    honest_importer: bool = True
+    """Publishing an EXPORT_CONFIRMED first makes its importer's node finalize the same sale."""
 
     def __post_init__(self) -> None:
         self.key = load_key(self.material.pair.key_pem)
@@ -82,18 +92,19 @@ class Node:
         order_id: str = "",
         exporter: str = "",
         importer: str = "",
-        amount: str = "0",
+        amount: str = "",
         currency: str = "",
         correlation_id: str | None = None,
         event_id: str | None = None,
         signal_id: str = "",
+        quantity: int = 1,
     ) -> telemetry_pb2.LedgerEvent:
         self.sequence += 1
         e = telemetry_pb2.LedgerEvent(
             event_id=event_id or uuid.uuid4().hex, wl_id=self.wl_id,
             correlation_id=uuid.uuid4().hex if correlation_id is None else correlation_id, kind=kind,
             order_id=order_id, exporter_wl=exporter, importer_wl=importer, sequence=self.sequence,
-            signal_id=signal_id,
+            signal_id=signal_id, quantity=quantity,
         )
         e.amount.currency = currency
         e.amount.amount = amount
@@ -103,8 +114,23 @@ class Node:
     def sign(self, event: telemetry_pb2.LedgerEvent) -> telemetry_pb2.SignedEvent:
         return sign(event, self.key, self.material.pair.cert_pem, fingerprint=self.fingerprint)
 
+    async def finalize(self, confirmed: telemetry_pb2.LedgerEvent) -> telemetry_service_pb2.PublishEventsResponse:
+        """Publish this importer's IMPORT_FINALIZED of the sale ``confirmed`` reports (same amount, quantity, cid)."""
+        event = self.event(KIND.LEDGER_EVENT_KIND_IMPORT_FINALIZED, order_id=confirmed.order_id,
+                           exporter=confirmed.exporter_wl, importer=confirmed.importer_wl,
+                           amount=confirmed.amount.amount, currency=confirmed.amount.currency,
+                           correlation_id=confirmed.correlation_id, quantity=confirmed.quantity)
+        signed = [self.sign(event)]
+        return await self.telemetry.PublishEvents(telemetry_service_pb2.PublishEventsRequest(events=signed),
+                                                  timeout=30)
+
     async def publish(self, *events: telemetry_pb2.LedgerEvent | telemetry_pb2.SignedEvent
                       ) -> telemetry_service_pb2.PublishEventsResponse:
+        for e in events:
+            if (isinstance(e, telemetry_pb2.LedgerEvent) and e.kind == KIND.LEDGER_EVENT_KIND_EXPORT_CONFIRMED
+                    and self.honest_importer and self.peers is not None and e.importer_wl
+                    and e.importer_wl != self.wl_id and e.wl_id == self.wl_id):
+                await self.peers(e.importer_wl).finalize(e)
         signed = [e if isinstance(e, telemetry_pb2.SignedEvent) else self.sign(e) for e in events]
         return await self.telemetry.PublishEvents(telemetry_service_pb2.PublishEventsRequest(events=signed),
                                                   timeout=30)
@@ -122,13 +148,15 @@ class RiskCp:
     pki: PkiFixture
     channels: list[grpc.aio.Channel] = field(default_factory=list)
     nodes: dict[str, Node] = field(default_factory=dict)
+    honest_importers: bool = True
+    """``Node.honest_importer`` of the nodes created from now on."""
 
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.server.port}"
 
     def channel(self, identity: Identity, material: TlsMaterial | None = None) -> grpc.aio.Channel:
-        ch = secure_channel(self.target, material or self.pki.material(identity))
+        ch = secure_channel(self.target, material or self.pki.material(identity), expected=Identity.cp())
         self.channels.append(ch)
         return ch
 
@@ -136,7 +164,8 @@ class RiskCp:
         """The node of ``wl_id`` (one channel per WL for the whole test)."""
         if wl_id not in self.nodes:
             material = self.pki.material(Identity.wl(wl_id))
-            self.nodes[wl_id] = Node(wl_id, material, self.channel(Identity.wl(wl_id), material))
+            self.nodes[wl_id] = Node(wl_id, material, self.channel(Identity.wl(wl_id), material), peers=self.node,
+                                     honest_importer=self.honest_importers)
         return self.nodes[wl_id]
 
     def analytics(self, name: str = "alice") -> analytics_service_pb2_grpc.AnalyticsServiceStub:

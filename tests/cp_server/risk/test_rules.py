@@ -61,14 +61,27 @@ def test_no_flapping_every_disable_is_separated_by_a_recovery(nets: list[int]) -
         assert (state.level is Level.DISABLED) == (state.disabled_exporter is not None)
 
 
-def test_order_rules_cancel_wins_in_any_order() -> None:
+def test_order_rules_both_sides_agree_or_grace_and_cancel_wins() -> None:
+    E, F, C, X, G = (EventKind.EXPORT_CONFIRMED, EventKind.IMPORT_FINALIZED, EventKind.ORDER_CANCELLED,
+                     EventKind.COMPENSATION, EventKind.GRACE_EXPIRED)
     o = OrderState("o", "a", "b")
-    confirmed = apply(o, EventKind.EXPORT_CONFIRMED, "e1", Decimal(5))
-    assert confirmed.delta == 5
-    assert apply(confirmed.state, EventKind.EXPORT_CONFIRMED, "e2", Decimal(7)).duplicate
-    cancelled = apply(confirmed.state, EventKind.ORDER_CANCELLED, "e3", None)
+    confirmed = apply(o, E, "e1", Decimal(5), Decimal("2.50"), 2)
+    assert confirmed.delta == 0  # the importer has not agreed yet
+    assert apply(confirmed.state, E, "e2", Decimal(7), Decimal("2.50"), 2).duplicate
+    agreed = apply(confirmed.state, F, "f1", None, Decimal("2.5"), 2)  # the same amount, written differently
+    assert agreed.delta == 5 and agreed.state.agreement == "AGREED"
+    cancelled = apply(agreed.state, C, "e3", None)
     assert cancelled.delta == -5
-    assert apply(cancelled.state, EventKind.COMPENSATION, "e4", None).delta == 0
-    early = apply(o, EventKind.ORDER_CANCELLED, "e5", None)
-    assert apply(early.state, EventKind.EXPORT_CONFIRMED, "e6", Decimal(5)).delta == 0
-    assert apply(confirmed.state, EventKind.IMPORT_FINALIZED, "e7", None).delta == 0
+    assert apply(cancelled.state, X, "e4", None).delta == 0
+    # The importer's compensation alone reverses nothing for good: the exporter's side counts after the grace.
+    compensated = apply(agreed.state, X, "x1", None)
+    assert compensated.delta == -5 and apply(compensated.state, G, "g", None).delta == 5
+    # A finalization that disagrees: nothing until the grace period ends, then the exporter's side.
+    mismatch = apply(confirmed.state, F, "f2", None, Decimal("2.40"), 2)
+    assert mismatch.delta == 0 and mismatch.state.agreement == "MISMATCH"
+    assert apply(mismatch.state, G, "g", None).delta == 5
+    assert apply(apply(confirmed.state, F, "f3", None, Decimal("2.50"), 3).state, G, "g", None).delta == 5
+    # A cancellation that overtakes the confirmation still wins; the grace marker does not revive it.
+    early = apply(o, C, "e5", None)
+    late = apply(early.state, E, "e6", Decimal(5), Decimal("2.50"), 2)
+    assert late.delta == 0 and apply(late.state, G, "g", None).delta == 0

@@ -61,14 +61,19 @@ def offer(offer_id: str, price: str = "10.00", *, currency: str = "XPY-A", **fie
 
 
 @contextlib.asynccontextmanager
-async def storefront(pki: PkiFixture, port: int, identity: Identity) -> AsyncIterator[sf_grpc.StorefrontServiceStub]:
-    async with secure_channel(f"127.0.0.1:{port}", pki.material(identity)) as channel:
+async def storefront(pki: PkiFixture, port: int, identity: Identity,
+                     node: str = "") -> AsyncIterator[sf_grpc.StorefrontServiceStub]:
+    """The local API of ``node``'s node at ``port`` (default: the calling app's own WL), which must prove it."""
+    expected = Identity.wl(node or identity.wl_id)
+    async with secure_channel(f"127.0.0.1:{port}", pki.material(identity), expected=expected) as channel:
         yield sf_grpc.StorefrontServiceStub(channel)
 
 
 @contextlib.asynccontextmanager
-async def trader(pki: PkiFixture, port: int, identity: Identity) -> AsyncIterator[tr_grpc.TraderServiceStub]:
-    async with secure_channel(f"127.0.0.1:{port}", pki.material(identity)) as channel:
+async def trader(pki: PkiFixture, port: int, identity: Identity,
+                 exporter: str = "wl-a") -> AsyncIterator[tr_grpc.TraderServiceStub]:
+    """TraderService of ``exporter``'s node at ``port``, called as ``identity``."""
+    async with secure_channel(f"127.0.0.1:{port}", pki.material(identity), expected=Identity.wl(exporter)) as channel:
         yield tr_grpc.TraderServiceStub(channel)
 
 

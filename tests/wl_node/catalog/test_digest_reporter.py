@@ -134,14 +134,19 @@ async def test_disable_signal_plan_lists_the_reverse_offers_a_real_node_reported
             await publish(w, "wl-b", offer_id, price, stock)
         await eventually(lambda: _ids_are(w, "wl-a", ["amp", "mug", "lesson", "pick"]), timeout=10)
 
-        # wl-a exports 1,010 to wl-b under a limit of 1,000 (reference rate 1): the CP disables wl-a → wl-b.
-        async with secure_channel(f"127.0.0.1:{w.cp_port}", pki.material(Identity.wl("wl-a"))) as channel:
-            a = Node("wl-a", pki.material(Identity.wl("wl-a")), channel)
+        # wl-a exports 1,010 to wl-b under a limit of 1,000 (reference rate 1), wl-b agrees (its signed
+        # IMPORT_FINALIZED of each sale): the CP disables wl-a → wl-b.
+        async with secure_channel(f"127.0.0.1:{w.cp_port}", pki.material(Identity.wl("wl-a")),
+                               expected=Identity.cp()) as channel, \
+                secure_channel(f"127.0.0.1:{w.cp_port}", pki.material(Identity.wl("wl-b")),
+                               expected=Identity.cp()) as channel_b:
+            b = Node("wl-b", pki.material(Identity.wl("wl-b")), channel_b)
+            a = Node("wl-a", pki.material(Identity.wl("wl-a")), channel, peers=lambda _wl: b)
             for i, amount in enumerate(("700.00", "310.00")):
                 resp = await a.publish(a.event(KIND.LEDGER_EVENT_KIND_EXPORT_CONFIRMED, order_id=f"o{i}",
                                                exporter="wl-a", importer="wl-b", amount=amount, currency="XPY-A"))
                 assert resp.accepted == 1
-        async with secure_channel(f"127.0.0.1:{w.cp_port}", pki.material(OPS)) as channel:
+        async with secure_channel(f"127.0.0.1:{w.cp_port}", pki.material(OPS), expected=Identity.cp()) as channel:
             signals = (await analytics_service_pb2_grpc.AnalyticsServiceStub(channel).ListSignals(
                 analytics_service_pb2.ListSignalsRequest(), timeout=RPC)).signals
         disable = next(s for s in signals if s.kind == signal_pb2.SIGNAL_KIND_DISABLE)

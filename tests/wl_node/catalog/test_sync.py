@@ -63,7 +63,7 @@ async def rows(node: CatalogNode, source: str | None = None) -> int:
 
 
 async def listed(pki: PkiFixture, node: CatalogNode, who: Identity = SHOP_B) -> dict[str, object]:
-    async with storefront(pki, node.server.port, who) as stub:
+    async with storefront(pki, node.server.port, who, node=node.wl_id) as stub:
         return {o.imported_offer_id: o for o in await list_all(stub)}
 
 

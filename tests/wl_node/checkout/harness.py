@@ -156,7 +156,8 @@ class Importer:
         return f"127.0.0.1:{self.server.port}"
 
     def storefront(self, app: str = APP) -> sf_grpc.StorefrontServiceStub:
-        channel = secure_channel(self.target, self.pki.material(Identity.app(self.wl_id, app)))
+        channel = secure_channel(self.target, self.pki.material(Identity.app(self.wl_id, app)),
+                                 expected=Identity.wl(self.wl_id))
         self.channels.append(channel)
         return sf_grpc.StorefrontServiceStub(channel)
 

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from cp_server.identity.certificates import certificates_of
@@ -22,9 +24,9 @@ from xwl_runtime.authz import table
 from xwl_runtime.backoff import Backoff
 from xwl_runtime.clock import ManualClock
 from xwl_runtime.identity import Identity
-from xwl_runtime.pki import PkiDir
+from xwl_runtime.pki import PkiDir, cert_to_pem, key_to_pem, new_private_key
 from xwl_runtime.server import Listener, start_server
-from xwl_runtime.tls import ReloadableServerCredentials, TlsMaterial, secure_channel
+from xwl_runtime.tls import KeyPair, ReloadableServerCredentials, TlsMaterial, secure_channel
 
 WL_A = Identity.wl("wl-a")
 OPS = Identity.ops("alice")
@@ -101,7 +103,7 @@ async def _serve_and_renew(identity_cp: IdentityCp, clock: ManualClock, tmp_path
     loop = asyncio.create_task(renewer.run(stop))
     ops = identity_cp.pki.material(OPS)
     try:
-        async with secure_channel(f"127.0.0.1:{node.port}", ops) as before_channel:
+        async with secure_channel(f"127.0.0.1:{node.port}", ops, expected=WL_A) as before_channel:
             await health_pb2_grpc.HealthStub(before_channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
             await asyncio.sleep(0.2)
             assert rotated == []  # nothing is due yet
@@ -116,7 +118,7 @@ async def _serve_and_renew(identity_cp: IdentityCp, clock: ManualClock, tmp_path
             # New handshakes get the new certificate; the connection opened before keeps working.
             served = await asyncio.to_thread(ssl.get_server_certificate, ("127.0.0.1", node.port), timeout=5)
             assert x509.load_pem_x509_certificate(served.encode()).serial_number == _serial(new)
-            async with secure_channel(f"127.0.0.1:{node.port}", ops) as after_channel:
+            async with secure_channel(f"127.0.0.1:{node.port}", ops, expected=WL_A) as after_channel:
                 resp = await health_pb2_grpc.HealthStub(after_channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
                 assert resp.status == health_pb2.HealthCheckResponse.SERVING
             await health_pb2_grpc.HealthStub(before_channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
@@ -159,3 +161,25 @@ async def test_renewal_retries_until_the_cp_is_back(pki: PkiFixture, sqlite_db_u
     finally:
         stop.set()
         await asyncio.wait_for(loop, 5)
+
+
+def test_a_certificate_from_before_pinning_is_due_for_renewal_at_once(pki: PkiFixture) -> None:
+    """Peers pin <wl>.wl.xporty.internal: a certificate without it (issued before pinning) is replaced first thing."""
+    ca = pki.dir.load_ca()
+    key = new_private_key()
+    now = dt.datetime.now(dt.UTC)
+    legacy = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, WL_A.spiffe_id)]))
+        .issuer_name(ca.certificate.subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1)).not_valid_after(now + dt.timedelta(hours=24))
+        .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(WL_A.spiffe_id),
+                                                    x509.DNSName("localhost")]), critical=False)
+        .sign(ca.key, hashes.SHA256())
+    )
+    material = TlsMaterial(pki.dir.ca_cert.read_bytes(), KeyPair(cert_to_pem(legacy), key_to_pem(key)))
+    renewer = _renewer(pki.dir, "unused:1", material, ManualClock(now))
+    assert renewer.due == legacy.not_valid_before_utc
+    current = _renewer(pki.dir, "unused:1", pki.material(WL_A), ManualClock(now))
+    assert current.due > now + dt.timedelta(hours=9)  # a pinned certificate waits for about half its life

@@ -138,8 +138,13 @@ class Exporter:
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def expected(self) -> Identity:
+        """The identity the exporter's server must prove."""
+        return Identity.wl(self.wl_id)
+
     def stub(self, importer: str) -> pb_grpc.TraderServiceStub:
-        channel = secure_channel(self.target, self.pki.material(Identity.wl(importer)))
+        channel = secure_channel(self.target, self.pki.material(Identity.wl(importer)), expected=self.expected)
         self.channels.append(channel)
         return pb_grpc.TraderServiceStub(channel)
 

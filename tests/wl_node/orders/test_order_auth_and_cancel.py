@@ -69,7 +69,8 @@ async def test_non_wl_callers_are_refused_before_the_token_is_read(sqlite_export
     from xwl_runtime.identity import Identity
     from xwl_runtime.tls import secure_channel
 
-    async with secure_channel(sqlite_exporter.target, pki.material(Identity.ops("tester"))) as channel:
+    async with secure_channel(sqlite_exporter.target, pki.material(Identity.ops("tester")),
+                              expected=sqlite_exporter.expected) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await pb_grpc.TraderServiceStub(channel).PlaceOrder(place_request("k"), metadata=auth("wl-b"), timeout=10)
     assert decode_rpc_error(err.value).code is grpc.StatusCode.PERMISSION_DENIED

@@ -48,7 +48,8 @@ class World:
     nodes: dict[str, NodeApp] = field(default_factory=dict)
 
     async def _call(self, stub_cls: Any, method: str, request: object) -> Any:
-        async with secure_channel(f"127.0.0.1:{self.cp_port}", self.pki.material(OPS)) as channel:
+        async with secure_channel(f"127.0.0.1:{self.cp_port}", self.pki.material(OPS),
+                                  expected=Identity.cp()) as channel:
             return await getattr(stub_cls(channel), method)(request, timeout=RPC)
 
     async def admin(self, method: str, request: object) -> Any:

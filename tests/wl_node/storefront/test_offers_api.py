@@ -76,7 +76,7 @@ def _apply(bad: object, change: dict[str, object]) -> None:
 async def test_bad_offers_are_refused_naming_the_field_and_nothing_is_stored(
     pki: PkiFixture, node: CatalogNode
 ) -> None:
-    async with storefront(pki, node.server.port, SHOP) as stub:
+    async with storefront(pki, node.server.port, SHOP, node=node.wl_id) as stub:
         for field, change in BAD:
             bad = offer("o-1")
             _apply(bad, change)
@@ -92,13 +92,13 @@ async def test_bad_offers_are_refused_naming_the_field_and_nothing_is_stored(
         assert reason_of(err.value)[1]["field"] == "offer_id"
     assert await _stored(node) == (0, 0)
     # And the unmodified offer is accepted, so the refusals above were about the named fields.
-    async with storefront(pki, node.server.port, SHOP) as stub:
+    async with storefront(pki, node.server.port, SHOP, node=node.wl_id) as stub:
         await stub.PublishOffer(sf.PublishOfferRequest(offer=offer("o-1")), timeout=5)
     assert await _stored(node) == (1, 1)
 
 
 async def test_publish_update_withdraw_lifecycle(pki: PkiFixture, node: CatalogNode) -> None:
-    async with storefront(pki, node.server.port, SHOP) as stub:
+    async with storefront(pki, node.server.port, SHOP, node=node.wl_id) as stub:
         created = (await stub.PublishOffer(sf.PublishOfferRequest(offer=offer("o-1", "12.50")), timeout=5)).offer
         assert (created.exporter_wl, created.revision, created.unit_price.amount) == ("wl-a", 1, "12.50")
         assert created.create_time.seconds > 0
@@ -127,7 +127,7 @@ async def test_publish_update_withdraw_lifecycle(pki: PkiFixture, node: CatalogN
 
 async def test_only_this_wls_apps_publish(pki: PkiFixture, node: CatalogNode) -> None:
     for who in (Identity.app("wl-b", "shop"), Identity.ops("alice"), Identity.wl("wl-b")):
-        async with storefront(pki, node.server.port, who) as stub:
+        async with storefront(pki, node.server.port, who, node=node.wl_id) as stub:
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await stub.PublishOffer(sf.PublishOfferRequest(offer=offer("o-1")), timeout=5)
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED, who
@@ -136,11 +136,11 @@ async def test_only_this_wls_apps_publish(pki: PkiFixture, node: CatalogNode) ->
 
 async def test_reads_allowed_to_own_apps_and_operators_only(pki: PkiFixture, node: CatalogNode) -> None:
     for who in (SHOP, Identity.ops("alice")):
-        async with storefront(pki, node.server.port, who) as stub:
+        async with storefront(pki, node.server.port, who, node=node.wl_id) as stub:
             state = (await stub.GetNodeState(sf.GetNodeStateRequest(), timeout=5)).state
             assert (state.wl_id, state.policy_version) == ("wl-a", 1)
             assert (await stub.ListImportedOffers(sf.ListImportedOffersRequest(), timeout=5)).offers == []
-    async with storefront(pki, node.server.port, Identity.app("wl-b", "shop")) as stub:
+    async with storefront(pki, node.server.port, Identity.app("wl-b", "shop"), node=node.wl_id) as stub:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.ListImportedOffers(sf.ListImportedOffersRequest(), timeout=5)
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -148,7 +148,7 @@ async def test_reads_allowed_to_own_apps_and_operators_only(pki: PkiFixture, nod
 
 
 async def test_checkout_is_not_available_yet(pki: PkiFixture, node: CatalogNode) -> None:
-    async with storefront(pki, node.server.port, SHOP) as stub:
+    async with storefront(pki, node.server.port, SHOP, node=node.wl_id) as stub:
         for call, req in ((stub.Checkout, sf.CheckoutRequest(idempotency_key="k", imported_offer_id="wl-b:o",
                                                               quantity=1)),
                           (stub.GetCheckout, sf.GetCheckoutRequest(checkout_id="c"))):

@@ -11,10 +11,11 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from cp_server.risk.tables import events as cp_events
+from cp_server.risk.tables import orders as cp_orders
 from tests.support.pki import PkiFixture
 from tests.wl_node.catalog.helpers import DbFactory
 from tests.wl_node.conftest import eventually
-from tests.wl_node.risk.harness import telemetry_of, world
+from tests.wl_node.risk.harness import World, telemetry_of, world
 from wl_node.orders.tables import ledger_outbox
 from wl_node.telemetry import queue as q
 from wl_node.telemetry.queue import enqueue
@@ -27,7 +28,17 @@ K = telemetry_pb2.LedgerEventKind
 def _event(kind: int, order_id: str, amount: str) -> telemetry_pb2.LedgerEvent:
     return telemetry_pb2.LedgerEvent(
         wl_id="wl-a", correlation_id=f"cid-{order_id}", kind=kind, order_id=order_id, exporter_wl="wl-a",
-        importer_wl="wl-b", amount=money_pb2.Money(currency="XPY-A", amount=amount))
+        importer_wl="wl-b", amount=money_pb2.Money(currency="XPY-A", amount=amount), quantity=1)
+
+
+async def _exporter_side(w: World) -> Decimal:
+    """What wl-a's confirmations (minus its cancellations) are worth at the CP: the value its orders count once
+    the importer agrees or the grace period ends (wl-b is silent in these tests, so the balance itself waits)."""
+    o = cp_orders
+    async with w.cp.ctx.engine.connect() as conn:
+        values = (await conn.execute(sa.select(o.c.export_value).where(
+            o.c.exporter_wl == "wl-a", o.c.cancelled_at.is_(None), o.c.export_value.is_not(None)))).scalars()
+        return sum((Decimal(v) for v in values), Decimal(0))
 
 
 async def _outbox_row(conn: sa.ext.asyncio.AsyncConnection, event: telemetry_pb2.LedgerEvent) -> None:
@@ -92,9 +103,8 @@ async def test_events_queued_while_the_cp_is_down_arrive_once_in_order_with_exac
         assert [r.node_sequence for r in rows] == list(range(1, total + 1))  # all, once, gap-free
         assert all(a.received_at <= b.received_at for a, b in zip(rows, rows[1:], strict=False))  # in order
         assert set(ids) <= {r.event_id for r in rows}
-        balance = (await w.balances())[("wl-a", "wl-b")]
-        assert Decimal(balance.exports_a_to_b) == expected
-        assert Decimal(balance.net_delta) == expected
+        assert await _exporter_side(w) == expected
+        assert Decimal((await w.balances())[("wl-a", "wl-b")].net_delta) == 0  # the importer has not agreed
 
         # An answer lost after the CP stored the batch: the resend is a duplicate, nothing counts twice.
         async with node.engine.begin() as conn:
@@ -105,7 +115,7 @@ async def test_events_queued_while_the_cp_is_down_arrive_once_in_order_with_exac
         async with w.cp.ctx.engine.connect() as conn:
             assert (await conn.execute(sa.select(sa.func.count()).select_from(cp_events)
                                        .where(cp_events.c.wl_id == "wl-a"))).scalar_one() == total
-        assert Decimal((await w.balances())[("wl-a", "wl-b")].exports_a_to_b) == expected
+        assert await _exporter_side(w) == expected
 
 
 async def test_refused_events_are_kept_with_the_reason_and_not_retried(
@@ -134,4 +144,35 @@ async def test_refused_events_are_kept_with_the_reason_and_not_retried(
         rejected = shipper.stats.rejected
         await asyncio.sleep(0.5)  # several idle rounds: the refused event is not sent again
         assert shipper.stats.rejected == rejected == 1
-        assert Decimal((await w.balances())[("wl-a", "wl-b")].exports_a_to_b) == Decimal("2.00")
+        assert await _exporter_side(w) == Decimal("2.00")
+
+
+async def test_an_event_that_fails_the_whole_batch_is_set_aside_and_the_rest_is_sent(
+    tmp_path: Path, pki: PkiFixture, sqlite_dbs: DbFactory
+) -> None:
+    """The CP refuses a batch whole for one event its node does not own (EVENT_NOT_OWNED: the exporter reporting
+    the importer's finalization); the shipper marks that event REJECTED and ships the others."""
+    async with world(tmp_path, pki, sqlite_dbs, ["wl-a", "wl-b"]) as w:
+        node = await w.start_node("wl-a")
+        shipper = telemetry_of(node).shipper
+        assert shipper is not None
+        async with node.engine.begin() as conn:
+            await enqueue(conn, _event(K.LEDGER_EVENT_KIND_EXPORT_CONFIRMED, "ord-1", "1.00"))
+            await enqueue(conn, _event(K.LEDGER_EVENT_KIND_IMPORT_FINALIZED, "ord-1", "1.00"))  # not wl-a's fact
+            await enqueue(conn, _event(K.LEDGER_EVENT_KIND_EXPORT_CONFIRMED, "ord-2", "2.00"))
+        shipper.kick()
+
+        async def settled() -> bool:
+            async with node.engine.connect() as conn:
+                return await q.counts(conn) == {q.REJECTED: 1, q.SENT: 2}
+
+        await eventually(settled, timeout=20)
+        async with node.engine.connect() as conn:
+            row = (await conn.execute(sa.select(q.queue.c.kind, q.queue.c.reason)
+                                      .where(q.queue.c.state == q.REJECTED))).one()
+        assert (row.kind, row.reason) == ("IMPORT_FINALIZED", "EVENT_NOT_OWNED")
+        async with w.cp.ctx.engine.connect() as conn:
+            kinds = list((await conn.execute(sa.select(cp_events.c.kind).where(cp_events.c.wl_id == "wl-a")
+                                             .order_by(cp_events.c.node_sequence))).scalars())
+        assert kinds == ["EXPORT_CONFIRMED", "EXPORT_CONFIRMED"]
+        assert await _exporter_side(w) == Decimal("3.00")

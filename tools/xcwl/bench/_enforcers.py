@@ -13,9 +13,10 @@ of every pair becomes one real WL node's risk feature, built as the node builds 
   risk component's loops run (enforcer: load state, WatchSignals; local guard upkeep) — no server, policy
   agent, catalog sync or telemetry shipper (the ENFORCEMENT_ACK events stay queued in each node's outbox).
 
-The exporters' events are sent from here too, by the exporter node with its own key and CP channel: a line
-``x <EXPORT|CANCEL> <order_id> <exporter_wl> <importer_wl>`` on stdin makes the exporter sign and publish one
-EXPORT_CONFIRMED over the pair's limit (EXPORT) or the ORDER_CANCELLED of that order (CANCEL); the answer is
+The order events are sent from here too, each by the node of the side that owns it, with its own key and CP
+channel: a line ``x <EXPORT|CANCEL> <order_id> <exporter_wl> <importer_wl>`` on stdin makes the importer sign and
+publish its IMPORT_FINALIZED and then the exporter its EXPORT_CONFIRMED over the pair's limit (EXPORT), or the
+exporter its ORDER_CANCELLED of that order and then the importer its COMPENSATION (CANCEL); the answer is
 ``p <kind> <order_id> ok`` (or ``error:<type>``) on stdout.
 
 For each signal the enforcer applies (memory, listeners, one transaction with state + cursor + ENFORCEMENT_ACK
@@ -72,7 +73,10 @@ ACK_KIND = "ENFORCEMENT_ACK"
 CROSSING_AMOUNT = "1100"
 """Amount of the crossing EXPORT_CONFIRMED (the parent seeds every pair with limit 1000)."""
 _EVENTS = {"EXPORT": telemetry_pb2.LEDGER_EVENT_KIND_EXPORT_CONFIRMED,
-           "CANCEL": telemetry_pb2.LEDGER_EVENT_KIND_ORDER_CANCELLED}
+           "FINAL": telemetry_pb2.LEDGER_EVENT_KIND_IMPORT_FINALIZED,
+           "CANCEL": telemetry_pb2.LEDGER_EVENT_KIND_ORDER_CANCELLED,
+           "COMP": telemetry_pb2.LEDGER_EVENT_KIND_COMPENSATION}
+_SALES = ("EXPORT", "FINAL")
 _KINDS = {signal_pb2.SIGNAL_KIND_DISABLE: "DISABLE", signal_pb2.SIGNAL_KIND_ENABLE: "ENABLE"}
 
 
@@ -122,15 +126,18 @@ class _Node:
     ctx: NodeContext
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
-    async def publish(self, kind: str, order_id: str, importer: str) -> None:
-        """Sign one EXPORT_CONFIRMED (``kind`` EXPORT, over the limit) or ORDER_CANCELLED (CANCEL) and publish it."""
+    async def publish(self, kind: str, order_id: str, exporter: str, importer: str) -> None:
+        """Sign one event of this node's side of an order and publish it: EXPORT_CONFIRMED (``kind`` EXPORT, over
+        the limit) or ORDER_CANCELLED (CANCEL) as the exporter, IMPORT_FINALIZED (FINAL) or COMPENSATION (COMP)
+        as the importer."""
         tls = self.ctx.tls
         assert tls is not None
         event = telemetry_pb2.LedgerEvent(
-            event_id=uuid.uuid4().hex, wl_id=self.wl_id, correlation_id=uuid.uuid4().hex, order_id=order_id,
-            kind=_EVENTS[kind], exporter_wl=self.wl_id, importer_wl=importer)
-        event.amount.currency = f"C-{self.wl_id}"
-        event.amount.amount = CROSSING_AMOUNT if kind == "EXPORT" else ""
+            event_id=uuid.uuid4().hex, wl_id=self.wl_id, correlation_id=f"cid-{order_id}", order_id=order_id,
+            kind=_EVENTS[kind], exporter_wl=exporter, importer_wl=importer, quantity=1 if kind in _SALES else 0)
+        if kind in _SALES:
+            event.amount.currency = f"C-{exporter}"
+            event.amount.amount = CROSSING_AMOUNT
         event.occur_time.FromDatetime(dt.datetime.now(dt.UTC))
         signed = sign(event, load_key(tls.pair.key_pem), tls.pair.cert_pem,
                       fingerprint=certificate_sha256(tls.pair.cert_pem))
@@ -228,7 +235,14 @@ async def _serve_commands(nodes: dict[str, _Node]) -> None:
 
     async def publish(kind: str, order_id: str, exporter: str, importer: str) -> None:
         try:
-            await nodes[exporter].publish(kind, order_id, importer)
+            # The CP counts an order once both sides agree: the importer's side goes first, so the exporter's
+            # confirmation is the event that crosses the limit (and starts the reaction time), and a cancellation
+            # is joined by the importer's compensation, as real nodes do.
+            if kind == "EXPORT":
+                await nodes[importer].publish("FINAL", order_id, exporter, importer)
+            await nodes[exporter].publish(kind, order_id, exporter, importer)
+            if kind == "CANCEL":
+                await nodes[importer].publish("COMP", order_id, exporter, importer)
         except (grpc.aio.AioRpcError, RuntimeError, KeyError) as err:
             _emit(f"p {kind} {order_id} error:{type(err).__name__}")
             return

@@ -29,6 +29,7 @@ from xwl_runtime.pki import PkiDir, load_key
 from xwl_runtime.tls import TlsMaterial, secure_channel
 
 EXPORT = telemetry_pb2.LEDGER_EVENT_KIND_EXPORT_CONFIRMED
+FINAL = telemetry_pb2.LEDGER_EVENT_KIND_IMPORT_FINALIZED
 
 
 def _events(pki: PkiDir, wl_id: str, partner: str, count: int) -> list[telemetry_pb2.SignedEvent]:
@@ -38,9 +39,13 @@ def _events(pki: PkiDir, wl_id: str, partner: str, count: int) -> list[telemetry
     now = dt.datetime.now(dt.UTC)
     out = []
     for n in range(count):
+        # Every other event finalizes the partner's previous export, so half of the orders are agreed by both
+        # sides during the run and move the balance (the other half waits for the partner's finalization).
+        exporter, importer, kind = (wl_id, partner, EXPORT) if n % 2 == 0 else (partner, wl_id, FINAL)
         e = telemetry_pb2.LedgerEvent(event_id=uuid.uuid4().hex, wl_id=wl_id, correlation_id=uuid.uuid4().hex,
-                                      kind=EXPORT, order_id=f"{wl_id}-{n}", exporter_wl=wl_id, importer_wl=partner)
-        e.amount.currency = f"C-{wl_id}"
+                                      kind=kind, order_id=f"{exporter}-{n - n % 2}", exporter_wl=exporter,
+                                      importer_wl=importer, quantity=1)
+        e.amount.currency = f"C-{exporter}"
         e.amount.amount = "1.25"
         e.occur_time.FromDatetime(now)
         out.append(sign(e, key, material.pair.cert_pem, fingerprint=fp))
@@ -54,7 +59,8 @@ async def _run(config: dict[str, Any]) -> dict[str, float]:
     work = []
     for wl_id, partner in config["nodes"]:
         events = _events(pki, wl_id, partner, int(config["events"]))
-        channel = secure_channel(config["target"], TlsMaterial.from_pki(pki, Identity.wl(wl_id)))
+        channel = secure_channel(config["target"], TlsMaterial.from_pki(pki, Identity.wl(wl_id)),
+                                 expected=Identity.cp())
         stub = telemetry_service_pb2_grpc.TelemetryServiceStub(channel)
         requests = [telemetry_service_pb2.PublishEventsRequest(events=events[i:i + batch])
                     for i in range(0, len(events), batch)]

@@ -99,7 +99,7 @@ async def run_agents(config: dict[str, Any], stop: asyncio.Event) -> None:
 
 
 async def _baseline_stream(index: int, target: str, material: TlsMaterial) -> None:
-    async with secure_channel(target, material) as channel:
+    async with secure_channel(target, material, expected=Identity.cp()) as channel:
         # wait_for_ready: on a loaded machine a few of N simultaneous handshakes fail once; retry like the agents do.
         method: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(BASELINE_METHOD)
         call = method(b"", wait_for_ready=True)

@@ -200,7 +200,8 @@ async def _checkout_figures(pki: PkiDir, exp_url: str, imp_url: str, backend: st
                                       {"exporter_port": exporter.port, "order_timeout_ms": args.order_timeout_ms})
         stops.insert(0, importer.stop)
 
-        async with secure_channel(f"127.0.0.1:{importer.port}", _material(pki, Identity.app(IMPORTER, APP))) as ch:
+        async with secure_channel(f"127.0.0.1:{importer.port}", _material(pki, Identity.app(IMPORTER, APP)),
+                                  expected=Identity.wl(IMPORTER)) as ch:
             stub = sf_grpc.StorefrontServiceStub(ch)
             e2e_ms: list[float] = []
             run_id = uuid.uuid4().hex[:8]
@@ -320,7 +321,8 @@ async def _baseline_figures(pki: PkiDir, url: str, backend: str, args: argparse.
         token = issue_token(jwt_key, subject=Identity.wl(IMPORTER), audience_wl=EXPORTER,
                             scopes=[SCOPE_PLACE_ORDERS], now=SystemClock().now()).token
         metadata = bearer_metadata(token)
-        async with secure_channel(f"127.0.0.1:{server.port}", _material(pki, Identity.wl(IMPORTER))) as ch:
+        async with secure_channel(f"127.0.0.1:{server.port}", _material(pki, Identity.wl(IMPORTER)),
+                                  expected=Identity.wl(EXPORTER)) as ch:
             call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = ch.unary_unary(BASELINE_METHOD)
             samples: list[float] = []
 

@@ -21,7 +21,8 @@
   run only the risk loops (no server, policy agent, catalog sync or telemetry shipper); their policy view is a
   fixed one with the pair ACTIVE.
 * Ingest (``risk.ingest.events_per_s.{sqlite,postgres}``): signed events verified and stored per second at the
-  CP. 4 nodes (2 pairs) publish 20,000 pre-signed EXPORT_CONFIRMED events (5,000 orders each; signing is the
+  CP. 4 nodes (2 pairs) publish 20,000 pre-signed events, alternately an EXPORT_CONFIRMED of their own and the
+  IMPORT_FINALIZED of their partner's (5,000 per node, half the orders agreed during the run; signing is the
   nodes' cost and happens before the clock starts) in PublishEvents batches of 500 (``--batch``; a node's outbox
   drains its backlog in batches of this order), each node one call at a time, the 4 concurrently, over mTLS.
   The CP verifies every signature, checks signer and caller, dedupes, stores events and orders and moves the

@@ -3,15 +3,28 @@ import datetime
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from xporty.cp.v1 import identity_pb2 as _identity_pb2
+from xporty.cp.v1 import audit_pb2 as _audit_pb2
 from xporty.cp.v1 import policy_pb2 as _policy_pb2
 from xporty.cp.v1 import registry_pb2 as _registry_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class AuditCheckpointResult(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    AUDIT_CHECKPOINT_RESULT_UNSPECIFIED: _ClassVar[AuditCheckpointResult]
+    AUDIT_CHECKPOINT_RESULT_MATCH: _ClassVar[AuditCheckpointResult]
+    AUDIT_CHECKPOINT_RESULT_TRUNCATED: _ClassVar[AuditCheckpointResult]
+    AUDIT_CHECKPOINT_RESULT_REWRITTEN: _ClassVar[AuditCheckpointResult]
+AUDIT_CHECKPOINT_RESULT_UNSPECIFIED: AuditCheckpointResult
+AUDIT_CHECKPOINT_RESULT_MATCH: AuditCheckpointResult
+AUDIT_CHECKPOINT_RESULT_TRUNCATED: AuditCheckpointResult
+AUDIT_CHECKPOINT_RESULT_REWRITTEN: AuditCheckpointResult
 
 class RegisterWlRequest(_message.Message):
     __slots__ = ("white_label",)
@@ -28,16 +41,24 @@ class RegisterWlResponse(_message.Message):
     def __init__(self, white_label: _Optional[_Union[_registry_pb2.WhiteLabel, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class UpdateWlRequest(_message.Message):
-    __slots__ = ("wl_id", "name", "reference_rate", "trader_endpoint")
+    __slots__ = ("wl_id", "name", "reference_rate", "trader_endpoint", "dns_names")
     WL_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_RATE_FIELD_NUMBER: _ClassVar[int]
     TRADER_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    DNS_NAMES_FIELD_NUMBER: _ClassVar[int]
     wl_id: str
     name: str
     reference_rate: str
     trader_endpoint: str
-    def __init__(self, wl_id: _Optional[str] = ..., name: _Optional[str] = ..., reference_rate: _Optional[str] = ..., trader_endpoint: _Optional[str] = ...) -> None: ...
+    dns_names: DnsNames
+    def __init__(self, wl_id: _Optional[str] = ..., name: _Optional[str] = ..., reference_rate: _Optional[str] = ..., trader_endpoint: _Optional[str] = ..., dns_names: _Optional[_Union[DnsNames, _Mapping]] = ...) -> None: ...
+
+class DnsNames(_message.Message):
+    __slots__ = ("names",)
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class UpdateWlResponse(_message.Message):
     __slots__ = ("white_label", "version")
@@ -222,18 +243,46 @@ class ListAuditRecordsResponse(_message.Message):
     def __init__(self, records: _Optional[_Iterable[_Union[AuditRecord, _Mapping]]] = ...) -> None: ...
 
 class VerifyAuditLogRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("checkpoints",)
+    CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
+    checkpoints: _containers.RepeatedCompositeFieldContainer[_audit_pb2.AuditCheckpoint]
+    def __init__(self, checkpoints: _Optional[_Iterable[_Union[_audit_pb2.AuditCheckpoint, _Mapping]]] = ...) -> None: ...
+
+class AuditCheckpointCheck(_message.Message):
+    __slots__ = ("sequence", "result", "checkpoint_hash", "stored_hash", "stored_sequence")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_HASH_FIELD_NUMBER: _ClassVar[int]
+    STORED_HASH_FIELD_NUMBER: _ClassVar[int]
+    STORED_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    result: AuditCheckpointResult
+    checkpoint_hash: str
+    stored_hash: str
+    stored_sequence: int
+    def __init__(self, sequence: _Optional[int] = ..., result: _Optional[_Union[AuditCheckpointResult, str]] = ..., checkpoint_hash: _Optional[str] = ..., stored_hash: _Optional[str] = ..., stored_sequence: _Optional[int] = ...) -> None: ...
 
 class VerifyAuditLogResponse(_message.Message):
-    __slots__ = ("ok", "records", "first_bad_sequence")
+    __slots__ = ("ok", "records", "first_bad_sequence", "checkpoint_checks")
     OK_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     FIRST_BAD_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_CHECKS_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     records: int
     first_bad_sequence: int
-    def __init__(self, ok: _Optional[bool] = ..., records: _Optional[int] = ..., first_bad_sequence: _Optional[int] = ...) -> None: ...
+    checkpoint_checks: _containers.RepeatedCompositeFieldContainer[AuditCheckpointCheck]
+    def __init__(self, ok: _Optional[bool] = ..., records: _Optional[int] = ..., first_bad_sequence: _Optional[int] = ..., checkpoint_checks: _Optional[_Iterable[_Union[AuditCheckpointCheck, _Mapping]]] = ...) -> None: ...
+
+class GetAuditCheckpointRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetAuditCheckpointResponse(_message.Message):
+    __slots__ = ("checkpoint",)
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    checkpoint: _audit_pb2.AuditCheckpoint
+    def __init__(self, checkpoint: _Optional[_Union[_audit_pb2.AuditCheckpoint, _Mapping]] = ...) -> None: ...
 
 class RevokeCertificateRequest(_message.Message):
     __slots__ = ("serial", "wl_id", "reason")

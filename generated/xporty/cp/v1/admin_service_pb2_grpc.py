@@ -111,6 +111,11 @@ class AdminServiceStub:
                 request_serializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.RotateTokenKeyRequest.SerializeToString,
                 response_deserializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.RotateTokenKeyResponse.FromString,
                 _registered_method=True)
+        self.GetAuditCheckpoint = channel.unary_unary(
+                '/xporty.cp.v1.AdminService/GetAuditCheckpoint',
+                request_serializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.GetAuditCheckpointRequest.SerializeToString,
+                response_deserializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.GetAuditCheckpointResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -226,6 +231,13 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAuditCheckpoint(self, request, context):
+        """GetAuditCheckpoint signs the current audit head, for keeping outside the CP (xcwl audit checkpoint).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -303,6 +315,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.RotateTokenKey,
                     request_deserializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.RotateTokenKeyRequest.FromString,
                     response_serializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.RotateTokenKeyResponse.SerializeToString,
+            ),
+            'GetAuditCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAuditCheckpoint,
+                    request_deserializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.GetAuditCheckpointRequest.FromString,
+                    response_serializer=xporty_dot_cp_dot_v1_dot_admin__service__pb2.GetAuditCheckpointResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -712,6 +729,33 @@ class AdminService:
             '/xporty.cp.v1.AdminService/RotateTokenKey',
             xporty_dot_cp_dot_v1_dot_admin__service__pb2.RotateTokenKeyRequest.SerializeToString,
             xporty_dot_cp_dot_v1_dot_admin__service__pb2.RotateTokenKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAuditCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xporty.cp.v1.AdminService/GetAuditCheckpoint',
+            xporty_dot_cp_dot_v1_dot_admin__service__pb2.GetAuditCheckpointRequest.SerializeToString,
+            xporty_dot_cp_dot_v1_dot_admin__service__pb2.GetAuditCheckpointResponse.FromString,
             options,
             channel_credentials,
             insecure,

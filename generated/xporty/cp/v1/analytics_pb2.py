@@ -26,19 +26,19 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cxporty/cp/v1/analytics.proto\x12\x0cxporty.cp.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x02\n\x0bPairBalance\x12\x0c\n\x04wl_a\x18\x01 \x01(\t\x12\x0c\n\x04wl_b\x18\x02 \x01(\t\x12\x16\n\x0e\x65xports_a_to_b\x18\x03 \x01(\t\x12\x16\n\x0e\x65xports_b_to_a\x18\x04 \x01(\t\x12\x11\n\tnet_delta\x18\x05 \x01(\t\x12\r\n\x05limit\x18\x06 \x01(\t\x12\x13\n\x0butilisation\x18\x07 \x01(\t\x12\x16\n\x0etrend_per_hour\x18\x08 \x01(\t\x12\x30\n\rtime_to_limit\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12\'\n\x05level\x18\n \x01(\x0e\x32\x18.xporty.cp.v1.AlertLevel\"\xc9\x01\n\x05\x41lert\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x0c\n\x04wl_a\x18\x02 \x01(\t\x12\x0c\n\x04wl_b\x18\x03 \x01(\t\x12\'\n\x05level\x18\x04 \x01(\x0e\x32\x18.xporty.cp.v1.AlertLevel\x12\x13\n\x0butilisation\x18\x05 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x06 \x01(\t\x12.\n\nraise_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04open\x18\x08 \x01(\x08\"\xa2\x01\n\x0b\x44iscrepancy\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65xporter_wl\x18\x02 \x01(\t\x12\x13\n\x0bimporter_wl\x18\x03 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12/\n\x0b\x64\x65tect_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*n\n\nAlertLevel\x12\x1b\n\x17\x41LERT_LEVEL_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x41LERT_LEVEL_OK\x10\x01\x12\x15\n\x11\x41LERT_LEVEL_ALERT\x10\x02\x12\x18\n\x14\x41LERT_LEVEL_DISABLED\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cxporty/cp/v1/analytics.proto\x12\x0cxporty.cp.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x02\n\x0bPairBalance\x12\x0c\n\x04wl_a\x18\x01 \x01(\t\x12\x0c\n\x04wl_b\x18\x02 \x01(\t\x12\x16\n\x0e\x65xports_a_to_b\x18\x03 \x01(\t\x12\x16\n\x0e\x65xports_b_to_a\x18\x04 \x01(\t\x12\x11\n\tnet_delta\x18\x05 \x01(\t\x12\r\n\x05limit\x18\x06 \x01(\t\x12\x13\n\x0butilisation\x18\x07 \x01(\t\x12\x16\n\x0etrend_per_hour\x18\x08 \x01(\t\x12\x30\n\rtime_to_limit\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12\'\n\x05level\x18\n \x01(\x0e\x32\x18.xporty.cp.v1.AlertLevel\"\xd9\x01\n\x05\x41lert\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x0c\n\x04wl_a\x18\x02 \x01(\t\x12\x0c\n\x04wl_b\x18\x03 \x01(\t\x12\'\n\x05level\x18\x04 \x01(\x0e\x32\x18.xporty.cp.v1.AlertLevel\x12\x13\n\x0butilisation\x18\x05 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x06 \x01(\t\x12.\n\nraise_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04open\x18\x08 \x01(\x08\x12\x0e\n\x06reason\x18\t \x01(\t\"\xd3\x02\n\x0b\x44iscrepancy\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65xporter_wl\x18\x02 \x01(\t\x12\x13\n\x0bimporter_wl\x18\x03 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12/\n\x0b\x64\x65tect_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x63\x61tegory\x18\x07 \x01(\t\x12\x15\n\rexport_amount\x18\x08 \x01(\t\x12\x15\n\rimport_amount\x18\t \x01(\t\x12\x17\n\x0f\x65xport_quantity\x18\n \x01(\x03\x12\x17\n\x0fimport_quantity\x18\x0b \x01(\x03\x12\x16\n\x0e\x64isputed_value\x18\x0c \x01(\t\x12\x10\n\x08\x65vent_id\x18\r \x01(\t\x12\x13\n\x0breporter_wl\x18\x0e \x01(\t*n\n\nAlertLevel\x12\x1b\n\x17\x41LERT_LEVEL_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x41LERT_LEVEL_OK\x10\x01\x12\x15\n\x11\x41LERT_LEVEL_ALERT\x10\x02\x12\x18\n\x14\x41LERT_LEVEL_DISABLED\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xporty.cp.v1.analytics_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ALERTLEVEL']._serialized_start=742
-  _globals['_ALERTLEVEL']._serialized_end=852
+  _globals['_ALERTLEVEL']._serialized_start=935
+  _globals['_ALERTLEVEL']._serialized_end=1045
   _globals['_PAIRBALANCE']._serialized_start=112
   _globals['_PAIRBALANCE']._serialized_end=371
   _globals['_ALERT']._serialized_start=374
-  _globals['_ALERT']._serialized_end=575
-  _globals['_DISCREPANCY']._serialized_start=578
-  _globals['_DISCREPANCY']._serialized_end=740
+  _globals['_ALERT']._serialized_end=591
+  _globals['_DISCREPANCY']._serialized_start=594
+  _globals['_DISCREPANCY']._serialized_end=933
 # @@protoc_insertion_point(module_scope)

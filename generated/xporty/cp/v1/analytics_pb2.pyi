@@ -46,7 +46,7 @@ class PairBalance(_message.Message):
     def __init__(self, wl_a: _Optional[str] = ..., wl_b: _Optional[str] = ..., exports_a_to_b: _Optional[str] = ..., exports_b_to_a: _Optional[str] = ..., net_delta: _Optional[str] = ..., limit: _Optional[str] = ..., utilisation: _Optional[str] = ..., trend_per_hour: _Optional[str] = ..., time_to_limit: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., level: _Optional[_Union[AlertLevel, str]] = ...) -> None: ...
 
 class Alert(_message.Message):
-    __slots__ = ("alert_id", "wl_a", "wl_b", "level", "utilisation", "correlation_id", "raise_time", "open")
+    __slots__ = ("alert_id", "wl_a", "wl_b", "level", "utilisation", "correlation_id", "raise_time", "open", "reason")
     ALERT_ID_FIELD_NUMBER: _ClassVar[int]
     WL_A_FIELD_NUMBER: _ClassVar[int]
     WL_B_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +55,7 @@ class Alert(_message.Message):
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
     RAISE_TIME_FIELD_NUMBER: _ClassVar[int]
     OPEN_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     alert_id: str
     wl_a: str
     wl_b: str
@@ -63,20 +64,37 @@ class Alert(_message.Message):
     correlation_id: str
     raise_time: _timestamp_pb2.Timestamp
     open: bool
-    def __init__(self, alert_id: _Optional[str] = ..., wl_a: _Optional[str] = ..., wl_b: _Optional[str] = ..., level: _Optional[_Union[AlertLevel, str]] = ..., utilisation: _Optional[str] = ..., correlation_id: _Optional[str] = ..., raise_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., open: _Optional[bool] = ...) -> None: ...
+    reason: str
+    def __init__(self, alert_id: _Optional[str] = ..., wl_a: _Optional[str] = ..., wl_b: _Optional[str] = ..., level: _Optional[_Union[AlertLevel, str]] = ..., utilisation: _Optional[str] = ..., correlation_id: _Optional[str] = ..., raise_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., open: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Discrepancy(_message.Message):
-    __slots__ = ("order_id", "exporter_wl", "importer_wl", "correlation_id", "reason", "detect_time")
+    __slots__ = ("order_id", "exporter_wl", "importer_wl", "correlation_id", "reason", "detect_time", "category", "export_amount", "import_amount", "export_quantity", "import_quantity", "disputed_value", "event_id", "reporter_wl")
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     EXPORTER_WL_FIELD_NUMBER: _ClassVar[int]
     IMPORTER_WL_FIELD_NUMBER: _ClassVar[int]
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     DETECT_TIME_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    EXPORT_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    IMPORT_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    EXPORT_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    IMPORT_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    DISPUTED_VALUE_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REPORTER_WL_FIELD_NUMBER: _ClassVar[int]
     order_id: str
     exporter_wl: str
     importer_wl: str
     correlation_id: str
     reason: str
     detect_time: _timestamp_pb2.Timestamp
-    def __init__(self, order_id: _Optional[str] = ..., exporter_wl: _Optional[str] = ..., importer_wl: _Optional[str] = ..., correlation_id: _Optional[str] = ..., reason: _Optional[str] = ..., detect_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    category: str
+    export_amount: str
+    import_amount: str
+    export_quantity: int
+    import_quantity: int
+    disputed_value: str
+    event_id: str
+    reporter_wl: str
+    def __init__(self, order_id: _Optional[str] = ..., exporter_wl: _Optional[str] = ..., importer_wl: _Optional[str] = ..., correlation_id: _Optional[str] = ..., reason: _Optional[str] = ..., detect_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., category: _Optional[str] = ..., export_amount: _Optional[str] = ..., import_amount: _Optional[str] = ..., export_quantity: _Optional[int] = ..., import_quantity: _Optional[int] = ..., disputed_value: _Optional[str] = ..., event_id: _Optional[str] = ..., reporter_wl: _Optional[str] = ...) -> None: ...

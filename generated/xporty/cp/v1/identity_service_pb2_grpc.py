@@ -71,7 +71,10 @@ class IdentityServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RenewCertificate(self, request, context):
-        """RenewCertificate issues a fresh certificate for the caller's mTLS identity.
+        """RenewCertificate issues a fresh certificate for the caller's mTLS identity. It supersedes the presented
+        certificate (renewing from a superseded one: PERMISSION_DENIED CERTIFICATE_SUPERSEDED) and never ends after
+        the chain's enrollment + the CP's maximum identity age (FAILED_PRECONDITION IDENTITY_MAX_AGE once nothing
+        useful is left: the node must enroll again).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from xporty.cp.v1 import audit_pb2 as _audit_pb2
 from xporty.cp.v1 import identity_pb2 as _identity_pb2
 from xporty.cp.v1 import registry_pb2 as _registry_pb2
 from google.protobuf.internal import containers as _containers
@@ -61,7 +62,7 @@ class PairPolicy(_message.Message):
     def __init__(self, wl_a: _Optional[str] = ..., wl_b: _Optional[str] = ..., status: _Optional[_Union[RelationshipStatus, str]] = ..., imbalance_limit: _Optional[str] = ..., fx_rate: _Optional[str] = ..., fx_version: _Optional[int] = ..., imports_frozen: _Optional[bool] = ..., directions: _Optional[_Iterable[_Union[DirectionPolicy, _Mapping]]] = ..., changed_version: _Optional[int] = ...) -> None: ...
 
 class PolicyView(_message.Message):
-    __slots__ = ("wl_id", "version", "generate_time", "white_labels", "pairs", "token_keys", "revoked_certificates")
+    __slots__ = ("wl_id", "version", "generate_time", "white_labels", "pairs", "token_keys", "revoked_certificates", "audit_checkpoint")
     WL_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     GENERATE_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +70,7 @@ class PolicyView(_message.Message):
     PAIRS_FIELD_NUMBER: _ClassVar[int]
     TOKEN_KEYS_FIELD_NUMBER: _ClassVar[int]
     REVOKED_CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     wl_id: str
     version: int
     generate_time: _timestamp_pb2.Timestamp
@@ -76,7 +78,8 @@ class PolicyView(_message.Message):
     pairs: _containers.RepeatedCompositeFieldContainer[PairPolicy]
     token_keys: _containers.RepeatedCompositeFieldContainer[_identity_pb2.VerificationKey]
     revoked_certificates: _containers.RepeatedCompositeFieldContainer[RevokedCertificate]
-    def __init__(self, wl_id: _Optional[str] = ..., version: _Optional[int] = ..., generate_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., white_labels: _Optional[_Iterable[_Union[_registry_pb2.WhiteLabel, _Mapping]]] = ..., pairs: _Optional[_Iterable[_Union[PairPolicy, _Mapping]]] = ..., token_keys: _Optional[_Iterable[_Union[_identity_pb2.VerificationKey, _Mapping]]] = ..., revoked_certificates: _Optional[_Iterable[_Union[RevokedCertificate, _Mapping]]] = ...) -> None: ...
+    audit_checkpoint: _audit_pb2.AuditCheckpoint
+    def __init__(self, wl_id: _Optional[str] = ..., version: _Optional[int] = ..., generate_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., white_labels: _Optional[_Iterable[_Union[_registry_pb2.WhiteLabel, _Mapping]]] = ..., pairs: _Optional[_Iterable[_Union[PairPolicy, _Mapping]]] = ..., token_keys: _Optional[_Iterable[_Union[_identity_pb2.VerificationKey, _Mapping]]] = ..., revoked_certificates: _Optional[_Iterable[_Union[RevokedCertificate, _Mapping]]] = ..., audit_checkpoint: _Optional[_Union[_audit_pb2.AuditCheckpoint, _Mapping]] = ...) -> None: ...
 
 class RevokedCertificate(_message.Message):
     __slots__ = ("serial", "wl_id", "revoke_time", "reason")

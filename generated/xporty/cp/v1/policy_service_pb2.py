@@ -23,30 +23,31 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from xporty.cp.v1 import audit_pb2 as xporty_dot_cp_dot_v1_dot_audit__pb2
 from xporty.cp.v1 import policy_pb2 as xporty_dot_cp_dot_v1_dot_policy__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!xporty/cp/v1/policy_service.proto\x12\x0cxporty.cp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19xporty/cp/v1/policy.proto\"<\n\x14WatchPoliciesRequest\x12\r\n\x05wl_id\x18\x01 \x01(\t\x12\x15\n\rknown_version\x18\x02 \x01(\x04\"|\n\x15WatchPoliciesResponse\x12,\n\x08snapshot\x18\x01 \x01(\x0b\x32\x18.xporty.cp.v1.PolicyViewH\x00\x12,\n\theartbeat\x18\x02 \x01(\x0b\x32\x17.xporty.cp.v1.HeartbeatH\x00\x42\x07\n\x05\x65vent\"K\n\tHeartbeat\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12-\n\tsend_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\":\n\x12GetPoliciesRequest\x12\r\n\x05wl_id\x18\x01 \x01(\t\x12\x15\n\rknown_version\x18\x02 \x01(\x04\"d\n\x13GetPoliciesResponse\x12\x14\n\x0cnot_modified\x18\x01 \x01(\x08\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12&\n\x04view\x18\x03 \x01(\x0b\x32\x18.xporty.cp.v1.PolicyView\"\x8d\x01\n\x19ReportPolicyStatusRequest\x12\x17\n\x0f\x61pplied_version\x18\x01 \x01(\x04\x12\x18\n\x10rejected_version\x18\x02 \x01(\x04\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12.\n\napply_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"5\n\x1aReportPolicyStatusResponse\x12\x17\n\x0f\x63urrent_version\x18\x01 \x01(\x04\x32\xa8\x02\n\rPolicyService\x12Z\n\rWatchPolicies\x12\".xporty.cp.v1.WatchPoliciesRequest\x1a#.xporty.cp.v1.WatchPoliciesResponse0\x01\x12R\n\x0bGetPolicies\x12 .xporty.cp.v1.GetPoliciesRequest\x1a!.xporty.cp.v1.GetPoliciesResponse\x12g\n\x12ReportPolicyStatus\x12\'.xporty.cp.v1.ReportPolicyStatusRequest\x1a(.xporty.cp.v1.ReportPolicyStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!xporty/cp/v1/policy_service.proto\x12\x0cxporty.cp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18xporty/cp/v1/audit.proto\x1a\x19xporty/cp/v1/policy.proto\"<\n\x14WatchPoliciesRequest\x12\r\n\x05wl_id\x18\x01 \x01(\t\x12\x15\n\rknown_version\x18\x02 \x01(\x04\"|\n\x15WatchPoliciesResponse\x12,\n\x08snapshot\x18\x01 \x01(\x0b\x32\x18.xporty.cp.v1.PolicyViewH\x00\x12,\n\theartbeat\x18\x02 \x01(\x0b\x32\x17.xporty.cp.v1.HeartbeatH\x00\x42\x07\n\x05\x65vent\"\x84\x01\n\tHeartbeat\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12-\n\tsend_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x10\x61udit_checkpoint\x18\x03 \x01(\x0b\x32\x1d.xporty.cp.v1.AuditCheckpoint\":\n\x12GetPoliciesRequest\x12\r\n\x05wl_id\x18\x01 \x01(\t\x12\x15\n\rknown_version\x18\x02 \x01(\x04\"d\n\x13GetPoliciesResponse\x12\x14\n\x0cnot_modified\x18\x01 \x01(\x08\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12&\n\x04view\x18\x03 \x01(\x0b\x32\x18.xporty.cp.v1.PolicyView\"\x8d\x01\n\x19ReportPolicyStatusRequest\x12\x17\n\x0f\x61pplied_version\x18\x01 \x01(\x04\x12\x18\n\x10rejected_version\x18\x02 \x01(\x04\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12.\n\napply_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"5\n\x1aReportPolicyStatusResponse\x12\x17\n\x0f\x63urrent_version\x18\x01 \x01(\x04\x32\xa8\x02\n\rPolicyService\x12Z\n\rWatchPolicies\x12\".xporty.cp.v1.WatchPoliciesRequest\x1a#.xporty.cp.v1.WatchPoliciesResponse0\x01\x12R\n\x0bGetPolicies\x12 .xporty.cp.v1.GetPoliciesRequest\x1a!.xporty.cp.v1.GetPoliciesResponse\x12g\n\x12ReportPolicyStatus\x12\'.xporty.cp.v1.ReportPolicyStatusRequest\x1a(.xporty.cp.v1.ReportPolicyStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xporty.cp.v1.policy_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_WATCHPOLICIESREQUEST']._serialized_start=111
-  _globals['_WATCHPOLICIESREQUEST']._serialized_end=171
-  _globals['_WATCHPOLICIESRESPONSE']._serialized_start=173
-  _globals['_WATCHPOLICIESRESPONSE']._serialized_end=297
-  _globals['_HEARTBEAT']._serialized_start=299
-  _globals['_HEARTBEAT']._serialized_end=374
-  _globals['_GETPOLICIESREQUEST']._serialized_start=376
-  _globals['_GETPOLICIESREQUEST']._serialized_end=434
-  _globals['_GETPOLICIESRESPONSE']._serialized_start=436
-  _globals['_GETPOLICIESRESPONSE']._serialized_end=536
-  _globals['_REPORTPOLICYSTATUSREQUEST']._serialized_start=539
-  _globals['_REPORTPOLICYSTATUSREQUEST']._serialized_end=680
-  _globals['_REPORTPOLICYSTATUSRESPONSE']._serialized_start=682
-  _globals['_REPORTPOLICYSTATUSRESPONSE']._serialized_end=735
-  _globals['_POLICYSERVICE']._serialized_start=738
-  _globals['_POLICYSERVICE']._serialized_end=1034
+  _globals['_WATCHPOLICIESREQUEST']._serialized_start=137
+  _globals['_WATCHPOLICIESREQUEST']._serialized_end=197
+  _globals['_WATCHPOLICIESRESPONSE']._serialized_start=199
+  _globals['_WATCHPOLICIESRESPONSE']._serialized_end=323
+  _globals['_HEARTBEAT']._serialized_start=326
+  _globals['_HEARTBEAT']._serialized_end=458
+  _globals['_GETPOLICIESREQUEST']._serialized_start=460
+  _globals['_GETPOLICIESREQUEST']._serialized_end=518
+  _globals['_GETPOLICIESRESPONSE']._serialized_start=520
+  _globals['_GETPOLICIESRESPONSE']._serialized_end=620
+  _globals['_REPORTPOLICYSTATUSREQUEST']._serialized_start=623
+  _globals['_REPORTPOLICYSTATUSREQUEST']._serialized_end=764
+  _globals['_REPORTPOLICYSTATUSRESPONSE']._serialized_start=766
+  _globals['_REPORTPOLICYSTATUSRESPONSE']._serialized_end=819
+  _globals['_POLICYSERVICE']._serialized_start=822
+  _globals['_POLICYSERVICE']._serialized_end=1118
 # @@protoc_insertion_point(module_scope)

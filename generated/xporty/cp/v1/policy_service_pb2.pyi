@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from xporty.cp.v1 import audit_pb2 as _audit_pb2
 from xporty.cp.v1 import policy_pb2 as _policy_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -26,12 +27,14 @@ class WatchPoliciesResponse(_message.Message):
     def __init__(self, snapshot: _Optional[_Union[_policy_pb2.PolicyView, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("version", "send_time")
+    __slots__ = ("version", "send_time", "audit_checkpoint")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     SEND_TIME_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     version: int
     send_time: _timestamp_pb2.Timestamp
-    def __init__(self, version: _Optional[int] = ..., send_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    audit_checkpoint: _audit_pb2.AuditCheckpoint
+    def __init__(self, version: _Optional[int] = ..., send_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., audit_checkpoint: _Optional[_Union[_audit_pb2.AuditCheckpoint, _Mapping]] = ...) -> None: ...
 
 class GetPoliciesRequest(_message.Message):
     __slots__ = ("wl_id", "known_version")

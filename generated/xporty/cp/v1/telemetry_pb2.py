@@ -26,21 +26,21 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from xporty.common.v1 import money_pb2 as xporty_dot_common_dot_v1_dot_money__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cxporty/cp/v1/telemetry.proto\x12\x0cxporty.cp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cxporty/common/v1/money.proto\"\xad\x02\n\x0bLedgerEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\r\n\x05wl_id\x18\x02 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x03 \x01(\t\x12+\n\x04kind\x18\x04 \x01(\x0e\x32\x1d.xporty.cp.v1.LedgerEventKind\x12\x10\n\x08order_id\x18\x05 \x01(\t\x12\x13\n\x0b\x65xporter_wl\x18\x06 \x01(\t\x12\x13\n\x0bimporter_wl\x18\x07 \x01(\t\x12\'\n\x06\x61mount\x18\x08 \x01(\x0b\x32\x17.xporty.common.v1.Money\x12.\n\noccur_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sequence\x18\n \x01(\x04\x12\x11\n\tsignal_id\x18\x0b \x01(\t\"T\n\x0bSignedEvent\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12!\n\x19signer_certificate_sha256\x18\x03 \x01(\t\"t\n\x0b\x44igestOffer\x12\x10\n\x08offer_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12+\n\nunit_price\x18\x03 \x01(\x0b\x32\x17.xporty.common.v1.Money\x12\x17\n\x0f\x61vailable_stock\x18\x04 \x01(\x03\"\x83\x01\n\x0bOfferDigest\x12\x16\n\x0e\x64\x65stination_wl\x18\x01 \x01(\t\x12\x31\n\rgenerate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06offers\x18\x03 \x03(\x0b\x32\x19.xporty.cp.v1.DigestOffer*\xf6\x01\n\x0fLedgerEventKind\x12!\n\x1dLEDGER_EVENT_KIND_UNSPECIFIED\x10\x00\x12&\n\"LEDGER_EVENT_KIND_EXPORT_CONFIRMED\x10\x01\x12&\n\"LEDGER_EVENT_KIND_IMPORT_FINALIZED\x10\x02\x12%\n!LEDGER_EVENT_KIND_ORDER_CANCELLED\x10\x03\x12\"\n\x1eLEDGER_EVENT_KIND_COMPENSATION\x10\x04\x12%\n!LEDGER_EVENT_KIND_ENFORCEMENT_ACK\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cxporty/cp/v1/telemetry.proto\x12\x0cxporty.cp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cxporty/common/v1/money.proto\"\xbf\x02\n\x0bLedgerEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\r\n\x05wl_id\x18\x02 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x03 \x01(\t\x12+\n\x04kind\x18\x04 \x01(\x0e\x32\x1d.xporty.cp.v1.LedgerEventKind\x12\x10\n\x08order_id\x18\x05 \x01(\t\x12\x13\n\x0b\x65xporter_wl\x18\x06 \x01(\t\x12\x13\n\x0bimporter_wl\x18\x07 \x01(\t\x12\'\n\x06\x61mount\x18\x08 \x01(\x0b\x32\x17.xporty.common.v1.Money\x12.\n\noccur_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sequence\x18\n \x01(\x04\x12\x11\n\tsignal_id\x18\x0b \x01(\t\x12\x10\n\x08quantity\x18\x0c \x01(\x03\"T\n\x0bSignedEvent\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12!\n\x19signer_certificate_sha256\x18\x03 \x01(\t\"t\n\x0b\x44igestOffer\x12\x10\n\x08offer_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12+\n\nunit_price\x18\x03 \x01(\x0b\x32\x17.xporty.common.v1.Money\x12\x17\n\x0f\x61vailable_stock\x18\x04 \x01(\x03\"\x83\x01\n\x0bOfferDigest\x12\x16\n\x0e\x64\x65stination_wl\x18\x01 \x01(\t\x12\x31\n\rgenerate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06offers\x18\x03 \x03(\x0b\x32\x19.xporty.cp.v1.DigestOffer*\xf6\x01\n\x0fLedgerEventKind\x12!\n\x1dLEDGER_EVENT_KIND_UNSPECIFIED\x10\x00\x12&\n\"LEDGER_EVENT_KIND_EXPORT_CONFIRMED\x10\x01\x12&\n\"LEDGER_EVENT_KIND_IMPORT_FINALIZED\x10\x02\x12%\n!LEDGER_EVENT_KIND_ORDER_CANCELLED\x10\x03\x12\"\n\x1eLEDGER_EVENT_KIND_COMPENSATION\x10\x04\x12%\n!LEDGER_EVENT_KIND_ENFORCEMENT_ACK\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xporty.cp.v1.telemetry_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LEDGEREVENTKIND']._serialized_start=752
-  _globals['_LEDGEREVENTKIND']._serialized_end=998
+  _globals['_LEDGEREVENTKIND']._serialized_start=770
+  _globals['_LEDGEREVENTKIND']._serialized_end=1016
   _globals['_LEDGEREVENT']._serialized_start=110
-  _globals['_LEDGEREVENT']._serialized_end=411
-  _globals['_SIGNEDEVENT']._serialized_start=413
-  _globals['_SIGNEDEVENT']._serialized_end=497
-  _globals['_DIGESTOFFER']._serialized_start=499
-  _globals['_DIGESTOFFER']._serialized_end=615
-  _globals['_OFFERDIGEST']._serialized_start=618
-  _globals['_OFFERDIGEST']._serialized_end=749
+  _globals['_LEDGEREVENT']._serialized_end=429
+  _globals['_SIGNEDEVENT']._serialized_start=431
+  _globals['_SIGNEDEVENT']._serialized_end=515
+  _globals['_DIGESTOFFER']._serialized_start=517
+  _globals['_DIGESTOFFER']._serialized_end=633
+  _globals['_OFFERDIGEST']._serialized_start=636
+  _globals['_OFFERDIGEST']._serialized_end=767
 # @@protoc_insertion_point(module_scope)

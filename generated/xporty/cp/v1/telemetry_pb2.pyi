@@ -27,7 +27,7 @@ LEDGER_EVENT_KIND_COMPENSATION: LedgerEventKind
 LEDGER_EVENT_KIND_ENFORCEMENT_ACK: LedgerEventKind
 
 class LedgerEvent(_message.Message):
-    __slots__ = ("event_id", "wl_id", "correlation_id", "kind", "order_id", "exporter_wl", "importer_wl", "amount", "occur_time", "sequence", "signal_id")
+    __slots__ = ("event_id", "wl_id", "correlation_id", "kind", "order_id", "exporter_wl", "importer_wl", "amount", "occur_time", "sequence", "signal_id", "quantity")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     WL_ID_FIELD_NUMBER: _ClassVar[int]
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +39,7 @@ class LedgerEvent(_message.Message):
     OCCUR_TIME_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     SIGNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     wl_id: str
     correlation_id: str
@@ -50,7 +51,8 @@ class LedgerEvent(_message.Message):
     occur_time: _timestamp_pb2.Timestamp
     sequence: int
     signal_id: str
-    def __init__(self, event_id: _Optional[str] = ..., wl_id: _Optional[str] = ..., correlation_id: _Optional[str] = ..., kind: _Optional[_Union[LedgerEventKind, str]] = ..., order_id: _Optional[str] = ..., exporter_wl: _Optional[str] = ..., importer_wl: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., occur_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sequence: _Optional[int] = ..., signal_id: _Optional[str] = ...) -> None: ...
+    quantity: int
+    def __init__(self, event_id: _Optional[str] = ..., wl_id: _Optional[str] = ..., correlation_id: _Optional[str] = ..., kind: _Optional[_Union[LedgerEventKind, str]] = ..., order_id: _Optional[str] = ..., exporter_wl: _Optional[str] = ..., importer_wl: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., occur_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sequence: _Optional[int] = ..., signal_id: _Optional[str] = ..., quantity: _Optional[int] = ...) -> None: ...
 
 class SignedEvent(_message.Message):
     __slots__ = ("payload", "signature", "signer_certificate_sha256")

@@ -22,49 +22,50 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from xporty.cp.v1 import audit_pb2 as xporty_dot_cp_dot_v1_dot_audit__pb2
 from xporty.node.v1 import storefront_pb2 as xporty_dot_node_dot_v1_dot_storefront__pb2
 from xporty.trader.v1 import offer_pb2 as xporty_dot_trader_dot_v1_dot_offer__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'xporty/node/v1/storefront_service.proto\x12\x0exporty.node.v1\x1a\x1fxporty/node/v1/storefront.proto\x1a\x1cxporty/trader/v1/offer.proto\"=\n\x13PublishOfferRequest\x12&\n\x05offer\x18\x01 \x01(\x0b\x32\x17.xporty.trader.v1.Offer\">\n\x14PublishOfferResponse\x12&\n\x05offer\x18\x01 \x01(\x0b\x32\x17.xporty.trader.v1.Offer\"<\n\x12UpdateOfferRequest\x12&\n\x05offer\x18\x01 \x01(\x0b\x32\x17.xporty.trader.v1.Offer\"=\n\x13UpdateOfferResponse\x12&\n\x05offer\x18\x01 \x01(\x0b\x32\x17.xporty.trader.v1.Offer\"(\n\x14WithdrawOfferRequest\x12\x10\n\x08offer_id\x18\x01 \x01(\t\"\x17\n\x15WithdrawOfferResponse\"u\n\x19ListImportedOffersRequest\x12\x11\n\tsource_wl\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"d\n\x1aListImportedOffersResponse\x12-\n\x06offers\x18\x01 \x03(\x0b\x32\x1d.xporty.node.v1.ImportedOffer\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"4\n\x17GetImportedOfferRequest\x12\x19\n\x11imported_offer_id\x18\x01 \x01(\t\"H\n\x18GetImportedOfferResponse\x12,\n\x05offer\x18\x01 \x01(\x0b\x32\x1d.xporty.node.v1.ImportedOffer\"p\n\x0f\x43heckoutRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x19\n\x11imported_offer_id\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12\x17\n\x0f\x62uyer_reference\x18\x04 \x01(\t\">\n\x10\x43heckoutResponse\x12*\n\x08\x63heckout\x18\x01 \x01(\x0b\x32\x18.xporty.node.v1.Checkout\")\n\x12GetCheckoutRequest\x12\x13\n\x0b\x63heckout_id\x18\x01 \x01(\t\"A\n\x13GetCheckoutResponse\x12*\n\x08\x63heckout\x18\x01 \x01(\x0b\x32\x18.xporty.node.v1.Checkout\"\x15\n\x13GetNodeStateRequest\"@\n\x14GetNodeStateResponse\x12(\n\x05state\x18\x01 \x01(\x0b\x32\x19.xporty.node.v1.NodeState2\xfa\x05\n\x11StorefrontService\x12Y\n\x0cPublishOffer\x12#.xporty.node.v1.PublishOfferRequest\x1a$.xporty.node.v1.PublishOfferResponse\x12V\n\x0bUpdateOffer\x12\".xporty.node.v1.UpdateOfferRequest\x1a#.xporty.node.v1.UpdateOfferResponse\x12\\\n\rWithdrawOffer\x12$.xporty.node.v1.WithdrawOfferRequest\x1a%.xporty.node.v1.WithdrawOfferResponse\x12k\n\x12ListImportedOffers\x12).xporty.node.v1.ListImportedOffersRequest\x1a*.xporty.node.v1.ListImportedOffersResponse\x12\x65\n\x10GetImportedOffer\x12\'.xporty.node.v1.GetImportedOfferRequest\x1a(.xporty.node.v1.GetImportedOfferResponse\x12M\n\x08\x43heckout\x12\x1f.xporty.node.v1.CheckoutRequest\x1a .xporty.node.v1.CheckoutResponse\x12V\n\x0bGetCheckout\x12\".xporty.node.v1.GetCheckoutRequest\x1a#.xporty.node.v1.GetCheckoutResponse\x12Y\n\x0cGetNodeState\x12#.xporty.node.v1.GetNodeStateRequest\x1a$.xporty.node.v1.GetNodeStateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'xporty/node/v1/storefront_service.proto\x12\x0exporty.node.v1\x1a\x18xporty/cp/v1/audit.proto\x1a\x1fxporty/node/v1/storefront.proto\x1a\x1cxporty/trader/v1/offer.proto\"=\n\x13PublishOfferRequest\x12&\n\x05offer\x18\x01 \x01(\x0b\x32\x17.xporty.trader.v1.Offer\">\n\x14PublishOfferResponse\x12&\n\x05offer\x18\x01 \x01(\x0b\x32\x17.xporty.trader.v1.Offer\"<\n\x12UpdateOfferRequest\x12&\n\x05offer\x18\x01 \x01(\x0b\x32\x17.xporty.trader.v1.Offer\"=\n\x13UpdateOfferResponse\x12&\n\x05offer\x18\x01 \x01(\x0b\x32\x17.xporty.trader.v1.Offer\"(\n\x14WithdrawOfferRequest\x12\x10\n\x08offer_id\x18\x01 \x01(\t\"\x17\n\x15WithdrawOfferResponse\"u\n\x19ListImportedOffersRequest\x12\x11\n\tsource_wl\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"d\n\x1aListImportedOffersResponse\x12-\n\x06offers\x18\x01 \x03(\x0b\x32\x1d.xporty.node.v1.ImportedOffer\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"4\n\x17GetImportedOfferRequest\x12\x19\n\x11imported_offer_id\x18\x01 \x01(\t\"H\n\x18GetImportedOfferResponse\x12,\n\x05offer\x18\x01 \x01(\x0b\x32\x1d.xporty.node.v1.ImportedOffer\"p\n\x0f\x43heckoutRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x19\n\x11imported_offer_id\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12\x17\n\x0f\x62uyer_reference\x18\x04 \x01(\t\">\n\x10\x43heckoutResponse\x12*\n\x08\x63heckout\x18\x01 \x01(\x0b\x32\x18.xporty.node.v1.Checkout\")\n\x12GetCheckoutRequest\x12\x13\n\x0b\x63heckout_id\x18\x01 \x01(\t\"A\n\x13GetCheckoutResponse\x12*\n\x08\x63heckout\x18\x01 \x01(\x0b\x32\x18.xporty.node.v1.Checkout\"\x15\n\x13GetNodeStateRequest\"y\n\x14GetNodeStateResponse\x12(\n\x05state\x18\x01 \x01(\x0b\x32\x19.xporty.node.v1.NodeState\x12\x37\n\x10\x61udit_checkpoint\x18\x02 \x01(\x0b\x32\x1d.xporty.cp.v1.AuditCheckpoint2\xfa\x05\n\x11StorefrontService\x12Y\n\x0cPublishOffer\x12#.xporty.node.v1.PublishOfferRequest\x1a$.xporty.node.v1.PublishOfferResponse\x12V\n\x0bUpdateOffer\x12\".xporty.node.v1.UpdateOfferRequest\x1a#.xporty.node.v1.UpdateOfferResponse\x12\\\n\rWithdrawOffer\x12$.xporty.node.v1.WithdrawOfferRequest\x1a%.xporty.node.v1.WithdrawOfferResponse\x12k\n\x12ListImportedOffers\x12).xporty.node.v1.ListImportedOffersRequest\x1a*.xporty.node.v1.ListImportedOffersResponse\x12\x65\n\x10GetImportedOffer\x12\'.xporty.node.v1.GetImportedOfferRequest\x1a(.xporty.node.v1.GetImportedOfferResponse\x12M\n\x08\x43heckout\x12\x1f.xporty.node.v1.CheckoutRequest\x1a .xporty.node.v1.CheckoutResponse\x12V\n\x0bGetCheckout\x12\".xporty.node.v1.GetCheckoutRequest\x1a#.xporty.node.v1.GetCheckoutResponse\x12Y\n\x0cGetNodeState\x12#.xporty.node.v1.GetNodeStateRequest\x1a$.xporty.node.v1.GetNodeStateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xporty.node.v1.storefront_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PUBLISHOFFERREQUEST']._serialized_start=122
-  _globals['_PUBLISHOFFERREQUEST']._serialized_end=183
-  _globals['_PUBLISHOFFERRESPONSE']._serialized_start=185
-  _globals['_PUBLISHOFFERRESPONSE']._serialized_end=247
-  _globals['_UPDATEOFFERREQUEST']._serialized_start=249
-  _globals['_UPDATEOFFERREQUEST']._serialized_end=309
-  _globals['_UPDATEOFFERRESPONSE']._serialized_start=311
-  _globals['_UPDATEOFFERRESPONSE']._serialized_end=372
-  _globals['_WITHDRAWOFFERREQUEST']._serialized_start=374
-  _globals['_WITHDRAWOFFERREQUEST']._serialized_end=414
-  _globals['_WITHDRAWOFFERRESPONSE']._serialized_start=416
-  _globals['_WITHDRAWOFFERRESPONSE']._serialized_end=439
-  _globals['_LISTIMPORTEDOFFERSREQUEST']._serialized_start=441
-  _globals['_LISTIMPORTEDOFFERSREQUEST']._serialized_end=558
-  _globals['_LISTIMPORTEDOFFERSRESPONSE']._serialized_start=560
-  _globals['_LISTIMPORTEDOFFERSRESPONSE']._serialized_end=660
-  _globals['_GETIMPORTEDOFFERREQUEST']._serialized_start=662
-  _globals['_GETIMPORTEDOFFERREQUEST']._serialized_end=714
-  _globals['_GETIMPORTEDOFFERRESPONSE']._serialized_start=716
-  _globals['_GETIMPORTEDOFFERRESPONSE']._serialized_end=788
-  _globals['_CHECKOUTREQUEST']._serialized_start=790
-  _globals['_CHECKOUTREQUEST']._serialized_end=902
-  _globals['_CHECKOUTRESPONSE']._serialized_start=904
-  _globals['_CHECKOUTRESPONSE']._serialized_end=966
-  _globals['_GETCHECKOUTREQUEST']._serialized_start=968
-  _globals['_GETCHECKOUTREQUEST']._serialized_end=1009
-  _globals['_GETCHECKOUTRESPONSE']._serialized_start=1011
-  _globals['_GETCHECKOUTRESPONSE']._serialized_end=1076
-  _globals['_GETNODESTATEREQUEST']._serialized_start=1078
-  _globals['_GETNODESTATEREQUEST']._serialized_end=1099
-  _globals['_GETNODESTATERESPONSE']._serialized_start=1101
-  _globals['_GETNODESTATERESPONSE']._serialized_end=1165
-  _globals['_STOREFRONTSERVICE']._serialized_start=1168
-  _globals['_STOREFRONTSERVICE']._serialized_end=1930
+  _globals['_PUBLISHOFFERREQUEST']._serialized_start=148
+  _globals['_PUBLISHOFFERREQUEST']._serialized_end=209
+  _globals['_PUBLISHOFFERRESPONSE']._serialized_start=211
+  _globals['_PUBLISHOFFERRESPONSE']._serialized_end=273
+  _globals['_UPDATEOFFERREQUEST']._serialized_start=275
+  _globals['_UPDATEOFFERREQUEST']._serialized_end=335
+  _globals['_UPDATEOFFERRESPONSE']._serialized_start=337
+  _globals['_UPDATEOFFERRESPONSE']._serialized_end=398
+  _globals['_WITHDRAWOFFERREQUEST']._serialized_start=400
+  _globals['_WITHDRAWOFFERREQUEST']._serialized_end=440
+  _globals['_WITHDRAWOFFERRESPONSE']._serialized_start=442
+  _globals['_WITHDRAWOFFERRESPONSE']._serialized_end=465
+  _globals['_LISTIMPORTEDOFFERSREQUEST']._serialized_start=467
+  _globals['_LISTIMPORTEDOFFERSREQUEST']._serialized_end=584
+  _globals['_LISTIMPORTEDOFFERSRESPONSE']._serialized_start=586
+  _globals['_LISTIMPORTEDOFFERSRESPONSE']._serialized_end=686
+  _globals['_GETIMPORTEDOFFERREQUEST']._serialized_start=688
+  _globals['_GETIMPORTEDOFFERREQUEST']._serialized_end=740
+  _globals['_GETIMPORTEDOFFERRESPONSE']._serialized_start=742
+  _globals['_GETIMPORTEDOFFERRESPONSE']._serialized_end=814
+  _globals['_CHECKOUTREQUEST']._serialized_start=816
+  _globals['_CHECKOUTREQUEST']._serialized_end=928
+  _globals['_CHECKOUTRESPONSE']._serialized_start=930
+  _globals['_CHECKOUTRESPONSE']._serialized_end=992
+  _globals['_GETCHECKOUTREQUEST']._serialized_start=994
+  _globals['_GETCHECKOUTREQUEST']._serialized_end=1035
+  _globals['_GETCHECKOUTRESPONSE']._serialized_start=1037
+  _globals['_GETCHECKOUTRESPONSE']._serialized_end=1102
+  _globals['_GETNODESTATEREQUEST']._serialized_start=1104
+  _globals['_GETNODESTATEREQUEST']._serialized_end=1125
+  _globals['_GETNODESTATERESPONSE']._serialized_start=1127
+  _globals['_GETNODESTATERESPONSE']._serialized_end=1248
+  _globals['_STOREFRONTSERVICE']._serialized_start=1251
+  _globals['_STOREFRONTSERVICE']._serialized_end=2013
 # @@protoc_insertion_point(module_scope)

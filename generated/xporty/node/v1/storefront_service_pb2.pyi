@@ -1,3 +1,4 @@
+from xporty.cp.v1 import audit_pb2 as _audit_pb2
 from xporty.node.v1 import storefront_pb2 as _storefront_pb2
 from xporty.trader.v1 import offer_pb2 as _offer_pb2
 from google.protobuf.internal import containers as _containers
@@ -111,7 +112,9 @@ class GetNodeStateRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetNodeStateResponse(_message.Message):
-    __slots__ = ("state",)
+    __slots__ = ("state", "audit_checkpoint")
     STATE_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     state: _storefront_pb2.NodeState
-    def __init__(self, state: _Optional[_Union[_storefront_pb2.NodeState, _Mapping]] = ...) -> None: ...
+    audit_checkpoint: _audit_pb2.AuditCheckpoint
+    def __init__(self, state: _Optional[_Union[_storefront_pb2.NodeState, _Mapping]] = ..., audit_checkpoint: _Optional[_Union[_audit_pb2.AuditCheckpoint, _Mapping]] = ...) -> None: ...
