@@ -19,6 +19,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from tests.e2e.conftest import OPERATOR, Stack, running_stack
 from tests.support.pki import PkiFixture
+from tests.support.trust import import_wls
 from tests.wl_node.catalog.helpers import DbFactory, dbs, eventually, list_all, offer, storefront  # noqa: F401
 from tests.wl_node.catalog.test_sync import SHOP_B, _world, put, rows
 from wl_node.catalog.inprocess import World
@@ -91,6 +92,7 @@ async def _refused(call: object, request: object) -> grpc.aio.AioRpcError:
 @pytest.fixture
 async def stack(pki: PkiFixture, db_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
     async with running_stack(pki, db_url, tmp_path) as s:
+        await import_wls(s.cp, pki, "wl-b")  # the tests also call the CP as wl-b (offline-issued certificate)
         yield s
 
 

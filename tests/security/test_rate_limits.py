@@ -20,6 +20,7 @@ from cp_server.app import CpApp, build_cp
 from cp_server.settings import CpSettings
 from tests.e2e.conftest import OPERATOR, _seed
 from tests.support.pki import PkiFixture
+from tests.support.trust import import_wls
 from xcwl.ops_client import OpsClient
 from xporty.cp.v1 import identity_service_pb2, identity_service_pb2_grpc, policy_service_pb2, policy_service_pb2_grpc
 from xwl_runtime.errors import decode_rpc_error
@@ -36,6 +37,7 @@ async def limited_cp(pki: PkiFixture, db_url: str, limits: RateLimits) -> AsyncI
                                    enroll_listen="127.0.0.1:0", heartbeat_interval=dt.timedelta(seconds=30),
                                    rate_limits=limits))
     try:
+        await import_wls(cp, pki, "wl-a", "wl-b")  # offline-issued test certificates, recorded like `xcwl cert import`
         await _seed(f"127.0.0.1:{cp.port}", pki)
         yield cp
     finally:

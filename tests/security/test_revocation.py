@@ -122,7 +122,7 @@ async def test_an_offline_certificate_is_refused_until_imported(pki: PkiFixture,
         material = pki.material(WL_B)  # issued offline with the CA key: the CP never saw it
         serial = serial_of(material.pair.cert_pem)
         before = await cp.state()
-        async with secure_channel(cp.target, material) as channel:
+        async with secure_channel(cp.target, material, expected=Identity.cp()) as channel:
             stub = policy_service_pb2_grpc.PolicyServiceStub(channel)
             code, reason, _ = await rpc_error(stub.GetPolicies(ps.GetPoliciesRequest(), timeout=RPC_TIMEOUT))
             assert (code, reason) == (grpc.StatusCode.UNAUTHENTICATED, "CERTIFICATE_UNKNOWN")
@@ -177,7 +177,8 @@ async def test_a_peer_node_refuses_a_revoked_caller_and_closes_its_watch(
     async with world(tmp_path, pki, dbs, ["wl-a", "wl-b"]) as w:
         exporter = await w.start_node("wl-a")
         await eventually(lambda: exporter.state.current() is not None, timeout=20)
-        async with secure_channel(f"127.0.0.1:{exporter.port}", pki.material(WL_B)) as channel:
+        async with secure_channel(f"127.0.0.1:{exporter.port}", pki.material(WL_B),
+                                  expected=Identity.wl("wl-a")) as channel:
             peer = tr_grpc.TraderServiceStub(channel)
             await peer.ListOffers(tr.ListOffersRequest(), timeout=RPC_TIMEOUT)  # allowed before
             watch = peer.WatchOffers(tr.WatchOffersRequest())
