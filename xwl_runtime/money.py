@@ -31,7 +31,7 @@ MAX_CURRENCY_DECIMALS = 8
 MAX_AMOUNT_DIGITS = 30
 """Integer digits allowed in an amount: far above any real price, low enough to keep arithmetic cheap."""
 
-_AMOUNT_RE = re.compile(r"^(?P<sign>-?)(?P<int>\d+)(?:\.(?P<frac>\d+))?$")
+_AMOUNT_RE = re.compile(r"^(?P<sign>-?)(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?\Z")  # ASCII digits; no trailing newline
 
 
 class MoneyError(ValueError):

@@ -107,7 +107,8 @@ def test_importer_direction_picks_rate_or_derived_inverse() -> None:
                                 importer_decimals=2) == Decimal("4.00")
 
 
-@pytest.mark.parametrize("text", ["", "1e3", "NaN", "Infinity", " 1", "1.", ".5", "1,5", "+1", "0x10", "1" * 31])
+@pytest.mark.parametrize("text", ["", "1e3", "NaN", "Infinity", " 1", "1.", ".5", "1,5", "+1", "0x10", "1" * 31,
+                                  "1\u0663", "\u0661.50", "12\n", "1.5\n"])
 def test_malformed_amounts_are_refused(text: str) -> None:
     with pytest.raises(MoneyError):
         parse_amount(text, 2)
