@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "xcwl.risk_cmd",
     "xcwl.demo",
     "xcwl.bench_cmd",
+    "xcwl.config_cmd",
 )
 
 
