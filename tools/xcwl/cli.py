@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "xcwl.demo",
     "xcwl.bench_cmd",
     "xcwl.config_cmd",
+    "xcwl.db_cmd",
 )
 
 

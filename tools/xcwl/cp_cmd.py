@@ -6,6 +6,7 @@ import argparse
 import asyncio
 
 from . import flags
+from .listen_check import bind_failure, ensure_bindable
 from .serve import cp_settings
 
 
@@ -44,5 +45,14 @@ def _limit_flags(serve: argparse.ArgumentParser) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from cp_server.app import run_cp  # imported late: the server stack is heavy and not needed to parse
 
-    asyncio.run(run_cp(cp_settings(args)))
+    settings = cp_settings(args)
+    ensure_bindable("--listen", settings.listen)
+    ensure_bindable("--enroll-listen", settings.enroll_listen)
+    try:
+        asyncio.run(run_cp(settings))
+    except RuntimeError as err:
+        failure = bind_failure(err)
+        if failure is None:
+            raise
+        raise failure from None
     return 0

@@ -23,7 +23,7 @@ from typing import TypeVar
 
 import grpc
 
-from xcwl_sdk import ApiError, ClientConfig, StorefrontClient
+from xcwl_sdk import ApiError, ClientConfig, StorefrontClient, UnavailableError
 from xporty.cp.v1 import audit_pb2
 from xporty.node.v1 import storefront_pb2, storefront_service_pb2
 from xporty.trader.v1 import offer_pb2
@@ -33,6 +33,7 @@ from xwl_runtime.pki import PkiDir, certificate_identity
 from xwl_runtime.tls import KeyPair, TlsMaterial, secure_channel
 
 from . import flags
+from .endpoint_probe import wrong_endpoint
 from .errors import CliError
 from .ops_client import DEFAULT_TIMEOUT_S, describe
 
@@ -128,8 +129,11 @@ class NodeRpcError(CliError):
 class NodeClient:
     """The CLI's StorefrontService calls: the SDK's ``StorefrontClient``, with failures as one-line ``CliError``s."""
 
-    def __init__(self, channel: grpc.aio.Channel, *, target: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(self, channel: grpc.aio.Channel, *, target: str, timeout: float = DEFAULT_TIMEOUT_S,
+                 material: TlsMaterial | None = None, expected: Identity | None = None) -> None:
         self._target = target
+        self._material = material
+        self._expected = expected
         self.sdk = StorefrontClient(channel, config=ClientConfig(timeout_s=timeout, checkout_timeout_s=timeout))
 
     @classmethod
@@ -138,7 +142,7 @@ class NodeClient:
                       timeout: float = DEFAULT_TIMEOUT_S) -> AsyncIterator[NodeClient]:
         """A client over mTLS to the node of ``expected`` at ``target``; the channel closes on exit."""
         async with secure_channel(target, material, expected=expected) as channel:
-            yield cls(channel, target=target, timeout=timeout)
+            yield cls(channel, target=target, timeout=timeout, material=material, expected=expected)
 
     @classmethod
     @asynccontextmanager
@@ -153,7 +157,10 @@ class NodeClient:
             return await call
         except ApiError as err:
             remote = RemoteError(code=err.code, message=err.message, reason=err.reason, metadata=err.metadata)
-            raise NodeRpcError(describe(remote, self._target), remote) from None
+            line = describe(remote, self._target)
+            if isinstance(err, UnavailableError) and not err.reason and self._material and self._expected:
+                line = await wrong_endpoint(self._target, self._material.ca_pem, self._expected, "--node") or line
+            raise NodeRpcError(line, remote) from None
 
     # --- exportable offers (apps of this WL) ------------------------------------------------------------------
     async def publish(self, offer: offer_pb2.Offer) -> offer_pb2.Offer:

@@ -11,9 +11,15 @@ import argparse
 import asyncio
 import datetime as dt
 
+from wl_node.settings import NodeSettings
 from xporty.cp.v1 import admin_service_pb2, registry_pb2
+from xwl_runtime.identity import Identity
+from xwl_runtime.pki import PkiDir
 
 from . import flags
+from .endpoint_probe import wrong_endpoint
+from .errors import CliError
+from .listen_check import bind_failure, ensure_bindable
 from .ops_client import OpsClient, add_ops_flags, ops_command
 from .output import emit, key_values, to_dict
 from .render import wls_table
@@ -74,8 +80,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from wl_node.app import run_node  # imported late: the node stack is heavy and not needed to parse
 
-    asyncio.run(run_node(node_settings(args)))
+    settings = node_settings(args)
+    ensure_bindable("--listen", settings.listen)
+    asyncio.run(_check_cp_endpoint(settings))
+    try:
+        asyncio.run(run_node(settings))
+    except RuntimeError as err:
+        failure = bind_failure(err)
+        if failure is None:
+            raise
+        raise failure from None
     return 0
+
+
+async def _check_cp_endpoint(settings: NodeSettings) -> None:
+    """Refuse to start when --cp proves to be another server (a node, say); a CP that is down is no reason."""
+    ca = PkiDir(settings.pki_dir).ca_cert
+    if settings.insecure_dev or not ca.exists():
+        return
+    wrong = await wrong_endpoint(settings.cp_target, ca.read_bytes(), Identity.cp(), "--cp")
+    if wrong:
+        raise CliError(wrong)
 
 
 async def _add(args: argparse.Namespace, client: OpsClient) -> int:
