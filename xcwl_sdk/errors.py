@@ -1,7 +1,7 @@
 """Typed errors of the WL-service SDK, decoded once from a failed gRPC call.
 
 Exception tree (each class is one gRPC status code; ``reason`` is the ``google.rpc.ErrorInfo`` reason the server
-chose, e.g. ``OFFER_NOT_FOUND``, ``IDEMPOTENCY_KEY_REUSED``, ``PAIR_DISABLED``)::
+chose, e.g. ``OFFER_NOT_FOUND``, ``IDEMPOTENCY_KEY_REUSED``, ``PAIR_PAUSED``)::
 
     SdkError
     ├── ApiError                      a call the server (or the transport) refused
@@ -98,7 +98,7 @@ class AlreadyExistsError(ApiError):
 
 
 class FailedPreconditionError(ApiError):
-    """The system is not in a state that allows the call (pair paused or disabled, stock, limit, key reused)."""
+    """The system is not in a state that allows the call (pair paused or disabled, offer unavailable, limit)."""
 
 
 class AbortedError(ApiError):
