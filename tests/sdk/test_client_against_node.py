@@ -16,6 +16,7 @@ from tests.wl_node.catalog.helpers import DbFactory, offer
 from tests.wl_node.conftest import eventually
 from tests.wl_node.test_cross_wl_trade import EXPORTER, World, world
 from wl_node.catalog.tables import offers as offers_table
+from wl_node.checkout.tables import checkouts as checkouts_table
 from wl_node.orders.tables import orders as orders_table
 from xcwl_sdk import (
     AlreadyExistsError,
@@ -28,6 +29,7 @@ from xcwl_sdk import (
     UnavailableError,
     app_credentials,
 )
+from xporty.cp.v1 import admin_service_pb2, policy_pb2
 from xporty.node.v1 import storefront_pb2
 from xwl_runtime.identity import Identity
 
@@ -127,3 +129,32 @@ async def test_errors_are_typed_with_reason_and_details_and_nothing_is_persisted
             with pytest.raises(UnavailableError) as refused:
                 await wrong.list_imported_offers()
         assert refused.value.code is grpc.StatusCode.UNAVAILABLE and refused.value.reason == ""
+
+
+async def test_a_refused_checkout_carries_its_reason_and_persists_nothing(
+    tmp_path: Path, pki: PkiFixture, node_dbs: DbFactory
+) -> None:
+    for wl_id in (EXPORTER, "wl-b"):
+        pki.material(Identity.app(wl_id, "shop"))
+    async with world(tmp_path, pki, node_dbs, ["wl-b"]) as w:
+        async with _client(w, EXPORTER) as shop_a:
+            await shop_a.publish_offer(offer("o-1", "3.00", currency="XPY-A"))
+        async with _client(w, "wl-b") as shop_b:
+            async def imported() -> bool:
+                return [o.imported_offer_id for o in await shop_b.list_imported_offers()] == ["wl-a:o-1"]
+
+            await eventually(imported, timeout=20)
+            paused = await w.admin("UpdatePairPolicy", admin_service_pb2.UpdatePairPolicyRequest(
+                wl_a=EXPORTER, wl_b="wl-b", status=policy_pb2.RELATIONSHIP_STATUS_PAUSED, reason="test"))
+
+            async def applied() -> bool:
+                return (await shop_b.node_state()).state.policy_version >= paused.version  # type: ignore[attr-defined]
+
+            await eventually(applied, timeout=20)
+            # A PAUSED pair sells nothing: the importer no longer offers wl-a's offers at all.
+            with pytest.raises(NotFoundError) as refused:
+                await shop_b.checkout("wl-a:o-1", 1, buyer_reference="m-1", idempotency_key="k-paused")
+            assert await shop_b.list_imported_offers() == []
+        assert refused.value.code is grpc.StatusCode.NOT_FOUND and refused.value.reason == "OFFER_NOT_FOUND"
+        assert await _rows(w, EXPORTER, orders_table) == []
+        assert await _rows(w, "wl-b", checkouts_table) == []
