@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from cp_server.app import build_cp
+from cp_server.settings import CpSettings
 from tests.support.databases import sqlite_url
 from tests.support.pki import PkiFixture
 from tests.wl_node.orders.harness import Exporter, start_exporter
@@ -78,3 +80,18 @@ async def test_wl_serve_refuses_a_node_given_as_cp(pki: PkiFixture, node_a: Expo
 async def _main_in_thread(argv: list[str]) -> int:
     """``xcwl`` in this process, off the loop that serves the node it probes."""
     return await asyncio.to_thread(cli.main, argv)
+
+
+async def test_the_cps_enrollment_listener_given_as_cp_is_named(pki: PkiFixture, tmp_path: Path) -> None:
+    pki.files(Identity.ops("alice"))
+    cp = await build_cp(CpSettings(db_url=sqlite_url(tmp_path, "cp"), pki_dir=pki.dir.root, listen="127.0.0.1:0",
+                                   enroll_listen="127.0.0.1:0"))
+    try:
+        enroll = f"127.0.0.1:{cp.enroll_port}"
+        result = await xcwl("wl", "list", "--cp", enroll, "--pki", str(pki.dir.root), "--as", "alice",
+                            "--timeout", "3")
+    finally:
+        await cp.stop(0)
+    assert result.returncode == 2
+    assert result.stderr == (f"xcwl: error: --cp {enroll} is the CP's enrollment listener (it does not ask for "
+                             "client certificates), not its mTLS listener: give the CP's mTLS listener\n")

@@ -171,6 +171,10 @@ class OpsClient:
             wrong = await wrong_endpoint(self._target, self._material.ca_pem, self._expected, flag)
             if wrong:
                 return wrong
+        if remote.reason == "NO_IDENTITY" and self._material is not None and self._expected == Identity.cp():
+            # We hold a certificate, yet the server saw none: it never asked, so it is the server-TLS listener.
+            return (f"--cp {self._target} is the CP's enrollment listener (it does not ask for client certificates), "
+                    "not its mTLS listener: give the CP's mTLS listener")
         return describe(remote, self._target)
 
     # --- registry --------------------------------------------------------------------------------------------
