@@ -179,7 +179,8 @@ async def test_xcwl_operator_client_refuses_a_fake_cp(pki: PkiFixture, impostor_
     async with OpsClient.connect(impostor_cp.target, pki.material(OPS), timeout=3) as client:
         with pytest.raises(CliError) as err:
             await client.get_policies("wl-a")
-    assert str(err.value).startswith("UNAVAILABLE")
+    # The handshake failed; the CLI then names the genuine identity the impostor holds (no request was sent).
+    assert str(err.value) == f"--cp {impostor_cp.target} is the WL node of wl-c, not the CP: give the CP's listener"
     assert impostor_cp.service.seen.pulls == []
     real = await start_fake_cp(pki.material(Identity.cp()), ScriptedPolicyService(make_view("wl-a", 7)))
     try:

@@ -32,14 +32,13 @@ def test_env_var_fills_a_required_flag_and_the_flag_wins() -> None:
     assert flags.env_name("--cp-enroll") == "XCWL_CP_ENROLL"
 
 
-def test_required_flag_without_env_is_a_usage_error(capsys: pytest.CaptureFixture[str],
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("XCWL_PKI", "XCWL_DB"):
+def test_required_setting_without_flag_env_or_file_is_an_error(capsys: pytest.CaptureFixture[str],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("XCWL_PKI", "XCWL_DB", "XCWL_CONFIG"):
         monkeypatch.delenv(name, raising=False)
-    with pytest.raises(SystemExit) as exited:
-        cli.build_parser().parse_args(["cp", "serve", "--listen", "127.0.0.1:0"])
-    assert exited.value.code == 2
-    assert "--pki" in capsys.readouterr().err
+    assert cli.main(["cp", "serve", "--listen", "127.0.0.1:0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--pki is required" in err and "XCWL_PKI" in err
 
 
 def test_cp_serve_reads_the_environment(monkeypatch: pytest.MonkeyPatch, pki: PkiFixture) -> None:

@@ -120,7 +120,9 @@ async def test_refusals_are_one_line_and_exit_2(trade: World, capsys: pytest.Cap
     code, _, err = await run(capsys, "offer", "publish", "--node", f"127.0.0.1:{w.nodes['wl-a'].port}",
                              "--pki", str(w.pki.dir.root), "--as-app", "wl-b/shop", *PUBLISH)
     assert code == 2
-    assert err.startswith("xcwl: error: UNAVAILABLE") and err.count("\n") == 1
+    port = w.nodes["wl-a"].port
+    assert err == (f"xcwl: error: --node 127.0.0.1:{port} is the WL node of wl-a, not the WL node of wl-b: give the "
+                   "WL node of wl-b's listener\n")
     # ... and told to expect wl-a, reaches it, where the node serves only its own WL's apps.
     code, _, err = await run(capsys, "offer", "publish", "--node", f"127.0.0.1:{w.nodes['wl-a'].port}",
                              "--node-wl", "wl-a", "--pki", str(w.pki.dir.root), "--as-app", "wl-b/shop", *PUBLISH)

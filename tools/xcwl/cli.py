@@ -30,6 +30,8 @@ COMMAND_MODULES = (
     "xcwl.demo",
     "xcwl.bench_cmd",
     "xcwl.cert_cmd",
+    "xcwl.config_cmd",
+    "xcwl.db_cmd",
 )
 
 

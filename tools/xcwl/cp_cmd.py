@@ -6,6 +6,7 @@ import argparse
 import asyncio
 
 from . import flags
+from .listen_check import bind_failure, ensure_bindable
 from .serve import cp_settings
 
 
@@ -13,18 +14,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cp = sub.add_parser("cp", help="the control plane")
     cp_sub = cp.add_subparsers(dest="cp_cmd", required=True)
     serve = cp_sub.add_parser("serve", help="run the CP (mTLS listener + enrollment listener) until SIGTERM")
-    flags.add(serve, "--pki", required=True, metavar="DIR", help="PKI directory with ca.crt/ca.key and cp.crt/cp.key")
-    flags.add(serve, "--db", required=True, metavar="URL", help="sqlite:///cp.db or postgresql://user@host/db")
-    flags.add(serve, "--listen", default="127.0.0.1:7400", metavar="HOST:PORT", help="mTLS listener")
-    flags.add(serve, "--enroll-listen", default="127.0.0.1:7401", metavar="HOST:PORT",
-              help="server-TLS listener for node enrollment")
-    flags.add(serve, "--max-identity-age", type=float, default=30 * 24 * 3600.0, metavar="SECONDS",
+    flags.add(serve, "--config", metavar="FILE", help="TOML file with any CP setting (flags and variables override it)")
+    flags.add(serve, "--pki", metavar="DIR", help="PKI directory with ca.crt/ca.key and cp.crt/cp.key (required)")
+    flags.add(serve, "--db", metavar="URL", help="sqlite:///cp.db or postgresql://user@host/db (required)")
+    flags.add(serve, "--listen", metavar="HOST:PORT", help="mTLS listener (default 127.0.0.1:7400)")
+    flags.add(serve, "--enroll-listen", metavar="HOST:PORT",
+              help="server-TLS listener for node enrollment (default 127.0.0.1:7401)")
+    flags.add(serve, "--max-identity-age", metavar="SECONDS",
               help="how long a node identity lives from its enrollment; renewals never extend past it "
                    "(default 30 days; then the node enrolls again with a new bootstrap token)")
-    flags.add(serve, "--insecure-dev", action="store_true", default=False, help="plaintext; development only")
+    flags.add(serve, "--insecure-dev", action="store_true", help="plaintext; development only")
     _limit_flags(serve)
-    flags.add(serve, "--discrepancy-pause-value", default="1000", metavar="DECIMAL",
-              help="pause a pair when an order's two sides disagree by more than this value (reference unit)")
+    flags.add(serve, "--discrepancy-pause-value", metavar="DECIMAL",
+              help="pause a pair when an order's two sides disagree by more than this value (reference unit, "
+                   "default 1000)")
     serve.set_defaults(func=_serve)
 
 
@@ -42,5 +45,14 @@ def _limit_flags(serve: argparse.ArgumentParser) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from cp_server.app import run_cp  # imported late: the server stack is heavy and not needed to parse
 
-    asyncio.run(run_cp(cp_settings(args)))
+    settings = cp_settings(args)
+    ensure_bindable("--listen", settings.listen)
+    ensure_bindable("--enroll-listen", settings.enroll_listen)
+    try:
+        asyncio.run(run_cp(settings))
+    except RuntimeError as err:
+        failure = bind_failure(err)
+        if failure is None:
+            raise
+        raise failure from None
     return 0

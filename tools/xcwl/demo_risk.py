@@ -25,13 +25,13 @@ import sqlalchemy as sa
 
 from cp_server.risk.recompute import check as recompute_check
 from wl_node.orders.tables import orders as orders_table
+from xcwl_sdk import ApiError
 from xporty.cp.v1 import admin_service_pb2, analytics_pb2, signal_pb2
 from xporty.node.v1 import storefront_pb2
 
 from .demo_trade import OFFERS, buy, catalog
 from .demo_world import REFERENCE_RATE, Demo, eventually
 from .errors import CliError
-from .node_client import NodeRpcError
 from .ops_client import OpsClient
 from .render_trade import alerts_table, balances_table, checkout_text, percent, signal_text
 
@@ -172,8 +172,8 @@ async def risk_scenario(demo: Demo) -> None:
         for n in range(1, MAX_PURCHASES + 1):
             try:
                 done = await buy(app, RISK_OFFER.imported_id, f"risk-{n}")
-            except NodeRpcError as err:
-                refused = err.message
+            except ApiError as err:
+                refused = str(err)
             else:
                 if done.status != storefront_pb2.CHECKOUT_STATUS_COMPLETED:
                     refused = checkout_text(done)
@@ -206,8 +206,8 @@ async def risk_scenario(demo: Demo) -> None:
     async with demo.app(IMPORTER) as app:
         try:
             after = await buy(app, RISK_OFFER.imported_id, "risk-after-disable")
-        except NodeRpcError as err:
-            demo.out(f"{IMPORTER}'s next checkout is refused: {err.message}")
+        except ApiError as err:
+            demo.out(f"{IMPORTER}'s next checkout is refused: {err}")
         else:
             if after.status == storefront_pb2.CHECKOUT_STATUS_COMPLETED:
                 raise CliError(f"a checkout completed on a disabled direction: {checkout_text(after)}")

@@ -10,7 +10,6 @@ from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 
-import grpc
 import sqlalchemy as sa
 
 from wl_node.catalog.tables import offers as offers_table
@@ -18,21 +17,17 @@ from wl_node.checkout.tables import checkouts as checkouts_table
 from wl_node.checkout.tables import import_ledger
 from wl_node.orders.tables import order_ledger
 from wl_node.orders.tables import orders as orders_table
+from xcwl_sdk import StorefrontClient
 from xporty.common.v1 import money_pb2
-from xporty.node.v1 import storefront_pb2, storefront_service_pb2
+from xporty.node.v1 import storefront_pb2
 from xporty.trader.v1 import offer_pb2
 
 from .demo_world import APP, CURRENCY, WLS, Demo, eventually
 from .errors import CliError
-from .node_client import NodeClient, NodeRpcError
 from .output import table
 from .render_trade import checkout_status, imported_offers_table
 
 CATALOG_TIMEOUT_S = 15.0
-CHECKOUT_TIMEOUT_S = 20.0
-RETRY_PAUSE_S = 0.05
-RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED)
-"""Checkout refusals a member retries with the same key: no token yet / circuit open, or the key still in flight."""
 
 
 @dataclass(frozen=True)
@@ -76,11 +71,11 @@ def offer_message(o: DemoOffer) -> offer_pb2.Offer:
     )
 
 
-async def catalog(demo: Demo, wl_id: str, app: NodeClient | None = None) -> list[storefront_pb2.ImportedOffer]:
+async def catalog(demo: Demo, wl_id: str, app: StorefrontClient | None = None) -> list[storefront_pb2.ImportedOffer]:
     if app is None:
         async with demo.app(wl_id) as fresh:
-            return await fresh.list_imported()
-    return await app.list_imported()
+            return await fresh.list_imported_offers()
+    return await app.list_imported_offers()
 
 
 async def wait_catalog(demo: Demo, wl_id: str, ready: object, what: str) -> list[storefront_pb2.ImportedOffer]:
@@ -112,7 +107,7 @@ async def publish_offers(demo: Demo) -> None:
         mine = [o for o in OFFERS if o.wl_id == wl.wl_id]
         async with demo.app(wl.wl_id) as app:
             for o in mine:
-                await app.publish(offer_message(o))
+                await app.publish_offer(offer_message(o))
         demo.out(f"{wl.wl_id}: spiffe://xporty/wl/{wl.wl_id}/app/{APP} published "
                  + ", ".join(f"{o.offer_id} ({o.price} {wl.currency} x {o.stock})" for o in mine))
     start = time.monotonic()
@@ -157,23 +152,13 @@ async def catalogs_after_change(demo: Demo) -> None:
 # --- step: the checkout burst ----------------------------------------------------------------------------------
 
 
-async def buy(app: NodeClient, offer_id: str, key: str, quantity: int = 1,
-              timeout: float = CHECKOUT_TIMEOUT_S) -> storefront_pb2.Checkout:
-    """One member's purchase: retried with the same key until decided (COMPLETED, FAILED or CANCELLED)."""
-    request = storefront_service_pb2.CheckoutRequest(idempotency_key=key, imported_offer_id=offer_id,
-                                                     quantity=quantity, buyer_reference=f"member-{key}")
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            checkout = await app.checkout(request)
-            if checkout.status != storefront_pb2.CHECKOUT_STATUS_PENDING:
-                return checkout
-        except NodeRpcError as err:
-            if err.remote.code not in RETRYABLE or time.monotonic() > deadline:
-                raise
-        if time.monotonic() > deadline:
-            raise CliError(f"checkout {key} still PENDING after {timeout:.0f} s")
-        await asyncio.sleep(RETRY_PAUSE_S)
+async def buy(app: StorefrontClient, offer_id: str, key: str, quantity: int = 1) -> storefront_pb2.Checkout:
+    """One member's purchase through the SDK: retried with the same key until decided (COMPLETED, FAILED or
+    CANCELLED); the demo's client config lets it wait out a node that has no token for the exporter yet."""
+    checkout = await app.checkout(offer_id, quantity, buyer_reference=f"member-{key}", idempotency_key=key)
+    if checkout.status == storefront_pb2.CHECKOUT_STATUS_PENDING:
+        raise CliError(f"checkout {key} still PENDING after {app.config.checkout_timeout_s:.0f} s")
+    return checkout
 
 
 async def _burst_at(demo: Demo, importer: str, count: int) -> list[storefront_pb2.Checkout]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from xcwl_sdk import ClientConfig, RetryConfig, StorefrontClient
 from xporty.cp.v1 import admin_service_pb2
 from xwl_runtime.db import create_engine
 from xwl_runtime.identity import Identity
@@ -23,7 +24,6 @@ from xwl_runtime.pki import PkiDir
 from xwl_runtime.tls import TlsMaterial
 
 from .errors import CliError
-from .node_client import NodeClient
 from .ops_client import OpsClient
 from .render import node_status_table
 
@@ -35,6 +35,10 @@ APPLY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 15.0
 POLL_S = 0.02
 RPC_TIMEOUT_S = 5.0
+APP_CLIENT = ClientConfig(timeout_s=RPC_TIMEOUT_S, checkout_timeout_s=20.0,
+                          retry=RetryConfig(max_attempts=400, initial_backoff_s=0.05, max_backoff_s=0.05))
+"""The WL apps' SDK config: a member retries a checkout with its key (no token yet, circuit open, key in flight)
+for up to 20 s, every 50 ms at most."""
 
 
 @dataclass(frozen=True)
@@ -119,13 +123,13 @@ class Demo:
         """An operator client of the CP (or of the server at ``target`` proving ``expected``)."""
         return OpsClient.connect(target or self.cp_target, self.operator(), timeout=RPC_TIMEOUT_S, expected=expected)
 
-    def app(self, wl_id: str) -> contextlib.AbstractAsyncContextManager[NodeClient]:
-        """WL ``wl_id``'s own service on its node's local API (its certificate is issued on first use)."""
+    def app(self, wl_id: str) -> contextlib.AbstractAsyncContextManager[StorefrontClient]:
+        """WL ``wl_id``'s own service on its node's local API through the SDK (its certificate issued on first use)."""
         identity = Identity.app(wl_id, APP)
         if not self.pki.has(identity):
             self.pki.issue(identity)
-        return NodeClient.connect(self.node_target(wl_id), TlsMaterial.from_pki(self.pki, identity),
-                                  expected=Identity.wl(wl_id), timeout=RPC_TIMEOUT_S)
+        return StorefrontClient.connect(self.node_target(wl_id), TlsMaterial.from_pki(self.pki, identity),
+                                        node_wl=wl_id, config=APP_CLIENT)
 
     @contextlib.asynccontextmanager
     async def store(self, url: str) -> AsyncIterator[AsyncEngine]:

@@ -8,7 +8,8 @@ app certificate, ``--as-ops NAME`` an operator certificate, ``--cert/--key`` any
 The client accepts only the node of the expected WL (its pinned certificate name): the app's own WL, or
 ``--node-wl WL`` for operators and ``--cert/--key`` callers.
 
-Failed calls are turned once, here, into a one-line ``CliError`` (exit 2), exactly as the operator client does.
+The calls go through the SDK (``xcwl_sdk.StorefrontClient``: deadlines, safe retries, typed errors); its errors are
+turned once, here, into a one-line ``CliError`` (exit 2), exactly as the operator client does.
 """
 
 from __future__ import annotations
@@ -21,25 +22,22 @@ from pathlib import Path
 from typing import TypeVar
 
 import grpc
-from google.protobuf.message import Message
 
+from xcwl_sdk import ApiError, ClientConfig, StorefrontClient, UnavailableError
 from xporty.cp.v1 import audit_pb2
-from xporty.node.v1 import storefront_pb2, storefront_service_pb2, storefront_service_pb2_grpc
+from xporty.node.v1 import storefront_pb2, storefront_service_pb2
 from xporty.trader.v1 import offer_pb2
-from xwl_runtime.errors import RemoteError, decode_rpc_error
+from xwl_runtime.errors import RemoteError
 from xwl_runtime.identity import Identity, Kind
 from xwl_runtime.pki import PkiDir, certificate_identity
 from xwl_runtime.tls import KeyPair, TlsMaterial, secure_channel
 
 from . import flags
+from .endpoint_probe import wrong_endpoint
 from .errors import CliError
 from .ops_client import DEFAULT_TIMEOUT_S, describe
 
-R = TypeVar("R", bound=Message)
-
-MAX_PAGES = 1000
-"""Safety stop when following page tokens (1000 pages of 500 offers)."""
-
+R = TypeVar("R")
 
 def add_node_flags(parser: argparse.ArgumentParser) -> None:
     """``--node --pki (--as-app WL/NAME | --as-ops NAME | --cert --key) [--timeout] [--json]``."""
@@ -129,12 +127,14 @@ class NodeRpcError(CliError):
 
 
 class NodeClient:
-    """Typed StorefrontService calls; construct with ``NodeClient.connect`` (or around a ready channel)."""
+    """The CLI's StorefrontService calls: the SDK's ``StorefrontClient``, with failures as one-line ``CliError``s."""
 
-    def __init__(self, channel: grpc.aio.Channel, *, target: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(self, channel: grpc.aio.Channel, *, target: str, timeout: float = DEFAULT_TIMEOUT_S,
+                 material: TlsMaterial | None = None, expected: Identity | None = None) -> None:
         self._target = target
-        self._timeout = timeout
-        self._stub = storefront_service_pb2_grpc.StorefrontServiceStub(channel)
+        self._material = material
+        self._expected = expected
+        self.sdk = StorefrontClient(channel, config=ClientConfig(timeout_s=timeout, checkout_timeout_s=timeout))
 
     @classmethod
     @asynccontextmanager
@@ -142,7 +142,7 @@ class NodeClient:
                       timeout: float = DEFAULT_TIMEOUT_S) -> AsyncIterator[NodeClient]:
         """A client over mTLS to the node of ``expected`` at ``target``; the channel closes on exit."""
         async with secure_channel(target, material, expected=expected) as channel:
-            yield cls(channel, target=target, timeout=timeout)
+            yield cls(channel, target=target, timeout=timeout, material=material, expected=expected)
 
     @classmethod
     @asynccontextmanager
@@ -152,73 +152,51 @@ class NodeClient:
                                timeout=args.timeout) as client:
             yield client
 
-    async def _call(self, method: Callable[..., Awaitable[R]], request: Message) -> R:
+    async def _call(self, call: Awaitable[R]) -> R:
         try:
-            return await method(request, timeout=self._timeout)
-        except grpc.aio.AioRpcError as err:
-            remote = decode_rpc_error(err)
-            raise NodeRpcError(describe(remote, self._target), remote) from None
+            return await call
+        except ApiError as err:
+            remote = RemoteError(code=err.code, message=err.message, reason=err.reason, metadata=err.metadata)
+            line = describe(remote, self._target)
+            if isinstance(err, UnavailableError) and not err.reason and self._material and self._expected:
+                line = await wrong_endpoint(self._target, self._material.ca_pem, self._expected, "--node") or line
+            raise NodeRpcError(line, remote) from None
 
     # --- exportable offers (apps of this WL) ------------------------------------------------------------------
     async def publish(self, offer: offer_pb2.Offer) -> offer_pb2.Offer:
-        resp: storefront_service_pb2.PublishOfferResponse = await self._call(
-            self._stub.PublishOffer, storefront_service_pb2.PublishOfferRequest(offer=offer)
-        )
-        return resp.offer
+        return await self._call(self.sdk.publish_offer(offer))
 
     async def update(self, offer: offer_pb2.Offer) -> offer_pb2.Offer:
-        resp: storefront_service_pb2.UpdateOfferResponse = await self._call(
-            self._stub.UpdateOffer, storefront_service_pb2.UpdateOfferRequest(offer=offer)
-        )
-        return resp.offer
+        return await self._call(self.sdk.update_offer(offer))
 
     async def withdraw(self, offer_id: str) -> None:
-        await self._call(self._stub.WithdrawOffer, storefront_service_pb2.WithdrawOfferRequest(offer_id=offer_id))
+        await self._call(self.sdk.withdraw_offer(offer_id))
 
     # --- imported catalog -------------------------------------------------------------------------------------
-    async def list_imported(self, *, source_wl: str = "", category: str = "", text: str = "",
-                            page_size: int = 500) -> list[storefront_pb2.ImportedOffer]:
+    async def list_imported(self, *, source_wl: str = "", category: str = "",
+                            text: str = "") -> list[storefront_pb2.ImportedOffer]:
         """Every imported offer matching the filters, following page tokens (stable order by id)."""
-        out: list[storefront_pb2.ImportedOffer] = []
-        token = ""
-        for _ in range(MAX_PAGES):
-            request = storefront_service_pb2.ListImportedOffersRequest(
-                source_wl=source_wl, category=category, text=text, page_size=page_size, page_token=token)
-            resp: storefront_service_pb2.ListImportedOffersResponse = await self._call(
-                self._stub.ListImportedOffers, request)
-            out.extend(resp.offers)
-            token = resp.next_page_token
-            if not token:
-                break
-        return out
+        return await self._call(self.sdk.list_imported_offers(source_wl=source_wl, category=category, text=text))
 
     async def get_imported(self, imported_offer_id: str) -> storefront_pb2.ImportedOffer:
-        request = storefront_service_pb2.GetImportedOfferRequest(imported_offer_id=imported_offer_id)
-        resp: storefront_service_pb2.GetImportedOfferResponse = await self._call(self._stub.GetImportedOffer, request)
-        return resp.offer
+        return await self._call(self.sdk.get_imported_offer(imported_offer_id))
 
     # --- checkout ---------------------------------------------------------------------------------------------
     async def checkout(self, request: storefront_service_pb2.CheckoutRequest) -> storefront_pb2.Checkout:
-        resp: storefront_service_pb2.CheckoutResponse = await self._call(self._stub.Checkout, request)
-        return resp.checkout
+        """One checkout, retried on transient codes with the request's key (the SDK's rules); not waited on."""
+        return await self._call(self.sdk.checkout(
+            request.imported_offer_id, request.quantity, buyer_reference=request.buyer_reference,
+            idempotency_key=request.idempotency_key or None, wait=False))
 
     async def get_checkout(self, checkout_id: str) -> storefront_pb2.Checkout:
-        resp: storefront_service_pb2.GetCheckoutResponse = await self._call(
-            self._stub.GetCheckout, storefront_service_pb2.GetCheckoutRequest(checkout_id=checkout_id)
-        )
-        return resp.checkout
+        return await self._call(self.sdk.get_checkout(checkout_id))
 
     async def node_state(self) -> storefront_pb2.NodeState:
-        resp: storefront_service_pb2.GetNodeStateResponse = await self._call(
-            self._stub.GetNodeState, storefront_service_pb2.GetNodeStateRequest()
-        )
-        return resp.state
+        return (await self._call(self.sdk.node_state())).state
 
     async def audit_checkpoint(self) -> audit_pb2.AuditCheckpoint | None:
         """The CP audit checkpoint the node keeps (None before it has seen one)."""
-        resp: storefront_service_pb2.GetNodeStateResponse = await self._call(
-            self._stub.GetNodeState, storefront_service_pb2.GetNodeStateRequest()
-        )
+        resp = await self._call(self.sdk.node_state())
         return resp.audit_checkpoint if resp.HasField("audit_checkpoint") else None
 
 

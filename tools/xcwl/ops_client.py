@@ -46,6 +46,7 @@ from xwl_runtime.pki import PkiDir
 from xwl_runtime.tls import KeyPair, TlsMaterial, secure_channel
 
 from . import flags
+from .endpoint_probe import wrong_endpoint
 from .errors import CliError
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -118,10 +119,14 @@ class OpsClient:
         target: str,
         timeout: float = DEFAULT_TIMEOUT_S,
         metadata: tuple[tuple[str, str], ...] = (),
+        material: TlsMaterial | None = None,
+        expected: Identity | None = None,
     ) -> None:
         self._target = target
         self._timeout = timeout
         self._metadata = metadata
+        self._material = material
+        self._expected = expected or Identity.cp()
         self._admin = admin_service_pb2_grpc.AdminServiceStub(channel)
         self._policy = policy_service_pb2_grpc.PolicyServiceStub(channel)
         self._health = health_pb2_grpc.HealthStub(channel)
@@ -139,7 +144,8 @@ class OpsClient:
         started with ``--insecure-dev``. The channel closes on exit."""
         metadata = ((DEV_IDENTITY_METADATA_KEY, dev_identity.spiffe_id),) if material is None and dev_identity else ()
         async with secure_channel(target, material, expected=expected or Identity.cp()) as channel:
-            yield cls(channel, target=target, timeout=timeout, metadata=metadata)
+            yield cls(channel, target=target, timeout=timeout, metadata=metadata, material=material,
+                      expected=expected)
 
     @classmethod
     @asynccontextmanager
@@ -156,7 +162,20 @@ class OpsClient:
         try:
             return await method(request, timeout=self._timeout, metadata=self._metadata)
         except grpc.aio.AioRpcError as err:
-            raise CliError(describe(decode_rpc_error(err), self._target)) from None
+            raise CliError(await self._explain(decode_rpc_error(err))) from None
+
+    async def _explain(self, remote: RemoteError) -> str:
+        """The one-line message; a handshake refused by the wrong server says which server it was."""
+        if remote.code is grpc.StatusCode.UNAVAILABLE and not remote.reason and self._material is not None:
+            flag = "--cp" if self._expected == Identity.cp() else "endpoint"
+            wrong = await wrong_endpoint(self._target, self._material.ca_pem, self._expected, flag)
+            if wrong:
+                return wrong
+        if remote.reason == "NO_IDENTITY" and self._material is not None and self._expected == Identity.cp():
+            # We hold a certificate, yet the server saw none: it never asked, so it is the server-TLS listener.
+            return (f"--cp {self._target} is the CP's enrollment listener (it does not ask for client certificates), "
+                    "not its mTLS listener: give the CP's mTLS listener")
+        return describe(remote, self._target)
 
     # --- registry --------------------------------------------------------------------------------------------
     async def register_wl(self, wl: registry_pb2.WhiteLabel) -> admin_service_pb2.RegisterWlResponse:

@@ -16,6 +16,7 @@ from xwl_runtime.tls import TlsMaterial
 from . import flags
 from .errors import CliError
 from .ops_client import OpsClient
+from .output import emit
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,6 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     init.add_argument("--dns", action="append", default=None, metavar="NAME",
                       help="a DNS name or IP of the CP's certificate besides cp.xporty.internal (repeatable; "
                            "default: localhost and 127.0.0.1 for a local setup)")
+    flags.add(init, "--json", action="store_true", default=False, help="print JSON for machines")
     init.set_defaults(func=_init)
 
     issue = pki_sub.add_parser("issue", help="issue a certificate for the CP, a WL node, a WL app or an operator")
@@ -45,6 +47,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     issue.add_argument("--as", dest="as_name", default="admin",
                        help="with --import-to: the operator (ops-NAME.crt/.key in --dir) who imports it")
     issue.add_argument("--hours", type=float, default=24.0, help="lifetime in hours")
+    flags.add(issue, "--json", action="store_true", default=False, help="print JSON for machines")
     issue.set_defaults(func=_issue)
 
 
@@ -64,8 +67,9 @@ def _init(args: argparse.Namespace) -> int:
     pki = PkiDir(Path(args.dir))
     names = LOOPBACK_NAMES if args.dns is None else _names(args.dns, allow_ip=True)
     pki.init_ca(cp_dns_names=names)
-    print(f"CA created: {pki.ca_cert}\nCP certificate: {pki.cert(Identity.cp())} "
-          f"({', '.join((pinned_name(Identity.cp()), *names))})")
+    cp_names = [pinned_name(Identity.cp()), *names]
+    emit(args.json, {"ca_cert": str(pki.ca_cert), "cp_cert": str(pki.cert(Identity.cp())), "cp_names": cp_names},
+         f"CA created: {pki.ca_cert}\nCP certificate: {pki.cert(Identity.cp())} ({', '.join(cp_names)})")
     return 0
 
 
@@ -82,10 +86,16 @@ def _issue(args: argparse.Namespace) -> int:
         identity = Identity.wl(args.wl)
     names = _names(args.dns, allow_ip=identity.kind is Kind.CP)
     cert, key = PkiDir(Path(args.dir)).issue(identity, dns_names=names, lifetime=dt.timedelta(hours=args.hours))
-    print(f"{identity.spiffe_id} ({', '.join((pinned_name(identity), *names))})\ncert: {cert}\nkey:  {key}")
+    all_names = [pinned_name(identity), *names]
+    imported_serial = None
     if args.import_to:
         imported = asyncio.run(_import(Path(args.dir), args.import_to, args.as_name, cert.read_text()))
-        print(f"imported into {args.import_to}: serial {imported.serial}")
+        imported_serial = imported.serial
+    text = f"{identity.spiffe_id} ({', '.join(all_names)})\ncert: {cert}\nkey:  {key}"
+    if imported_serial is not None:
+        text += f"\nimported into {args.import_to}: serial {imported_serial}"
+    emit(args.json, {"spiffe_id": identity.spiffe_id, "names": all_names, "cert": str(cert), "key": str(key),
+                     "imported_serial": imported_serial}, text)
     return 0
 
 

@@ -11,9 +11,15 @@ import argparse
 import asyncio
 import datetime as dt
 
+from wl_node.settings import NodeSettings
 from xporty.cp.v1 import admin_service_pb2, registry_pb2
+from xwl_runtime.identity import Identity
+from xwl_runtime.pki import PkiDir
 
 from . import flags
+from .endpoint_probe import wrong_endpoint
+from .errors import CliError
+from .listen_check import bind_failure, ensure_bindable
 from .ops_client import OpsClient, add_ops_flags, ops_command
 from .output import emit, key_values, to_dict
 from .render import wls_table
@@ -25,17 +31,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     wl_sub = wl.add_subparsers(dest="wl_cmd", required=True)
 
     serve = wl_sub.add_parser("serve", help="run a WL node until SIGTERM (enrolls first if it has no certificate)")
-    flags.add(serve, "--wl-id", required=True, help="this node's WL id")
-    flags.add(serve, "--pki", required=True, metavar="DIR", help="node PKI directory: ca.crt (+ wl-<id>.crt/.key)")
-    flags.add(serve, "--cp", required=True, metavar="HOST:PORT", help="the CP's mTLS listener")
-    flags.add(serve, "--db", required=True, metavar="URL", help="the node's store, sqlite:///node.db or postgresql://…")
-    flags.add(serve, "--listen", default="127.0.0.1:7500", metavar="HOST:PORT", help="the node's mTLS listener")
+    flags.add(serve, "--config", metavar="FILE",
+              help="TOML file with any node setting (flags and variables override it)")
+    flags.add(serve, "--wl-id", help="this node's WL id (required)")
+    flags.add(serve, "--pki", metavar="DIR", help="node PKI directory: ca.crt (+ wl-<id>.crt/.key) (required)")
+    flags.add(serve, "--cp", metavar="HOST:PORT", help="the CP's mTLS listener (required)")
+    flags.add(serve, "--db", metavar="URL", help="the node's store, sqlite:///node.db or postgresql://… (required)")
+    flags.add(serve, "--listen", metavar="HOST:PORT", help="the node's mTLS listener (default 127.0.0.1:7500)")
     flags.add(serve, "--cp-enroll", metavar="HOST:PORT", help="the CP's enrollment listener (first start only)")
     flags.add(serve, "--bootstrap-token", help="one-time enrollment token (first start only)")
     flags.add(serve, "--state-dir", metavar="DIR", help="where the last-known-good policy view is kept")
     flags.add(serve, "--order-timeout-ms", type=int, metavar="MS",
               help="deadline of one order operation at a peer exporter, retries included (default 300)")
-    flags.add(serve, "--insecure-dev", action="store_true", default=False, help="plaintext; development only")
+    flags.add(serve, "--insecure-dev", action="store_true", help="plaintext; development only")
     serve.set_defaults(func=_serve)
 
     add = wl_sub.add_parser("add", help="register a WL at the CP")
@@ -72,8 +80,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from wl_node.app import run_node  # imported late: the node stack is heavy and not needed to parse
 
-    asyncio.run(run_node(node_settings(args)))
+    settings = node_settings(args)
+    ensure_bindable("--listen", settings.listen)
+    asyncio.run(_check_cp_endpoint(settings))
+    try:
+        asyncio.run(run_node(settings))
+    except RuntimeError as err:
+        failure = bind_failure(err)
+        if failure is None:
+            raise
+        raise failure from None
     return 0
+
+
+async def _check_cp_endpoint(settings: NodeSettings) -> None:
+    """Refuse to start when --cp proves to be another server (a node, say); a CP that is down is no reason."""
+    ca = PkiDir(settings.pki_dir).ca_cert
+    if settings.insecure_dev or not ca.exists():
+        return
+    wrong = await wrong_endpoint(settings.cp_target, ca.read_bytes(), Identity.cp(), "--cp")
+    if wrong:
+        raise CliError(wrong)
 
 
 async def _add(args: argparse.Namespace, client: OpsClient) -> int:

@@ -76,6 +76,8 @@ from xwl_runtime.sqltypes import UtcDateTime
 from xwl_runtime.tls import ReloadableServerCredentials, TlsMaterial, secure_channel
 from xwl_runtime.tokens import SCOPE_PLACE_ORDERS, bearer_metadata, issue_token
 
+from ..progress import announce
+
 DEFAULT_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 EXPORTER, IMPORTER, APP = "wl-a", "wl-b", "bench"
 OFFERS = 16
@@ -469,10 +471,13 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="xcwl-bench-checkout-") as tmp:
         pki = PkiDir(Path(tmp) / "pki")
         pki.init_ca()
+        announce(args, "sqlite: baseline")
         out.update(await _baseline_figures(pki, f"sqlite:///{tmp}/baseline.db", "sqlite", args, jwt_key))
+        announce(args, "sqlite: checkouts")
         out.update(await _checkout_figures(pki, f"sqlite:///{tmp}/exporter.db", f"sqlite:///{tmp}/importer.db",
                                            "sqlite", args, jwt_key))
         if not args.skip_postgres:
+            announce(args, "postgres: baseline and checkouts")
             async with _scratch_postgres(args.pg_admin_dsn) as url:
                 out.update(await _baseline_figures(pki, url, "postgres", args, jwt_key))
             async with _scratch_postgres(args.pg_admin_dsn) as exp_url, \

@@ -64,6 +64,7 @@ from xwl_runtime.pki import PkiDir
 from xwl_runtime.tls import TlsMaterial
 
 from ..ops_client import OpsClient
+from ..progress import announce
 from ._subscribers import APPLIED, BASELINE_METHOD, DURABLE, SEQ
 
 HUB = "hub"
@@ -339,10 +340,12 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         try:
             material = TlsMaterial.from_pki(pki, Identity.ops(OPERATOR))
             async with OpsClient.connect(cp_target, material, timeout=30) as client:
+                announce(args, f"registering {counts[-1]} WLs")
                 for i in range(counts[-1]):  # offline-issued: the CP refuses them until an operator imports them
                     await client.import_certificate(pki.cert(Identity.wl(sub_id(i))).read_text())
                 await _setup_world(client, counts[-1])
                 for n in counts:
+                    announce(args, f"n={n}: policy propagation")
                     current = cp.hub.version
                     figures.update(await measure_policy(client, cp_target, pki, n, args.changes,
                                                         args.gap_ms / 1000, work, current, args.state_dir,
@@ -351,6 +354,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
                         continue
                     # Right after the policy run of the same N (the CP idles meanwhile), so that on a shared
                     # machine both see about the same background load.
+                    announce(args, f"n={n}: baseline")
                     figures.update(await measure_baseline(pki, n, args.changes, args.gap_ms / 1000, work))
                     base = figures[f"policy.baseline.p99_ms.n{n}"]
                     figures[f"policy.ratio_p99.n{n}"] = figures[f"policy.propagation.p99_ms.n{n}"] / max(base, 1e-3)

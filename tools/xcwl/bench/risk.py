@@ -71,6 +71,8 @@ from xwl_runtime.pki import PkiDir
 from xwl_runtime.server import Listener, start_server
 from xwl_runtime.tls import ReloadableServerCredentials, TlsMaterial
 
+from ..progress import announce
+
 MIGRATIONS = Path(__file__).resolve().parents[3] / "cp_server" / "store" / "migrations"
 DEFAULT_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -389,6 +391,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="xcwl-bench-risk-") as tmp:
         pki = PkiDir(Path(tmp) / "pki")
         pki.init_ca()
+        announce(args, "signal reaction")
         reaction = await _reaction(pki, f"sqlite:///{tmp}/reaction.db", args, Path(tmp) / "nodes")
         one, burst = reaction.one_at_a_time, reaction.burst
         out["risk.reaction.p50_ms.n50"] = round(_pct(one.effective, 0.5), 3)
@@ -407,9 +410,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         out["risk.reaction.mismatches"] = max(reaction.summary["mismatches"], len(reaction.mismatch_lines))
         out["risk.reaction.enforcer_procs"] = max(1, args.enforcer_procs)
         _check_enforced(reaction, args, out)
+        announce(args, "event ingest (sqlite)")
         ingest = await _ingest(pki, f"sqlite:///{tmp}/ingest.db", args)
         out["risk.ingest.events_per_s.sqlite"] = round(ingest["events_per_s"], 1)
         if not args.skip_postgres:
+            announce(args, "event ingest (postgres)")
             async with _scratch_postgres(args.pg_admin_dsn) as url:
                 ingest = await _ingest(pki, url, args)
                 out["risk.ingest.events_per_s.postgres"] = round(ingest["events_per_s"], 1)

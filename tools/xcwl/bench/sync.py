@@ -50,6 +50,8 @@ from xwl_runtime import db
 from xwl_runtime.clock import SystemClock
 from xwl_runtime.identity import Identity
 
+from ..progress import announce
+
 EXPORTER_PROCESS_FLAG = "--exporter-process"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 IMPORTER = "wl-imp"
@@ -368,8 +370,10 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     """Run the benchmark; returns a flat mapping of figure names to numbers."""
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="xcwl-bench-sync-") as tmp:
+        announce(args, "sqlite")
         results.update(await _run_backend("sqlite", args, Path(tmp)))
         if not args.skip_postgres:
+            announce(args, "postgres")
             results.update(await _run_backend("postgres", args, Path(tmp)))
     return results
 
