@@ -17,6 +17,9 @@ from wl_node.storefront.servicer import StorefrontServicer
 from wl_node.trader.servicer import AUTHZ as TRADER_AUTHZ
 from wl_node.trader.servicer import SERVICE as TRADER_SERVICE
 from wl_node.trader.servicer import OrderHandlers, TraderServicer
+from wl_node.privacy.accounts import TraderAccounts
+from wl_node.privacy.contact_request import ContactRequester
+from wl_node.privacy.disclosure import ContactDisclosure
 from xporty.cp.v1 import policy_pb2
 from xporty.node.v1 import storefront_service_pb2_grpc
 from xporty.trader.v1 import trader_service_pb2_grpc
@@ -55,12 +58,15 @@ def build(
 ) -> Catalog:
     """Build the catalog feature of a node (``orders``: issue 4's order handlers, when installed)."""
     notifier = FeedNotifier()
-    book = OfferBook(ctx.engine, ctx.clock, notifier, ctx.settings.wl_id)
+    accounts = TraderAccounts(ctx.keyring, ctx.settings.wl_id)
+    book = OfferBook(ctx.engine, ctx.clock, notifier, ctx.settings.wl_id, accounts)
     snapshot = ImportedCatalog(ctx.engine, ctx.clock, before_commit=before_commit)
     sync = CatalogSync(policy, snapshot, ctx.clock, ctx.tls, settings=sync_settings, channel_factory=channel_factory)
-    trader = TraderServicer(ctx.engine, policy, ctx.clock, notifier, orders)
+    disclosures = ContactDisclosure(ctx.engine, accounts, ctx.clock, grants=frozenset(ctx.settings.contact_grants))
+    trader = TraderServicer(ctx.engine, policy, ctx.clock, notifier, orders, disclosures=disclosures)
     view = ImportedView(ctx.engine, availability)
     storefront = StorefrontServicer(ctx.settings, policy, book, view)
+    storefront.attach_contacts(ContactRequester(policy, ctx.tls, sync.channel_factory))
 
     async def wake_watchers(_view: policy_pb2.PolicyView) -> None:
         notifier.poke()  # open WatchOffers streams re-check the caller's grant at once

@@ -1,0 +1,3 @@
+"""Per-node databases for multi-node privacy tests."""
+
+from tests.wl_node.catalog.helpers import dbs  # noqa: F401 - fixture
