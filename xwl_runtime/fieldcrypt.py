@@ -24,6 +24,7 @@ import json
 import os
 import secrets
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,8 @@ PREFIX = "enc1"
 ENV_VAR = "XCWL_DATA_KEYS"
 NONCE_BYTES = 12
 KEY_BYTES = 32
+RELOAD_CHECK_S = 0.5
+"""How often an encrypting process checks its key file for a rotation (``xcwl keys rotate`` waits longer)."""
 
 
 class DecryptionError(Exception):
@@ -121,6 +124,8 @@ class Keyring:
         self._path = path
         self._lock = threading.Lock()
         self._ciphers = {k: AESGCM(v) for k, v in material.keys.items()}
+        self._mtime = path.stat().st_mtime_ns if path is not None and path.exists() else 0
+        self._checked = time.monotonic()
 
     @classmethod
     def from_file(cls, path: Path) -> Keyring:
@@ -144,15 +149,30 @@ class Keyring:
         """Re-read the key file (after ``xcwl keys rotate`` changed it)."""
         if self._path is None:
             return
+        mtime = self._path.stat().st_mtime_ns
         material = KeyMaterial.from_json(self._path.read_text())
         with self._lock:
             self._material = material
             self._ciphers = {k: AESGCM(v) for k, v in material.keys.items()}
+            self._mtime = mtime
+
+    def _maybe_reload(self) -> None:
+        """At most once per ``RELOAD_CHECK_S``: pick up a rotated key file, so new rows use the new active key."""
+        if self._path is None or time.monotonic() - self._checked < RELOAD_CHECK_S:
+            return
+        self._checked = time.monotonic()
+        try:
+            changed = self._path.stat().st_mtime_ns != self._mtime
+        except OSError:
+            return
+        if changed:
+            self.reload()
 
     def encrypt(self, value: str, column: str) -> str:
         """``value`` sealed under the active key, bound to ``column``; the empty string stays empty."""
         if not value:
             return ""
+        self._maybe_reload()
         with self._lock:
             key_id, cipher = self._material.active, self._ciphers[self._material.active]
         nonce = secrets.token_bytes(NONCE_BYTES)

@@ -92,7 +92,7 @@ def install(
     peers = TraderPeers(state, ctx.tls, tokens, identity=Identity.wl(state.wl_id), config=config.peers,
                         clock=ctx.clock)
     service = CheckoutService(runner=runner, state=state, offers=offers, peers=peers, clock=ctx.clock,
-                              enforcer=enforcer, import_guard=import_guard)
+                              enforcer=enforcer, import_guard=import_guard, keyring=ctx.keyring)
     outbox = CompensationOutbox(runner, peers, ctx.clock, wl_id=state.wl_id, interval_s=config.outbox_interval_s)
     service._on_compensation = outbox.kick  # noqa: SLF001 - wired here, where both exist
     reconciler = Reconciler(runner, peers, service, ctx.clock, in_doubt_after=config.in_doubt_after,

@@ -1,5 +1,6 @@
-"""node_privacy: trader accounts (personal columns encrypted), the contact disclosure log, and the offers' link to
-their trader account (exporter) and contact handle (importer).
+"""node_privacy: trader accounts (personal columns encrypted), the contact disclosure log, the subject request
+audit, the offers' link to their trader account (exporter) and contact handle (importer), and room for the
+encrypted buyer reference.
 
 Revision ID: node_privacy_0001
 Revises:
@@ -13,7 +14,7 @@ from alembic import op
 revision = "node_privacy_0001"
 down_revision = None
 branch_labels = ("node_privacy",)
-depends_on = ("node_catalog_0001",)
+depends_on = ("node_catalog_0001", "node_checkout_0001")
 
 
 def upgrade() -> None:
@@ -54,6 +55,9 @@ def upgrade() -> None:
     )
     op.add_column("offers", sa.Column("trader_account_id", sa.String(64), nullable=False, server_default=""))
     op.add_column("imported_offers", sa.Column("contact_handle", sa.String(64), nullable=False, server_default=""))
+    if op.get_bind().dialect.name != "sqlite":  # SQLite does not enforce VARCHAR lengths
+        for table in ("checkouts", "import_ledger"):  # the buyer reference is now stored encrypted (longer)
+            op.alter_column(table, "buyer_reference", type_=sa.Text, existing_nullable=False)
 
 
 def downgrade() -> None:
