@@ -29,6 +29,8 @@ COMMAND_MODULES = (
     "xcwl.risk_cmd",
     "xcwl.demo",
     "xcwl.bench_cmd",
+    "xcwl.privacy_cmd",
+    "xcwl.keys_cmd",
 )
 
 

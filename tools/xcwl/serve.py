@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
+from collections.abc import Mapping
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -12,6 +14,7 @@ from typing import Any
 from cp_server.risk.settings import RiskSettings
 from cp_server.settings import CpSettings
 from wl_node.settings import NodeSettings
+from xwl_runtime.fieldcrypt import ENV_VAR
 from xwl_runtime.identity import Identity
 from xwl_runtime.money import MoneyError, parse_decimal
 from xwl_runtime.pki import PkiDir
@@ -146,4 +149,24 @@ def node_settings(args: argparse.Namespace) -> NodeSettings:
         if int(order_timeout_ms) < 1:
             raise CliError(f"--order-timeout-ms: expected a positive number of milliseconds, got {order_timeout_ms}")
         settings = replace(settings, order_timeout=dt.timedelta(milliseconds=int(order_timeout_ms)))
-    return settings
+    return replace(settings, **privacy_settings(args, os.environ))
+
+
+def privacy_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
+    """The node's personal-data knobs: key file or ``XCWL_DATA_KEYS``, contact grants, retention."""
+    out: dict[str, Any] = {"data_keys_json": environ.get(ENV_VAR, "")}
+    if getattr(args, "data_key_file", None):
+        out["data_key_file"] = Path(args.data_key_file)
+    grants = tuple(getattr(args, "contact_grant", None) or ())
+    for wl in grants:
+        try:
+            Identity.wl(wl)
+        except ValueError as err:
+            raise CliError(f"--contact-grant: {err}") from None
+    out["contact_grants"] = grants
+    days = getattr(args, "pii_retention_days", None)
+    if days is not None:
+        if int(days) < 1:
+            raise CliError(f"--pii-retention-days: expected at least 1, got {days}")
+        out["pii_retention"] = dt.timedelta(days=int(days))
+    return out

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 from wl_node.context import NodeContext
 from wl_node.policy.state import PolicyState
+from wl_node.privacy.accounts import TraderAccounts
+from wl_node.privacy.contact_request import ContactRequester
+from wl_node.privacy.disclosure import ContactDisclosure
 from wl_node.storefront.imported_view import Availability, ImportedView
 from wl_node.storefront.servicer import AUTHZ as STOREFRONT_AUTHZ
 from wl_node.storefront.servicer import SERVICE as STOREFRONT_SERVICE
@@ -17,9 +20,6 @@ from wl_node.storefront.servicer import StorefrontServicer
 from wl_node.trader.servicer import AUTHZ as TRADER_AUTHZ
 from wl_node.trader.servicer import SERVICE as TRADER_SERVICE
 from wl_node.trader.servicer import OrderHandlers, TraderServicer
-from wl_node.privacy.accounts import TraderAccounts
-from wl_node.privacy.contact_request import ContactRequester
-from wl_node.privacy.disclosure import ContactDisclosure
 from xporty.cp.v1 import policy_pb2
 from xporty.node.v1 import storefront_service_pb2_grpc
 from xporty.trader.v1 import trader_service_pb2_grpc
@@ -43,6 +43,8 @@ class Catalog:
     trader: TraderServicer
     storefront: StorefrontServicer
     view: ImportedView
+    accounts: TraderAccounts | None = None
+    """This WL's trader accounts (personal data, encrypted)."""
 
 
 def build(
@@ -82,7 +84,7 @@ def build(
         authz={**STOREFRONT_AUTHZ, **TRADER_AUTHZ},
         loops=[sync.run] if run_sync else [],
     )
-    return Catalog(component, book, snapshot, sync, notifier, trader, storefront, view)
+    return Catalog(component, book, snapshot, sync, notifier, trader, storefront, view, accounts)
 
 
 def install(ctx: NodeContext, policy: PolicyState) -> Component:

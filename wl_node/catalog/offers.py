@@ -21,9 +21,9 @@ import sqlalchemy as sa
 from google.protobuf import timestamp_pb2
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from wl_node.privacy.accounts import Contact, TraderAccounts, public_contact
 from xporty.common.v1 import money_pb2
 from xporty.trader.v1 import offer_pb2
-from wl_node.privacy.accounts import Contact, TraderAccounts, public_contact
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import AlreadyExists, NotFound
 

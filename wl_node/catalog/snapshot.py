@@ -29,8 +29,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from xporty.trader.v1 import offer_pb2
 from wl_node.privacy.accounts import ERASED_MARK
+from xporty.trader.v1 import offer_pb2
 from xwl_runtime import pii
 from xwl_runtime.clock import Clock
 from xwl_runtime.money import (

@@ -47,7 +47,6 @@ from xporty.trader.v1 import order_pb2
 from xporty.trader.v1 import trader_service_pb2 as trader_pb
 from xwl_runtime import correlation
 from xwl_runtime.clock import Clock
-from xwl_runtime.fieldcrypt import PREFIX, Keyring
 from xwl_runtime.errors import (
     Aborted,
     FailedPrecondition,
@@ -58,6 +57,7 @@ from xwl_runtime.errors import (
     decode_rpc_error,
     echo,
 )
+from xwl_runtime.fieldcrypt import PREFIX, Keyring
 from xwl_runtime.identity import Identity, Kind
 from xwl_runtime.text import bounded
 

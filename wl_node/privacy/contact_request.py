@@ -58,4 +58,5 @@ class ContactRequester:
             raise cls(f"the exporter refused: {remote.message}", reason=remote.reason or None) from err
         finally:
             await channel.close()
-        return resp.contact
+        contact: offer_pb2.TraderContact = resp.contact
+        return contact

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from xporty.trader.v1 import offer_pb2
 from xwl_runtime import correlation
 from xwl_runtime.clock import Clock
-from xwl_runtime.fieldcrypt import Keyring
 from xwl_runtime.errors import InvalidArgument, NotFound, PermissionDenied
+from xwl_runtime.fieldcrypt import Keyring
 from xwl_runtime.text import human_text
 
 from .accounts import ACTIVE, TraderAccounts
@@ -81,5 +81,5 @@ async def access_log(engine: AsyncEngine, keyring: Keyring, *, limit: int = 1000
     t = contact_disclosures.c
     async with engine.connect() as conn:
         rows = (await conn.execute(sa.select(contact_disclosures).order_by(t.id.desc()).limit(limit))).all()
-    return [DisclosureRecord(r.at, r.caller, r.handle, r.account_id, keyring.decrypt(r.purpose, PURPOSE_AAD), r.granted, r.correlation_id)
-            for r in rows]
+    return [DisclosureRecord(r.at, r.caller, r.handle, r.account_id, keyring.decrypt(r.purpose, PURPOSE_AAD),
+                             r.granted, r.correlation_id) for r in rows]

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wl_node.checkout.tables import BUYER_REFERENCE_AAD, checkouts, import_ledger
-from xwl_runtime.fieldcrypt import PREFIX, RELOAD_CHECK_S, Keyring, KeyMaterial, write_key_file
+from xwl_runtime.fieldcrypt import PREFIX, RELOAD_CHECK_S, KeyMaterial, Keyring, write_key_file
 
 from .accounts import PERSONAL_COLUMNS, column_aad
 from .disclosure import PURPOSE_AAD
@@ -88,8 +88,8 @@ async def reencrypt(engine: AsyncEngine, keyring: Keyring, *, batch: int = 500,
 async def rotate(engine: AsyncEngine, key_file: Path, new_key_id: str, *, batch: int = 500,
                  progress: Progress = lambda _line: None, settle_s: float = 2 * RELOAD_CHECK_S) -> int:
     """Make a new key active in ``key_file`` and re-encrypt every stored value under it (see the module)."""
-    material = KeyMaterial.from_json(key_file.read_text()).with_new_active(new_key_id)
-    write_key_file(key_file, material)
+    material = (await asyncio.to_thread(_read, key_file)).with_new_active(new_key_id)
+    await asyncio.to_thread(write_key_file, key_file, material)
     progress(f"key {new_key_id} is active in {key_file}; waiting {settle_s:.1f} s for serving processes")
     await asyncio.sleep(settle_s)
     total = await reencrypt(engine, Keyring(material), batch=batch, progress=progress)
@@ -110,8 +110,12 @@ async def still_using(engine: AsyncEngine, key_id: str) -> int:
 
 async def retire(engine: AsyncEngine, key_file: Path, key_id: str) -> None:
     """Remove ``key_id`` from the key file; ValueError while a stored value still needs it (or it is active)."""
-    material = KeyMaterial.from_json(key_file.read_text())
+    material = await asyncio.to_thread(_read, key_file)
     left = await still_using(engine, key_id)
     if left:
         raise ValueError(f"{left} stored values are still sealed with {key_id!r}: run 'xcwl keys rotate' first")
-    write_key_file(key_file, material.without(key_id))
+    await asyncio.to_thread(write_key_file, key_file, material.without(key_id))
+
+
+def _read(key_file: Path) -> KeyMaterial:
+    return KeyMaterial.from_json(key_file.read_text())

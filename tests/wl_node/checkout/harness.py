@@ -39,6 +39,7 @@ from xwl_runtime.tls import ReloadableServerCredentials, secure_channel
 from xwl_runtime.tokens import issue_token
 
 APP = "shop"
+_KEYRINGS: dict[str, Keyring] = {}
 
 
 class TokenIssuer(id_grpc.IdentityServiceServicer):
@@ -216,8 +217,9 @@ async def start_importer(
     settings = NodeSettings(wl_id=wl_id, pki_dir=pki.dir.root, cp_target=cp_target, db_url=url)
     # The async engine is part of the node context; this feature's hot path uses its own TxRunner.
     ctx = NodeContext(settings=settings, engine=db.create_engine(url), clock=clock, tls=material)
-    if keyring is not None:
-        ctx.keyring = keyring
+    # A restarted importer on the same store must read what it encrypted before: one keyring per store, as the
+    # node's key file gives it.
+    ctx.keyring = keyring or _KEYRINGS.setdefault(url, ctx.keyring)
     cp = CpChannel(cp_channel_factory(cp_target, reconnect_cap_s=0.3), material, identity=Identity.wl(wl_id))
     offers = StaticImportedOffers({o.imported_offer_id: o for o in (imported_offer(e) for e in exporters)})
     guard = None

@@ -35,10 +35,12 @@ from wl_node.privacy.tables import contact_disclosures, subject_requests
 from xporty.node.v1 import storefront_service_pb2 as sf
 from xporty.trader.v1 import trader_service_pb2 as tr
 from xwl_runtime import correlation
+from xwl_runtime.clock import SystemClock
 from xwl_runtime.identity import Identity
 
 FAST = SyncSettings(poll_interval_s=0.2, backoff_base_s=0.02, backoff_cap_s=0.2, rpc_timeout_s=5)
 CRM_B, SHOP_B, CRM_C = Identity.app("wl-b", "crm"), Identity.app("wl-b", "shop"), Identity.app("wl-c", "crm")
+_NOW = SystemClock().now
 CLEAR = (EMAIL, PHONE, NAME, "91234-4321", "joana")
 
 
@@ -47,8 +49,8 @@ async def world(pki: PkiFixture, dbs: DbFactory) -> AsyncIterator[World]:
     w = World()
     try:
         w.add_wl(await start_node("wl-a", dbs("a"), pki.dir, sync_settings=FAST, contact_grants=("wl-b",)), "XPY-A")
-        for wl in ("wl-b", "wl-c"):
-            w.add_wl(await start_node(wl, dbs(wl), pki.dir, sync_settings=FAST, pii_apps=("crm",)), "XPY-" + wl[-1].upper())
+        for wl, currency in (("wl-b", "XPY-B"), ("wl-c", "XPY-C")):
+            w.add_wl(await start_node(wl, dbs(wl), pki.dir, sync_settings=FAST, pii_apps=("crm",)), currency)
         w.pair("wl-a", "wl-b", fx_rate="2", fx_version=1)
         w.pair("wl-a", "wl-c", fx_rate="3", fx_version=1)
         await w.publish()
@@ -102,7 +104,7 @@ async def test_granted_contact_request_is_answered_and_logged_at_the_exporter(pk
                                                                      purpose="confirm a delivery date"),
                                           timeout=5, metadata=((correlation.METADATA_KEY, cid),))
     assert (got.contact.name, got.contact.email, got.contact.phone) == (NAME, EMAIL, PHONE)
-    log = await access_log(a.engine, a.catalog.trader._disclosures._accounts.keyring)  # noqa: SLF001
+    log = await access_log(a.engine, _accounts(a).keyring)
     assert [(r.caller, r.purpose, r.granted, r.correlation_id) for r in log] == [
         ("wl-b", "confirm a delivery date", True, cid)]
     assert log[0].handle == got.contact.handle and log[0].account_id.startswith("ta_")
@@ -144,13 +146,13 @@ async def test_ungranted_contact_requests_are_refused(pki: PkiFixture, world: Wo
 async def test_erase_reaches_every_importer_and_export_returns_what_is_held(pki: PkiFixture, world: World) -> None:
     await _publish(world, "o-1", "o-2")
     a = world.nodes["wl-a"]
-    accounts = TraderAccounts(a.catalog.trader._disclosures._accounts.keyring, "wl-a")  # noqa: SLF001
-    exported = await export_subject(a.engine, accounts, EMAIL, requested_by="ops:alice", now=a.catalog.book._clock.now())  # noqa: SLF001
+    accounts = _accounts(a)
+    exported = await export_subject(a.engine, accounts, EMAIL, requested_by="ops:alice", now=_NOW())
     assert exported["trader_accounts"][0]["contact"] == {"name": NAME, "email": EMAIL, "phone": PHONE}
     assert [o["offer_id"] for o in exported["offers"]] == ["o-1", "o-2"]
     handles = {row[-1] for wl in ("wl-b", "wl-c") for row in await _imported_rows(world.nodes[wl])}
 
-    result = await erase_subject(a.engine, accounts, EMAIL, requested_by="ops:alice", now=a.catalog.book._clock.now())  # noqa: SLF001
+    result = await erase_subject(a.engine, accounts, EMAIL, requested_by="ops:alice", now=_NOW())
     a.catalog.notifier.bump(result.last_sequence)
     assert result.offers == 2
 
@@ -175,8 +177,13 @@ async def test_erase_reaches_every_importer_and_export_returns_what_is_held(pki:
         with pytest.raises(grpc.aio.AioRpcError) as gone:
             await peer.GetTraderContact(tr.GetTraderContactRequest(handle=sorted(handles)[0], purpose="x"), timeout=5)
     assert gone.value.code() is grpc.StatusCode.NOT_FOUND
-    again = await export_subject(a.engine, accounts, EMAIL, requested_by="ops:alice", now=a.catalog.book._clock.now())  # noqa: SLF001
+    again = await export_subject(a.engine, accounts, EMAIL, requested_by="ops:alice", now=_NOW())
     assert again["trader_accounts"] == []
+
+
+def _accounts(node: CatalogNode) -> TraderAccounts:
+    assert node.catalog.accounts is not None
+    return node.catalog.accounts
 
 
 async def accounts_lookup(node: CatalogNode, accounts: TraderAccounts) -> object:

@@ -19,7 +19,7 @@ from wl_node.checkout.tables import BUYER_REFERENCE_AAD, checkouts, import_ledge
 from wl_node.privacy.rotation import retire, rotate, still_using
 from xporty.node.v1 import storefront_pb2
 from xwl_runtime import db
-from xwl_runtime.fieldcrypt import Keyring, KeyMaterial
+from xwl_runtime.fieldcrypt import KeyMaterial, Keyring
 
 COMPLETED = storefront_pb2.CHECKOUT_STATUS_COMPLETED
 BUYER = "buyer 529.982.247-25 maria@example.com"
