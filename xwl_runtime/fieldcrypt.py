@@ -211,3 +211,17 @@ class Keyring:
         """An opaque, stable handle for ``parts`` (e.g. a contact's account id): reveals nothing without the key."""
         digest = hmac.new(self._material.index_key, b"handle\x00" + "\x00".join(parts).encode(), hashlib.sha256)
         return "ch_" + _b64(digest.digest()[:18])
+
+
+class PlaintextKeyring(Keyring):
+    """Stores values as given: ONLY for ``xcwl bench … --compare-plaintext``, which measures what encryption costs
+    by running the same bench without it. Never built by a node."""
+
+    def __init__(self) -> None:
+        super().__init__(KeyMaterial.generate())
+
+    def encrypt(self, value: str, column: str) -> str:
+        return value
+
+    def decrypt(self, token: str, column: str) -> str:
+        return token

@@ -6,15 +6,12 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
-from tests.support.pki import PkiFixture
-from tests.wl_node.checkout.harness import ROOMY_CONFIG, FakeIdentityCp, Importer, start_identity_cp, start_importer
-from tests.wl_node.orders.harness import start_exporter
+from tests.wl_node.checkout.harness import Importer
+from tests.wl_node.privacy.conftest import BUYER
 from wl_node.checkout.tables import BUYER_REFERENCE_AAD, checkouts, import_ledger
 from wl_node.privacy.rotation import retire, rotate, still_using
 from xporty.node.v1 import storefront_pb2
@@ -22,24 +19,6 @@ from xwl_runtime import db
 from xwl_runtime.fieldcrypt import KeyMaterial, Keyring
 
 COMPLETED = storefront_pb2.CHECKOUT_STATUS_COMPLETED
-BUYER = "buyer 529.982.247-25 maria@example.com"
-"""A buyer reference holding what the field says it must not: a CPF and an e-mail."""
-
-
-@pytest.fixture
-async def importer(pki: PkiFixture, db_url: str, importer_url: str, tmp_path: Path) -> AsyncIterator[Importer]:
-    cp: FakeIdentityCp = await start_identity_cp(pki)
-    exporter = await start_exporter(pki, db_url)
-    await exporter.add_offer("o1", stock=500)
-    node = await start_importer(pki, importer_url, cp.target, [exporter], config=ROOMY_CONFIG,
-                                keyring=Keyring.from_file(tmp_path / "keys" / "data-keys.json"))
-    await node.wait_token()
-    try:
-        yield node
-    finally:
-        await node.stop()
-        await exporter.stop()
-        await cp.stop()
 
 
 async def test_rotation_while_checkouts_run(importer: Importer, importer_url: str, tmp_path: Path) -> None:
