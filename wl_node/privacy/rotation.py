@@ -111,6 +111,8 @@ async def still_using(engine: AsyncEngine, key_id: str) -> int:
 async def retire(engine: AsyncEngine, key_file: Path, key_id: str) -> None:
     """Remove ``key_id`` from the key file; ValueError while a stored value still needs it (or it is active)."""
     material = await asyncio.to_thread(_read, key_file)
+    if key_id == material.active or key_id not in material.keys:
+        raise ValueError(f"{key_id!r} is the active key, or not in the key file: only an old key can be retired")
     left = await still_using(engine, key_id)
     if left:
         raise ValueError(f"{left} stored values are still sealed with {key_id!r}: run 'xcwl keys rotate' first")
