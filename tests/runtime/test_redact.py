@@ -9,7 +9,7 @@ import logging
 import uuid
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xwl_runtime.errors import NotFound, echo
@@ -105,7 +105,7 @@ def _digits(text: str) -> str:
     return "".join(ch for ch in text if ch.isdigit())
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(value=secrets_and_pii, before=filler, after=filler)
 def test_no_generated_pii_or_secret_survives_a_log_line(value: str, before: str, after: str) -> None:
     line = _log_line(f"checkout{before}{value}{after}done", {"note": f"x {value} y"})
@@ -117,14 +117,14 @@ def test_no_generated_pii_or_secret_survives_a_log_line(value: str, before: str,
         assert digits[:-2] not in _digits(json.loads(line)["msg"])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(value=bad_cpfs())
 def test_cpf_like_numbers_with_bad_check_digits_are_left_alone(value: str) -> None:
     assert not valid_cpf(value)
     assert redact(f"ref {value} ok") == f"ref {value} ok"
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(number=st.integers(0, 999_999_999), uid=st.uuids())
 def test_ordinary_order_numbers_and_ids_are_left_alone(number: int, uid: uuid.UUID) -> None:
     text = (f"order ord-{number} #{number} id={uid} qty=3 total=1234.50 seq {number} "

@@ -20,7 +20,7 @@ from wl_node.privacy.disclosure import ContactDisclosure
 from wl_node.store import open_store
 from xwl_runtime.clock import SystemClock
 from xwl_runtime.errors import PermissionDenied
-from xwl_runtime.fieldcrypt import Keyring, KeyMaterial
+from xwl_runtime.fieldcrypt import KeyMaterial, Keyring
 
 
 async def _node_store(tmp_path: Path) -> tuple[str, Path]:
@@ -75,8 +75,13 @@ async def test_rotate_access_log_erase_and_retire(tmp_path: Path) -> None:
     assert exported.returncode == 0 and json.loads(exported.stdout)["trader_accounts"] == []
     again = await xcwl("privacy", "erase", *store, "--subject", EMAIL)
     assert again.returncode != 0 and EMAIL not in again.stderr
-    raw = b"".join(p.read_bytes() for p in tmp_path.glob("node.db*"))
+    raw = _store_bytes(tmp_path)
     assert EMAIL.encode() not in raw and NAME.encode() not in raw
+
+
+def _store_bytes(root: Path) -> bytes:
+    """The SQLite store's files as a backup would copy them (WAL included)."""
+    return b"".join(p.read_bytes() for p in root.glob("node.db*"))
 
 
 async def test_a_missing_key_file_is_refused_not_created(tmp_path: Path) -> None:
