@@ -46,6 +46,7 @@ from .policy.checkpoint import CheckpointKeeper
 from .policy.lkg import LastKnownGoodStore
 from .policy.peer_guard import NodePeerGuard
 from .policy.state import PolicyState
+from .privacy.keys import node_keyring
 from .risk import component as risk_component
 from .settings import NodeSettings
 from .store import open_store
@@ -205,7 +206,7 @@ async def build_node(
     server: RunningServer | None = None
     try:
         tls = await _load_tls(settings)
-        ctx = NodeContext(settings=settings, engine=engine, clock=clock, tls=tls)
+        ctx = NodeContext(settings=settings, engine=engine, clock=clock, tls=tls, keyring=node_keyring(settings))
         state = PolicyState(settings.wl_id, clock, settings.policy_max_staleness)
         cp = CpChannel(
             cp_channel_factory(settings.cp_target, reconnect_cap_s=settings.reconnect_cap.total_seconds()),

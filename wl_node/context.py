@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from xwl_runtime.clock import Clock
+from xwl_runtime.fieldcrypt import KeyMaterial, Keyring
 from xwl_runtime.tls import TlsMaterial
 
 from .settings import NodeSettings
@@ -20,3 +21,6 @@ class NodeContext:
     engine: AsyncEngine
     clock: Clock
     tls: TlsMaterial | None
+    keyring: Keyring = field(default_factory=lambda: Keyring(KeyMaterial.generate()))
+    """Data keys for personal data at rest; the composition root loads them from the settings (tests and benches
+    get a fresh in-memory keyring)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 MAX_RECEIVE_BYTES = 1024 * 1024
@@ -47,3 +47,14 @@ class NodeSettings:
     """Deadline of one PlaceOrder/CancelOrder/GetOrder operation at a peer (all retries included)."""
     offer_digest_interval: dt.timedelta = dt.timedelta(seconds=60)
     """Period of the offer digest report to the CP (compensation plans); local offer changes report sooner."""
+    data_key_file: Path | None = None
+    """Key file of the data keys that encrypt personal data at rest (``xwl_runtime.fieldcrypt``); None means
+    ``<state_dir>/data-keys.json``, created 0600 with a fresh key on first start. Ignored when ``data_keys_json``
+    is set."""
+    data_keys_json: str = field(default="", repr=False)
+    """The key file's JSON given directly (the ``XCWL_DATA_KEYS`` environment variable, read at the CLI edge)."""
+    contact_grants: tuple[str, ...] = ()
+    """Peer WLs this exporter discloses clear trader contacts to (``TraderService/GetTraderContact``); everyone else
+    gets PERMISSION_DENIED. Every request is recorded in the disclosure log either way."""
+    pii_retention: dt.timedelta | None = None
+    """How long the personal part of checkouts (the buyer reference) is kept; None keeps it. The trade record stays."""

@@ -32,6 +32,8 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from .redact import redact
+
 ERROR_DOMAIN = "xporty"
 ECHO_CHARS = 32
 """Characters of an untrusted value an error message may repeat."""
@@ -45,7 +47,7 @@ def echo(value: str, limit: int = ECHO_CHARS) -> str:
 
     ``repr`` escapes control characters and bidi overrides, so the echo is safe in a terminal too.
     """
-    return repr(value[:limit]) + ("…" if len(value) > limit else "")
+    return repr(redact(value[:limit])) + ("…" if len(value) > limit else "")
 
 
 def _bounded(text: str, limit: int) -> str:
@@ -93,7 +95,7 @@ class XcwlError(Exception):
         packed.Pack(info)
         status = status_pb2.Status(
             code=getattr(code_pb2, self.code.name),
-            message=self.message,
+            message=redact(self.message),  # the one redaction layer: no PII or secret leaves in a message
             details=[packed, *self.extra_details()],
         )
         return rpc_status.to_status(status)

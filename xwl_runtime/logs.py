@@ -1,4 +1,4 @@
-"""Structured JSON logs with the correlation id on every line and PII scrubbed as a last line of defence.
+"""Structured JSON logs with the correlation id on every line and PII and secrets redacted (``xwl_runtime.redact``).
 
 Library modules only call ``logging.getLogger(__name__)``; ``configure_logging`` is called once, at the CLI edge.
 Pass structured fields with ``extra={"fields": {...}}``.
@@ -9,21 +9,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import re
 import sys
 from typing import Any
 
-from . import correlation, pii
-
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-# International numbers (+CC …) and Brazilian-style "(11) 91234-4321"; plain digit runs (ids, dates) are left.
-_PHONE = re.compile(r"\+\d{1,3}[\s.-]?(?:\(?\d{1,4}\)?[\s.-]?)?\d{3,5}[\s.-]?\d{4}\b|\(\d{2}\)\s?\d{4,5}-?\d{4}\b")
+from . import correlation
+from .redact import redact, redact_fields
 
 
 def scrub(text: str) -> str:
-    """Mask anything that looks like an e-mail address or phone number."""
-    text = _EMAIL.sub(lambda m: pii.mask_email(m.group(0)), text)
-    return _PHONE.sub(lambda m: pii.mask_phone(m.group(0)), text)
+    """Redact personal data and secrets from ``text`` (kept as the name callers know; see ``redact.redact``)."""
+    return redact(text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -39,7 +34,7 @@ class JsonFormatter(logging.Formatter):
         }
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
-            payload.update({k: scrub(v) if isinstance(v, str) else v for k, v in fields.items()})
+            payload.update(redact_fields(fields))
         if record.exc_info:
             payload["exc"] = scrub(self.formatException(record.exc_info))
         return json.dumps(payload, default=str, separators=(",", ":"))

@@ -18,24 +18,25 @@ def mask_email(email: str) -> str:
 
 
 def mask_phone(phone: str) -> str:
-    """``+55 11 91234-4321`` → ``+55 11 9****-4321``: country, area and first digit kept, last four kept."""
+    """``+55 11 91234-4321`` → ``+55 11 9****-4321``: the country code, a two-digit area code, the first digit of
+    the subscriber number and the last four digits kept; every other digit starred (punctuation kept)."""
     digits = [i for i, ch in enumerate(phone) if ch.isdigit()]
-    if len(digits) <= 4:
-        return "*" * len(phone)
-    keep_tail = set(digits[-4:])
-    # Keep the leading groups (country and area code) and the first digit of the subscriber number.
-    groups = re.split(r"(\s+)", phone)
-    prefix_len = 0
-    if len(groups) >= 5:
-        prefix_len = len("".join(groups[:4]))
-    keep_head = set(range(prefix_len + 1)) if prefix_len else set(digits[:1])
-    out = []
-    for i, ch in enumerate(phone):
-        if ch.isdigit() and i not in keep_tail and i not in keep_head:
-            out.append("*")
-        else:
-            out.append(ch)
-    return "".join(out)
+    if len(digits) <= 6:
+        return "".join("*" if ch.isdigit() else ch for ch in phone)
+    groups = [(m.start(), m.end()) for m in re.finditer(r"\+?\(?\d+\)?", phone)]
+    keep: set[int] = set(digits[-4:])
+    rest = groups
+    if rest and phone[rest[0][0]] == "+":
+        start, end = rest[0]
+        keep.update(range(start, min(end, start + 4)))  # "+CCC" at most: a glued number keeps only its country
+        rest = rest[1:] if end - start <= 4 else rest
+    if len(rest) >= 3 and sum(ch.isdigit() for ch in phone[slice(*rest[0])]) == 2:  # an area code
+        keep.update(range(*rest[0]))
+        rest = rest[1:]
+    first = next((i for i in digits if i not in keep), None)
+    if first is not None:
+        keep.add(first)
+    return "".join("*" if ch.isdigit() and i not in keep else ch for i, ch in enumerate(phone))
 
 
 def mask_name(name: str) -> str:

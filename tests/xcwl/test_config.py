@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import types
 import typing
 from decimal import Decimal
 from pathlib import Path
@@ -35,6 +36,9 @@ def _changed(name: str, kind: Any, default: Any, tmp: Path) -> Any:
     """A valid value of ``kind`` different from ``default`` (cross-field rules kept: thresholds scale together)."""
     if name in REQUIRED:
         return REQUIRED[name]
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):  # ``X | None``: a value of X
+        (kind,) = [a for a in typing.get_args(kind) if a is not type(None)]
+        default = None
     if dataclasses.is_dataclass(kind):
         return sample(kind, tmp)
     if kind is bool:
@@ -86,8 +90,9 @@ def _leaves(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _write(tmp_path: Path, settings: Any, name: str) -> Path:
     data = plain(settings)
-    if "bootstrap_token" in data:
-        data["bootstrap_token"] = settings.bootstrap_token  # plain() redacts it; the file holds the real one
+    for secret in ("bootstrap_token", "data_keys_json"):
+        if secret in data:
+            data[secret] = getattr(settings, secret)  # plain() redacts it; the file holds the real one
     path = tmp_path / name
     path.write_text(to_toml(data))
     return path

@@ -32,6 +32,8 @@ COMMAND_MODULES = (
     "xcwl.cert_cmd",
     "xcwl.config_cmd",
     "xcwl.db_cmd",
+    "xcwl.privacy_cmd",
+    "xcwl.keys_cmd",
 )
 
 

@@ -25,6 +25,7 @@ import datetime as dt
 import math
 import re
 import tomllib
+import types
 import typing
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
@@ -36,7 +37,7 @@ from .errors import CliError
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-SECRET_KEYS = frozenset({"bootstrap_token"})
+SECRET_KEYS = frozenset({"bootstrap_token", "data_keys_json"})
 """Keys whose values ``config show`` never prints."""
 REDACTED = "<redacted>"
 
@@ -87,6 +88,15 @@ def _fields(cls: type[Any]) -> dict[str, tuple[dataclasses.Field[Any], Any]]:
 
 def _is_dataclass_type(kind: Any) -> bool:
     return isinstance(kind, type) and dataclasses.is_dataclass(kind)
+
+
+def _optional_of(kind: Any) -> Any:
+    """``X`` for ``X | None``, else None."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(kind)) == 2:
+            return args[0]
+    return None
 
 
 def _bad(key: str, expected: str, value: Any) -> CliError:
@@ -146,6 +156,8 @@ def coerce(kind: Any, value: Any, key: str) -> Any:
             (item, _) = typing.get_args(kind)
             return tuple(coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value))
         raise _bad(key, "a list", value)
+    if _optional_of(kind) is not None:  # unset stays None (the default); a given value is of the inner type
+        return coerce(_optional_of(kind), value, key)
     if _is_dataclass_type(kind):
         if isinstance(value, kind):
             return value

@@ -19,6 +19,7 @@ from typing import Any
 
 from cp_server.settings import CpSettings
 from wl_node.settings import NodeSettings
+from xwl_runtime.fieldcrypt import ENV_VAR
 from xwl_runtime.identity import Identity
 from xwl_runtime.money import MoneyError, parse_decimal
 from xwl_runtime.pki import PkiDir
@@ -120,6 +121,22 @@ def _text(flag: str, value: Any) -> Any:
     return value
 
 
+def _path(flag: str, value: Any) -> Path:
+    return Path(coerce(Path, value, flag))
+
+
+def _wl_ids(flag: str, value: Any) -> tuple[str, ...]:
+    """``--contact-grant WL`` (repeatable): registered-form WL ids."""
+    wl_ids: tuple[str, ...] = coerce(tuple[str, ...], value, flag)
+    for wl in wl_ids:
+        _wl_id(flag, wl)
+    return wl_ids
+
+
+def _days(flag: str, value: Any) -> dt.timedelta:
+    return dt.timedelta(days=_pos_int(flag, value))
+
+
 def _bool(flag: str, value: Any) -> bool:
     return bool(coerce(bool, value, flag))
 
@@ -159,6 +176,9 @@ WL_FLAGS = (
     FlagSpec("--state-dir", "state_dir", _text),
     FlagSpec("--order-timeout-ms", "order_timeout", _order_timeout),
     FlagSpec("--insecure-dev", "insecure_dev", _bool),
+    FlagSpec("--data-key-file", "data_key_file", _path),
+    FlagSpec("--contact-grant", "contact_grants", _wl_ids),
+    FlagSpec("--pii-retention-days", "pii_retention", _days),
 )
 
 
@@ -230,8 +250,13 @@ def node_settings(args: argparse.Namespace, env: Mapping[str, str] | None = None
     """NodeSettings of ``xcwl wl serve`` (file, variables, flags)."""
     data = layered(NodeSettings, args, WL_FLAGS, WL_ENV_PREFIX, os.environ if env is None else env)
     _require(data, WL_FLAGS, ("wl_id", "pki_dir", "cp_target", "db_url"))
+    environ = os.environ if env is None else env
+    if environ.get(ENV_VAR) and not data.get("data_keys_json"):
+        data = merge(data, {"data_keys_json": environ[ENV_VAR]})  # the keys' JSON, read at the edge only
     settings: NodeSettings = build(NodeSettings, data)
     _wl_id("wl_id", settings.wl_id)
+    for wl in settings.contact_grants:
+        _wl_id("contact_grants", wl)
     _check_common(settings)
     host_port("cp_target", settings.cp_target)
     if settings.cp_enroll_target:

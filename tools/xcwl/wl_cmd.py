@@ -43,7 +43,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     flags.add(serve, "--state-dir", metavar="DIR", help="where the last-known-good policy view is kept")
     flags.add(serve, "--order-timeout-ms", type=int, metavar="MS",
               help="deadline of one order operation at a peer exporter, retries included (default 300)")
-    flags.add(serve, "--insecure-dev", action="store_true", help="plaintext; development only")
+    flags.add(serve, "--insecure-dev", action="store_true", default=False, help="plaintext; development only")
+    serve.add_argument("--data-key-file", metavar="FILE",
+                       help="key file of the personal data at rest (default <state-dir>/data-keys.json, created "
+                            "0600; or set XCWL_DATA_KEYS to the keys' JSON)")
+    serve.add_argument("--contact-grant", action="append", default=None, metavar="WL",
+                       help="a peer WL this exporter discloses clear trader contacts to, logged (repeatable)")
+    serve.add_argument("--pii-retention-days", type=int, metavar="N",
+                       help="anonymise the buyer reference of checkouts after N days (default: keep)")
     serve.set_defaults(func=_serve)
 
     add = wl_sub.add_parser("add", help="register a WL at the CP")

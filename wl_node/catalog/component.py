@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 from wl_node.context import NodeContext
 from wl_node.policy.state import PolicyState
+from wl_node.privacy.accounts import TraderAccounts
+from wl_node.privacy.contact_request import ContactRequester
+from wl_node.privacy.disclosure import ContactDisclosure
 from wl_node.storefront.imported_view import Availability, ImportedView
 from wl_node.storefront.servicer import AUTHZ as STOREFRONT_AUTHZ
 from wl_node.storefront.servicer import SERVICE as STOREFRONT_SERVICE
@@ -40,6 +43,8 @@ class Catalog:
     trader: TraderServicer
     storefront: StorefrontServicer
     view: ImportedView
+    accounts: TraderAccounts | None = None
+    """This WL's trader accounts (personal data, encrypted)."""
 
 
 def build(
@@ -55,12 +60,15 @@ def build(
 ) -> Catalog:
     """Build the catalog feature of a node (``orders``: issue 4's order handlers, when installed)."""
     notifier = FeedNotifier()
-    book = OfferBook(ctx.engine, ctx.clock, notifier, ctx.settings.wl_id)
+    accounts = TraderAccounts(ctx.keyring, ctx.settings.wl_id)
+    book = OfferBook(ctx.engine, ctx.clock, notifier, ctx.settings.wl_id, accounts)
     snapshot = ImportedCatalog(ctx.engine, ctx.clock, before_commit=before_commit)
     sync = CatalogSync(policy, snapshot, ctx.clock, ctx.tls, settings=sync_settings, channel_factory=channel_factory)
-    trader = TraderServicer(ctx.engine, policy, ctx.clock, notifier, orders)
+    disclosures = ContactDisclosure(ctx.engine, accounts, ctx.clock, grants=frozenset(ctx.settings.contact_grants))
+    trader = TraderServicer(ctx.engine, policy, ctx.clock, notifier, orders, disclosures=disclosures)
     view = ImportedView(ctx.engine, availability)
     storefront = StorefrontServicer(ctx.settings, policy, book, view)
+    storefront.attach_contacts(ContactRequester(policy, ctx.tls, sync.channel_factory))
 
     async def wake_watchers(_view: policy_pb2.PolicyView) -> None:
         notifier.poke()  # open WatchOffers streams re-check the caller's grant at once
@@ -76,7 +84,7 @@ def build(
         authz={**STOREFRONT_AUTHZ, **TRADER_AUTHZ},
         loops=[sync.run] if run_sync else [],
     )
-    return Catalog(component, book, snapshot, sync, notifier, trader, storefront, view)
+    return Catalog(component, book, snapshot, sync, notifier, trader, storefront, view, accounts)
 
 
 def install(ctx: NodeContext, policy: PolicyState) -> Component:

@@ -4,6 +4,10 @@ Every change runs in one transaction: take the next sequence from ``offer_feed``
 locked until commit and sequences become visible in commit order), then write the offer with a bumped revision and
 that sequence. A withdrawal keeps the row as a tombstone (``withdrawn``) at a new sequence, so a peer that resumes
 from an older cursor learns about it. After commit the ``FeedNotifier`` wakes the peers' WatchOffers streams.
+
+The manager's clear contact goes, encrypted, into the offer's trader account (``wl_node.privacy.accounts``) in
+the same transaction; the offer row, its stored message and so the feed hold only the masked contact and the
+account's opaque handle.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import sqlalchemy as sa
 from google.protobuf import timestamp_pb2
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from wl_node.privacy.accounts import Contact, TraderAccounts, public_contact
 from xporty.common.v1 import money_pb2
 from xporty.trader.v1 import offer_pb2
 from xwl_runtime.clock import Clock
@@ -48,14 +53,19 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def build_offer(offer: ValidOffer, *, exporter_wl: str, revision: int, created_at: dt.datetime,
-                updated_at: dt.datetime) -> offer_pb2.Offer:
-    """The peer-facing message of an offer at one revision (stored serialized, so the feed never rebuilds it)."""
+                updated_at: dt.datetime, contact: offer_pb2.TraderContact | None = None) -> offer_pb2.Offer:
+    """The peer-facing message of an offer at one revision (stored serialized, so the feed never rebuilds it).
+
+    ``contact`` is the public (masked, with handle) contact; without it the offer's contact is masked here: the
+    message never carries the clear contact.
+    """
+    if contact is None:
+        contact = public_contact(_contact(offer), "")
     return offer_pb2.Offer(
         offer_id=offer.offer_id, exporter_wl=exporter_wl, title=offer.title, description=offer.description,
         category=offer.category, unit_price=money_pb2.Money(currency=offer.currency, amount=f"{offer.unit_price:f}"),
         stock=offer.stock, image_urls=list(offer.image_urls),
-        manager=offer_pb2.TraderContact(name=offer.manager_name, email=offer.manager_email,
-                                        phone=offer.manager_phone),
+        manager=contact,
         create_time=timestamp(created_at), update_time=timestamp(updated_at), revision=revision,
     )
 
@@ -68,20 +78,27 @@ def offer_to_proto(row: Any) -> offer_pb2.Offer:
     return msg
 
 
-def _values(offer: ValidOffer, payload: offer_pb2.Offer) -> dict[str, Any]:
+def _contact(offer: ValidOffer) -> Contact:
+    return Contact(offer.manager_name, offer.manager_email, offer.manager_phone)
+
+
+def _values(offer: ValidOffer, payload: offer_pb2.Offer, account_id: str) -> dict[str, Any]:
+    manager = payload.manager  # masked: the clear contact lives only in the encrypted trader account
     return {
         "payload": payload.SerializeToString(), "title": offer.title, "description": offer.description,
         "category": offer.category, "currency": offer.currency, "unit_price": f"{offer.unit_price:f}",
-        "stock": offer.stock, "image_urls": json.dumps(list(offer.image_urls)), "manager_name": offer.manager_name,
-        "manager_email": offer.manager_email, "manager_phone": offer.manager_phone,
+        "stock": offer.stock, "image_urls": json.dumps(list(offer.image_urls)), "manager_name": manager.name,
+        "manager_email": manager.email, "manager_phone": manager.phone, "trader_account_id": account_id,
     }
 
 
 class OfferBook:
     """This WL's exportable offers (exporter side)."""
 
-    def __init__(self, engine: AsyncEngine, clock: Clock, notifier: FeedNotifier, exporter_wl: str) -> None:
+    def __init__(self, engine: AsyncEngine, clock: Clock, notifier: FeedNotifier, exporter_wl: str,
+                 accounts: TraderAccounts) -> None:
         self._engine = engine
+        self._accounts = accounts
         self._wl = exporter_wl
         self._clock = clock
         self._notifier = notifier
@@ -95,9 +112,11 @@ class OfferBook:
                 if taken is not None:
                     raise AlreadyExists(f"offer {offer.offer_id} exists", metadata={"offer_id": offer.offer_id})
                 seq = await next_sequence(conn)
-                payload = build_offer(offer, exporter_wl=self._wl, revision=1, created_at=now, updated_at=now)
+                account_id, handle = await self._accounts.upsert(conn, _contact(offer), now)
+                payload = build_offer(offer, exporter_wl=self._wl, revision=1, created_at=now, updated_at=now,
+                                      contact=public_contact(_contact(offer), handle))
                 await conn.execute(sa.insert(offers).values(
-                    offer_id=offer.offer_id, **_values(offer, payload), revision=1, change_sequence=seq,
+                    offer_id=offer.offer_id, **_values(offer, payload, account_id), revision=1, change_sequence=seq,
                     withdrawn=False, created_at=now, updated_at=now,
                 ))
                 row = (await conn.execute(sa.select(offers).where(offers.c.offer_id == offer.offer_id))).one()
@@ -119,11 +138,13 @@ class OfferBook:
                 raise NotFound(f"offer {offer.offer_id} not found", metadata={"offer_id": offer.offer_id})
             seq = await next_sequence(conn)
             revision = current.revision + 1
+            account_id, handle = await self._accounts.upsert(conn, _contact(offer), now)
             payload = build_offer(offer, exporter_wl=self._wl, revision=revision, created_at=current.created_at,
-                                  updated_at=now)
+                                  updated_at=now, contact=public_contact(_contact(offer), handle))
             await conn.execute(
                 sa.update(offers).where(offers.c.offer_id == offer.offer_id)
-                .values(**_values(offer, payload), revision=revision, change_sequence=seq, updated_at=now)
+                .values(**_values(offer, payload, account_id), revision=revision, change_sequence=seq,
+                        updated_at=now)
             )
             row = (await conn.execute(sa.select(offers).where(offers.c.offer_id == offer.offer_id))).one()
         self._notifier.bump(seq)

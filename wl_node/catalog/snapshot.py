@@ -29,7 +29,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from wl_node.privacy.accounts import ERASED_MARK
 from xporty.trader.v1 import offer_pb2
+from xwl_runtime import pii
 from xwl_runtime.clock import Clock
 from xwl_runtime.money import (
     MAX_AMOUNT_DIGITS,
@@ -178,6 +180,14 @@ def _unsafe_text(offer: offer_pb2.Offer) -> bool:
                for text in (offer.title, offer.description, offer.category, offer.manager.name))
 
 
+def masked_contact(name: str, email: str, phone: str) -> tuple[str, str, str]:
+    """The contact as the importer stores it: masked again (idempotent on the exporter's masked form), so an
+    exporter that sends a clear contact still leaves none in this node's store."""
+    if email == ERASED_MARK:
+        return ERASED_MARK, ERASED_MARK, ERASED_MARK
+    return (pii.mask_name(name)[:200], pii.mask_email(email)[:254] if email else "", pii.mask_phone(phone)[:40])
+
+
 def _page_rows(exporter: str, terms: ImportTerms, changes: Sequence[offer_pb2.OfferChange], generation: int,
                stamp: Any, sqlite: bool) -> tuple[list[str], list[tuple[Any, ...]]]:
     """A page as driver-ready rows in ``_COLS`` order, plus the imported ids to delete (tombstones and offers with
@@ -190,6 +200,7 @@ def _page_rows(exporter: str, terms: ImportTerms, changes: Sequence[offer_pb2.Of
     source_currency, currency, prefix = terms.source_currency, terms.currency, f"{exporter}:"
     gone: list[str] = []
     rows: list[tuple[Any, ...]] = []
+    contacts: dict[tuple[str, str, str], tuple[str, str, str]] = {}  # a page repeats a few managers' contacts
     for change in changes:
         prices = None
         if not change.tombstone and change.HasField("offer"):
@@ -209,11 +220,14 @@ def _page_rows(exporter: str, terms: ImportTerms, changes: Sequence[offer_pb2.Of
             gone.append(prefix + change.offer_id)
             continue
         manager = offer.manager
+        key = (manager.name, manager.email, manager.phone)
+        masked = contacts.get(key)
+        if masked is None:
+            masked = contacts[key] = masked_contact(*key)
         rows.append((
             prefix + offer.offer_id, exporter, offer.offer_id, offer.title, offer.description, offer.category,
             source_currency, prices[0], currency, prices[1], fx_rate, fx_inverse, fx_version, offer.stock,
-            json_list(offer.image_urls), manager.name, manager.email, manager.phone, offer.revision, generation,
-            stamp,
+            json_list(offer.image_urls), *masked, offer.revision, generation, stamp, manager.handle[:64],
         ))
     return gone, rows
 

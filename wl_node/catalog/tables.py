@@ -10,9 +10,13 @@ Exporter side:
   that row, which keeps the row locked until commit, so sequences become visible in commit order (on PostgreSQL as
   on SQLite) and a reader never skips a change that commits late with a lower number.
 
+The exporter's ``manager_*`` columns hold the masked contact; the clear contact lives encrypted in the trader
+account (``wl_node.privacy``) that ``trader_account_id`` names.
+
 Importer side:
 
-* ``imported_offers``: the snapshot served to the storefront, with source price, converted price, FX used.
+* ``imported_offers``: the snapshot served to the storefront, with source price, converted price, FX used. Its
+  manager columns hold the contact masked as the exporter sent it, plus the opaque ``contact_handle``.
 * ``sync_cursors``: per exporter, the feed cursor (written in the same transaction as the page's rows), the FX
   version the snapshot is priced with, and the mark-and-sweep generation of a full sync.
 
@@ -50,6 +54,7 @@ offers = sa.Table(
     sa.Column("payload", sa.LargeBinary, nullable=False),  # the serialized trader.v1.Offer at this revision
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("trader_account_id", sa.String(64), nullable=False, server_default=""),  # wl_node.privacy
 )
 sa.Index("ix_offers_created_at", offers.c.created_at, offers.c.offer_id)
 
@@ -84,6 +89,7 @@ imported_offers = sa.Table(
     sa.Column("source_revision", sa.BigInteger, nullable=False),
     sa.Column("sync_generation", sa.BigInteger, nullable=False),
     sa.Column("sync_time", UtcDateTime, nullable=False),
+    sa.Column("contact_handle", sa.String(64), nullable=False, server_default=""),  # ask the exporter with it
 )
 
 sync_cursors = sa.Table(

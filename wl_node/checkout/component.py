@@ -19,6 +19,7 @@ from wl_node.orders.txn import TxRunner
 from wl_node.peers.client import PeerConfig, TraderPeers
 from wl_node.peers.tokens import CpLease, TokenCache
 from wl_node.policy.state import PolicyState
+from wl_node.privacy.retention import RetentionLoop
 from xporty.cp.v1 import policy_pb2
 from xporty.node.v1 import storefront_service_pb2_grpc as pb_grpc
 from xwl_runtime.component import Component
@@ -92,7 +93,7 @@ def install(
     peers = TraderPeers(state, ctx.tls, tokens, identity=Identity.wl(state.wl_id), config=config.peers,
                         clock=ctx.clock)
     service = CheckoutService(runner=runner, state=state, offers=offers, peers=peers, clock=ctx.clock,
-                              enforcer=enforcer, import_guard=import_guard)
+                              enforcer=enforcer, import_guard=import_guard, keyring=ctx.keyring)
     outbox = CompensationOutbox(runner, peers, ctx.clock, wl_id=state.wl_id, interval_s=config.outbox_interval_s)
     service._on_compensation = outbox.kick  # noqa: SLF001 - wired here, where both exist
     reconciler = Reconciler(runner, peers, service, ctx.clock, in_doubt_after=config.in_doubt_after,
@@ -100,6 +101,8 @@ def install(
     rpc = CheckoutRpc(service)
     component = Component(name="checkout", authz=dict(CHECKOUT_AUTHZ),
                           loops=[tokens.run, outbox.run, reconciler.run], on_stop=[peers.close])
+    if ctx.settings.pii_retention is not None:  # the personal part of old checkouts goes; the trade stays
+        component.loops.append(RetentionLoop(ctx.engine, ctx.clock, ctx.settings.pii_retention).run)
     if own_runner:
         component.on_stop.append(runner.close)
     if serve_storefront:

@@ -57,12 +57,13 @@ from xwl_runtime.errors import (
     decode_rpc_error,
     echo,
 )
+from xwl_runtime.fieldcrypt import PREFIX, Keyring
 from xwl_runtime.identity import Identity, Kind
 from xwl_runtime.text import bounded
 
 from . import store
 from .offers import ImportedOffers, ImportedOfferTerms
-from .tables import PENDING
+from .tables import BUYER_REFERENCE_AAD, PENDING
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +117,10 @@ class CheckoutService:
         enforcer: SignalGate | None = None,
         on_compensation: Callable[[], None] | None = None,
         import_guard: ImportGuard | None = None,
+        keyring: Keyring | None = None,
     ) -> None:
         self._import_guard = import_guard
+        self._keyring = keyring
         self._runner = runner
         self._state = state
         self._offers = offers
@@ -129,6 +132,17 @@ class CheckoutService:
         self._reservations: dict[str, GuardReservation] = {}
         """checkout id → the local guard's reservation of a checkout in flight."""
         self.wl_id = state.wl_id
+
+    # --- personal data at rest ------------------------------------------------------------------------------------
+    def _seal(self, buyer_reference: str) -> str:
+        """The buyer reference as stored: encrypted (it may hold an e-mail or a CPF, whatever the field says)."""
+        return self._keyring.encrypt(buyer_reference, BUYER_REFERENCE_AAD) if self._keyring else buyer_reference
+
+    def _wire(self, row: store.Row) -> storefront_pb2.Checkout:
+        out = store.checkout_from_row(row)
+        if self._keyring is not None and out.buyer_reference.startswith(PREFIX + ":"):
+            out.buyer_reference = self._keyring.decrypt(out.buyer_reference, BUYER_REFERENCE_AAD)
+        return out
 
     # --- the local imbalance guard ------------------------------------------------------------------------------
     def _reserve(self, offer: ImportedOfferTerms, quantity: int) -> GuardReservation | None:
@@ -175,8 +189,7 @@ class CheckoutService:
             raise PermissionDenied("apps of another WL may not check out here", reason="FOREIGN_APP")
         return caller.spiffe_id
 
-    @staticmethod
-    def _replay(row: store.Row, fp: str) -> storefront_pb2.Checkout:
+    def _replay(self, row: store.Row, fp: str) -> storefront_pb2.Checkout:
         if row["fingerprint"] != fp:
             raise InvalidArgument("idempotency_key was already used with a different request",
                                   reason="IDEMPOTENCY_KEY_REUSED", metadata={"field": "idempotency_key"})
@@ -184,7 +197,7 @@ class CheckoutService:
             raise Aborted("a checkout with this idempotency_key is in progress; retry later",
                           retry_after_s=PENDING_RETRY_AFTER_S, reason="CHECKOUT_IN_PROGRESS",
                           metadata={"checkout_id": row["checkout_id"]})
-        return store.checkout_from_row(row)
+        return self._wire(row)
 
     async def checkout(
         self, caller: Identity, request: storefront_service_pb2.CheckoutRequest, *,
@@ -213,7 +226,7 @@ class CheckoutService:
             checkout_id=checkout_id, caller=who, idem_key=request.idempotency_key, fingerprint=fp,
             imported_offer_id=request.imported_offer_id, exporter_wl=exporter,
             source_offer_id=offer.source_offer_id, quantity=request.quantity,
-            buyer_reference=request.buyer_reference, source_currency=offer.source_currency,
+            buyer_reference=self._seal(request.buyer_reference), source_currency=offer.source_currency,
             source_unit_price=format(offer.source_unit_price, "f"), fx_version=offer.fx_version,
             currency=offer.currency, total=format(offer.unit_price * request.quantity, "f"), status=PENDING,
             reason="", order_id=None, order_key=checkout_id, policy_version=decision.policy_version,
@@ -316,7 +329,7 @@ class CheckoutService:
                 log.debug("checkout completed", extra={"fields": {
                     "checkout_id": row["checkout_id"], "order_id": order.order_id,
                     "exporter_wl": row["exporter_wl"], "correlation_id": cid}})
-            return store.checkout_from_row(settled)
+            return self._wire(settled)
         if order.status == order_pb2.ORDER_STATUS_CANCELLED:
             return await self.settle_failed(row, order.reason or "ORDER_CANCELLED", order.order_id)
         return await self.settle_failed(row, order.reason or "ORDER_DENIED", order.order_id)
@@ -329,7 +342,7 @@ class CheckoutService:
         except sa.exc.SQLAlchemyError:
             log.exception("compensation could not be recorded; the reconciler will retry", extra={"fields": {
                 "checkout_id": row["checkout_id"], "order_id": order_id, "correlation_id": row["correlation_id"]}})
-            return store.checkout_from_row(row)
+            return self._wire(row)
         self._resolve_reservation(row["checkout_id"], confirmed=False)  # cancelled on both sides: no trade
         if settled is None:
             return await self._current(row["checkout_id"])
@@ -338,7 +351,7 @@ class CheckoutService:
             "correlation_id": row["correlation_id"]}})
         if self._on_compensation is not None:
             self._on_compensation()
-        return store.checkout_from_row(settled)
+        return self._wire(settled)
 
     async def settle_failed(self, row: store.Row, reason: str, order_id: str | None) -> storefront_pb2.Checkout:
         """PENDING → FAILED with ``reason`` (nothing sold)."""
@@ -349,7 +362,7 @@ class CheckoutService:
             return await self._current(row["checkout_id"])
         log.info("checkout failed", extra={"fields": {"checkout_id": row["checkout_id"], "reason": reason,
                                                       "correlation_id": row["correlation_id"]}})
-        return store.checkout_from_row(settled)
+        return self._wire(settled)
 
     async def _in_doubt(self, row: store.Row, why: str) -> storefront_pb2.Checkout:
         now = self._clock.now()
@@ -363,7 +376,7 @@ class CheckoutService:
         row = await self._runner.read(lambda conn: store.by_id(conn, checkout_id))
         if row is None:
             raise NotFound(f"checkout {echo(checkout_id)} not found", reason="CHECKOUT_NOT_FOUND")
-        return store.checkout_from_row(row)
+        return self._wire(row)
 
     async def get(self, caller: Identity, request: storefront_service_pb2.GetCheckoutRequest
                   ) -> storefront_pb2.Checkout:
@@ -375,5 +388,5 @@ class CheckoutService:
         row = await self._runner.read(lambda conn: store.by_id(conn, request.checkout_id))
         if row is None or (caller.kind is not Kind.OPS and row["caller"] != who):
             raise NotFound(f"checkout {echo(request.checkout_id)} not found", reason="CHECKOUT_NOT_FOUND")
-        return store.checkout_from_row(row)
+        return self._wire(row)
 

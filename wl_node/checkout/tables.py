@@ -13,6 +13,9 @@ from xwl_runtime.sqltypes import UtcDateTime
 metadata = sa.MetaData()
 
 PENDING, COMPLETED, FAILED, CANCELLED = "PENDING", "COMPLETED", "FAILED", "CANCELLED"
+BUYER_REFERENCE_AAD = "checkouts.buyer_reference"
+"""Associated data of the encrypted buyer reference (``xwl_runtime.fieldcrypt``), in ``checkouts`` and in the
+``import_ledger`` copy alike (the sale copies the stored value)."""
 
 checkouts = sa.Table(
     "checkouts",
@@ -25,7 +28,7 @@ checkouts = sa.Table(
     sa.Column("exporter_wl", sa.String(63), nullable=False),
     sa.Column("source_offer_id", sa.String(128), nullable=False),
     sa.Column("quantity", sa.BigInteger, nullable=False),
-    sa.Column("buyer_reference", sa.String(128), nullable=False),
+    sa.Column("buyer_reference", sa.Text, nullable=False),  # encrypted
     sa.Column("source_currency", sa.String(16), nullable=False),
     sa.Column("source_unit_price", sa.String(40), nullable=False),
     sa.Column("fx_version", sa.BigInteger, nullable=False),
@@ -56,7 +59,7 @@ import_ledger = sa.Table(
     sa.Column("source_amount", sa.String(48), nullable=False),
     sa.Column("fx_version", sa.BigInteger, nullable=False),
     sa.Column("policy_version", sa.BigInteger, nullable=False),
-    sa.Column("buyer_reference", sa.String(128), nullable=False),
+    sa.Column("buyer_reference", sa.Text, nullable=False),  # encrypted
     sa.Column("correlation_id", sa.String(128), nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
 )

@@ -22,6 +22,7 @@ from wl_node.catalog.snapshot import price_in
 from wl_node.catalog.tables import imported_offers
 from wl_node.catalog.validation import CATEGORY_MAX
 from wl_node.catalog.visibility import ImportTerms
+from wl_node.privacy.accounts import ERASED_MARK
 from xporty.common.v1 import money_pb2
 from xporty.node.v1 import storefront_pb2
 from xporty.trader.v1 import offer_pb2
@@ -52,11 +53,17 @@ def _decode_token(token: str) -> str:
 
 
 def contact(row: Any, *, unmasked: bool) -> offer_pb2.TraderContact:
-    """The manager's contact, masked unless the caller holds the PII scope."""
-    if unmasked:
-        return offer_pb2.TraderContact(name=row.manager_name, email=row.manager_email, phone=row.manager_phone)
+    """The manager's contact as the snapshot holds it: masked, with the exporter's opaque handle.
+
+    The importer never holds a clear contact; a caller with the PII scope asks the exporter for it with the
+    handle (``TraderService/GetTraderContact``, granted and logged by the exporter). ``unmasked`` is kept for the
+    callers' signature; it changes nothing here.
+    """
+    del unmasked
+    if row.manager_email == ERASED_MARK:
+        return offer_pb2.TraderContact(name=ERASED_MARK, email=ERASED_MARK, phone=ERASED_MARK)
     return offer_pb2.TraderContact(name=pii.mask_name(row.manager_name), email=pii.mask_email(row.manager_email),
-                                   phone=pii.mask_phone(row.manager_phone))
+                                   phone=pii.mask_phone(row.manager_phone), handle=row.contact_handle)
 
 
 def to_proto(row: Any, terms: ImportTerms, *, unmasked: bool, available: bool) -> storefront_pb2.ImportedOffer:

@@ -30,10 +30,11 @@ from xwl_runtime.errors import FailedPrecondition, InvalidArgument, PermissionDe
 from xwl_runtime.identity import Identity, Kind
 from xwl_runtime.pipeline import caller
 
+from ..privacy.contact_request import ContactRequester
 from .imported_view import ImportedView
 
 SERVICE = "xporty.node.v1.StorefrontService"
-APP_METHODS = ("PublishOffer", "UpdateOffer", "WithdrawOffer", "Checkout", "GetCheckout")
+APP_METHODS = ("PublishOffer", "UpdateOffer", "WithdrawOffer", "Checkout", "GetCheckout", "GetTraderContact")
 READ_METHODS = ("ListImportedOffers", "GetImportedOffer", "GetNodeState")
 AUTHZ: dict[str, Rule] = {
     **service_methods(SERVICE, APP_METHODS, Rule(frozenset({Kind.APP}))),
@@ -66,6 +67,11 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
         self._view = view
         self._checkouts = checkouts
         self._audit_checkpoint: Callable[[], audit_pb2.AuditCheckpoint | None] = lambda: None
+        self._contacts: ContactRequester | None = None
+
+    def attach_contacts(self, contacts: ContactRequester) -> None:
+        """Serve GetTraderContact by asking exporters (wired by the catalog component)."""
+        self._contacts = contacts
 
     def attach_audit_checkpoint(self, kept: Callable[[], audit_pb2.AuditCheckpoint | None]) -> None:
         """Report the CP audit checkpoint the node keeps in GetNodeState (wired by the composition root)."""
@@ -184,3 +190,17 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
         if self._checkouts is None:
             raise FailedPrecondition("checkout is not available on this node", reason="CHECKOUT_NOT_AVAILABLE")
         return await self._checkouts.GetCheckout(request, context)
+
+    async def GetTraderContact(  # noqa: N802 - gRPC method name
+        self,
+        request: pb.GetTraderContactRequest,
+        context: grpc.aio.ServicerContext[pb.GetTraderContactRequest, pb.GetTraderContactResponse],
+    ) -> pb.GetTraderContactResponse:
+        ident = self._own_app()
+        if ident.name not in self._settings.pii_apps:
+            raise PermissionDenied(f"{ident} does not hold the PII scope", reason="PII_SCOPE_REQUIRED")
+        if self._contacts is None:
+            raise FailedPrecondition("contact requests are not available on this node", reason="NOT_AVAILABLE")
+        offer = await self._view.get(importable_exporters(self._state), request.imported_offer_id, unmasked=False)
+        contact = await self._contacts.request(offer.source_wl, offer.manager.handle, request.purpose)
+        return pb.GetTraderContactResponse(contact=contact)

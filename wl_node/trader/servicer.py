@@ -1,4 +1,5 @@
-"""TraderService, the peer API: the offer feed (ListOffers, WatchOffers) and, from issue 4, the order RPCs.
+"""TraderService, the peer API: the offer feed (ListOffers, WatchOffers), the order RPCs, and the disclosure of
+a clear trader contact to a granted peer (GetTraderContact, ``wl_node.privacy.disclosure``).
 
 Every feed call is filtered on THIS side from the caller's mTLS identity and this node's pair policy
 (``wl_node.catalog.visibility.export_grant``): a peer that asks anyway gets PERMISSION_DENIED and no offer. The
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from wl_node.catalog.feed import Cursor, FeedNotifier, latest_sequence, next_maturity, read_page
 from wl_node.catalog.visibility import export_grant
 from wl_node.policy.state import PolicyState
+from wl_node.privacy.disclosure import ContactDisclosure
 from xporty.trader.v1 import trader_service_pb2 as pb
 from xporty.trader.v1 import trader_service_pb2_grpc as pb_grpc
 from xwl_runtime.authz import Rule, service_methods
@@ -30,7 +32,9 @@ log = logging.getLogger(__name__)
 SERVICE = "xporty.trader.v1.TraderService"
 FEED_METHODS = ("ListOffers", "WatchOffers")
 ORDER_METHODS = ("PlaceOrder", "CancelOrder", "GetOrder")
-AUTHZ: dict[str, Rule] = service_methods(SERVICE, (*FEED_METHODS, *ORDER_METHODS), Rule(frozenset({Kind.WL})))
+PRIVACY_METHODS = ("GetTraderContact",)
+AUTHZ: dict[str, Rule] = service_methods(SERVICE, (*FEED_METHODS, *ORDER_METHODS, *PRIVACY_METHODS),
+                                         Rule(frozenset({Kind.WL})))
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 500, 5000
 WATCH_HEARTBEAT_S = 5.0
 """An idle WatchOffers stream still sends the latest sequence this often (liveness for the importer)."""
@@ -52,8 +56,10 @@ class TraderServicer(pb_grpc.TraderServiceServicer):
     """The exporter side of the catalog, plus order RPCs delegated to ``orders`` when installed."""
 
     def __init__(self, engine: AsyncEngine, state: PolicyState, clock: Clock, notifier: FeedNotifier,
-                 orders: OrderHandlers | None = None, *, heartbeat_s: float = WATCH_HEARTBEAT_S) -> None:
+                 orders: OrderHandlers | None = None, *, heartbeat_s: float = WATCH_HEARTBEAT_S,
+                 disclosures: ContactDisclosure | None = None) -> None:
         self._engine = engine
+        self._disclosures = disclosures
         self._state = state
         self._clock = clock
         self._notifier = notifier
@@ -144,3 +150,13 @@ class TraderServicer(pb_grpc.TraderServiceServicer):
             raise _not_available()
         result: pb.GetOrderResponse = await self._orders.GetOrder(request, context)
         return result
+
+    async def GetTraderContact(  # noqa: N802 - gRPC method name
+        self,
+        request: pb.GetTraderContactRequest,
+        context: grpc.aio.ServicerContext[pb.GetTraderContactRequest, pb.GetTraderContactResponse],
+    ) -> pb.GetTraderContactResponse:
+        if self._disclosures is None:
+            raise FailedPrecondition("contact disclosure is not available on this node", reason="NOT_AVAILABLE")
+        contact = await self._disclosures.disclose(caller().wl_id, request.handle, request.purpose)
+        return pb.GetTraderContactResponse(contact=contact)

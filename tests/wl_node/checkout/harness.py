@@ -31,6 +31,7 @@ from xporty.node.v1 import storefront_service_pb2_grpc as sf_grpc
 from xwl_runtime import correlation, db
 from xwl_runtime.authz import Rule, service_methods, table
 from xwl_runtime.clock import Clock, SystemClock
+from xwl_runtime.fieldcrypt import Keyring
 from xwl_runtime.identity import Identity, Kind
 from xwl_runtime.pipeline import caller
 from xwl_runtime.server import Listener, RunningServer, start_server
@@ -38,6 +39,7 @@ from xwl_runtime.tls import ReloadableServerCredentials, secure_channel
 from xwl_runtime.tokens import issue_token
 
 APP = "shop"
+_KEYRINGS: dict[str, Keyring] = {}
 
 
 class TokenIssuer(id_grpc.IdentityServiceServicer):
@@ -204,6 +206,7 @@ async def start_importer(
     enforcer: Callable[[str, str], str | None] | None = None,
     start_loops: bool = True,
     with_guard: bool = False,
+    keyring: Keyring | None = None,
 ) -> Importer:
     await asyncio.to_thread(migrate, url)
     clock = SystemClock()
@@ -214,6 +217,9 @@ async def start_importer(
     settings = NodeSettings(wl_id=wl_id, pki_dir=pki.dir.root, cp_target=cp_target, db_url=url)
     # The async engine is part of the node context; this feature's hot path uses its own TxRunner.
     ctx = NodeContext(settings=settings, engine=db.create_engine(url), clock=clock, tls=material)
+    # A restarted importer on the same store must read what it encrypted before: one keyring per store, as the
+    # node's key file gives it.
+    ctx.keyring = keyring or _KEYRINGS.setdefault(url, ctx.keyring)
     cp = CpChannel(cp_channel_factory(cp_target, reconnect_cap_s=0.3), material, identity=Identity.wl(wl_id))
     offers = StaticImportedOffers({o.imported_offer_id: o for o in (imported_offer(e) for e in exporters)})
     guard = None

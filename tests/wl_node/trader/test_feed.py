@@ -62,7 +62,9 @@ async def test_pages_resume_from_the_cursor_and_deliver_tombstones(pki: PkiFixtu
         cursor, more, pages = resp.next_cursor, resp.has_more, pages + 1
     assert (seen, pages) == ([f"o-{i}" for i in range(7)], 3)
     first = await page(pki, node, "", 3)
-    assert first.changes[0].offer.manager.email == "joana.silva@example.com"  # peers get it; they mask on display
+    manager = first.changes[0].offer.manager  # peers get the masked contact and an opaque handle, never the clear one
+    assert (manager.name, manager.email, manager.phone) == ("J*** S***", "j***@e***.com", "+55 11 9****-4321")
+    assert manager.handle.startswith("ch_") and "joana" not in first.SerializeToString().decode("latin-1").lower()
     assert first.changes[0].offer.unit_price.amount == "10.00"
 
     await node.catalog.book.update(validate_offer(offer("o-2", "11.00"), currency="XPY-A", decimals=2))

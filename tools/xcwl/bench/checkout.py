@@ -19,6 +19,8 @@ Figures (``--json`` prints one flat object):
 * ``checkout.error_rate.c{N}.{backend}``: share of checkouts that did not complete (errors and non-COMPLETED);
 * ``checkout.cpu_ms_per_checkout.{client,importer,exporter}.c{N}.{backend}``: CPU time (user+system, all threads)
   per checkout of each process: unlike latencies, comparable between runs on a shared, loaded machine;
+* with ``--compare-plaintext``: every checkout figure again as ``….{backend}.plaintext`` from a run that stores the
+  buyer reference unencrypted, and ``checkout.encryption_overhead.<figure>`` (encrypted / plaintext);
 * ``checkout.baseline.{p50,p99}_ms.c{N}.{backend}`` and ``checkout.baseline.calls_per_s.c{N}.{backend}``: a bare
   mTLS unary RPC (same pipeline) that verifies a JWT and commits one INSERT through the same durable store path
   (server in a child process, client in the bench process), with ``checkout.baseline.cpu_ms_per_call.*``.
@@ -68,6 +70,7 @@ from xporty.node.v1 import storefront_service_pb2_grpc as sf_grpc
 from xwl_runtime import db
 from xwl_runtime.authz import Rule, table
 from xwl_runtime.clock import SystemClock
+from xwl_runtime.fieldcrypt import PlaintextKeyring
 from xwl_runtime.identity import Identity, Kind
 from xwl_runtime.pipeline import caller
 from xwl_runtime.pki import PkiDir, key_to_pem, load_key, new_private_key
@@ -111,6 +114,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pg-admin-dsn", default=os.environ.get("XCWL_BENCH_PG_DSN", DEFAULT_PG_ADMIN),
                         help="PostgreSQL server where scratch databases are created")
     parser.add_argument("--skip-postgres", action="store_true", help="SQLite only")
+    parser.add_argument("--compare-plaintext", action="store_true",
+                        help="run the checkout figures a second time with personal data stored unencrypted "
+                             "(<figure>.plaintext) and print checkout.encryption_overhead.<figure> = encrypted / "
+                             "plaintext")
 
 
 def _pct(samples: list[float], q: float) -> float:
@@ -189,7 +196,7 @@ async def _drive(n: int, concurrency: int, one: Callable[[int], Awaitable[bool]]
 
 
 async def _checkout_figures(pki: PkiDir, exp_url: str, imp_url: str, backend: str, args: argparse.Namespace,
-                            jwt_key: Any) -> dict[str, float]:
+                            jwt_key: Any, *, plaintext: bool = False) -> dict[str, float]:
     await _prepare(exp_url)
     await _prepare(imp_url)
     out: dict[str, float] = {}
@@ -199,7 +206,8 @@ async def _checkout_figures(pki: PkiDir, exp_url: str, imp_url: str, backend: st
         stops.append(exporter.stop)
         # The importer node in a process of its own too: the app client below must not share its interpreter.
         importer = await _Child.start("importer", pki.root, imp_url, key_to_pem(jwt_key),
-                                      {"exporter_port": exporter.port, "order_timeout_ms": args.order_timeout_ms})
+                                      {"exporter_port": exporter.port, "order_timeout_ms": args.order_timeout_ms,
+                                       "plaintext": plaintext})
         stops.insert(0, importer.stop)
 
         async with secure_channel(f"127.0.0.1:{importer.port}", _material(pki, Identity.app(IMPORTER, APP)),
@@ -252,6 +260,8 @@ async def _serve_importer(pki: PkiDir, url: str, jwt_key: Any, options: dict[str
     clock = SystemClock()
     imp_mat = _material(pki, Identity.wl(IMPORTER))
     imp_ctx = _ctx(IMPORTER, url, pki, imp_mat)
+    if options.get("plaintext"):  # --compare-plaintext: the same run with the buyer reference stored as given
+        imp_ctx.keyring = PlaintextKeyring()
     imp_state = PolicyState(IMPORTER, clock, dt.timedelta(hours=1))
     await imp_state.apply(_view(IMPORTER, EXPORTER, f"127.0.0.1:{options['exporter_port']}", jwt_key))
     offers = StaticImportedOffers({
@@ -476,6 +486,9 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         announce(args, "sqlite: checkouts")
         out.update(await _checkout_figures(pki, f"sqlite:///{tmp}/exporter.db", f"sqlite:///{tmp}/importer.db",
                                            "sqlite", args, jwt_key))
+        if args.compare_plaintext:
+            out.update(await _checkout_figures(pki, f"sqlite:///{tmp}/exporter-p.db", f"sqlite:///{tmp}/importer-p.db",
+                                               "sqlite.plaintext", args, jwt_key, plaintext=True))
         if not args.skip_postgres:
             announce(args, "postgres: baseline and checkouts")
             async with _scratch_postgres(args.pg_admin_dsn) as url:
@@ -483,6 +496,23 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             async with _scratch_postgres(args.pg_admin_dsn) as exp_url, \
                     _scratch_postgres(args.pg_admin_dsn) as imp_url:
                 out.update(await _checkout_figures(pki, exp_url, imp_url, "postgres", args, jwt_key))
+            if args.compare_plaintext:
+                async with _scratch_postgres(args.pg_admin_dsn) as exp_url, \
+                        _scratch_postgres(args.pg_admin_dsn) as imp_url:
+                    out.update(await _checkout_figures(pki, exp_url, imp_url, "postgres.plaintext", args, jwt_key,
+                                                       plaintext=True))
+    if args.compare_plaintext:
+        out.update(encryption_overhead(out))
+    return out
+
+
+def encryption_overhead(figures: dict[str, float]) -> dict[str, float]:
+    """``checkout.encryption_overhead.<figure>`` = encrypted / plaintext for every figure measured both ways."""
+    out: dict[str, float] = {}
+    for key, value in figures.items():
+        plain = figures.get(key + ".plaintext")
+        if plain and not key.endswith(".plaintext") and not key.startswith("checkout.baseline"):
+            out["checkout.encryption_overhead." + key.removeprefix("checkout.")] = round(value / plain, 3)
     return out
 
 

@@ -118,3 +118,17 @@ class GetNodeStateResponse(_message.Message):
     state: _storefront_pb2.NodeState
     audit_checkpoint: _audit_pb2.AuditCheckpoint
     def __init__(self, state: _Optional[_Union[_storefront_pb2.NodeState, _Mapping]] = ..., audit_checkpoint: _Optional[_Union[_audit_pb2.AuditCheckpoint, _Mapping]] = ...) -> None: ...
+
+class GetTraderContactRequest(_message.Message):
+    __slots__ = ("imported_offer_id", "purpose")
+    IMPORTED_OFFER_ID_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    imported_offer_id: str
+    purpose: str
+    def __init__(self, imported_offer_id: _Optional[str] = ..., purpose: _Optional[str] = ...) -> None: ...
+
+class GetTraderContactResponse(_message.Message):
+    __slots__ = ("contact",)
+    CONTACT_FIELD_NUMBER: _ClassVar[int]
+    contact: _offer_pb2.TraderContact
+    def __init__(self, contact: _Optional[_Union[_offer_pb2.TraderContact, _Mapping]] = ...) -> None: ...

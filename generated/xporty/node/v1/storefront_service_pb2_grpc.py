@@ -76,6 +76,11 @@ class StorefrontServiceStub:
                 request_serializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.GetNodeStateRequest.SerializeToString,
                 response_deserializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.GetNodeStateResponse.FromString,
                 _registered_method=True)
+        self.GetTraderContact = channel.unary_unary(
+                '/xporty.node.v1.StorefrontService/GetTraderContact',
+                request_serializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.GetTraderContactRequest.SerializeToString,
+                response_deserializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.GetTraderContactResponse.FromString,
+                _registered_method=True)
 
 
 class StorefrontServiceServicer:
@@ -139,6 +144,14 @@ class StorefrontServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetTraderContact(self, request, context):
+        """GetTraderContact asks the exporter of an imported offer for its manager's clear contact; only for apps holding
+        the PII scope, and only when the exporter grants this WL (which logs the disclosure).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StorefrontServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -181,6 +194,11 @@ def add_StorefrontServiceServicer_to_server(servicer, server):
                     servicer.GetNodeState,
                     request_deserializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.GetNodeStateRequest.FromString,
                     response_serializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.GetNodeStateResponse.SerializeToString,
+            ),
+            'GetTraderContact': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTraderContact,
+                    request_deserializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.GetTraderContactRequest.FromString,
+                    response_serializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.GetTraderContactResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -401,6 +419,33 @@ class StorefrontService:
             '/xporty.node.v1.StorefrontService/GetNodeState',
             xporty_dot_node_dot_v1_dot_storefront__service__pb2.GetNodeStateRequest.SerializeToString,
             xporty_dot_node_dot_v1_dot_storefront__service__pb2.GetNodeStateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTraderContact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xporty.node.v1.StorefrontService/GetTraderContact',
+            xporty_dot_node_dot_v1_dot_storefront__service__pb2.GetTraderContactRequest.SerializeToString,
+            xporty_dot_node_dot_v1_dot_storefront__service__pb2.GetTraderContactResponse.FromString,
             options,
             channel_credentials,
             insecure,

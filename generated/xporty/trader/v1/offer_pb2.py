@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from xporty.common.v1 import money_pb2 as xporty_dot_common_dot_v1_dot_money__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cxporty/trader/v1/offer.proto\x12\x10xporty.trader.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cxporty/common/v1/money.proto\";\n\rTraderContact\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\"\xda\x02\n\x05Offer\x12\x10\n\x08offer_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65xporter_wl\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x05 \x01(\t\x12+\n\nunit_price\x18\x06 \x01(\x0b\x32\x17.xporty.common.v1.Money\x12\r\n\x05stock\x18\x07 \x01(\x03\x12\x12\n\nimage_urls\x18\x08 \x03(\t\x12\x30\n\x07manager\x18\t \x01(\x0b\x32\x1f.xporty.trader.v1.TraderContact\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08revision\x18\x0c \x01(\x04\"s\n\x0bOfferChange\x12\x10\n\x08offer_id\x18\x01 \x01(\t\x12&\n\x05offer\x18\x02 \x01(\x0b\x32\x17.xporty.trader.v1.Offer\x12\x11\n\ttombstone\x18\x03 \x01(\x08\x12\x17\n\x0f\x63hange_sequence\x18\x04 \x01(\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cxporty/trader/v1/offer.proto\x12\x10xporty.trader.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cxporty/common/v1/money.proto\"K\n\rTraderContact\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\x12\x0e\n\x06handle\x18\x04 \x01(\t\"\xda\x02\n\x05Offer\x12\x10\n\x08offer_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65xporter_wl\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x05 \x01(\t\x12+\n\nunit_price\x18\x06 \x01(\x0b\x32\x17.xporty.common.v1.Money\x12\r\n\x05stock\x18\x07 \x01(\x03\x12\x12\n\nimage_urls\x18\x08 \x03(\t\x12\x30\n\x07manager\x18\t \x01(\x0b\x32\x1f.xporty.trader.v1.TraderContact\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08revision\x18\x0c \x01(\x04\"s\n\x0bOfferChange\x12\x10\n\x08offer_id\x18\x01 \x01(\t\x12&\n\x05offer\x18\x02 \x01(\x0b\x32\x17.xporty.trader.v1.Offer\x12\x11\n\ttombstone\x18\x03 \x01(\x08\x12\x17\n\x0f\x63hange_sequence\x18\x04 \x01(\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,9 +34,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xporty.trader.v1.offer_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TRADERCONTACT']._serialized_start=113
-  _globals['_TRADERCONTACT']._serialized_end=172
-  _globals['_OFFER']._serialized_start=175
-  _globals['_OFFER']._serialized_end=521
-  _globals['_OFFERCHANGE']._serialized_start=523
-  _globals['_OFFERCHANGE']._serialized_end=638
+  _globals['_TRADERCONTACT']._serialized_end=188
+  _globals['_OFFER']._serialized_start=191
+  _globals['_OFFER']._serialized_end=537
+  _globals['_OFFERCHANGE']._serialized_start=539
+  _globals['_OFFERCHANGE']._serialized_end=654
 # @@protoc_insertion_point(module_scope)

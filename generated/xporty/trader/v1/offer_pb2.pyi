@@ -11,14 +11,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TraderContact(_message.Message):
-    __slots__ = ("name", "email", "phone")
+    __slots__ = ("name", "email", "phone", "handle")
     NAME_FIELD_NUMBER: _ClassVar[int]
     EMAIL_FIELD_NUMBER: _ClassVar[int]
     PHONE_FIELD_NUMBER: _ClassVar[int]
+    HANDLE_FIELD_NUMBER: _ClassVar[int]
     name: str
     email: str
     phone: str
-    def __init__(self, name: _Optional[str] = ..., email: _Optional[str] = ..., phone: _Optional[str] = ...) -> None: ...
+    handle: str
+    def __init__(self, name: _Optional[str] = ..., email: _Optional[str] = ..., phone: _Optional[str] = ..., handle: _Optional[str] = ...) -> None: ...
 
 class Offer(_message.Message):
     __slots__ = ("offer_id", "exporter_wl", "title", "description", "category", "unit_price", "stock", "image_urls", "manager", "create_time", "update_time", "revision")

@@ -88,3 +88,17 @@ class GetOrderResponse(_message.Message):
     ORDER_FIELD_NUMBER: _ClassVar[int]
     order: _order_pb2.Order
     def __init__(self, order: _Optional[_Union[_order_pb2.Order, _Mapping]] = ...) -> None: ...
+
+class GetTraderContactRequest(_message.Message):
+    __slots__ = ("handle", "purpose")
+    HANDLE_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    handle: str
+    purpose: str
+    def __init__(self, handle: _Optional[str] = ..., purpose: _Optional[str] = ...) -> None: ...
+
+class GetTraderContactResponse(_message.Message):
+    __slots__ = ("contact",)
+    CONTACT_FIELD_NUMBER: _ClassVar[int]
+    contact: _offer_pb2.TraderContact
+    def __init__(self, contact: _Optional[_Union[_offer_pb2.TraderContact, _Mapping]] = ...) -> None: ...

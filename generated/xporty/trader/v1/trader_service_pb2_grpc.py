@@ -61,6 +61,11 @@ class TraderServiceStub:
                 request_serializer=xporty_dot_trader_dot_v1_dot_trader__service__pb2.GetOrderRequest.SerializeToString,
                 response_deserializer=xporty_dot_trader_dot_v1_dot_trader__service__pb2.GetOrderResponse.FromString,
                 _registered_method=True)
+        self.GetTraderContact = channel.unary_unary(
+                '/xporty.trader.v1.TraderService/GetTraderContact',
+                request_serializer=xporty_dot_trader_dot_v1_dot_trader__service__pb2.GetTraderContactRequest.SerializeToString,
+                response_deserializer=xporty_dot_trader_dot_v1_dot_trader__service__pb2.GetTraderContactResponse.FromString,
+                _registered_method=True)
 
 
 class TraderServiceServicer:
@@ -103,6 +108,14 @@ class TraderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetTraderContact(self, request, context):
+        """GetTraderContact discloses the clear contact behind a handle to a peer whose grant allows it; every call,
+        granted or refused, is recorded in the exporter's disclosure log.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TraderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -130,6 +143,11 @@ def add_TraderServiceServicer_to_server(servicer, server):
                     servicer.GetOrder,
                     request_deserializer=xporty_dot_trader_dot_v1_dot_trader__service__pb2.GetOrderRequest.FromString,
                     response_serializer=xporty_dot_trader_dot_v1_dot_trader__service__pb2.GetOrderResponse.SerializeToString,
+            ),
+            'GetTraderContact': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTraderContact,
+                    request_deserializer=xporty_dot_trader_dot_v1_dot_trader__service__pb2.GetTraderContactRequest.FromString,
+                    response_serializer=xporty_dot_trader_dot_v1_dot_trader__service__pb2.GetTraderContactResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -269,6 +287,33 @@ class TraderService:
             '/xporty.trader.v1.TraderService/GetOrder',
             xporty_dot_trader_dot_v1_dot_trader__service__pb2.GetOrderRequest.SerializeToString,
             xporty_dot_trader_dot_v1_dot_trader__service__pb2.GetOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTraderContact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xporty.trader.v1.TraderService/GetTraderContact',
+            xporty_dot_trader_dot_v1_dot_trader__service__pb2.GetTraderContactRequest.SerializeToString,
+            xporty_dot_trader_dot_v1_dot_trader__service__pb2.GetTraderContactResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,1 @@
+"""Personal data on a node: trader accounts (encrypted at rest), contact disclosures, subject requests."""
