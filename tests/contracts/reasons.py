@@ -1,0 +1,87 @@
+"""Every ErrorInfo reason the product code can raise, found by reading its source (no import, no execution).
+
+A reason reaches a caller through an error class (``xwl_runtime.errors``): as a class's ``default_reason``, as a
+``reason=`` keyword (a literal, or a module constant, also one imported from another module), or as the first
+argument of a small helper whose first parameter is called ``reason`` (``_refuse("TOKEN_INVALID", ...)``). Batch
+refusals of event ingest map reason → error class in a dict named ``FATAL``, whose keys are reasons too.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("xwl_runtime", "cp_server", "wl_node")
+REASON = re.compile(r"^[A-Z][A-Z0-9_]+$")
+
+
+def _module_name(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+
+
+def _constants(tree: ast.Module) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Constant):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name) and isinstance(node.value.value, str):
+                    out[target.id] = node.value.value
+    return out
+
+
+def _reason_helpers(tree: ast.Module) -> set[str]:
+    """Functions whose first parameter is ``reason``."""
+    return {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+            and n.args.args and n.args.args[0].arg == "reason" and n.name != "__init__"}
+
+
+def raised_reasons() -> dict[str, set[str]]:
+    """reason → the modules that raise it."""
+    trees = {_module_name(p): ast.parse(p.read_text(), str(p))
+             for pkg in PACKAGES for p in sorted((ROOT / pkg).rglob("*.py")) if "migrations" not in p.parts}
+    constants = {name: _constants(tree) for name, tree in trees.items()}
+    found: dict[str, set[str]] = {}
+
+    def add(value: object, module: str) -> None:
+        if isinstance(value, str) and REASON.match(value):
+            found.setdefault(value, set()).add(module)
+
+    for module, tree in trees.items():
+        scope = dict(constants[module])
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and node.module:
+                source = node.module if node.level == 0 else _resolve_relative(module, node.module, node.level)
+                for alias in node.names:
+                    if alias.name in constants.get(source, {}):
+                        scope[alias.asname or alias.name] = constants[source][alias.name]
+        helpers = _reason_helpers(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names = {t.id for t in targets if isinstance(t, ast.Name)}
+                if "default_reason" in names and isinstance(node.value, ast.Constant):
+                    add(node.value.value, module)
+                if "FATAL" in names and isinstance(node.value, ast.Dict):
+                    for key in node.value.keys:
+                        if isinstance(key, ast.Constant):
+                            add(key.value, module)
+            if not isinstance(node, ast.Call):
+                continue
+            for kw in node.keywords:
+                if kw.arg == "reason":
+                    if isinstance(kw.value, ast.Constant):
+                        add(kw.value.value, module)
+                    elif isinstance(kw.value, ast.Name) and kw.value.id in scope:
+                        add(scope[kw.value.id], module)
+            callee = node.func.id if isinstance(node.func, ast.Name) else None
+            if callee in helpers and node.args and isinstance(node.args[0], ast.Constant):
+                add(node.args[0].value, module)
+    return found
+
+
+def _resolve_relative(module: str, name: str, level: int) -> str:
+    parts = module.split(".")
+    return ".".join([*parts[: len(parts) - level], name])
