@@ -3,7 +3,10 @@
 A reason reaches a caller through an error class (``xwl_runtime.errors``): as a class's ``default_reason``, as a
 ``reason=`` keyword (a literal, or a module constant, also one imported from another module), or as the first
 argument of a small helper whose first parameter is called ``reason`` (``_refuse("TOKEN_INVALID", ...)``). Batch
-refusals of event ingest map reason → error class in a dict named ``FATAL``, whose keys are reasons too.
+refusals of event ingest map reason → error class in a dict named ``FATAL``, whose keys are reasons too. Policy
+decisions carry their refusal as the first field of a dataclass (``PairDecision(deny_reason, ...)``), raised as the
+ErrorInfo reason; their values are literals, ``.get(..., "DEFAULT")`` defaults, and the values of module dicts whose
+name contains ``REASON``. The signal gate's two constants are listed by the test itself (``GATE_REASONS``).
 """
 
 from __future__ import annotations
@@ -38,11 +41,23 @@ def _reason_helpers(tree: ast.Module) -> set[str]:
             and n.args.args and n.args.args[0].arg == "reason" and n.name != "__init__"}
 
 
+def _reason_first_classes(tree: ast.Module) -> set[str]:
+    """Classes whose first annotated field is a reason (``deny_reason: str | None``)."""
+    out: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            fields = [b for b in node.body if isinstance(b, ast.AnnAssign) and isinstance(b.target, ast.Name)]
+            if fields and isinstance(fields[0].target, ast.Name) and fields[0].target.id.endswith("reason"):
+                out.add(node.name)
+    return out
+
+
 def raised_reasons() -> dict[str, set[str]]:
     """reason → the modules that raise it."""
     trees = {_module_name(p): ast.parse(p.read_text(), str(p))
              for pkg in PACKAGES for p in sorted((ROOT / pkg).rglob("*.py")) if "migrations" not in p.parts}
     constants = {name: _constants(tree) for name, tree in trees.items()}
+    decision_classes = set().union(*(_reason_first_classes(tree) for tree in trees.values()))
     found: dict[str, set[str]] = {}
 
     def add(value: object, module: str) -> None:
@@ -68,6 +83,10 @@ def raised_reasons() -> dict[str, set[str]]:
                     for key in node.value.keys:
                         if isinstance(key, ast.Constant):
                             add(key.value, module)
+                if any("REASON" in n for n in names) and isinstance(node.value, ast.Dict):
+                    for value in node.value.values:
+                        if isinstance(value, ast.Constant):
+                            add(value.value, module)
             if not isinstance(node, ast.Call):
                 continue
             for kw in node.keywords:
@@ -79,6 +98,12 @@ def raised_reasons() -> dict[str, set[str]]:
             callee = node.func.id if isinstance(node.func, ast.Name) else None
             if callee in helpers and node.args and isinstance(node.args[0], ast.Constant):
                 add(node.args[0].value, module)
+            if callee in decision_classes and node.args:
+                first = node.args[0]
+                if isinstance(first, ast.Constant):
+                    add(first.value, module)
+                elif isinstance(first, ast.Call) and len(first.args) == 2 and isinstance(first.args[1], ast.Constant):
+                    add(first.args[1].value, module)  # MAPPING.get(key, "DEFAULT")
     return found
 
 

@@ -5,15 +5,25 @@ from __future__ import annotations
 from google.rpc import error_details_pb2, status_pb2
 
 from tests.contracts.reasons import raised_reasons
+from wl_node.risk.enforcer import DIRECTION_DISABLED, RISK_VIEW_STALE
 from xporty.common.v1 import errors_pb2
 from xwl_runtime.errors import ERROR_DOMAIN, FailedPrecondition
 from xwl_runtime.ratelimit import RATE_LIMITED
 
 DOCUMENTED = set(errors_pb2.ErrorReason.keys()) - {"ERROR_REASON_UNSPECIFIED"}
+GATE_REASONS = {DIRECTION_DISABLED, RISK_VIEW_STALE}
+"""Returned by the enforcer's signal gate and raised as the reason of the refused trade (not visible to the scan)."""
+
+
+def _raised() -> dict[str, set[str]]:
+    raised = raised_reasons()
+    for reason in GATE_REASONS:
+        raised.setdefault(reason, set()).add("wl_node.risk.enforcer")
+    return raised
 
 
 def test_every_raised_reason_is_in_the_error_reason_enum() -> None:
-    raised = raised_reasons()
+    raised = _raised()
     missing = {reason: sorted(modules) for reason, modules in raised.items() if reason not in DOCUMENTED}
     assert missing == {}, (
         "reasons raised but missing from proto/xporty/common/v1/errors.proto (append them, with a comment): "
@@ -29,12 +39,14 @@ def test_the_scan_sees_every_way_a_reason_is_raised() -> None:
     assert "BOOTSTRAP_TOKEN_INVALID" in raised  # constant defined in one module, raised there
     assert "TOKEN_WRONG_AUDIENCE" in raised  # _refuse("...", ...) helper
     assert "EVENT_NOT_OWNED" in raised  # FATAL reason → error class table
-    assert len(raised) >= 70
+    assert {"NO_PAIR_POLICY", "IMPORTS_FROZEN", "PAIR_NOT_ACTIVE"} <= set(raised)  # PairDecision(...) literals
+    assert {"PAIR_PAUSED", "PAIR_BLOCKED"} <= set(raised)  # values of a *_REASON* mapping
+    assert len(raised) >= 80
 
 
 def test_documented_reasons_are_not_stale() -> None:
     """The enum holds no reason the code no longer raises (remove neither: mark it deprecated in the comment)."""
-    stale = DOCUMENTED - set(raised_reasons())
+    stale = DOCUMENTED - set(_raised())
     assert stale == set(), f"documented but never raised: {sorted(stale)}"
 
 

@@ -81,6 +81,14 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TOKEN_UNAVAILABLE: _ClassVar[ErrorReason]
     EXPORTER_BUSY: _ClassVar[ErrorReason]
     DEADLINE_EXHAUSTED: _ClassVar[ErrorReason]
+    PAIR_PAUSED: _ClassVar[ErrorReason]
+    PAIR_BLOCKED: _ClassVar[ErrorReason]
+    PAIR_NOT_ACTIVE: _ClassVar[ErrorReason]
+    IMPORTS_FROZEN: _ClassVar[ErrorReason]
+    IMPORT_DISABLED: _ClassVar[ErrorReason]
+    NOT_VISIBLE_TO_IMPORTER: _ClassVar[ErrorReason]
+    RISK_VIEW_STALE: _ClassVar[ErrorReason]
+    DIRECTION_DISABLED: _ClassVar[ErrorReason]
 ERROR_REASON_UNSPECIFIED: ErrorReason
 INTERNAL: ErrorReason
 INVALID_ARGUMENT: ErrorReason
@@ -156,3 +164,11 @@ NO_ENDPOINT: ErrorReason
 TOKEN_UNAVAILABLE: ErrorReason
 EXPORTER_BUSY: ErrorReason
 DEADLINE_EXHAUSTED: ErrorReason
+PAIR_PAUSED: ErrorReason
+PAIR_BLOCKED: ErrorReason
+PAIR_NOT_ACTIVE: ErrorReason
+IMPORTS_FROZEN: ErrorReason
+IMPORT_DISABLED: ErrorReason
+NOT_VISIBLE_TO_IMPORTER: ErrorReason
+RISK_VIEW_STALE: ErrorReason
+DIRECTION_DISABLED: ErrorReason

@@ -118,3 +118,15 @@ class GetNodeStateResponse(_message.Message):
     state: _storefront_pb2.NodeState
     audit_checkpoint: _audit_pb2.AuditCheckpoint
     def __init__(self, state: _Optional[_Union[_storefront_pb2.NodeState, _Mapping]] = ..., audit_checkpoint: _Optional[_Union[_audit_pb2.AuditCheckpoint, _Mapping]] = ...) -> None: ...
+
+class WatchPairsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WatchPairsResponse(_message.Message):
+    __slots__ = ("pairs", "signal")
+    PAIRS_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    pairs: _storefront_pb2.PairsUpdate
+    signal: _storefront_pb2.PairSignal
+    def __init__(self, pairs: _Optional[_Union[_storefront_pb2.PairsUpdate, _Mapping]] = ..., signal: _Optional[_Union[_storefront_pb2.PairSignal, _Mapping]] = ...) -> None: ...

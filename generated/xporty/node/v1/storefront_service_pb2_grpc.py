@@ -76,6 +76,11 @@ class StorefrontServiceStub:
                 request_serializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.GetNodeStateRequest.SerializeToString,
                 response_deserializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.GetNodeStateResponse.FromString,
                 _registered_method=True)
+        self.WatchPairs = channel.unary_stream(
+                '/xporty.node.v1.StorefrontService/WatchPairs',
+                request_serializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.WatchPairsRequest.SerializeToString,
+                response_deserializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.WatchPairsResponse.FromString,
+                _registered_method=True)
 
 
 class StorefrontServiceServicer:
@@ -139,6 +144,15 @@ class StorefrontServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchPairs(self, request, context):
+        """WatchPairs streams this WL's pair policies (on connect and at every new policy version) and every risk or
+        status signal the node applies to its pairs, so a WL service reacts without polling. A subscriber that
+        falls behind is ended with ABORTED (reason SUBSCRIBER_LAGGED): subscribe again, the first message is current.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StorefrontServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -181,6 +195,11 @@ def add_StorefrontServiceServicer_to_server(servicer, server):
                     servicer.GetNodeState,
                     request_deserializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.GetNodeStateRequest.FromString,
                     response_serializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.GetNodeStateResponse.SerializeToString,
+            ),
+            'WatchPairs': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchPairs,
+                    request_deserializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.WatchPairsRequest.FromString,
+                    response_serializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.WatchPairsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -401,6 +420,33 @@ class StorefrontService:
             '/xporty.node.v1.StorefrontService/GetNodeState',
             xporty_dot_node_dot_v1_dot_storefront__service__pb2.GetNodeStateRequest.SerializeToString,
             xporty_dot_node_dot_v1_dot_storefront__service__pb2.GetNodeStateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchPairs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/xporty.node.v1.StorefrontService/WatchPairs',
+            xporty_dot_node_dot_v1_dot_storefront__service__pb2.WatchPairsRequest.SerializeToString,
+            xporty_dot_node_dot_v1_dot_storefront__service__pb2.WatchPairsResponse.FromString,
             options,
             channel_credentials,
             insecure,

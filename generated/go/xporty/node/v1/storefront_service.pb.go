@@ -867,6 +867,131 @@ func (x *GetNodeStateResponse) GetAuditCheckpoint() *v11.AuditCheckpoint {
 	return nil
 }
 
+// WatchPairsRequest subscribes to this WL's pairs.
+type WatchPairsRequest struct {
+	state         protoimpl.MessageState
+	sizeCache     protoimpl.SizeCache
+	unknownFields protoimpl.UnknownFields
+}
+
+func (x *WatchPairsRequest) Reset() {
+	*x = WatchPairsRequest{}
+	if protoimpl.UnsafeEnabled {
+		mi := &file_xporty_node_v1_storefront_service_proto_msgTypes[16]
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		ms.StoreMessageInfo(mi)
+	}
+}
+
+func (x *WatchPairsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchPairsRequest) ProtoMessage() {}
+
+func (x *WatchPairsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_xporty_node_v1_storefront_service_proto_msgTypes[16]
+	if protoimpl.UnsafeEnabled && x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchPairsRequest.ProtoReflect.Descriptor instead.
+func (*WatchPairsRequest) Descriptor() ([]byte, []int) {
+	return file_xporty_node_v1_storefront_service_proto_rawDescGZIP(), []int{16}
+}
+
+// WatchPairsResponse is one event of the pairs stream.
+type WatchPairsResponse struct {
+	state         protoimpl.MessageState
+	sizeCache     protoimpl.SizeCache
+	unknownFields protoimpl.UnknownFields
+
+	// What happened.
+	//
+	// Types that are assignable to Event:
+	//
+	//	*WatchPairsResponse_Pairs
+	//	*WatchPairsResponse_Signal
+	Event isWatchPairsResponse_Event `protobuf_oneof:"event"`
+}
+
+func (x *WatchPairsResponse) Reset() {
+	*x = WatchPairsResponse{}
+	if protoimpl.UnsafeEnabled {
+		mi := &file_xporty_node_v1_storefront_service_proto_msgTypes[17]
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		ms.StoreMessageInfo(mi)
+	}
+}
+
+func (x *WatchPairsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchPairsResponse) ProtoMessage() {}
+
+func (x *WatchPairsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_xporty_node_v1_storefront_service_proto_msgTypes[17]
+	if protoimpl.UnsafeEnabled && x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchPairsResponse.ProtoReflect.Descriptor instead.
+func (*WatchPairsResponse) Descriptor() ([]byte, []int) {
+	return file_xporty_node_v1_storefront_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (m *WatchPairsResponse) GetEvent() isWatchPairsResponse_Event {
+	if m != nil {
+		return m.Event
+	}
+	return nil
+}
+
+func (x *WatchPairsResponse) GetPairs() *PairsUpdate {
+	if x, ok := x.GetEvent().(*WatchPairsResponse_Pairs); ok {
+		return x.Pairs
+	}
+	return nil
+}
+
+func (x *WatchPairsResponse) GetSignal() *PairSignal {
+	if x, ok := x.GetEvent().(*WatchPairsResponse_Signal); ok {
+		return x.Signal
+	}
+	return nil
+}
+
+type isWatchPairsResponse_Event interface {
+	isWatchPairsResponse_Event()
+}
+
+type WatchPairsResponse_Pairs struct {
+	// The node serves a new policy version (also sent first, on connect, when the node has a view).
+	Pairs *PairsUpdate `protobuf:"bytes,1,opt,name=pairs,proto3,oneof"`
+}
+
+type WatchPairsResponse_Signal struct {
+	// The node applied a signal from the CP to one of this WL's pairs.
+	Signal *PairSignal `protobuf:"bytes,2,opt,name=signal,proto3,oneof"`
+}
+
+func (*WatchPairsResponse_Pairs) isWatchPairsResponse_Event() {}
+
+func (*WatchPairsResponse_Signal) isWatchPairsResponse_Event() {}
+
 var File_xporty_node_v1_storefront_service_proto protoreflect.FileDescriptor
 
 var file_xporty_node_v1_storefront_service_proto_rawDesc = []byte{
@@ -963,7 +1088,17 @@ var file_xporty_node_v1_storefront_service_proto_rawDesc = []byte{
 	0x69, 0x6e, 0x74, 0x18, 0x02, 0x20, 0x01, 0x28, 0x0b, 0x32, 0x1d, 0x2e, 0x78, 0x70, 0x6f, 0x72,
 	0x74, 0x79, 0x2e, 0x63, 0x70, 0x2e, 0x76, 0x31, 0x2e, 0x41, 0x75, 0x64, 0x69, 0x74, 0x43, 0x68,
 	0x65, 0x63, 0x6b, 0x70, 0x6f, 0x69, 0x6e, 0x74, 0x52, 0x0f, 0x61, 0x75, 0x64, 0x69, 0x74, 0x43,
-	0x68, 0x65, 0x63, 0x6b, 0x70, 0x6f, 0x69, 0x6e, 0x74, 0x32, 0xfa, 0x05, 0x0a, 0x11, 0x53, 0x74,
+	0x68, 0x65, 0x63, 0x6b, 0x70, 0x6f, 0x69, 0x6e, 0x74, 0x22, 0x13, 0x0a, 0x11, 0x57, 0x61, 0x74,
+	0x63, 0x68, 0x50, 0x61, 0x69, 0x72, 0x73, 0x52, 0x65, 0x71, 0x75, 0x65, 0x73, 0x74, 0x22, 0x88,
+	0x01, 0x0a, 0x12, 0x57, 0x61, 0x74, 0x63, 0x68, 0x50, 0x61, 0x69, 0x72, 0x73, 0x52, 0x65, 0x73,
+	0x70, 0x6f, 0x6e, 0x73, 0x65, 0x12, 0x33, 0x0a, 0x05, 0x70, 0x61, 0x69, 0x72, 0x73, 0x18, 0x01,
+	0x20, 0x01, 0x28, 0x0b, 0x32, 0x1b, 0x2e, 0x78, 0x70, 0x6f, 0x72, 0x74, 0x79, 0x2e, 0x6e, 0x6f,
+	0x64, 0x65, 0x2e, 0x76, 0x31, 0x2e, 0x50, 0x61, 0x69, 0x72, 0x73, 0x55, 0x70, 0x64, 0x61, 0x74,
+	0x65, 0x48, 0x00, 0x52, 0x05, 0x70, 0x61, 0x69, 0x72, 0x73, 0x12, 0x34, 0x0a, 0x06, 0x73, 0x69,
+	0x67, 0x6e, 0x61, 0x6c, 0x18, 0x02, 0x20, 0x01, 0x28, 0x0b, 0x32, 0x1a, 0x2e, 0x78, 0x70, 0x6f,
+	0x72, 0x74, 0x79, 0x2e, 0x6e, 0x6f, 0x64, 0x65, 0x2e, 0x76, 0x31, 0x2e, 0x50, 0x61, 0x69, 0x72,
+	0x53, 0x69, 0x67, 0x6e, 0x61, 0x6c, 0x48, 0x00, 0x52, 0x06, 0x73, 0x69, 0x67, 0x6e, 0x61, 0x6c,
+	0x42, 0x07, 0x0a, 0x05, 0x65, 0x76, 0x65, 0x6e, 0x74, 0x32, 0xd1, 0x06, 0x0a, 0x11, 0x53, 0x74,
 	0x6f, 0x72, 0x65, 0x66, 0x72, 0x6f, 0x6e, 0x74, 0x53, 0x65, 0x72, 0x76, 0x69, 0x63, 0x65, 0x12,
 	0x59, 0x0a, 0x0c, 0x50, 0x75, 0x62, 0x6c, 0x69, 0x73, 0x68, 0x4f, 0x66, 0x66, 0x65, 0x72, 0x12,
 	0x23, 0x2e, 0x78, 0x70, 0x6f, 0x72, 0x74, 0x79, 0x2e, 0x6e, 0x6f, 0x64, 0x65, 0x2e, 0x76, 0x31,
@@ -1011,18 +1146,23 @@ var file_xporty_node_v1_storefront_service_proto_rawDesc = []byte{
 	0x4e, 0x6f, 0x64, 0x65, 0x53, 0x74, 0x61, 0x74, 0x65, 0x52, 0x65, 0x71, 0x75, 0x65, 0x73, 0x74,
 	0x1a, 0x24, 0x2e, 0x78, 0x70, 0x6f, 0x72, 0x74, 0x79, 0x2e, 0x6e, 0x6f, 0x64, 0x65, 0x2e, 0x76,
 	0x31, 0x2e, 0x47, 0x65, 0x74, 0x4e, 0x6f, 0x64, 0x65, 0x53, 0x74, 0x61, 0x74, 0x65, 0x52, 0x65,
-	0x73, 0x70, 0x6f, 0x6e, 0x73, 0x65, 0x42, 0xa8, 0x01, 0x0a, 0x12, 0x63, 0x6f, 0x6d, 0x2e, 0x78,
-	0x70, 0x6f, 0x72, 0x74, 0x79, 0x2e, 0x6e, 0x6f, 0x64, 0x65, 0x2e, 0x76, 0x31, 0x42, 0x16, 0x53,
-	0x74, 0x6f, 0x72, 0x65, 0x66, 0x72, 0x6f, 0x6e, 0x74, 0x53, 0x65, 0x72, 0x76, 0x69, 0x63, 0x65,
-	0x50, 0x72, 0x6f, 0x74, 0x6f, 0x50, 0x01, 0x5a, 0x3d, 0x67, 0x69, 0x74, 0x68, 0x75, 0x62, 0x2e,
-	0x63, 0x6f, 0x6d, 0x2f, 0x78, 0x70, 0x6f, 0x72, 0x74, 0x79, 0x2f, 0x63, 0x72, 0x6f, 0x73, 0x73,
-	0x2d, 0x77, 0x6c, 0x2f, 0x67, 0x65, 0x6e, 0x65, 0x72, 0x61, 0x74, 0x65, 0x64, 0x2f, 0x67, 0x6f,
-	0x2f, 0x78, 0x70, 0x6f, 0x72, 0x74, 0x79, 0x2f, 0x6e, 0x6f, 0x64, 0x65, 0x2f, 0x76, 0x31, 0x3b,
-	0x6e, 0x6f, 0x64, 0x65, 0x76, 0x31, 0xa2, 0x02, 0x03, 0x58, 0x4e, 0x58, 0xaa, 0x02, 0x0e, 0x58,
-	0x70, 0x6f, 0x72, 0x74, 0x79, 0x2e, 0x4e, 0x6f, 0x64, 0x65, 0x2e, 0x56, 0x31, 0xca, 0x02, 0x0e,
-	0x58, 0x70, 0x6f, 0x72, 0x74, 0x79, 0x5c, 0x4e, 0x6f, 0x64, 0x65, 0x5c, 0x56, 0x31, 0xea, 0x02,
-	0x10, 0x58, 0x70, 0x6f, 0x72, 0x74, 0x79, 0x3a, 0x3a, 0x4e, 0x6f, 0x64, 0x65, 0x3a, 0x3a, 0x56,
-	0x31, 0x62, 0x06, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x33,
+	0x73, 0x70, 0x6f, 0x6e, 0x73, 0x65, 0x12, 0x55, 0x0a, 0x0a, 0x57, 0x61, 0x74, 0x63, 0x68, 0x50,
+	0x61, 0x69, 0x72, 0x73, 0x12, 0x21, 0x2e, 0x78, 0x70, 0x6f, 0x72, 0x74, 0x79, 0x2e, 0x6e, 0x6f,
+	0x64, 0x65, 0x2e, 0x76, 0x31, 0x2e, 0x57, 0x61, 0x74, 0x63, 0x68, 0x50, 0x61, 0x69, 0x72, 0x73,
+	0x52, 0x65, 0x71, 0x75, 0x65, 0x73, 0x74, 0x1a, 0x22, 0x2e, 0x78, 0x70, 0x6f, 0x72, 0x74, 0x79,
+	0x2e, 0x6e, 0x6f, 0x64, 0x65, 0x2e, 0x76, 0x31, 0x2e, 0x57, 0x61, 0x74, 0x63, 0x68, 0x50, 0x61,
+	0x69, 0x72, 0x73, 0x52, 0x65, 0x73, 0x70, 0x6f, 0x6e, 0x73, 0x65, 0x30, 0x01, 0x42, 0xa8, 0x01,
+	0x0a, 0x12, 0x63, 0x6f, 0x6d, 0x2e, 0x78, 0x70, 0x6f, 0x72, 0x74, 0x79, 0x2e, 0x6e, 0x6f, 0x64,
+	0x65, 0x2e, 0x76, 0x31, 0x42, 0x16, 0x53, 0x74, 0x6f, 0x72, 0x65, 0x66, 0x72, 0x6f, 0x6e, 0x74,
+	0x53, 0x65, 0x72, 0x76, 0x69, 0x63, 0x65, 0x50, 0x72, 0x6f, 0x74, 0x6f, 0x50, 0x01, 0x5a, 0x3d,
+	0x67, 0x69, 0x74, 0x68, 0x75, 0x62, 0x2e, 0x63, 0x6f, 0x6d, 0x2f, 0x78, 0x70, 0x6f, 0x72, 0x74,
+	0x79, 0x2f, 0x63, 0x72, 0x6f, 0x73, 0x73, 0x2d, 0x77, 0x6c, 0x2f, 0x67, 0x65, 0x6e, 0x65, 0x72,
+	0x61, 0x74, 0x65, 0x64, 0x2f, 0x67, 0x6f, 0x2f, 0x78, 0x70, 0x6f, 0x72, 0x74, 0x79, 0x2f, 0x6e,
+	0x6f, 0x64, 0x65, 0x2f, 0x76, 0x31, 0x3b, 0x6e, 0x6f, 0x64, 0x65, 0x76, 0x31, 0xa2, 0x02, 0x03,
+	0x58, 0x4e, 0x58, 0xaa, 0x02, 0x0e, 0x58, 0x70, 0x6f, 0x72, 0x74, 0x79, 0x2e, 0x4e, 0x6f, 0x64,
+	0x65, 0x2e, 0x56, 0x31, 0xca, 0x02, 0x0e, 0x58, 0x70, 0x6f, 0x72, 0x74, 0x79, 0x5c, 0x4e, 0x6f,
+	0x64, 0x65, 0x5c, 0x56, 0x31, 0xea, 0x02, 0x10, 0x58, 0x70, 0x6f, 0x72, 0x74, 0x79, 0x3a, 0x3a,
+	0x4e, 0x6f, 0x64, 0x65, 0x3a, 0x3a, 0x56, 0x31, 0x62, 0x06, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x33,
 }
 
 var (
@@ -1037,7 +1177,7 @@ func file_xporty_node_v1_storefront_service_proto_rawDescGZIP() []byte {
 	return file_xporty_node_v1_storefront_service_proto_rawDescData
 }
 
-var file_xporty_node_v1_storefront_service_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_xporty_node_v1_storefront_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_xporty_node_v1_storefront_service_proto_goTypes = []interface{}{
 	(*PublishOfferRequest)(nil),        // 0: xporty.node.v1.PublishOfferRequest
 	(*PublishOfferResponse)(nil),       // 1: xporty.node.v1.PublishOfferResponse
@@ -1055,44 +1195,52 @@ var file_xporty_node_v1_storefront_service_proto_goTypes = []interface{}{
 	(*GetCheckoutResponse)(nil),        // 13: xporty.node.v1.GetCheckoutResponse
 	(*GetNodeStateRequest)(nil),        // 14: xporty.node.v1.GetNodeStateRequest
 	(*GetNodeStateResponse)(nil),       // 15: xporty.node.v1.GetNodeStateResponse
-	(*v1.Offer)(nil),                   // 16: xporty.trader.v1.Offer
-	(*ImportedOffer)(nil),              // 17: xporty.node.v1.ImportedOffer
-	(*Checkout)(nil),                   // 18: xporty.node.v1.Checkout
-	(*NodeState)(nil),                  // 19: xporty.node.v1.NodeState
-	(*v11.AuditCheckpoint)(nil),        // 20: xporty.cp.v1.AuditCheckpoint
+	(*WatchPairsRequest)(nil),          // 16: xporty.node.v1.WatchPairsRequest
+	(*WatchPairsResponse)(nil),         // 17: xporty.node.v1.WatchPairsResponse
+	(*v1.Offer)(nil),                   // 18: xporty.trader.v1.Offer
+	(*ImportedOffer)(nil),              // 19: xporty.node.v1.ImportedOffer
+	(*Checkout)(nil),                   // 20: xporty.node.v1.Checkout
+	(*NodeState)(nil),                  // 21: xporty.node.v1.NodeState
+	(*v11.AuditCheckpoint)(nil),        // 22: xporty.cp.v1.AuditCheckpoint
+	(*PairsUpdate)(nil),                // 23: xporty.node.v1.PairsUpdate
+	(*PairSignal)(nil),                 // 24: xporty.node.v1.PairSignal
 }
 var file_xporty_node_v1_storefront_service_proto_depIdxs = []int32{
-	16, // 0: xporty.node.v1.PublishOfferRequest.offer:type_name -> xporty.trader.v1.Offer
-	16, // 1: xporty.node.v1.PublishOfferResponse.offer:type_name -> xporty.trader.v1.Offer
-	16, // 2: xporty.node.v1.UpdateOfferRequest.offer:type_name -> xporty.trader.v1.Offer
-	16, // 3: xporty.node.v1.UpdateOfferResponse.offer:type_name -> xporty.trader.v1.Offer
-	17, // 4: xporty.node.v1.ListImportedOffersResponse.offers:type_name -> xporty.node.v1.ImportedOffer
-	17, // 5: xporty.node.v1.GetImportedOfferResponse.offer:type_name -> xporty.node.v1.ImportedOffer
-	18, // 6: xporty.node.v1.CheckoutResponse.checkout:type_name -> xporty.node.v1.Checkout
-	18, // 7: xporty.node.v1.GetCheckoutResponse.checkout:type_name -> xporty.node.v1.Checkout
-	19, // 8: xporty.node.v1.GetNodeStateResponse.state:type_name -> xporty.node.v1.NodeState
-	20, // 9: xporty.node.v1.GetNodeStateResponse.audit_checkpoint:type_name -> xporty.cp.v1.AuditCheckpoint
-	0,  // 10: xporty.node.v1.StorefrontService.PublishOffer:input_type -> xporty.node.v1.PublishOfferRequest
-	2,  // 11: xporty.node.v1.StorefrontService.UpdateOffer:input_type -> xporty.node.v1.UpdateOfferRequest
-	4,  // 12: xporty.node.v1.StorefrontService.WithdrawOffer:input_type -> xporty.node.v1.WithdrawOfferRequest
-	6,  // 13: xporty.node.v1.StorefrontService.ListImportedOffers:input_type -> xporty.node.v1.ListImportedOffersRequest
-	8,  // 14: xporty.node.v1.StorefrontService.GetImportedOffer:input_type -> xporty.node.v1.GetImportedOfferRequest
-	10, // 15: xporty.node.v1.StorefrontService.Checkout:input_type -> xporty.node.v1.CheckoutRequest
-	12, // 16: xporty.node.v1.StorefrontService.GetCheckout:input_type -> xporty.node.v1.GetCheckoutRequest
-	14, // 17: xporty.node.v1.StorefrontService.GetNodeState:input_type -> xporty.node.v1.GetNodeStateRequest
-	1,  // 18: xporty.node.v1.StorefrontService.PublishOffer:output_type -> xporty.node.v1.PublishOfferResponse
-	3,  // 19: xporty.node.v1.StorefrontService.UpdateOffer:output_type -> xporty.node.v1.UpdateOfferResponse
-	5,  // 20: xporty.node.v1.StorefrontService.WithdrawOffer:output_type -> xporty.node.v1.WithdrawOfferResponse
-	7,  // 21: xporty.node.v1.StorefrontService.ListImportedOffers:output_type -> xporty.node.v1.ListImportedOffersResponse
-	9,  // 22: xporty.node.v1.StorefrontService.GetImportedOffer:output_type -> xporty.node.v1.GetImportedOfferResponse
-	11, // 23: xporty.node.v1.StorefrontService.Checkout:output_type -> xporty.node.v1.CheckoutResponse
-	13, // 24: xporty.node.v1.StorefrontService.GetCheckout:output_type -> xporty.node.v1.GetCheckoutResponse
-	15, // 25: xporty.node.v1.StorefrontService.GetNodeState:output_type -> xporty.node.v1.GetNodeStateResponse
-	18, // [18:26] is the sub-list for method output_type
-	10, // [10:18] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	18, // 0: xporty.node.v1.PublishOfferRequest.offer:type_name -> xporty.trader.v1.Offer
+	18, // 1: xporty.node.v1.PublishOfferResponse.offer:type_name -> xporty.trader.v1.Offer
+	18, // 2: xporty.node.v1.UpdateOfferRequest.offer:type_name -> xporty.trader.v1.Offer
+	18, // 3: xporty.node.v1.UpdateOfferResponse.offer:type_name -> xporty.trader.v1.Offer
+	19, // 4: xporty.node.v1.ListImportedOffersResponse.offers:type_name -> xporty.node.v1.ImportedOffer
+	19, // 5: xporty.node.v1.GetImportedOfferResponse.offer:type_name -> xporty.node.v1.ImportedOffer
+	20, // 6: xporty.node.v1.CheckoutResponse.checkout:type_name -> xporty.node.v1.Checkout
+	20, // 7: xporty.node.v1.GetCheckoutResponse.checkout:type_name -> xporty.node.v1.Checkout
+	21, // 8: xporty.node.v1.GetNodeStateResponse.state:type_name -> xporty.node.v1.NodeState
+	22, // 9: xporty.node.v1.GetNodeStateResponse.audit_checkpoint:type_name -> xporty.cp.v1.AuditCheckpoint
+	23, // 10: xporty.node.v1.WatchPairsResponse.pairs:type_name -> xporty.node.v1.PairsUpdate
+	24, // 11: xporty.node.v1.WatchPairsResponse.signal:type_name -> xporty.node.v1.PairSignal
+	0,  // 12: xporty.node.v1.StorefrontService.PublishOffer:input_type -> xporty.node.v1.PublishOfferRequest
+	2,  // 13: xporty.node.v1.StorefrontService.UpdateOffer:input_type -> xporty.node.v1.UpdateOfferRequest
+	4,  // 14: xporty.node.v1.StorefrontService.WithdrawOffer:input_type -> xporty.node.v1.WithdrawOfferRequest
+	6,  // 15: xporty.node.v1.StorefrontService.ListImportedOffers:input_type -> xporty.node.v1.ListImportedOffersRequest
+	8,  // 16: xporty.node.v1.StorefrontService.GetImportedOffer:input_type -> xporty.node.v1.GetImportedOfferRequest
+	10, // 17: xporty.node.v1.StorefrontService.Checkout:input_type -> xporty.node.v1.CheckoutRequest
+	12, // 18: xporty.node.v1.StorefrontService.GetCheckout:input_type -> xporty.node.v1.GetCheckoutRequest
+	14, // 19: xporty.node.v1.StorefrontService.GetNodeState:input_type -> xporty.node.v1.GetNodeStateRequest
+	16, // 20: xporty.node.v1.StorefrontService.WatchPairs:input_type -> xporty.node.v1.WatchPairsRequest
+	1,  // 21: xporty.node.v1.StorefrontService.PublishOffer:output_type -> xporty.node.v1.PublishOfferResponse
+	3,  // 22: xporty.node.v1.StorefrontService.UpdateOffer:output_type -> xporty.node.v1.UpdateOfferResponse
+	5,  // 23: xporty.node.v1.StorefrontService.WithdrawOffer:output_type -> xporty.node.v1.WithdrawOfferResponse
+	7,  // 24: xporty.node.v1.StorefrontService.ListImportedOffers:output_type -> xporty.node.v1.ListImportedOffersResponse
+	9,  // 25: xporty.node.v1.StorefrontService.GetImportedOffer:output_type -> xporty.node.v1.GetImportedOfferResponse
+	11, // 26: xporty.node.v1.StorefrontService.Checkout:output_type -> xporty.node.v1.CheckoutResponse
+	13, // 27: xporty.node.v1.StorefrontService.GetCheckout:output_type -> xporty.node.v1.GetCheckoutResponse
+	15, // 28: xporty.node.v1.StorefrontService.GetNodeState:output_type -> xporty.node.v1.GetNodeStateResponse
+	17, // 29: xporty.node.v1.StorefrontService.WatchPairs:output_type -> xporty.node.v1.WatchPairsResponse
+	21, // [21:30] is the sub-list for method output_type
+	12, // [12:21] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_xporty_node_v1_storefront_service_proto_init() }
@@ -1294,6 +1442,34 @@ func file_xporty_node_v1_storefront_service_proto_init() {
 				return nil
 			}
 		}
+		file_xporty_node_v1_storefront_service_proto_msgTypes[16].Exporter = func(v interface{}, i int) interface{} {
+			switch v := v.(*WatchPairsRequest); i {
+			case 0:
+				return &v.state
+			case 1:
+				return &v.sizeCache
+			case 2:
+				return &v.unknownFields
+			default:
+				return nil
+			}
+		}
+		file_xporty_node_v1_storefront_service_proto_msgTypes[17].Exporter = func(v interface{}, i int) interface{} {
+			switch v := v.(*WatchPairsResponse); i {
+			case 0:
+				return &v.state
+			case 1:
+				return &v.sizeCache
+			case 2:
+				return &v.unknownFields
+			default:
+				return nil
+			}
+		}
+	}
+	file_xporty_node_v1_storefront_service_proto_msgTypes[17].OneofWrappers = []interface{}{
+		(*WatchPairsResponse_Pairs)(nil),
+		(*WatchPairsResponse_Signal)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1301,7 +1477,7 @@ func file_xporty_node_v1_storefront_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: file_xporty_node_v1_storefront_service_proto_rawDesc,
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

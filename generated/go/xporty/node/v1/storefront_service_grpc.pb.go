@@ -33,6 +33,10 @@ type StorefrontServiceClient interface {
 	GetCheckout(ctx context.Context, in *GetCheckoutRequest, opts ...grpc.CallOption) (*GetCheckoutResponse, error)
 	// GetNodeState reports the node's policy state.
 	GetNodeState(ctx context.Context, in *GetNodeStateRequest, opts ...grpc.CallOption) (*GetNodeStateResponse, error)
+	// WatchPairs streams this WL's pair policies (on connect and at every new policy version) and every risk or
+	// status signal the node applies to its pairs, so a WL service reacts without polling. A subscriber that
+	// falls behind is ended with ABORTED (reason SUBSCRIBER_LAGGED): subscribe again, the first message is current.
+	WatchPairs(ctx context.Context, in *WatchPairsRequest, opts ...grpc.CallOption) (StorefrontService_WatchPairsClient, error)
 }
 
 type storefrontServiceClient struct {
@@ -115,6 +119,38 @@ func (c *storefrontServiceClient) GetNodeState(ctx context.Context, in *GetNodeS
 	return out, nil
 }
 
+func (c *storefrontServiceClient) WatchPairs(ctx context.Context, in *WatchPairsRequest, opts ...grpc.CallOption) (StorefrontService_WatchPairsClient, error) {
+	stream, err := c.cc.NewStream(ctx, &_StorefrontService_serviceDesc.Streams[0], "/xporty.node.v1.StorefrontService/WatchPairs", opts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &storefrontServiceWatchPairsClient{stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+type StorefrontService_WatchPairsClient interface {
+	Recv() (*WatchPairsResponse, error)
+	grpc.ClientStream
+}
+
+type storefrontServiceWatchPairsClient struct {
+	grpc.ClientStream
+}
+
+func (x *storefrontServiceWatchPairsClient) Recv() (*WatchPairsResponse, error) {
+	m := new(WatchPairsResponse)
+	if err := x.ClientStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 // StorefrontServiceServer is the server API for StorefrontService service.
 // All implementations must embed UnimplementedStorefrontServiceServer
 // for forward compatibility
@@ -135,6 +171,10 @@ type StorefrontServiceServer interface {
 	GetCheckout(context.Context, *GetCheckoutRequest) (*GetCheckoutResponse, error)
 	// GetNodeState reports the node's policy state.
 	GetNodeState(context.Context, *GetNodeStateRequest) (*GetNodeStateResponse, error)
+	// WatchPairs streams this WL's pair policies (on connect and at every new policy version) and every risk or
+	// status signal the node applies to its pairs, so a WL service reacts without polling. A subscriber that
+	// falls behind is ended with ABORTED (reason SUBSCRIBER_LAGGED): subscribe again, the first message is current.
+	WatchPairs(*WatchPairsRequest, StorefrontService_WatchPairsServer) error
 	mustEmbedUnimplementedStorefrontServiceServer()
 }
 
@@ -165,6 +205,9 @@ func (UnimplementedStorefrontServiceServer) GetCheckout(context.Context, *GetChe
 }
 func (UnimplementedStorefrontServiceServer) GetNodeState(context.Context, *GetNodeStateRequest) (*GetNodeStateResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetNodeState not implemented")
+}
+func (UnimplementedStorefrontServiceServer) WatchPairs(*WatchPairsRequest, StorefrontService_WatchPairsServer) error {
+	return status.Errorf(codes.Unimplemented, "method WatchPairs not implemented")
 }
 func (UnimplementedStorefrontServiceServer) mustEmbedUnimplementedStorefrontServiceServer() {}
 
@@ -323,6 +366,27 @@ func _StorefrontService_GetNodeState_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _StorefrontService_WatchPairs_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchPairsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(StorefrontServiceServer).WatchPairs(m, &storefrontServiceWatchPairsServer{stream})
+}
+
+type StorefrontService_WatchPairsServer interface {
+	Send(*WatchPairsResponse) error
+	grpc.ServerStream
+}
+
+type storefrontServiceWatchPairsServer struct {
+	grpc.ServerStream
+}
+
+func (x *storefrontServiceWatchPairsServer) Send(m *WatchPairsResponse) error {
+	return x.ServerStream.SendMsg(m)
+}
+
 var _StorefrontService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "xporty.node.v1.StorefrontService",
 	HandlerType: (*StorefrontServiceServer)(nil),
@@ -360,6 +424,12 @@ var _StorefrontService_serviceDesc = grpc.ServiceDesc{
 			Handler:    _StorefrontService_GetNodeState_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchPairs",
+			Handler:       _StorefrontService_WatchPairs_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "xporty/node/v1/storefront_service.proto",
 }

@@ -168,6 +168,22 @@ export enum ErrorReason {
   EXPORTER_BUSY = 73,
   /** DEADLINE_EXHAUSTED - UNAVAILABLE: no time was left in the caller's deadline for the call to the exporter. */
   DEADLINE_EXHAUSTED = 74,
+  /** PAIR_PAUSED - FAILED_PRECONDITION: the pair is PAUSED (by policy or by a status signal). */
+  PAIR_PAUSED = 75,
+  /** PAIR_BLOCKED - FAILED_PRECONDITION: the pair is BLOCKED. */
+  PAIR_BLOCKED = 76,
+  /** PAIR_NOT_ACTIVE - FAILED_PRECONDITION: the pair is not ACTIVE (no status known). */
+  PAIR_NOT_ACTIVE = 77,
+  /** IMPORTS_FROZEN - FAILED_PRECONDITION: imports of the pair are frozen. */
+  IMPORTS_FROZEN = 78,
+  /** IMPORT_DISABLED - FAILED_PRECONDITION: the importer has not enabled imports from this exporter. */
+  IMPORT_DISABLED = 79,
+  /** NOT_VISIBLE_TO_IMPORTER - FAILED_PRECONDITION: the exporter does not make its offers visible to this importer. */
+  NOT_VISIBLE_TO_IMPORTER = 80,
+  /** RISK_VIEW_STALE - FAILED_PRECONDITION: the node lost the CP's signal stream for too long; trade fails closed until it is back. */
+  RISK_VIEW_STALE = 81,
+  /** DIRECTION_DISABLED - FAILED_PRECONDITION: a risk or operator signal disabled this direction. */
+  DIRECTION_DISABLED = 82,
   UNRECOGNIZED = -1,
 }
 
@@ -398,6 +414,30 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 74:
     case "DEADLINE_EXHAUSTED":
       return ErrorReason.DEADLINE_EXHAUSTED;
+    case 75:
+    case "PAIR_PAUSED":
+      return ErrorReason.PAIR_PAUSED;
+    case 76:
+    case "PAIR_BLOCKED":
+      return ErrorReason.PAIR_BLOCKED;
+    case 77:
+    case "PAIR_NOT_ACTIVE":
+      return ErrorReason.PAIR_NOT_ACTIVE;
+    case 78:
+    case "IMPORTS_FROZEN":
+      return ErrorReason.IMPORTS_FROZEN;
+    case 79:
+    case "IMPORT_DISABLED":
+      return ErrorReason.IMPORT_DISABLED;
+    case 80:
+    case "NOT_VISIBLE_TO_IMPORTER":
+      return ErrorReason.NOT_VISIBLE_TO_IMPORTER;
+    case 81:
+    case "RISK_VIEW_STALE":
+      return ErrorReason.RISK_VIEW_STALE;
+    case 82:
+    case "DIRECTION_DISABLED":
+      return ErrorReason.DIRECTION_DISABLED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -557,6 +597,22 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "EXPORTER_BUSY";
     case ErrorReason.DEADLINE_EXHAUSTED:
       return "DEADLINE_EXHAUSTED";
+    case ErrorReason.PAIR_PAUSED:
+      return "PAIR_PAUSED";
+    case ErrorReason.PAIR_BLOCKED:
+      return "PAIR_BLOCKED";
+    case ErrorReason.PAIR_NOT_ACTIVE:
+      return "PAIR_NOT_ACTIVE";
+    case ErrorReason.IMPORTS_FROZEN:
+      return "IMPORTS_FROZEN";
+    case ErrorReason.IMPORT_DISABLED:
+      return "IMPORT_DISABLED";
+    case ErrorReason.NOT_VISIBLE_TO_IMPORTER:
+      return "NOT_VISIBLE_TO_IMPORTER";
+    case ErrorReason.RISK_VIEW_STALE:
+      return "RISK_VIEW_STALE";
+    case ErrorReason.DIRECTION_DISABLED:
+      return "DIRECTION_DISABLED";
     case ErrorReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

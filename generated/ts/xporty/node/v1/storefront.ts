@@ -8,6 +8,12 @@
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { Timestamp } from "../../../google/protobuf/timestamp";
 import { Money } from "../../common/v1/money";
+import {
+  PairPolicy,
+  RelationshipStatus,
+  relationshipStatusFromJSON,
+  relationshipStatusToJSON,
+} from "../../cp/v1/policy";
 import { TraderContact } from "../../trader/v1/offer";
 
 export const protobufPackage = "xporty.node.v1";
@@ -66,6 +72,56 @@ export function checkoutStatusToJSON(object: CheckoutStatus): string {
     case CheckoutStatus.CHECKOUT_STATUS_CANCELLED:
       return "CHECKOUT_STATUS_CANCELLED";
     case CheckoutStatus.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** PairSignalKind says what a signal changed. */
+export enum PairSignalKind {
+  /** PAIR_SIGNAL_KIND_UNSPECIFIED - Not set. */
+  PAIR_SIGNAL_KIND_UNSPECIFIED = 0,
+  /** PAIR_SIGNAL_KIND_DIRECTION_DISABLED - A direction was disabled (risk or operator): its trader offers are hidden and checkouts refused. */
+  PAIR_SIGNAL_KIND_DIRECTION_DISABLED = 1,
+  /** PAIR_SIGNAL_KIND_DIRECTION_ENABLED - A direction was enabled again. */
+  PAIR_SIGNAL_KIND_DIRECTION_ENABLED = 2,
+  /** PAIR_SIGNAL_KIND_PAIR_STATUS - The pair's relationship status changed (see status). */
+  PAIR_SIGNAL_KIND_PAIR_STATUS = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function pairSignalKindFromJSON(object: any): PairSignalKind {
+  switch (object) {
+    case 0:
+    case "PAIR_SIGNAL_KIND_UNSPECIFIED":
+      return PairSignalKind.PAIR_SIGNAL_KIND_UNSPECIFIED;
+    case 1:
+    case "PAIR_SIGNAL_KIND_DIRECTION_DISABLED":
+      return PairSignalKind.PAIR_SIGNAL_KIND_DIRECTION_DISABLED;
+    case 2:
+    case "PAIR_SIGNAL_KIND_DIRECTION_ENABLED":
+      return PairSignalKind.PAIR_SIGNAL_KIND_DIRECTION_ENABLED;
+    case 3:
+    case "PAIR_SIGNAL_KIND_PAIR_STATUS":
+      return PairSignalKind.PAIR_SIGNAL_KIND_PAIR_STATUS;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return PairSignalKind.UNRECOGNIZED;
+  }
+}
+
+export function pairSignalKindToJSON(object: PairSignalKind): string {
+  switch (object) {
+    case PairSignalKind.PAIR_SIGNAL_KIND_UNSPECIFIED:
+      return "PAIR_SIGNAL_KIND_UNSPECIFIED";
+    case PairSignalKind.PAIR_SIGNAL_KIND_DIRECTION_DISABLED:
+      return "PAIR_SIGNAL_KIND_DIRECTION_DISABLED";
+    case PairSignalKind.PAIR_SIGNAL_KIND_DIRECTION_ENABLED:
+      return "PAIR_SIGNAL_KIND_DIRECTION_ENABLED";
+    case PairSignalKind.PAIR_SIGNAL_KIND_PAIR_STATUS:
+      return "PAIR_SIGNAL_KIND_PAIR_STATUS";
+    case PairSignalKind.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
   }
@@ -157,6 +213,36 @@ export interface NodeState {
   streamConnected: boolean;
   /** True when the view is older than the allowed staleness. */
   stale: boolean;
+}
+
+/** PairsUpdate is this WL's pairs at one policy version of the node's view. */
+export interface PairsUpdate {
+  /** Policy version of the node's view. */
+  policyVersion: string;
+  /** The pairs this WL belongs to, each with its directions, status, FX and imbalance limit. */
+  pairs: PairPolicy[];
+}
+
+/** PairSignal is one signal from the CP as this node applied it. */
+export interface PairSignal {
+  /** What changed. */
+  kind: PairSignalKind;
+  /** Signal id assigned by the CP. */
+  signalId: string;
+  /** Position in the CP's signal sequence. */
+  sequence: string;
+  /** Exporter of the direction (for a pair status: one WL of the pair). */
+  exporterWl: string;
+  /** Importer of the direction (for a pair status: the other WL of the pair). */
+  importerWl: string;
+  /** New relationship status, for PAIR_SIGNAL_KIND_PAIR_STATUS. */
+  status: RelationshipStatus;
+  /** Why, as the CP or the operator stated it. */
+  reason: string;
+  /** Correlation id of the decision, for the audit trail. */
+  correlationId: string;
+  /** When the node applied it. */
+  effectiveTime: Date | undefined;
 }
 
 function createBaseImportedOffer(): ImportedOffer {
@@ -939,6 +1025,322 @@ export const NodeState: MessageFns<NodeState> = {
     message.confirmTime = object.confirmTime ?? undefined;
     message.streamConnected = object.streamConnected ?? false;
     message.stale = object.stale ?? false;
+    return message;
+  },
+};
+
+function createBasePairsUpdate(): PairsUpdate {
+  return { policyVersion: "0", pairs: [] };
+}
+
+export const PairsUpdate: MessageFns<PairsUpdate> = {
+  encode(message: PairsUpdate, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.policyVersion !== "0") {
+      writer.uint32(8).uint64(message.policyVersion);
+    }
+    for (const v of message.pairs) {
+      PairPolicy.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PairsUpdate {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePairsUpdate();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.policyVersion = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pairs.push(PairPolicy.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PairsUpdate {
+    return {
+      policyVersion: isSet(object.policyVersion)
+        ? globalThis.String(object.policyVersion)
+        : isSet(object.policy_version)
+        ? globalThis.String(object.policy_version)
+        : "0",
+      pairs: globalThis.Array.isArray(object?.pairs) ? object.pairs.map((e: any) => PairPolicy.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: PairsUpdate): unknown {
+    const obj: any = {};
+    if (message.policyVersion !== "0") {
+      obj.policyVersion = message.policyVersion;
+    }
+    if (message.pairs?.length) {
+      obj.pairs = message.pairs.map((e) => PairPolicy.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PairsUpdate>, I>>(base?: I): PairsUpdate {
+    return PairsUpdate.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PairsUpdate>, I>>(object: I): PairsUpdate {
+    const message = createBasePairsUpdate();
+    message.policyVersion = object.policyVersion ?? "0";
+    message.pairs = object.pairs?.map((e) => PairPolicy.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBasePairSignal(): PairSignal {
+  return {
+    kind: 0,
+    signalId: "",
+    sequence: "0",
+    exporterWl: "",
+    importerWl: "",
+    status: 0,
+    reason: "",
+    correlationId: "",
+    effectiveTime: undefined,
+  };
+}
+
+export const PairSignal: MessageFns<PairSignal> = {
+  encode(message: PairSignal, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== 0) {
+      writer.uint32(8).int32(message.kind);
+    }
+    if (message.signalId !== "") {
+      writer.uint32(18).string(message.signalId);
+    }
+    if (message.sequence !== "0") {
+      writer.uint32(24).uint64(message.sequence);
+    }
+    if (message.exporterWl !== "") {
+      writer.uint32(34).string(message.exporterWl);
+    }
+    if (message.importerWl !== "") {
+      writer.uint32(42).string(message.importerWl);
+    }
+    if (message.status !== 0) {
+      writer.uint32(48).int32(message.status);
+    }
+    if (message.reason !== "") {
+      writer.uint32(58).string(message.reason);
+    }
+    if (message.correlationId !== "") {
+      writer.uint32(66).string(message.correlationId);
+    }
+    if (message.effectiveTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.effectiveTime), writer.uint32(74).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PairSignal {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePairSignal();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.signalId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.sequence = reader.uint64().toString();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.exporterWl = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.importerWl = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.status = reader.int32() as any;
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.correlationId = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.effectiveTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PairSignal {
+    return {
+      kind: isSet(object.kind) ? pairSignalKindFromJSON(object.kind) : 0,
+      signalId: isSet(object.signalId)
+        ? globalThis.String(object.signalId)
+        : isSet(object.signal_id)
+        ? globalThis.String(object.signal_id)
+        : "",
+      sequence: isSet(object.sequence) ? globalThis.String(object.sequence) : "0",
+      exporterWl: isSet(object.exporterWl)
+        ? globalThis.String(object.exporterWl)
+        : isSet(object.exporter_wl)
+        ? globalThis.String(object.exporter_wl)
+        : "",
+      importerWl: isSet(object.importerWl)
+        ? globalThis.String(object.importerWl)
+        : isSet(object.importer_wl)
+        ? globalThis.String(object.importer_wl)
+        : "",
+      status: isSet(object.status) ? relationshipStatusFromJSON(object.status) : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      correlationId: isSet(object.correlationId)
+        ? globalThis.String(object.correlationId)
+        : isSet(object.correlation_id)
+        ? globalThis.String(object.correlation_id)
+        : "",
+      effectiveTime: isSet(object.effectiveTime)
+        ? fromJsonTimestamp(object.effectiveTime)
+        : isSet(object.effective_time)
+        ? fromJsonTimestamp(object.effective_time)
+        : undefined,
+    };
+  },
+
+  toJSON(message: PairSignal): unknown {
+    const obj: any = {};
+    if (message.kind !== 0) {
+      obj.kind = pairSignalKindToJSON(message.kind);
+    }
+    if (message.signalId !== "") {
+      obj.signalId = message.signalId;
+    }
+    if (message.sequence !== "0") {
+      obj.sequence = message.sequence;
+    }
+    if (message.exporterWl !== "") {
+      obj.exporterWl = message.exporterWl;
+    }
+    if (message.importerWl !== "") {
+      obj.importerWl = message.importerWl;
+    }
+    if (message.status !== 0) {
+      obj.status = relationshipStatusToJSON(message.status);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.correlationId !== "") {
+      obj.correlationId = message.correlationId;
+    }
+    if (message.effectiveTime !== undefined) {
+      obj.effectiveTime = message.effectiveTime.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PairSignal>, I>>(base?: I): PairSignal {
+    return PairSignal.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PairSignal>, I>>(object: I): PairSignal {
+    const message = createBasePairSignal();
+    message.kind = object.kind ?? 0;
+    message.signalId = object.signalId ?? "";
+    message.sequence = object.sequence ?? "0";
+    message.exporterWl = object.exporterWl ?? "";
+    message.importerWl = object.importerWl ?? "";
+    message.status = object.status ?? 0;
+    message.reason = object.reason ?? "";
+    message.correlationId = object.correlationId ?? "";
+    message.effectiveTime = object.effectiveTime ?? undefined;
     return message;
   },
 };

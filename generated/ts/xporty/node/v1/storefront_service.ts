@@ -6,10 +6,10 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import type { handleUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
+import type { handleServerStreamingCall, handleUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
 import { AuditCheckpoint } from "../../cp/v1/audit";
 import { Offer } from "../../trader/v1/offer";
-import { Checkout, ImportedOffer, NodeState } from "./storefront";
+import { Checkout, ImportedOffer, NodeState, PairSignal, PairsUpdate } from "./storefront";
 
 export const protobufPackage = "xporty.node.v1";
 
@@ -125,6 +125,20 @@ export interface GetNodeStateResponse {
     | undefined;
   /** The highest signed audit checkpoint of the CP this node has seen and kept (unset before the first). */
   auditCheckpoint: AuditCheckpoint | undefined;
+}
+
+/** WatchPairsRequest subscribes to this WL's pairs. */
+export interface WatchPairsRequest {
+}
+
+/** WatchPairsResponse is one event of the pairs stream. */
+export interface WatchPairsResponse {
+  /** The node serves a new policy version (also sent first, on connect, when the node has a view). */
+  pairs?:
+    | PairsUpdate
+    | undefined;
+  /** The node applied a signal from the CP to one of this WL's pairs. */
+  signal?: PairSignal | undefined;
 }
 
 function createBasePublishOfferRequest(): PublishOfferRequest {
@@ -1381,6 +1395,147 @@ export const GetNodeStateResponse: MessageFns<GetNodeStateResponse> = {
   },
 };
 
+function createBaseWatchPairsRequest(): WatchPairsRequest {
+  return {};
+}
+
+export const WatchPairsRequest: MessageFns<WatchPairsRequest> = {
+  encode(_: WatchPairsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchPairsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchPairsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): WatchPairsRequest {
+    return {};
+  },
+
+  toJSON(_: WatchPairsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchPairsRequest>, I>>(base?: I): WatchPairsRequest {
+    return WatchPairsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchPairsRequest>, I>>(_: I): WatchPairsRequest {
+    const message = createBaseWatchPairsRequest();
+    return message;
+  },
+};
+
+function createBaseWatchPairsResponse(): WatchPairsResponse {
+  return { pairs: undefined, signal: undefined };
+}
+
+export const WatchPairsResponse: MessageFns<WatchPairsResponse> = {
+  encode(message: WatchPairsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pairs !== undefined) {
+      PairsUpdate.encode(message.pairs, writer.uint32(10).fork()).join();
+    }
+    if (message.signal !== undefined) {
+      PairSignal.encode(message.signal, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchPairsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchPairsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.pairs = PairsUpdate.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.signal = PairSignal.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchPairsResponse {
+    return {
+      pairs: isSet(object.pairs) ? PairsUpdate.fromJSON(object.pairs) : undefined,
+      signal: isSet(object.signal) ? PairSignal.fromJSON(object.signal) : undefined,
+    };
+  },
+
+  toJSON(message: WatchPairsResponse): unknown {
+    const obj: any = {};
+    if (message.pairs !== undefined) {
+      obj.pairs = PairsUpdate.toJSON(message.pairs);
+    }
+    if (message.signal !== undefined) {
+      obj.signal = PairSignal.toJSON(message.signal);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchPairsResponse>, I>>(base?: I): WatchPairsResponse {
+    return WatchPairsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchPairsResponse>, I>>(object: I): WatchPairsResponse {
+    const message = createBaseWatchPairsResponse();
+    message.pairs = (object.pairs !== undefined && object.pairs !== null)
+      ? PairsUpdate.fromPartial(object.pairs)
+      : undefined;
+    message.signal = (object.signal !== undefined && object.signal !== null)
+      ? PairSignal.fromPartial(object.signal)
+      : undefined;
+    return message;
+  },
+};
+
 /**
  * StorefrontService is the WL node's local API for the WL's own services: publish this WL's exportable offers,
  * list other WLs' imported offers, and buy them.
@@ -1474,6 +1629,20 @@ export const StorefrontServiceService = {
       Buffer.from(GetNodeStateResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetNodeStateResponse => GetNodeStateResponse.decode(value),
   },
+  /**
+   * WatchPairs streams this WL's pair policies (on connect and at every new policy version) and every risk or
+   * status signal the node applies to its pairs, so a WL service reacts without polling. A subscriber that
+   * falls behind is ended with ABORTED (reason SUBSCRIBER_LAGGED): subscribe again, the first message is current.
+   */
+  watchPairs: {
+    path: "/xporty.node.v1.StorefrontService/WatchPairs" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: WatchPairsRequest): Buffer => Buffer.from(WatchPairsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatchPairsRequest => WatchPairsRequest.decode(value),
+    responseSerialize: (value: WatchPairsResponse): Buffer => Buffer.from(WatchPairsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WatchPairsResponse => WatchPairsResponse.decode(value),
+  },
 } as const;
 
 export interface StorefrontServiceServer extends UntypedServiceImplementation {
@@ -1493,6 +1662,12 @@ export interface StorefrontServiceServer extends UntypedServiceImplementation {
   getCheckout: handleUnaryCall<GetCheckoutRequest, GetCheckoutResponse>;
   /** GetNodeState reports the node's policy state. */
   getNodeState: handleUnaryCall<GetNodeStateRequest, GetNodeStateResponse>;
+  /**
+   * WatchPairs streams this WL's pair policies (on connect and at every new policy version) and every risk or
+   * status signal the node applies to its pairs, so a WL service reacts without polling. A subscriber that
+   * falls behind is ended with ABORTED (reason SUBSCRIBER_LAGGED): subscribe again, the first message is current.
+   */
+  watchPairs: handleServerStreamingCall<WatchPairsRequest, WatchPairsResponse>;
 }
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
