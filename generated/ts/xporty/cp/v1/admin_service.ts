@@ -6,7 +6,18 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import type { handleUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
+import {
+  type CallOptions,
+  type ChannelCredentials,
+  Client,
+  type ClientOptions,
+  type ClientUnaryCall,
+  type handleUnaryCall,
+  makeGenericClientConstructor,
+  type Metadata,
+  type ServiceError,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
 import { Duration } from "../../../google/protobuf/duration";
 import { Timestamp } from "../../../google/protobuf/timestamp";
 import { AuditCheckpoint } from "./audit";
@@ -3386,6 +3397,210 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
   /** GetAuditCheckpoint signs the current audit head, for keeping outside the CP (xcwl audit checkpoint). */
   getAuditCheckpoint: handleUnaryCall<GetAuditCheckpointRequest, GetAuditCheckpointResponse>;
 }
+
+export interface AdminServiceClient extends Client {
+  /** RegisterWl adds a WL to the registry; ALREADY_EXISTS if its id is taken. */
+  registerWl(
+    request: RegisterWlRequest,
+    callback: (error: ServiceError | null, response: RegisterWlResponse) => void,
+  ): ClientUnaryCall;
+  registerWl(
+    request: RegisterWlRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RegisterWlResponse) => void,
+  ): ClientUnaryCall;
+  registerWl(
+    request: RegisterWlRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RegisterWlResponse) => void,
+  ): ClientUnaryCall;
+  /** UpdateWl changes the mutable fields of a registered WL. */
+  updateWl(
+    request: UpdateWlRequest,
+    callback: (error: ServiceError | null, response: UpdateWlResponse) => void,
+  ): ClientUnaryCall;
+  updateWl(
+    request: UpdateWlRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdateWlResponse) => void,
+  ): ClientUnaryCall;
+  updateWl(
+    request: UpdateWlRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdateWlResponse) => void,
+  ): ClientUnaryCall;
+  /** ListWls lists the registry. */
+  listWls(
+    request: ListWlsRequest,
+    callback: (error: ServiceError | null, response: ListWlsResponse) => void,
+  ): ClientUnaryCall;
+  listWls(
+    request: ListWlsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListWlsResponse) => void,
+  ): ClientUnaryCall;
+  listWls(
+    request: ListWlsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListWlsResponse) => void,
+  ): ClientUnaryCall;
+  /** UpdatePairPolicy changes the relationship fields of a pair, creating the pair on first use. */
+  updatePairPolicy(
+    request: UpdatePairPolicyRequest,
+    callback: (error: ServiceError | null, response: UpdatePairPolicyResponse) => void,
+  ): ClientUnaryCall;
+  updatePairPolicy(
+    request: UpdatePairPolicyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdatePairPolicyResponse) => void,
+  ): ClientUnaryCall;
+  updatePairPolicy(
+    request: UpdatePairPolicyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdatePairPolicyResponse) => void,
+  ): ClientUnaryCall;
+  /** UpdateDirectionPolicy changes one direction of a pair, creating the pair on first use. */
+  updateDirectionPolicy(
+    request: UpdateDirectionPolicyRequest,
+    callback: (error: ServiceError | null, response: UpdateDirectionPolicyResponse) => void,
+  ): ClientUnaryCall;
+  updateDirectionPolicy(
+    request: UpdateDirectionPolicyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdateDirectionPolicyResponse) => void,
+  ): ClientUnaryCall;
+  updateDirectionPolicy(
+    request: UpdateDirectionPolicyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdateDirectionPolicyResponse) => void,
+  ): ClientUnaryCall;
+  /** GetPairPolicy reads one pair. */
+  getPairPolicy(
+    request: GetPairPolicyRequest,
+    callback: (error: ServiceError | null, response: GetPairPolicyResponse) => void,
+  ): ClientUnaryCall;
+  getPairPolicy(
+    request: GetPairPolicyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetPairPolicyResponse) => void,
+  ): ClientUnaryCall;
+  getPairPolicy(
+    request: GetPairPolicyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetPairPolicyResponse) => void,
+  ): ClientUnaryCall;
+  /** ListPairPolicies lists every pair. */
+  listPairPolicies(
+    request: ListPairPoliciesRequest,
+    callback: (error: ServiceError | null, response: ListPairPoliciesResponse) => void,
+  ): ClientUnaryCall;
+  listPairPolicies(
+    request: ListPairPoliciesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListPairPoliciesResponse) => void,
+  ): ClientUnaryCall;
+  listPairPolicies(
+    request: ListPairPoliciesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListPairPoliciesResponse) => void,
+  ): ClientUnaryCall;
+  /** ListNodeStatus shows, per WL node, the policy version it applied and its drift. */
+  listNodeStatus(
+    request: ListNodeStatusRequest,
+    callback: (error: ServiceError | null, response: ListNodeStatusResponse) => void,
+  ): ClientUnaryCall;
+  listNodeStatus(
+    request: ListNodeStatusRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListNodeStatusResponse) => void,
+  ): ClientUnaryCall;
+  listNodeStatus(
+    request: ListNodeStatusRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListNodeStatusResponse) => void,
+  ): ClientUnaryCall;
+  /** CreateBootstrapToken creates a one-time token with which a WL node enrolls. */
+  createBootstrapToken(
+    request: CreateBootstrapTokenRequest,
+    callback: (error: ServiceError | null, response: CreateBootstrapTokenResponse) => void,
+  ): ClientUnaryCall;
+  createBootstrapToken(
+    request: CreateBootstrapTokenRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CreateBootstrapTokenResponse) => void,
+  ): ClientUnaryCall;
+  createBootstrapToken(
+    request: CreateBootstrapTokenRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CreateBootstrapTokenResponse) => void,
+  ): ClientUnaryCall;
+  /** ListAuditRecords pages through the append-only audit log. */
+  listAuditRecords(
+    request: ListAuditRecordsRequest,
+    callback: (error: ServiceError | null, response: ListAuditRecordsResponse) => void,
+  ): ClientUnaryCall;
+  listAuditRecords(
+    request: ListAuditRecordsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListAuditRecordsResponse) => void,
+  ): ClientUnaryCall;
+  listAuditRecords(
+    request: ListAuditRecordsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListAuditRecordsResponse) => void,
+  ): ClientUnaryCall;
+  /** VerifyAuditLog checks the signature and hash chain of every audit record. */
+  verifyAuditLog(
+    request: VerifyAuditLogRequest,
+    callback: (error: ServiceError | null, response: VerifyAuditLogResponse) => void,
+  ): ClientUnaryCall;
+  verifyAuditLog(
+    request: VerifyAuditLogRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: VerifyAuditLogResponse) => void,
+  ): ClientUnaryCall;
+  verifyAuditLog(
+    request: VerifyAuditLogRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: VerifyAuditLogResponse) => void,
+  ): ClientUnaryCall;
+  /** GetAuditCheckpoint signs the current audit head, for keeping outside the CP (xcwl audit checkpoint). */
+  getAuditCheckpoint(
+    request: GetAuditCheckpointRequest,
+    callback: (error: ServiceError | null, response: GetAuditCheckpointResponse) => void,
+  ): ClientUnaryCall;
+  getAuditCheckpoint(
+    request: GetAuditCheckpointRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetAuditCheckpointResponse) => void,
+  ): ClientUnaryCall;
+  getAuditCheckpoint(
+    request: GetAuditCheckpointRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetAuditCheckpointResponse) => void,
+  ): ClientUnaryCall;
+}
+
+export const AdminServiceClient = makeGenericClientConstructor(
+  AdminServiceService,
+  "xporty.cp.v1.AdminService",
+) as unknown as {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): AdminServiceClient;
+  service: typeof AdminServiceService;
+  serviceName: string;
+};
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

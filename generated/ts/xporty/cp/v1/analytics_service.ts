@@ -6,7 +6,18 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import type { handleUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
+import {
+  type CallOptions,
+  type ChannelCredentials,
+  Client,
+  type ClientOptions,
+  type ClientUnaryCall,
+  type handleUnaryCall,
+  makeGenericClientConstructor,
+  type Metadata,
+  type ServiceError,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
 import { Alert, Discrepancy, PairBalance } from "./analytics";
 import { Signal } from "./signal";
 
@@ -643,6 +654,82 @@ export interface AnalyticsServiceServer extends UntypedServiceImplementation {
   /** ListDiscrepancies returns unreconciled orders. */
   listDiscrepancies: handleUnaryCall<ListDiscrepanciesRequest, ListDiscrepanciesResponse>;
 }
+
+export interface AnalyticsServiceClient extends Client {
+  /** GetBalances returns the balance table of every pair. */
+  getBalances(
+    request: GetBalancesRequest,
+    callback: (error: ServiceError | null, response: GetBalancesResponse) => void,
+  ): ClientUnaryCall;
+  getBalances(
+    request: GetBalancesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetBalancesResponse) => void,
+  ): ClientUnaryCall;
+  getBalances(
+    request: GetBalancesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetBalancesResponse) => void,
+  ): ClientUnaryCall;
+  /** ListAlerts returns alerts, open ones first. */
+  listAlerts(
+    request: ListAlertsRequest,
+    callback: (error: ServiceError | null, response: ListAlertsResponse) => void,
+  ): ClientUnaryCall;
+  listAlerts(
+    request: ListAlertsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListAlertsResponse) => void,
+  ): ClientUnaryCall;
+  listAlerts(
+    request: ListAlertsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListAlertsResponse) => void,
+  ): ClientUnaryCall;
+  /** ListSignals returns issued signals, newest first. */
+  listSignals(
+    request: ListSignalsRequest,
+    callback: (error: ServiceError | null, response: ListSignalsResponse) => void,
+  ): ClientUnaryCall;
+  listSignals(
+    request: ListSignalsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListSignalsResponse) => void,
+  ): ClientUnaryCall;
+  listSignals(
+    request: ListSignalsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListSignalsResponse) => void,
+  ): ClientUnaryCall;
+  /** ListDiscrepancies returns unreconciled orders. */
+  listDiscrepancies(
+    request: ListDiscrepanciesRequest,
+    callback: (error: ServiceError | null, response: ListDiscrepanciesResponse) => void,
+  ): ClientUnaryCall;
+  listDiscrepancies(
+    request: ListDiscrepanciesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListDiscrepanciesResponse) => void,
+  ): ClientUnaryCall;
+  listDiscrepancies(
+    request: ListDiscrepanciesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListDiscrepanciesResponse) => void,
+  ): ClientUnaryCall;
+}
+
+export const AnalyticsServiceClient = makeGenericClientConstructor(
+  AnalyticsServiceService,
+  "xporty.cp.v1.AnalyticsService",
+) as unknown as {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): AnalyticsServiceClient;
+  service: typeof AnalyticsServiceService;
+  serviceName: string;
+};
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

@@ -6,7 +6,18 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import type { handleUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
+import {
+  type CallOptions,
+  type ChannelCredentials,
+  Client,
+  type ClientOptions,
+  type ClientUnaryCall,
+  type handleUnaryCall,
+  makeGenericClientConstructor,
+  type Metadata,
+  type ServiceError,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
 import { Timestamp } from "../../../google/protobuf/timestamp";
 import { VerificationKey } from "./identity";
 
@@ -887,6 +898,91 @@ export interface IdentityServiceServer extends UntypedServiceImplementation {
   /** GetJwks returns the keys that verify the CP's JWTs. */
   getJwks: handleUnaryCall<GetJwksRequest, GetJwksResponse>;
 }
+
+export interface IdentityServiceClient extends Client {
+  /**
+   * Enroll exchanges a one-time bootstrap token and a CSR for a node certificate. Served on the enrollment
+   * listener (server-authenticated TLS); the token is consumed only when a certificate is issued, so a refused CSR
+   * leaves it usable.
+   */
+  enroll(
+    request: EnrollRequest,
+    callback: (error: ServiceError | null, response: EnrollResponse) => void,
+  ): ClientUnaryCall;
+  enroll(
+    request: EnrollRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: EnrollResponse) => void,
+  ): ClientUnaryCall;
+  enroll(
+    request: EnrollRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: EnrollResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * RenewCertificate issues a fresh certificate for the caller's mTLS identity. It supersedes the presented
+   * certificate (renewing from a superseded one: PERMISSION_DENIED CERTIFICATE_SUPERSEDED) and never ends after
+   * the chain's enrollment + the CP's maximum identity age (FAILED_PRECONDITION IDENTITY_MAX_AGE once nothing
+   * useful is left: the node must enroll again).
+   */
+  renewCertificate(
+    request: RenewCertificateRequest,
+    callback: (error: ServiceError | null, response: RenewCertificateResponse) => void,
+  ): ClientUnaryCall;
+  renewCertificate(
+    request: RenewCertificateRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RenewCertificateResponse) => void,
+  ): ClientUnaryCall;
+  renewCertificate(
+    request: RenewCertificateRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RenewCertificateResponse) => void,
+  ): ClientUnaryCall;
+  /** IssueToken issues a short-lived JWT for calling one peer WL's TraderService. */
+  issueToken(
+    request: IssueTokenRequest,
+    callback: (error: ServiceError | null, response: IssueTokenResponse) => void,
+  ): ClientUnaryCall;
+  issueToken(
+    request: IssueTokenRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: IssueTokenResponse) => void,
+  ): ClientUnaryCall;
+  issueToken(
+    request: IssueTokenRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: IssueTokenResponse) => void,
+  ): ClientUnaryCall;
+  /** GetJwks returns the keys that verify the CP's JWTs. */
+  getJwks(
+    request: GetJwksRequest,
+    callback: (error: ServiceError | null, response: GetJwksResponse) => void,
+  ): ClientUnaryCall;
+  getJwks(
+    request: GetJwksRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetJwksResponse) => void,
+  ): ClientUnaryCall;
+  getJwks(
+    request: GetJwksRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetJwksResponse) => void,
+  ): ClientUnaryCall;
+}
+
+export const IdentityServiceClient = makeGenericClientConstructor(
+  IdentityServiceService,
+  "xporty.cp.v1.IdentityService",
+) as unknown as {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): IdentityServiceClient;
+  service: typeof IdentityServiceService;
+  serviceName: string;
+};
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

@@ -6,7 +6,20 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import type { handleServerStreamingCall, handleUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
+import {
+  type CallOptions,
+  type ChannelCredentials,
+  Client,
+  type ClientOptions,
+  type ClientReadableStream,
+  type ClientUnaryCall,
+  type handleServerStreamingCall,
+  type handleUnaryCall,
+  makeGenericClientConstructor,
+  type Metadata,
+  type ServiceError,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
 import { Timestamp } from "../../../google/protobuf/timestamp";
 import { AuditCheckpoint } from "./audit";
 import { PolicyView } from "./policy";
@@ -828,6 +841,63 @@ export interface PolicyServiceServer extends UntypedServiceImplementation {
   /** ReportPolicyStatus records which version a node applied, or why it rejected one. */
   reportPolicyStatus: handleUnaryCall<ReportPolicyStatusRequest, ReportPolicyStatusResponse>;
 }
+
+export interface PolicyServiceClient extends Client {
+  /**
+   * WatchPolicies sends the caller's full view on connect and again after every change (state of the world),
+   * with heartbeats while idle. A WL may watch only its own view; operators may watch any.
+   */
+  watchPolicies(
+    request: WatchPoliciesRequest,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchPoliciesResponse>;
+  watchPolicies(
+    request: WatchPoliciesRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchPoliciesResponse>;
+  /** GetPolicies is the pull fallback; it answers not_modified cheaply when the caller already has the version. */
+  getPolicies(
+    request: GetPoliciesRequest,
+    callback: (error: ServiceError | null, response: GetPoliciesResponse) => void,
+  ): ClientUnaryCall;
+  getPolicies(
+    request: GetPoliciesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetPoliciesResponse) => void,
+  ): ClientUnaryCall;
+  getPolicies(
+    request: GetPoliciesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetPoliciesResponse) => void,
+  ): ClientUnaryCall;
+  /** ReportPolicyStatus records which version a node applied, or why it rejected one. */
+  reportPolicyStatus(
+    request: ReportPolicyStatusRequest,
+    callback: (error: ServiceError | null, response: ReportPolicyStatusResponse) => void,
+  ): ClientUnaryCall;
+  reportPolicyStatus(
+    request: ReportPolicyStatusRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReportPolicyStatusResponse) => void,
+  ): ClientUnaryCall;
+  reportPolicyStatus(
+    request: ReportPolicyStatusRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReportPolicyStatusResponse) => void,
+  ): ClientUnaryCall;
+}
+
+export const PolicyServiceClient = makeGenericClientConstructor(
+  PolicyServiceService,
+  "xporty.cp.v1.PolicyService",
+) as unknown as {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): PolicyServiceClient;
+  service: typeof PolicyServiceService;
+  serviceName: string;
+};
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

@@ -6,7 +6,20 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import type { handleServerStreamingCall, handleUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
+import {
+  type CallOptions,
+  type ChannelCredentials,
+  Client,
+  type ClientOptions,
+  type ClientReadableStream,
+  type ClientUnaryCall,
+  type handleServerStreamingCall,
+  type handleUnaryCall,
+  makeGenericClientConstructor,
+  type Metadata,
+  type ServiceError,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
 import { Timestamp } from "../../../google/protobuf/timestamp";
 import { Signal, SignalKind, signalKindFromJSON, signalKindToJSON } from "./signal";
 
@@ -629,6 +642,60 @@ export interface SignalServiceServer extends UntypedServiceImplementation {
   /** SendSignal lets an operator disable or re-enable a direction. */
   sendSignal: handleUnaryCall<SendSignalRequest, SendSignalResponse>;
 }
+
+export interface SignalServiceClient extends Client {
+  /** WatchSignals streams the signals concerning the caller's WL, starting after after_sequence. */
+  watchSignals(
+    request: WatchSignalsRequest,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchSignalsResponse>;
+  watchSignals(
+    request: WatchSignalsRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchSignalsResponse>;
+  /** AckSignal records when a signal took effect at the calling node. */
+  ackSignal(
+    request: AckSignalRequest,
+    callback: (error: ServiceError | null, response: AckSignalResponse) => void,
+  ): ClientUnaryCall;
+  ackSignal(
+    request: AckSignalRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AckSignalResponse) => void,
+  ): ClientUnaryCall;
+  ackSignal(
+    request: AckSignalRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AckSignalResponse) => void,
+  ): ClientUnaryCall;
+  /** SendSignal lets an operator disable or re-enable a direction. */
+  sendSignal(
+    request: SendSignalRequest,
+    callback: (error: ServiceError | null, response: SendSignalResponse) => void,
+  ): ClientUnaryCall;
+  sendSignal(
+    request: SendSignalRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SendSignalResponse) => void,
+  ): ClientUnaryCall;
+  sendSignal(
+    request: SendSignalRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SendSignalResponse) => void,
+  ): ClientUnaryCall;
+}
+
+export const SignalServiceClient = makeGenericClientConstructor(
+  SignalServiceService,
+  "xporty.cp.v1.SignalService",
+) as unknown as {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): SignalServiceClient;
+  service: typeof SignalServiceService;
+  serviceName: string;
+};
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

@@ -6,7 +6,18 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import type { handleUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
+import {
+  type CallOptions,
+  type ChannelCredentials,
+  Client,
+  type ClientOptions,
+  type ClientUnaryCall,
+  type handleUnaryCall,
+  makeGenericClientConstructor,
+  type Metadata,
+  type ServiceError,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
 import { OfferDigest, SignedEvent } from "./telemetry";
 
 export const protobufPackage = "xporty.cp.v1";
@@ -519,6 +530,50 @@ export interface TelemetryServiceServer extends UntypedServiceImplementation {
   /** ReportOffers replaces the caller's offer digests for the destinations it names (compensation plans). */
   reportOffers: handleUnaryCall<ReportOffersRequest, ReportOffersResponse>;
 }
+
+export interface TelemetryServiceClient extends Client {
+  /** PublishEvents verifies, deduplicates and stores a batch of events, in order. */
+  publishEvents(
+    request: PublishEventsRequest,
+    callback: (error: ServiceError | null, response: PublishEventsResponse) => void,
+  ): ClientUnaryCall;
+  publishEvents(
+    request: PublishEventsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PublishEventsResponse) => void,
+  ): ClientUnaryCall;
+  publishEvents(
+    request: PublishEventsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PublishEventsResponse) => void,
+  ): ClientUnaryCall;
+  /** ReportOffers replaces the caller's offer digests for the destinations it names (compensation plans). */
+  reportOffers(
+    request: ReportOffersRequest,
+    callback: (error: ServiceError | null, response: ReportOffersResponse) => void,
+  ): ClientUnaryCall;
+  reportOffers(
+    request: ReportOffersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReportOffersResponse) => void,
+  ): ClientUnaryCall;
+  reportOffers(
+    request: ReportOffersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReportOffersResponse) => void,
+  ): ClientUnaryCall;
+}
+
+export const TelemetryServiceClient = makeGenericClientConstructor(
+  TelemetryServiceService,
+  "xporty.cp.v1.TelemetryService",
+) as unknown as {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): TelemetryServiceClient;
+  service: typeof TelemetryServiceService;
+  serviceName: string;
+};
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

@@ -6,7 +6,20 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import type { handleServerStreamingCall, handleUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
+import {
+  type CallOptions,
+  type ChannelCredentials,
+  Client,
+  type ClientOptions,
+  type ClientReadableStream,
+  type ClientUnaryCall,
+  type handleServerStreamingCall,
+  type handleUnaryCall,
+  makeGenericClientConstructor,
+  type Metadata,
+  type ServiceError,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
 import { AuditCheckpoint } from "../../cp/v1/audit";
 import { Offer } from "../../trader/v1/offer";
 import { Checkout, ImportedOffer, NodeState, PairSignal, PairsUpdate } from "./storefront";
@@ -1669,6 +1682,157 @@ export interface StorefrontServiceServer extends UntypedServiceImplementation {
    */
   watchPairs: handleServerStreamingCall<WatchPairsRequest, WatchPairsResponse>;
 }
+
+export interface StorefrontServiceClient extends Client {
+  /** PublishOffer creates an exportable offer; ALREADY_EXISTS if the id is taken. */
+  publishOffer(
+    request: PublishOfferRequest,
+    callback: (error: ServiceError | null, response: PublishOfferResponse) => void,
+  ): ClientUnaryCall;
+  publishOffer(
+    request: PublishOfferRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PublishOfferResponse) => void,
+  ): ClientUnaryCall;
+  publishOffer(
+    request: PublishOfferRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PublishOfferResponse) => void,
+  ): ClientUnaryCall;
+  /** UpdateOffer replaces an exportable offer's fields. */
+  updateOffer(
+    request: UpdateOfferRequest,
+    callback: (error: ServiceError | null, response: UpdateOfferResponse) => void,
+  ): ClientUnaryCall;
+  updateOffer(
+    request: UpdateOfferRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdateOfferResponse) => void,
+  ): ClientUnaryCall;
+  updateOffer(
+    request: UpdateOfferRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdateOfferResponse) => void,
+  ): ClientUnaryCall;
+  /** WithdrawOffer removes an exportable offer from every importer. */
+  withdrawOffer(
+    request: WithdrawOfferRequest,
+    callback: (error: ServiceError | null, response: WithdrawOfferResponse) => void,
+  ): ClientUnaryCall;
+  withdrawOffer(
+    request: WithdrawOfferRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: WithdrawOfferResponse) => void,
+  ): ClientUnaryCall;
+  withdrawOffer(
+    request: WithdrawOfferRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: WithdrawOfferResponse) => void,
+  ): ClientUnaryCall;
+  /** ListImportedOffers pages through the imported catalog in a stable order. */
+  listImportedOffers(
+    request: ListImportedOffersRequest,
+    callback: (error: ServiceError | null, response: ListImportedOffersResponse) => void,
+  ): ClientUnaryCall;
+  listImportedOffers(
+    request: ListImportedOffersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListImportedOffersResponse) => void,
+  ): ClientUnaryCall;
+  listImportedOffers(
+    request: ListImportedOffersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListImportedOffersResponse) => void,
+  ): ClientUnaryCall;
+  /** GetImportedOffer reads one imported offer. */
+  getImportedOffer(
+    request: GetImportedOfferRequest,
+    callback: (error: ServiceError | null, response: GetImportedOfferResponse) => void,
+  ): ClientUnaryCall;
+  getImportedOffer(
+    request: GetImportedOfferRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetImportedOfferResponse) => void,
+  ): ClientUnaryCall;
+  getImportedOffer(
+    request: GetImportedOfferRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetImportedOfferResponse) => void,
+  ): ClientUnaryCall;
+  /** Checkout buys an imported offer from its exporter; idempotent on idempotency_key. */
+  checkout(
+    request: CheckoutRequest,
+    callback: (error: ServiceError | null, response: CheckoutResponse) => void,
+  ): ClientUnaryCall;
+  checkout(
+    request: CheckoutRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CheckoutResponse) => void,
+  ): ClientUnaryCall;
+  checkout(
+    request: CheckoutRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CheckoutResponse) => void,
+  ): ClientUnaryCall;
+  /** GetCheckout reads a checkout. */
+  getCheckout(
+    request: GetCheckoutRequest,
+    callback: (error: ServiceError | null, response: GetCheckoutResponse) => void,
+  ): ClientUnaryCall;
+  getCheckout(
+    request: GetCheckoutRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetCheckoutResponse) => void,
+  ): ClientUnaryCall;
+  getCheckout(
+    request: GetCheckoutRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetCheckoutResponse) => void,
+  ): ClientUnaryCall;
+  /** GetNodeState reports the node's policy state. */
+  getNodeState(
+    request: GetNodeStateRequest,
+    callback: (error: ServiceError | null, response: GetNodeStateResponse) => void,
+  ): ClientUnaryCall;
+  getNodeState(
+    request: GetNodeStateRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetNodeStateResponse) => void,
+  ): ClientUnaryCall;
+  getNodeState(
+    request: GetNodeStateRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetNodeStateResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * WatchPairs streams this WL's pair policies (on connect and at every new policy version) and every risk or
+   * status signal the node applies to its pairs, so a WL service reacts without polling. A subscriber that
+   * falls behind is ended with ABORTED (reason SUBSCRIBER_LAGGED): subscribe again, the first message is current.
+   */
+  watchPairs(request: WatchPairsRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchPairsResponse>;
+  watchPairs(
+    request: WatchPairsRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchPairsResponse>;
+}
+
+export const StorefrontServiceClient = makeGenericClientConstructor(
+  StorefrontServiceService,
+  "xporty.node.v1.StorefrontService",
+) as unknown as {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): StorefrontServiceClient;
+  service: typeof StorefrontServiceService;
+  serviceName: string;
+};
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

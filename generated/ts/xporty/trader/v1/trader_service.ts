@@ -6,7 +6,20 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import type { handleServerStreamingCall, handleUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
+import {
+  type CallOptions,
+  type ChannelCredentials,
+  Client,
+  type ClientOptions,
+  type ClientReadableStream,
+  type ClientUnaryCall,
+  type handleServerStreamingCall,
+  type handleUnaryCall,
+  makeGenericClientConstructor,
+  type Metadata,
+  type ServiceError,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
 import { Money } from "../../common/v1/money";
 import { OfferChange } from "./offer";
 import { Order } from "./order";
@@ -1059,6 +1072,89 @@ export interface TraderServiceServer extends UntypedServiceImplementation {
   /** GetOrder serves reconciliation, by order id or by the PlaceOrder idempotency key. */
   getOrder: handleUnaryCall<GetOrderRequest, GetOrderResponse>;
 }
+
+export interface TraderServiceClient extends Client {
+  /** ListOffers pages through the offer feed visible to the caller, from a resumable cursor. */
+  listOffers(
+    request: ListOffersRequest,
+    callback: (error: ServiceError | null, response: ListOffersResponse) => void,
+  ): ClientUnaryCall;
+  listOffers(
+    request: ListOffersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListOffersResponse) => void,
+  ): ClientUnaryCall;
+  listOffers(
+    request: ListOffersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListOffersResponse) => void,
+  ): ClientUnaryCall;
+  /** WatchOffers streams change notifications so the caller can pull right away instead of polling. */
+  watchOffers(request: WatchOffersRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchOffersResponse>;
+  watchOffers(
+    request: WatchOffersRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchOffersResponse>;
+  /** PlaceOrder reserves stock and confirms or denies an order; idempotent on idempotency_key. */
+  placeOrder(
+    request: PlaceOrderRequest,
+    callback: (error: ServiceError | null, response: PlaceOrderResponse) => void,
+  ): ClientUnaryCall;
+  placeOrder(
+    request: PlaceOrderRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PlaceOrderResponse) => void,
+  ): ClientUnaryCall;
+  placeOrder(
+    request: PlaceOrderRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PlaceOrderResponse) => void,
+  ): ClientUnaryCall;
+  /** CancelOrder compensates a confirmed order and restores its stock; idempotent on idempotency_key. */
+  cancelOrder(
+    request: CancelOrderRequest,
+    callback: (error: ServiceError | null, response: CancelOrderResponse) => void,
+  ): ClientUnaryCall;
+  cancelOrder(
+    request: CancelOrderRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CancelOrderResponse) => void,
+  ): ClientUnaryCall;
+  cancelOrder(
+    request: CancelOrderRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CancelOrderResponse) => void,
+  ): ClientUnaryCall;
+  /** GetOrder serves reconciliation, by order id or by the PlaceOrder idempotency key. */
+  getOrder(
+    request: GetOrderRequest,
+    callback: (error: ServiceError | null, response: GetOrderResponse) => void,
+  ): ClientUnaryCall;
+  getOrder(
+    request: GetOrderRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetOrderResponse) => void,
+  ): ClientUnaryCall;
+  getOrder(
+    request: GetOrderRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetOrderResponse) => void,
+  ): ClientUnaryCall;
+}
+
+export const TraderServiceClient = makeGenericClientConstructor(
+  TraderServiceService,
+  "xporty.trader.v1.TraderService",
+) as unknown as {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): TraderServiceClient;
+  service: typeof TraderServiceService;
+  serviceName: string;
+};
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
