@@ -105,10 +105,13 @@ class ReflectionIndex:
         return name in self._files
 
     def file_of_symbol(self, symbol: str) -> str | None:
-        try:
-            return str(self._pool.FindFileContainingSymbol(symbol).name)
-        except KeyError:
-            return None
+        """The file defining ``symbol``; a method, field or enum value is found through its parent."""
+        for name in (symbol, symbol.rpartition(".")[0]):
+            try:
+                return str(self._pool.FindFileContainingSymbol(name).name)
+            except KeyError:
+                continue
+        return None
 
     def has_message(self, name: str) -> bool:
         try:
