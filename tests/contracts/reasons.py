@@ -6,7 +6,10 @@ argument of a small helper whose first parameter is called ``reason`` (``_refuse
 refusals of event ingest map reason → error class in a dict named ``FATAL``, whose keys are reasons too. Policy
 decisions carry their refusal as the first field of a dataclass (``PairDecision(deny_reason, ...)``), raised as the
 ErrorInfo reason; their values are literals, ``.get(..., "DEFAULT")`` defaults, and the values of module dicts whose
-name contains ``REASON``. The signal gate's two constants are listed by the test itself (``GATE_REASONS``).
+name contains ``REASON``; a local variable assigned from a function of the same module stands for that function's
+literal return values (``reason = _refusal(...)``). The signal gate's two constants are listed by the test itself
+(``GATE_REASONS``). Every other ``reason=`` expression given to an error class is reported by ``dynamic_reasons`` so
+the test can insist each one is accounted for.
 """
 
 from __future__ import annotations
@@ -52,10 +55,74 @@ def _reason_first_classes(tree: ast.Module) -> set[str]:
     return out
 
 
+def _literal_returns(tree: ast.Module) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            out[node.name] = [r.value.value for r in ast.walk(node) if isinstance(r, ast.Return)
+                              and isinstance(r.value, ast.Constant) and isinstance(r.value.value, str)]
+    return out
+
+
+def _assigned_from_calls(tree: ast.Module, functions: dict[str, list[str]]) -> dict[str, str]:
+    """Variable → the module function whose result it holds (``reason = _refusal(...)``)."""
+    out: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name)
+                and node.value.func.id in functions):
+            out[node.targets[0].id] = node.value.func.id
+    return out
+
+
+def _trees() -> dict[str, ast.Module]:
+    return {_module_name(p): ast.parse(p.read_text(), str(p))
+            for pkg in PACKAGES for p in sorted((ROOT / pkg).rglob("*.py")) if "migrations" not in p.parts}
+
+
+def _error_classes(trees: dict[str, ast.Module]) -> set[str]:
+    """XcwlError and every class deriving from it (by name, transitively)."""
+    errors = {"XcwlError"}
+    grew = True
+    while grew:
+        grew = False
+        for tree in trees.values():
+            for node in ast.walk(tree):
+                if (isinstance(node, ast.ClassDef) and node.name not in errors
+                        and any(isinstance(b, ast.Name) and b.id in errors for b in node.bases)):
+                    errors.add(node.name)
+                    grew = True
+    return errors
+
+
+def dynamic_reasons() -> set[tuple[str, str]]:
+    """(module, expression) of every ``reason=`` given to an error class that is neither a literal nor a constant
+    nor a variable holding a module function's result."""
+    trees = _trees()
+    errors = _error_classes(trees)
+    out: set[tuple[str, str]] = set()
+    for module, tree in trees.items():
+        known = set(_constants(tree)) | set(_assigned_from_calls(tree, _literal_returns(tree)))
+        known |= {a.asname or a.name for n in tree.body if isinstance(n, ast.ImportFrom) for a in n.names}
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            callee = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+            if callee not in errors and callee != "__init__" and not isinstance(func, ast.Subscript):
+                continue
+            for kw in node.keywords:
+                if kw.arg != "reason" or isinstance(kw.value, ast.Constant):
+                    continue
+                if isinstance(kw.value, ast.Name) and kw.value.id in known:
+                    continue
+                out.add((module, ast.unparse(kw.value)))
+    return out
+
+
 def raised_reasons() -> dict[str, set[str]]:
     """reason → the modules that raise it."""
-    trees = {_module_name(p): ast.parse(p.read_text(), str(p))
-             for pkg in PACKAGES for p in sorted((ROOT / pkg).rglob("*.py")) if "migrations" not in p.parts}
+    trees = _trees()
     constants = {name: _constants(tree) for name, tree in trees.items()}
     decision_classes = set().union(*(_reason_first_classes(tree) for tree in trees.values()))
     found: dict[str, set[str]] = {}
@@ -73,6 +140,8 @@ def raised_reasons() -> dict[str, set[str]]:
                     if alias.name in constants.get(source, {}):
                         scope[alias.asname or alias.name] = constants[source][alias.name]
         helpers = _reason_helpers(tree)
+        returns = _literal_returns(tree)
+        holders = _assigned_from_calls(tree, returns)
         for node in ast.walk(tree):
             if isinstance(node, ast.Assign | ast.AnnAssign):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -95,6 +164,9 @@ def raised_reasons() -> dict[str, set[str]]:
                         add(kw.value.value, module)
                     elif isinstance(kw.value, ast.Name) and kw.value.id in scope:
                         add(scope[kw.value.id], module)
+                    elif isinstance(kw.value, ast.Name) and kw.value.id in holders:
+                        for value in returns[holders[kw.value.id]]:
+                            add(value, module)
             callee = node.func.id if isinstance(node.func, ast.Name) else None
             if callee in helpers and node.args and isinstance(node.args[0], ast.Constant):
                 add(node.args[0].value, module)

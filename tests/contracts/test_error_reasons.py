@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from google.rpc import error_details_pb2, status_pb2
 
-from tests.contracts.reasons import raised_reasons
+from tests.contracts.reasons import dynamic_reasons, raised_reasons
 from wl_node.risk.enforcer import DIRECTION_DISABLED, RISK_VIEW_STALE
 from xporty.common.v1 import errors_pb2
 from xwl_runtime.errors import ERROR_DOMAIN, FailedPrecondition
@@ -13,6 +13,17 @@ from xwl_runtime.ratelimit import RATE_LIMITED
 DOCUMENTED = set(errors_pb2.ErrorReason.keys()) - {"ERROR_REASON_UNSPECIFIED"}
 GATE_REASONS = {DIRECTION_DISABLED, RISK_VIEW_STALE}
 """Returned by the enforcer's signal gate and raised as the reason of the refused trade (not visible to the scan)."""
+
+
+ACCOUNTED_DYNAMIC = {
+    ("xwl_runtime.errors", "reason"),  # the error classes pass their ``reason`` argument on
+    ("xwl_runtime.ratelimit", "reason"),  # RateLimited passes it on; callers use the module's constants
+    ("xwl_runtime.tokens", "reason"),  # _refuse("TOKEN_…", …): the helper rule
+    ("cp_server.risk.engine", "self.refusal.reason"),  # the keys of FATAL
+    ("wl_node.risk.gate", "decision.deny_reason"),  # PairDecision literals and GATE_REASONS
+    ("wl_node.checkout.service", "decision.deny_reason"),  # the same decisions
+}
+"""Every non-literal ``reason=`` in the code, with where its values are found."""
 
 
 def _raised() -> dict[str, set[str]]:
@@ -41,7 +52,14 @@ def test_the_scan_sees_every_way_a_reason_is_raised() -> None:
     assert "EVENT_NOT_OWNED" in raised  # FATAL reason → error class table
     assert {"NO_PAIR_POLICY", "IMPORTS_FROZEN", "PAIR_NOT_ACTIVE"} <= set(raised)  # PairDecision(...) literals
     assert {"PAIR_PAUSED", "PAIR_BLOCKED"} <= set(raised)  # values of a *_REASON* mapping
+    assert {"NO_PAIR", "NOT_VISIBLE"} <= set(raised)  # reason = _refusal(...): the function's literal returns
     assert len(raised) >= 80
+
+
+def test_every_computed_reason_is_accounted_for() -> None:
+    """A new ``reason=<expression>`` the scan cannot follow fails here: make it a literal or a constant, or extend
+    tests/contracts/reasons.py so its values are found, then list it above."""
+    assert dynamic_reasons() - ACCOUNTED_DYNAMIC == set()
 
 
 def test_documented_reasons_are_not_stale() -> None:

@@ -89,6 +89,8 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NOT_VISIBLE_TO_IMPORTER: _ClassVar[ErrorReason]
     RISK_VIEW_STALE: _ClassVar[ErrorReason]
     DIRECTION_DISABLED: _ClassVar[ErrorReason]
+    NO_PAIR: _ClassVar[ErrorReason]
+    NOT_VISIBLE: _ClassVar[ErrorReason]
 ERROR_REASON_UNSPECIFIED: ErrorReason
 INTERNAL: ErrorReason
 INVALID_ARGUMENT: ErrorReason
@@ -172,3 +174,5 @@ IMPORT_DISABLED: ErrorReason
 NOT_VISIBLE_TO_IMPORTER: ErrorReason
 RISK_VIEW_STALE: ErrorReason
 DIRECTION_DISABLED: ErrorReason
+NO_PAIR: ErrorReason
+NOT_VISIBLE: ErrorReason

@@ -184,6 +184,10 @@ export enum ErrorReason {
   RISK_VIEW_STALE = 81,
   /** DIRECTION_DISABLED - FAILED_PRECONDITION: a risk or operator signal disabled this direction. */
   DIRECTION_DISABLED = 82,
+  /** NO_PAIR - PERMISSION_DENIED: the exporter has no policy for the pair with the caller. */
+  NO_PAIR = 83,
+  /** NOT_VISIBLE - PERMISSION_DENIED: the exporter does not make its offers visible to the caller. */
+  NOT_VISIBLE = 84,
   UNRECOGNIZED = -1,
 }
 
@@ -438,6 +442,12 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 82:
     case "DIRECTION_DISABLED":
       return ErrorReason.DIRECTION_DISABLED;
+    case 83:
+    case "NO_PAIR":
+      return ErrorReason.NO_PAIR;
+    case 84:
+    case "NOT_VISIBLE":
+      return ErrorReason.NOT_VISIBLE;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -613,6 +623,10 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "RISK_VIEW_STALE";
     case ErrorReason.DIRECTION_DISABLED:
       return "DIRECTION_DISABLED";
+    case ErrorReason.NO_PAIR:
+      return "NO_PAIR";
+    case ErrorReason.NOT_VISIBLE:
+      return "NOT_VISIBLE";
     case ErrorReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
