@@ -116,6 +116,8 @@ def build_features(ctx: NodeContext, state: PolicyState, cp: CpChannel) -> Featu
     )
     holder.append(checkouts)
     catalog.storefront.attach_checkouts(checkouts.rpc)
+    if risk.enforcer is not None:
+        catalog.storefront.pairs.attach_enforcer(risk.enforcer)  # WatchPairs streams the signals applied
     runner_component = Component(name="tx-runner", on_stop=[runner.close])
     return Features(
         components=[catalog.component, digests, orders.component, checkouts.component, runner_component, telemetry,

@@ -1,7 +1,8 @@
 """Building, starting and draining a grpc.aio server the same way in every process.
 
-Every server gets grpc.health.v1 (with Watch), reflection, the keepalive constants of ``tls`` and the
-``ServerPipeline``; ``serve_until_signalled`` drains it gracefully on SIGTERM/SIGINT.
+Every server gets grpc.health.v1 (with Watch), reflection (v1 and v1alpha, with comments: ``reflection``), the
+keepalive constants of ``tls`` and the ``ServerPipeline``; ``serve_until_signalled`` drains it gracefully on
+SIGTERM/SIGINT.
 
 Message size limits are a property of each ``Listener``. gRPC applies them per server, not per port, so listeners
 with different limits are served by separate grpc.aio servers in the same process, sharing the services, the
@@ -19,12 +20,12 @@ from dataclasses import dataclass, field
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
 
 from .authz import Rule
 from .peer_guard import PeerGuard
 from .pipeline import ServerPipeline
 from .ratelimit import Admission
+from .reflection import add_reflection, default_index
 from .tls import DEFAULT_SERVER_RECEIVE_BYTES, DEFAULT_SERVER_SEND_BYTES, SERVER_OPTIONS, server_message_options
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ async def start_server(
     if not listeners:
         raise ValueError("a server needs at least one listener")
     health = HealthServicer()
+    reflection_index = default_index()
     servers: dict[tuple[int, int], grpc.aio.Server] = {}
     ports: list[int] = []
     for listener in listeners:
@@ -109,9 +111,8 @@ async def start_server(
             for register in registrations:
                 register(server)
             health_pb2_grpc.add_HealthServicer_to_server(health, server)
-            reflection.enable_server_reflection(
-                (*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-                server,
+            add_reflection(
+                server, (*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), reflection_index
             )
         if listener.credentials is None:
             if not insecure_dev:

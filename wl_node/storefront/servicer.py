@@ -3,7 +3,7 @@
 Who may call what (the component's authz table admits the kinds; this servicer checks the WL):
 
 * offers (Publish/Update/Withdraw), Checkout, GetCheckout: apps of THIS WL only;
-* reads (ListImportedOffers, GetImportedOffer, GetNodeState): apps of this WL and operators.
+* reads (ListImportedOffers, GetImportedOffer, GetNodeState, the WatchPairs stream): apps of this WL and operators.
 
 The trader manager's contact is masked in every response unless the caller is an app of this WL named in
 ``NodeSettings.pii_apps`` (the PII scope). Nothing here logs contact data.
@@ -11,7 +11,7 @@ The trader manager's contact is masked in every response unless the caller is an
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 import grpc
@@ -32,10 +32,11 @@ from xwl_runtime.pipeline import caller
 
 from ..privacy.contact_request import ContactRequester
 from .imported_view import ImportedView
+from .pair_watch import PairWatch
 
 SERVICE = "xporty.node.v1.StorefrontService"
 APP_METHODS = ("PublishOffer", "UpdateOffer", "WithdrawOffer", "Checkout", "GetCheckout", "GetTraderContact")
-READ_METHODS = ("ListImportedOffers", "GetImportedOffer", "GetNodeState")
+READ_METHODS = ("ListImportedOffers", "GetImportedOffer", "GetNodeState", "WatchPairs")
 AUTHZ: dict[str, Rule] = {
     **service_methods(SERVICE, APP_METHODS, Rule(frozenset({Kind.APP}))),
     **service_methods(SERVICE, READ_METHODS, Rule(frozenset({Kind.APP, Kind.OPS}))),
@@ -66,6 +67,8 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
         self._book = book
         self._view = view
         self._checkouts = checkouts
+        self.pairs = PairWatch(state)
+        """WatchPairs' fan-out; the composition root attaches the enforcer's signals."""
         self._audit_checkpoint: Callable[[], audit_pb2.AuditCheckpoint | None] = lambda: None
         self._contacts: ContactRequester | None = None
 
@@ -172,6 +175,15 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
             state.confirm_time.CopyFrom(timestamp(self._state.confirmed_at))
         return pb.GetNodeStateResponse(state=state, audit_checkpoint=self._audit_checkpoint())
 
+    async def WatchPairs(  # noqa: N802 - gRPC method name
+        self,
+        request: pb.WatchPairsRequest,
+        context: grpc.aio.ServicerContext[pb.WatchPairsRequest, pb.WatchPairsResponse],
+    ) -> AsyncIterator[pb.WatchPairsResponse]:
+        self._reader()
+        async for event in self.pairs.stream():
+            yield event
+
     # --- checkout (issue 4) ---------------------------------------------------------------------------------
     async def Checkout(  # noqa: N802 - gRPC method name
         self, request: pb.CheckoutRequest, context: grpc.aio.ServicerContext[pb.CheckoutRequest, pb.CheckoutResponse]
@@ -200,7 +212,7 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
         if ident.name not in self._settings.pii_apps:
             raise PermissionDenied(f"{ident} does not hold the PII scope", reason="PII_SCOPE_REQUIRED")
         if self._contacts is None:
-            raise FailedPrecondition("contact requests are not available on this node", reason="NOT_AVAILABLE")
+            raise FailedPrecondition("contact requests are not available on this node", reason="CONTACTS_NOT_AVAILABLE")
         offer = await self._view.get(importable_exporters(self._state), request.imported_offer_id, unmasked=False)
         contact = await self._contacts.request(offer.source_wl, offer.manager.handle, request.purpose)
         return pb.GetTraderContactResponse(contact=contact)

@@ -24,13 +24,14 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cxporty/common/v1/money.proto\x12\x10xporty.common.v1\")\n\x05Money\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cxporty/common/v1/money.proto\x12\x10xporty.common.v1\")\n\x05Money\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\tB\xa8\x01\n\x14\x63om.xporty.common.v1B\nMoneyProtoP\x01ZAgithub.com/xporty/cross-wl/generated/go/xporty/common/v1;commonv1\xa2\x02\x03XCX\xaa\x02\x10Xporty.Common.V1\xca\x02\x10Xporty\\Common\\V1\xea\x02\x12Xporty::Common::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xporty.common.v1.money_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\024com.xporty.common.v1B\nMoneyProtoP\001ZAgithub.com/xporty/cross-wl/generated/go/xporty/common/v1;commonv1\242\002\003XCX\252\002\020Xporty.Common.V1\312\002\020Xporty\\Common\\V1\352\002\022Xporty::Common::V1'
   _globals['_MONEY']._serialized_start=50
   _globals['_MONEY']._serialized_end=91
 # @@protoc_insertion_point(module_scope)

@@ -25,13 +25,14 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18xporty/cp/v1/audit.proto\x12\x0cxporty.cp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"x\n\x0f\x41uditCheckpoint\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x11\n\thead_hash\x18\x02 \x01(\t\x12-\n\tsign_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tsignature\x18\x04 \x01(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18xporty/cp/v1/audit.proto\x12\x0cxporty.cp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"x\n\x0f\x41uditCheckpoint\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x11\n\thead_hash\x18\x02 \x01(\t\x12-\n\tsign_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tsignature\x18\x04 \x01(\x0c\x42\x90\x01\n\x10\x63om.xporty.cp.v1B\nAuditProtoP\x01Z9github.com/xporty/cross-wl/generated/go/xporty/cp/v1;cpv1\xa2\x02\x03XCX\xaa\x02\x0cXporty.Cp.V1\xca\x02\x0cXporty\\Cp\\V1\xea\x02\x0eXporty::Cp::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xporty.cp.v1.audit_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\020com.xporty.cp.v1B\nAuditProtoP\001Z9github.com/xporty/cross-wl/generated/go/xporty/cp/v1;cpv1\242\002\003XCX\252\002\014Xporty.Cp.V1\312\002\014Xporty\\Cp\\V1\352\002\016Xporty::Cp::V1'
   _globals['_AUDITCHECKPOINT']._serialized_start=75
   _globals['_AUDITCHECKPOINT']._serialized_end=195
 # @@protoc_insertion_point(module_scope)

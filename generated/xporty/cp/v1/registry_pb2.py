@@ -25,13 +25,14 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bxporty/cp/v1/registry.proto\x12\x0cxporty.cp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfc\x01\n\nWhiteLabel\x12\r\n\x05wl_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\x12\x19\n\x11\x63urrency_decimals\x18\x04 \x01(\r\x12\x16\n\x0ereference_rate\x18\x05 \x01(\t\x12\x17\n\x0ftrader_endpoint\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tdns_names\x18\t \x03(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bxporty/cp/v1/registry.proto\x12\x0cxporty.cp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfc\x01\n\nWhiteLabel\x12\r\n\x05wl_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\x12\x19\n\x11\x63urrency_decimals\x18\x04 \x01(\r\x12\x16\n\x0ereference_rate\x18\x05 \x01(\t\x12\x17\n\x0ftrader_endpoint\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tdns_names\x18\t \x03(\tB\x93\x01\n\x10\x63om.xporty.cp.v1B\rRegistryProtoP\x01Z9github.com/xporty/cross-wl/generated/go/xporty/cp/v1;cpv1\xa2\x02\x03XCX\xaa\x02\x0cXporty.Cp.V1\xca\x02\x0cXporty\\Cp\\V1\xea\x02\x0eXporty::Cp::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xporty.cp.v1.registry_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\020com.xporty.cp.v1B\rRegistryProtoP\001Z9github.com/xporty/cross-wl/generated/go/xporty/cp/v1;cpv1\242\002\003XCX\252\002\014Xporty.Cp.V1\312\002\014Xporty\\Cp\\V1\352\002\016Xporty::Cp::V1'
   _globals['_WHITELABEL']._serialized_start=79
   _globals['_WHITELABEL']._serialized_end=331
 # @@protoc_insertion_point(module_scope)

@@ -24,22 +24,30 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from xporty.common.v1 import money_pb2 as xporty_dot_common_dot_v1_dot_money__pb2
+from xporty.cp.v1 import policy_pb2 as xporty_dot_cp_dot_v1_dot_policy__pb2
 from xporty.trader.v1 import offer_pb2 as xporty_dot_trader_dot_v1_dot_offer__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fxporty/node/v1/storefront.proto\x12\x0exporty.node.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cxporty/common/v1/money.proto\x1a\x1cxporty/trader/v1/offer.proto\"\x9f\x03\n\rImportedOffer\x12\x19\n\x11imported_offer_id\x18\x01 \x01(\t\x12\x11\n\tsource_wl\x18\x02 \x01(\t\x12\x17\n\x0fsource_offer_id\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x06 \x01(\t\x12-\n\x0csource_price\x18\x07 \x01(\x0b\x32\x17.xporty.common.v1.Money\x12&\n\x05price\x18\x08 \x01(\x0b\x32\x17.xporty.common.v1.Money\x12\x0f\n\x07\x66x_rate\x18\t \x01(\t\x12\x12\n\nfx_version\x18\n \x01(\x04\x12\r\n\x05stock\x18\x0b \x01(\x03\x12\x12\n\nimage_urls\x18\x0c \x03(\t\x12\x30\n\x07manager\x18\r \x01(\x0b\x32\x1f.xporty.trader.v1.TraderContact\x12\x11\n\tavailable\x18\x0e \x01(\x08\x12-\n\tsync_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf2\x02\n\x08\x43heckout\x12\x13\n\x0b\x63heckout_id\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\x19\n\x11imported_offer_id\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\x03\x12\x17\n\x0f\x62uyer_reference\x18\x05 \x01(\t\x12&\n\x05total\x18\x06 \x01(\x0b\x32\x17.xporty.common.v1.Money\x12.\n\x06status\x18\x07 \x01(\x0e\x32\x1e.xporty.node.v1.CheckoutStatus\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x10\n\x08order_id\x18\t \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\n \x01(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8d\x01\n\tNodeState\x12\r\n\x05wl_id\x18\x01 \x01(\t\x12\x16\n\x0epolicy_version\x18\x02 \x01(\x04\x12\x30\n\x0c\x63onfirm_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10stream_connected\x18\x04 \x01(\x08\x12\r\n\x05stale\x18\x05 \x01(\x08*\xa8\x01\n\x0e\x43heckoutStatus\x12\x1f\n\x1b\x43HECKOUT_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x43HECKOUT_STATUS_PENDING\x10\x01\x12\x1d\n\x19\x43HECKOUT_STATUS_COMPLETED\x10\x02\x12\x1a\n\x16\x43HECKOUT_STATUS_FAILED\x10\x03\x12\x1d\n\x19\x43HECKOUT_STATUS_CANCELLED\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fxporty/node/v1/storefront.proto\x12\x0exporty.node.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cxporty/common/v1/money.proto\x1a\x19xporty/cp/v1/policy.proto\x1a\x1cxporty/trader/v1/offer.proto\"\x9f\x03\n\rImportedOffer\x12\x19\n\x11imported_offer_id\x18\x01 \x01(\t\x12\x11\n\tsource_wl\x18\x02 \x01(\t\x12\x17\n\x0fsource_offer_id\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x06 \x01(\t\x12-\n\x0csource_price\x18\x07 \x01(\x0b\x32\x17.xporty.common.v1.Money\x12&\n\x05price\x18\x08 \x01(\x0b\x32\x17.xporty.common.v1.Money\x12\x0f\n\x07\x66x_rate\x18\t \x01(\t\x12\x12\n\nfx_version\x18\n \x01(\x04\x12\r\n\x05stock\x18\x0b \x01(\x03\x12\x12\n\nimage_urls\x18\x0c \x03(\t\x12\x30\n\x07manager\x18\r \x01(\x0b\x32\x1f.xporty.trader.v1.TraderContact\x12\x11\n\tavailable\x18\x0e \x01(\x08\x12-\n\tsync_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf2\x02\n\x08\x43heckout\x12\x13\n\x0b\x63heckout_id\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\x19\n\x11imported_offer_id\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\x03\x12\x17\n\x0f\x62uyer_reference\x18\x05 \x01(\t\x12&\n\x05total\x18\x06 \x01(\x0b\x32\x17.xporty.common.v1.Money\x12.\n\x06status\x18\x07 \x01(\x0e\x32\x1e.xporty.node.v1.CheckoutStatus\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x10\n\x08order_id\x18\t \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\n \x01(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8d\x01\n\tNodeState\x12\r\n\x05wl_id\x18\x01 \x01(\t\x12\x16\n\x0epolicy_version\x18\x02 \x01(\x04\x12\x30\n\x0c\x63onfirm_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10stream_connected\x18\x04 \x01(\x08\x12\r\n\x05stale\x18\x05 \x01(\x08\"N\n\x0bPairsUpdate\x12\x16\n\x0epolicy_version\x18\x01 \x01(\x04\x12\'\n\x05pairs\x18\x02 \x03(\x0b\x32\x18.xporty.cp.v1.PairPolicy\"\x97\x02\n\nPairSignal\x12,\n\x04kind\x18\x01 \x01(\x0e\x32\x1e.xporty.node.v1.PairSignalKind\x12\x11\n\tsignal_id\x18\x02 \x01(\t\x12\x10\n\x08sequence\x18\x03 \x01(\x04\x12\x13\n\x0b\x65xporter_wl\x18\x04 \x01(\t\x12\x13\n\x0bimporter_wl\x18\x05 \x01(\t\x12\x30\n\x06status\x18\x06 \x01(\x0e\x32 .xporty.cp.v1.RelationshipStatus\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x08 \x01(\t\x12\x32\n\x0e\x65\x66\x66\x65\x63tive_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xa8\x01\n\x0e\x43heckoutStatus\x12\x1f\n\x1b\x43HECKOUT_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x43HECKOUT_STATUS_PENDING\x10\x01\x12\x1d\n\x19\x43HECKOUT_STATUS_COMPLETED\x10\x02\x12\x1a\n\x16\x43HECKOUT_STATUS_FAILED\x10\x03\x12\x1d\n\x19\x43HECKOUT_STATUS_CANCELLED\x10\x04*\xa5\x01\n\x0ePairSignalKind\x12 \n\x1cPAIR_SIGNAL_KIND_UNSPECIFIED\x10\x00\x12\'\n#PAIR_SIGNAL_KIND_DIRECTION_DISABLED\x10\x01\x12&\n\"PAIR_SIGNAL_KIND_DIRECTION_ENABLED\x10\x02\x12 \n\x1cPAIR_SIGNAL_KIND_PAIR_STATUS\x10\x03\x42\xa1\x01\n\x12\x63om.xporty.node.v1B\x0fStorefrontProtoP\x01Z=github.com/xporty/cross-wl/generated/go/xporty/node/v1;nodev1\xa2\x02\x03XNX\xaa\x02\x0eXporty.Node.V1\xca\x02\x0eXporty\\Node\\V1\xea\x02\x10Xporty::Node::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xporty.node.v1.storefront_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
-  _globals['_CHECKOUTSTATUS']._serialized_start=1080
-  _globals['_CHECKOUTSTATUS']._serialized_end=1248
-  _globals['_IMPORTEDOFFER']._serialized_start=145
-  _globals['_IMPORTEDOFFER']._serialized_end=560
-  _globals['_CHECKOUT']._serialized_start=563
-  _globals['_CHECKOUT']._serialized_end=933
-  _globals['_NODESTATE']._serialized_start=936
-  _globals['_NODESTATE']._serialized_end=1077
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\022com.xporty.node.v1B\017StorefrontProtoP\001Z=github.com/xporty/cross-wl/generated/go/xporty/node/v1;nodev1\242\002\003XNX\252\002\016Xporty.Node.V1\312\002\016Xporty\\Node\\V1\352\002\020Xporty::Node::V1'
+  _globals['_CHECKOUTSTATUS']._serialized_start=1469
+  _globals['_CHECKOUTSTATUS']._serialized_end=1637
+  _globals['_PAIRSIGNALKIND']._serialized_start=1640
+  _globals['_PAIRSIGNALKIND']._serialized_end=1805
+  _globals['_IMPORTEDOFFER']._serialized_start=172
+  _globals['_IMPORTEDOFFER']._serialized_end=587
+  _globals['_CHECKOUT']._serialized_start=590
+  _globals['_CHECKOUT']._serialized_end=960
+  _globals['_NODESTATE']._serialized_start=963
+  _globals['_NODESTATE']._serialized_end=1104
+  _globals['_PAIRSUPDATE']._serialized_start=1106
+  _globals['_PAIRSUPDATE']._serialized_end=1184
+  _globals['_PAIRSIGNAL']._serialized_start=1187
+  _globals['_PAIRSIGNAL']._serialized_end=1466
 # @@protoc_insertion_point(module_scope)

@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from xporty.common.v1 import money_pb2 as _money_pb2
+from xporty.cp.v1 import policy_pb2 as _policy_pb2
 from xporty.trader.v1 import offer_pb2 as _offer_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -19,11 +20,22 @@ class CheckoutStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CHECKOUT_STATUS_COMPLETED: _ClassVar[CheckoutStatus]
     CHECKOUT_STATUS_FAILED: _ClassVar[CheckoutStatus]
     CHECKOUT_STATUS_CANCELLED: _ClassVar[CheckoutStatus]
+
+class PairSignalKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PAIR_SIGNAL_KIND_UNSPECIFIED: _ClassVar[PairSignalKind]
+    PAIR_SIGNAL_KIND_DIRECTION_DISABLED: _ClassVar[PairSignalKind]
+    PAIR_SIGNAL_KIND_DIRECTION_ENABLED: _ClassVar[PairSignalKind]
+    PAIR_SIGNAL_KIND_PAIR_STATUS: _ClassVar[PairSignalKind]
 CHECKOUT_STATUS_UNSPECIFIED: CheckoutStatus
 CHECKOUT_STATUS_PENDING: CheckoutStatus
 CHECKOUT_STATUS_COMPLETED: CheckoutStatus
 CHECKOUT_STATUS_FAILED: CheckoutStatus
 CHECKOUT_STATUS_CANCELLED: CheckoutStatus
+PAIR_SIGNAL_KIND_UNSPECIFIED: PairSignalKind
+PAIR_SIGNAL_KIND_DIRECTION_DISABLED: PairSignalKind
+PAIR_SIGNAL_KIND_DIRECTION_ENABLED: PairSignalKind
+PAIR_SIGNAL_KIND_PAIR_STATUS: PairSignalKind
 
 class ImportedOffer(_message.Message):
     __slots__ = ("imported_offer_id", "source_wl", "source_offer_id", "title", "description", "category", "source_price", "price", "fx_rate", "fx_version", "stock", "image_urls", "manager", "available", "sync_time")
@@ -100,3 +112,33 @@ class NodeState(_message.Message):
     stream_connected: bool
     stale: bool
     def __init__(self, wl_id: _Optional[str] = ..., policy_version: _Optional[int] = ..., confirm_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stream_connected: _Optional[bool] = ..., stale: _Optional[bool] = ...) -> None: ...
+
+class PairsUpdate(_message.Message):
+    __slots__ = ("policy_version", "pairs")
+    POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PAIRS_FIELD_NUMBER: _ClassVar[int]
+    policy_version: int
+    pairs: _containers.RepeatedCompositeFieldContainer[_policy_pb2.PairPolicy]
+    def __init__(self, policy_version: _Optional[int] = ..., pairs: _Optional[_Iterable[_Union[_policy_pb2.PairPolicy, _Mapping]]] = ...) -> None: ...
+
+class PairSignal(_message.Message):
+    __slots__ = ("kind", "signal_id", "sequence", "exporter_wl", "importer_wl", "status", "reason", "correlation_id", "effective_time")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    EXPORTER_WL_FIELD_NUMBER: _ClassVar[int]
+    IMPORTER_WL_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_TIME_FIELD_NUMBER: _ClassVar[int]
+    kind: PairSignalKind
+    signal_id: str
+    sequence: int
+    exporter_wl: str
+    importer_wl: str
+    status: _policy_pb2.RelationshipStatus
+    reason: str
+    correlation_id: str
+    effective_time: _timestamp_pb2.Timestamp
+    def __init__(self, kind: _Optional[_Union[PairSignalKind, str]] = ..., signal_id: _Optional[str] = ..., sequence: _Optional[int] = ..., exporter_wl: _Optional[str] = ..., importer_wl: _Optional[str] = ..., status: _Optional[_Union[_policy_pb2.RelationshipStatus, str]] = ..., reason: _Optional[str] = ..., correlation_id: _Optional[str] = ..., effective_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

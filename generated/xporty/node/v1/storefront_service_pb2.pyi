@@ -132,3 +132,15 @@ class GetTraderContactResponse(_message.Message):
     CONTACT_FIELD_NUMBER: _ClassVar[int]
     contact: _offer_pb2.TraderContact
     def __init__(self, contact: _Optional[_Union[_offer_pb2.TraderContact, _Mapping]] = ...) -> None: ...
+
+class WatchPairsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WatchPairsResponse(_message.Message):
+    __slots__ = ("pairs", "signal")
+    PAIRS_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    pairs: _storefront_pb2.PairsUpdate
+    signal: _storefront_pb2.PairSignal
+    def __init__(self, pairs: _Optional[_Union[_storefront_pb2.PairsUpdate, _Mapping]] = ..., signal: _Optional[_Union[_storefront_pb2.PairSignal, _Mapping]] = ...) -> None: ...

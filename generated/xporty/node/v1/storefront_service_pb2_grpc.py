@@ -81,6 +81,11 @@ class StorefrontServiceStub:
                 request_serializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.GetTraderContactRequest.SerializeToString,
                 response_deserializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.GetTraderContactResponse.FromString,
                 _registered_method=True)
+        self.WatchPairs = channel.unary_stream(
+                '/xporty.node.v1.StorefrontService/WatchPairs',
+                request_serializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.WatchPairsRequest.SerializeToString,
+                response_deserializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.WatchPairsResponse.FromString,
+                _registered_method=True)
 
 
 class StorefrontServiceServicer:
@@ -152,6 +157,15 @@ class StorefrontServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchPairs(self, request, context):
+        """WatchPairs streams this WL's pair policies (on connect and at every new policy version) and every risk or
+        status signal the node applies to its pairs, so a WL service reacts without polling. A subscriber that
+        falls behind is ended with ABORTED (reason SUBSCRIBER_LAGGED): subscribe again, the first message is current.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StorefrontServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -199,6 +213,11 @@ def add_StorefrontServiceServicer_to_server(servicer, server):
                     servicer.GetTraderContact,
                     request_deserializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.GetTraderContactRequest.FromString,
                     response_serializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.GetTraderContactResponse.SerializeToString,
+            ),
+            'WatchPairs': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchPairs,
+                    request_deserializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.WatchPairsRequest.FromString,
+                    response_serializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.WatchPairsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -446,6 +465,33 @@ class StorefrontService:
             '/xporty.node.v1.StorefrontService/GetTraderContact',
             xporty_dot_node_dot_v1_dot_storefront__service__pb2.GetTraderContactRequest.SerializeToString,
             xporty_dot_node_dot_v1_dot_storefront__service__pb2.GetTraderContactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchPairs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/xporty.node.v1.StorefrontService/WatchPairs',
+            xporty_dot_node_dot_v1_dot_storefront__service__pb2.WatchPairsRequest.SerializeToString,
+            xporty_dot_node_dot_v1_dot_storefront__service__pb2.WatchPairsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,198 @@
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from typing import ClassVar as _ClassVar
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ERROR_REASON_UNSPECIFIED: _ClassVar[ErrorReason]
+    INTERNAL: _ClassVar[ErrorReason]
+    INVALID_ARGUMENT: _ClassVar[ErrorReason]
+    UNAUTHENTICATED: _ClassVar[ErrorReason]
+    PERMISSION_DENIED: _ClassVar[ErrorReason]
+    NOT_FOUND: _ClassVar[ErrorReason]
+    ALREADY_EXISTS: _ClassVar[ErrorReason]
+    FAILED_PRECONDITION: _ClassVar[ErrorReason]
+    ABORTED: _ClassVar[ErrorReason]
+    RESOURCE_EXHAUSTED: _ClassVar[ErrorReason]
+    UNAVAILABLE: _ClassVar[ErrorReason]
+    NO_IDENTITY: _ClassVar[ErrorReason]
+    METHOD_NOT_ALLOWED: _ClassVar[ErrorReason]
+    IDENTITY_NOT_ALLOWED: _ClassVar[ErrorReason]
+    RATE_LIMITED: _ClassVar[ErrorReason]
+    TOO_MANY_STREAMS: _ClassVar[ErrorReason]
+    TOKEN_MISSING: _ClassVar[ErrorReason]
+    TOKEN_INVALID: _ClassVar[ErrorReason]
+    TOKEN_UNKNOWN_KEY: _ClassVar[ErrorReason]
+    TOKEN_WRONG_AUDIENCE: _ClassVar[ErrorReason]
+    TOKEN_EXPIRED: _ClassVar[ErrorReason]
+    TOKEN_SUBJECT_MISMATCH: _ClassVar[ErrorReason]
+    TOKEN_SCOPE: _ClassVar[ErrorReason]
+    BOOTSTRAP_TOKEN_INVALID: _ClassVar[ErrorReason]
+    WL_NOT_REGISTERED: _ClassVar[ErrorReason]
+    CERTIFICATE_REQUIRED: _ClassVar[ErrorReason]
+    CERTIFICATE_MISMATCH: _ClassVar[ErrorReason]
+    CERTIFICATE_SUPERSEDED: _ClassVar[ErrorReason]
+    IDENTITY_MAX_AGE: _ClassVar[ErrorReason]
+    SCOPE_NOT_ALLOWED: _ClassVar[ErrorReason]
+    UNKNOWN_WL: _ClassVar[ErrorReason]
+    UNKNOWN_PAIR: _ClassVar[ErrorReason]
+    SELF_PAIR: _ClassVar[ErrorReason]
+    FX_STEP_TOO_LARGE: _ClassVar[ErrorReason]
+    AUDIT_CHECKPOINT_INVALID: _ClassVar[ErrorReason]
+    CP_NOT_READY: _ClassVar[ErrorReason]
+    CP_SHUTTING_DOWN: _ClassVar[ErrorReason]
+    OTHER_WL_VIEW: _ClassVar[ErrorReason]
+    OTHER_WL: _ClassVar[ErrorReason]
+    UNKNOWN_SIGNAL: _ClassVar[ErrorReason]
+    SUBSCRIBER_LAGGED: _ClassVar[ErrorReason]
+    NOT_A_NODE: _ClassVar[ErrorReason]
+    CALLER_MISMATCH: _ClassVar[ErrorReason]
+    DIGESTS_DISABLED: _ClassVar[ErrorReason]
+    EVENT_NOT_OWNED: _ClassVar[ErrorReason]
+    AMOUNT_NOT_CANONICAL: _ClassVar[ErrorReason]
+    BAD_QUANTITY: _ClassVar[ErrorReason]
+    EVENT_CONFLICT: _ClassVar[ErrorReason]
+    CONCURRENT_DUPLICATE: _ClassVar[ErrorReason]
+    NOT_THIS_WL: _ClassVar[ErrorReason]
+    FOREIGN_APP: _ClassVar[ErrorReason]
+    CHECKOUT_NOT_AVAILABLE: _ClassVar[ErrorReason]
+    CHECKOUT_IN_PROGRESS: _ClassVar[ErrorReason]
+    CHECKOUT_NOT_FOUND: _ClassVar[ErrorReason]
+    IDEMPOTENCY_KEY_REUSED: _ClassVar[ErrorReason]
+    IDEMPOTENCY_KEY_EXPIRED: _ClassVar[ErrorReason]
+    IDEMPOTENCY_RACE: _ClassVar[ErrorReason]
+    OFFER_NOT_FOUND: _ClassVar[ErrorReason]
+    OFFER_UNAVAILABLE: _ClassVar[ErrorReason]
+    STALE_PRICE: _ClassVar[ErrorReason]
+    NO_POLICY_VIEW: _ClassVar[ErrorReason]
+    NO_PAIR_POLICY: _ClassVar[ErrorReason]
+    NO_REFERENCE_RATE: _ClassVar[ErrorReason]
+    IMBALANCE_LIMIT: _ClassVar[ErrorReason]
+    RISK_GUARD_STARTING: _ClassVar[ErrorReason]
+    SELF_NOT_ALLOWED: _ClassVar[ErrorReason]
+    CURSOR_EXPIRED: _ClassVar[ErrorReason]
+    ORDERS_NOT_AVAILABLE: _ClassVar[ErrorReason]
+    ORDER_NOT_FOUND: _ClassVar[ErrorReason]
+    DEADLINE_PASSED: _ClassVar[ErrorReason]
+    CIRCUIT_OPEN: _ClassVar[ErrorReason]
+    NO_ENDPOINT: _ClassVar[ErrorReason]
+    TOKEN_UNAVAILABLE: _ClassVar[ErrorReason]
+    EXPORTER_BUSY: _ClassVar[ErrorReason]
+    DEADLINE_EXHAUSTED: _ClassVar[ErrorReason]
+    PAIR_PAUSED: _ClassVar[ErrorReason]
+    PAIR_BLOCKED: _ClassVar[ErrorReason]
+    PAIR_NOT_ACTIVE: _ClassVar[ErrorReason]
+    IMPORTS_FROZEN: _ClassVar[ErrorReason]
+    IMPORT_DISABLED: _ClassVar[ErrorReason]
+    NOT_VISIBLE_TO_IMPORTER: _ClassVar[ErrorReason]
+    RISK_VIEW_STALE: _ClassVar[ErrorReason]
+    DIRECTION_DISABLED: _ClassVar[ErrorReason]
+    NO_PAIR: _ClassVar[ErrorReason]
+    NOT_VISIBLE: _ClassVar[ErrorReason]
+    CERTIFICATE_REVOKED: _ClassVar[ErrorReason]
+    CERTIFICATE_UNKNOWN: _ClassVar[ErrorReason]
+    CERTIFICATE_NOT_FOUND: _ClassVar[ErrorReason]
+    TOKEN_AUDIENCE: _ClassVar[ErrorReason]
+    TOKEN_KEY_UNAVAILABLE: _ClassVar[ErrorReason]
+    CONTACT_NOT_GRANTED: _ClassVar[ErrorReason]
+    CONTACT_NOT_FOUND: _ClassVar[ErrorReason]
+    PII_SCOPE_REQUIRED: _ClassVar[ErrorReason]
+    CONTACTS_NOT_AVAILABLE: _ClassVar[ErrorReason]
+    SUBJECT_NOT_FOUND: _ClassVar[ErrorReason]
+ERROR_REASON_UNSPECIFIED: ErrorReason
+INTERNAL: ErrorReason
+INVALID_ARGUMENT: ErrorReason
+UNAUTHENTICATED: ErrorReason
+PERMISSION_DENIED: ErrorReason
+NOT_FOUND: ErrorReason
+ALREADY_EXISTS: ErrorReason
+FAILED_PRECONDITION: ErrorReason
+ABORTED: ErrorReason
+RESOURCE_EXHAUSTED: ErrorReason
+UNAVAILABLE: ErrorReason
+NO_IDENTITY: ErrorReason
+METHOD_NOT_ALLOWED: ErrorReason
+IDENTITY_NOT_ALLOWED: ErrorReason
+RATE_LIMITED: ErrorReason
+TOO_MANY_STREAMS: ErrorReason
+TOKEN_MISSING: ErrorReason
+TOKEN_INVALID: ErrorReason
+TOKEN_UNKNOWN_KEY: ErrorReason
+TOKEN_WRONG_AUDIENCE: ErrorReason
+TOKEN_EXPIRED: ErrorReason
+TOKEN_SUBJECT_MISMATCH: ErrorReason
+TOKEN_SCOPE: ErrorReason
+BOOTSTRAP_TOKEN_INVALID: ErrorReason
+WL_NOT_REGISTERED: ErrorReason
+CERTIFICATE_REQUIRED: ErrorReason
+CERTIFICATE_MISMATCH: ErrorReason
+CERTIFICATE_SUPERSEDED: ErrorReason
+IDENTITY_MAX_AGE: ErrorReason
+SCOPE_NOT_ALLOWED: ErrorReason
+UNKNOWN_WL: ErrorReason
+UNKNOWN_PAIR: ErrorReason
+SELF_PAIR: ErrorReason
+FX_STEP_TOO_LARGE: ErrorReason
+AUDIT_CHECKPOINT_INVALID: ErrorReason
+CP_NOT_READY: ErrorReason
+CP_SHUTTING_DOWN: ErrorReason
+OTHER_WL_VIEW: ErrorReason
+OTHER_WL: ErrorReason
+UNKNOWN_SIGNAL: ErrorReason
+SUBSCRIBER_LAGGED: ErrorReason
+NOT_A_NODE: ErrorReason
+CALLER_MISMATCH: ErrorReason
+DIGESTS_DISABLED: ErrorReason
+EVENT_NOT_OWNED: ErrorReason
+AMOUNT_NOT_CANONICAL: ErrorReason
+BAD_QUANTITY: ErrorReason
+EVENT_CONFLICT: ErrorReason
+CONCURRENT_DUPLICATE: ErrorReason
+NOT_THIS_WL: ErrorReason
+FOREIGN_APP: ErrorReason
+CHECKOUT_NOT_AVAILABLE: ErrorReason
+CHECKOUT_IN_PROGRESS: ErrorReason
+CHECKOUT_NOT_FOUND: ErrorReason
+IDEMPOTENCY_KEY_REUSED: ErrorReason
+IDEMPOTENCY_KEY_EXPIRED: ErrorReason
+IDEMPOTENCY_RACE: ErrorReason
+OFFER_NOT_FOUND: ErrorReason
+OFFER_UNAVAILABLE: ErrorReason
+STALE_PRICE: ErrorReason
+NO_POLICY_VIEW: ErrorReason
+NO_PAIR_POLICY: ErrorReason
+NO_REFERENCE_RATE: ErrorReason
+IMBALANCE_LIMIT: ErrorReason
+RISK_GUARD_STARTING: ErrorReason
+SELF_NOT_ALLOWED: ErrorReason
+CURSOR_EXPIRED: ErrorReason
+ORDERS_NOT_AVAILABLE: ErrorReason
+ORDER_NOT_FOUND: ErrorReason
+DEADLINE_PASSED: ErrorReason
+CIRCUIT_OPEN: ErrorReason
+NO_ENDPOINT: ErrorReason
+TOKEN_UNAVAILABLE: ErrorReason
+EXPORTER_BUSY: ErrorReason
+DEADLINE_EXHAUSTED: ErrorReason
+PAIR_PAUSED: ErrorReason
+PAIR_BLOCKED: ErrorReason
+PAIR_NOT_ACTIVE: ErrorReason
+IMPORTS_FROZEN: ErrorReason
+IMPORT_DISABLED: ErrorReason
+NOT_VISIBLE_TO_IMPORTER: ErrorReason
+RISK_VIEW_STALE: ErrorReason
+DIRECTION_DISABLED: ErrorReason
+NO_PAIR: ErrorReason
+NOT_VISIBLE: ErrorReason
+CERTIFICATE_REVOKED: ErrorReason
+CERTIFICATE_UNKNOWN: ErrorReason
+CERTIFICATE_NOT_FOUND: ErrorReason
+TOKEN_AUDIENCE: ErrorReason
+TOKEN_KEY_UNAVAILABLE: ErrorReason
+CONTACT_NOT_GRANTED: ErrorReason
+CONTACT_NOT_FOUND: ErrorReason
+PII_SCOPE_REQUIRED: ErrorReason
+CONTACTS_NOT_AVAILABLE: ErrorReason
+SUBJECT_NOT_FOUND: ErrorReason
