@@ -157,6 +157,7 @@ class TraderServicer(pb_grpc.TraderServiceServicer):
         context: grpc.aio.ServicerContext[pb.GetTraderContactRequest, pb.GetTraderContactResponse],
     ) -> pb.GetTraderContactResponse:
         if self._disclosures is None:
-            raise FailedPrecondition("contact disclosure is not available on this node", reason="CONTACTS_NOT_AVAILABLE")
+            raise FailedPrecondition("contact disclosure is not available on this node",
+                                     reason="CONTACTS_NOT_AVAILABLE")
         contact = await self._disclosures.disclose(caller().wl_id, request.handle, request.purpose)
         return pb.GetTraderContactResponse(contact=contact)
