@@ -32,6 +32,8 @@ from xwl_runtime.authz import Rule, table
 from xwl_runtime.clock import Clock, SystemClock
 from xwl_runtime.component import Component
 from xwl_runtime.identity import Identity
+from xwl_runtime.logs import log_serving
+from xwl_runtime.metrics import MetricsListener, serve_metrics
 from xwl_runtime.pki import PkiDir
 from xwl_runtime.ratelimit import Admission
 from xwl_runtime.server import (
@@ -65,6 +67,7 @@ class CpApp:
     components: Sequence[Component]
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Future[None]] = field(default_factory=list)
+    metrics_listener: MetricsListener | None = None
     _stopped: bool = False
 
     @property
@@ -88,6 +91,8 @@ class CpApp:
             for hook in component.on_stop:
                 await hook()
         await self.server.stop(grace)
+        if self.metrics_listener is not None:
+            self.metrics_listener.close()
         self.stop_event.set()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.ctx.engine.dispose()
@@ -171,6 +176,7 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
             insecure_dev=settings.insecure_dev,
             serving=False,
             admission=Admission(settings.rate_limits),
+            metrics=ctx.metrics.rpc,
         )
     except (RuntimeError, ValueError, OSError):  # e.g. a listen address already in use
         await engine.dispose()
@@ -186,10 +192,22 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
     except TimeoutError:
         await app.stop(0)
         raise
+    bound = {"mtls": _bound(settings.listen, app.port), "enroll": _bound(settings.enroll_listen, app.enroll_port)}
+    if settings.metrics_listen:
+        try:
+            app.metrics_listener = serve_metrics(settings.metrics_listen, ctx.metrics.registry)
+        except OSError:
+            await app.stop(0)
+            raise
+        bound["metrics"] = _bound(settings.metrics_listen, app.metrics_listener.port)
     await server.set_serving(True)
-    log.info("control plane serving", extra={"fields": {"port": app.port, "enroll_port": app.enroll_port,
-                                                        "version": hub.version}})
+    log_serving("control plane", listeners=bound, store_url=settings.db_url, policy_version=hub.version)
     return app
+
+
+def _bound(address: str, port: int) -> str:
+    """``address`` with the port actually bound (``:0`` resolved)."""
+    return f"{address.rpartition(':')[0]}:{port}"
 
 
 async def run_cp(settings: CpSettings, *, grace: float = DEFAULT_GRACE_S) -> None:

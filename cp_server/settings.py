@@ -54,3 +54,5 @@ class CpSettings:
     """PostgreSQL LISTEN/NOTIFY channel for change fan-out between CP replicas."""
     risk: RiskSettings = field(default_factory=RiskSettings)
     """Imbalance thresholds (80% alert, >100% disable, 60% re-enable), trend window, reconciliation grace."""
+    metrics_listen: str = ""
+    """``HOST:PORT`` of the Prometheus scrape endpoint (plain HTTP ``/metrics``); empty = no endpoint."""

@@ -24,6 +24,8 @@ from xwl_runtime.authz import Rule, table
 from xwl_runtime.clock import Clock, SystemClock
 from xwl_runtime.component import BackgroundLoop, Component
 from xwl_runtime.identity import Identity
+from xwl_runtime.logs import log_serving
+from xwl_runtime.metrics import MetricsListener, serve_metrics
 from xwl_runtime.pki import PkiDir
 from xwl_runtime.server import DEFAULT_GRACE_S, Listener, RunningServer, start_server, wait_for_termination_signal
 from xwl_runtime.tls import ReloadableServerCredentials, TlsMaterial
@@ -137,6 +139,7 @@ class NodeApp:
     components: list[Component]
     server_credentials: ReloadableServerCredentials | None
     checkouts: Checkouts | None = None
+    metrics_listener: MetricsListener | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stopped: bool = False
@@ -171,6 +174,8 @@ class NodeApp:
         self._stopped = True
         self._stop.set()
         await self.server.stop(grace)
+        if self.metrics_listener is not None:
+            self.metrics_listener.close()
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=LOOP_STOP_TIMEOUT_S)
             for task in pending:
@@ -202,6 +207,7 @@ async def build_node(
     engine = await open_store(settings.db_url, settings.wl_id)
     cp: CpChannel | None = None
     server: RunningServer | None = None
+    app: NodeApp | None = None
     try:
         tls = await _load_tls(settings)
         ctx = NodeContext(settings=settings, engine=engine, clock=clock, tls=tls)
@@ -239,6 +245,7 @@ async def build_node(
             authz_table=table(authz),
             insecure_dev=settings.insecure_dev,
             serving=False,
+            metrics=ctx.metrics.rpc,
         )
         health = NodeHealth(state, server.set_serving)
         agent.add_observer(health.evaluate)
@@ -250,16 +257,31 @@ async def build_node(
         if renewer is not None:
             renewer.on_rotate(app.on_rotate)  # server credentials + CP channel follow every renewal
         app.start_loops([agent.run, health.run, *(loop for c in components for loop in c.loops)])
+        ctx.metrics.track_policy(lambda: state.version, lambda: _view_age_s(state, clock))
+        if settings.metrics_listen:
+            app.metrics_listener = serve_metrics(settings.metrics_listen, ctx.metrics.registry)
     except BaseException:
+        if app is not None:
+            await app.stop(0)
+            raise
         if server is not None:
             await server.stop(0)
         if cp is not None:
             await cp.close()
         await engine.dispose()
         raise
-    log.info("WL node started", extra={"fields": {"wl_id": settings.wl_id, "port": server.port,
-                                                  "policy_version": state.version}})
+    listeners = {"mtls": f"{settings.listen.rpartition(':')[0]}:{server.port}"}
+    if app.metrics_listener is not None:
+        listeners["metrics"] = f"{settings.metrics_listen.rpartition(':')[0]}:{app.metrics_listener.port}"
+    log_serving("WL node", listeners=listeners, store_url=settings.db_url, wl_id=settings.wl_id,
+                policy_version=state.version)
     return app
+
+
+def _view_age_s(state: PolicyState, clock: Clock) -> float:
+    """Seconds since the CP last confirmed the applied view (0 before any view)."""
+    confirmed = state.confirmed_at
+    return 0.0 if confirmed is None else max(0.0, (clock.now() - confirmed).total_seconds())
 
 
 async def run_node(settings: NodeSettings) -> None:

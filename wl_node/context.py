@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from xwl_runtime.clock import Clock
 from xwl_runtime.tls import TlsMaterial
 
+from .metrics import NodeMetrics
 from .settings import NodeSettings
 
 
@@ -20,3 +21,5 @@ class NodeContext:
     engine: AsyncEngine
     clock: Clock
     tls: TlsMaterial | None
+    metrics: NodeMetrics = field(default_factory=NodeMetrics)
+    """This node's Prometheus registry and metric families (served by ``--metrics-listen``)."""

@@ -47,3 +47,5 @@ class NodeSettings:
     """Deadline of one PlaceOrder/CancelOrder/GetOrder operation at a peer (all retries included)."""
     offer_digest_interval: dt.timedelta = dt.timedelta(seconds=60)
     """Period of the offer digest report to the CP (compensation plans); local offer changes report sooner."""
+    metrics_listen: str = ""
+    """``HOST:PORT`` of the Prometheus scrape endpoint (plain HTTP ``/metrics``); empty = no endpoint."""

@@ -95,7 +95,9 @@ def build(ctx: CpContext, settings: RiskSettings | None = None) -> tuple[Compone
     verifier = SignatureVerifier(settings.verify_workers, settings.verify_parallel_min)
     digests = DigestStore(ctx.engine, risk.gate.begin,
                           Limits(settings.digest_max_offers, settings.digest_max_destinations))
-    telemetry = TelemetryServicer(risk, SignerDirectory(ctx.engine), hub, settings, ctx.clock, verifier, digests)
+    telemetry = TelemetryServicer(risk, SignerDirectory(ctx.engine), hub, settings, ctx.clock, verifier, digests,
+                                  metrics=ctx.metrics)
+    ctx.metrics.track_subscribers("signals", lambda: hub.subscriber_count)
     signals = SignalServicer(ctx.engine, store, hub, risk, ctx.clock,
                              heartbeat_interval=ctx.settings.heartbeat_interval)
     analytics = AnalyticsServicer(ctx.engine, store, settings, ctx.clock)

@@ -7,6 +7,7 @@ import logging
 
 import grpc
 
+from cp_server.metrics import CpMetrics
 from cp_server.offer_digest.store import DigestStore
 from cp_server.risk.engine import RiskEngine
 from cp_server.risk.settings import RiskSettings
@@ -29,7 +30,9 @@ class TelemetryServicer(telemetry_service_pb2_grpc.TelemetryServiceServicer):
     def __init__(
         self, engine: RiskEngine, signers: SignerDirectory, hub: SignalHub, settings: RiskSettings, clock: Clock,
         verifier: SignatureVerifier | None = None, digests: DigestStore | None = None,
+        metrics: CpMetrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._engine = engine
         self._digests = digests
         self._verifier = verifier or SignatureVerifier(workers=0)
@@ -60,6 +63,10 @@ class TelemetryServicer(telemetry_service_pb2_grpc.TelemetryServiceServicer):
         result = await self._engine.ingest(ident.wl_id, candidates, refused, received_at=received_at)
         if result.signals:
             await self._hub.publish(result.signals)
+        if self._metrics is not None:
+            self._metrics.events_ingested.inc(result.accepted)
+            for r in result.rejected:
+                self._metrics.events_refused.labels(r.reason).inc()
         if result.rejected:
             log.info("events refused", extra={"fields": {
                 "wl_id": ident.wl_id, "refused": len(result.rejected),

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 
 from . import flags
-from .serve import cp_settings
+from .serve import cp_settings, traced
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _limit_flags(serve)
     flags.add(serve, "--discrepancy-pause-value", default="1000", metavar="DECIMAL",
               help="pause a pair when an order's two sides disagree by more than this value (reference unit)")
+    flags.add(serve, "--metrics-listen", metavar="HOST:PORT",
+              help="serve Prometheus metrics over plain HTTP at /metrics (default: no endpoint)")
     serve.set_defaults(func=_serve)
 
 
@@ -42,5 +44,7 @@ def _limit_flags(serve: argparse.ArgumentParser) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from cp_server.app import run_cp  # imported late: the server stack is heavy and not needed to parse
 
-    asyncio.run(run_cp(cp_settings(args)))
+    settings = cp_settings(args)
+    with traced("xcwl-cp"):
+        asyncio.run(run_cp(settings))
     return 0

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import os
+from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -12,6 +15,7 @@ from typing import Any
 from cp_server.risk.settings import RiskSettings
 from cp_server.settings import CpSettings
 from wl_node.settings import NodeSettings
+from xwl_runtime import tracing
 from xwl_runtime.identity import Identity
 from xwl_runtime.money import MoneyError, parse_decimal
 from xwl_runtime.pki import PkiDir
@@ -86,7 +90,24 @@ def cp_settings(args: argparse.Namespace) -> CpSettings:
         max_identity_age=max_identity_age(getattr(args, "max_identity_age", None)),
         risk=RiskSettings(discrepancy_pause_value=pause_value(
             "--discrepancy-pause-value", getattr(args, "discrepancy_pause_value", "1000"))),
+        metrics_listen=metrics_listen(args),
     )
+
+
+def metrics_listen(args: argparse.Namespace) -> str:
+    """``--metrics-listen HOST:PORT`` or "" (no scrape endpoint)."""
+    value = getattr(args, "metrics_listen", None)
+    return host_port("--metrics-listen", value) if value else ""
+
+
+@contextlib.contextmanager
+def traced(service_name: str) -> Iterator[None]:
+    """Tracing as the standard ``OTEL_*`` environment variables ask (off without them), flushed on exit."""
+    tracing.configure_tracing(os.environ, default_service_name=service_name)
+    try:
+        yield
+    finally:
+        tracing.shutdown_tracing()
 
 
 MIN_IDENTITY_AGE_S = 600.0
@@ -139,6 +160,7 @@ def node_settings(args: argparse.Namespace) -> NodeSettings:
         cp_enroll_target=host_port("--cp-enroll", args.cp_enroll) if args.cp_enroll else "",
         bootstrap_token=args.bootstrap_token or "",
         insecure_dev=bool(args.insecure_dev),
+        metrics_listen=metrics_listen(args),
         **extra,
     )
     order_timeout_ms = getattr(args, "order_timeout_ms", None)

@@ -17,7 +17,7 @@ from . import flags
 from .ops_client import OpsClient, add_ops_flags, ops_command
 from .output import emit, key_values, to_dict
 from .render import wls_table
-from .serve import node_settings
+from .serve import node_settings, traced
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,6 +36,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     flags.add(serve, "--order-timeout-ms", type=int, metavar="MS",
               help="deadline of one order operation at a peer exporter, retries included (default 300)")
     flags.add(serve, "--insecure-dev", action="store_true", default=False, help="plaintext; development only")
+    flags.add(serve, "--metrics-listen", metavar="HOST:PORT",
+              help="serve Prometheus metrics over plain HTTP at /metrics (default: no endpoint)")
     serve.set_defaults(func=_serve)
 
     add = wl_sub.add_parser("add", help="register a WL at the CP")
@@ -72,7 +74,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from wl_node.app import run_node  # imported late: the node stack is heavy and not needed to parse
 
-    asyncio.run(run_node(node_settings(args)))
+    settings = node_settings(args)
+    with traced(f"xcwl-node-{settings.wl_id}"):
+        asyncio.run(run_node(settings))
     return 0
 
 

@@ -101,7 +101,9 @@ class Enforcer:
         config: EnforcerConfig | None = None,
         backoff: Backoff | None = None,
         on_enqueued: Callable[[], None] | None = None,
+        on_stage: Callable[[str], None] | None = None,
     ) -> None:
+        self._on_stage = on_stage or (lambda _stage: None)  # metrics: received / applied / acked
         self._engine = engine
         self._cp = cp
         self._clock = clock
@@ -191,6 +193,7 @@ class Enforcer:
     # --- applying -----------------------------------------------------------------------------------------------
     async def apply(self, signal: signal_pb2.Signal) -> bool:
         """Enforce one signal (see the module docstring); False if it was already applied."""
+        self._on_stage("received")
         async with self._apply_lock:
             if signal.sequence <= self.after_sequence:
                 return False
@@ -224,6 +227,7 @@ class Enforcer:
                 "signal_id": signal.signal_id, "sequence": signal.sequence, "kind": applied.kind,
                 "exporter_wl": signal.exporter_wl, "importer_wl": signal.importer_wl, "source": applied.source,
                 "effect": applied.effect, "correlation_id": signal.correlation_id}})
+            self._on_stage("applied")
         await self._ack(signal.signal_id, effective)
         return True
 
@@ -297,6 +301,7 @@ class Enforcer:
                     signal_service_pb2.AckSignalRequest(signal_id=signal_id, effective_time=stamp),
                     timeout=self.config.ack_timeout_s, metadata=self._cp.metadata())
             self.acks_sent += 1
+            self._on_stage("acked")
         except grpc.aio.AioRpcError as err:
             log.warning("AckSignal failed; the queued ENFORCEMENT_ACK event will acknowledge it", extra={"fields": {
                 "signal_id": signal_id, "code": err.code().name}})
