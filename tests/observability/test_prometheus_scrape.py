@@ -67,10 +67,7 @@ async def test_prometheus_sees_finite_p99_confirmation_per_peer(tmp_path: Path) 
         )
         web = free_port()
         log = (tmp_path / "prometheus.log").open("wb")
-        proc = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{web}"], stdout=log, stderr=subprocess.STDOUT,
-        )
+        proc = _start_prometheus(binary, config, tmp_path / "tsdb", web, log)
         try:
             await _eventually(lambda: proc.poll() is not None or len(_safe_query(web, "up == 1")) == 3, 60,
                               "3 targets up")
@@ -95,6 +92,11 @@ async def test_prometheus_sees_finite_p99_confirmation_per_peer(tmp_path: Path) 
             proc.terminate()
             proc.wait(timeout=30)
             log.close()
+
+
+def _start_prometheus(binary: str, config: Path, tsdb: Path, port: int, log: Any) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={tsdb}",
+                             f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
 
 
 def _safe_query(port: int, expr: str) -> list[dict[str, Any]]:

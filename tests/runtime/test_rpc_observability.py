@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -74,12 +75,16 @@ async def test_scrape_endpoint_serves_prometheus_text(served: tuple) -> None:
         await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), metadata=OPS, timeout=5)
     listener = serve_metrics("127.0.0.1:0", registry)
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{listener.port}/metrics", timeout=5) as resp:  # noqa: S310
-            text = resp.read().decode()
+        text = await asyncio.to_thread(_get, f"http://127.0.0.1:{listener.port}/metrics")
     finally:
         listener.close()
     assert ('xcwl_rpc_server_duration_seconds_count{code="OK",method="Check",service="grpc.health.v1.Health"} 1.0'
             in text)
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback test server
+        return str(resp.read().decode())
 
 
 def test_serving_line_shows_at_the_default_level_without_the_password() -> None:
