@@ -30,6 +30,7 @@ from xwl_runtime.pki import PkiDir
 from xwl_runtime.server import DEFAULT_GRACE_S, Listener, RunningServer, start_server, wait_for_termination_signal
 from xwl_runtime.tls import ReloadableServerCredentials, TlsMaterial
 
+from .alerts import component as alerts_component
 from .catalog import component as catalog_component
 from .catalog import digest_reporter
 from .catalog.checkout_offers import CatalogImportedOffers
@@ -116,10 +117,14 @@ def build_features(ctx: NodeContext, state: PolicyState, cp: CpChannel) -> Featu
     )
     holder.append(checkouts)
     catalog.storefront.attach_checkouts(checkouts.rpc)
+    if risk.enforcer is None:
+        raise RuntimeError("the risk component always builds its enforcer")
+    alerts = alerts_component.install(ctx, risk.enforcer, state.wl_id)
+    catalog.storefront.attach_alerts(alerts.rpc)
     runner_component = Component(name="tx-runner", on_stop=[runner.close])
     return Features(
         components=[catalog.component, digests, orders.component, checkouts.component, runner_component, telemetry,
-                    risk],
+                    risk, alerts.component],
         checkouts=checkouts,
         storefront=catalog.storefront,
     )

@@ -30,6 +30,8 @@ from xporty.cp.v1 import policy_pb2, signal_pb2
 DISABLE = "DISABLE"
 ENABLE = "ENABLE"
 PAIR_STATUS = "PAIR_STATUS"
+ALERT = "ALERT"
+ALERT_CLEARED = "ALERT_CLEARED"
 AUTOMATIC = "AUTOMATIC"
 OPERATOR = "OPERATOR"
 POLICY = "POLICY"
@@ -239,6 +241,30 @@ class SignalStore:
             before={"status": previous} if previous is not None else None,
             after={"status": status, "policy_version": policy_version, "sequence": record.sequence,
                    "signal_id": record.signal_id, "reason": reason},
+            correlation_id=correlation_id,
+        )
+        await self._notify(conn, record)
+        return record
+
+    async def issue_alert(
+        self, conn: AsyncConnection, *, wl_a: str, wl_b: str, raised: bool, reason: str, correlation_id: str,
+        now: dt.datetime, actor: str, trigger_event_id: str | None = None,
+    ) -> SignalRecord:
+        """Store an ALERT (``raised``) or ALERT_CLEARED signal for the pair {wl_a, wl_b}, to both WLs, in
+        ``conn``'s transaction (the threshold crossing's own). It changes no direction or pair state: nodes show it
+        to their apps and acknowledge it, which is what the reaction time of an alert measures."""
+        a, b = (wl_a, wl_b) if wl_a < wl_b else (wl_b, wl_a)
+        record = SignalRecord(
+            sequence=await self._next_sequence(conn), signal_id=uuid.uuid4().hex,
+            kind=ALERT if raised else ALERT_CLEARED, source=AUTOMATIC, exporter_wl=a, importer_wl=b, reason=reason,
+            correlation_id=correlation_id,
+            issue_time=now, actor=actor, trigger_event_id=trigger_event_id,
+            trigger_received_at=now if trigger_event_id else None,
+        )
+        await self._insert(conn, record)
+        await self._audit.append(
+            conn, actor=actor, action=f"signal.{record.kind.lower()}", subject=f"pair/{a}/{b}", before=None,
+            after={"sequence": record.sequence, "signal_id": record.signal_id, "reason": reason},
             correlation_id=correlation_id,
         )
         await self._notify(conn, record)
