@@ -27,6 +27,7 @@ from cp_server.store.node_status import NodeStatusStore
 from cp_server.store.pairs import PairPolicies
 from cp_server.store.records import Status
 from cp_server.store.registry import WlRegistry
+from cp_server.webhooks import component as webhooks_component
 from xwl_runtime import db
 from xwl_runtime.authz import Rule, table
 from xwl_runtime.clock import Clock, SystemClock
@@ -145,6 +146,8 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
         channel=settings.notify_channel, checkpoints=ctx.audit.checkpoints,
     )
     risk, risk_parts = risk_component.build(ctx)
+    webhooks = webhooks_component.install(ctx)
+    risk_parts.store.add_insert_hook(webhooks.on_signal)  # alerts, disables, enables → operator webhooks
     # A pair's status change also goes out as a PAIR_STATUS signal, issued in the change's own transaction and
     # pushed to the signal streams first, never behind the policy fan-out.
     status_signals = PairStatusSignals(risk_parts.store, risk_parts.hub)
@@ -162,6 +165,7 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
         ),
         identity_component.install(ctx),
         risk,
+        webhooks.component,
     ]
     authz: dict[str, Rule] = {}
     for component in components:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol, cast, overload
@@ -137,12 +137,17 @@ class DirectionState:
     signal_id: str
 
 
+InsertHook = Callable[[AsyncConnection, "SignalRecord"], Awaitable[None]]
+"""Runs in a signal's own transaction, right after it is stored."""
+
+
 class SignalStore:
     """Issue, read and acknowledge signals. ``notify_channel`` is used on PostgreSQL only."""
 
     def __init__(self, audit: Auditor, *, notify_channel: str) -> None:
         self._audit = audit
         self._channel = notify_channel
+        self._insert_hooks: list[InsertHook] = []
 
     async def issue(
         self,
@@ -278,6 +283,10 @@ class SignalStore:
         )
         return int(row.scalar_one())
 
+    def add_insert_hook(self, hook: InsertHook) -> None:
+        """``await hook(conn, record)`` runs in every signal's own transaction (e.g. queueing its webhook)."""
+        self._insert_hooks.append(hook)
+
     async def _insert(self, conn: AsyncConnection, r: SignalRecord) -> None:
         a, b = (r.exporter_wl, r.importer_wl) if r.exporter_wl < r.importer_wl else (r.importer_wl, r.exporter_wl)
         await conn.execute(
@@ -290,6 +299,8 @@ class SignalStore:
                 trigger_received_at=r.trigger_received_at, pair_status=r.pair_status, policy_version=r.policy_version,
             )
         )
+        for hook in self._insert_hooks:
+            await hook(conn, r)
 
     async def _notify(self, conn: AsyncConnection, record: SignalRecord) -> None:
         if conn.dialect.name == "postgresql":
