@@ -22,6 +22,7 @@ from cp_server.risk import component as risk_component
 from cp_server.risk.engine import CP_ACTOR
 from cp_server.settings import CpSettings
 from cp_server.signals.pair_status import PairStatusSignals
+from cp_server.slo import component as slo_component
 from cp_server.store.changes import ChangeRunner
 from cp_server.store.node_status import NodeStatusStore
 from cp_server.store.pairs import PairPolicies
@@ -147,6 +148,10 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
     )
     risk, risk_parts = risk_component.build(ctx)
     webhooks = webhooks_component.install(ctx)
+    slo = slo_component.install(ctx)
+    if risk_parts.telemetry is not None and risk_parts.analytics is not None:
+        risk_parts.telemetry.operations = slo  # ReportOperations
+        risk_parts.analytics.slo = slo  # GetSloReport
     risk_parts.store.add_insert_hook(webhooks.on_signal)  # alerts, disables, enables → operator webhooks
     # A pair's status change also goes out as a PAIR_STATUS signal, issued in the change's own transaction and
     # pushed to the signal streams first, never behind the policy fan-out.
@@ -166,6 +171,7 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
         identity_component.install(ctx),
         risk,
         webhooks.component,
+        slo.component,
     ]
     authz: dict[str, Rule] = {}
     for component in components:

@@ -40,6 +40,7 @@ from .context import NodeContext
 from .cp_channel import CpChannel, cp_channel_factory
 from .health import NodeHealth
 from .identity import CertificateRenewer, load_or_enroll, renewal_component
+from .operations.reporter import OperationsReporter
 from .orders import component as orders_component
 from .orders.catalog_stock import catalog_offer_stock
 from .orders.txn import TxRunner
@@ -122,9 +123,13 @@ def build_features(ctx: NodeContext, state: PolicyState, cp: CpChannel) -> Featu
     alerts = alerts_component.install(ctx, risk.enforcer, state.wl_id)
     catalog.storefront.attach_alerts(alerts.rpc)
     runner_component = Component(name="tx-runner", on_stop=[runner.close])
+    reporter = OperationsReporter(cp, ctx.clock)
+    ctx.metrics.add_order_listener(reporter.order)
+    ctx.metrics.add_breaker_listener(lambda peer, to: reporter.breaker(peer, to, f"circuit {to}"))
+    operations = Component(name="operations", loops=[reporter.run])
     return Features(
         components=[catalog.component, digests, orders.component, checkouts.component, runner_component, telemetry,
-                    risk, alerts.component],
+                    risk, alerts.component, operations],
         checkouts=checkouts,
         storefront=catalog.storefront,
     )

@@ -29,6 +29,8 @@ class NodeMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        self._order_listeners: list[Callable[[str, str, float | None], None]] = []
+        self._breaker_listeners: list[Callable[[str, str], None]] = []
         r = self.registry
         self.rpc = RpcMetrics(r)
         self.orders = Counter("xcwl_checkout_orders", "PlaceOrder outcomes seen by this node as importer.",
@@ -57,6 +59,14 @@ class NodeMetrics:
         self.pair_alerts = Gauge("xcwl_pair_alert_open", "1 while the CP reports a pair of this WL at >= 80%.",
                                  ["peer"], registry=r)
 
+    def add_order_listener(self, listener: Callable[[str, str, float | None], None]) -> None:
+        """Also tell ``listener(exporter, outcome, seconds)`` about every order (the operations reporter)."""
+        self._order_listeners.append(listener)
+
+    def add_breaker_listener(self, listener: Callable[[str, str], None]) -> None:
+        """Also tell ``listener(peer, new_state)`` about every breaker transition."""
+        self._breaker_listeners.append(listener)
+
     def track_policy(self, version: Callable[[], int], age_s: Callable[[], float]) -> None:
         """Read the applied version and the view's age at scrape time."""
         self.policy_version.set_function(lambda: float(version()))
@@ -65,8 +75,12 @@ class NodeMetrics:
     def breaker_changed(self, peer: str, new: BreakerState) -> None:
         self.breaker_state.labels(peer).set(BREAKER_LEVEL[new])
         self.breaker_transitions.labels(peer, new.value).inc()
+        for listener in self._breaker_listeners:
+            listener(peer, new.value)
 
     def order(self, exporter: str, outcome: str, seconds: float | None) -> None:
         self.orders.labels(exporter, outcome).inc()
         if seconds is not None:
             self.confirmation_seconds.labels(exporter).observe(seconds)
+        for listener in self._order_listeners:
+            listener(exporter, outcome, seconds)

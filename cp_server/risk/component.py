@@ -70,6 +70,8 @@ class RiskParts:
     listener: SignalListener | None
     verifier: SignatureVerifier | None = None
     digests: DigestStore | None = None
+    telemetry: TelemetryServicer | None = None
+    analytics: AnalyticsServicer | None = None
 
 
 def settings_of(ctx: CpContext) -> RiskSettings:
@@ -144,7 +146,8 @@ def build(ctx: CpContext, settings: RiskSettings | None = None) -> tuple[Compone
         loops=loops,
         on_stop=[close_streams],
     )
-    return component, RiskParts(risk, store, hub, reconciler, listener, verifier, digests)
+    return component, RiskParts(risk, store, hub, reconciler, listener, verifier, digests, telemetry=telemetry,
+                                analytics=analytics)
 
 
 def install(ctx: CpContext) -> Component:

@@ -4,6 +4,7 @@ the nodes' offer digests (``ReportOffers``, over ``cp_server.offer_digest``) tha
 from __future__ import annotations
 
 import logging
+from typing import Any, Protocol
 
 import grpc
 
@@ -24,6 +25,11 @@ from .verify_pool import SignatureVerifier
 log = logging.getLogger(__name__)
 
 
+class OperationsHandler(Protocol):
+    async def report_operations(self, request: telemetry_service_pb2.ReportOperationsRequest
+                                ) -> telemetry_service_pb2.ReportOperationsResponse: ...
+
+
 class TelemetryServicer(telemetry_service_pb2_grpc.TelemetryServiceServicer):
     """PublishEvents: verify every event, store the good ones once, count and report the rest."""
 
@@ -33,6 +39,8 @@ class TelemetryServicer(telemetry_service_pb2_grpc.TelemetryServiceServicer):
         metrics: CpMetrics | None = None,
     ) -> None:
         self._metrics = metrics
+        self.operations: OperationsHandler | None = None
+        """ReportOperations is served by the SLO feature when the composition root attaches it."""
         self._engine = engine
         self._digests = digests
         self._verifier = verifier or SignatureVerifier(workers=0)
@@ -77,6 +85,13 @@ class TelemetryServicer(telemetry_service_pb2_grpc.TelemetryServiceServicer):
             rejected=[telemetry_service_pb2.RejectedEvent(index=r.index, event_id=r.event_id, reason=r.reason)
                       for r in result.rejected],
         )
+
+    async def ReportOperations(  # noqa: N802 - gRPC method name
+        self, request: telemetry_service_pb2.ReportOperationsRequest, context: grpc.aio.ServicerContext[Any, Any],
+    ) -> telemetry_service_pb2.ReportOperationsResponse:
+        if self.operations is None:
+            raise FailedPrecondition("operational telemetry is not enabled", reason="OPERATIONS_DISABLED")
+        return await self.operations.report_operations(request)
 
     async def ReportOffers(  # noqa: N802 - gRPC method name
         self,

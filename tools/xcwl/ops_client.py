@@ -258,6 +258,11 @@ class OpsClient:
         resp: signal_service_pb2.SendSignalResponse = await self._call(self._signals.SendSignal, request)
         return resp.signal
 
+    async def slo_report(self, window_seconds: int) -> analytics_service_pb2.GetSloReportResponse:
+        resp: analytics_service_pb2.GetSloReportResponse = await self._call(
+            self._analytics.GetSloReport, analytics_service_pb2.GetSloReportRequest(window_seconds=window_seconds))
+        return resp
+
     # --- webhooks --------------------------------------------------------------------------------------------
     async def add_webhook(self, url: str, event_types: list[str]) -> webhook_service_pb2.AddWebhookResponse:
         resp: webhook_service_pb2.AddWebhookResponse = await self._call(
