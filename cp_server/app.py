@@ -22,17 +22,21 @@ from cp_server.risk import component as risk_component
 from cp_server.risk.engine import CP_ACTOR
 from cp_server.settings import CpSettings
 from cp_server.signals.pair_status import PairStatusSignals
+from cp_server.slo import component as slo_component
 from cp_server.store.changes import ChangeRunner
 from cp_server.store.node_status import NodeStatusStore
 from cp_server.store.pairs import PairPolicies
 from cp_server.store.records import Status
 from cp_server.store.registry import WlRegistry
 from cp_server.trust import component as trust_component
+from cp_server.webhooks import component as webhooks_component
 from xwl_runtime import db
 from xwl_runtime.authz import Rule, table
 from xwl_runtime.clock import Clock, SystemClock
 from xwl_runtime.component import Component
 from xwl_runtime.identity import Identity
+from xwl_runtime.logs import log_serving
+from xwl_runtime.metrics import MetricsListener, serve_metrics
 from xwl_runtime.pki import PkiDir
 from xwl_runtime.ratelimit import Admission
 from xwl_runtime.server import (
@@ -66,6 +70,7 @@ class CpApp:
     components: Sequence[Component]
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Future[None]] = field(default_factory=list)
+    metrics_listener: MetricsListener | None = None
     _stopped: bool = False
 
     @property
@@ -89,6 +94,8 @@ class CpApp:
             for hook in component.on_stop:
                 await hook()
         await self.server.stop(grace)
+        if self.metrics_listener is not None:
+            self.metrics_listener.close()
         self.stop_event.set()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.ctx.engine.dispose()
@@ -141,6 +148,12 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
         channel=settings.notify_channel, checkpoints=ctx.audit.checkpoints,
     )
     risk, risk_parts = risk_component.build(ctx)
+    webhooks = webhooks_component.install(ctx)
+    slo = slo_component.install(ctx)
+    if risk_parts.telemetry is not None and risk_parts.analytics is not None:
+        risk_parts.telemetry.operations = slo  # ReportOperations
+        risk_parts.analytics.slo = slo  # GetSloReport
+    risk_parts.store.add_insert_hook(webhooks.on_signal)  # alerts, disables, enables → operator webhooks
     # A pair's status change also goes out as a PAIR_STATUS signal, issued in the change's own transaction and
     # pushed to the signal streams first, never behind the policy fan-out.
     status_signals = PairStatusSignals(risk_parts.store, risk_parts.hub)
@@ -160,6 +173,8 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
         identity_component.install(ctx, token_keys=trust.token_keys),
         trust.component,
         risk,
+        webhooks.component,
+        slo.component,
     ]
     authz: dict[str, Rule] = {}
     for component in components:
@@ -175,6 +190,7 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
             serving=False,
             peer_guard=trust.guard,
             admission=Admission(settings.rate_limits),
+            metrics=ctx.metrics.rpc,
         )
     except (RuntimeError, ValueError, OSError):  # e.g. a listen address already in use
         await engine.dispose()
@@ -190,10 +206,22 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
     except TimeoutError:
         await app.stop(0)
         raise
+    bound = {"mtls": _bound(settings.listen, app.port), "enroll": _bound(settings.enroll_listen, app.enroll_port)}
+    if settings.metrics_listen:
+        try:
+            app.metrics_listener = serve_metrics(settings.metrics_listen, ctx.metrics.registry)
+        except OSError:
+            await app.stop(0)
+            raise
+        bound["metrics"] = _bound(settings.metrics_listen, app.metrics_listener.port)
     await server.set_serving(True)
-    log.info("control plane serving", extra={"fields": {"port": app.port, "enroll_port": app.enroll_port,
-                                                        "version": hub.version}})
+    log_serving("control plane", listeners=bound, store_url=settings.db_url, policy_version=hub.version)
     return app
+
+
+def _bound(address: str, port: int) -> str:
+    """``address`` with the port actually bound (``:0`` resolved)."""
+    return f"{address.rpartition(':')[0]}:{port}"
 
 
 async def run_cp(settings: CpSettings, *, grace: float = DEFAULT_GRACE_S) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -12,6 +12,7 @@ from xwl_runtime.clock import Clock
 from xwl_runtime.pki import CertificateAuthority
 from xwl_runtime.tls import TlsMaterial
 
+from .metrics import CpMetrics
 from .settings import CpSettings
 
 if TYPE_CHECKING:
@@ -29,3 +30,5 @@ class CpContext:
     tls: TlsMaterial
     jwt_key: ec.EllipticCurvePrivateKey
     audit: AuditLog
+    metrics: CpMetrics = field(default_factory=CpMetrics)
+    """The CP's Prometheus registry and metric families (served by ``--metrics-listen``)."""

@@ -10,6 +10,7 @@ from pathlib import Path
 from xwl_runtime.ratelimit import RateLimits
 
 from .risk.settings import RiskSettings
+from .webhooks.settings import WebhookConfig
 
 ENROLL_MAX_RECEIVE_BYTES = 8 * 1024
 """An Enroll request is a bootstrap token (47 characters) and a CSR for one P-256 key (under 1 KiB)."""
@@ -54,3 +55,7 @@ class CpSettings:
     """PostgreSQL LISTEN/NOTIFY channel for change fan-out between CP replicas."""
     risk: RiskSettings = field(default_factory=RiskSettings)
     """Imbalance thresholds (80% alert, >100% disable, 60% re-enable), trend window, reconciliation grace."""
+    metrics_listen: str = ""
+    """``HOST:PORT`` of the Prometheus scrape endpoint (plain HTTP ``/metrics``); empty = no endpoint."""
+    webhooks: WebhookConfig = field(default_factory=WebhookConfig)
+    """Operator webhook delivery: attempts before the dead letter, backoff, HTTP deadline."""

@@ -24,10 +24,13 @@ from xwl_runtime.authz import Rule, table
 from xwl_runtime.clock import Clock, SystemClock
 from xwl_runtime.component import BackgroundLoop, Component
 from xwl_runtime.identity import Identity
+from xwl_runtime.logs import log_serving
+from xwl_runtime.metrics import MetricsListener, serve_metrics
 from xwl_runtime.pki import PkiDir
 from xwl_runtime.server import DEFAULT_GRACE_S, Listener, RunningServer, start_server, wait_for_termination_signal
 from xwl_runtime.tls import ReloadableServerCredentials, TlsMaterial
 
+from .alerts import component as alerts_component
 from .catalog import component as catalog_component
 from .catalog import digest_reporter
 from .catalog.checkout_offers import CatalogImportedOffers
@@ -37,6 +40,7 @@ from .context import NodeContext
 from .cp_channel import CpChannel, cp_channel_factory
 from .health import NodeHealth
 from .identity import CertificateRenewer, load_or_enroll, renewal_component
+from .operations.reporter import OperationsReporter
 from .orders import component as orders_component
 from .orders.catalog_stock import catalog_offer_stock
 from .orders.txn import TxRunner
@@ -116,12 +120,19 @@ def build_features(ctx: NodeContext, state: PolicyState, cp: CpChannel) -> Featu
     )
     holder.append(checkouts)
     catalog.storefront.attach_checkouts(checkouts.rpc)
-    if risk.enforcer is not None:
-        catalog.storefront.pairs.attach_enforcer(risk.enforcer)  # WatchPairs streams the signals applied
+    if risk.enforcer is None:
+        raise RuntimeError("the risk component always builds its enforcer")
+    catalog.storefront.pairs.attach_enforcer(risk.enforcer)  # WatchPairs streams the signals applied
+    alerts = alerts_component.install(ctx, risk.enforcer, state.wl_id)
+    catalog.storefront.attach_alerts(alerts.rpc)
     runner_component = Component(name="tx-runner", on_stop=[runner.close])
+    reporter = OperationsReporter(cp, ctx.clock)
+    ctx.metrics.add_order_listener(reporter.order)
+    ctx.metrics.add_breaker_listener(lambda peer, to: reporter.breaker(peer, to, f"circuit {to}"))
+    operations = Component(name="operations", loops=[reporter.run])
     return Features(
         components=[catalog.component, digests, orders.component, checkouts.component, runner_component, telemetry,
-                    risk],
+                    risk, alerts.component, operations],
         checkouts=checkouts,
         storefront=catalog.storefront,
     )
@@ -141,6 +152,7 @@ class NodeApp:
     components: list[Component]
     server_credentials: ReloadableServerCredentials | None
     checkouts: Checkouts | None = None
+    metrics_listener: MetricsListener | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stopped: bool = False
@@ -175,6 +187,8 @@ class NodeApp:
         self._stopped = True
         self._stop.set()
         await self.server.stop(grace)
+        if self.metrics_listener is not None:
+            self.metrics_listener.close()
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=LOOP_STOP_TIMEOUT_S)
             for task in pending:
@@ -206,6 +220,7 @@ async def build_node(
     engine = await open_store(settings.db_url, settings.wl_id)
     cp: CpChannel | None = None
     server: RunningServer | None = None
+    app: NodeApp | None = None
     try:
         tls = await _load_tls(settings)
         ctx = NodeContext(settings=settings, engine=engine, clock=clock, tls=tls, keyring=node_keyring(settings))
@@ -244,6 +259,7 @@ async def build_node(
             insecure_dev=settings.insecure_dev,
             serving=False,
             peer_guard=NodePeerGuard(state),
+            metrics=ctx.metrics.rpc,
         )
         health = NodeHealth(state, server.set_serving)
         agent.add_observer(health.evaluate)
@@ -255,16 +271,31 @@ async def build_node(
         if renewer is not None:
             renewer.on_rotate(app.on_rotate)  # server credentials + CP channel follow every renewal
         app.start_loops([agent.run, health.run, *(loop for c in components for loop in c.loops)])
+        ctx.metrics.track_policy(lambda: state.version, lambda: _view_age_s(state, clock))
+        if settings.metrics_listen:
+            app.metrics_listener = serve_metrics(settings.metrics_listen, ctx.metrics.registry)
     except BaseException:
+        if app is not None:
+            await app.stop(0)
+            raise
         if server is not None:
             await server.stop(0)
         if cp is not None:
             await cp.close()
         await engine.dispose()
         raise
-    log.info("WL node started", extra={"fields": {"wl_id": settings.wl_id, "port": server.port,
-                                                  "policy_version": state.version}})
+    listeners = {"mtls": f"{settings.listen.rpartition(':')[0]}:{server.port}"}
+    if app.metrics_listener is not None:
+        listeners["metrics"] = f"{settings.metrics_listen.rpartition(':')[0]}:{app.metrics_listener.port}"
+    log_serving("WL node", listeners=listeners, store_url=settings.db_url, wl_id=settings.wl_id,
+                policy_version=state.version)
     return app
+
+
+def _view_age_s(state: PolicyState, clock: Clock) -> float:
+    """Seconds since the CP last confirmed the applied view (0 before any view)."""
+    confirmed = state.confirmed_at
+    return 0.0 if confirmed is None else max(0.0, (clock.now() - confirmed).total_seconds())
 
 
 async def run_node(settings: NodeSettings) -> None:

@@ -10,6 +10,7 @@ from xwl_runtime.clock import Clock
 from xwl_runtime.fieldcrypt import KeyMaterial, Keyring
 from xwl_runtime.tls import TlsMaterial
 
+from .metrics import NodeMetrics
 from .settings import NodeSettings
 
 
@@ -24,3 +25,5 @@ class NodeContext:
     keyring: Keyring = field(default_factory=lambda: Keyring(KeyMaterial.generate()))
     """Data keys for personal data at rest; the composition root loads them from the settings (tests and benches
     get a fresh in-memory keyring)."""
+    metrics: NodeMetrics = field(default_factory=NodeMetrics)
+    """This node's Prometheus registry and metric families (served by ``--metrics-listen``)."""

@@ -58,3 +58,5 @@ class NodeSettings:
     gets PERMISSION_DENIED. Every request is recorded in the disclosure log either way."""
     pii_retention: dt.timedelta | None = None
     """How long the personal part of checkouts (the buyer reference) is kept; None keeps it. The trade record stays."""
+    metrics_listen: str = ""
+    """``HOST:PORT`` of the Prometheus scrape endpoint (plain HTTP ``/metrics``); empty = no endpoint."""

@@ -1,5 +1,8 @@
 """The server interceptor chain every process installs: correlation id → peer identity → authorization → errors.
 
+The correlation id (the caller's, when well-formed, or a new one) goes back to every caller in the response's
+initial metadata (``x-correlation-id``), sent before anything else, so even a refused call can be traced.
+
 grpc.aio server interceptors see only the method and metadata; the peer certificate is in the handler's context.
 So one interceptor wraps each handler: it binds the correlation id, derives the caller's identity from the mTLS
 certificate (never from a request field), checks the method against the authorization table (default deny), admits
@@ -20,7 +23,7 @@ from typing import Any
 
 import grpc
 
-from . import correlation
+from . import correlation, tracing
 from .authz import Rule
 from .errors import PermissionDenied, Unauthenticated, XcwlError
 from .identity import Identity, identity_of_pem, parse_spiffe_id
@@ -171,7 +174,9 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
         async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
             correlation.current_correlation_id.set(cid)
+            tracing.annotate_correlation(cid)
             try:
+                await context.send_initial_metadata(((correlation.METADATA_KEY, cid),))
                 ident = self._authorize(context, method, rule)
                 current_caller.set(ident)
                 await self._check_peer(context)
@@ -190,7 +195,9 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
         async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             started = time.perf_counter()
             correlation.current_correlation_id.set(cid)
+            tracing.annotate_correlation(cid)
             try:
+                await context.send_initial_metadata(((correlation.METADATA_KEY, cid),))
                 ident = self._authorize(context, method, rule)
                 current_caller.set(ident)
                 peer = await self._check_peer(context)

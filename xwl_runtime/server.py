@@ -21,7 +21,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
+from . import tracing
 from .authz import Rule
+from .metrics import RpcMetrics
 from .peer_guard import PeerGuard
 from .pipeline import ServerPipeline
 from .ratelimit import Admission
@@ -86,11 +88,15 @@ async def start_server(
     extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     peer_guard: PeerGuard | None = None,
     admission: Admission | None = None,
+    metrics: RpcMetrics | None = None,
 ) -> RunningServer:
     """Build and start a server. ``serving`` is the initial health status of every service.
 
     ``peer_guard`` refuses revoked (or unrecorded) client certificates on every RPC; ``admission``: per-caller rate
     limits and stream caps applied by the pipeline before any servicer runs.
+    ``metrics``: RPC latency histograms, measured outside the pipeline (refusals included). While tracing is on
+    (``tracing.configure_tracing``) the OpenTelemetry interceptor is the outermost, so its span is current for
+    everything after it.
     """
     if not listeners:
         raise ValueError("a server needs at least one listener")
@@ -103,8 +109,10 @@ async def start_server(
         server = servers.get(limits)
         if server is None:
             server = servers[limits] = grpc.aio.server(
-                interceptors=[ServerPipeline(authz_table, insecure_dev=insecure_dev, peer_guard=peer_guard,
-                                              admission=admission),
+                interceptors=[*tracing.server_interceptors(),
+                              *([metrics.server_interceptor()] if metrics is not None else []),
+                              ServerPipeline(authz_table, insecure_dev=insecure_dev, peer_guard=peer_guard,
+                                             admission=admission),
                               *extra_interceptors],
                 options=[*SERVER_OPTIONS, *server_message_options(*limits)],
             )

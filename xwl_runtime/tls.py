@@ -19,6 +19,7 @@ from pathlib import Path
 
 import grpc
 
+from . import tracing
 from .identity import Identity, pinned_name
 from .pki import PkiDir
 
@@ -153,16 +154,20 @@ def secure_channel(
     *,
     expected: Identity,
     extra_options: Sequence[tuple[str, int | str]] = (),
+    interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
 ) -> grpc.aio.Channel:
     """An aio channel over mTLS that accepts only a server proving ``expected``.
+
+    While tracing is on, the OpenTelemetry client interceptors come first (they propagate ``traceparent``).
 
     Plaintext when ``material`` is None (``--insecure-dev`` only; nothing is proven then).
     """
     options = [*CHANNEL_OPTIONS, *extra_options]
+    chain = [*tracing.client_interceptors(), *interceptors]
     if material is None:
-        return grpc.aio.insecure_channel(target, options=options)
+        return grpc.aio.insecure_channel(target, options=options, interceptors=chain)
     return grpc.aio.secure_channel(
-        target, channel_credentials(material), options=[*options, *pinning_options(expected)]
+        target, channel_credentials(material), options=[*options, *pinning_options(expected)], interceptors=chain
     )
 
 

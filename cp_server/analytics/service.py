@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 import grpc
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -13,6 +15,7 @@ from cp_server.risk.settings import RiskSettings
 from cp_server.signals.store import SignalStore
 from xporty.cp.v1 import analytics_pb2, analytics_service_pb2, analytics_service_pb2_grpc
 from xwl_runtime.clock import Clock
+from xwl_runtime.errors import FailedPrecondition
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
@@ -20,6 +23,11 @@ MAX_PAGE = 1000
 
 def _level(name: str) -> int:
     return int(analytics_pb2.AlertLevel.Value(f"ALERT_LEVEL_{name}"))
+
+
+class SloHandler(Protocol):
+    async def slo_report(self, request: analytics_service_pb2.GetSloReportRequest
+                         ) -> analytics_service_pb2.GetSloReportResponse: ...
 
 
 class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
@@ -30,6 +38,15 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
         self._store = store
         self._settings = settings
         self._clock = clock
+        self.slo: SloHandler | None = None
+        """GetSloReport is served by the SLO feature when the composition root attaches it."""
+
+    async def GetSloReport(  # noqa: N802 - gRPC method name
+        self, request: analytics_service_pb2.GetSloReportRequest, context: grpc.aio.ServicerContext[Any, Any],
+    ) -> analytics_service_pb2.GetSloReportResponse:
+        if self.slo is None:
+            raise FailedPrecondition("the SLO report is not enabled", reason="SLO_DISABLED")
+        return await self.slo.slo_report(request)
 
     async def GetBalances(  # noqa: N802 - gRPC method name
         self,

@@ -70,6 +70,8 @@ class RiskParts:
     listener: SignalListener | None
     verifier: SignatureVerifier | None = None
     digests: DigestStore | None = None
+    telemetry: TelemetryServicer | None = None
+    analytics: AnalyticsServicer | None = None
 
 
 def settings_of(ctx: CpContext) -> RiskSettings:
@@ -95,7 +97,9 @@ def build(ctx: CpContext, settings: RiskSettings | None = None) -> tuple[Compone
     verifier = SignatureVerifier(settings.verify_workers, settings.verify_parallel_min)
     digests = DigestStore(ctx.engine, risk.gate.begin,
                           Limits(settings.digest_max_offers, settings.digest_max_destinations))
-    telemetry = TelemetryServicer(risk, SignerDirectory(ctx.engine), hub, settings, ctx.clock, verifier, digests)
+    telemetry = TelemetryServicer(risk, SignerDirectory(ctx.engine), hub, settings, ctx.clock, verifier, digests,
+                                  metrics=ctx.metrics)
+    ctx.metrics.track_subscribers("signals", lambda: hub.subscriber_count)
     signals = SignalServicer(ctx.engine, store, hub, risk, ctx.clock,
                              heartbeat_interval=ctx.settings.heartbeat_interval)
     analytics = AnalyticsServicer(ctx.engine, store, settings, ctx.clock)
@@ -142,7 +146,8 @@ def build(ctx: CpContext, settings: RiskSettings | None = None) -> tuple[Compone
         loops=loops,
         on_stop=[close_streams],
     )
-    return component, RiskParts(risk, store, hub, reconciler, listener, verifier, digests)
+    return component, RiskParts(risk, store, hub, reconciler, listener, verifier, digests, telemetry=telemetry,
+                                analytics=analytics)
 
 
 def install(ctx: CpContext) -> Component:

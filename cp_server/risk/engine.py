@@ -550,6 +550,10 @@ class RiskEngine:
                                      before=None, after={"alert_id": pair.open_alert_id, "utilisation": dec_str(u),
                                                          "net_delta": dec_str(net), "limit": dec_str(pair.limit)},
                                      correlation_id=cid)
+            result.signals.append(await self._signals.issue_alert(
+                conn, wl_a=pair.wl_a, wl_b=pair.wl_b, raised=True, correlation_id=cid, now=now, actor=CP_ACTOR,
+                reason=f"imbalance utilisation {dec_str(u)} at or above {dec_str(self._settings.alert_threshold)}",
+                trigger_event_id=event_id))
         elif action.kind is ActionKind.ESCALATE_ALERT and pair.open_alert_id:
             await conn.execute(a.update().where(a.c.alert_id == pair.open_alert_id).values(level=Level.DISABLED.name))
         elif action.kind is ActionKind.CLOSE_ALERT and pair.open_alert_id:
@@ -558,6 +562,9 @@ class RiskEngine:
                                      before={"alert_id": pair.open_alert_id}, after={"utilisation": dec_str(u)},
                                      correlation_id=cid)
             pair.open_alert_id = None
+            result.signals.append(await self._signals.issue_alert(
+                conn, wl_a=pair.wl_a, wl_b=pair.wl_b, raised=False, correlation_id=cid, now=now, actor=CP_ACTOR,
+                reason=f"imbalance utilisation {dec_str(u)} back under the alert level"))
         elif action.kind in (ActionKind.DISABLE, ActionKind.ENABLE):
             exporter = action.exporter_wl
             importer = pair.wl_b if exporter == pair.wl_a else pair.wl_a

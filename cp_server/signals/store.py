@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol, cast, overload
@@ -30,6 +30,8 @@ from xporty.cp.v1 import policy_pb2, signal_pb2
 DISABLE = "DISABLE"
 ENABLE = "ENABLE"
 PAIR_STATUS = "PAIR_STATUS"
+ALERT = "ALERT"
+ALERT_CLEARED = "ALERT_CLEARED"
 AUTOMATIC = "AUTOMATIC"
 OPERATOR = "OPERATOR"
 POLICY = "POLICY"
@@ -135,12 +137,17 @@ class DirectionState:
     signal_id: str
 
 
+InsertHook = Callable[[AsyncConnection, "SignalRecord"], Awaitable[None]]
+"""Runs in a signal's own transaction, right after it is stored."""
+
+
 class SignalStore:
     """Issue, read and acknowledge signals. ``notify_channel`` is used on PostgreSQL only."""
 
     def __init__(self, audit: Auditor, *, notify_channel: str) -> None:
         self._audit = audit
         self._channel = notify_channel
+        self._insert_hooks: list[InsertHook] = []
 
     async def issue(
         self,
@@ -244,6 +251,30 @@ class SignalStore:
         await self._notify(conn, record)
         return record
 
+    async def issue_alert(
+        self, conn: AsyncConnection, *, wl_a: str, wl_b: str, raised: bool, reason: str, correlation_id: str,
+        now: dt.datetime, actor: str, trigger_event_id: str | None = None,
+    ) -> SignalRecord:
+        """Store an ALERT (``raised``) or ALERT_CLEARED signal for the pair {wl_a, wl_b}, to both WLs, in
+        ``conn``'s transaction (the threshold crossing's own). It changes no direction or pair state: nodes show it
+        to their apps and acknowledge it, which is what the reaction time of an alert measures."""
+        a, b = (wl_a, wl_b) if wl_a < wl_b else (wl_b, wl_a)
+        record = SignalRecord(
+            sequence=await self._next_sequence(conn), signal_id=uuid.uuid4().hex,
+            kind=ALERT if raised else ALERT_CLEARED, source=AUTOMATIC, exporter_wl=a, importer_wl=b, reason=reason,
+            correlation_id=correlation_id,
+            issue_time=now, actor=actor, trigger_event_id=trigger_event_id,
+            trigger_received_at=now if trigger_event_id else None,
+        )
+        await self._insert(conn, record)
+        await self._audit.append(
+            conn, actor=actor, action=f"signal.{record.kind.lower()}", subject=f"pair/{a}/{b}", before=None,
+            after={"sequence": record.sequence, "signal_id": record.signal_id, "reason": reason},
+            correlation_id=correlation_id,
+        )
+        await self._notify(conn, record)
+        return record
+
     async def _next_sequence(self, conn: AsyncConnection) -> int:
         # The counter row's lock is held until commit: signals commit in sequence order.
         row = await conn.execute(
@@ -251,6 +282,10 @@ class SignalStore:
             .values(value=t.signal_seq.c.value + 1).returning(t.signal_seq.c.value)
         )
         return int(row.scalar_one())
+
+    def add_insert_hook(self, hook: InsertHook) -> None:
+        """``await hook(conn, record)`` runs in every signal's own transaction (e.g. queueing its webhook)."""
+        self._insert_hooks.append(hook)
 
     async def _insert(self, conn: AsyncConnection, r: SignalRecord) -> None:
         a, b = (r.exporter_wl, r.importer_wl) if r.exporter_wl < r.importer_wl else (r.importer_wl, r.exporter_wl)
@@ -264,6 +299,8 @@ class SignalStore:
                 trigger_received_at=r.trigger_received_at, pair_status=r.pair_status, policy_version=r.policy_version,
             )
         )
+        for hook in self._insert_hooks:
+            await hook(conn, r)
 
     async def _notify(self, conn: AsyncConnection, record: SignalRecord) -> None:
         if conn.dialect.name == "postgresql":

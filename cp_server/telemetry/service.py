@@ -4,9 +4,11 @@ the nodes' offer digests (``ReportOffers``, over ``cp_server.offer_digest``) tha
 from __future__ import annotations
 
 import logging
+from typing import Any, Protocol
 
 import grpc
 
+from cp_server.metrics import CpMetrics
 from cp_server.offer_digest.store import DigestStore
 from cp_server.risk.engine import RiskEngine
 from cp_server.risk.settings import RiskSettings
@@ -23,13 +25,22 @@ from .verify_pool import SignatureVerifier
 log = logging.getLogger(__name__)
 
 
+class OperationsHandler(Protocol):
+    async def report_operations(self, request: telemetry_service_pb2.ReportOperationsRequest
+                                ) -> telemetry_service_pb2.ReportOperationsResponse: ...
+
+
 class TelemetryServicer(telemetry_service_pb2_grpc.TelemetryServiceServicer):
     """PublishEvents: verify every event, store the good ones once, count and report the rest."""
 
     def __init__(
         self, engine: RiskEngine, signers: SignerDirectory, hub: SignalHub, settings: RiskSettings, clock: Clock,
         verifier: SignatureVerifier | None = None, digests: DigestStore | None = None,
+        metrics: CpMetrics | None = None,
     ) -> None:
+        self._metrics = metrics
+        self.operations: OperationsHandler | None = None
+        """ReportOperations is served by the SLO feature when the composition root attaches it."""
         self._engine = engine
         self._digests = digests
         self._verifier = verifier or SignatureVerifier(workers=0)
@@ -60,6 +71,10 @@ class TelemetryServicer(telemetry_service_pb2_grpc.TelemetryServiceServicer):
         result = await self._engine.ingest(ident.wl_id, candidates, refused, received_at=received_at)
         if result.signals:
             await self._hub.publish(result.signals)
+        if self._metrics is not None:
+            self._metrics.events_ingested.inc(result.accepted)
+            for r in result.rejected:
+                self._metrics.events_refused.labels(r.reason).inc()
         if result.rejected:
             log.info("events refused", extra={"fields": {
                 "wl_id": ident.wl_id, "refused": len(result.rejected),
@@ -70,6 +85,13 @@ class TelemetryServicer(telemetry_service_pb2_grpc.TelemetryServiceServicer):
             rejected=[telemetry_service_pb2.RejectedEvent(index=r.index, event_id=r.event_id, reason=r.reason)
                       for r in result.rejected],
         )
+
+    async def ReportOperations(  # noqa: N802 - gRPC method name
+        self, request: telemetry_service_pb2.ReportOperationsRequest, context: grpc.aio.ServicerContext[Any, Any],
+    ) -> telemetry_service_pb2.ReportOperationsResponse:
+        if self.operations is None:
+            raise FailedPrecondition("operational telemetry is not enabled", reason="OPERATIONS_DISABLED")
+        return await self.operations.report_operations(request)
 
     async def ReportOffers(  # noqa: N802 - gRPC method name
         self,

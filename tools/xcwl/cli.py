@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "xcwl.report_cmd",
     "xcwl.signal_cmd",
     "xcwl.risk_cmd",
+    "xcwl.webhook_cmd",
     "xcwl.demo",
     "xcwl.bench_cmd",
     "xcwl.cert_cmd",

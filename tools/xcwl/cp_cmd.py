@@ -7,7 +7,7 @@ import asyncio
 
 from . import flags
 from .listen_check import bind_failure, ensure_bindable
-from .serve import cp_settings
+from .serve import cp_settings, traced
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     flags.add(serve, "--discrepancy-pause-value", metavar="DECIMAL",
               help="pause a pair when an order's two sides disagree by more than this value (reference unit, "
                    "default 1000)")
+    flags.add(serve, "--metrics-listen", metavar="HOST:PORT",
+              help="serve Prometheus metrics over plain HTTP at /metrics (default: no endpoint)")
     serve.set_defaults(func=_serve)
 
 
@@ -49,7 +51,8 @@ def _serve(args: argparse.Namespace) -> int:
     ensure_bindable("--listen", settings.listen)
     ensure_bindable("--enroll-listen", settings.enroll_listen)
     try:
-        asyncio.run(run_cp(settings))
+        with traced("xcwl-cp"):
+            asyncio.run(run_cp(settings))
     except RuntimeError as err:
         failure = bind_failure(err)
         if failure is None:

@@ -96,6 +96,8 @@ class Demo:
     started: float = field(default_factory=time.monotonic)
     notes: dict[str, Any] = field(default_factory=dict)
     """What one step leaves for a later one (e.g. the catalog before a policy change, to show re-pricing)."""
+    serve_flags: dict[str, list[str]] = field(default_factory=dict)
+    """Extra ``serve`` flags per process name (``cp``, ``wl-a`` …), e.g. ``--metrics-listen``."""
 
     def __post_init__(self) -> None:
         self.pki = PkiDir(self.root / "cp-pki")
@@ -144,7 +146,7 @@ class Demo:
         log = self.root / f"{name}.log"
         with log.open("wb") as fh:  # the child keeps its own descriptor
             popen = subprocess.Popen(
-                [sys.executable, "-m", "xcwl.cli", "--log-level", "INFO", *argv],
+                [sys.executable, "-m", "xcwl.cli", "--log-level", "INFO", *argv, *self.serve_flags.get(name, [])],
                 stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
         proc = Proc(name, popen, log)

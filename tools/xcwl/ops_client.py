@@ -38,6 +38,9 @@ from xporty.cp.v1 import (
     signal_pb2,
     signal_service_pb2,
     signal_service_pb2_grpc,
+    webhook_pb2,
+    webhook_service_pb2,
+    webhook_service_pb2_grpc,
 )
 from xwl_runtime.errors import RemoteError, decode_rpc_error
 from xwl_runtime.identity import Identity
@@ -132,6 +135,7 @@ class OpsClient:
         self._health = health_pb2_grpc.HealthStub(channel)
         self._analytics = analytics_service_pb2_grpc.AnalyticsServiceStub(channel)
         self._signals = signal_service_pb2_grpc.SignalServiceStub(channel)
+        self._webhooks = webhook_service_pb2_grpc.WebhookServiceStub(channel)
 
     @classmethod
     @asynccontextmanager
@@ -272,6 +276,29 @@ class OpsClient:
     async def send_signal(self, request: signal_service_pb2.SendSignalRequest) -> signal_pb2.Signal:
         resp: signal_service_pb2.SendSignalResponse = await self._call(self._signals.SendSignal, request)
         return resp.signal
+
+    async def slo_report(self, window_seconds: int) -> analytics_service_pb2.GetSloReportResponse:
+        resp: analytics_service_pb2.GetSloReportResponse = await self._call(
+            self._analytics.GetSloReport, analytics_service_pb2.GetSloReportRequest(window_seconds=window_seconds))
+        return resp
+
+    # --- webhooks --------------------------------------------------------------------------------------------
+    async def add_webhook(self, url: str, event_types: list[str]) -> webhook_service_pb2.AddWebhookResponse:
+        resp: webhook_service_pb2.AddWebhookResponse = await self._call(
+            self._webhooks.AddWebhook, webhook_service_pb2.AddWebhookRequest(url=url, event_types=event_types))
+        return resp
+
+    async def webhooks(self) -> list[webhook_pb2.Webhook]:
+        resp = await self._call(self._webhooks.ListWebhooks, webhook_service_pb2.ListWebhooksRequest())
+        return list(resp.webhooks)
+
+    async def remove_webhook(self, webhook_id: str) -> None:
+        await self._call(self._webhooks.RemoveWebhook, webhook_service_pb2.RemoveWebhookRequest(webhook_id=webhook_id))
+
+    async def test_webhook(self, webhook_id: str) -> str:
+        resp = await self._call(self._webhooks.TestWebhook,
+                                webhook_service_pb2.TestWebhookRequest(webhook_id=webhook_id))
+        return str(resp.delivery_id)
 
     # --- health ----------------------------------------------------------------------------------------------
     async def revoke_certificate(

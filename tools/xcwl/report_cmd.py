@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from .errors import CliError
 from .ops_client import OpsClient, add_ops_flags, ops_command
 from .output import emit, table, to_dict
 from .render_trade import alerts_table, balances_table, signals_table, when
@@ -28,6 +29,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_ops_flags(disc)
     disc.set_defaults(func=ops_command(_discrepancies))
 
+    slo = r_sub.add_parser("slo", help="the shared SLOs, globally and per pair, each against its target (OK/BREACH)")
+    add_ops_flags(slo)
+    slo.add_argument("--window", default="1h", metavar="DURATION",
+                     help="window ending now: seconds, or a number with s/m/h/d (default 1h)")
+    slo.set_defaults(func=ops_command(_slo))
+
 
 async def _balance(args: argparse.Namespace, client: OpsClient) -> int:
     balances = await client.balances()
@@ -40,6 +47,34 @@ async def _balance(args: argparse.Namespace, client: OpsClient) -> int:
     ))
     emit(args.json, {"balances": [to_dict(b) for b in balances], "open_alerts": [to_dict(a) for a in alerts],
                      "signals": [to_dict(s) for s in signals]}, human)
+    return 0
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def window_seconds(value: str) -> int:
+    """``--window``: ``3600``, ``90s``, ``15m``, ``1h``, ``7d`` (1 s to 30 days)."""
+    text = value.strip().lower()
+    unit = _UNITS.get(text[-1:], 0)
+    number = text[:-1] if unit else text
+    try:
+        seconds = int(float(number) * (unit or 1))
+    except ValueError:
+        raise CliError(f"--window: expected e.g. 3600, 15m, 1h or 7d, got {value[:32]!r}") from None
+    if not 1 <= seconds <= 30 * 86400:
+        raise CliError(f"--window: expected 1 s to 30 days, got {value[:32]!r}")
+    return seconds
+
+
+async def _slo(args: argparse.Namespace, client: OpsClient) -> int:
+    report = await client.slo_report(window_seconds(args.window))
+    rows = [(f.name, f.scope, f"{f.value} {f.unit}".strip() if f.value else "no data", f"{f.target} {f.unit}",
+             f.samples, "BREACH" if f.breach else "OK") for f in report.figures]
+    emit(args.json, {"window_seconds": report.window_seconds,
+                     "figures": [{**to_dict(f), "status": "BREACH" if f.breach else "OK"} for f in report.figures]},
+         f"SLO report, last {report.window_seconds} s\n"
+         + table(["figure", "scope", "value", "target", "samples", "status"], rows))
     return 0
 
 

@@ -9,9 +9,10 @@ is a key; see docs/configuration.md. A bad value is refused naming the flag, the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 from cp_server.settings import CpSettings
 from wl_node.settings import NodeSettings
+from xwl_runtime import tracing
 from xwl_runtime.fieldcrypt import ENV_VAR
 from xwl_runtime.identity import Identity
 from xwl_runtime.money import MoneyError, parse_decimal
@@ -61,6 +63,16 @@ def _positive(flag: str, value: Any, kind: type[int] | type[float]) -> Any:
 def name_of(flag: str) -> str:
     """The argparse attribute of ``flag``."""
     return flag.lstrip("-").replace("-", "_")
+
+
+@contextlib.contextmanager
+def traced(service_name: str) -> Iterator[None]:
+    """Tracing as the standard ``OTEL_*`` environment variables ask (off without them), flushed on exit."""
+    tracing.configure_tracing(os.environ, default_service_name=service_name)
+    try:
+        yield
+    finally:
+        tracing.shutdown_tracing()
 
 
 MIN_IDENTITY_AGE_S = 600.0
@@ -164,6 +176,7 @@ CP_FLAGS = (
     FlagSpec("--enroll-rate-limit", "rate_limits.anonymous_rate_per_s", _pos_float),
     FlagSpec("--enroll-rate-burst", "rate_limits.anonymous_burst", _pos_int),
     FlagSpec("--discrepancy-pause-value", "risk.discrepancy_pause_value", pause_value),
+    FlagSpec("--metrics-listen", "metrics_listen", host_port),
 )
 WL_FLAGS = (
     FlagSpec("--wl-id", "wl_id", _wl_id),
@@ -179,6 +192,7 @@ WL_FLAGS = (
     FlagSpec("--data-key-file", "data_key_file", _path),
     FlagSpec("--contact-grant", "contact_grants", _wl_ids),
     FlagSpec("--pii-retention-days", "pii_retention", _days),
+    FlagSpec("--metrics-listen", "metrics_listen", host_port),
 )
 
 

@@ -23,7 +23,7 @@ from .listen_check import bind_failure, ensure_bindable
 from .ops_client import OpsClient, add_ops_flags, ops_command
 from .output import emit, key_values, to_dict
 from .render import wls_table
-from .serve import node_settings
+from .serve import node_settings, traced
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,6 +51,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        help="a peer WL this exporter discloses clear trader contacts to, logged (repeatable)")
     serve.add_argument("--pii-retention-days", type=int, metavar="N",
                        help="anonymise the buyer reference of checkouts after N days (default: keep)")
+    flags.add(serve, "--metrics-listen", metavar="HOST:PORT",
+              help="serve Prometheus metrics over plain HTTP at /metrics (default: no endpoint)")
     serve.set_defaults(func=_serve)
 
     add = wl_sub.add_parser("add", help="register a WL at the CP")
@@ -91,7 +93,8 @@ def _serve(args: argparse.Namespace) -> int:
     ensure_bindable("--listen", settings.listen)
     asyncio.run(_check_cp_endpoint(settings))
     try:
-        asyncio.run(run_node(settings))
+        with traced(f"xcwl-node-{settings.wl_id}"):
+            asyncio.run(run_node(settings))
     except RuntimeError as err:
         failure = bind_failure(err)
         if failure is None:

@@ -91,7 +91,7 @@ def install(
     runner = runner or TxRunner(ctx.settings.db_url)
     tokens = TokenCache(cp, ctx.clock, audiences=lambda: import_audiences(state))
     peers = TraderPeers(state, ctx.tls, tokens, identity=Identity.wl(state.wl_id), config=config.peers,
-                        clock=ctx.clock)
+                        clock=ctx.clock, metrics=ctx.metrics)
     service = CheckoutService(runner=runner, state=state, offers=offers, peers=peers, clock=ctx.clock,
                               enforcer=enforcer, import_guard=import_guard, keyring=ctx.keyring)
     outbox = CompensationOutbox(runner, peers, ctx.clock, wl_id=state.wl_id, interval_s=config.outbox_interval_s)

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from xwl_runtime import db
+from xwl_runtime import db, tracing
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +192,10 @@ class TxRunner:
     # --- event-loop side ------------------------------------------------------------------------------------
     async def tx(self, fn: Callable[[sa.Connection], T]) -> T:
         """``fn(conn)`` in one transaction (committed when it returns, rolled back when it raises)."""
+        with tracing.span("db.transaction", **{"db.system": self.dialect}):  # a child span of the RPC's
+            return await self._tx(fn)
+
+    async def _tx(self, fn: Callable[[sa.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
         if not self.is_sqlite:
             return await loop.run_in_executor(self._writer, self._run, fn)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from wl_node.metrics import NodeMetrics
 from wl_node.policy.state import PolicyState
 from xporty.trader.v1 import order_pb2
 from xporty.trader.v1 import trader_service_pb2 as pb
@@ -46,6 +48,8 @@ from .tokens import TokenCache
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+_ORDER_OUTCOME = {order_pb2.ORDER_STATUS_CONFIRMED: "confirmed", order_pb2.ORDER_STATUS_DENIED: "denied",
+                  order_pb2.ORDER_STATUS_CANCELLED: "cancelled"}
 TRANSPORT_FAILURES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 AvailabilityListener = Callable[[str, bool], None]
 
@@ -108,7 +112,9 @@ class TraderPeers:
         identity: Identity,
         config: PeerConfig | None = None,
         clock: Clock | None = None,
+        metrics: NodeMetrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._state = state
         self._tls = tls
         self._tokens = tokens
@@ -147,6 +153,8 @@ class TraderPeers:
 
     def _state_changed(self, name: str, old: BreakerState, new: BreakerState) -> None:
         exporter = name.split(":", 1)[1]
+        if self._metrics is not None:
+            self._metrics.breaker_changed(exporter, new)
         for listener in list(self._listeners):
             listener(exporter, new is not BreakerState.OPEN)
 
@@ -172,7 +180,8 @@ class TraderPeers:
         if peer is not None:
             self._retire(peer.channel)
         # The endpoint comes from the CP's view; the handshake must prove the WL registered for it.
-        channel = secure_channel(wl.trader_endpoint, self._tls, expected=Identity.wl(exporter_wl))
+        channel = secure_channel(wl.trader_endpoint, self._tls, expected=Identity.wl(exporter_wl),
+                                 interceptors=[self._metrics.rpc.client_interceptor()] if self._metrics else ())
         peer = _Peer(exporter_wl, wl.trader_endpoint, channel, pb_grpc.TraderServiceStub(channel),
                      self.breaker(exporter_wl),
                      RetryBudget(ratio=self.config.budget_ratio, max_tokens=self.config.budget_max_tokens,
@@ -280,7 +289,21 @@ class TraderPeers:
             response: pb.PlaceOrderResponse = await peer.stub.PlaceOrder(request, timeout=timeout, metadata=metadata)
             return response.order
 
-        return await self._call(exporter_wl, deadline, invoke)
+        if self._metrics is None:
+            return await self._call(exporter_wl, deadline, invoke)
+        started = time.perf_counter()
+        try:
+            order = await self._call(exporter_wl, deadline, invoke)
+        except PeerUnavailable:
+            self._metrics.order(exporter_wl, "unavailable", None)
+            raise
+        except grpc.aio.AioRpcError as err:
+            answered = err.code() not in TRANSPORT_FAILURES
+            self._metrics.order(exporter_wl, "refused" if answered else "error",
+                                time.perf_counter() - started if answered else None)
+            raise
+        self._metrics.order(exporter_wl, _ORDER_OUTCOME.get(order.status, "error"), time.perf_counter() - started)
+        return order
 
     async def get_order(self, exporter_wl: str, request: pb.GetOrderRequest, deadline: Deadline) -> order_pb2.Order:
         async def invoke(peer: _Peer, timeout: float, metadata: Any) -> order_pb2.Order:

@@ -59,7 +59,8 @@ def install(
 ) -> RiskComponent:
     """Build the enforcer, gate and local guard of this node (``on_enqueued``: e.g. the shipper's ``kick``)."""
     config = config or EnforcerConfig(reconnect_cap_s=ctx.settings.reconnect_cap.total_seconds())
-    enforcer = Enforcer(ctx.engine, cp, ctx.clock, state.wl_id, config=config, on_enqueued=on_enqueued)
+    enforcer = Enforcer(ctx.engine, cp, ctx.clock, state.wl_id, config=config, on_enqueued=on_enqueued,
+                        on_stage=lambda stage: ctx.metrics.signals.labels(stage).inc())
     guard = LocalGuard(state)
     desk_guard = DeskGuard(guard, ctx.clock)
 

@@ -86,6 +86,10 @@ PairListener = Callable[[PairStatusState], Awaitable[None] | None]
 _SOURCES = {signal_pb2.SIGNAL_SOURCE_AUTOMATIC: "AUTOMATIC", signal_pb2.SIGNAL_SOURCE_OPERATOR: "OPERATOR",
             signal_pb2.SIGNAL_SOURCE_POLICY: "POLICY"}
 _DIRECTION_KINDS = (signal_pb2.SIGNAL_KIND_DISABLE, signal_pb2.SIGNAL_KIND_ENABLE)
+_ALERT_KINDS = (signal_pb2.SIGNAL_KIND_ALERT, signal_pb2.SIGNAL_KIND_ALERT_CLEARED)
+
+AlertListener = Callable[[signal_pb2.Signal, dt.datetime], None]
+"""Called when an ALERT / ALERT_CLEARED signal is applied (the alert board shows it to the WL's apps)."""
 
 
 class Enforcer:
@@ -101,7 +105,9 @@ class Enforcer:
         config: EnforcerConfig | None = None,
         backoff: Backoff | None = None,
         on_enqueued: Callable[[], None] | None = None,
+        on_stage: Callable[[str], None] | None = None,
     ) -> None:
+        self._on_stage = on_stage or (lambda _stage: None)  # metrics: received / applied / acked
         self._engine = engine
         self._cp = cp
         self._clock = clock
@@ -114,6 +120,7 @@ class Enforcer:
         self._pairs: dict[tuple[str, str], PairStatusState] = {}
         self._listeners: list[DirectionListener] = []
         self._pair_listeners: list[PairListener] = []
+        self._alert_listeners: list[AlertListener] = []
         self._rotated = asyncio.Event()
         self._apply_lock = asyncio.Lock()
         self._handling: asyncio.Future[Any] | None = None
@@ -128,6 +135,9 @@ class Enforcer:
     def add_listener(self, listener: DirectionListener) -> None:
         """``listener(state)`` (sync or async) runs after every change of a direction."""
         self._listeners.append(listener)
+
+    def add_alert_listener(self, listener: AlertListener) -> None:
+        self._alert_listeners.append(listener)
 
     def add_pair_listener(self, listener: PairListener) -> None:
         """``listener(state)`` (sync or async) runs after a PAIR_STATUS signal changed a pair's state."""
@@ -191,16 +201,19 @@ class Enforcer:
     # --- applying -----------------------------------------------------------------------------------------------
     async def apply(self, signal: signal_pb2.Signal) -> bool:
         """Enforce one signal (see the module docstring); False if it was already applied."""
+        self._on_stage("received")
         async with self._apply_lock:
             if signal.sequence <= self.after_sequence:
                 return False
-            if signal.kind not in (*_DIRECTION_KINDS, signal_pb2.SIGNAL_KIND_PAIR_STATUS):
+            if signal.kind not in (*_DIRECTION_KINDS, *_ALERT_KINDS, signal_pb2.SIGNAL_KIND_PAIR_STATUS):
                 log.warning("signal of unknown kind skipped", extra={"fields": {"signal_id": signal.signal_id}})
                 self.after_sequence = signal.sequence
                 return False
             effective = self._clock.now()
             if signal.kind == signal_pb2.SIGNAL_KIND_PAIR_STATUS:
                 applied: _Applied = self._pair_change(signal, effective)
+            elif signal.kind in _ALERT_KINDS:
+                applied = self._alert_change(signal, effective)
             else:
                 applied = self._direction_change(signal, effective)
             # Effective first (memory), durable next: a crash in between replays the signal after restart.
@@ -224,6 +237,7 @@ class Enforcer:
                 "signal_id": signal.signal_id, "sequence": signal.sequence, "kind": applied.kind,
                 "exporter_wl": signal.exporter_wl, "importer_wl": signal.importer_wl, "source": applied.source,
                 "effect": applied.effect, "correlation_id": signal.correlation_id}})
+            self._on_stage("applied")
         await self._ack(signal.signal_id, effective)
         return True
 
@@ -269,6 +283,17 @@ class Enforcer:
         return _Applied("PAIR_STATUS", source, state.status, enforce,
                         lambda: self._run_listeners(self._pair_listeners, state, state.signal_id), persist)
 
+    def _alert_change(self, signal: signal_pb2.Signal, effective: dt.datetime) -> _Applied:
+        """An alert changes no trade: it is shown (listeners) and acknowledged; nothing to persist but the cursor."""
+        raised = signal.kind == signal_pb2.SIGNAL_KIND_ALERT
+
+        def enforce() -> None:
+            for listener in list(self._alert_listeners):
+                listener(signal, effective)
+
+        return _Applied("ALERT" if raised else "ALERT_CLEARED", _SOURCES.get(signal.source, "UNSPECIFIED"),
+                        "alert raised" if raised else "alert cleared", enforce, _nothing_async, _nothing_conn)
+
     def _ack_event(self, signal: signal_pb2.Signal, effective: dt.datetime) -> telemetry_pb2.LedgerEvent:
         # For PAIR_STATUS, exporter_wl/importer_wl are the pair's wl_a/wl_b: a registered pair this WL is party to.
         event = telemetry_pb2.LedgerEvent(
@@ -297,6 +322,7 @@ class Enforcer:
                     signal_service_pb2.AckSignalRequest(signal_id=signal_id, effective_time=stamp),
                     timeout=self.config.ack_timeout_s, metadata=self._cp.metadata())
             self.acks_sent += 1
+            self._on_stage("acked")
         except grpc.aio.AioRpcError as err:
             log.warning("AckSignal failed; the queued ENFORCEMENT_ACK event will acknowledge it", extra={"fields": {
                 "signal_id": signal_id, "code": err.code().name}})

@@ -12,7 +12,7 @@ The trader manager's contact is masked in every response unless the caller is an
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 
@@ -57,6 +57,14 @@ class CheckoutHandlers(Protocol):
     ) -> pb.GetCheckoutResponse: ...
 
 
+class AlertHandlers(Protocol):
+    """The alert stream (``wl_node.alerts.rpc.PairAlertsRpc`` fits)."""
+
+    def WatchPairAlerts(  # noqa: N802
+        self, request: pb.WatchPairAlertsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.WatchPairAlertsResponse]: ...
+
+
 class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
     """Thin translation between the local API and the offer book / imported snapshot."""
 
@@ -69,6 +77,7 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
         self._checkouts = checkouts
         self.pairs = PairWatch(state)
         """WatchPairs' fan-out; the composition root attaches the enforcer's signals."""
+        self._alerts: AlertHandlers | None = None
         self._audit_checkpoint: Callable[[], audit_pb2.AuditCheckpoint | None] = lambda: None
         self._contacts: ContactRequester | None = None
 
@@ -79,6 +88,19 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
     def attach_audit_checkpoint(self, kept: Callable[[], audit_pb2.AuditCheckpoint | None]) -> None:
         """Report the CP audit checkpoint the node keeps in GetNodeState (wired by the composition root)."""
         self._audit_checkpoint = kept
+
+    def attach_alerts(self, alerts: AlertHandlers) -> None:
+        """Serve WatchPairAlerts from the node's alert board (wired by the composition root)."""
+        self._alerts = alerts
+
+    async def WatchPairAlerts(  # noqa: N802 - gRPC method name
+        self, request: pb.WatchPairAlertsRequest,
+        context: grpc.aio.ServicerContext[pb.WatchPairAlertsRequest, pb.WatchPairAlertsResponse],
+    ) -> AsyncIterator[pb.WatchPairAlertsResponse]:
+        if self._alerts is None:
+            raise FailedPrecondition("this node has no alert board", reason="ALERTS_UNAVAILABLE")
+        async for response in self._alerts.WatchPairAlerts(request, context):
+            yield response
 
     def attach_checkouts(self, checkouts: CheckoutHandlers) -> None:
         """Serve Checkout/GetCheckout through the importer's checkout feature (wired by the composition root)."""

@@ -68,6 +68,14 @@ async def _watch(node: Node, into: list[signal_pb2.Signal], ready: asyncio.Event
             raise
 
 
+ALERT_KINDS = (signal_pb2.SIGNAL_KIND_ALERT, signal_pb2.SIGNAL_KIND_ALERT_CLEARED)
+
+
+def _trade(signals: list[signal_pb2.Signal]) -> list[signal_pb2.Signal]:
+    """The signals that change trade (DISABLE/ENABLE), without the alerts that inform."""
+    return [s for s in signals if s.kind not in ALERT_KINDS]
+
+
 async def _wait_for(cond, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
     deadline = asyncio.get_running_loop().time() + timeout
     while not cond():
@@ -101,11 +109,15 @@ async def test_alert_disable_hover_and_reenable(cp: RiskCp) -> None:
     await orders.b_exports(100)
     alerts = (await analytics.ListAlerts(analytics_service_pb2.ListAlertsRequest(), timeout=10)).alerts
     assert len(alerts) == 1 and alerts[0].open and alerts[0].correlation_id == "cid-crossing-80"
-    assert got_b == []
+    # The 80% level reaches the pair's WLs as one ALERT signal (exporter/importer = the pair's wl_a/wl_b).
+    await _wait_for(lambda: len(got_b) == 1)
+    alert = got_b[0]
+    assert alert.kind == signal_pb2.SIGNAL_KIND_ALERT and alert.correlation_id == "cid-crossing-80"
+    assert (alert.exporter_wl, alert.importer_wl) == ("wl-a", "wl-b") and "0.850000" in alert.reason
 
     crossing = await orders.a_exports(260, cid="cid-crossing-100")  # 700+150-100+100-100+260 = 1010 → 101%
-    await _wait_for(lambda: len(got_b) == 1)
-    disable = got_b[0]
+    await _wait_for(lambda: len(got_b) == 2)
+    disable = got_b[1]
     assert disable.kind == signal_pb2.SIGNAL_KIND_DISABLE
     assert disable.source == signal_pb2.SIGNAL_SOURCE_AUTOMATIC
     assert (disable.exporter_wl, disable.importer_wl) == ("wl-a", "wl-b")  # wl-a's exports made the net
@@ -119,7 +131,7 @@ async def test_alert_disable_hover_and_reenable(cp: RiskCp) -> None:
     await orders.b_exports(200)  # 850
     assert len((await analytics.ListAlerts(analytics_service_pb2.ListAlertsRequest(), timeout=10)).alerts) == 1
     signals = (await analytics.ListSignals(analytics_service_pb2.ListSignalsRequest(), timeout=10)).signals
-    assert [s.kind for s in signals] == [signal_pb2.SIGNAL_KIND_DISABLE]
+    assert [s.kind for s in signals] == [signal_pb2.SIGNAL_KIND_DISABLE, signal_pb2.SIGNAL_KIND_ALERT]
     bal = await _balance(cp)
     assert (Decimal(bal.net_delta), bal.level) == (Decimal(850), analytics_pb2.ALERT_LEVEL_DISABLED)
 
@@ -129,9 +141,10 @@ async def test_alert_disable_hover_and_reenable(cp: RiskCp) -> None:
     req.effective_time.FromDatetime(ack_time)
     await b.signals.AckSignal(req, timeout=10)
 
-    await orders.b_exports(300)  # 550 → 55% < 60%: re-enable, alert closed
-    await _wait_for(lambda: len(got_b) == 2)
-    enable = got_b[1]
+    await orders.b_exports(300)  # 550 → 55% < 60%: re-enable, alert closed (and ALERT_CLEARED to the WLs)
+    await _wait_for(lambda: len(got_b) == 4)
+    assert [s.kind for s in got_b[2:] if s.kind in ALERT_KINDS] == [signal_pb2.SIGNAL_KIND_ALERT_CLEARED]
+    enable = _trade(got_b)[1]
     assert enable.kind == signal_pb2.SIGNAL_KIND_ENABLE and enable.sequence > disable.sequence
     assert (enable.exporter_wl, enable.importer_wl) == ("wl-a", "wl-b")
     alerts = (await analytics.ListAlerts(analytics_service_pb2.ListAlertsRequest(), timeout=10)).alerts
@@ -166,7 +179,7 @@ async def test_deficit_direction_flips_when_the_other_side_overshoots(cp: RiskCp
     await orders.a_exports(1100)  # +1100: disable a→b
     await orders.b_exports(2300)  # -1200: enable a→b, disable b→a (never both disabled by the CP)
     signals = (await cp.analytics().ListSignals(analytics_service_pb2.ListSignalsRequest(), timeout=10)).signals
-    seen = [(s.kind, s.exporter_wl) for s in reversed(signals)]
+    seen = [(s.kind, s.exporter_wl) for s in reversed(_trade(list(signals)))]
     assert seen == [(signal_pb2.SIGNAL_KIND_DISABLE, "wl-a"), (signal_pb2.SIGNAL_KIND_ENABLE, "wl-a"),
                     (signal_pb2.SIGNAL_KIND_DISABLE, "wl-b")]
     alerts = (await cp.analytics().ListAlerts(analytics_service_pb2.ListAlertsRequest(), timeout=10)).alerts
@@ -178,9 +191,11 @@ async def test_limit_change_reevaluates_thresholds(cp: RiskCp) -> None:
     await Orders(a, b).a_exports(500)
     await cp.set_limit("wl-a", "wl-b", Decimal("400"))
     await cp.parts.reconciler.run_once()
-    signals = (await cp.analytics().ListSignals(analytics_service_pb2.ListSignalsRequest(), timeout=10)).signals
+    signals = _trade(list((await cp.analytics().ListSignals(analytics_service_pb2.ListSignalsRequest(),
+                                                             timeout=10)).signals))
     assert [(s.kind, s.exporter_wl) for s in signals] == [(signal_pb2.SIGNAL_KIND_DISABLE, "wl-a")]
     await cp.set_limit("wl-a", "wl-b", Decimal("5000"))
     await cp.parts.reconciler.run_once()
-    signals = (await cp.analytics().ListSignals(analytics_service_pb2.ListSignalsRequest(), timeout=10)).signals
+    signals = _trade(list((await cp.analytics().ListSignals(analytics_service_pb2.ListSignalsRequest(),
+                                                             timeout=10)).signals))
     assert [s.kind for s in signals] == [signal_pb2.SIGNAL_KIND_ENABLE, signal_pb2.SIGNAL_KIND_DISABLE]

@@ -21,6 +21,10 @@ Figures (``--json`` prints one flat object):
   per checkout of each process: unlike latencies, comparable between runs on a shared, loaded machine;
 * with ``--compare-plaintext``: every checkout figure again as ``….{backend}.plaintext`` from a run that stores the
   buyer reference unencrypted, and ``checkout.encryption_overhead.<figure>`` (encrypted / plaintext);
+* ``checkout.observability.throughput_ratio`` and ``checkout.observability.p99_ratio`` (SQLite, 64 in flight): a
+  second pair of nodes with tracing exported over OTLP (to a span sink in the bench process), RPC metrics
+  interceptors on and every ``/metrics`` scraped once a second, against the plain run of the same invocation:
+  checkouts per second observed / plain, and confirmation p99 observed / plain (``_observed``);
 * ``checkout.baseline.{p50,p99}_ms.c{N}.{backend}`` and ``checkout.baseline.calls_per_s.c{N}.{backend}``: a bare
   mTLS unary RPC (same pipeline) that verifies a JWT and commits one INSERT through the same durable store path
   (server in a child process, client in the bench process), with ``checkout.baseline.cpu_ms_per_call.*``.
@@ -67,11 +71,12 @@ from xporty.cp.v1 import policy_pb2, registry_pb2
 from xporty.node.v1 import storefront_pb2
 from xporty.node.v1 import storefront_service_pb2 as sf_pb
 from xporty.node.v1 import storefront_service_pb2_grpc as sf_grpc
-from xwl_runtime import db
+from xwl_runtime import db, tracing
 from xwl_runtime.authz import Rule, table
 from xwl_runtime.clock import SystemClock
 from xwl_runtime.fieldcrypt import PlaintextKeyring
 from xwl_runtime.identity import Identity, Kind
+from xwl_runtime.metrics import RpcMetrics, serve_metrics
 from xwl_runtime.pipeline import caller
 from xwl_runtime.pki import PkiDir, key_to_pem, load_key, new_private_key
 from xwl_runtime.server import Listener, RunningServer, start_server
@@ -80,6 +85,7 @@ from xwl_runtime.tls import ReloadableServerCredentials, TlsMaterial, secure_cha
 from xwl_runtime.tokens import SCOPE_PLACE_ORDERS, bearer_metadata, issue_token
 
 from ..progress import announce
+from ._observed import Scraper, SpanSink, enable_tracing
 
 DEFAULT_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 EXPORTER, IMPORTER, APP = "wl-a", "wl-b", "bench"
@@ -118,6 +124,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run the checkout figures a second time with personal data stored unencrypted "
                              "(<figure>.plaintext) and print checkout.encryption_overhead.<figure> = encrypted / "
                              "plaintext")
+    parser.add_argument("--checkouts-observability", type=int, default=1500,
+                        help="checkouts at 64 in flight per run of the observability overhead pair")
 
 
 def _pct(samples: list[float], q: float) -> float:
@@ -196,19 +204,31 @@ async def _drive(n: int, concurrency: int, one: Callable[[int], Awaitable[bool]]
 
 
 async def _checkout_figures(pki: PkiDir, exp_url: str, imp_url: str, backend: str, args: argparse.Namespace,
-                            jwt_key: Any, *, plaintext: bool = False) -> dict[str, float]:
+                            jwt_key: Any, *, levels: tuple[tuple[int, int], ...] | None = None,
+                            observe: bool = False, plaintext: bool = False) -> dict[str, float]:
     await _prepare(exp_url)
     await _prepare(imp_url)
     out: dict[str, float] = {}
     stops: list[Callable[[], Awaitable[None]]] = []
+    observed: dict[str, Any] = {}
+    sink_stop: Callable[[], Awaitable[None]] | None = None
     try:
-        exporter = await _Child.start("exporter", pki.root, exp_url, key_to_pem(jwt_key))
+        if observe:
+            sink = SpanSink()
+            await sink.start()
+            sink_stop = sink.stop
+            observed = {"observe": True, "otlp_port": sink.port}
+        exporter = await _Child.start("exporter", pki.root, exp_url, key_to_pem(jwt_key), dict(observed))
         stops.append(exporter.stop)
         # The importer node in a process of its own too: the app client below must not share its interpreter.
         importer = await _Child.start("importer", pki.root, imp_url, key_to_pem(jwt_key),
                                       {"exporter_port": exporter.port, "order_timeout_ms": args.order_timeout_ms,
-                                       "plaintext": plaintext})
+                                       "plaintext": plaintext, **observed})
         stops.insert(0, importer.stop)
+        if observe:
+            scraper = Scraper([await importer.ask("metrics_port"), await exporter.ask("metrics_port")])
+            scraper.start()
+            stops.insert(0, scraper.stop)
 
         async with secure_channel(f"127.0.0.1:{importer.port}", _material(pki, Identity.app(IMPORTER, APP)),
                                   expected=Identity.wl(IMPORTER)) as ch:
@@ -229,7 +249,7 @@ async def _checkout_figures(pki: PkiDir, exp_url: str, imp_url: str, backend: st
                     e2e_ms.append((time.perf_counter() - t0) * 1000)
                 return resp.checkout.status == storefront_pb2.CHECKOUT_STATUS_COMPLETED
 
-            for level, n in ((1, args.checkouts_c1), (64, args.checkouts_c64)):
+            for level, n in levels or ((1, args.checkouts_c1), (64, args.checkouts_c64)):
                 run_id = uuid.uuid4().hex[:8]
                 await _drive(args.warmup, level, lambda i: one(i, record=False))
                 run_id = uuid.uuid4().hex[:8]
@@ -251,7 +271,31 @@ async def _checkout_figures(pki: PkiDir, exp_url: str, imp_url: str, backend: st
     finally:
         for stop in stops:
             await stop()
+        if sink_stop is not None:  # last: the children flush their spans to it when they stop
+            await sink_stop()
     return out
+
+
+async def _observability_figures(pki: PkiDir, tmp: Path, args: argparse.Namespace, jwt_key: Any
+                                 ) -> dict[str, float]:
+    """Plain vs observed (tracing exported, metrics served and scraped), 64 in flight, fresh stores each."""
+    runs: dict[str, dict[str, float]] = {}
+    for name, observe in (("plain", False), ("observed", True)):
+        runs[name] = await _checkout_figures(
+            pki, f"sqlite:///{tmp}/obs-{name}-exporter.db", f"sqlite:///{tmp}/obs-{name}-importer.db", "sqlite",
+            args, jwt_key, levels=((64, args.checkouts_observability),), observe=observe)
+    key = "c64.sqlite"
+    plain, seen = runs["plain"], runs["observed"]
+    return {
+        "checkout.observability.throughput_ratio": round(
+            seen[f"checkout.checkouts_per_s.{key}"] / max(plain[f"checkout.checkouts_per_s.{key}"], 1e-9), 3),
+        "checkout.observability.p99_ratio": round(
+            seen[f"checkout.confirm.p99_ms.{key}"] / max(plain[f"checkout.confirm.p99_ms.{key}"], 1e-9), 3),
+        "checkout.observability.checkouts_per_s.plain": plain[f"checkout.checkouts_per_s.{key}"],
+        "checkout.observability.checkouts_per_s.observed": seen[f"checkout.checkouts_per_s.{key}"],
+        "checkout.observability.confirm_p99_ms.plain": plain[f"checkout.confirm.p99_ms.{key}"],
+        "checkout.observability.confirm_p99_ms.observed": seen[f"checkout.confirm.p99_ms.{key}"],
+    }
 
 
 async def _serve_importer(pki: PkiDir, url: str, jwt_key: Any, options: dict[str, Any]
@@ -296,7 +340,7 @@ async def _serve_importer(pki: PkiDir, url: str, jwt_key: Any, options: dict[str
     server = await start_server(
         registrations=checkouts.component.registrations, service_names=checkouts.component.service_names,
         listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(imp_mat).credentials)],
-        authz_table=table(checkouts.component.authz))
+        authz_table=table(checkouts.component.authz), metrics=_observed_metrics(imp_ctx, options))
 
     async def stop_loops() -> None:
         stop.set()
@@ -366,7 +410,18 @@ async def _baseline_figures(pki: PkiDir, url: str, backend: str, args: argparse.
 
 
 # --- servers in a child process (the exporter node, the baseline), so each node has its own interpreter ---------
-async def _serve_exporter(pki: PkiDir, url: str, jwt_key: Any) -> tuple[RunningServer, list[Any]]:
+def _observed_metrics(ctx: NodeContext, options: dict[str, Any]) -> RpcMetrics | None:
+    """In the observability run: the RPC interceptor on, and the node's registry served for the scraper."""
+    if not options.get("observe"):
+        return None
+    listener = serve_metrics("127.0.0.1:0", ctx.metrics.registry)
+    options["metrics_port"] = listener.port
+    return ctx.metrics.rpc
+
+
+async def _serve_exporter(pki: PkiDir, url: str, jwt_key: Any, options: dict[str, Any] | None = None
+                          ) -> tuple[RunningServer, list[Any]]:
+    options = options if options is not None else {}
     clock = SystemClock()
     mat = _material(pki, Identity.wl(EXPORTER))
     ctx = _ctx(EXPORTER, url, pki, mat)
@@ -389,7 +444,7 @@ async def _serve_exporter(pki: PkiDir, url: str, jwt_key: Any) -> tuple[RunningS
     server = await start_server(
         registrations=orders.component.registrations, service_names=orders.component.service_names,
         listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(mat).credentials)],
-        authz_table=table(orders.component.authz))
+        authz_table=table(orders.component.authz), metrics=_observed_metrics(ctx, options))
     now = clock.now()
     await orders.runner.tx(lambda conn: conn.execute(sa.insert(bench_offers), [
         dict(offer_id=f"o{i}", currency="XPY-A", unit_price=str(PRICE), stock=10**9, published_at=now)
@@ -425,15 +480,23 @@ async def _serve_baseline(pki: PkiDir, url: str, jwt_key: Any) -> tuple[RunningS
 async def _child_main(kind: str, pki_root: str, url: str, key_pem: bytes, options: dict[str, Any],
                       conn: Any) -> None:
     pki, key = PkiDir(Path(pki_root)), load_key(key_pem)
+    if options.get("observe"):
+        enable_tracing(int(options["otlp_port"]), f"bench-{kind}")
     command: Callable[[str], Any] = lambda what: None  # noqa: E731
     if kind == "importer":
         server, stops, command = await _serve_importer(pki, url, key, options)
+    elif kind == "exporter":
+        server, stops = await _serve_exporter(pki, url, key, options)
     else:
-        server, stops = await (_serve_exporter if kind == "exporter" else _serve_baseline)(pki, url, key)
+        server, stops = await _serve_baseline(pki, url, key)
     conn.send(server.port)
     loop = asyncio.get_running_loop()
     while (what := await loop.run_in_executor(None, conn.recv)) != "stop":  # the parent's commands
+        if what == "metrics_port":
+            conn.send(options.get("metrics_port", 0))
+            continue
         conn.send(time.process_time() if what == "cpu" else command(what))
+    tracing.shutdown_tracing()
     await server.stop(0)
     for stop in stops:
         await stop()
@@ -489,6 +552,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         if args.compare_plaintext:
             out.update(await _checkout_figures(pki, f"sqlite:///{tmp}/exporter-p.db", f"sqlite:///{tmp}/importer-p.db",
                                                "sqlite.plaintext", args, jwt_key, plaintext=True))
+        out.update(await _observability_figures(pki, Path(tmp), args, jwt_key))
         if not args.skip_postgres:
             announce(args, "postgres: baseline and checkouts")
             async with _scratch_postgres(args.pg_admin_dsn) as url:

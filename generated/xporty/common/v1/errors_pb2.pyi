@@ -101,6 +101,11 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PII_SCOPE_REQUIRED: _ClassVar[ErrorReason]
     CONTACTS_NOT_AVAILABLE: _ClassVar[ErrorReason]
     SUBJECT_NOT_FOUND: _ClassVar[ErrorReason]
+    SLO_DISABLED: _ClassVar[ErrorReason]
+    OPERATIONS_DISABLED: _ClassVar[ErrorReason]
+    WEBHOOK_NOT_FOUND: _ClassVar[ErrorReason]
+    WATCHER_DROPPED: _ClassVar[ErrorReason]
+    ALERTS_UNAVAILABLE: _ClassVar[ErrorReason]
 ERROR_REASON_UNSPECIFIED: ErrorReason
 INTERNAL: ErrorReason
 INVALID_ARGUMENT: ErrorReason
@@ -196,3 +201,8 @@ CONTACT_NOT_FOUND: ErrorReason
 PII_SCOPE_REQUIRED: ErrorReason
 CONTACTS_NOT_AVAILABLE: ErrorReason
 SUBJECT_NOT_FOUND: ErrorReason
+SLO_DISABLED: ErrorReason
+OPERATIONS_DISABLED: ErrorReason
+WEBHOOK_NOT_FOUND: ErrorReason
+WATCHER_DROPPED: ErrorReason
+ALERTS_UNAVAILABLE: ErrorReason

@@ -98,3 +98,21 @@ class Discrepancy(_message.Message):
     event_id: str
     reporter_wl: str
     def __init__(self, order_id: _Optional[str] = ..., exporter_wl: _Optional[str] = ..., importer_wl: _Optional[str] = ..., correlation_id: _Optional[str] = ..., reason: _Optional[str] = ..., detect_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., category: _Optional[str] = ..., export_amount: _Optional[str] = ..., import_amount: _Optional[str] = ..., export_quantity: _Optional[int] = ..., import_quantity: _Optional[int] = ..., disputed_value: _Optional[str] = ..., event_id: _Optional[str] = ..., reporter_wl: _Optional[str] = ...) -> None: ...
+
+class SloFigure(_message.Message):
+    __slots__ = ("name", "scope", "value", "target", "unit", "breach", "samples")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    BREACH_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    scope: str
+    value: str
+    target: str
+    unit: str
+    breach: bool
+    samples: int
+    def __init__(self, name: _Optional[str] = ..., scope: _Optional[str] = ..., value: _Optional[str] = ..., target: _Optional[str] = ..., unit: _Optional[str] = ..., breach: _Optional[bool] = ..., samples: _Optional[int] = ...) -> None: ...

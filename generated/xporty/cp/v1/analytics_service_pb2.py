@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from xporty.cp.v1 import analytics_pb2 as xporty_dot_cp_dot_v1_dot_analytics__pb2
 from xporty.cp.v1 import signal_pb2 as xporty_dot_cp_dot_v1_dot_signal__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$xporty/cp/v1/analytics_service.proto\x12\x0cxporty.cp.v1\x1a\x1cxporty/cp/v1/analytics.proto\x1a\x19xporty/cp/v1/signal.proto\"\x14\n\x12GetBalancesRequest\"B\n\x13GetBalancesResponse\x12+\n\x08\x62\x61lances\x18\x01 \x03(\x0b\x32\x19.xporty.cp.v1.PairBalance\"&\n\x11ListAlertsRequest\x12\x11\n\topen_only\x18\x01 \x01(\x08\"9\n\x12ListAlertsResponse\x12#\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\x13.xporty.cp.v1.Alert\"\'\n\x12ListSignalsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\"<\n\x13ListSignalsResponse\x12%\n\x07signals\x18\x01 \x03(\x0b\x32\x14.xporty.cp.v1.Signal\"\x1a\n\x18ListDiscrepanciesRequest\"M\n\x19ListDiscrepanciesResponse\x12\x30\n\rdiscrepancies\x18\x01 \x03(\x0b\x32\x19.xporty.cp.v1.Discrepancy2\xf1\x02\n\x10\x41nalyticsService\x12R\n\x0bGetBalances\x12 .xporty.cp.v1.GetBalancesRequest\x1a!.xporty.cp.v1.GetBalancesResponse\x12O\n\nListAlerts\x12\x1f.xporty.cp.v1.ListAlertsRequest\x1a .xporty.cp.v1.ListAlertsResponse\x12R\n\x0bListSignals\x12 .xporty.cp.v1.ListSignalsRequest\x1a!.xporty.cp.v1.ListSignalsResponse\x12\x64\n\x11ListDiscrepancies\x12&.xporty.cp.v1.ListDiscrepanciesRequest\x1a\'.xporty.cp.v1.ListDiscrepanciesResponseB\x9b\x01\n\x10\x63om.xporty.cp.v1B\x15\x41nalyticsServiceProtoP\x01Z9github.com/xporty/cross-wl/generated/go/xporty/cp/v1;cpv1\xa2\x02\x03XCX\xaa\x02\x0cXporty.Cp.V1\xca\x02\x0cXporty\\Cp\\V1\xea\x02\x0eXporty::Cp::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$xporty/cp/v1/analytics_service.proto\x12\x0cxporty.cp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cxporty/cp/v1/analytics.proto\x1a\x19xporty/cp/v1/signal.proto\"\x14\n\x12GetBalancesRequest\"B\n\x13GetBalancesResponse\x12+\n\x08\x62\x61lances\x18\x01 \x03(\x0b\x32\x19.xporty.cp.v1.PairBalance\"&\n\x11ListAlertsRequest\x12\x11\n\topen_only\x18\x01 \x01(\x08\"9\n\x12ListAlertsResponse\x12#\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\x13.xporty.cp.v1.Alert\"\'\n\x12ListSignalsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\"<\n\x13ListSignalsResponse\x12%\n\x07signals\x18\x01 \x03(\x0b\x32\x14.xporty.cp.v1.Signal\"\x1a\n\x18ListDiscrepanciesRequest\"M\n\x19ListDiscrepanciesResponse\x12\x30\n\rdiscrepancies\x18\x01 \x03(\x0b\x32\x19.xporty.cp.v1.Discrepancy\"-\n\x13GetSloReportRequest\x12\x16\n\x0ewindow_seconds\x18\x01 \x01(\x03\"\x8b\x01\n\x14GetSloReportResponse\x12(\n\x07\x66igures\x18\x01 \x03(\x0b\x32\x17.xporty.cp.v1.SloFigure\x12\x31\n\rgenerate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0ewindow_seconds\x18\x03 \x01(\x03\x32\xc8\x03\n\x10\x41nalyticsService\x12R\n\x0bGetBalances\x12 .xporty.cp.v1.GetBalancesRequest\x1a!.xporty.cp.v1.GetBalancesResponse\x12O\n\nListAlerts\x12\x1f.xporty.cp.v1.ListAlertsRequest\x1a .xporty.cp.v1.ListAlertsResponse\x12R\n\x0bListSignals\x12 .xporty.cp.v1.ListSignalsRequest\x1a!.xporty.cp.v1.ListSignalsResponse\x12\x64\n\x11ListDiscrepancies\x12&.xporty.cp.v1.ListDiscrepanciesRequest\x1a\'.xporty.cp.v1.ListDiscrepanciesResponse\x12U\n\x0cGetSloReport\x12!.xporty.cp.v1.GetSloReportRequest\x1a\".xporty.cp.v1.GetSloReportResponseB\x9b\x01\n\x10\x63om.xporty.cp.v1B\x15\x41nalyticsServiceProtoP\x01Z9github.com/xporty/cross-wl/generated/go/xporty/cp/v1;cpv1\xa2\x02\x03XCX\xaa\x02\x0cXporty.Cp.V1\xca\x02\x0cXporty\\Cp\\V1\xea\x02\x0eXporty::Cp::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,22 +35,26 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xporty.cp.v1.analytics_serv
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\020com.xporty.cp.v1B\025AnalyticsServiceProtoP\001Z9github.com/xporty/cross-wl/generated/go/xporty/cp/v1;cpv1\242\002\003XCX\252\002\014Xporty.Cp.V1\312\002\014Xporty\\Cp\\V1\352\002\016Xporty::Cp::V1'
-  _globals['_GETBALANCESREQUEST']._serialized_start=111
-  _globals['_GETBALANCESREQUEST']._serialized_end=131
-  _globals['_GETBALANCESRESPONSE']._serialized_start=133
-  _globals['_GETBALANCESRESPONSE']._serialized_end=199
-  _globals['_LISTALERTSREQUEST']._serialized_start=201
-  _globals['_LISTALERTSREQUEST']._serialized_end=239
-  _globals['_LISTALERTSRESPONSE']._serialized_start=241
-  _globals['_LISTALERTSRESPONSE']._serialized_end=298
-  _globals['_LISTSIGNALSREQUEST']._serialized_start=300
-  _globals['_LISTSIGNALSREQUEST']._serialized_end=339
-  _globals['_LISTSIGNALSRESPONSE']._serialized_start=341
-  _globals['_LISTSIGNALSRESPONSE']._serialized_end=401
-  _globals['_LISTDISCREPANCIESREQUEST']._serialized_start=403
-  _globals['_LISTDISCREPANCIESREQUEST']._serialized_end=429
-  _globals['_LISTDISCREPANCIESRESPONSE']._serialized_start=431
-  _globals['_LISTDISCREPANCIESRESPONSE']._serialized_end=508
-  _globals['_ANALYTICSSERVICE']._serialized_start=511
-  _globals['_ANALYTICSSERVICE']._serialized_end=880
+  _globals['_GETBALANCESREQUEST']._serialized_start=144
+  _globals['_GETBALANCESREQUEST']._serialized_end=164
+  _globals['_GETBALANCESRESPONSE']._serialized_start=166
+  _globals['_GETBALANCESRESPONSE']._serialized_end=232
+  _globals['_LISTALERTSREQUEST']._serialized_start=234
+  _globals['_LISTALERTSREQUEST']._serialized_end=272
+  _globals['_LISTALERTSRESPONSE']._serialized_start=274
+  _globals['_LISTALERTSRESPONSE']._serialized_end=331
+  _globals['_LISTSIGNALSREQUEST']._serialized_start=333
+  _globals['_LISTSIGNALSREQUEST']._serialized_end=372
+  _globals['_LISTSIGNALSRESPONSE']._serialized_start=374
+  _globals['_LISTSIGNALSRESPONSE']._serialized_end=434
+  _globals['_LISTDISCREPANCIESREQUEST']._serialized_start=436
+  _globals['_LISTDISCREPANCIESREQUEST']._serialized_end=462
+  _globals['_LISTDISCREPANCIESRESPONSE']._serialized_start=464
+  _globals['_LISTDISCREPANCIESRESPONSE']._serialized_end=541
+  _globals['_GETSLOREPORTREQUEST']._serialized_start=543
+  _globals['_GETSLOREPORTREQUEST']._serialized_end=588
+  _globals['_GETSLOREPORTRESPONSE']._serialized_start=591
+  _globals['_GETSLOREPORTRESPONSE']._serialized_end=730
+  _globals['_ANALYTICSSERVICE']._serialized_start=733
+  _globals['_ANALYTICSSERVICE']._serialized_end=1189
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from xporty.cp.v1 import analytics_pb2 as _analytics_pb2
 from xporty.cp.v1 import signal_pb2 as _signal_pb2
 from google.protobuf.internal import containers as _containers
@@ -51,3 +54,19 @@ class ListDiscrepanciesResponse(_message.Message):
     DISCREPANCIES_FIELD_NUMBER: _ClassVar[int]
     discrepancies: _containers.RepeatedCompositeFieldContainer[_analytics_pb2.Discrepancy]
     def __init__(self, discrepancies: _Optional[_Iterable[_Union[_analytics_pb2.Discrepancy, _Mapping]]] = ...) -> None: ...
+
+class GetSloReportRequest(_message.Message):
+    __slots__ = ("window_seconds",)
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    window_seconds: int
+    def __init__(self, window_seconds: _Optional[int] = ...) -> None: ...
+
+class GetSloReportResponse(_message.Message):
+    __slots__ = ("figures", "generate_time", "window_seconds")
+    FIGURES_FIELD_NUMBER: _ClassVar[int]
+    GENERATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    figures: _containers.RepeatedCompositeFieldContainer[_analytics_pb2.SloFigure]
+    generate_time: _timestamp_pb2.Timestamp
+    window_seconds: int
+    def __init__(self, figures: _Optional[_Iterable[_Union[_analytics_pb2.SloFigure, _Mapping]]] = ..., generate_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., window_seconds: _Optional[int] = ...) -> None: ...

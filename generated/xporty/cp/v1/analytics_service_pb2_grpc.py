@@ -55,6 +55,11 @@ class AnalyticsServiceStub:
                 request_serializer=xporty_dot_cp_dot_v1_dot_analytics__service__pb2.ListDiscrepanciesRequest.SerializeToString,
                 response_deserializer=xporty_dot_cp_dot_v1_dot_analytics__service__pb2.ListDiscrepanciesResponse.FromString,
                 _registered_method=True)
+        self.GetSloReport = channel.unary_unary(
+                '/xporty.cp.v1.AnalyticsService/GetSloReport',
+                request_serializer=xporty_dot_cp_dot_v1_dot_analytics__service__pb2.GetSloReportRequest.SerializeToString,
+                response_deserializer=xporty_dot_cp_dot_v1_dot_analytics__service__pb2.GetSloReportResponse.FromString,
+                _registered_method=True)
 
 
 class AnalyticsServiceServicer:
@@ -89,6 +94,13 @@ class AnalyticsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSloReport(self, request, context):
+        """GetSloReport returns the shared SLOs, globally and per pair, each against its target.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AnalyticsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +123,11 @@ def add_AnalyticsServiceServicer_to_server(servicer, server):
                     servicer.ListDiscrepancies,
                     request_deserializer=xporty_dot_cp_dot_v1_dot_analytics__service__pb2.ListDiscrepanciesRequest.FromString,
                     response_serializer=xporty_dot_cp_dot_v1_dot_analytics__service__pb2.ListDiscrepanciesResponse.SerializeToString,
+            ),
+            'GetSloReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSloReport,
+                    request_deserializer=xporty_dot_cp_dot_v1_dot_analytics__service__pb2.GetSloReportRequest.FromString,
+                    response_serializer=xporty_dot_cp_dot_v1_dot_analytics__service__pb2.GetSloReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +239,33 @@ class AnalyticsService:
             '/xporty.cp.v1.AnalyticsService/ListDiscrepancies',
             xporty_dot_cp_dot_v1_dot_analytics__service__pb2.ListDiscrepanciesRequest.SerializeToString,
             xporty_dot_cp_dot_v1_dot_analytics__service__pb2.ListDiscrepanciesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSloReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xporty.cp.v1.AnalyticsService/GetSloReport',
+            xporty_dot_cp_dot_v1_dot_analytics__service__pb2.GetSloReportRequest.SerializeToString,
+            xporty_dot_cp_dot_v1_dot_analytics__service__pb2.GetSloReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

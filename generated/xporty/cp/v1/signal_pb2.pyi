@@ -18,6 +18,8 @@ class SignalKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SIGNAL_KIND_DISABLE: _ClassVar[SignalKind]
     SIGNAL_KIND_ENABLE: _ClassVar[SignalKind]
     SIGNAL_KIND_PAIR_STATUS: _ClassVar[SignalKind]
+    SIGNAL_KIND_ALERT: _ClassVar[SignalKind]
+    SIGNAL_KIND_ALERT_CLEARED: _ClassVar[SignalKind]
 
 class SignalSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -29,6 +31,8 @@ SIGNAL_KIND_UNSPECIFIED: SignalKind
 SIGNAL_KIND_DISABLE: SignalKind
 SIGNAL_KIND_ENABLE: SignalKind
 SIGNAL_KIND_PAIR_STATUS: SignalKind
+SIGNAL_KIND_ALERT: SignalKind
+SIGNAL_KIND_ALERT_CLEARED: SignalKind
 SIGNAL_SOURCE_UNSPECIFIED: SignalSource
 SIGNAL_SOURCE_AUTOMATIC: SignalSource
 SIGNAL_SOURCE_OPERATOR: SignalSource

@@ -22,10 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from xporty.cp.v1 import operations_pb2 as xporty_dot_cp_dot_v1_dot_operations__pb2
 from xporty.cp.v1 import telemetry_pb2 as xporty_dot_cp_dot_v1_dot_telemetry__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$xporty/cp/v1/telemetry_service.proto\x12\x0cxporty.cp.v1\x1a\x1cxporty/cp/v1/telemetry.proto\"A\n\x14PublishEventsRequest\x12)\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.xporty.cp.v1.SignedEvent\"@\n\rRejectedEvent\x12\r\n\x05index\x18\x01 \x01(\r\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"l\n\x15PublishEventsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\r\x12\x12\n\nduplicates\x18\x02 \x01(\r\x12-\n\x08rejected\x18\x03 \x03(\x0b\x32\x1b.xporty.cp.v1.RejectedEvent\"V\n\x13ReportOffersRequest\x12\x13\n\x0b\x65xporter_wl\x18\x01 \x01(\t\x12*\n\x07\x64igests\x18\x02 \x03(\x0b\x32\x19.xporty.cp.v1.OfferDigest\"&\n\x14ReportOffersResponse\x12\x0e\n\x06stored\x18\x01 \x01(\r2\xc3\x01\n\x10TelemetryService\x12X\n\rPublishEvents\x12\".xporty.cp.v1.PublishEventsRequest\x1a#.xporty.cp.v1.PublishEventsResponse\x12U\n\x0cReportOffers\x12!.xporty.cp.v1.ReportOffersRequest\x1a\".xporty.cp.v1.ReportOffersResponseB\x9b\x01\n\x10\x63om.xporty.cp.v1B\x15TelemetryServiceProtoP\x01Z9github.com/xporty/cross-wl/generated/go/xporty/cp/v1;cpv1\xa2\x02\x03XCX\xaa\x02\x0cXporty.Cp.V1\xca\x02\x0cXporty\\Cp\\V1\xea\x02\x0eXporty::Cp::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$xporty/cp/v1/telemetry_service.proto\x12\x0cxporty.cp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dxporty/cp/v1/operations.proto\x1a\x1cxporty/cp/v1/telemetry.proto\"A\n\x14PublishEventsRequest\x12)\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.xporty.cp.v1.SignedEvent\"@\n\rRejectedEvent\x12\r\n\x05index\x18\x01 \x01(\r\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"l\n\x15PublishEventsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\r\x12\x12\n\nduplicates\x18\x02 \x01(\r\x12-\n\x08rejected\x18\x03 \x03(\x0b\x32\x1b.xporty.cp.v1.RejectedEvent\"V\n\x13ReportOffersRequest\x12\x13\n\x0b\x65xporter_wl\x18\x01 \x01(\t\x12*\n\x07\x64igests\x18\x02 \x03(\x0b\x32\x19.xporty.cp.v1.OfferDigest\"&\n\x14ReportOffersResponse\x12\x0e\n\x06stored\x18\x01 \x01(\r\"\xde\x01\n\x17ReportOperationsRequest\x12\x30\n\x0cwindow_start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x05peers\x18\x03 \x03(\x0b\x32\x1c.xporty.cp.v1.PeerOperations\x12\x34\n\x0btransitions\x18\x04 \x03(\x0b\x32\x1f.xporty.cp.v1.BreakerTransition\"\x1a\n\x18ReportOperationsResponse2\xa6\x02\n\x10TelemetryService\x12X\n\rPublishEvents\x12\".xporty.cp.v1.PublishEventsRequest\x1a#.xporty.cp.v1.PublishEventsResponse\x12U\n\x0cReportOffers\x12!.xporty.cp.v1.ReportOffersRequest\x1a\".xporty.cp.v1.ReportOffersResponse\x12\x61\n\x10ReportOperations\x12%.xporty.cp.v1.ReportOperationsRequest\x1a&.xporty.cp.v1.ReportOperationsResponseB\x9b\x01\n\x10\x63om.xporty.cp.v1B\x15TelemetryServiceProtoP\x01Z9github.com/xporty/cross-wl/generated/go/xporty/cp/v1;cpv1\xa2\x02\x03XCX\xaa\x02\x0cXporty.Cp.V1\xca\x02\x0cXporty\\Cp\\V1\xea\x02\x0eXporty::Cp::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,16 +35,20 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xporty.cp.v1.telemetry_serv
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\020com.xporty.cp.v1B\025TelemetryServiceProtoP\001Z9github.com/xporty/cross-wl/generated/go/xporty/cp/v1;cpv1\242\002\003XCX\252\002\014Xporty.Cp.V1\312\002\014Xporty\\Cp\\V1\352\002\016Xporty::Cp::V1'
-  _globals['_PUBLISHEVENTSREQUEST']._serialized_start=84
-  _globals['_PUBLISHEVENTSREQUEST']._serialized_end=149
-  _globals['_REJECTEDEVENT']._serialized_start=151
-  _globals['_REJECTEDEVENT']._serialized_end=215
-  _globals['_PUBLISHEVENTSRESPONSE']._serialized_start=217
-  _globals['_PUBLISHEVENTSRESPONSE']._serialized_end=325
-  _globals['_REPORTOFFERSREQUEST']._serialized_start=327
-  _globals['_REPORTOFFERSREQUEST']._serialized_end=413
-  _globals['_REPORTOFFERSRESPONSE']._serialized_start=415
-  _globals['_REPORTOFFERSRESPONSE']._serialized_end=453
-  _globals['_TELEMETRYSERVICE']._serialized_start=456
-  _globals['_TELEMETRYSERVICE']._serialized_end=651
+  _globals['_PUBLISHEVENTSREQUEST']._serialized_start=148
+  _globals['_PUBLISHEVENTSREQUEST']._serialized_end=213
+  _globals['_REJECTEDEVENT']._serialized_start=215
+  _globals['_REJECTEDEVENT']._serialized_end=279
+  _globals['_PUBLISHEVENTSRESPONSE']._serialized_start=281
+  _globals['_PUBLISHEVENTSRESPONSE']._serialized_end=389
+  _globals['_REPORTOFFERSREQUEST']._serialized_start=391
+  _globals['_REPORTOFFERSREQUEST']._serialized_end=477
+  _globals['_REPORTOFFERSRESPONSE']._serialized_start=479
+  _globals['_REPORTOFFERSRESPONSE']._serialized_end=517
+  _globals['_REPORTOPERATIONSREQUEST']._serialized_start=520
+  _globals['_REPORTOPERATIONSREQUEST']._serialized_end=742
+  _globals['_REPORTOPERATIONSRESPONSE']._serialized_start=744
+  _globals['_REPORTOPERATIONSRESPONSE']._serialized_end=770
+  _globals['_TELEMETRYSERVICE']._serialized_start=773
+  _globals['_TELEMETRYSERVICE']._serialized_end=1067
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,7 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from xporty.cp.v1 import operations_pb2 as _operations_pb2
 from xporty.cp.v1 import telemetry_pb2 as _telemetry_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -46,3 +50,19 @@ class ReportOffersResponse(_message.Message):
     STORED_FIELD_NUMBER: _ClassVar[int]
     stored: int
     def __init__(self, stored: _Optional[int] = ...) -> None: ...
+
+class ReportOperationsRequest(_message.Message):
+    __slots__ = ("window_start", "window_end", "peers", "transitions")
+    WINDOW_START_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_END_FIELD_NUMBER: _ClassVar[int]
+    PEERS_FIELD_NUMBER: _ClassVar[int]
+    TRANSITIONS_FIELD_NUMBER: _ClassVar[int]
+    window_start: _timestamp_pb2.Timestamp
+    window_end: _timestamp_pb2.Timestamp
+    peers: _containers.RepeatedCompositeFieldContainer[_operations_pb2.PeerOperations]
+    transitions: _containers.RepeatedCompositeFieldContainer[_operations_pb2.BreakerTransition]
+    def __init__(self, window_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., window_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., peers: _Optional[_Iterable[_Union[_operations_pb2.PeerOperations, _Mapping]]] = ..., transitions: _Optional[_Iterable[_Union[_operations_pb2.BreakerTransition, _Mapping]]] = ...) -> None: ...
+
+class ReportOperationsResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -45,6 +45,11 @@ class TelemetryServiceStub:
                 request_serializer=xporty_dot_cp_dot_v1_dot_telemetry__service__pb2.ReportOffersRequest.SerializeToString,
                 response_deserializer=xporty_dot_cp_dot_v1_dot_telemetry__service__pb2.ReportOffersResponse.FromString,
                 _registered_method=True)
+        self.ReportOperations = channel.unary_unary(
+                '/xporty.cp.v1.TelemetryService/ReportOperations',
+                request_serializer=xporty_dot_cp_dot_v1_dot_telemetry__service__pb2.ReportOperationsRequest.SerializeToString,
+                response_deserializer=xporty_dot_cp_dot_v1_dot_telemetry__service__pb2.ReportOperationsResponse.FromString,
+                _registered_method=True)
 
 
 class TelemetryServiceServicer:
@@ -65,6 +70,13 @@ class TelemetryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportOperations(self, request, context):
+        """ReportOperations adds the caller's operational counters since its last report (sent only after a change).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TelemetryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +89,11 @@ def add_TelemetryServiceServicer_to_server(servicer, server):
                     servicer.ReportOffers,
                     request_deserializer=xporty_dot_cp_dot_v1_dot_telemetry__service__pb2.ReportOffersRequest.FromString,
                     response_serializer=xporty_dot_cp_dot_v1_dot_telemetry__service__pb2.ReportOffersResponse.SerializeToString,
+            ),
+            'ReportOperations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportOperations,
+                    request_deserializer=xporty_dot_cp_dot_v1_dot_telemetry__service__pb2.ReportOperationsRequest.FromString,
+                    response_serializer=xporty_dot_cp_dot_v1_dot_telemetry__service__pb2.ReportOperationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +151,33 @@ class TelemetryService:
             '/xporty.cp.v1.TelemetryService/ReportOffers',
             xporty_dot_cp_dot_v1_dot_telemetry__service__pb2.ReportOffersRequest.SerializeToString,
             xporty_dot_cp_dot_v1_dot_telemetry__service__pb2.ReportOffersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportOperations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xporty.cp.v1.TelemetryService/ReportOperations',
+            xporty_dot_cp_dot_v1_dot_telemetry__service__pb2.ReportOperationsRequest.SerializeToString,
+            xporty_dot_cp_dot_v1_dot_telemetry__service__pb2.ReportOperationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -22,12 +22,13 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from xporty.cp.v1 import audit_pb2 as xporty_dot_cp_dot_v1_dot_audit__pb2
 from xporty.node.v1 import storefront_pb2 as xporty_dot_node_dot_v1_dot_storefront__pb2
 from xporty.trader.v1 import offer_pb2 as xporty_dot_trader_dot_v1_dot_offer__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'xporty/node/v1/storefront_service.proto\x12\x0exporty.node.v1\x1a\x18xporty/cp/v1/audit.proto\x1a\x1fxporty/node/v1/storefront.proto\x1a\x1cxporty/trader/v1/offer.proto\"=\n\x13PublishOfferRequest\x12&\n\x05offer\x18\x01 \x01(\x0b\x32\x17.xporty.trader.v1.Offer\">\n\x14PublishOfferResponse\x12&\n\x05offer\x18\x01 \x01(\x0b\x32\x17.xporty.trader.v1.Offer\"<\n\x12UpdateOfferRequest\x12&\n\x05offer\x18\x01 \x01(\x0b\x32\x17.xporty.trader.v1.Offer\"=\n\x13UpdateOfferResponse\x12&\n\x05offer\x18\x01 \x01(\x0b\x32\x17.xporty.trader.v1.Offer\"(\n\x14WithdrawOfferRequest\x12\x10\n\x08offer_id\x18\x01 \x01(\t\"\x17\n\x15WithdrawOfferResponse\"u\n\x19ListImportedOffersRequest\x12\x11\n\tsource_wl\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"d\n\x1aListImportedOffersResponse\x12-\n\x06offers\x18\x01 \x03(\x0b\x32\x1d.xporty.node.v1.ImportedOffer\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"4\n\x17GetImportedOfferRequest\x12\x19\n\x11imported_offer_id\x18\x01 \x01(\t\"H\n\x18GetImportedOfferResponse\x12,\n\x05offer\x18\x01 \x01(\x0b\x32\x1d.xporty.node.v1.ImportedOffer\"p\n\x0f\x43heckoutRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x19\n\x11imported_offer_id\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12\x17\n\x0f\x62uyer_reference\x18\x04 \x01(\t\">\n\x10\x43heckoutResponse\x12*\n\x08\x63heckout\x18\x01 \x01(\x0b\x32\x18.xporty.node.v1.Checkout\")\n\x12GetCheckoutRequest\x12\x13\n\x0b\x63heckout_id\x18\x01 \x01(\t\"A\n\x13GetCheckoutResponse\x12*\n\x08\x63heckout\x18\x01 \x01(\x0b\x32\x18.xporty.node.v1.Checkout\"\x15\n\x13GetNodeStateRequest\"y\n\x14GetNodeStateResponse\x12(\n\x05state\x18\x01 \x01(\x0b\x32\x19.xporty.node.v1.NodeState\x12\x37\n\x10\x61udit_checkpoint\x18\x02 \x01(\x0b\x32\x1d.xporty.cp.v1.AuditCheckpoint\"E\n\x17GetTraderContactRequest\x12\x19\n\x11imported_offer_id\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\"L\n\x18GetTraderContactResponse\x12\x30\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x1f.xporty.trader.v1.TraderContact\"\x13\n\x11WatchPairsRequest\"y\n\x12WatchPairsResponse\x12,\n\x05pairs\x18\x01 \x01(\x0b\x32\x1b.xporty.node.v1.PairsUpdateH\x00\x12,\n\x06signal\x18\x02 \x01(\x0b\x32\x1a.xporty.node.v1.PairSignalH\x00\x42\x07\n\x05\x65vent2\xb8\x07\n\x11StorefrontService\x12Y\n\x0cPublishOffer\x12#.xporty.node.v1.PublishOfferRequest\x1a$.xporty.node.v1.PublishOfferResponse\x12V\n\x0bUpdateOffer\x12\".xporty.node.v1.UpdateOfferRequest\x1a#.xporty.node.v1.UpdateOfferResponse\x12\\\n\rWithdrawOffer\x12$.xporty.node.v1.WithdrawOfferRequest\x1a%.xporty.node.v1.WithdrawOfferResponse\x12k\n\x12ListImportedOffers\x12).xporty.node.v1.ListImportedOffersRequest\x1a*.xporty.node.v1.ListImportedOffersResponse\x12\x65\n\x10GetImportedOffer\x12\'.xporty.node.v1.GetImportedOfferRequest\x1a(.xporty.node.v1.GetImportedOfferResponse\x12M\n\x08\x43heckout\x12\x1f.xporty.node.v1.CheckoutRequest\x1a .xporty.node.v1.CheckoutResponse\x12V\n\x0bGetCheckout\x12\".xporty.node.v1.GetCheckoutRequest\x1a#.xporty.node.v1.GetCheckoutResponse\x12Y\n\x0cGetNodeState\x12#.xporty.node.v1.GetNodeStateRequest\x1a$.xporty.node.v1.GetNodeStateResponse\x12\x65\n\x10GetTraderContact\x12\'.xporty.node.v1.GetTraderContactRequest\x1a(.xporty.node.v1.GetTraderContactResponse\x12U\n\nWatchPairs\x12!.xporty.node.v1.WatchPairsRequest\x1a\".xporty.node.v1.WatchPairsResponse0\x01\x42\xa8\x01\n\x12\x63om.xporty.node.v1B\x16StorefrontServiceProtoP\x01Z=github.com/xporty/cross-wl/generated/go/xporty/node/v1;nodev1\xa2\x02\x03XNX\xaa\x02\x0eXporty.Node.V1\xca\x02\x0eXporty\\Node\\V1\xea\x02\x10Xporty::Node::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'xporty/node/v1/storefront_service.proto\x12\x0exporty.node.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18xporty/cp/v1/audit.proto\x1a\x1fxporty/node/v1/storefront.proto\x1a\x1cxporty/trader/v1/offer.proto\"=\n\x13PublishOfferRequest\x12&\n\x05offer\x18\x01 \x01(\x0b\x32\x17.xporty.trader.v1.Offer\">\n\x14PublishOfferResponse\x12&\n\x05offer\x18\x01 \x01(\x0b\x32\x17.xporty.trader.v1.Offer\"<\n\x12UpdateOfferRequest\x12&\n\x05offer\x18\x01 \x01(\x0b\x32\x17.xporty.trader.v1.Offer\"=\n\x13UpdateOfferResponse\x12&\n\x05offer\x18\x01 \x01(\x0b\x32\x17.xporty.trader.v1.Offer\"(\n\x14WithdrawOfferRequest\x12\x10\n\x08offer_id\x18\x01 \x01(\t\"\x17\n\x15WithdrawOfferResponse\"u\n\x19ListImportedOffersRequest\x12\x11\n\tsource_wl\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"d\n\x1aListImportedOffersResponse\x12-\n\x06offers\x18\x01 \x03(\x0b\x32\x1d.xporty.node.v1.ImportedOffer\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"4\n\x17GetImportedOfferRequest\x12\x19\n\x11imported_offer_id\x18\x01 \x01(\t\"H\n\x18GetImportedOfferResponse\x12,\n\x05offer\x18\x01 \x01(\x0b\x32\x1d.xporty.node.v1.ImportedOffer\"p\n\x0f\x43heckoutRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x19\n\x11imported_offer_id\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12\x17\n\x0f\x62uyer_reference\x18\x04 \x01(\t\">\n\x10\x43heckoutResponse\x12*\n\x08\x63heckout\x18\x01 \x01(\x0b\x32\x18.xporty.node.v1.Checkout\")\n\x12GetCheckoutRequest\x12\x13\n\x0b\x63heckout_id\x18\x01 \x01(\t\"A\n\x13GetCheckoutResponse\x12*\n\x08\x63heckout\x18\x01 \x01(\x0b\x32\x18.xporty.node.v1.Checkout\"\x15\n\x13GetNodeStateRequest\"y\n\x14GetNodeStateResponse\x12(\n\x05state\x18\x01 \x01(\x0b\x32\x19.xporty.node.v1.NodeState\x12\x37\n\x10\x61udit_checkpoint\x18\x02 \x01(\x0b\x32\x1d.xporty.cp.v1.AuditCheckpoint\"E\n\x17GetTraderContactRequest\x12\x19\n\x11imported_offer_id\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\"L\n\x18GetTraderContactResponse\x12\x30\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x1f.xporty.trader.v1.TraderContact\"\x13\n\x11WatchPairsRequest\"y\n\x12WatchPairsResponse\x12,\n\x05pairs\x18\x01 \x01(\x0b\x32\x1b.xporty.node.v1.PairsUpdateH\x00\x12,\n\x06signal\x18\x02 \x01(\x0b\x32\x1a.xporty.node.v1.PairSignalH\x00\x42\x07\n\x05\x65vent\"\xc9\x01\n\tPairAlert\x12\x0f\n\x07peer_wl\x18\x01 \x01(\t\x12\x0c\n\x04open\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x04 \x01(\t\x12\x11\n\tsignal_id\x18\x05 \x01(\t\x12.\n\nissue_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x65\x66\x66\x65\x63tive_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x18\n\x16WatchPairAlertsRequest\"C\n\x17WatchPairAlertsResponse\x12(\n\x05\x61lert\x18\x01 \x01(\x0b\x32\x19.xporty.node.v1.PairAlert2\x9e\x08\n\x11StorefrontService\x12Y\n\x0cPublishOffer\x12#.xporty.node.v1.PublishOfferRequest\x1a$.xporty.node.v1.PublishOfferResponse\x12V\n\x0bUpdateOffer\x12\".xporty.node.v1.UpdateOfferRequest\x1a#.xporty.node.v1.UpdateOfferResponse\x12\\\n\rWithdrawOffer\x12$.xporty.node.v1.WithdrawOfferRequest\x1a%.xporty.node.v1.WithdrawOfferResponse\x12k\n\x12ListImportedOffers\x12).xporty.node.v1.ListImportedOffersRequest\x1a*.xporty.node.v1.ListImportedOffersResponse\x12\x65\n\x10GetImportedOffer\x12\'.xporty.node.v1.GetImportedOfferRequest\x1a(.xporty.node.v1.GetImportedOfferResponse\x12M\n\x08\x43heckout\x12\x1f.xporty.node.v1.CheckoutRequest\x1a .xporty.node.v1.CheckoutResponse\x12V\n\x0bGetCheckout\x12\".xporty.node.v1.GetCheckoutRequest\x1a#.xporty.node.v1.GetCheckoutResponse\x12Y\n\x0cGetNodeState\x12#.xporty.node.v1.GetNodeStateRequest\x1a$.xporty.node.v1.GetNodeStateResponse\x12\x65\n\x10GetTraderContact\x12\'.xporty.node.v1.GetTraderContactRequest\x1a(.xporty.node.v1.GetTraderContactResponse\x12U\n\nWatchPairs\x12!.xporty.node.v1.WatchPairsRequest\x1a\".xporty.node.v1.WatchPairsResponse0\x01\x12\x64\n\x0fWatchPairAlerts\x12&.xporty.node.v1.WatchPairAlertsRequest\x1a\'.xporty.node.v1.WatchPairAlertsResponse0\x01\x42\xa8\x01\n\x12\x63om.xporty.node.v1B\x16StorefrontServiceProtoP\x01Z=github.com/xporty/cross-wl/generated/go/xporty/node/v1;nodev1\xa2\x02\x03XNX\xaa\x02\x0eXporty.Node.V1\xca\x02\x0eXporty\\Node\\V1\xea\x02\x10Xporty::Node::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,46 +36,52 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xporty.node.v1.storefront_s
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\022com.xporty.node.v1B\026StorefrontServiceProtoP\001Z=github.com/xporty/cross-wl/generated/go/xporty/node/v1;nodev1\242\002\003XNX\252\002\016Xporty.Node.V1\312\002\016Xporty\\Node\\V1\352\002\020Xporty::Node::V1'
-  _globals['_PUBLISHOFFERREQUEST']._serialized_start=148
-  _globals['_PUBLISHOFFERREQUEST']._serialized_end=209
-  _globals['_PUBLISHOFFERRESPONSE']._serialized_start=211
-  _globals['_PUBLISHOFFERRESPONSE']._serialized_end=273
-  _globals['_UPDATEOFFERREQUEST']._serialized_start=275
-  _globals['_UPDATEOFFERREQUEST']._serialized_end=335
-  _globals['_UPDATEOFFERRESPONSE']._serialized_start=337
-  _globals['_UPDATEOFFERRESPONSE']._serialized_end=398
-  _globals['_WITHDRAWOFFERREQUEST']._serialized_start=400
-  _globals['_WITHDRAWOFFERREQUEST']._serialized_end=440
-  _globals['_WITHDRAWOFFERRESPONSE']._serialized_start=442
-  _globals['_WITHDRAWOFFERRESPONSE']._serialized_end=465
-  _globals['_LISTIMPORTEDOFFERSREQUEST']._serialized_start=467
-  _globals['_LISTIMPORTEDOFFERSREQUEST']._serialized_end=584
-  _globals['_LISTIMPORTEDOFFERSRESPONSE']._serialized_start=586
-  _globals['_LISTIMPORTEDOFFERSRESPONSE']._serialized_end=686
-  _globals['_GETIMPORTEDOFFERREQUEST']._serialized_start=688
-  _globals['_GETIMPORTEDOFFERREQUEST']._serialized_end=740
-  _globals['_GETIMPORTEDOFFERRESPONSE']._serialized_start=742
-  _globals['_GETIMPORTEDOFFERRESPONSE']._serialized_end=814
-  _globals['_CHECKOUTREQUEST']._serialized_start=816
-  _globals['_CHECKOUTREQUEST']._serialized_end=928
-  _globals['_CHECKOUTRESPONSE']._serialized_start=930
-  _globals['_CHECKOUTRESPONSE']._serialized_end=992
-  _globals['_GETCHECKOUTREQUEST']._serialized_start=994
-  _globals['_GETCHECKOUTREQUEST']._serialized_end=1035
-  _globals['_GETCHECKOUTRESPONSE']._serialized_start=1037
-  _globals['_GETCHECKOUTRESPONSE']._serialized_end=1102
-  _globals['_GETNODESTATEREQUEST']._serialized_start=1104
-  _globals['_GETNODESTATEREQUEST']._serialized_end=1125
-  _globals['_GETNODESTATERESPONSE']._serialized_start=1127
-  _globals['_GETNODESTATERESPONSE']._serialized_end=1248
-  _globals['_GETTRADERCONTACTREQUEST']._serialized_start=1250
-  _globals['_GETTRADERCONTACTREQUEST']._serialized_end=1319
-  _globals['_GETTRADERCONTACTRESPONSE']._serialized_start=1321
-  _globals['_GETTRADERCONTACTRESPONSE']._serialized_end=1397
-  _globals['_WATCHPAIRSREQUEST']._serialized_start=1399
-  _globals['_WATCHPAIRSREQUEST']._serialized_end=1418
-  _globals['_WATCHPAIRSRESPONSE']._serialized_start=1420
-  _globals['_WATCHPAIRSRESPONSE']._serialized_end=1541
-  _globals['_STOREFRONTSERVICE']._serialized_start=1544
-  _globals['_STOREFRONTSERVICE']._serialized_end=2496
+  _globals['_PUBLISHOFFERREQUEST']._serialized_start=181
+  _globals['_PUBLISHOFFERREQUEST']._serialized_end=242
+  _globals['_PUBLISHOFFERRESPONSE']._serialized_start=244
+  _globals['_PUBLISHOFFERRESPONSE']._serialized_end=306
+  _globals['_UPDATEOFFERREQUEST']._serialized_start=308
+  _globals['_UPDATEOFFERREQUEST']._serialized_end=368
+  _globals['_UPDATEOFFERRESPONSE']._serialized_start=370
+  _globals['_UPDATEOFFERRESPONSE']._serialized_end=431
+  _globals['_WITHDRAWOFFERREQUEST']._serialized_start=433
+  _globals['_WITHDRAWOFFERREQUEST']._serialized_end=473
+  _globals['_WITHDRAWOFFERRESPONSE']._serialized_start=475
+  _globals['_WITHDRAWOFFERRESPONSE']._serialized_end=498
+  _globals['_LISTIMPORTEDOFFERSREQUEST']._serialized_start=500
+  _globals['_LISTIMPORTEDOFFERSREQUEST']._serialized_end=617
+  _globals['_LISTIMPORTEDOFFERSRESPONSE']._serialized_start=619
+  _globals['_LISTIMPORTEDOFFERSRESPONSE']._serialized_end=719
+  _globals['_GETIMPORTEDOFFERREQUEST']._serialized_start=721
+  _globals['_GETIMPORTEDOFFERREQUEST']._serialized_end=773
+  _globals['_GETIMPORTEDOFFERRESPONSE']._serialized_start=775
+  _globals['_GETIMPORTEDOFFERRESPONSE']._serialized_end=847
+  _globals['_CHECKOUTREQUEST']._serialized_start=849
+  _globals['_CHECKOUTREQUEST']._serialized_end=961
+  _globals['_CHECKOUTRESPONSE']._serialized_start=963
+  _globals['_CHECKOUTRESPONSE']._serialized_end=1025
+  _globals['_GETCHECKOUTREQUEST']._serialized_start=1027
+  _globals['_GETCHECKOUTREQUEST']._serialized_end=1068
+  _globals['_GETCHECKOUTRESPONSE']._serialized_start=1070
+  _globals['_GETCHECKOUTRESPONSE']._serialized_end=1135
+  _globals['_GETNODESTATEREQUEST']._serialized_start=1137
+  _globals['_GETNODESTATEREQUEST']._serialized_end=1158
+  _globals['_GETNODESTATERESPONSE']._serialized_start=1160
+  _globals['_GETNODESTATERESPONSE']._serialized_end=1281
+  _globals['_GETTRADERCONTACTREQUEST']._serialized_start=1283
+  _globals['_GETTRADERCONTACTREQUEST']._serialized_end=1352
+  _globals['_GETTRADERCONTACTRESPONSE']._serialized_start=1354
+  _globals['_GETTRADERCONTACTRESPONSE']._serialized_end=1430
+  _globals['_WATCHPAIRSREQUEST']._serialized_start=1432
+  _globals['_WATCHPAIRSREQUEST']._serialized_end=1451
+  _globals['_WATCHPAIRSRESPONSE']._serialized_start=1453
+  _globals['_WATCHPAIRSRESPONSE']._serialized_end=1574
+  _globals['_PAIRALERT']._serialized_start=1577
+  _globals['_PAIRALERT']._serialized_end=1778
+  _globals['_WATCHPAIRALERTSREQUEST']._serialized_start=1780
+  _globals['_WATCHPAIRALERTSREQUEST']._serialized_end=1804
+  _globals['_WATCHPAIRALERTSRESPONSE']._serialized_start=1806
+  _globals['_WATCHPAIRALERTSRESPONSE']._serialized_end=1873
+  _globals['_STOREFRONTSERVICE']._serialized_start=1876
+  _globals['_STOREFRONTSERVICE']._serialized_end=2930
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from xporty.cp.v1 import audit_pb2 as _audit_pb2
 from xporty.node.v1 import storefront_pb2 as _storefront_pb2
 from xporty.trader.v1 import offer_pb2 as _offer_pb2
@@ -144,3 +147,31 @@ class WatchPairsResponse(_message.Message):
     pairs: _storefront_pb2.PairsUpdate
     signal: _storefront_pb2.PairSignal
     def __init__(self, pairs: _Optional[_Union[_storefront_pb2.PairsUpdate, _Mapping]] = ..., signal: _Optional[_Union[_storefront_pb2.PairSignal, _Mapping]] = ...) -> None: ...
+
+class PairAlert(_message.Message):
+    __slots__ = ("peer_wl", "open", "reason", "correlation_id", "signal_id", "issue_time", "effective_time")
+    PEER_WL_FIELD_NUMBER: _ClassVar[int]
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    ISSUE_TIME_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_TIME_FIELD_NUMBER: _ClassVar[int]
+    peer_wl: str
+    open: bool
+    reason: str
+    correlation_id: str
+    signal_id: str
+    issue_time: _timestamp_pb2.Timestamp
+    effective_time: _timestamp_pb2.Timestamp
+    def __init__(self, peer_wl: _Optional[str] = ..., open: _Optional[bool] = ..., reason: _Optional[str] = ..., correlation_id: _Optional[str] = ..., signal_id: _Optional[str] = ..., issue_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., effective_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class WatchPairAlertsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WatchPairAlertsResponse(_message.Message):
+    __slots__ = ("alert",)
+    ALERT_FIELD_NUMBER: _ClassVar[int]
+    alert: PairAlert
+    def __init__(self, alert: _Optional[_Union[PairAlert, _Mapping]] = ...) -> None: ...

@@ -86,6 +86,11 @@ class StorefrontServiceStub:
                 request_serializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.WatchPairsRequest.SerializeToString,
                 response_deserializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.WatchPairsResponse.FromString,
                 _registered_method=True)
+        self.WatchPairAlerts = channel.unary_stream(
+                '/xporty.node.v1.StorefrontService/WatchPairAlerts',
+                request_serializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.WatchPairAlertsRequest.SerializeToString,
+                response_deserializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.WatchPairAlertsResponse.FromString,
+                _registered_method=True)
 
 
 class StorefrontServiceServicer:
@@ -166,6 +171,13 @@ class StorefrontServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchPairAlerts(self, request, context):
+        """The CP's imbalance alerts for this WL's pairs: every open alert on connect, then each raise and clear.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StorefrontServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -218,6 +230,11 @@ def add_StorefrontServiceServicer_to_server(servicer, server):
                     servicer.WatchPairs,
                     request_deserializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.WatchPairsRequest.FromString,
                     response_serializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.WatchPairsResponse.SerializeToString,
+            ),
+            'WatchPairAlerts': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchPairAlerts,
+                    request_deserializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.WatchPairAlertsRequest.FromString,
+                    response_serializer=xporty_dot_node_dot_v1_dot_storefront__service__pb2.WatchPairAlertsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -492,6 +509,33 @@ class StorefrontService:
             '/xporty.node.v1.StorefrontService/WatchPairs',
             xporty_dot_node_dot_v1_dot_storefront__service__pb2.WatchPairsRequest.SerializeToString,
             xporty_dot_node_dot_v1_dot_storefront__service__pb2.WatchPairsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchPairAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/xporty.node.v1.StorefrontService/WatchPairAlerts',
+            xporty_dot_node_dot_v1_dot_storefront__service__pb2.WatchPairAlertsRequest.SerializeToString,
+            xporty_dot_node_dot_v1_dot_storefront__service__pb2.WatchPairAlertsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,6 +25,8 @@ type AnalyticsServiceClient interface {
 	ListSignals(ctx context.Context, in *ListSignalsRequest, opts ...grpc.CallOption) (*ListSignalsResponse, error)
 	// ListDiscrepancies returns unreconciled orders.
 	ListDiscrepancies(ctx context.Context, in *ListDiscrepanciesRequest, opts ...grpc.CallOption) (*ListDiscrepanciesResponse, error)
+	// GetSloReport returns the shared SLOs, globally and per pair, each against its target.
+	GetSloReport(ctx context.Context, in *GetSloReportRequest, opts ...grpc.CallOption) (*GetSloReportResponse, error)
 }
 
 type analyticsServiceClient struct {
@@ -71,6 +73,15 @@ func (c *analyticsServiceClient) ListDiscrepancies(ctx context.Context, in *List
 	return out, nil
 }
 
+func (c *analyticsServiceClient) GetSloReport(ctx context.Context, in *GetSloReportRequest, opts ...grpc.CallOption) (*GetSloReportResponse, error) {
+	out := new(GetSloReportResponse)
+	err := c.cc.Invoke(ctx, "/xporty.cp.v1.AnalyticsService/GetSloReport", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AnalyticsServiceServer is the server API for AnalyticsService service.
 // All implementations must embed UnimplementedAnalyticsServiceServer
 // for forward compatibility
@@ -83,6 +94,8 @@ type AnalyticsServiceServer interface {
 	ListSignals(context.Context, *ListSignalsRequest) (*ListSignalsResponse, error)
 	// ListDiscrepancies returns unreconciled orders.
 	ListDiscrepancies(context.Context, *ListDiscrepanciesRequest) (*ListDiscrepanciesResponse, error)
+	// GetSloReport returns the shared SLOs, globally and per pair, each against its target.
+	GetSloReport(context.Context, *GetSloReportRequest) (*GetSloReportResponse, error)
 	mustEmbedUnimplementedAnalyticsServiceServer()
 }
 
@@ -101,6 +114,9 @@ func (UnimplementedAnalyticsServiceServer) ListSignals(context.Context, *ListSig
 }
 func (UnimplementedAnalyticsServiceServer) ListDiscrepancies(context.Context, *ListDiscrepanciesRequest) (*ListDiscrepanciesResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListDiscrepancies not implemented")
+}
+func (UnimplementedAnalyticsServiceServer) GetSloReport(context.Context, *GetSloReportRequest) (*GetSloReportResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetSloReport not implemented")
 }
 func (UnimplementedAnalyticsServiceServer) mustEmbedUnimplementedAnalyticsServiceServer() {}
 
@@ -187,6 +203,24 @@ func _AnalyticsService_ListDiscrepancies_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AnalyticsService_GetSloReport_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSloReportRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AnalyticsServiceServer).GetSloReport(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/xporty.cp.v1.AnalyticsService/GetSloReport",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AnalyticsServiceServer).GetSloReport(ctx, req.(*GetSloReportRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _AnalyticsService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "xporty.cp.v1.AnalyticsService",
 	HandlerType: (*AnalyticsServiceServer)(nil),
@@ -206,6 +240,10 @@ var _AnalyticsService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListDiscrepancies",
 			Handler:    _AnalyticsService_ListDiscrepancies_Handler,
+		},
+		{
+			MethodName: "GetSloReport",
+			Handler:    _AnalyticsService_GetSloReport_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

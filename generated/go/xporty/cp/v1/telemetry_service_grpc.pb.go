@@ -21,6 +21,8 @@ type TelemetryServiceClient interface {
 	PublishEvents(ctx context.Context, in *PublishEventsRequest, opts ...grpc.CallOption) (*PublishEventsResponse, error)
 	// ReportOffers replaces the caller's offer digests for the destinations it names (compensation plans).
 	ReportOffers(ctx context.Context, in *ReportOffersRequest, opts ...grpc.CallOption) (*ReportOffersResponse, error)
+	// ReportOperations adds the caller's operational counters since its last report (sent only after a change).
+	ReportOperations(ctx context.Context, in *ReportOperationsRequest, opts ...grpc.CallOption) (*ReportOperationsResponse, error)
 }
 
 type telemetryServiceClient struct {
@@ -49,6 +51,15 @@ func (c *telemetryServiceClient) ReportOffers(ctx context.Context, in *ReportOff
 	return out, nil
 }
 
+func (c *telemetryServiceClient) ReportOperations(ctx context.Context, in *ReportOperationsRequest, opts ...grpc.CallOption) (*ReportOperationsResponse, error) {
+	out := new(ReportOperationsResponse)
+	err := c.cc.Invoke(ctx, "/xporty.cp.v1.TelemetryService/ReportOperations", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TelemetryServiceServer is the server API for TelemetryService service.
 // All implementations must embed UnimplementedTelemetryServiceServer
 // for forward compatibility
@@ -57,6 +68,8 @@ type TelemetryServiceServer interface {
 	PublishEvents(context.Context, *PublishEventsRequest) (*PublishEventsResponse, error)
 	// ReportOffers replaces the caller's offer digests for the destinations it names (compensation plans).
 	ReportOffers(context.Context, *ReportOffersRequest) (*ReportOffersResponse, error)
+	// ReportOperations adds the caller's operational counters since its last report (sent only after a change).
+	ReportOperations(context.Context, *ReportOperationsRequest) (*ReportOperationsResponse, error)
 	mustEmbedUnimplementedTelemetryServiceServer()
 }
 
@@ -69,6 +82,9 @@ func (UnimplementedTelemetryServiceServer) PublishEvents(context.Context, *Publi
 }
 func (UnimplementedTelemetryServiceServer) ReportOffers(context.Context, *ReportOffersRequest) (*ReportOffersResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ReportOffers not implemented")
+}
+func (UnimplementedTelemetryServiceServer) ReportOperations(context.Context, *ReportOperationsRequest) (*ReportOperationsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReportOperations not implemented")
 }
 func (UnimplementedTelemetryServiceServer) mustEmbedUnimplementedTelemetryServiceServer() {}
 
@@ -119,6 +135,24 @@ func _TelemetryService_ReportOffers_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TelemetryService_ReportOperations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportOperationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TelemetryServiceServer).ReportOperations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/xporty.cp.v1.TelemetryService/ReportOperations",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TelemetryServiceServer).ReportOperations(ctx, req.(*ReportOperationsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _TelemetryService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "xporty.cp.v1.TelemetryService",
 	HandlerType: (*TelemetryServiceServer)(nil),
@@ -130,6 +164,10 @@ var _TelemetryService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReportOffers",
 			Handler:    _TelemetryService_ReportOffers_Handler,
+		},
+		{
+			MethodName: "ReportOperations",
+			Handler:    _TelemetryService_ReportOperations_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

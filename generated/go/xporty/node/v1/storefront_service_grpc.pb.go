@@ -40,6 +40,8 @@ type StorefrontServiceClient interface {
 	// status signal the node applies to its pairs, so a WL service reacts without polling. A subscriber that
 	// falls behind is ended with ABORTED (reason SUBSCRIBER_LAGGED): subscribe again, the first message is current.
 	WatchPairs(ctx context.Context, in *WatchPairsRequest, opts ...grpc.CallOption) (StorefrontService_WatchPairsClient, error)
+	// The CP's imbalance alerts for this WL's pairs: every open alert on connect, then each raise and clear.
+	WatchPairAlerts(ctx context.Context, in *WatchPairAlertsRequest, opts ...grpc.CallOption) (StorefrontService_WatchPairAlertsClient, error)
 }
 
 type storefrontServiceClient struct {
@@ -163,6 +165,38 @@ func (x *storefrontServiceWatchPairsClient) Recv() (*WatchPairsResponse, error) 
 	return m, nil
 }
 
+func (c *storefrontServiceClient) WatchPairAlerts(ctx context.Context, in *WatchPairAlertsRequest, opts ...grpc.CallOption) (StorefrontService_WatchPairAlertsClient, error) {
+	stream, err := c.cc.NewStream(ctx, &_StorefrontService_serviceDesc.Streams[1], "/xporty.node.v1.StorefrontService/WatchPairAlerts", opts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &storefrontServiceWatchPairAlertsClient{stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+type StorefrontService_WatchPairAlertsClient interface {
+	Recv() (*WatchPairAlertsResponse, error)
+	grpc.ClientStream
+}
+
+type storefrontServiceWatchPairAlertsClient struct {
+	grpc.ClientStream
+}
+
+func (x *storefrontServiceWatchPairAlertsClient) Recv() (*WatchPairAlertsResponse, error) {
+	m := new(WatchPairAlertsResponse)
+	if err := x.ClientStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 // StorefrontServiceServer is the server API for StorefrontService service.
 // All implementations must embed UnimplementedStorefrontServiceServer
 // for forward compatibility
@@ -190,6 +224,8 @@ type StorefrontServiceServer interface {
 	// status signal the node applies to its pairs, so a WL service reacts without polling. A subscriber that
 	// falls behind is ended with ABORTED (reason SUBSCRIBER_LAGGED): subscribe again, the first message is current.
 	WatchPairs(*WatchPairsRequest, StorefrontService_WatchPairsServer) error
+	// The CP's imbalance alerts for this WL's pairs: every open alert on connect, then each raise and clear.
+	WatchPairAlerts(*WatchPairAlertsRequest, StorefrontService_WatchPairAlertsServer) error
 	mustEmbedUnimplementedStorefrontServiceServer()
 }
 
@@ -226,6 +262,9 @@ func (UnimplementedStorefrontServiceServer) GetTraderContact(context.Context, *G
 }
 func (UnimplementedStorefrontServiceServer) WatchPairs(*WatchPairsRequest, StorefrontService_WatchPairsServer) error {
 	return status.Errorf(codes.Unimplemented, "method WatchPairs not implemented")
+}
+func (UnimplementedStorefrontServiceServer) WatchPairAlerts(*WatchPairAlertsRequest, StorefrontService_WatchPairAlertsServer) error {
+	return status.Errorf(codes.Unimplemented, "method WatchPairAlerts not implemented")
 }
 func (UnimplementedStorefrontServiceServer) mustEmbedUnimplementedStorefrontServiceServer() {}
 
@@ -423,6 +462,27 @@ func (x *storefrontServiceWatchPairsServer) Send(m *WatchPairsResponse) error {
 	return x.ServerStream.SendMsg(m)
 }
 
+func _StorefrontService_WatchPairAlerts_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchPairAlertsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(StorefrontServiceServer).WatchPairAlerts(m, &storefrontServiceWatchPairAlertsServer{stream})
+}
+
+type StorefrontService_WatchPairAlertsServer interface {
+	Send(*WatchPairAlertsResponse) error
+	grpc.ServerStream
+}
+
+type storefrontServiceWatchPairAlertsServer struct {
+	grpc.ServerStream
+}
+
+func (x *storefrontServiceWatchPairAlertsServer) Send(m *WatchPairAlertsResponse) error {
+	return x.ServerStream.SendMsg(m)
+}
+
 var _StorefrontService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "xporty.node.v1.StorefrontService",
 	HandlerType: (*StorefrontServiceServer)(nil),
@@ -468,6 +528,11 @@ var _StorefrontService_serviceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "WatchPairs",
 			Handler:       _StorefrontService_WatchPairs_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchPairAlerts",
+			Handler:       _StorefrontService_WatchPairAlerts_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -208,6 +208,16 @@ export enum ErrorReason {
   CONTACTS_NOT_AVAILABLE = 93,
   /** SUBJECT_NOT_FOUND - NOT_FOUND: this node holds no personal data about the subject. */
   SUBJECT_NOT_FOUND = 94,
+  /** SLO_DISABLED - FAILED_PRECONDITION: this CP was built without the SLO report. */
+  SLO_DISABLED = 95,
+  /** OPERATIONS_DISABLED - FAILED_PRECONDITION: this CP does not take operational reports. */
+  OPERATIONS_DISABLED = 96,
+  /** WEBHOOK_NOT_FOUND - NOT_FOUND: no webhook endpoint has this id. */
+  WEBHOOK_NOT_FOUND = 97,
+  /** WATCHER_DROPPED - ABORTED: the alert subscriber fell behind and was dropped; subscribe again (open alerts come first). */
+  WATCHER_DROPPED = 98,
+  /** ALERTS_UNAVAILABLE - FAILED_PRECONDITION: this node was built without pair alerts. */
+  ALERTS_UNAVAILABLE = 99,
   UNRECOGNIZED = -1,
 }
 
@@ -498,6 +508,21 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 94:
     case "SUBJECT_NOT_FOUND":
       return ErrorReason.SUBJECT_NOT_FOUND;
+    case 95:
+    case "SLO_DISABLED":
+      return ErrorReason.SLO_DISABLED;
+    case 96:
+    case "OPERATIONS_DISABLED":
+      return ErrorReason.OPERATIONS_DISABLED;
+    case 97:
+    case "WEBHOOK_NOT_FOUND":
+      return ErrorReason.WEBHOOK_NOT_FOUND;
+    case 98:
+    case "WATCHER_DROPPED":
+      return ErrorReason.WATCHER_DROPPED;
+    case 99:
+    case "ALERTS_UNAVAILABLE":
+      return ErrorReason.ALERTS_UNAVAILABLE;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -697,6 +722,16 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "CONTACTS_NOT_AVAILABLE";
     case ErrorReason.SUBJECT_NOT_FOUND:
       return "SUBJECT_NOT_FOUND";
+    case ErrorReason.SLO_DISABLED:
+      return "SLO_DISABLED";
+    case ErrorReason.OPERATIONS_DISABLED:
+      return "OPERATIONS_DISABLED";
+    case ErrorReason.WEBHOOK_NOT_FOUND:
+      return "WEBHOOK_NOT_FOUND";
+    case ErrorReason.WATCHER_DROPPED:
+      return "WATCHER_DROPPED";
+    case ErrorReason.ALERTS_UNAVAILABLE:
+      return "ALERTS_UNAVAILABLE";
     case ErrorReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

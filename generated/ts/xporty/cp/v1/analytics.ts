@@ -160,6 +160,27 @@ export interface Discrepancy {
   reporterWl: string;
 }
 
+/** SloFigure is one service-level figure for one scope, against its target. */
+export interface SloFigure {
+  /**
+   * Figure: confirmation_p99, error_rate, policy_drift_max, policy_drift_p99, reaction_p99,
+   * events_with_correlation_and_signature.
+   */
+  name: string;
+  /** "global" or a pair "wl-a/wl-b" (importer/exporter for the checkout figures). */
+  scope: string;
+  /** Measured value, decimal string ("" when there is no sample in the window). */
+  value: string;
+  /** Target, decimal string, in the same unit. */
+  target: string;
+  /** Unit: "s" or "ratio". */
+  unit: string;
+  /** True when the value misses the target. */
+  breach: boolean;
+  /** Samples behind the value. */
+  samples: string;
+}
+
 function createBasePairBalance(): PairBalance {
   return {
     wlA: "",
@@ -961,6 +982,171 @@ export const Discrepancy: MessageFns<Discrepancy> = {
     message.disputedValue = object.disputedValue ?? "";
     message.eventId = object.eventId ?? "";
     message.reporterWl = object.reporterWl ?? "";
+    return message;
+  },
+};
+
+function createBaseSloFigure(): SloFigure {
+  return { name: "", scope: "", value: "", target: "", unit: "", breach: false, samples: "0" };
+}
+
+export const SloFigure: MessageFns<SloFigure> = {
+  encode(message: SloFigure, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.scope !== "") {
+      writer.uint32(18).string(message.scope);
+    }
+    if (message.value !== "") {
+      writer.uint32(26).string(message.value);
+    }
+    if (message.target !== "") {
+      writer.uint32(34).string(message.target);
+    }
+    if (message.unit !== "") {
+      writer.uint32(42).string(message.unit);
+    }
+    if (message.breach !== false) {
+      writer.uint32(48).bool(message.breach);
+    }
+    if (message.samples !== "0") {
+      writer.uint32(56).int64(message.samples);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SloFigure {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSloFigure();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.scope = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.target = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.unit = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.breach = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.samples = reader.int64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SloFigure {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      scope: isSet(object.scope) ? globalThis.String(object.scope) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+      target: isSet(object.target) ? globalThis.String(object.target) : "",
+      unit: isSet(object.unit) ? globalThis.String(object.unit) : "",
+      breach: isSet(object.breach) ? globalThis.Boolean(object.breach) : false,
+      samples: isSet(object.samples) ? globalThis.String(object.samples) : "0",
+    };
+  },
+
+  toJSON(message: SloFigure): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.scope !== "") {
+      obj.scope = message.scope;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    if (message.target !== "") {
+      obj.target = message.target;
+    }
+    if (message.unit !== "") {
+      obj.unit = message.unit;
+    }
+    if (message.breach !== false) {
+      obj.breach = message.breach;
+    }
+    if (message.samples !== "0") {
+      obj.samples = message.samples;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SloFigure>, I>>(base?: I): SloFigure {
+    return SloFigure.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SloFigure>, I>>(object: I): SloFigure {
+    const message = createBaseSloFigure();
+    message.name = object.name ?? "";
+    message.scope = object.scope ?? "";
+    message.value = object.value ?? "";
+    message.target = object.target ?? "";
+    message.unit = object.unit ?? "";
+    message.breach = object.breach ?? false;
+    message.samples = object.samples ?? "0";
     return message;
   },
 };

@@ -18,7 +18,8 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { Alert, Discrepancy, PairBalance } from "./analytics";
+import { Timestamp } from "../../../google/protobuf/timestamp";
+import { Alert, Discrepancy, PairBalance, SloFigure } from "./analytics";
 import { Signal } from "./signal";
 
 export const protobufPackage = "xporty.cp.v1";
@@ -67,6 +68,24 @@ export interface ListDiscrepanciesRequest {
 export interface ListDiscrepanciesResponse {
   /** Discrepancies. */
   discrepancies: Discrepancy[];
+}
+
+/** GetSloReportRequest chooses the window. */
+export interface GetSloReportRequest {
+  /** Window length in seconds, ending now (default 3600, at most 30 days). */
+  windowSeconds: string;
+}
+
+/** GetSloReportResponse is the SLO report. */
+export interface GetSloReportResponse {
+  /** One line per figure and scope. */
+  figures: SloFigure[];
+  /** When the report was computed (UTC). */
+  generateTime:
+    | Date
+    | undefined;
+  /** Window length in seconds. */
+  windowSeconds: string;
 }
 
 function createBaseGetBalancesRequest(): GetBalancesRequest {
@@ -597,6 +616,188 @@ export const ListDiscrepanciesResponse: MessageFns<ListDiscrepanciesResponse> = 
   },
 };
 
+function createBaseGetSloReportRequest(): GetSloReportRequest {
+  return { windowSeconds: "0" };
+}
+
+export const GetSloReportRequest: MessageFns<GetSloReportRequest> = {
+  encode(message: GetSloReportRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.windowSeconds !== "0") {
+      writer.uint32(8).int64(message.windowSeconds);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetSloReportRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetSloReportRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.windowSeconds = reader.int64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetSloReportRequest {
+    return {
+      windowSeconds: isSet(object.windowSeconds)
+        ? globalThis.String(object.windowSeconds)
+        : isSet(object.window_seconds)
+        ? globalThis.String(object.window_seconds)
+        : "0",
+    };
+  },
+
+  toJSON(message: GetSloReportRequest): unknown {
+    const obj: any = {};
+    if (message.windowSeconds !== "0") {
+      obj.windowSeconds = message.windowSeconds;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetSloReportRequest>, I>>(base?: I): GetSloReportRequest {
+    return GetSloReportRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetSloReportRequest>, I>>(object: I): GetSloReportRequest {
+    const message = createBaseGetSloReportRequest();
+    message.windowSeconds = object.windowSeconds ?? "0";
+    return message;
+  },
+};
+
+function createBaseGetSloReportResponse(): GetSloReportResponse {
+  return { figures: [], generateTime: undefined, windowSeconds: "0" };
+}
+
+export const GetSloReportResponse: MessageFns<GetSloReportResponse> = {
+  encode(message: GetSloReportResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.figures) {
+      SloFigure.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.generateTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.generateTime), writer.uint32(18).fork()).join();
+    }
+    if (message.windowSeconds !== "0") {
+      writer.uint32(24).int64(message.windowSeconds);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetSloReportResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetSloReportResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.figures.push(SloFigure.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.generateTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.windowSeconds = reader.int64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetSloReportResponse {
+    return {
+      figures: globalThis.Array.isArray(object?.figures) ? object.figures.map((e: any) => SloFigure.fromJSON(e)) : [],
+      generateTime: isSet(object.generateTime)
+        ? fromJsonTimestamp(object.generateTime)
+        : isSet(object.generate_time)
+        ? fromJsonTimestamp(object.generate_time)
+        : undefined,
+      windowSeconds: isSet(object.windowSeconds)
+        ? globalThis.String(object.windowSeconds)
+        : isSet(object.window_seconds)
+        ? globalThis.String(object.window_seconds)
+        : "0",
+    };
+  },
+
+  toJSON(message: GetSloReportResponse): unknown {
+    const obj: any = {};
+    if (message.figures?.length) {
+      obj.figures = message.figures.map((e) => SloFigure.toJSON(e));
+    }
+    if (message.generateTime !== undefined) {
+      obj.generateTime = message.generateTime.toISOString();
+    }
+    if (message.windowSeconds !== "0") {
+      obj.windowSeconds = message.windowSeconds;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetSloReportResponse>, I>>(base?: I): GetSloReportResponse {
+    return GetSloReportResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetSloReportResponse>, I>>(object: I): GetSloReportResponse {
+    const message = createBaseGetSloReportResponse();
+    message.figures = object.figures?.map((e) => SloFigure.fromPartial(e)) || [];
+    message.generateTime = object.generateTime ?? undefined;
+    message.windowSeconds = object.windowSeconds ?? "0";
+    return message;
+  },
+};
+
 /** AnalyticsService reports balances, alerts, signals and discrepancies. */
 export type AnalyticsServiceService = typeof AnalyticsServiceService;
 export const AnalyticsServiceService = {
@@ -642,6 +843,17 @@ export const AnalyticsServiceService = {
       Buffer.from(ListDiscrepanciesResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListDiscrepanciesResponse => ListDiscrepanciesResponse.decode(value),
   },
+  /** GetSloReport returns the shared SLOs, globally and per pair, each against its target. */
+  getSloReport: {
+    path: "/xporty.cp.v1.AnalyticsService/GetSloReport" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetSloReportRequest): Buffer => Buffer.from(GetSloReportRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetSloReportRequest => GetSloReportRequest.decode(value),
+    responseSerialize: (value: GetSloReportResponse): Buffer =>
+      Buffer.from(GetSloReportResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetSloReportResponse => GetSloReportResponse.decode(value),
+  },
 } as const;
 
 export interface AnalyticsServiceServer extends UntypedServiceImplementation {
@@ -653,6 +865,8 @@ export interface AnalyticsServiceServer extends UntypedServiceImplementation {
   listSignals: handleUnaryCall<ListSignalsRequest, ListSignalsResponse>;
   /** ListDiscrepancies returns unreconciled orders. */
   listDiscrepancies: handleUnaryCall<ListDiscrepanciesRequest, ListDiscrepanciesResponse>;
+  /** GetSloReport returns the shared SLOs, globally and per pair, each against its target. */
+  getSloReport: handleUnaryCall<GetSloReportRequest, GetSloReportResponse>;
 }
 
 export interface AnalyticsServiceClient extends Client {
@@ -720,6 +934,22 @@ export interface AnalyticsServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListDiscrepanciesResponse) => void,
   ): ClientUnaryCall;
+  /** GetSloReport returns the shared SLOs, globally and per pair, each against its target. */
+  getSloReport(
+    request: GetSloReportRequest,
+    callback: (error: ServiceError | null, response: GetSloReportResponse) => void,
+  ): ClientUnaryCall;
+  getSloReport(
+    request: GetSloReportRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetSloReportResponse) => void,
+  ): ClientUnaryCall;
+  getSloReport(
+    request: GetSloReportRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetSloReportResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const AnalyticsServiceClient = makeGenericClientConstructor(
@@ -742,6 +972,28 @@ export type DeepPartial<T> = T extends Builtin ? T
 type KeysOfUnion<T> = T extends T ? keyof T : never;
 export type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
+function toTimestamp(date: Date): Timestamp {
+  const seconds = Math.trunc(date.getTime() / 1_000).toString();
+  const nanos = (date.getTime() % 1_000) * 1_000_000;
+  return { seconds, nanos };
+}
+
+function fromTimestamp(t: Timestamp): Date {
+  let millis = (globalThis.Number(t.seconds) || 0) * 1_000;
+  millis += (t.nanos || 0) / 1_000_000;
+  return new globalThis.Date(millis);
+}
+
+function fromJsonTimestamp(o: any): Date {
+  if (o instanceof globalThis.Date) {
+    return o;
+  } else if (typeof o === "string") {
+    return new globalThis.Date(o);
+  } else {
+    return fromTimestamp(Timestamp.fromJSON(o));
+  }
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;

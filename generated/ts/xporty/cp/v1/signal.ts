@@ -24,6 +24,13 @@ export enum SignalKind {
   SIGNAL_KIND_ENABLE = 2,
   /** SIGNAL_KIND_PAIR_STATUS - The pair's relationship status changed (pair_status, policy_version); applies to both directions. */
   SIGNAL_KIND_PAIR_STATUS = 3,
+  /**
+   * SIGNAL_KIND_ALERT - The pair's imbalance reached the alert level (>= 80% of its limit); informs both WLs, changes no trade.
+   * exporter_wl and importer_wl then hold the pair's wl_a and wl_b (wl_a < wl_b).
+   */
+  SIGNAL_KIND_ALERT = 4,
+  /** SIGNAL_KIND_ALERT_CLEARED - The pair's alert closed (its imbalance went back under the re-enable level); same fields as ALERT. */
+  SIGNAL_KIND_ALERT_CLEARED = 5,
   UNRECOGNIZED = -1,
 }
 
@@ -41,6 +48,12 @@ export function signalKindFromJSON(object: any): SignalKind {
     case 3:
     case "SIGNAL_KIND_PAIR_STATUS":
       return SignalKind.SIGNAL_KIND_PAIR_STATUS;
+    case 4:
+    case "SIGNAL_KIND_ALERT":
+      return SignalKind.SIGNAL_KIND_ALERT;
+    case 5:
+    case "SIGNAL_KIND_ALERT_CLEARED":
+      return SignalKind.SIGNAL_KIND_ALERT_CLEARED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -58,6 +71,10 @@ export function signalKindToJSON(object: SignalKind): string {
       return "SIGNAL_KIND_ENABLE";
     case SignalKind.SIGNAL_KIND_PAIR_STATUS:
       return "SIGNAL_KIND_PAIR_STATUS";
+    case SignalKind.SIGNAL_KIND_ALERT:
+      return "SIGNAL_KIND_ALERT";
+    case SignalKind.SIGNAL_KIND_ALERT_CLEARED:
+      return "SIGNAL_KIND_ALERT_CLEARED";
     case SignalKind.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

@@ -18,6 +18,8 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Timestamp } from "../../../google/protobuf/timestamp";
+import { BreakerTransition, PeerOperations } from "./operations";
 import { OfferDigest, SignedEvent } from "./telemetry";
 
 export const protobufPackage = "xporty.cp.v1";
@@ -62,6 +64,26 @@ export interface ReportOffersRequest {
 export interface ReportOffersResponse {
   /** Digests stored (each replaced the previous digest of its destination). */
   stored: number;
+}
+
+/** ReportOperationsRequest is what changed at the caller (as importer) since its previous accepted report. */
+export interface ReportOperationsRequest {
+  /** Start of the period the counters cover (UTC). */
+  windowStart:
+    | Date
+    | undefined;
+  /** End of the period (UTC). */
+  windowEnd:
+    | Date
+    | undefined;
+  /** Counters and confirmation latency per exporter the caller ordered from. */
+  peers: PeerOperations[];
+  /** Circuit breaker transitions towards exporters, oldest first. */
+  transitions: BreakerTransition[];
+}
+
+/** ReportOperationsResponse acknowledges a report (the node then resets what it sent). */
+export interface ReportOperationsResponse {
 }
 
 function createBasePublishEventsRequest(): PublishEventsRequest {
@@ -497,6 +519,185 @@ export const ReportOffersResponse: MessageFns<ReportOffersResponse> = {
   },
 };
 
+function createBaseReportOperationsRequest(): ReportOperationsRequest {
+  return { windowStart: undefined, windowEnd: undefined, peers: [], transitions: [] };
+}
+
+export const ReportOperationsRequest: MessageFns<ReportOperationsRequest> = {
+  encode(message: ReportOperationsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.windowStart !== undefined) {
+      Timestamp.encode(toTimestamp(message.windowStart), writer.uint32(10).fork()).join();
+    }
+    if (message.windowEnd !== undefined) {
+      Timestamp.encode(toTimestamp(message.windowEnd), writer.uint32(18).fork()).join();
+    }
+    for (const v of message.peers) {
+      PeerOperations.encode(v!, writer.uint32(26).fork()).join();
+    }
+    for (const v of message.transitions) {
+      BreakerTransition.encode(v!, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReportOperationsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReportOperationsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.windowStart = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.windowEnd = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.peers.push(PeerOperations.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.transitions.push(BreakerTransition.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReportOperationsRequest {
+    return {
+      windowStart: isSet(object.windowStart)
+        ? fromJsonTimestamp(object.windowStart)
+        : isSet(object.window_start)
+        ? fromJsonTimestamp(object.window_start)
+        : undefined,
+      windowEnd: isSet(object.windowEnd)
+        ? fromJsonTimestamp(object.windowEnd)
+        : isSet(object.window_end)
+        ? fromJsonTimestamp(object.window_end)
+        : undefined,
+      peers: globalThis.Array.isArray(object?.peers) ? object.peers.map((e: any) => PeerOperations.fromJSON(e)) : [],
+      transitions: globalThis.Array.isArray(object?.transitions)
+        ? object.transitions.map((e: any) => BreakerTransition.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ReportOperationsRequest): unknown {
+    const obj: any = {};
+    if (message.windowStart !== undefined) {
+      obj.windowStart = message.windowStart.toISOString();
+    }
+    if (message.windowEnd !== undefined) {
+      obj.windowEnd = message.windowEnd.toISOString();
+    }
+    if (message.peers?.length) {
+      obj.peers = message.peers.map((e) => PeerOperations.toJSON(e));
+    }
+    if (message.transitions?.length) {
+      obj.transitions = message.transitions.map((e) => BreakerTransition.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReportOperationsRequest>, I>>(base?: I): ReportOperationsRequest {
+    return ReportOperationsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReportOperationsRequest>, I>>(object: I): ReportOperationsRequest {
+    const message = createBaseReportOperationsRequest();
+    message.windowStart = object.windowStart ?? undefined;
+    message.windowEnd = object.windowEnd ?? undefined;
+    message.peers = object.peers?.map((e) => PeerOperations.fromPartial(e)) || [];
+    message.transitions = object.transitions?.map((e) => BreakerTransition.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseReportOperationsResponse(): ReportOperationsResponse {
+  return {};
+}
+
+export const ReportOperationsResponse: MessageFns<ReportOperationsResponse> = {
+  encode(_: ReportOperationsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReportOperationsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReportOperationsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ReportOperationsResponse {
+    return {};
+  },
+
+  toJSON(_: ReportOperationsResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReportOperationsResponse>, I>>(base?: I): ReportOperationsResponse {
+    return ReportOperationsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReportOperationsResponse>, I>>(_: I): ReportOperationsResponse {
+    const message = createBaseReportOperationsResponse();
+    return message;
+  },
+};
+
 /** TelemetryService ingests signed ledger and enforcement events from WL nodes. */
 export type TelemetryServiceService = typeof TelemetryServiceService;
 export const TelemetryServiceService = {
@@ -522,6 +723,18 @@ export const TelemetryServiceService = {
       Buffer.from(ReportOffersResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ReportOffersResponse => ReportOffersResponse.decode(value),
   },
+  /** ReportOperations adds the caller's operational counters since its last report (sent only after a change). */
+  reportOperations: {
+    path: "/xporty.cp.v1.TelemetryService/ReportOperations" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReportOperationsRequest): Buffer =>
+      Buffer.from(ReportOperationsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReportOperationsRequest => ReportOperationsRequest.decode(value),
+    responseSerialize: (value: ReportOperationsResponse): Buffer =>
+      Buffer.from(ReportOperationsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReportOperationsResponse => ReportOperationsResponse.decode(value),
+  },
 } as const;
 
 export interface TelemetryServiceServer extends UntypedServiceImplementation {
@@ -529,6 +742,8 @@ export interface TelemetryServiceServer extends UntypedServiceImplementation {
   publishEvents: handleUnaryCall<PublishEventsRequest, PublishEventsResponse>;
   /** ReportOffers replaces the caller's offer digests for the destinations it names (compensation plans). */
   reportOffers: handleUnaryCall<ReportOffersRequest, ReportOffersResponse>;
+  /** ReportOperations adds the caller's operational counters since its last report (sent only after a change). */
+  reportOperations: handleUnaryCall<ReportOperationsRequest, ReportOperationsResponse>;
 }
 
 export interface TelemetryServiceClient extends Client {
@@ -564,6 +779,22 @@ export interface TelemetryServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ReportOffersResponse) => void,
   ): ClientUnaryCall;
+  /** ReportOperations adds the caller's operational counters since its last report (sent only after a change). */
+  reportOperations(
+    request: ReportOperationsRequest,
+    callback: (error: ServiceError | null, response: ReportOperationsResponse) => void,
+  ): ClientUnaryCall;
+  reportOperations(
+    request: ReportOperationsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReportOperationsResponse) => void,
+  ): ClientUnaryCall;
+  reportOperations(
+    request: ReportOperationsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReportOperationsResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const TelemetryServiceClient = makeGenericClientConstructor(
@@ -586,6 +817,28 @@ export type DeepPartial<T> = T extends Builtin ? T
 type KeysOfUnion<T> = T extends T ? keyof T : never;
 export type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
+function toTimestamp(date: Date): Timestamp {
+  const seconds = Math.trunc(date.getTime() / 1_000).toString();
+  const nanos = (date.getTime() % 1_000) * 1_000_000;
+  return { seconds, nanos };
+}
+
+function fromTimestamp(t: Timestamp): Date {
+  let millis = (globalThis.Number(t.seconds) || 0) * 1_000;
+  millis += (t.nanos || 0) / 1_000_000;
+  return new globalThis.Date(millis);
+}
+
+function fromJsonTimestamp(o: any): Date {
+  if (o instanceof globalThis.Date) {
+    return o;
+  } else if (typeof o === "string") {
+    return new globalThis.Date(o);
+  } else {
+    return fromTimestamp(Timestamp.fromJSON(o));
+  }
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;

@@ -20,6 +20,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Timestamp } from "../../../google/protobuf/timestamp";
 import { AuditCheckpoint } from "../../cp/v1/audit";
 import { Offer, TraderContact } from "../../trader/v1/offer";
 import { Checkout, ImportedOffer, NodeState, PairSignal, PairsUpdate } from "./storefront";
@@ -166,6 +167,36 @@ export interface WatchPairsResponse {
     | undefined;
   /** The node applied a signal from the CP to one of this WL's pairs. */
   signal?: PairSignal | undefined;
+}
+
+/** PairAlert is the alert state of one pair of this WL, as the CP signalled it. */
+export interface PairAlert {
+  /** The other WL of the pair. */
+  peerWl: string;
+  /** True while the pair is at or above the alert level; false once the CP cleared it. */
+  open: boolean;
+  /** The CP's reason (utilisation and threshold). */
+  reason: string;
+  /** Correlation id of the event that crossed the level. */
+  correlationId: string;
+  /** The signal that raised or cleared the alert. */
+  signalId: string;
+  /** When the CP issued the signal (UTC). */
+  issueTime:
+    | Date
+    | undefined;
+  /** When this node applied it (UTC). */
+  effectiveTime: Date | undefined;
+}
+
+/** WatchPairAlertsRequest opens the alert stream. */
+export interface WatchPairAlertsRequest {
+}
+
+/** WatchPairAlertsResponse carries one pair's alert state. */
+export interface WatchPairAlertsResponse {
+  /** The pair's alert after the change (or, on connect, an open alert). */
+  alert: PairAlert | undefined;
 }
 
 function createBasePublishOfferRequest(): PublishOfferRequest {
@@ -1721,6 +1752,320 @@ export const WatchPairsResponse: MessageFns<WatchPairsResponse> = {
   },
 };
 
+function createBasePairAlert(): PairAlert {
+  return {
+    peerWl: "",
+    open: false,
+    reason: "",
+    correlationId: "",
+    signalId: "",
+    issueTime: undefined,
+    effectiveTime: undefined,
+  };
+}
+
+export const PairAlert: MessageFns<PairAlert> = {
+  encode(message: PairAlert, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.peerWl !== "") {
+      writer.uint32(10).string(message.peerWl);
+    }
+    if (message.open !== false) {
+      writer.uint32(16).bool(message.open);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    if (message.correlationId !== "") {
+      writer.uint32(34).string(message.correlationId);
+    }
+    if (message.signalId !== "") {
+      writer.uint32(42).string(message.signalId);
+    }
+    if (message.issueTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.issueTime), writer.uint32(50).fork()).join();
+    }
+    if (message.effectiveTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.effectiveTime), writer.uint32(58).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PairAlert {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePairAlert();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.peerWl = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.open = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.correlationId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.signalId = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.issueTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.effectiveTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PairAlert {
+    return {
+      peerWl: isSet(object.peerWl)
+        ? globalThis.String(object.peerWl)
+        : isSet(object.peer_wl)
+        ? globalThis.String(object.peer_wl)
+        : "",
+      open: isSet(object.open) ? globalThis.Boolean(object.open) : false,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      correlationId: isSet(object.correlationId)
+        ? globalThis.String(object.correlationId)
+        : isSet(object.correlation_id)
+        ? globalThis.String(object.correlation_id)
+        : "",
+      signalId: isSet(object.signalId)
+        ? globalThis.String(object.signalId)
+        : isSet(object.signal_id)
+        ? globalThis.String(object.signal_id)
+        : "",
+      issueTime: isSet(object.issueTime)
+        ? fromJsonTimestamp(object.issueTime)
+        : isSet(object.issue_time)
+        ? fromJsonTimestamp(object.issue_time)
+        : undefined,
+      effectiveTime: isSet(object.effectiveTime)
+        ? fromJsonTimestamp(object.effectiveTime)
+        : isSet(object.effective_time)
+        ? fromJsonTimestamp(object.effective_time)
+        : undefined,
+    };
+  },
+
+  toJSON(message: PairAlert): unknown {
+    const obj: any = {};
+    if (message.peerWl !== "") {
+      obj.peerWl = message.peerWl;
+    }
+    if (message.open !== false) {
+      obj.open = message.open;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.correlationId !== "") {
+      obj.correlationId = message.correlationId;
+    }
+    if (message.signalId !== "") {
+      obj.signalId = message.signalId;
+    }
+    if (message.issueTime !== undefined) {
+      obj.issueTime = message.issueTime.toISOString();
+    }
+    if (message.effectiveTime !== undefined) {
+      obj.effectiveTime = message.effectiveTime.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PairAlert>, I>>(base?: I): PairAlert {
+    return PairAlert.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PairAlert>, I>>(object: I): PairAlert {
+    const message = createBasePairAlert();
+    message.peerWl = object.peerWl ?? "";
+    message.open = object.open ?? false;
+    message.reason = object.reason ?? "";
+    message.correlationId = object.correlationId ?? "";
+    message.signalId = object.signalId ?? "";
+    message.issueTime = object.issueTime ?? undefined;
+    message.effectiveTime = object.effectiveTime ?? undefined;
+    return message;
+  },
+};
+
+function createBaseWatchPairAlertsRequest(): WatchPairAlertsRequest {
+  return {};
+}
+
+export const WatchPairAlertsRequest: MessageFns<WatchPairAlertsRequest> = {
+  encode(_: WatchPairAlertsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchPairAlertsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchPairAlertsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): WatchPairAlertsRequest {
+    return {};
+  },
+
+  toJSON(_: WatchPairAlertsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchPairAlertsRequest>, I>>(base?: I): WatchPairAlertsRequest {
+    return WatchPairAlertsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchPairAlertsRequest>, I>>(_: I): WatchPairAlertsRequest {
+    const message = createBaseWatchPairAlertsRequest();
+    return message;
+  },
+};
+
+function createBaseWatchPairAlertsResponse(): WatchPairAlertsResponse {
+  return { alert: undefined };
+}
+
+export const WatchPairAlertsResponse: MessageFns<WatchPairAlertsResponse> = {
+  encode(message: WatchPairAlertsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.alert !== undefined) {
+      PairAlert.encode(message.alert, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchPairAlertsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchPairAlertsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.alert = PairAlert.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchPairAlertsResponse {
+    return { alert: isSet(object.alert) ? PairAlert.fromJSON(object.alert) : undefined };
+  },
+
+  toJSON(message: WatchPairAlertsResponse): unknown {
+    const obj: any = {};
+    if (message.alert !== undefined) {
+      obj.alert = PairAlert.toJSON(message.alert);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchPairAlertsResponse>, I>>(base?: I): WatchPairAlertsResponse {
+    return WatchPairAlertsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchPairAlertsResponse>, I>>(object: I): WatchPairAlertsResponse {
+    const message = createBaseWatchPairAlertsResponse();
+    message.alert = (object.alert !== undefined && object.alert !== null)
+      ? PairAlert.fromPartial(object.alert)
+      : undefined;
+    return message;
+  },
+};
+
 /**
  * StorefrontService is the WL node's local API for the WL's own services: publish this WL's exportable offers,
  * list other WLs' imported offers, and buy them.
@@ -1843,6 +2188,18 @@ export const StorefrontServiceService = {
     responseSerialize: (value: WatchPairsResponse): Buffer => Buffer.from(WatchPairsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): WatchPairsResponse => WatchPairsResponse.decode(value),
   },
+  /** The CP's imbalance alerts for this WL's pairs: every open alert on connect, then each raise and clear. */
+  watchPairAlerts: {
+    path: "/xporty.node.v1.StorefrontService/WatchPairAlerts" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: WatchPairAlertsRequest): Buffer =>
+      Buffer.from(WatchPairAlertsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatchPairAlertsRequest => WatchPairAlertsRequest.decode(value),
+    responseSerialize: (value: WatchPairAlertsResponse): Buffer =>
+      Buffer.from(WatchPairAlertsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WatchPairAlertsResponse => WatchPairAlertsResponse.decode(value),
+  },
 } as const;
 
 export interface StorefrontServiceServer extends UntypedServiceImplementation {
@@ -1873,6 +2230,8 @@ export interface StorefrontServiceServer extends UntypedServiceImplementation {
    * falls behind is ended with ABORTED (reason SUBSCRIBER_LAGGED): subscribe again, the first message is current.
    */
   watchPairs: handleServerStreamingCall<WatchPairsRequest, WatchPairsResponse>;
+  /** The CP's imbalance alerts for this WL's pairs: every open alert on connect, then each raise and clear. */
+  watchPairAlerts: handleServerStreamingCall<WatchPairAlertsRequest, WatchPairAlertsResponse>;
 }
 
 export interface StorefrontServiceClient extends Client {
@@ -2034,6 +2393,16 @@ export interface StorefrontServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<WatchPairsResponse>;
+  /** The CP's imbalance alerts for this WL's pairs: every open alert on connect, then each raise and clear. */
+  watchPairAlerts(
+    request: WatchPairAlertsRequest,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchPairAlertsResponse>;
+  watchPairAlerts(
+    request: WatchPairAlertsRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchPairAlertsResponse>;
 }
 
 export const StorefrontServiceClient = makeGenericClientConstructor(
@@ -2056,6 +2425,28 @@ export type DeepPartial<T> = T extends Builtin ? T
 type KeysOfUnion<T> = T extends T ? keyof T : never;
 export type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
+function toTimestamp(date: Date): Timestamp {
+  const seconds = Math.trunc(date.getTime() / 1_000).toString();
+  const nanos = (date.getTime() % 1_000) * 1_000_000;
+  return { seconds, nanos };
+}
+
+function fromTimestamp(t: Timestamp): Date {
+  let millis = (globalThis.Number(t.seconds) || 0) * 1_000;
+  millis += (t.nanos || 0) / 1_000_000;
+  return new globalThis.Date(millis);
+}
+
+function fromJsonTimestamp(o: any): Date {
+  if (o instanceof globalThis.Date) {
+    return o;
+  } else if (typeof o === "string") {
+    return new globalThis.Date(o);
+  } else {
+    return fromTimestamp(Timestamp.fromJSON(o));
+  }
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;

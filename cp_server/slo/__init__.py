@@ -1,0 +1,1 @@
+"""Operational telemetry from the nodes and the live SLO report (``AnalyticsService/GetSloReport``)."""

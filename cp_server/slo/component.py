@@ -1,0 +1,70 @@
+"""The SLO feature of the CP: ReportOperations ingest and GetSloReport, served by the risk component's
+TelemetryService and AnalyticsService (their authorization rules are this feature's)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from xporty.cp.v1 import analytics_pb2, analytics_service_pb2, telemetry_service_pb2
+from xwl_runtime.authz import Rule, service_methods
+from xwl_runtime.component import Component
+from xwl_runtime.errors import InvalidArgument, PermissionDenied
+from xwl_runtime.identity import Kind
+from xwl_runtime.pipeline import caller
+
+from .report import Figure, SloReporter
+from .store import OperationsStore
+
+if TYPE_CHECKING:
+    from cp_server.context import CpContext
+
+TELEMETRY = telemetry_service_pb2.DESCRIPTOR.services_by_name["TelemetryService"].full_name
+ANALYTICS = analytics_service_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name
+AUTHZ: dict[str, Rule] = {
+    **service_methods(TELEMETRY, ["ReportOperations"], Rule(frozenset({Kind.WL}))),
+    **service_methods(ANALYTICS, ["GetSloReport"], Rule(frozenset({Kind.OPS}))),
+}
+DEFAULT_WINDOW_S = 3600
+MAX_WINDOW_S = 30 * 24 * 3600
+
+
+def figure_proto(f: Figure) -> analytics_pb2.SloFigure:
+    return analytics_pb2.SloFigure(name=f.name, scope=f.scope, value="" if f.value is None else format(f.value, "f"),
+                                   target=format(f.target, "f"), unit=f.unit, breach=f.breach, samples=f.samples)
+
+
+@dataclass
+class Slo:
+    """The handlers the telemetry and analytics servicers delegate to."""
+
+    component: Component
+    store: OperationsStore
+    reporter: SloReporter
+    ctx: CpContext
+
+    async def report_operations(self, request: telemetry_service_pb2.ReportOperationsRequest
+                                ) -> telemetry_service_pb2.ReportOperationsResponse:
+        ident = caller()
+        if ident.kind is not Kind.WL or ident.wl_id is None:
+            raise PermissionDenied("only WL nodes report operations", reason="NOT_A_NODE")
+        await self.store.ingest(ident.wl_id, request, self.ctx.clock.now())
+        return telemetry_service_pb2.ReportOperationsResponse()
+
+    async def slo_report(self, request: analytics_service_pb2.GetSloReportRequest
+                         ) -> analytics_service_pb2.GetSloReportResponse:
+        window_s = request.window_seconds or DEFAULT_WINDOW_S
+        if not 0 < window_s <= MAX_WINDOW_S:
+            raise InvalidArgument.field("window_seconds", f"1 to {MAX_WINDOW_S}")
+        now = self.ctx.clock.now()
+        figures = await self.reporter.report(now, dt.timedelta(seconds=window_s))
+        resp = analytics_service_pb2.GetSloReportResponse(figures=[figure_proto(f) for f in figures],
+                                                          window_seconds=window_s)
+        resp.generate_time.FromDatetime(now)
+        return resp
+
+
+def install(ctx: CpContext) -> Slo:
+    return Slo(component=Component(name="slo", authz=dict(AUTHZ)), store=OperationsStore(ctx.engine),
+               reporter=SloReporter(ctx.engine), ctx=ctx)

@@ -1,0 +1,111 @@
+"""A real Prometheus scrapes a CP and two trading nodes during a checkout burst; p99 confirmation per peer is finite.
+
+Needs the ``prometheus`` binary (Debian package, installed by ``.ci/run``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import shutil
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.observability.world import buy_many, running_world
+from xcwl.demo_world import free_port
+
+pytestmark = pytest.mark.timeout(240)
+
+SCRAPE = "500ms"
+P99 = ("histogram_quantile(0.99, sum by (le, exporter) "
+       "(rate(xcwl_checkout_confirmation_seconds_bucket[30s])))")
+
+
+def _prometheus() -> str:
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.skip("the prometheus binary is not installed (.ci/run installs the Debian package)")
+    return binary
+
+
+def _query(port: int, expr: str) -> list[dict[str, Any]]:
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback test server
+        body = json.load(resp)
+    assert body["status"] == "success", body
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
+
+
+async def _eventually(check: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await asyncio.to_thread(check)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.5)
+
+
+async def test_prometheus_sees_finite_p99_confirmation_per_peer(tmp_path: Path) -> None:
+    binary = _prometheus()
+    async with running_world(tmp_path, metrics=True) as (world, ports):
+        targets = [f"127.0.0.1:{ports[name]}" for name in ("cp", "wl-a", "wl-b")]
+        config = tmp_path / "prometheus.yml"
+        config.write_text(
+            f"global:\n  scrape_interval: {SCRAPE}\n  scrape_timeout: {SCRAPE}\n"
+            "scrape_configs:\n  - job_name: xcwl\n    static_configs:\n"
+            f"      - targets: {json.dumps(targets)}\n"
+        )
+        web = free_port()
+        log = (tmp_path / "prometheus.log").open("wb")
+        proc = _start_prometheus(binary, config, tmp_path / "tsdb", web, log)
+        try:
+            await _eventually(lambda: proc.poll() is not None or len(_safe_query(web, "up == 1")) == 3, 60,
+                              "3 targets up")
+            assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()[-2000:]
+            # A burst of checkouts both ways, spread over several scrapes: wl-b buys wl-a's, wl-a buys wl-b's.
+            results = await asyncio.gather(
+                buy_many(world, "wl-b", "wl-a:a-3", 40, "prom-b"),
+                buy_many(world, "wl-a", "wl-b:b-2", 40, "prom-a"),
+            )
+            assert all(len(r) == 40 for r in results)
+            series = await _eventually(lambda: _p99_both(web), 30, "p99 per peer")
+            by_peer = {s["metric"]["exporter"]: float(s["value"][1]) for s in series}
+            assert set(by_peer) == {"wl-a", "wl-b"}, by_peer
+            for peer, p99 in by_peer.items():
+                assert math.isfinite(p99) and 0 < p99 <= 10, (peer, p99)
+            # The CP and the nodes expose their own families too.
+            assert _query(web, "xcwl_rpc_server_duration_seconds_count{service=\"xporty.trader.v1.TraderService\","
+                               "method=\"PlaceOrder\",code=\"OK\"}")
+            assert _query(web, "xcwl_events_ingested_total")
+            assert _query(web, "xcwl_policy_applied_version > 0")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+            log.close()
+
+
+def _start_prometheus(binary: str, config: Path, tsdb: Path, port: int, log: Any) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={tsdb}",
+                             f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+
+
+def _safe_query(port: int, expr: str) -> list[dict[str, Any]]:
+    try:
+        return _query(port, expr)
+    except OSError:
+        return []
+
+
+def _p99_both(port: int) -> list[dict[str, Any]] | None:
+    series = [s for s in _safe_query(port, P99) if math.isfinite(float(s["value"][1]))]
+    return series if len(series) == 2 else None

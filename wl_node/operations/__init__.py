@@ -1,0 +1,1 @@
+"""Operational telemetry to the CP: what this node saw as importer (orders, latency, breakers), sent on change."""

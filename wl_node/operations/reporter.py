@@ -1,0 +1,149 @@
+"""The operations reporter: counters and mergeable latency histograms per exporter, reported to the CP in batches.
+
+Nothing is sent while nothing happens: the loop sleeps on an event that the first counted order (or breaker
+transition) of a batch sets, waits ``batch_delay_s`` to gather the rest, then sends the deltas once
+(``TelemetryService/ReportOperations`` over the node's mTLS channel: the CP takes the WL from the certificate).
+A failed send puts the deltas back and retries with jittered backoff, so nothing is lost or counted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+import grpc
+
+from wl_node.cp_channel import CpChannel
+from xporty.cp.v1 import operations_pb2, telemetry_service_pb2
+from xporty.cp.v1 import telemetry_service_pb2_grpc as pb_grpc
+from xwl_runtime.backoff import Backoff
+from xwl_runtime.clock import Clock
+from xwl_runtime.metrics import LATENCY_BUCKETS_S
+
+log = logging.getLogger(__name__)
+
+ANSWERED = {"confirmed": "confirmed", "denied": "denied", "cancelled": "denied", "refused": "denied"}
+"""Order outcomes that are an answer from a healthy exporter (the rest are errors)."""
+
+
+@dataclass
+class _Peer:
+    attempts: int = 0
+    confirmed: int = 0
+    denied: int = 0
+    errors: int = 0
+    counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_S) + 1))
+
+    def add(self, other: _Peer) -> None:
+        self.attempts += other.attempts
+        self.confirmed += other.confirmed
+        self.denied += other.denied
+        self.errors += other.errors
+        self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
+
+
+@dataclass(frozen=True)
+class ReporterConfig:
+    batch_delay_s: float = 5.0
+    """How long the first change of a batch waits for others before the report goes out."""
+    timeout_s: float = 5.0
+    """Deadline of one ReportOperations call."""
+
+
+class OperationsReporter:
+    """Collects the importer's operational deltas and ships them on change."""
+
+    def __init__(self, cp: CpChannel, clock: Clock, config: ReporterConfig | None = None) -> None:
+        self._cp = cp
+        self._clock = clock
+        self.config = config or ReporterConfig()
+        self._peers: dict[str, _Peer] = {}
+        self._transitions: list[operations_pb2.BreakerTransition] = []
+        self._since = clock.now()
+        self._dirty = asyncio.Event()
+        self._backoff = Backoff(base_s=0.5, cap_s=30.0)
+        self.reports_sent = 0
+
+    def order(self, exporter: str, outcome: str, seconds: float | None) -> None:
+        """Count one order operation (``NodeMetrics.order``'s outcomes)."""
+        peer = self._peers.setdefault(exporter, _Peer())
+        peer.attempts += 1
+        kind = ANSWERED.get(outcome)
+        if kind == "confirmed":
+            peer.confirmed += 1
+        elif kind == "denied":
+            peer.denied += 1
+        else:
+            peer.errors += 1
+        if seconds is not None:
+            peer.counts[bisect.bisect_left(LATENCY_BUCKETS_S, seconds)] += 1
+        self._dirty.set()
+
+    def breaker(self, exporter: str, to_state: str, reason: str) -> None:
+        transition = operations_pb2.BreakerTransition(peer_wl=exporter, to_state=to_state, reason=reason[:128])
+        transition.time.FromDatetime(self._clock.now())
+        self._transitions.append(transition)
+        self._dirty.set()
+
+    def _take(self) -> tuple[dict[str, _Peer], list[operations_pb2.BreakerTransition], dt.datetime]:
+        taken = (self._peers, self._transitions, self._since)
+        self._peers, self._transitions, self._since = {}, [], self._clock.now()
+        self._dirty.clear()
+        return taken
+
+    def _put_back(self, peers: dict[str, _Peer], transitions: list[operations_pb2.BreakerTransition],
+                  since: dt.datetime) -> None:
+        for exporter, peer in peers.items():
+            self._peers.setdefault(exporter, _Peer()).add(peer)
+        self._transitions[:0] = transitions
+        self._since = since
+        self._dirty.set()
+
+    async def flush(self) -> bool:
+        """Send what changed since the last report (True if nothing was left unsent)."""
+        peers, transitions, since = self._take()
+        if not peers and not transitions:
+            return True
+        request = telemetry_service_pb2.ReportOperationsRequest(transitions=transitions)
+        request.window_start.FromDatetime(since)
+        request.window_end.FromDatetime(self._clock.now())
+        for exporter, p in sorted(peers.items()):
+            request.peers.append(operations_pb2.PeerOperations(
+                exporter_wl=exporter, attempts=p.attempts, confirmed=p.confirmed, denied=p.denied, errors=p.errors,
+                confirmation=operations_pb2.LatencyHistogram(bounds_seconds=LATENCY_BUCKETS_S, counts=p.counts)))
+        try:
+            async with self._cp.lease() as channel:
+                await pb_grpc.TelemetryServiceStub(channel).ReportOperations(
+                    request, timeout=self.config.timeout_s, metadata=self._cp.metadata())
+        except grpc.aio.AioRpcError as err:
+            if err.code() is grpc.StatusCode.INVALID_ARGUMENT:
+                log.error("operations report refused; dropped", extra={"fields": {"code": err.code().name}})
+                return True
+            self._put_back(peers, transitions, since)
+            return False
+        self.reports_sent += 1
+        return True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await _wait_any(stop, self._dirty)  # idle: no timer, no traffic
+            if stop.is_set():
+                break
+            await _wait_any(stop, timeout=self.config.batch_delay_s)
+            if await self.flush():
+                self._backoff.reset()
+            else:
+                await _wait_any(stop, timeout=self._backoff.next_delay())
+        await self.flush()  # a last report on shutdown
+
+
+async def _wait_any(*events: asyncio.Event, timeout: float | None = None) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
