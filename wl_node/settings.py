@@ -6,6 +6,8 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cadence import IdleCadence
+
 MAX_RECEIVE_BYTES = 1024 * 1024
 """Largest request on a node's listener: PublishOffer with a 5,000-character description and 20 image URLs of
 2,048 characters is ~60 KB; PlaceOrder, ListOffers and Checkout requests are under 1 KB (docs/operations.md)."""
@@ -47,3 +49,5 @@ class NodeSettings:
     """Deadline of one PlaceOrder/CancelOrder/GetOrder operation at a peer (all retries included)."""
     offer_digest_interval: dt.timedelta = dt.timedelta(seconds=60)
     """Period of the offer digest report to the CP (compensation plans); local offer changes report sooner."""
+    cadence: IdleCadence = IdleCadence()
+    """Idle cadence of every background loop (``wl_node.cadence``; ``docs/scaling.md``)."""

@@ -146,4 +146,10 @@ def node_settings(args: argparse.Namespace) -> NodeSettings:
         if int(order_timeout_ms) < 1:
             raise CliError(f"--order-timeout-ms: expected a positive number of milliseconds, got {order_timeout_ms}")
         settings = replace(settings, order_timeout=dt.timedelta(milliseconds=int(order_timeout_ms)))
+    cadence = getattr(args, "cadence", None)
+    if cadence:
+        try:
+            settings = replace(settings, cadence=settings.cadence.with_overrides(list(cadence)))
+        except ValueError as err:
+            raise CliError(f"--cadence: {err}") from None
     return settings

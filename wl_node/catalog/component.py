@@ -57,8 +57,12 @@ def build(
     notifier = FeedNotifier()
     book = OfferBook(ctx.engine, ctx.clock, notifier, ctx.settings.wl_id)
     snapshot = ImportedCatalog(ctx.engine, ctx.clock, before_commit=before_commit)
+    cadence = ctx.settings.cadence
+    sync_settings = sync_settings or SyncSettings(
+        stream_timeout_s=cadence.offer_stream_timeout_s, fallback_cap_s=cadence.offer_fallback_cap_s,
+        supervisor_interval_s=cadence.catalog_supervisor_s)
     sync = CatalogSync(policy, snapshot, ctx.clock, ctx.tls, settings=sync_settings, channel_factory=channel_factory)
-    trader = TraderServicer(ctx.engine, policy, ctx.clock, notifier, orders)
+    trader = TraderServicer(ctx.engine, policy, ctx.clock, notifier, orders, heartbeat_s=cadence.offer_heartbeat_s)
     view = ImportedView(ctx.engine, availability)
     storefront = StorefrontServicer(ctx.settings, policy, book, view)
 
