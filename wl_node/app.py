@@ -88,7 +88,10 @@ def build_features(ctx: NodeContext, state: PolicyState, cp: CpChannel) -> Featu
     """
     runner = TxRunner(ctx.settings.db_url)  # one transaction runner shared by the order desk and the checkout
     telemetry = telemetry_component.install(ctx, cp)
-    risk = risk_component.install(ctx, state, cp)
+    kick = telemetry.shipper.kick if telemetry.shipper is not None else None
+    if kick is not None:  # events leave right after the transaction that wrote them: the shipper never polls
+        runner.add_commit_listener(kick)
+    risk = risk_component.install(ctx, state, cp, on_enqueued=kick)
     if risk.gate is None or risk.desk_guard is None:
         raise RuntimeError("the risk component always builds its gate and desk guard")
     orders = orders_component.install(ctx, state, catalog_offer_stock(clock=ctx.clock), runner=runner,
@@ -106,8 +109,11 @@ def build_features(ctx: NodeContext, state: PolicyState, cp: CpChannel) -> Featu
                                      ctx.settings.offer_digest_interval)
     order_timeout = ctx.settings.order_timeout
     # The reconciler may only call a PENDING checkout in doubt long after its order's deadline has passed.
+    cadence = ctx.settings.cadence
     config = CheckoutConfig(peers=PeerConfig(order_timeout_s=order_timeout.total_seconds()),
-                            in_doubt_after=max(dt.timedelta(seconds=2), 4 * order_timeout))
+                            in_doubt_after=max(dt.timedelta(seconds=2), 4 * order_timeout),
+                            reconcile_interval_s=cadence.reconcile_busy_s, reconcile_idle_s=cadence.reconcile_idle_s,
+                            outbox_idle_s=cadence.outbox_idle_s)
     checkouts = checkout_component.install(
         ctx, state, cp, CatalogImportedOffers(catalog.view, state), runner=runner, config=config,
         enforcer=risk.gate.signal_gate, import_guard=risk.guard,
@@ -240,7 +246,7 @@ async def build_node(
             insecure_dev=settings.insecure_dev,
             serving=False,
         )
-        health = NodeHealth(state, server.set_serving)
+        health = NodeHealth(state, server.set_serving, interval_s=settings.cadence.health_s)
         agent.add_observer(health.evaluate)
         await health.evaluate()
         app = NodeApp(
