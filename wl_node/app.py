@@ -37,6 +37,7 @@ from .context import NodeContext
 from .cp_channel import CpChannel, cp_channel_factory
 from .health import NodeHealth
 from .identity import CertificateRenewer, load_or_enroll, renewal_component
+from .lean import limit_malloc_arenas
 from .orders import component as orders_component
 from .orders.catalog_stock import catalog_offer_stock
 from .orders.txn import TxRunner
@@ -205,7 +206,7 @@ async def build_node(
 ) -> NodeApp:
     """Build and start a node; ``extra_components`` lets tests add services (the root itself lists features)."""
     clock = clock or SystemClock()
-    engine = await open_store(settings.db_url, settings.wl_id)
+    engine = await open_store(settings.db_url, settings.wl_id, migrate_in_process=not settings.migrate_in_child)
     cp: CpChannel | None = None
     server: RunningServer | None = None
     try:
@@ -270,6 +271,7 @@ async def build_node(
 
 async def run_node(settings: NodeSettings) -> None:
     """Serve until SIGTERM or SIGINT, then drain gracefully."""
+    limit_malloc_arenas()  # before the server and store start their threads
     app = await build_node(settings)
     try:
         await wait_for_termination_signal()

@@ -51,3 +51,6 @@ class NodeSettings:
     """Period of the offer digest report to the CP (compensation plans); local offer changes report sooner."""
     cadence: IdleCadence = IdleCadence()
     """Idle cadence of every background loop (``wl_node.cadence``; ``docs/scaling.md``)."""
+    migrate_in_child: bool = False
+    """Apply the store's migrations in a short-lived child process (``xcwl wl serve`` does), so Alembic never
+    occupies the long-lived node's memory."""

@@ -139,6 +139,7 @@ def node_settings(args: argparse.Namespace) -> NodeSettings:
         cp_enroll_target=host_port("--cp-enroll", args.cp_enroll) if args.cp_enroll else "",
         bootstrap_token=args.bootstrap_token or "",
         insecure_dev=bool(args.insecure_dev),
+        migrate_in_child=True,  # a long-lived process: keep Alembic out of its memory
         **extra,
     )
     order_timeout_ms = getattr(args, "order_timeout_ms", None)

@@ -95,6 +95,11 @@ def install(
     own_runner = runner is None
     runner = runner or TxRunner(ctx.settings.db_url)
     tokens = TokenCache(cp, ctx.clock, audiences=lambda: import_audiences(state))
+
+    async def audiences_changed(_view: policy_pb2.PolicyView) -> None:
+        tokens.poke()  # a newly importable exporter gets its token now, not at the next refresh
+
+    state.add_listener(audiences_changed)
     peers = TraderPeers(state, ctx.tls, tokens, identity=Identity.wl(state.wl_id), config=config.peers,
                         clock=ctx.clock)
     service = CheckoutService(runner=runner, state=state, offers=offers, peers=peers, clock=ctx.clock,

@@ -27,6 +27,7 @@ from xporty.node.v1 import storefront_pb2, storefront_service_pb2
 
 from ..errors import CliError
 from ..node_client import NodeRpcError
+from ..ops_client import OpsClient
 from ._mesh_world import LIMIT, STOCK, MeshWorld
 from ._procstat import CpuWindow, rss_mb
 
@@ -84,11 +85,11 @@ async def policy_propagation(world: MeshWorld, changes: int) -> list[float]:
     return samples
 
 
-async def _applied_times(client: object, n: int, version: int, sent: dt.datetime) -> list[float]:
+async def _applied_times(client: OpsClient, n: int, version: int, sent: dt.datetime) -> list[float]:
     seen: dict[str, float] = {}
     deadline = time.monotonic() + 60
     while len(seen) < n:
-        for s in await client.node_status():  # type: ignore[attr-defined]
+        for s in await client.node_status():
             if s.wl_id not in seen and s.applied_version >= version:
                 seen[s.wl_id] = max(0.0, (s.report_time.ToDatetime(dt.UTC) - sent).total_seconds() * 1000)
         if time.monotonic() > deadline:
@@ -198,10 +199,10 @@ async def risk_reaction(world: MeshWorld, pairs: int, progress: Callable[[str], 
     return samples
 
 
-async def _settled_net(client: object, a: str, b: str) -> Decimal:
+async def _settled_net(client: OpsClient, a: str, b: str) -> Decimal:
     deadline = time.monotonic() + SETTLE_TIMEOUT_S
     while True:
-        for row in await client.balances():  # type: ignore[attr-defined]
+        for row in await client.balances():
             if {row.wl_a, row.wl_b} == {a, b} and Decimal(row.net_delta) != 0:
                 return Decimal(row.net_delta)
         if time.monotonic() > deadline:
@@ -209,11 +210,12 @@ async def _settled_net(client: object, a: str, b: str) -> Decimal:
         await asyncio.sleep(0.1)
 
 
-async def _wait_disable(client: object, pair: set[str], after: int) -> signal_pb2.Signal:
+async def _wait_disable(client: OpsClient, pair: set[str], after: int) -> signal_pb2.Signal:
     deadline = time.monotonic() + REACTION_TIMEOUT_S
     while True:
-        for s in await client.signals(page_size=100):  # type: ignore[attr-defined]
-            if s.sequence > after and s.kind == signal_pb2.SIGNAL_KIND_DISABLE and {s.exporter_wl, s.importer_wl} == pair:
+        for s in await client.signals(page_size=100):
+            disable = s.kind == signal_pb2.SIGNAL_KIND_DISABLE
+            if s.sequence > after and disable and {s.exporter_wl, s.importer_wl} == pair:
                 return s
         if time.monotonic() > deadline:
             raise CliError(f"no DISABLE for {sorted(pair)} within {REACTION_TIMEOUT_S:.0f} s")

@@ -41,6 +41,8 @@ ORDER_TIMEOUT_MS = 2000
 START_BATCH = 5
 """Nodes started at once (each start imports the node's stack and enrolls: CPU-heavy for a second or two)."""
 CONVERGE_TIMEOUT_S = 600.0
+START_TIMEOUT_S = 300.0
+"""A node's start (imports, migrations in a child, enrollment) on a loaded shared machine can take a while."""
 
 
 def wl_name(i: int) -> str:
@@ -108,7 +110,7 @@ class MeshWorld:
         for index in range(replicas):  # one after the other: the first start migrates the shared database
             proc = self._spawn_cp(index)
             self.cp_procs.append(proc)
-            await self.demo.wait_serving(proc, f"127.0.0.1:{self.cp_ports[index]}")
+            await self.wait_serving(proc, f"127.0.0.1:{self.cp_ports[index]}")
         if replicas > 1:  # nodes reach the replicas through a TCP load balancer, as they would in production
             self.balancer = TcpBalancer([f"127.0.0.1:{p}" for p in self.cp_ports])
             self.demo.cp_port = await self.balancer.start()
@@ -142,7 +144,21 @@ class MeshWorld:
             "--db", self.demo.node_db(wl), "--listen", self.demo.node_target(wl),
             "--state-dir", str(node_dir / "state"), "--order-timeout-ms", str(ORDER_TIMEOUT_MS),
         ])
-        await self.demo.wait_serving(proc, self.demo.node_target(wl), Identity.wl(wl))
+        await self.wait_serving(proc, self.demo.node_target(wl), Identity.wl(wl))
+
+    async def wait_serving(self, proc: Proc, target: str, expected: Identity | None = None) -> None:
+        """Health SERVING at ``target`` within START_TIMEOUT_S (the demo's wait, with a longer deadline)."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        async with self.demo.client(target, expected) as client:
+            while True:
+                if proc.popen.poll() is not None:
+                    raise CliError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.tail()}")
+                with contextlib.suppress(CliError):  # not listening yet, or NOT_SERVING
+                    if await client.health() == "SERVING":
+                        return
+                if time.monotonic() > deadline:
+                    raise CliError(f"{proc.name} not SERVING after {START_TIMEOUT_S:.0f} s:\n{proc.tail()}")
+                await asyncio.sleep(0.1)
 
     async def _open_pairs(self) -> None:
         pairs = [(a, b) for i, a in enumerate(self.wls) for b in self.wls[i + 1:]]
@@ -201,7 +217,8 @@ class MeshWorld:
                 await app.publish(offer_pb2.Offer(
                     offer_id=offer_id, title=f"{wl} offer {offer_id}", description="bench offer", category="bench",
                     unit_price=money_pb2.Money(currency=currency, amount=PRICE), stock=STOCK,
-                    manager=offer_pb2.TraderContact(name="Trader", email=f"trader@{wl}.example", phone="+55 11 91234-5678")))
+                    manager=offer_pb2.TraderContact(name="Trader", email=f"trader@{wl}.example",
+                                                    phone="+55 11 91234-5678")))
 
         await asyncio.gather(*(publish(wl) for wl in self.wls))
         self.progress(f"{self.offers} offers published by each of the {self.n} WLs")
@@ -236,7 +253,7 @@ class MeshWorld:
     async def restart_cp(self, index: int) -> None:
         proc = self._spawn_cp(index)
         self.cp_procs[index] = proc
-        await self.demo.wait_serving(proc, f"127.0.0.1:{self.cp_ports[index]}")
+        await self.wait_serving(proc, f"127.0.0.1:{self.cp_ports[index]}")
 
     # --- tear-down ------------------------------------------------------------------------------------------
     async def close(self) -> list[str]:
