@@ -42,7 +42,7 @@ from xwl_runtime.identity import Identity
 from xwl_runtime.tls import TlsMaterial, secure_channel
 
 from .snapshot import ImportedCatalog
-from .visibility import import_terms, importable_exporters
+from .visibility import ImportTerms, import_terms, importable_exporters
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,8 @@ class _Worker:
         self._stream_up = False
         self._last_message = 0.0
         self._fallback = Backoff(sync.settings.poll_interval_s, sync.settings.fallback_cap_s, sync.rng)
+        self.terms: ImportTerms | None = None
+        """The import terms of the last pull: a policy change that leaves them as they are needs no pull."""
 
     def _importable(self) -> bool:
         return not self.stop.is_set() and import_terms(self.sync.state, self.exporter) is not None
@@ -171,7 +173,7 @@ class _Worker:
 
         self.sync.stats.pulls += 1
         state = await catalog.load_cursor(self.exporter)
-        terms = import_terms(self.sync.state, self.exporter)
+        terms = self.terms = import_terms(self.sync.state, self.exporter)
         if terms is not None and state.exists and state.fx_version != terms.fx_version:
             await catalog.reprice(self.exporter, terms)
             state = await catalog.load_cursor(self.exporter)
@@ -312,8 +314,8 @@ class CatalogSync:
             if exporter not in importable:
                 worker.stop.set()
                 worker.wake.set()
-            else:
-                worker.wake.set()  # maybe a new FX version or endpoint
+            elif import_terms(self.state, exporter) != worker.terms:
+                worker.wake.set()  # a new FX version or endpoint: re-price / reconnect now
         for exporter in await self.catalog.known_exporters():
             if exporter not in importable:
                 await self.catalog.hide(exporter, "policy")
