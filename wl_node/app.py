@@ -111,7 +111,8 @@ def build_features(ctx: NodeContext, state: PolicyState, cp: CpChannel) -> Featu
     order_timeout = ctx.settings.order_timeout
     # The reconciler may only call a PENDING checkout in doubt long after its order's deadline has passed.
     cadence = ctx.settings.cadence
-    config = CheckoutConfig(peers=PeerConfig(order_timeout_s=order_timeout.total_seconds()),
+    config = CheckoutConfig(peers=PeerConfig(order_timeout_s=order_timeout.total_seconds(),
+                                             channel_idle_s=cadence.peer_channel_idle_s),
                             in_doubt_after=max(dt.timedelta(seconds=2), 4 * order_timeout),
                             reconcile_interval_s=cadence.reconcile_busy_s, reconcile_idle_s=cadence.reconcile_idle_s,
                             outbox_idle_s=cadence.outbox_idle_s)

@@ -36,6 +36,8 @@ class IdleCadence:
     """The compensation outbox looks for due rows this often when nothing kicked it and no retry is scheduled."""
     health_s: float = 5.0
     """The node re-evaluates its health (policy view staleness) this often."""
+    peer_channel_idle_s: float = 120.0
+    """A channel to a peer's TraderService for orders drops its connection after this long without an order."""
 
     def validate(self) -> IdleCadence:
         """Self, or ValueError naming the first cadence that is not a positive number of seconds."""
