@@ -89,8 +89,12 @@ class MeshWorld:
         self.demo.pki.issue(Identity.ops(OPERATOR))
         await self._start_cps()
         await self._register()
+        # Pairs first, as an operator preparing a mesh would: each node then receives the full view once when it
+        # connects, instead of every node receiving (and reporting) each of the 3·N(N−1)/2 set-up changes.
+        version = await self._open_pairs()
         await self._start_nodes()
-        await self._open_pairs()
+        took = await self.wait_applied(version)
+        self.progress(f"every node applied policy version {version} ({took:.1f} s after the last start)")
         await self._publish_offers()
         await self._wait_catalogs()
         self.progress(f"mesh of {self.n} nodes ready in {time.monotonic() - started:.0f} s")
@@ -160,7 +164,7 @@ class MeshWorld:
                     raise CliError(f"{proc.name} not SERVING after {START_TIMEOUT_S:.0f} s:\n{proc.tail()}")
                 await asyncio.sleep(0.1)
 
-    async def _open_pairs(self) -> None:
+    async def _open_pairs(self) -> int:
         pairs = [(a, b) for i, a in enumerate(self.wls) for b in self.wls[i + 1:]]
         version = 0
         queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
@@ -187,8 +191,8 @@ class MeshWorld:
                         self.progress(f"pairs opened: {done[0]}/{len(pairs)}")
 
         await asyncio.gather(*(worker() for _ in range(4)))
-        took = await self.wait_applied(version)
-        self.progress(f"{len(pairs)} pairs open; every node applied policy version {version} ({took:.1f} s)")
+        self.progress(f"{len(pairs)} pairs open (policy version {version})")
+        return version
 
     async def wait_applied(self, version: int, timeout: float = CONVERGE_TIMEOUT_S) -> float:
         """Seconds until every node reported applying ``version`` (or later)."""
