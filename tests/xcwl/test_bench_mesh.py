@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.xcwl.runner import xcwl
 
 NODES = 3
 
 
+@pytest.mark.timeout(300)  # four real processes start; about 30 s on an idle machine, far more on a loaded one
 async def test_bench_mesh_json_runs_every_phase_on_real_processes() -> None:
     result = await xcwl("bench", "mesh", "--json", "--nodes", str(NODES), "--settle", "1", "--idle", "2",
                         "--policy-changes", "2", "--rate", "4", "--trade", "2", "--risk-pairs", "1", timeout=240)

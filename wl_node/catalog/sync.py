@@ -68,8 +68,9 @@ class SyncSettings:
     rpc_timeout_s: float = 10.0
     """Deadline of each ListOffers call."""
     backoff_base_s: float = 0.1
-    backoff_cap_s: float = 3.0
-    """Jittered backoff after a failure (exponential, full jitter)."""
+    backoff_cap_s: float = 30.0
+    """Jittered backoff after a failure (exponential, full jitter). Capped at the TTL, not a few seconds: while a
+    mesh starts, a node's workers for peers not up yet would otherwise dial N−1 dead endpoints every few seconds."""
 
 
 @dataclass
