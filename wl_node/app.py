@@ -40,6 +40,7 @@ from .context import NodeContext
 from .cp_channel import CpChannel, cp_channel_factory
 from .health import NodeHealth
 from .identity import CertificateRenewer, load_or_enroll, renewal_component
+from .lean import limit_malloc_arenas
 from .operations.reporter import OperationsReporter
 from .orders import component as orders_component
 from .orders.catalog_stock import catalog_offer_stock
@@ -94,7 +95,10 @@ def build_features(ctx: NodeContext, state: PolicyState, cp: CpChannel) -> Featu
     """
     runner = TxRunner(ctx.settings.db_url)  # one transaction runner shared by the order desk and the checkout
     telemetry = telemetry_component.install(ctx, cp)
-    risk = risk_component.install(ctx, state, cp)
+    kick = telemetry.shipper.kick if telemetry.shipper is not None else None
+    if kick is not None:  # events leave right after the transaction that wrote them: the shipper never polls
+        runner.add_commit_listener(kick)
+    risk = risk_component.install(ctx, state, cp, on_enqueued=kick)
     if risk.gate is None or risk.desk_guard is None:
         raise RuntimeError("the risk component always builds its gate and desk guard")
     orders = orders_component.install(ctx, state, catalog_offer_stock(clock=ctx.clock), runner=runner,
@@ -112,8 +116,12 @@ def build_features(ctx: NodeContext, state: PolicyState, cp: CpChannel) -> Featu
                                      ctx.settings.offer_digest_interval)
     order_timeout = ctx.settings.order_timeout
     # The reconciler may only call a PENDING checkout in doubt long after its order's deadline has passed.
-    config = CheckoutConfig(peers=PeerConfig(order_timeout_s=order_timeout.total_seconds()),
-                            in_doubt_after=max(dt.timedelta(seconds=2), 4 * order_timeout))
+    cadence = ctx.settings.cadence
+    config = CheckoutConfig(peers=PeerConfig(order_timeout_s=order_timeout.total_seconds(),
+                                             channel_idle_s=cadence.peer_channel_idle_s),
+                            in_doubt_after=max(dt.timedelta(seconds=2), 4 * order_timeout),
+                            reconcile_interval_s=cadence.reconcile_busy_s, reconcile_idle_s=cadence.reconcile_idle_s,
+                            outbox_idle_s=cadence.outbox_idle_s)
     checkouts = checkout_component.install(
         ctx, state, cp, CatalogImportedOffers(catalog.view, state), runner=runner, config=config,
         enforcer=risk.gate.signal_gate, import_guard=risk.guard,
@@ -217,7 +225,7 @@ async def build_node(
 ) -> NodeApp:
     """Build and start a node; ``extra_components`` lets tests add services (the root itself lists features)."""
     clock = clock or SystemClock()
-    engine = await open_store(settings.db_url, settings.wl_id)
+    engine = await open_store(settings.db_url, settings.wl_id, migrate_in_process=not settings.migrate_in_child)
     cp: CpChannel | None = None
     server: RunningServer | None = None
     app: NodeApp | None = None
@@ -261,7 +269,7 @@ async def build_node(
             peer_guard=NodePeerGuard(state),
             metrics=ctx.metrics.rpc,
         )
-        health = NodeHealth(state, server.set_serving)
+        health = NodeHealth(state, server.set_serving, interval_s=settings.cadence.health_s)
         agent.add_observer(health.evaluate)
         await health.evaluate()
         app = NodeApp(
@@ -300,6 +308,7 @@ def _view_age_s(state: PolicyState, clock: Clock) -> float:
 
 async def run_node(settings: NodeSettings) -> None:
     """Serve until SIGTERM or SIGINT, then drain gracefully."""
+    limit_malloc_arenas()  # before the server and store start their threads
     app = await build_node(settings)
     try:
         await wait_for_termination_signal()

@@ -6,6 +6,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .cadence import IdleCadence
+
 MAX_RECEIVE_BYTES = 1024 * 1024
 """Largest request on a node's listener: PublishOffer with a 5,000-character description and 20 image URLs of
 2,048 characters is ~60 KB; PlaceOrder, ListOffers and Checkout requests are under 1 KB (docs/operations.md)."""
@@ -60,3 +62,8 @@ class NodeSettings:
     """How long the personal part of checkouts (the buyer reference) is kept; None keeps it. The trade record stays."""
     metrics_listen: str = ""
     """``HOST:PORT`` of the Prometheus scrape endpoint (plain HTTP ``/metrics``); empty = no endpoint."""
+    cadence: IdleCadence = IdleCadence()
+    """Idle cadence of every background loop (``wl_node.cadence``; ``docs/scaling.md``)."""
+    migrate_in_child: bool = False
+    """Apply the store's migrations in a short-lived child process (``xcwl wl serve`` does), so Alembic never
+    occupies the long-lived node's memory."""

@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -114,6 +112,10 @@ def create_sync_engine(url: str) -> sa.Engine:
 
 def upgrade(url: str, script_location: Path, *, version_table: str) -> None:
     """Apply every Alembic migration of ``script_location`` to ``url`` (idempotent; safe for replicas)."""
+    # Imported here: a process that migrates in a child (a WL node) never loads Alembic (~12 MB resident).
+    from alembic import command
+    from alembic.config import Config
+
     engine = create_sync_engine(url)
     try:
         with engine.connect() as conn:

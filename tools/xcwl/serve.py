@@ -13,7 +13,7 @@ import contextlib
 import datetime as dt
 import os
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -267,7 +267,14 @@ def node_settings(args: argparse.Namespace, env: Mapping[str, str] | None = None
     environ = os.environ if env is None else env
     if environ.get(ENV_VAR) and not data.get("data_keys_json"):
         data = merge(data, {"data_keys_json": environ[ENV_VAR]})  # the keys' JSON, read at the edge only
+    data = merge({"migrate_in_child": True}, data)  # a long-lived process: keep Alembic out of its memory
     settings: NodeSettings = build(NodeSettings, data)
+    cadence = getattr(args, "cadence", None)
+    if cadence:
+        try:
+            settings = replace(settings, cadence=settings.cadence.with_overrides(list(cadence)))
+        except ValueError as err:
+            raise CliError(f"--cadence: {err}") from None
     _wl_id("wl_id", settings.wl_id)
     for wl in settings.contact_grants:
         _wl_id("contact_grants", wl)

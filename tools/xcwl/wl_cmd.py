@@ -43,6 +43,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     flags.add(serve, "--state-dir", metavar="DIR", help="where the last-known-good policy view is kept")
     flags.add(serve, "--order-timeout-ms", type=int, metavar="MS",
               help="deadline of one order operation at a peer exporter, retries included (default 300)")
+    serve.add_argument("--cadence", action="append", default=[], metavar="NAME=SECONDS",
+                       help="idle cadence of a background loop, e.g. shipper_idle=30 (repeatable; docs/scaling.md)")
     flags.add(serve, "--insecure-dev", action="store_true", default=False, help="plaintext; development only")
     serve.add_argument("--data-key-file", metavar="FILE",
                        help="key file of the personal data at rest (default <state-dir>/data-keys.json, created "

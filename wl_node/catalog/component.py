@@ -63,9 +63,14 @@ def build(
     accounts = TraderAccounts(ctx.keyring, ctx.settings.wl_id)
     book = OfferBook(ctx.engine, ctx.clock, notifier, ctx.settings.wl_id, accounts)
     snapshot = ImportedCatalog(ctx.engine, ctx.clock, before_commit=before_commit)
+    cadence = ctx.settings.cadence
+    sync_settings = sync_settings or SyncSettings(
+        stream_timeout_s=cadence.offer_stream_timeout_s, fallback_cap_s=cadence.offer_fallback_cap_s,
+        supervisor_interval_s=cadence.catalog_supervisor_s)
     sync = CatalogSync(policy, snapshot, ctx.clock, ctx.tls, settings=sync_settings, channel_factory=channel_factory)
     disclosures = ContactDisclosure(ctx.engine, accounts, ctx.clock, grants=frozenset(ctx.settings.contact_grants))
-    trader = TraderServicer(ctx.engine, policy, ctx.clock, notifier, orders, disclosures=disclosures)
+    trader = TraderServicer(ctx.engine, policy, ctx.clock, notifier, orders, disclosures=disclosures,
+                            heartbeat_s=cadence.offer_heartbeat_s)
     view = ImportedView(ctx.engine, availability)
     storefront = StorefrontServicer(ctx.settings, policy, book, view)
     storefront.attach_contacts(ContactRequester(policy, ctx.tls, sync.channel_factory))

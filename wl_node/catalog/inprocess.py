@@ -16,6 +16,7 @@ from pathlib import Path
 from google.protobuf import duration_pb2
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wl_node.cadence import IdleCadence
 from wl_node.context import NodeContext
 from wl_node.policy.state import PolicyState
 from wl_node.settings import NodeSettings
@@ -104,6 +105,7 @@ async def start_node(
     wl_id: str, db_url: str, pki: PkiDir, *, clock: Clock | None = None, pii_apps: Sequence[str] = (),
     sync_settings: SyncSettings | None = None, before_commit: BeforeCommit | None = None, run_loops: bool = True,
     contact_grants: Sequence[str] = (),
+    cadence: IdleCadence | None = None,
 ) -> CatalogNode:
     """Migrate ``db_url``, build the catalog component and serve it over mTLS on an ephemeral port."""
     identity = Identity.wl(wl_id)
@@ -113,7 +115,8 @@ async def start_node(
     await asyncio.to_thread(migrate, db_url)
     engine = db.create_engine(db_url)
     settings = NodeSettings(wl_id=wl_id, pki_dir=pki.root, cp_target="127.0.0.1:1", db_url=db_url,
-                            listen="127.0.0.1:0", pii_apps=tuple(pii_apps), contact_grants=tuple(contact_grants))
+                            listen="127.0.0.1:0", pii_apps=tuple(pii_apps), contact_grants=tuple(contact_grants),
+                            cadence=cadence or IdleCadence())
     clock = clock or SystemClock()
     state = PolicyState(wl_id, clock, dt.timedelta(days=1))
     ctx = NodeContext(settings=settings, engine=engine, clock=clock, tls=material)

@@ -4,8 +4,12 @@ Per exporter (``_Worker``):
 
 1. first a full sync: ``ListOffers`` pages from an empty cursor (big pages), each page and the new cursor written
    in one transaction (``ImportedCatalog.apply_page``), so a crash mid-page resumes from the last committed page;
-2. then incremental: a ``WatchOffers`` stream wakes the worker on every exporter commit, and a short poll
-   (``poll_interval_s``) covers a broken stream; each wake pulls "changes after the cursor";
+2. then incremental: a ``WatchOffers`` stream wakes the worker on every exporter commit; each wake pulls
+   "changes after the cursor". While the stream is healthy (a message — a change or a heartbeat — at least every
+   ``stream_timeout_s``) the worker does not poll at all, so an idle mesh costs nothing per peer but the
+   exporter's heartbeats. A missed heartbeat or a broken stream starts the pull fallback at once: a pull, the
+   stream re-opened, and pulls every ``poll_interval_s`` backing off (jittered) up to ``fallback_cap_s`` until the
+   stream delivers again;
 3. ``CURSOR_EXPIRED`` (the exporter's visibility terms changed) restarts a full sync (mark-and-sweep);
    ``PERMISSION_DENIED`` (the exporter refuses us) hides its offers at once; other failures back off with jitter.
 
@@ -38,7 +42,7 @@ from xwl_runtime.identity import Identity
 from xwl_runtime.tls import TlsMaterial, secure_channel
 
 from .snapshot import ImportedCatalog
-from .visibility import import_terms, importable_exporters
+from .visibility import ImportTerms, import_terms, importable_exporters
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +57,30 @@ class SyncSettings:
     page_size: int = 5000
     """Changes per ListOffers page (the exporter caps it at 5000)."""
     poll_interval_s: float = 1.0
-    """Pull at least this often even without a WatchOffers notification (fallback for a broken stream)."""
+    """First pull period of the fallback while the stream is down (it backs off up to ``fallback_cap_s``)."""
+    stream_timeout_s: float = 25.0
+    """A healthy stream delivers a message at least this often (the exporter beats every 10 s); past it the
+    stream counts as broken: pull at once, re-open it, fall back to polling. Keep it below the TTL (30 s)."""
+    fallback_cap_s: float = 30.0
+    """Longest pause between fallback pulls while the stream stays down (the TTL)."""
+    supervisor_interval_s: float = 30.0
+    """How often the supervisor re-checks its workers without a policy change (restarts a worker that ended)."""
     rpc_timeout_s: float = 10.0
     """Deadline of each ListOffers call."""
     backoff_base_s: float = 0.1
-    backoff_cap_s: float = 3.0
-    """Jittered backoff after a failure (exponential, full jitter)."""
+    backoff_cap_s: float = 30.0
+    """Jittered backoff after a failure (exponential, full jitter). Capped at the TTL, not a few seconds: while a
+    mesh starts, a node's workers for peers not up yet would otherwise dial N−1 dead endpoints every few seconds."""
+
+
+@dataclass
+class SyncStats:
+    """Counters since start (tests and the mesh bench read them)."""
+
+    pulls: int = 0
+    """Pull rounds (each is one or more ListOffers pages)."""
+    missed_heartbeats: int = 0
+    """Streams re-opened because no message came within ``stream_timeout_s``."""
 
 
 class _Worker:
@@ -73,6 +95,11 @@ class _Worker:
         self._channel: grpc.aio.Channel | None = None
         self._endpoint = ""
         self._watch: asyncio.Task[None] | None = None
+        self._stream_up = False
+        self._last_message = 0.0
+        self._fallback = Backoff(sync.settings.poll_interval_s, sync.settings.fallback_cap_s, sync.rng)
+        self.terms: ImportTerms | None = None
+        """The import terms of the last pull: a policy change that leaves them as they are needs no pull."""
 
     def _importable(self) -> bool:
         return not self.stop.is_set() and import_terms(self.sync.state, self.exporter) is not None
@@ -82,33 +109,55 @@ class _Worker:
             await self._close()
             self._channel = self.sync.channel_factory(endpoint, self.sync.tls, Identity.wl(self.exporter))
             self._endpoint = endpoint
-            self._watch = asyncio.create_task(self._watch_loop(pb_grpc.TraderServiceStub(self._channel)),
-                                              name=f"catalog-watch-{self.exporter}")
+            self._open_watch()
         return pb_grpc.TraderServiceStub(self._channel)
 
-    async def _close(self) -> None:
+    def _open_watch(self) -> None:
+        assert self._channel is not None
+        self._watch = asyncio.create_task(self._watch_loop(pb_grpc.TraderServiceStub(self._channel)),
+                                          name=f"catalog-watch-{self.exporter}")
+
+    async def _cancel_watch(self) -> None:
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
             self._watch = None
+        self._stream_up = False
+
+    def stream_healthy(self) -> bool:
+        """True while the WatchOffers stream is open and delivered (or opened) within ``stream_timeout_s``."""
+        return self._stream_up and self._stream_deadline() > self.sync.clock.monotonic()
+
+    def _stream_deadline(self) -> float:
+        return self._last_message + self.sync.settings.stream_timeout_s
+
+    async def _close(self) -> None:
+        await self._cancel_watch()
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
 
     async def _watch_loop(self, stub: pb_grpc.TraderServiceStub) -> None:
-        """Keep a WatchOffers stream open; every message wakes the worker to pull."""
+        """Keep a WatchOffers stream open; a change wakes the worker to pull, a heartbeat only proves liveness."""
         backoff = Backoff(self.sync.settings.backoff_base_s, self.sync.settings.backoff_cap_s, self.sync.rng)
+        clock = self.sync.clock
         while not self.stop.is_set():
             cursor = (await self.sync.catalog.load_cursor(self.exporter)).cursor
             try:
-                async for _ in stub.WatchOffers(pb.WatchOffersRequest(cursor=cursor)):
+                # Opened against our cursor: the exporter announces at once anything after it, so the stream
+                # counts as healthy from here until the first beat is due.
+                self._stream_up, self._last_message = True, clock.monotonic()
+                async for msg in stub.WatchOffers(pb.WatchOffersRequest(cursor=cursor)):
+                    self._last_message = clock.monotonic()
                     backoff.reset()
-                    self.wake.set()
+                    if not msg.heartbeat:
+                        self.wake.set()
             except grpc.aio.AioRpcError as err:
                 log.debug("offer watch ended", extra={"fields": {"exporter": self.exporter,
                                                                  "code": err.code().name}})
-                self.wake.set()  # let the pull find out what changed (expired cursor, refusal, outage)
+            self._stream_up = False
+            self.wake.set()  # let the pull find out what changed (expired cursor, refusal, outage)
             await asyncio.sleep(backoff.next_delay())
 
     async def _pull(self, stub: pb_grpc.TraderServiceStub) -> None:
@@ -123,8 +172,9 @@ class _Worker:
             request = pb.ListOffersRequest(cursor=cursor, page_size=settings.page_size)
             return asyncio.ensure_future(stub.ListOffers(request, timeout=settings.rpc_timeout_s))
 
+        self.sync.stats.pulls += 1
         state = await catalog.load_cursor(self.exporter)
-        terms = import_terms(self.sync.state, self.exporter)
+        terms = self.terms = import_terms(self.sync.state, self.exporter)
         if terms is not None and state.exists and state.fx_version != terms.fx_version:
             await catalog.reprice(self.exporter, terms)
             state = await catalog.load_cursor(self.exporter)
@@ -153,25 +203,63 @@ class _Worker:
                     await pending
 
     async def run(self) -> None:
-        settings = self.sync.settings
         try:
             while self._importable():
                 terms = import_terms(self.sync.state, self.exporter)
                 assert terms is not None
                 self.wake.clear()
+                delay = -1.0
                 try:
                     stub = await self._connect(terms.endpoint)
                     await self._pull(stub)
                     self._backoff.reset()
-                    delay = settings.poll_interval_s
                 except grpc.aio.AioRpcError as err:
                     delay = await self._on_error(err)
                 except sa.exc.SQLAlchemyError:
                     log.exception("offer sync could not write; retrying", extra={"fields": {"exporter": self.exporter}})
                     delay = self._backoff.next_delay()
-                await self._wait(delay)
+                if delay < 0:
+                    await self._rest()
+                else:
+                    await self._wait(delay)
         finally:
             await self._close()
+
+    async def _rest(self) -> None:
+        """After a good pull: return when the next pull is due.
+
+        With a healthy stream that is only on a change (or stop, or a policy update): heartbeats push the deadline
+        on without waking us. A deadline passing means a missed heartbeat: re-open the stream and pull. With the
+        stream down, the fallback period (backing off to ``fallback_cap_s``) elapses first.
+        """
+        while True:
+            was_up = self._stream_up
+            if await self._wait(self._idle_delay()):
+                return
+            if self.stream_healthy():
+                continue  # heartbeats arrived meanwhile: nothing to do
+            if was_up and self._stream_up:
+                await self._stream_missed()
+            return
+
+    def _idle_delay(self) -> float:
+        """Until the next heartbeat is overdue while the stream is healthy; else the fallback's next period."""
+        if self.stream_healthy():
+            self._fallback.reset()
+            return max(0.001, self._stream_deadline() - self.sync.clock.monotonic())
+        ceiling = min(self.sync.settings.fallback_cap_s,
+                      self.sync.settings.poll_interval_s * (2 ** min(self._fallback.attempt, 30)))
+        self._fallback.attempt += 1
+        return self.sync.rng.uniform(ceiling / 2, ceiling)  # half jitter: the fallback must not stall at ~0
+
+    async def _stream_missed(self) -> None:
+        """A heartbeat did not come: the stream may be dead without knowing it. Re-open it; the loop pulls now."""
+        self.sync.stats.missed_heartbeats += 1
+        log.info("offer stream missed its heartbeat; pulling and re-opening it",
+                 extra={"fields": {"exporter": self.exporter}})
+        await self._cancel_watch()
+        if self._channel is not None:
+            self._open_watch()
 
     async def _on_error(self, err: grpc.aio.AioRpcError) -> float:
         remote = decode_rpc_error(err)
@@ -188,15 +276,17 @@ class _Worker:
             log.warning("offer sync failed; retrying", extra={"fields": fields})
         return self._backoff.next_delay()
 
-    async def _wait(self, delay: float) -> None:
+    async def _wait(self, delay: float) -> bool:
+        """Wait up to ``delay`` seconds; True when woken (a change, a policy update, stop), False on timeout."""
         if delay <= 0 or self.wake.is_set():
-            return
+            return True
         waits = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(self.stop.wait())]
         try:
-            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for w in waits:
                 w.cancel()
+        return bool(done)
 
 
 class CatalogSync:
@@ -215,6 +305,7 @@ class CatalogSync:
         self.rng = rng or random.Random()
         self._workers: dict[str, tuple[_Worker, asyncio.Task[None]]] = {}
         self._changed = asyncio.Event()
+        self.stats = SyncStats()
         state.add_listener(self.on_policy)
 
     async def on_policy(self, view: policy_pb2.PolicyView) -> None:
@@ -224,8 +315,8 @@ class CatalogSync:
             if exporter not in importable:
                 worker.stop.set()
                 worker.wake.set()
-            else:
-                worker.wake.set()  # maybe a new FX version or endpoint
+            elif import_terms(self.state, exporter) != worker.terms:
+                worker.wake.set()  # a new FX version or endpoint: re-price / reconnect now
         for exporter in await self.catalog.known_exporters():
             if exporter not in importable:
                 await self.catalog.hide(exporter, "policy")
@@ -256,7 +347,7 @@ class CatalogSync:
                 waits = [asyncio.ensure_future(self._changed.wait()), asyncio.ensure_future(stop.wait())]
                 try:
                     # Also re-check now and then: a worker that ended on its own is restarted here.
-                    await asyncio.wait(waits, timeout=self.settings.poll_interval_s,
+                    await asyncio.wait(waits, timeout=self.settings.supervisor_interval_s,
                                        return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     for w in waits:

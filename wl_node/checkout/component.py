@@ -41,7 +41,13 @@ class CheckoutConfig:
     in_doubt_after: dt.timedelta = dt.timedelta(seconds=2)
     """A PENDING checkout untouched this long is resolved by the reconciler (≫ the order deadline)."""
     reconcile_interval_s: float = 1.0
+    """Reconciler period while some checkout is PENDING."""
     outbox_interval_s: float = 0.5
+    """Shortest pause between compensation rounds while a compensation is owed."""
+    reconcile_idle_s: float = 30.0
+    """Reconciler period while nothing is PENDING (a commit wakes it sooner)."""
+    outbox_idle_s: float = 30.0
+    """Compensation outbox period while nothing is owed (a new compensation kicks it)."""
 
 
 @dataclass
@@ -90,14 +96,21 @@ def install(
     own_runner = runner is None
     runner = runner or TxRunner(ctx.settings.db_url)
     tokens = TokenCache(cp, ctx.clock, audiences=lambda: import_audiences(state))
+
+    async def audiences_changed(_view: policy_pb2.PolicyView) -> None:
+        tokens.poke()  # a newly importable exporter gets its token now, not at the next refresh
+
+    state.add_listener(audiences_changed)
     peers = TraderPeers(state, ctx.tls, tokens, identity=Identity.wl(state.wl_id), config=config.peers,
                         clock=ctx.clock, metrics=ctx.metrics)
     service = CheckoutService(runner=runner, state=state, offers=offers, peers=peers, clock=ctx.clock,
                               enforcer=enforcer, import_guard=import_guard, keyring=ctx.keyring)
-    outbox = CompensationOutbox(runner, peers, ctx.clock, wl_id=state.wl_id, interval_s=config.outbox_interval_s)
+    outbox = CompensationOutbox(runner, peers, ctx.clock, wl_id=state.wl_id, interval_s=config.outbox_interval_s,
+                                idle_interval_s=config.outbox_idle_s)
     service._on_compensation = outbox.kick  # noqa: SLF001 - wired here, where both exist
     reconciler = Reconciler(runner, peers, service, ctx.clock, in_doubt_after=config.in_doubt_after,
-                            interval_s=config.reconcile_interval_s)
+                            interval_s=config.reconcile_interval_s, idle_interval_s=config.reconcile_idle_s)
+    runner.add_commit_listener(reconciler.kick)  # a new checkout (any commit) ends the reconciler's idle wait
     rpc = CheckoutRpc(service)
     component = Component(name="checkout", authz=dict(CHECKOUT_AUTHZ),
                           loops=[tokens.run, outbox.run, reconciler.run], on_stop=[peers.close])

@@ -37,12 +37,14 @@ class CompensationOutbox:
     def __init__(
         self, runner: TxRunner, peers: TraderPeers, clock: Clock, *, wl_id: str, interval_s: float = 0.5,
         base_backoff_s: float = 0.2, max_backoff_s: float = 30.0, rng: random.Random | None = None,
+        idle_interval_s: float = 30.0,
     ) -> None:
         self._runner = runner
         self._peers = peers
         self._clock = clock
         self._wl_id = wl_id
         self._interval_s = interval_s
+        self._idle_interval_s = idle_interval_s
         self._base = base_backoff_s
         self._cap = max_backoff_s
         self._rng = rng or random.Random()
@@ -102,6 +104,18 @@ class CompensationOutbox:
             "error": error, "correlation_id": row["correlation_id"]}})
         return 0
 
+    async def _pause(self) -> float:
+        """Until the next scheduled retry (at least ``interval_s``), or ``idle_interval_s`` when nothing is owed."""
+        try:
+            due = await self._runner.read(store.next_compensation_at)
+        except Exception:  # noqa: BLE001 - the store failing: retry at the short interval
+            log.exception("could not read the next compensation time")
+            due = self._clock.now()
+        if due is None:
+            return self._idle_interval_s * self._rng.uniform(0.8, 1.2)
+        left = (due - self._clock.now()).total_seconds()
+        return min(self._idle_interval_s, max(self._interval_s * self._rng.uniform(0.8, 1.2), left))
+
     async def run(self, stop: asyncio.Event) -> None:
         """Background loop until ``stop``."""
         while not stop.is_set():
@@ -112,8 +126,7 @@ class CompensationOutbox:
                 log.exception("compensation round failed")
             waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
             try:
-                await asyncio.wait(waiters, timeout=self._interval_s * self._rng.uniform(0.8, 1.2),
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waiters, timeout=await self._pause(), return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for w in waiters:
                     w.cancel()

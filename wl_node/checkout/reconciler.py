@@ -10,6 +10,9 @@ calls ``GetOrder(idempotency_key=order_key)``:
 * DENIED / CANCELLED → FAILED locally with the exporter's reason;
 * NOT_FOUND → the order never committed: FAILED ``NOT_PLACED``;
 * no answer → stays PENDING and is retried next round.
+
+Cadence: every ``interval_s`` while some checkout is PENDING; otherwise the loop sleeps until ``kick()`` (the
+transaction runner kicks after every commit, so a new checkout wakes it) or ``idle_interval_s`` passes.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ class Reconciler:
     def __init__(
         self, runner: TxRunner, peers: TraderPeers, service: CheckoutService, clock: Clock, *,
         in_doubt_after: dt.timedelta = dt.timedelta(seconds=2), interval_s: float = 1.0,
-        rng: random.Random | None = None,
+        idle_interval_s: float = 30.0, rng: random.Random | None = None,
     ) -> None:
         self._runner = runner
         self._peers = peers
@@ -52,6 +55,9 @@ class Reconciler:
         self._clock = clock
         self._in_doubt_after = in_doubt_after
         self._interval_s = interval_s
+        self._idle_interval_s = idle_interval_s
+        self._wake = asyncio.Event()
+        self._busy = True  # until the first round has looked
         self._rng = rng or random.Random()
         self._adopted = False
 
@@ -65,7 +71,12 @@ class Reconciler:
         settled = 0
         for row in rows:
             settled += await self._resolve(row)
+        self._busy = await self._runner.read(store.any_pending)
         return settled
+
+    def kick(self) -> None:
+        """Work may have appeared (a commit): look now if the loop is idle (while busy it looks every interval)."""
+        self._wake.set()
 
     async def _resolve(self, row: store.Row) -> int:
         token = correlation.current_correlation_id.set(row["correlation_id"])
@@ -103,11 +114,20 @@ class Reconciler:
     async def run(self, stop: asyncio.Event) -> None:
         """Background loop until ``stop``."""
         while not stop.is_set():
+            self._wake.clear()
             try:
                 await self.reconcile_once()
             except Exception:  # noqa: BLE001 - a failing round is retried; the loop lives on
                 log.exception("reconciliation round failed")
+                self._busy = True
+            waiters = [asyncio.ensure_future(stop.wait())]
+            if self._busy:
+                timeout = self._interval_s * self._rng.uniform(0.8, 1.2)
+            else:
+                timeout = self._idle_interval_s * self._rng.uniform(0.8, 1.2)
+                waiters.append(asyncio.ensure_future(self._wake.wait()))
             try:
-                await asyncio.wait_for(stop.wait(), self._interval_s * self._rng.uniform(0.8, 1.2))
-            except TimeoutError:
-                pass
+                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waiters:
+                    w.cancel()

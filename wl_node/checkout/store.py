@@ -163,6 +163,11 @@ def in_doubt(conn: sa.Connection, older_than: dt.datetime, limit: int) -> list[R
     ).mappings().all())
 
 
+def any_pending(conn: sa.Connection) -> bool:
+    """True when some checkout is PENDING (the reconciler then looks often; otherwise it waits for work)."""
+    return conn.execute(sa.select(_c.checkout_id).where(_c.status == PENDING).limit(1)).first() is not None
+
+
 def touch(conn: sa.Connection, checkout_id: str, reason: str, now: dt.datetime) -> None:
     """Keep a checkout PENDING with a note (e.g. IN_DOUBT) and push its next reconciliation back."""
     conn.execute(sa.update(checkouts).where(_c.checkout_id == checkout_id, _c.status == PENDING)
@@ -178,6 +183,17 @@ def due_compensations(conn: sa.Connection, now: dt.datetime, limit: int) -> list
         sa.select(compensations).where(_k.acknowledged_at.is_(None), _k.next_attempt_at <= now)
         .order_by(_k.next_attempt_at).limit(limit)
     ).mappings().all())
+
+
+def next_compensation_at(conn: sa.Connection) -> dt.datetime | None:
+    """When the earliest unacknowledged compensation is due (UTC), or None when none is owed."""
+    first: dt.datetime | str | None = conn.scalar(
+        sa.select(sa.func.min(_k.next_attempt_at)).where(_k.acknowledged_at.is_(None)))
+    if first is None:
+        return None
+    if isinstance(first, str):  # aggregate results skip the column type on SQLite
+        first = dt.datetime.fromisoformat(first)
+    return first if first.tzinfo is not None else first.replace(tzinfo=dt.UTC)
 
 
 def acknowledge(conn: sa.Connection, row: Row, order: order_pb2.Order | None, wl_id: str, note: str,

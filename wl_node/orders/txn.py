@@ -126,6 +126,16 @@ class TxRunner:
         self._draining = False
         self._drain_task: asyncio.Task[None] | None = None  # kept: the loop holds only weak task references
         self._closed = False
+        self._commit_listeners: list[Callable[[], None]] = []
+
+    def add_commit_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` (on the event loop, must not block) after every committed ``tx`` — e.g. the event
+        shipper's ``kick``, so events written in a transaction leave at once and the shipper never polls."""
+        self._commit_listeners.append(listener)
+
+    def _committed(self) -> None:
+        for listener in self._commit_listeners:
+            listener()
 
     @property
     def dialect(self) -> str:
@@ -198,13 +208,16 @@ class TxRunner:
     async def _tx(self, fn: Callable[[sa.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
         if not self.is_sqlite:
-            return await loop.run_in_executor(self._writer, self._run, fn)
-        future: asyncio.Future[T] = loop.create_future()
-        self._queue.append((fn, future))
-        if not self._draining:
-            self._draining = True
-            self._drain_task = loop.create_task(self._drain())
-        return await future
+            result = await loop.run_in_executor(self._writer, self._run, fn)
+        else:
+            future: asyncio.Future[T] = loop.create_future()
+            self._queue.append((fn, future))
+            if not self._draining:
+                self._draining = True
+                self._drain_task = loop.create_task(self._drain())
+            result = await future
+        self._committed()
+        return result
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()

@@ -69,6 +69,9 @@ class PeerConfig:
     """How long a circuit stays open before one half-open probe is let through."""
     budget_ratio: float = 0.2
     budget_max_tokens: float = 20.0
+    channel_idle_s: float = 120.0
+    """An order channel with no RPC for this long drops its connection (no keepalive pings, no TLS state); the
+    next order reconnects. The channel itself is made on the first order to that exporter."""
     max_orders_in_flight: int = 16
     """PlaceOrders outstanding at one exporter (a bulkhead, ``order_slot``): further checkouts wait for a slot
     before their PENDING row and their order deadline exist, with nothing stored or sent. Without it, a burst puts
@@ -180,8 +183,11 @@ class TraderPeers:
         if peer is not None:
             self._retire(peer.channel)
         # The endpoint comes from the CP's view; the handshake must prove the WL registered for it.
-        channel = secure_channel(wl.trader_endpoint, self._tls, expected=Identity.wl(exporter_wl),
-                                 interceptors=[self._metrics.rpc.client_interceptor()] if self._metrics else ())
+        channel = secure_channel(
+            wl.trader_endpoint, self._tls, expected=Identity.wl(exporter_wl),
+            extra_options=[("grpc.client_idle_timeout_ms", int(self.config.channel_idle_s * 1000))],
+            interceptors=[self._metrics.rpc.client_interceptor()] if self._metrics else (),
+        )
         peer = _Peer(exporter_wl, wl.trader_endpoint, channel, pb_grpc.TraderServiceStub(channel),
                      self.breaker(exporter_wl),
                      RetryBudget(ratio=self.config.budget_ratio, max_tokens=self.config.budget_max_tokens,

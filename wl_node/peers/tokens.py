@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_REFRESH_FRACTION = 0.5
 DEFAULT_EXPIRY_MARGIN = dt.timedelta(seconds=5)
-DEFAULT_POLL = dt.timedelta(seconds=1)
+DEFAULT_POLL = dt.timedelta(seconds=30)
+"""Longest sleep of the refresh loop: it wakes sooner when a token falls due, or on ``want``/``poke``."""
 ISSUE_TIMEOUT_S = 2.0
 
 
@@ -89,6 +90,20 @@ class TokenCache:
         elif audience_wl not in self._tokens:
             self._wake.set()
 
+    def poke(self) -> None:
+        """Look again now (e.g. the policy view changed, so the audiences may have)."""
+        self._wake.set()
+
+    def _next_due_s(self, now: dt.datetime) -> float:
+        """Seconds until the earliest cached token falls due for refresh (the poll period when none is cached)."""
+        poll = self._poll.total_seconds()
+        soonest = poll
+        for cached in self._tokens.values():
+            lifetime = cached.expires_at - cached.issued_at
+            due = cached.expires_at - lifetime * self._refresh_fraction
+            soonest = min(soonest, (due - now).total_seconds())
+        return max(0.05, soonest)
+
     def put(self, audience_wl: str, token: str, issued_at: dt.datetime, expires_at: dt.datetime) -> None:
         """Store a token (the refresh loop, and tests)."""
         self._tokens[audience_wl] = CachedToken(token, issued_at, expires_at)
@@ -130,7 +145,7 @@ class TokenCache:
         while not stop.is_set():
             self._wake.clear()
             ok = await self.refresh_due()
-            delay = self._poll.total_seconds()
+            delay = self._next_due_s(self._clock.now())
             waiters = [asyncio.ensure_future(stop.wait())]
             if ok:
                 self._backoff.reset()

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 RESOLVE_INTERVAL_S = 0.05
 """How often the order desk's unresolved reservations are looked up (only while there are some)."""
+IDLE_CHECK_S = 30.0
+"""With no reservation open the loop sleeps until one is made; this is only a safety net."""
 
 Fact = tuple[str, str, Decimal]
 
@@ -86,6 +88,8 @@ class DeskGuard:
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, str, str, int], list[_Pending]] = {}
         self._seen_orders: set[str] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._work = asyncio.Event()
 
     @staticmethod
     def _key(importer_wl: str, correlation_id: str, offer_id: str, quantity: int) -> tuple[str, str, str, int]:
@@ -97,6 +101,8 @@ class DeskGuard:
         key = self._key(intent.importer_wl, intent.correlation_id, intent.offer_id, intent.quantity)
         with self._lock:
             self._pending.setdefault(key, []).append(_Pending(intent, reservation, self._clock.now()))
+        if self._loop is not None:  # called in the PlaceOrder transaction's worker thread: wake the loop safely
+            self._loop.call_soon_threadsafe(self._work.set)
         return None
 
     def settle_order(self, importer_wl: str, correlation_id: str, offer_id: str, quantity: int,
@@ -167,18 +173,27 @@ class DeskGuard:
 
     async def run(self, engine: AsyncEngine, stop: asyncio.Event, *,
                   interval_s: float = RESOLVE_INTERVAL_S) -> None:
-        """Until ``stop``: every ``interval_s``, while reservations are open, ``resolve_pending`` on ``engine``."""
+        """Until ``stop``: every ``interval_s``, while reservations are open, ``resolve_pending`` on ``engine``;
+        with none open, sleep until one is made."""
+        self._loop = asyncio.get_running_loop()
         while not stop.is_set():
-            if self.in_flight:
+            self._work.clear()
+            busy = bool(self.in_flight)
+            if busy:
                 try:
                     async with engine.connect() as conn:
                         await self.resolve_pending(conn)
                 except sa.exc.SQLAlchemyError:
                     log.exception("resolving the order desk's reservations failed")
+            waiters = [asyncio.ensure_future(stop.wait())]
+            if not busy:
+                waiters.append(asyncio.ensure_future(self._work.wait()))
             try:
-                await asyncio.wait_for(stop.wait(), interval_s)
-            except TimeoutError:
-                pass
+                await asyncio.wait(waiters, timeout=interval_s if busy else IDLE_CHECK_S,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waiters:
+                    w.cancel()
 
     def _take(self, key: tuple[str, str, str, int], entry: _Pending) -> bool:
         with self._lock:

@@ -8,6 +8,7 @@ started with another WL's database refuses to start instead of mixing two WLs' d
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -46,9 +47,25 @@ async def claim_node(engine: AsyncEngine, wl_id: str) -> None:
             raise NodeStoreMismatch(f"the node store belongs to WL {owner!r}, not {wl_id!r}")
 
 
-async def open_store(url: str, wl_id: str) -> AsyncEngine:
-    """Migrate, connect and claim the store of the node of ``wl_id``."""
-    await asyncio.to_thread(migrate, url)
+async def migrate_in_child(url: str) -> None:
+    """``migrate`` in a short-lived child process: Alembic, Mako and Pygments (~12 MB resident) then never load
+    into the long-lived node process. RuntimeError with the child's last output when it fails."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "import sys; from wl_node.store.engine import migrate; migrate(sys.argv[1])", url,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output, _ = await proc.communicate()
+    if proc.returncode != 0:
+        tail = output.decode(errors="replace").strip().splitlines()[-5:]
+        raise RuntimeError("migrating the node store failed: " + " | ".join(tail))
+
+
+async def open_store(url: str, wl_id: str, *, migrate_in_process: bool = True) -> AsyncEngine:
+    """Migrate, connect and claim the store of the node of ``wl_id`` (``migrate_in_process=False``: migrate in a
+    child process, as ``xcwl wl serve`` does to keep the node lean)."""
+    if migrate_in_process:
+        await asyncio.to_thread(migrate, url)
+    else:
+        await migrate_in_child(url)
     engine = db.create_engine(url)
     try:
         await claim_node(engine, wl_id)

@@ -45,6 +45,8 @@ def _material_loader(ctx: NodeContext) -> Callable[[], TlsMaterial | None]:
 
 def install(ctx: NodeContext, cp: CpChannel, config: ShipperConfig | None = None) -> TelemetryComponent:
     """Build the shipper of this node and its loop."""
+    cadence = ctx.settings.cadence
+    config = config or ShipperConfig(idle_interval_s=cadence.shipper_idle_s, coalesce_s=cadence.shipper_coalesce_s)
     shipper = Shipper(ctx.engine, cp, ctx.clock, _material_loader(ctx), config=config)
     return TelemetryComponent(name=NAME, loops=[shipper.run], shipper=shipper)
 

@@ -49,8 +49,11 @@ class ShipperConfig:
     """Events per PublishEvents call (the CP accepts up to 5,000)."""
     publish_timeout_s: float = 5.0
     """Deadline of one PublishEvents call."""
-    idle_interval_s: float = 0.2
-    """Pause between rounds when the queue is empty (``kick()`` ends it at once)."""
+    idle_interval_s: float = 30.0
+    """Pause between rounds when the queue is empty and nobody kicked: a safety net only, since every writer of
+    events kicks (the transaction runner after each commit, the enforcer after an acknowledgement)."""
+    coalesce_s: float = 0.05
+    """After a kick, wait this long before the round, so a burst of commits ships as one batch."""
     backoff_base_s: float = 0.2
     backoff_cap_s: float = 3.0
     """Jittered backoff while the CP is unreachable or the store fails."""
@@ -150,6 +153,8 @@ class Shipper:
             self._backoff.reset()
             if shipped < self._config.batch_size:
                 await _wait(stop, self._wake, self._config.idle_interval_s)
+                if self._wake.is_set() and not stop.is_set():
+                    await _wait(stop, None, self._config.coalesce_s)
                 self._wake.clear()
 
     async def ship_once(self) -> int:

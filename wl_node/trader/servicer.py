@@ -36,8 +36,9 @@ PRIVACY_METHODS = ("GetTraderContact",)
 AUTHZ: dict[str, Rule] = service_methods(SERVICE, (*FEED_METHODS, *ORDER_METHODS, *PRIVACY_METHODS),
                                          Rule(frozenset({Kind.WL})))
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 500, 5000
-WATCH_HEARTBEAT_S = 5.0
-"""An idle WatchOffers stream still sends the latest sequence this often (liveness for the importer)."""
+WATCH_HEARTBEAT_S = 10.0
+"""An idle WatchOffers stream sends a heartbeat this often (liveness for the importer, which pulls only when a
+beat is missed; ``NodeSettings.offer_watch_heartbeat``)."""
 
 
 class OrderHandlers(Protocol):
@@ -109,10 +110,12 @@ class TraderServicer(pb_grpc.TraderServiceServicer):
             beat = self._clock.monotonic() - last_beat >= self._heartbeat_s
             latest = self._notifier.latest
             if latest > sent or matured or beat:
-                yield pb.WatchOffersResponse(latest_sequence=latest)
+                yield pb.WatchOffersResponse(latest_sequence=latest, heartbeat=not (latest > sent or matured))
                 sent, last_beat = max(sent, latest), self._clock.monotonic()
-            async with self._engine.connect() as conn:
-                maturity = await next_maturity(conn, grant, now)
+            maturity = None
+            if grant.delay:  # only a delayed grant has offers maturing later: no store read for the others
+                async with self._engine.connect() as conn:
+                    maturity = await next_maturity(conn, grant, now)
             timeout = self._heartbeat_s
             if maturity is not None:
                 timeout = min(timeout, max(0.0, (maturity - self._clock.now()).total_seconds()) + 0.001)

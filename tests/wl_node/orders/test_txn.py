@@ -100,3 +100,26 @@ async def test_a_broken_connection_is_replaced(postgres_db_url: str) -> None:
         assert await _keys(runner) == {"after"}
     finally:
         await runner.close()
+
+
+async def test_commit_listeners_run_after_each_commit_and_never_after_a_rollback(runner: TxRunner) -> None:
+    """What wakes the event shipper and the reconciler instead of a poll: one call per committed transaction."""
+    calls: list[set[str]] = []
+    runner.add_commit_listener(lambda: calls.append(set()))
+
+    def insert(key: str) -> object:
+        return lambda conn: conn.execute(items.insert().values(k=key, at=None))
+
+    await runner.tx(insert("a"))
+    assert len(calls) == 1
+
+    def failing(conn: sa.Connection) -> None:
+        conn.execute(items.insert().values(k="b", at=None))
+        raise Boom
+
+    with pytest.raises(Boom):
+        await runner.tx(failing)
+    assert len(calls) == 1  # rolled back: no work for anyone
+    await asyncio.gather(*(runner.tx(insert(f"c{i}")) for i in range(5)))
+    assert len(calls) == 6
+    assert await _keys(runner) == {"a", "c0", "c1", "c2", "c3", "c4"}

@@ -34,10 +34,12 @@ class WatchOffersRequest(_message.Message):
     def __init__(self, cursor: _Optional[str] = ...) -> None: ...
 
 class WatchOffersResponse(_message.Message):
-    __slots__ = ("latest_sequence",)
+    __slots__ = ("latest_sequence", "heartbeat")
     LATEST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     latest_sequence: int
-    def __init__(self, latest_sequence: _Optional[int] = ...) -> None: ...
+    heartbeat: bool
+    def __init__(self, latest_sequence: _Optional[int] = ..., heartbeat: _Optional[bool] = ...) -> None: ...
 
 class PlaceOrderRequest(_message.Message):
     __slots__ = ("idempotency_key", "offer_id", "quantity", "expected_unit_price", "expected_fx_version")

@@ -56,6 +56,8 @@ export interface WatchOffersRequest {
 export interface WatchOffersResponse {
   /** The exporter's latest feed position. */
   latestSequence: string;
+  /** True when nothing changed for the caller since the previous message: a liveness beat, nothing to pull. */
+  heartbeat: boolean;
 }
 
 /** PlaceOrderRequest places an order. */
@@ -390,13 +392,16 @@ export const WatchOffersRequest: MessageFns<WatchOffersRequest> = {
 };
 
 function createBaseWatchOffersResponse(): WatchOffersResponse {
-  return { latestSequence: "0" };
+  return { latestSequence: "0", heartbeat: false };
 }
 
 export const WatchOffersResponse: MessageFns<WatchOffersResponse> = {
   encode(message: WatchOffersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.latestSequence !== "0") {
       writer.uint32(8).uint64(message.latestSequence);
+    }
+    if (message.heartbeat !== false) {
+      writer.uint32(16).bool(message.heartbeat);
     }
     return writer;
   },
@@ -422,6 +427,14 @@ export const WatchOffersResponse: MessageFns<WatchOffersResponse> = {
             message.latestSequence = reader.uint64().toString();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.heartbeat = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -441,6 +454,7 @@ export const WatchOffersResponse: MessageFns<WatchOffersResponse> = {
         : isSet(object.latest_sequence)
         ? globalThis.String(object.latest_sequence)
         : "0",
+      heartbeat: isSet(object.heartbeat) ? globalThis.Boolean(object.heartbeat) : false,
     };
   },
 
@@ -448,6 +462,9 @@ export const WatchOffersResponse: MessageFns<WatchOffersResponse> = {
     const obj: any = {};
     if (message.latestSequence !== "0") {
       obj.latestSequence = message.latestSequence;
+    }
+    if (message.heartbeat !== false) {
+      obj.heartbeat = message.heartbeat;
     }
     return obj;
   },
@@ -458,6 +475,7 @@ export const WatchOffersResponse: MessageFns<WatchOffersResponse> = {
   fromPartial<I extends Exact<DeepPartial<WatchOffersResponse>, I>>(object: I): WatchOffersResponse {
     const message = createBaseWatchOffersResponse();
     message.latestSequence = object.latestSequence ?? "0";
+    message.heartbeat = object.heartbeat ?? false;
     return message;
   },
 };
