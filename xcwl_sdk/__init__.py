@@ -23,7 +23,6 @@ from .errors import (
     InternalError,
     InvalidArgumentError,
     NotFoundError,
-    NotSupportedError,
     PermissionDeniedError,
     ResourceExhaustedError,
     SdkError,
@@ -35,7 +34,7 @@ from .errors import (
 __all__ = [
     "AbortedError", "AlreadyExistsError", "ApiError", "ClientConfig", "DeadlineExceededError",
     "FailedPreconditionError", "FieldViolation", "InternalError", "InvalidArgumentError", "NotFoundError",
-    "NotSupportedError", "PermissionDeniedError", "ResourceExhaustedError", "RetryConfig", "SdkError",
+    "PermissionDeniedError", "ResourceExhaustedError", "RetryConfig", "SdkError",
     "StorefrontClient", "UnauthenticatedError", "UnavailableError", "app_credentials", "credentials_from_files",
     "from_rpc_error", "new_idempotency_key",
 ]

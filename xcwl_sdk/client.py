@@ -27,16 +27,12 @@ from xwl_runtime.pki import PkiDir, certificate_identity
 from xwl_runtime.tls import KeyPair, TlsMaterial, secure_channel
 
 from .config import ClientConfig
-from .errors import ApiError, NotSupportedError, from_rpc_error
+from .errors import ApiError, from_rpc_error
 
 T = TypeVar("T")
 
 MAX_PAGES = 10_000
 """Safety stop when following page tokens."""
-ALERT_STREAM_METHOD = "WatchPairAlerts"
-"""Name of the local API's pair-alert stream; ``watch_pair_alerts`` uses it once the node's contract has it."""
-
-
 def new_idempotency_key() -> str:
     """A fresh idempotency key (random UUID): one per purchase, reused for every retry of that purchase."""
     return str(uuid.uuid4())
@@ -219,17 +215,10 @@ class StorefrontClient:
                 yield state
             await asyncio.sleep(interval_s)
 
-    def watch_pair_alerts(self) -> AsyncIterator[Any]:
-        """The stream of pair alerts (imbalance ALERT/DISABLE/ENABLE for this WL's pairs) from the local API.
-
-        Uses the node's ``StorefrontService.WatchPairAlerts`` server stream when the generated contract has it;
-        raises ``NotSupportedError`` otherwise (watch ``watch_node_state`` for policy changes meanwhile).
-        """
-        method = getattr(self._stub, ALERT_STREAM_METHOD, None)
-        request_type = getattr(storefront_service_pb2, f"{ALERT_STREAM_METHOD}Request", None)
-        if method is None or request_type is None:
-            raise NotSupportedError("this SDK's StorefrontService contract has no pair-alert stream yet")
-        return self._stream(method, request_type())
+    def watch_pair_alerts(self) -> AsyncIterator[storefront_service_pb2.WatchPairAlertsResponse]:
+        """The imbalance alerts of this WL's pairs from the local API (``StorefrontService.WatchPairAlerts``): every
+        open alert on connect, then each raise and clear. Failures come as typed errors (``from_rpc_error``)."""
+        return self._stream(self._stub.WatchPairAlerts, storefront_service_pb2.WatchPairAlertsRequest())
 
     async def _stream(self, method: Callable[..., Any], request: Any) -> AsyncIterator[Any]:
         try:

@@ -4,7 +4,7 @@ Exception tree (each class is one gRPC status code; ``reason`` is the ``google.r
 chose, e.g. ``OFFER_NOT_FOUND``, ``IDEMPOTENCY_KEY_REUSED``, ``PAIR_PAUSED``)::
 
     SdkError
-    ├── ApiError                      a call the server (or the transport) refused
+    └── ApiError                      a call the server (or the transport) refused
     │   ├── InvalidArgumentError      INVALID_ARGUMENT (``violations``: google.rpc.BadRequest)
     │   ├── UnauthenticatedError      UNAUTHENTICATED
     │   ├── PermissionDeniedError     PERMISSION_DENIED
@@ -16,7 +16,6 @@ chose, e.g. ``OFFER_NOT_FOUND``, ``IDEMPOTENCY_KEY_REUSED``, ``PAIR_PAUSED``)::
     │   ├── UnavailableError          UNAVAILABLE (node down, or it did not prove the expected WL)
     │   ├── DeadlineExceededError     DEADLINE_EXCEEDED
     │   └── InternalError             anything else (INTERNAL, UNKNOWN, …)
-    └── NotSupportedError             the node's local API lacks the feature asked for
 """
 
 from __future__ import annotations
@@ -43,10 +42,6 @@ class FieldViolation:
 
 class SdkError(Exception):
     """Base of every error this SDK raises."""
-
-
-class NotSupportedError(SdkError):
-    """The node (or this SDK's generated stubs) does not offer the feature asked for."""
 
 
 class ApiError(SdkError):

@@ -10,6 +10,7 @@ from tests.support.pki import PkiFixture
 from tests.wl_node.conftest import NOT_SERVING, SERVING, WL, eventually, health_status, node_settings
 from tests.wl_node.fake_cp import FakeCp, ScriptedPolicyService, make_view, start_fake_cp
 from wl_node.app import build_node
+from wl_node.cadence import IdleCadence
 from wl_node.cp_channel import CpChannel, cp_channel_factory
 from wl_node.policy.agent import PolicyAgent
 from wl_node.policy.lkg import LastKnownGoodStore
@@ -217,7 +218,8 @@ async def test_view_older_than_max_staleness_makes_the_node_not_serving(
 ) -> None:
     clock = ManualClock(dt.datetime.now(dt.UTC))
     fake_cp.service.view = make_view(WL, 1)
-    settings = node_settings(tmp_path, pki, fake_cp.target, policy_max_staleness=dt.timedelta(minutes=5))
+    settings = node_settings(tmp_path, pki, fake_cp.target, policy_max_staleness=dt.timedelta(minutes=5),
+                             cadence=IdleCadence(health_s=0.2))  # the periodic health check, quickened
     app = await build_node(settings, clock)
     try:
         await eventually(lambda: app.state.version == 1)

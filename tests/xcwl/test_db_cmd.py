@@ -34,11 +34,13 @@ def test_upgrade_current_downgrade_round_trip(db_url: str, capsys: pytest.Captur
     code, before = _run(capsys, "current", kind, "--db", db_url)
     assert code == 0 and before["current"] == [] and before["up_to_date"] is False
     code, after = _run(capsys, "upgrade", kind, "--db", db_url)
-    assert code == 0 and after["up_to_date"] is True and after["current"] == after["heads"]
+    # A head that another revision depends on is recorded through its dependant (node_privacy needs catalog and
+    # checkout), so "current" may list fewer revisions than "heads" and still be up to date.
+    assert code == 0 and after["up_to_date"] is True and set(after["current"]) <= set(after["heads"])
     assert table in _tables(db_url)
     code, stepped = _run(capsys, "downgrade", kind, "--db", db_url, "--to", branch_step)
     assert code == 0 and stepped["up_to_date"] is False
-    assert len(set(stepped["current"]) ^ set(after["heads"])) == 2  # one branch moved back one revision
+    assert len(set(stepped["current"]) ^ set(after["current"])) == 2  # one branch moved back one revision
     code, base = _run(capsys, "downgrade", kind, "--db", db_url, "--to", "base")
     assert code == 0 and base["current"] == []
     assert table not in _tables(db_url)

@@ -101,8 +101,11 @@ def state(kind: str, url: str) -> dict[str, Any]:
     with _alembic(kind, url) as (cfg, conn, store):
         context = MigrationContext.configure(conn, opts={"version_table": store.version_table})
         current = sorted(context.get_current_heads())
-        heads = sorted(ScriptDirectory.from_config(cfg).get_heads())
-    return {"store": store.name, "current": current, "heads": heads, "up_to_date": current == heads}
+        script = ScriptDirectory.from_config(cfg)
+        heads = sorted(script.get_heads())
+        # A head another revision depends on is recorded only through its dependant: count what current implies.
+        applied = {rev.revision for rev in script.iterate_revisions(tuple(current), "base")} if current else set()
+    return {"store": store.name, "current": current, "heads": heads, "up_to_date": set(heads) <= applied}
 
 
 def _report(args: argparse.Namespace, action: str) -> int:

@@ -111,7 +111,9 @@ async def test_a_missed_heartbeat_starts_a_pull_within_one_timeout(silent: World
     missed = sync.stats.missed_heartbeats
 
     # A commit the stream never announces (a notifier nobody watches): only the missed heartbeat can find it.
-    muted = OfferBook(a.engine, a.catalog.book._clock, FeedNotifier(), "wl-a")  # noqa: SLF001 - same clock
+    assert a.catalog.accounts is not None
+    muted = OfferBook(a.engine, a.catalog.book._clock, FeedNotifier(), "wl-a",  # noqa: SLF001 - same clock
+                      a.catalog.accounts)
     await _publish(muted, "o-2")
     took = await eventually(lambda: _imported(b, "o-2"), timeout=STREAM_TIMEOUT_S + 1.0)
     assert took <= STREAM_TIMEOUT_S + 0.5

@@ -77,6 +77,7 @@ async def test_events_queued_while_the_cp_is_down_arrive_once_in_order_with_exac
                     await enqueue(conn, _event(K.LEDGER_EVENT_KIND_ORDER_CANCELLED, f"ord-{i}", amount))
                 expected -= Decimal(amount)
         total = 40 + 10
+        shipper.kick()  # as the node's commit listener does after each order transaction (these wrote directly)
 
         async def all_queued() -> bool:  # the desk's outbox rows are adopted even while the CP is down
             async with node.engine.connect() as conn:

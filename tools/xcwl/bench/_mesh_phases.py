@@ -24,6 +24,7 @@ from wl_node.risk.tables import directions as directions_table
 from wl_node.telemetry import queue as telemetry_queue
 from xporty.cp.v1 import admin_service_pb2, signal_pb2
 from xporty.node.v1 import storefront_pb2, storefront_service_pb2
+from xwl_runtime.identity import Identity
 
 from ..errors import CliError
 from ..node_client import NodeRpcError
@@ -98,11 +99,23 @@ async def _applied_times(client: OpsClient, n: int, version: int, sent: dt.datet
     return list(seen.values())
 
 
-async def revocation_propagation(world: MeshWorld) -> list[float] | None:
-    """Hook for the revocation figure: None while this build has no AdminService/RevokeCertificate."""
-    if not hasattr(admin_service_pb2, "RevokeCertificateRequest"):
-        return None
-    raise CliError("RevokeCertificate exists in this build: wire the revocation phase (_mesh_phases.py)")
+async def revocation_propagation(world: MeshWorld, revocations: int = 2) -> list[float]:
+    """Milliseconds from each revocation's request to each node's report of applying the view that carries it.
+
+    Each round revokes a spare certificate of one WL (issued with the CA key and imported first, so the nodes keep
+    serving with their own): the revocation bumps the policy version, and every node's view lists it.
+    """
+    ca = world.demo.pki.load_ca()
+    samples: list[float] = []
+    async with world.demo.client() as client:
+        for k in range(revocations):
+            spare = ca.issue(Identity.wl(world.wls[k % world.n]))
+            await client.import_certificate(spare.cert_pem.decode())
+            sent = dt.datetime.now(dt.UTC)
+            resp = await client.revoke_certificate(admin_service_pb2.RevokeCertificateRequest(
+                serial=format(spare.certificate.serial_number, "x"), reason="bench: spare certificate"))
+            samples += await _applied_times(client, world.n, resp.version, sent)
+    return samples
 
 
 # --- trade ------------------------------------------------------------------------------------------------------

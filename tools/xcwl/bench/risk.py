@@ -353,9 +353,10 @@ def _check_enforced(reaction: _Reaction, args: argparse.Namespace, figures: dict
         problems.append(f"{reaction.summary['nodes_enforcing']} of {reaction.nodes} nodes enforced a DISABLE")
     if reaction.summary["applied"] != 4 * crossings:  # DISABLE + ENABLE on both nodes of the pair
         problems.append(f"{reaction.summary['applied']} signals applied, expected {4 * crossings}")
+    # Every signal is acknowledged: DISABLE and ENABLE, and the 80% ALERT and its clearing, on both nodes.
     for key, what in (("acks_sent", "AckSignal calls answered"), ("durable_acks", "ENFORCEMENT_ACK events stored")):
-        if reaction.summary[key] != 4 * crossings:
-            problems.append(f"{reaction.summary[key]} {what}, expected {4 * crossings}")
+        if reaction.summary[key] != 8 * crossings:
+            problems.append(f"{reaction.summary[key]} {what}, expected {8 * crossings}")
     if reaction.one_at_a_time.not_rpc or reaction.burst.not_rpc:
         problems.append("acknowledgements reached the CP otherwise than by AckSignal")
     if len(reaction.one_at_a_time.effective) != pairs * args.rounds or len(reaction.burst.effective) != pairs:
