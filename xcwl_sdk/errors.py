@@ -5,17 +5,17 @@ chose, e.g. ``OFFER_NOT_FOUND``, ``IDEMPOTENCY_KEY_REUSED``, ``PAIR_PAUSED``)::
 
     SdkError
     └── ApiError                      a call the server (or the transport) refused
-    │   ├── InvalidArgumentError      INVALID_ARGUMENT (``violations``: google.rpc.BadRequest)
-    │   ├── UnauthenticatedError      UNAUTHENTICATED
-    │   ├── PermissionDeniedError     PERMISSION_DENIED
-    │   ├── NotFoundError             NOT_FOUND
-    │   ├── AlreadyExistsError        ALREADY_EXISTS
-    │   ├── FailedPreconditionError   FAILED_PRECONDITION
-    │   ├── AbortedError              ABORTED (``retry_delay``: google.rpc.RetryInfo)
-    │   ├── ResourceExhaustedError    RESOURCE_EXHAUSTED (``retry_delay``: google.rpc.RetryInfo)
-    │   ├── UnavailableError          UNAVAILABLE (node down, or it did not prove the expected WL)
-    │   ├── DeadlineExceededError     DEADLINE_EXCEEDED
-    │   └── InternalError             anything else (INTERNAL, UNKNOWN, …)
+        ├── InvalidArgumentError      INVALID_ARGUMENT (``violations``: google.rpc.BadRequest)
+        ├── UnauthenticatedError      UNAUTHENTICATED
+        ├── PermissionDeniedError     PERMISSION_DENIED
+        ├── NotFoundError             NOT_FOUND
+        ├── AlreadyExistsError        ALREADY_EXISTS
+        ├── FailedPreconditionError   FAILED_PRECONDITION
+        ├── AbortedError              ABORTED (``retry_delay``: google.rpc.RetryInfo)
+        ├── ResourceExhaustedError    RESOURCE_EXHAUSTED (``retry_delay``: google.rpc.RetryInfo)
+        ├── UnavailableError          UNAVAILABLE (node down, or it did not prove the expected WL)
+        ├── DeadlineExceededError     DEADLINE_EXCEEDED
+        └── InternalError             anything else (INTERNAL, UNKNOWN, …)
 """
 
 from __future__ import annotations
