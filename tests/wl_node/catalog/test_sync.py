@@ -199,7 +199,7 @@ async def test_pause_block_freeze_and_lost_visibility_hide_at_once(pki: PkiFixtu
         assert await rows(b) == 0, attr
         setattr(target, attr, restore)
         await world.publish()
-        await eventually(lambda: _count(pki, b, 1))
+        await eventually(lambda: _count(pki, b, 1), timeout=15)  # the policy change wakes the worker; slack for load
 
 
 async def test_exporter_refusal_hides_even_before_the_importers_view_says_so(pki: PkiFixture, world: World) -> None:
