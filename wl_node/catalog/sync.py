@@ -332,6 +332,9 @@ class CatalogSync:
                 worker = _Worker(self, exporter)
                 task = asyncio.create_task(worker.run(), name=f"catalog-sync-{exporter}")
                 task.add_done_callback(_log_crash)
+                # A worker that ends (stopped by a policy change, or crashed) wakes the supervisor at once: if the
+                # exporter is importable again meanwhile, its new worker starts now, not at the periodic re-check.
+                task.add_done_callback(lambda _task: self._changed.set())
                 self._workers[exporter] = (worker, task)
                 log.info("catalog sync started", extra={"fields": {"exporter": exporter}})
 
