@@ -44,6 +44,10 @@ async def presented_identity(target: str, ca_pem: bytes, *, timeout: float = PRO
         der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
     finally:
         writer.close()
+        try:  # let the transport finish closing inside this loop (never left for the garbage collector)
+            await asyncio.wait_for(writer.wait_closed(), timeout)
+        except (OSError, TimeoutError, ssl.SSLError):
+            pass
     if not der:
         return None
     return certificate_identity(x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM))
