@@ -140,9 +140,13 @@ async def _one_n(args: argparse.Namespace, root: Path, n: int) -> dict[str, floa
             trade = await run_trade()
         _record_trade(figures, tag, trade)
 
-        reaction = await phases.risk_reaction(world, args.risk_pairs, _progress)
-        figures[f"mesh.reaction.p99_ms.{tag}"] = phases.pct(reaction, 0.99)
-        _progress(f"risk: reaction p50 {phases.pct(reaction, 0.5):.0f} ms, p99 {phases.pct(reaction, 0.99):.0f} ms")
+        if args.risk_pairs > 0:
+            reaction = await phases.risk_reaction(world, args.risk_pairs, _progress)
+            figures[f"mesh.reaction.p99_ms.{tag}"] = phases.pct(reaction, 0.99)
+            _progress(f"risk: reaction p50 {phases.pct(reaction, 0.5):.0f} ms, "
+                      f"p99 {phases.pct(reaction, 0.99):.0f} ms")
+        else:
+            _progress("risk: skipped (--risk-pairs 0)")
 
         inv = await phases.invariants(world)
         figures[f"mesh.invariants_ok.{tag}"] = 0.0 if inv.problems else 1.0
