@@ -5,8 +5,9 @@ one, so two nodes in one interpreter never mix their figures. Names follow Prome
 ``_total`` for counters) and every label set is bounded: service, method, gRPC code, peer WL, outcome — never an
 order, checkout or correlation id. ``docs/metrics.md`` lists them all.
 
-The server interceptor is the outermost of the chain, so a refusal by the pipeline (authorization, rate limit,
-validation) is measured with its code; the client interceptor times unary calls to completion.
+The server side is timed by the ``ServerPipeline`` with ``RpcMetrics.server_seconds`` (a refusal by the pipeline:
+authorization, rate limit, validation, is measured with its code); the client interceptor times unary calls to
+completion.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from wsgiref.simple_server import WSGIServer
@@ -51,72 +52,8 @@ class RpcMetrics:
             ["service", "method", "code"], registry=registry, buckets=LATENCY_BUCKETS_S,
         )
 
-    def server_interceptor(self) -> grpc.aio.ServerInterceptor:
-        return _ServerLatency(self.server_seconds)
-
     def client_interceptor(self) -> grpc.aio.UnaryUnaryClientInterceptor:
         return _ClientLatency(self.client_seconds)
-
-
-def _code_of(context: grpc.aio.ServicerContext[Any, Any], failed: bool) -> str:
-    code = context.code()
-    if isinstance(code, grpc.StatusCode):
-        return code.name
-    return "UNKNOWN" if failed else "OK"
-
-
-class _ServerLatency(grpc.aio.ServerInterceptor):
-    def __init__(self, histogram: Histogram) -> None:
-        self._histogram = histogram
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        service, method = split_method(handler_call_details.method)
-        histogram = self._histogram
-
-        def observe(started: float, context: grpc.aio.ServicerContext[Any, Any], failed: bool) -> None:
-            histogram.labels(service, method, _code_of(context, failed)).observe(time.perf_counter() - started)
-
-        def unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-            async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                started, failed = time.perf_counter(), True
-                try:
-                    result = await behavior(request, context)
-                    failed = False
-                    return result
-                finally:
-                    observe(started, context, failed)
-
-            return wrapped
-
-        def stream(behavior: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
-            async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-                started, failed = time.perf_counter(), True
-                try:
-                    async for item in behavior(request, context):
-                        yield item
-                    failed = False
-                finally:
-                    observe(started, context, failed)
-
-            return wrapped
-
-        common = {"request_deserializer": handler.request_deserializer,
-                  "response_serializer": handler.response_serializer}
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), **common)
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), **common)
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(stream(handler.unary_stream), **common)  # type: ignore[arg-type]
-        assert handler.stream_stream is not None
-        return grpc.stream_stream_rpc_method_handler(stream(handler.stream_stream), **common)  # type: ignore[arg-type]
 
 
 class _ClientLatency(grpc.aio.UnaryUnaryClientInterceptor):

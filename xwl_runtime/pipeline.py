@@ -1,4 +1,4 @@
-"""The server interceptor chain every process installs: correlation id → peer identity → authorization → errors.
+"""The server interceptor every process installs: correlation id → peer identity → authorization → errors → latency.
 
 The correlation id (the caller's, when well-formed, or a new one) goes back to every caller in the response's
 initial metadata (``x-correlation-id``), sent before anything else, so even a refused call can be traced.
@@ -8,7 +8,8 @@ So one interceptor wraps each handler: it binds the correlation id, derives the 
 certificate (never from a request field), checks the method against the authorization table (default deny), admits
 the call against the caller's rate and stream budget when the server has an ``Admission`` (``ratelimit``), runs
 the servicer, and translates ``XcwlError`` into a status with details exactly once. Unexpected exceptions become
-INTERNAL without internals leaking to the caller.
+INTERNAL without internals leaking to the caller. With a latency histogram (``metrics.RpcMetrics``) it times every
+call it wraps, refusals included, labelled by service, method and final status code.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
+from prometheus_client import Histogram
 
 from . import correlation, tracing
 from .authz import Rule
 from .errors import PermissionDenied, Unauthenticated, XcwlError
-from .identity import Identity, identity_of_pem, parse_spiffe_id
-from .peer_guard import PeerCertificate, PeerGuard, guard_stream, peer_certificate
+from .identity import Identity, parse_spiffe_id
+from .metrics import split_method
+from .peer_guard import PeerCertificate, PeerGuard, StreamGuard, peer_certificate
 from .ratelimit import Admission, peer_address
 
 log = logging.getLogger(__name__)
@@ -46,28 +49,35 @@ def caller() -> Identity:
     return ident
 
 
-def peer_identity(context: grpc.aio.ServicerContext[Any, Any], *, insecure_dev: bool) -> Identity | None:
-    """The caller's identity from its verified client certificate (or the dev header in plaintext mode)."""
-    auth = context.auth_context()
-    pems = list(auth.get("x509_pem_cert") or ()) if auth else None
-    if pems:
-        return identity_of_pem(pems[0])
-    if insecure_dev:
-        for key, value in context.invocation_metadata() or ():
-            if key == DEV_IDENTITY_METADATA_KEY and isinstance(value, str):
-                return parse_spiffe_id(value)
+def _dev_identity(context: grpc.aio.ServicerContext[Any, Any]) -> Identity | None:
+    """Who a plaintext caller claims to be (only honoured with --insecure-dev)."""
+    for key, value in context.invocation_metadata() or ():
+        if key == DEV_IDENTITY_METADATA_KEY and isinstance(value, str):
+            return parse_spiffe_id(value)
     return None
 
 
-def _metadata_value(details: grpc.HandlerCallDetails, key: str) -> str | None:
-    for k, v in details.invocation_metadata or ():
-        if k == key and isinstance(v, str):
-            return v
-    return None
+def _correlation_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """The caller's correlation id when well-formed, else a new one."""
+    for key, value in context.invocation_metadata() or ():
+        if key == correlation.METADATA_KEY and isinstance(value, str):
+            return correlation.accept_or_new(value)
+    return correlation.new_correlation_id()
+
+
+def _code_of(context: grpc.aio.ServicerContext[Any, Any], failed: bool) -> str:
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    return "UNKNOWN" if failed else "OK"
 
 
 class ServerPipeline(grpc.aio.ServerInterceptor):
-    """Correlation id, identity, authorization and error translation for every RPC of a server."""
+    """Correlation id, identity, authorization, admission, error translation and latency for every RPC.
+
+    One interceptor, and one wrapped handler per method built on its first call and reused: the per-RPC cost is
+    the wrapper's own work, not building closures and handler objects for every call.
+    """
 
     def __init__(
         self,
@@ -76,11 +86,15 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
         insecure_dev: bool = False,
         peer_guard: PeerGuard | None = None,
         admission: Admission | None = None,
+        latency: Histogram | None = None,
     ) -> None:
         self._table = dict(table)
         self._insecure_dev = insecure_dev
         self._guard = peer_guard
+        self._streams = StreamGuard(peer_guard) if peer_guard is not None else None
         self._admission = admission
+        self._latency = latency
+        self._handlers: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
 
     async def intercept_service(
         self,
@@ -91,42 +105,54 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
         method = handler_call_details.method
+        cached = self._handlers.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(handler, method)
+        self._handlers[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, handler: grpc.RpcMethodHandler[Any, Any], method: str) -> grpc.RpcMethodHandler[Any, Any]:
         rule = self._table.get(method)
-        cid = correlation.accept_or_new(_metadata_value(handler_call_details, correlation.METADATA_KEY))
+        service, name = split_method(method)
+        common: dict[str, Any] = {"request_deserializer": handler.request_deserializer,
+                                  "response_serializer": handler.response_serializer}
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(handler.unary_unary, method, rule, cid),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
+                self._wrap_unary(handler.unary_unary, method, rule, service, name), **common)
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(handler.unary_stream, method, rule, cid),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
+                self._wrap_stream(handler.unary_stream, method, rule, service, name), **common)
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                self._wrap_unary(handler.stream_unary, method, rule, cid),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
+                self._wrap_unary(handler.stream_unary, method, rule, service, name), **common)
         assert handler.stream_stream is not None  # a handler has exactly one of the four behaviours
         return grpc.stream_stream_rpc_method_handler(
-            self._wrap_stream(handler.stream_stream, method, rule, cid),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+            self._wrap_stream(handler.stream_stream, method, rule, service, name), **common)
 
-    def _authorize(
+    async def _enter(
         self, context: grpc.aio.ServicerContext[Any, Any], method: str, rule: Rule | None
-    ) -> Identity | None:
-        ident = peer_identity(context, insecure_dev=self._insecure_dev)
+    ) -> tuple[Identity | None, PeerCertificate | None]:
+        """Correlation id bound and returned; the caller identified, authorized and its certificate checked."""
+        cid = _correlation_id(context)
+        correlation.current_correlation_id.set(cid)
+        tracing.annotate_correlation(cid)
+        await context.send_initial_metadata(((correlation.METADATA_KEY, cid),))
+        peer = peer_certificate(context)  # the one read of the verified TLS auth context
+        ident = peer.identity if peer is not None else _dev_identity(context) if self._insecure_dev else None
+        self._authorize(ident, method, rule)
+        current_caller.set(ident)
+        if peer is not None and self._guard is not None:
+            await self._guard.check(peer)
+        return ident, peer
+
+    @staticmethod
+    def _authorize(ident: Identity | None, method: str, rule: Rule | None) -> None:
         if rule is None:
             raise PermissionDenied(f"{method} is not allowed to anyone", reason="METHOD_NOT_ALLOWED")
         if ident is None:
             if rule.anonymous:
-                return None
+                return
             raise Unauthenticated("a client certificate naming an XporY identity is required", reason="NO_IDENTITY")
         if ident.kind not in rule.kinds:
             raise PermissionDenied(
@@ -134,16 +160,7 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
                 reason="IDENTITY_NOT_ALLOWED",
                 metadata={"caller": ident.spiffe_id, "method": method},
             )
-        return ident
 
-    async def _check_peer(self, context: grpc.aio.ServicerContext[Any, Any]) -> PeerCertificate | None:
-        """Let the peer guard refuse the caller's certificate (revoked, unrecorded) before any work."""
-        if self._guard is None:
-            return None
-        peer = peer_certificate(context)
-        if peer is not None:
-            await self._guard.check(peer)
-        return peer
     def _admit(
         self, context: grpc.aio.ServicerContext[Any, Any], ident: Identity | None, *, stream: bool
     ) -> contextlib.AbstractContextManager[None]:
@@ -168,51 +185,54 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
         log.exception("rpc failed", extra={"fields": {"method": method}})
         await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
+    def _observe(
+        self, context: grpc.aio.ServicerContext[Any, Any], service: str, name: str, started: float, failed: bool
+    ) -> None:
+        if self._latency is not None:
+            self._latency.labels(service, name, _code_of(context, failed)).observe(time.perf_counter() - started)
+
     def _wrap_unary(
-        self, behavior: Callable[..., Awaitable[Any]], method: str, rule: Rule | None, cid: str
+        self, behavior: Callable[..., Awaitable[Any]], method: str, rule: Rule | None, service: str, name: str
     ) -> Callable[..., Awaitable[Any]]:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            started = time.perf_counter()
-            correlation.current_correlation_id.set(cid)
-            tracing.annotate_correlation(cid)
+            started, failed = time.perf_counter(), True
             try:
-                await context.send_initial_metadata(((correlation.METADATA_KEY, cid),))
-                ident = self._authorize(context, method, rule)
-                current_caller.set(ident)
-                await self._check_peer(context)
+                ident, _ = await self._enter(context, method, rule)
                 with self._admit(context, ident, stream=False):
-                    return await behavior(request, context)
+                    result = await behavior(request, context)
+                failed = False
+                return result
             except grpc.aio.AbortError:
                 raise
             except Exception as err:  # noqa: BLE001 - translated into a status exactly here
                 await self._fail(context, method, err, started)
+            finally:
+                self._observe(context, service, name, started, failed)
 
         return wrapped
 
     def _wrap_stream(
-        self, behavior: Callable[..., Any], method: str, rule: Rule | None, cid: str
+        self, behavior: Callable[..., Any], method: str, rule: Rule | None, service: str, name: str
     ) -> Callable[..., AsyncIterator[Any]]:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            started = time.perf_counter()
-            correlation.current_correlation_id.set(cid)
-            tracing.annotate_correlation(cid)
+            started, failed = time.perf_counter(), True
             try:
-                await context.send_initial_metadata(((correlation.METADATA_KEY, cid),))
-                ident = self._authorize(context, method, rule)
-                current_caller.set(ident)
-                peer = await self._check_peer(context)
+                ident, peer = await self._enter(context, method, rule)
                 with self._admit(context, ident, stream=True):
                     result = behavior(request, context)
                     if inspect.isasyncgen(result):
-                        if peer is not None and self._guard is not None:
-                            result = guard_stream(self._guard, peer, result)
+                        if peer is not None and self._streams is not None:
+                            result = self._streams.guard(peer, result)
                         async for item in result:
                             yield item
                     else:
                         await result
+                failed = False
             except grpc.aio.AbortError:
                 raise
             except Exception as err:  # noqa: BLE001 - translated into a status exactly here
                 await self._fail(context, method, err, started)
+            finally:
+                self._observe(context, service, name, started, failed)
 
         return wrapped
