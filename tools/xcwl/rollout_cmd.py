@@ -90,9 +90,9 @@ def _show(args: argparse.Namespace, rollout: rollout_pb2.DirectionRollout, versi
 
 
 async def _configure(args: argparse.Namespace, client: OpsClient) -> int:
+    stage = STAGES[args.stage] if args.stage else rollout_pb2.ROLLOUT_STAGE_UNSPECIFIED
     request = rollout_service_pb2.ConfigureRolloutRequest(
-        exporter_wl=args.exporter, importer_wl=args.importer, stage=STAGES[args.stage] if args.stage else rollout_pb2.ROLLOUT_STAGE_UNSPECIFIED,
-        reason=args.reason, force=args.force)
+        exporter_wl=args.exporter, importer_wl=args.importer, stage=stage, reason=args.reason, force=args.force)
     for stage in ("pilot", "expansion"):
         limits = _limits(args, stage)
         if limits is not None:
