@@ -93,10 +93,10 @@ async def _configure(args: argparse.Namespace, client: OpsClient) -> int:
     stage = STAGES[args.stage] if args.stage else rollout_pb2.ROLLOUT_STAGE_UNSPECIFIED
     request = rollout_service_pb2.ConfigureRolloutRequest(
         exporter_wl=args.exporter, importer_wl=args.importer, stage=stage, reason=args.reason, force=args.force)
-    for stage in ("pilot", "expansion"):
-        limits = _limits(args, stage)
+    for name in ("pilot", "expansion"):
+        limits = _limits(args, name)
         if limits is not None:
-            getattr(request, stage).CopyFrom(limits)
+            getattr(request, name).CopyFrom(limits)
     if args.step_back is not None:
         request.step_back_on_breach = args.step_back
     resp = await client.call(client.rollout.ConfigureRollout, request)
