@@ -6,7 +6,10 @@ operational reports, per importer/exporter) and judges each direction in PILOT o
 * ``confirmation_p99`` of the direction above its target (0.5 s), or
 * ``error_rate`` of the direction at or above its target (0.5%),
 
-with at least ``hold_min_samples`` order attempts in the window (fewer is "no data", never a breach). A breach holds
+with at least ``hold_min_samples`` order attempts in the window (fewer is "no data", never a breach). The window
+never reaches back before the minute after the last release of the direction's hold (``slo_since``), so a
+released direction is judged on new orders only, not held again for the breach the operator just dealt with. A
+breach holds
 the stage in one change transaction (audited ``rollout.auto_hold`` by the CP, in both WLs' next views; a direction
 whose policy says so also steps back from expansion to pilot), and in that same transaction raises an ALERT
 signal to both WLs (which the webhook feature turns into ``alert.raised``) and queues the ``rollout.held`` webhook
@@ -18,6 +21,7 @@ Reaction time is a global SLO figure (not per direction), so it does not hold a 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -66,15 +70,22 @@ class AutoHold:
                       if not r.held and r.stage in (Stage.PILOT, Stage.EXPANSION)]
         if not candidates:
             return []
-        window = self._config.hold_window
-        report = await self._reporter.report(self._clock.now(), window)
-        figures = {(f.name, f.scope): (f.value, f.samples) for f in report}
+        now = self._clock.now()
+        reports: dict[dt.timedelta, dict[tuple[str, str], tuple[Decimal | None, int]]] = {}
         held = []
         for rollout in candidates:
-            breaches = self._breaches(figures, f"{rollout.importer}/{rollout.exporter}")
+            window = self._config.hold_window
+            if rollout.slo_since is not None:
+                window = min(window, now - rollout.slo_since)
+            if window <= dt.timedelta(0):
+                continue
+            if window not in reports:
+                reports[window] = {(f.name, f.scope): (f.value, f.samples)
+                                   for f in await self._reporter.report(now, window)}
+            breaches = self._breaches(reports[window], f"{rollout.importer}/{rollout.exporter}")
             if not breaches:
                 continue
-            minutes = int(window.total_seconds() // 60)
+            minutes = max(1, round(window.total_seconds() / 60))
             reason = f"SLO breach over {minutes} min at {rollout.stage.value}: " + "; ".join(breaches)
             done = await self._rollouts.hold(CP_ACTOR, rollout.exporter, rollout.importer, held=True,
                                              reason=reason, automatic=True)

@@ -128,6 +128,8 @@ class RolloutRecord:
     expansion: Limits
     step_back_on_breach: bool
     changed_version: int
+    slo_since: dt.datetime | None = None
+    """The automatic hold judges SLO figures from this time on (None: the whole window)."""
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> RolloutRecord:
@@ -154,7 +156,7 @@ class RolloutRecord:
         return {"exporter": self.exporter, "importer": self.importer, "stage": self.stage.value, "held": self.held,
                 "hold_reason": self.hold_reason, "pilot": self.pilot.to_json(),
                 "expansion": self.expansion.to_json(), "step_back_on_breach": self.step_back_on_breach,
-                "changed_version": self.changed_version}
+                "changed_version": self.changed_version, "slo_since": self.slo_since}
 
     def audit_state(self) -> dict[str, Any]:
         return {"exporter_wl": self.exporter, "importer_wl": self.importer, "stage": self.stage.value,

@@ -15,6 +15,7 @@ rollout needs both WLs' nodes to have reported the ``rollout_caps`` capability, 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
@@ -181,8 +182,10 @@ class Rollouts:
             stage = before.stage
             if automatic and before.step_back_on_breach and stage is Stage.EXPANSION:
                 stage = Stage.PILOT
+            # A release starts the SLO judgement afresh from the next whole minute (the SLO store's granularity).
+            since = before.slo_since if held else (tx.now.replace(second=0, microsecond=0) + dt.timedelta(minutes=1))
             after = replace(before, held=held, hold_reason=why if held else "", stage=stage,
-                            changed_version=tx.version)
+                            changed_version=tx.version, slo_since=since)
             await _write(tx, before, after, action, why)
             if automatic:
                 for hook in self._held_hooks:

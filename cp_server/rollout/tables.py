@@ -2,7 +2,8 @@
 
 * ``rollout_flags``: one row per (WL, flag name); the flag's whole state.
 * ``rollout_directions``: one row per direction with a rollout: stage, hold, and the configured limits of the pilot
-  and expansion stages as canonical JSON (``records.Limits``).
+  and expansion stages as canonical JSON (``records.Limits``), and ``slo_since``: the automatic hold judges SLO
+  figures from then on (set when a hold is released, so the breach just dealt with does not hold it again).
 * ``rollout_node_versions``: what each WL node last reported of its software, contract version and capabilities.
 
 Rows of the first two are only written by change transactions (``ChangeRunner``) and stamped with their version;
@@ -43,6 +44,7 @@ directions = sa.Table(
     sa.Column("pilot", sa.Text(), nullable=False),
     sa.Column("expansion", sa.Text(), nullable=False),
     sa.Column("step_back_on_breach", sa.Boolean(), nullable=False),
+    sa.Column("slo_since", UtcDateTime(), nullable=True),
     sa.Column("changed_version", sa.BigInteger(), nullable=False),
 )
 

@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("pilot", sa.Text(), nullable=False),
         sa.Column("expansion", sa.Text(), nullable=False),
         sa.Column("step_back_on_breach", sa.Boolean(), nullable=False),
+        sa.Column("slo_since", sa.DateTime(timezone=True), nullable=True),
         sa.Column("changed_version", sa.BigInteger(), nullable=False),
     )
     op.create_table(
