@@ -72,7 +72,8 @@ async def _scenario(tmp_path: Path, pki: PkiFixture, dbs: DbFactory, monkeypatch
             # Healthy orders first: no hold.
             for i in range(3):
                 done = await _checkout(w, "wl-b", f"fast-{i}", f"m-{i}")
-                assert isinstance(done, storefront_pb2.Checkout) and done.status == storefront_pb2.CHECKOUT_STATUS_COMPLETED
+                assert isinstance(done, storefront_pb2.Checkout)
+                assert done.status == storefront_pb2.CHECKOUT_STATUS_COMPLETED
 
             # The exporter turns slow.
             original = OrderDesk.place
