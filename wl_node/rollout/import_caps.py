@@ -2,8 +2,9 @@
 
 ``ImportCaps.admit`` runs the stage rule of the direction (cohort, maximum order value) and reserves the order's
 value against the daily cap in memory, so a refusal costs the exporter nothing and the app gets the reason at
-once. The count per (exporter, UTC day) starts from the node's own checkouts of that day (PENDING and COMPLETED,
-read once per day), then follows the reservations of this run: confirmed → counted, released → freed. Checkouts
+once. The count per (exporter, UTC day) starts from the node's own checkouts of that day made under the rollout
+(PENDING and COMPLETED, at a policy version not older than the rollout's last change; read once per day and
+rollout version), then follows the reservations of this run: confirmed → counted, released → freed. Checkouts
 counted at that first read that later fail stay counted (conservative). The exporter's transactional count is
 the authority (``export_caps``); this check keeps the importer from sending orders it already knows are over.
 """
@@ -23,7 +24,7 @@ from xwl_runtime.clock import Clock
 
 from .rules import RolloutRules, StageRule
 
-_Key = tuple[str, dt.date]
+_Key = tuple[str, dt.date, int]
 
 
 class DailyReservation:
@@ -75,16 +76,17 @@ class ImportCaps:
         self._used.setdefault(key, value)
         self._loading.pop(key, None)
         # Days gone by are never asked for again.
-        for old in [k for k in self._used if k[1] < key[1]]:
+        for old in [k for k in self._used if k[0] == key[0] and (k[1], k[2]) < (key[1], key[2])]:
             del self._used[old]
 
     @staticmethod
     def _read_day(conn: sa.Connection, key: _Key) -> Decimal:
-        exporter, day = key
+        exporter, day, since_version = key
         start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
         c = checkouts.c
         rows = conn.execute(sa.select(c.source_unit_price, c.quantity).where(
             c.exporter_wl == exporter, c.status.in_((PENDING, COMPLETED)), c.created_at >= start,
+            c.policy_version >= since_version,
             c.created_at < start + dt.timedelta(days=1))).all()
         return sum((Decimal(r.source_unit_price) * int(r.quantity) for r in rows), Decimal(0))
 
@@ -103,9 +105,8 @@ class ImportCaps:
         if rule.daily_value_cap is None:
             return None
         day = self._clock.now().astimezone(dt.UTC).date()
-        key = (exporter_wl, day)
+        key = (exporter_wl, day, rule.since_version)
         await self._load(key)
-        rule = self.rule(exporter_wl) or rule  # the view may have changed while loading
         cap = rule.daily_value_cap or Decimal(0)
         used = self._used[key] + self._in_flight[key]
         if used + value > cap:

@@ -41,6 +41,8 @@ class StageRule:
     max_order_value: Decimal | None
     daily_value_cap: Decimal | None
     policy_version: int
+    since_version: int = 0
+    """Policy version at which the rollout last changed (the importer counts its checkouts from then on)."""
 
     def _meta(self) -> dict[str, str]:
         return {"stage": self.stage, "exporter_wl": self.exporter_wl, "importer_wl": self.importer_wl,
@@ -92,7 +94,7 @@ def _rule(view: policy_pb2.PolicyView, exporter_wl: str, importer_wl: str) -> St
             cohort_hashes=frozenset(limits.cohort_buyer_hashes), cohort_bp=limits.cohort_basis_points,
             max_order_value=Decimal(limits.max_order_value) if limits.max_order_value else None,
             daily_value_cap=Decimal(limits.daily_value_cap) if limits.daily_value_cap else None,
-            policy_version=view.version)
+            policy_version=view.version, since_version=rollout.changed_version)
     return None
 
 
