@@ -20,6 +20,7 @@ from cp_server.identity import component as identity_component
 from cp_server.identity.signing import load_or_create_signing_key, verification_keys
 from cp_server.risk import component as risk_component
 from cp_server.risk.engine import CP_ACTOR
+from cp_server.rollout import component as rollout_component
 from cp_server.settings import CpSettings
 from cp_server.signals.pair_status import PairStatusSignals
 from cp_server.slo import component as slo_component
@@ -165,16 +166,20 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
     risk_parts.reconciler.pause_pair = discrepancy_pauser(pairs)
     node_status = NodeStatusStore(engine)
     trust = trust_component.build(ctx, hub=hub, changes=changes)
+    rollout = rollout_component.install(ctx, changes=changes, hub=hub, signals=risk_parts.store,
+                                        signal_hub=risk_parts.hub, webhooks=webhooks.outbox)
     components = [
-        policy_component.install(ctx, hub=hub, node_status=node_status),
+        policy_component.install(ctx, hub=hub, node_status=node_status, versions=rollout.versions.record),
         admin_component.install(
             ctx, registry=WlRegistry(changes), pairs=pairs, hub=hub, node_status=node_status, trust=trust.admin,
+            versions=rollout.versions,
         ),
         identity_component.install(ctx, token_keys=trust.token_keys),
         trust.component,
         risk,
         webhooks.component,
         slo.component,
+        rollout.component,
     ]
     authz: dict[str, Rule] = {}
     for component in components:

@@ -53,6 +53,7 @@ from .policy.peer_guard import NodePeerGuard
 from .policy.state import PolicyState
 from .privacy.keys import node_keyring
 from .risk import component as risk_component
+from .rollout import component as rollout_component
 from .settings import NodeSettings
 from .store import open_store
 from .storefront.servicer import StorefrontServicer
@@ -140,7 +141,7 @@ def build_features(ctx: NodeContext, state: PolicyState, cp: CpChannel) -> Featu
     operations = Component(name="operations", loops=[reporter.run])
     return Features(
         components=[catalog.component, digests, orders.component, checkouts.component, runner_component, telemetry,
-                    risk, alerts.component, operations],
+                    risk, alerts.component, operations, rollout_component.install(ctx, state)],
         checkouts=checkouts,
         storefront=catalog.storefront,
     )

@@ -28,6 +28,8 @@ COMMAND_MODULES = (
     "xcwl.signal_cmd",
     "xcwl.risk_cmd",
     "xcwl.webhook_cmd",
+    "xcwl.flag_cmd",
+    "xcwl.rollout_cmd",
     "xcwl.demo",
     "xcwl.bench_cmd",
     "xcwl.cert_cmd",

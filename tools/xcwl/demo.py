@@ -15,10 +15,12 @@ Steps (each a function of ``Demo``; features add steps to ``STEPS``):
 8. the catalogs follow it: wl-a's offers re-priced at wl-b, wl-b/wl-c offers hidden on both sides;
 9. a burst of concurrent cross-WL Checkouts on one offer from two importers; stock, orders and ledgers on both
    sides, read from the nodes' stores, add up (``demo_trade``);
-10. risk: a small imbalance limit on wl-a/wl-c, purchases across 80% and 100%, the alert, the DISABLE signal, the
+10. rollout: wl-a → wl-b in pilot (one named member, caps), the refusals with stage and headroom, then promoted
+    to expansion and general (``demo_rollout``, ``docs/rollout.md``);
+11. risk: a small imbalance limit on wl-a/wl-c, purchases across 80% and 100%, the alert, the DISABLE signal, the
     next checkout refused, and recovery by reverse trade (``demo_risk``; skipped with a line saying why when the
     node has no event shipper);
-11. everything stopped with SIGTERM and waited for; the exit code is 0 only if every process exited cleanly.
+12. everything stopped with SIGTERM and waited for; the exit code is 0 only if every process exited cleanly.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from pathlib import Path
 from xporty.cp.v1 import admin_service_pb2, policy_pb2, registry_pb2
 from xwl_runtime.identity import Identity
 
-from . import demo_risk, demo_trade
+from . import demo_risk, demo_rollout, demo_trade
 from .demo_world import OPERATOR, PAIRS, STOP_TIMEOUT_S, WLS, Demo, Proc, free_port
 from .errors import CliError
 from .render import node_status_table, pairs_table
@@ -140,6 +142,7 @@ STEPS: list[tuple[str, Step]] = [
     ("a policy change reaches every node", change_policies),
     ("the catalogs follow the change (re-pricing, hiding)", demo_trade.catalogs_after_change),
     ("a burst of cross-WL checkouts", demo_trade.checkout_burst),
+    ("rollout: wl-a → wl-b pilot → expansion → general", demo_rollout.rollout_scenario),
     ("risk: imbalance limit, alert, disable signal, recovery", demo_risk.risk_scenario),
 ]
 

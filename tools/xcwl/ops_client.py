@@ -35,6 +35,7 @@ from xporty.cp.v1 import (
     policy_service_pb2,
     policy_service_pb2_grpc,
     registry_pb2,
+    rollout_service_pb2_grpc,
     signal_pb2,
     signal_service_pb2,
     signal_service_pb2_grpc,
@@ -136,6 +137,8 @@ class OpsClient:
         self._analytics = analytics_service_pb2_grpc.AnalyticsServiceStub(channel)
         self._signals = signal_service_pb2_grpc.SignalServiceStub(channel)
         self._webhooks = webhook_service_pb2_grpc.WebhookServiceStub(channel)
+        self.rollout = rollout_service_pb2_grpc.RolloutServiceStub(channel)
+        """RolloutService (flags and rollout stages), called through ``call``."""
 
     @classmethod
     @asynccontextmanager
@@ -161,6 +164,10 @@ class OpsClient:
             raise CliError(f"--as: {err}") from None
         async with cls.connect(args.cp, material, timeout=args.timeout, dev_identity=dev_identity) as client:
             yield client
+
+    async def call(self, method: Callable[..., Awaitable[R]], request: Message) -> R:
+        """Any RPC of this client's stubs with the deadline, metadata and error translation of every call."""
+        return await self._call(method, request)
 
     async def _call(self, method: Callable[..., Awaitable[R]], request: Message) -> R:
         try:
