@@ -16,6 +16,7 @@ from pathlib import Path
 
 from cp_server.audit.log import AuditLog
 from cp_server.context import CpContext
+from cp_server.dashboard import component as dashboard_component
 from cp_server.identity import component as identity_component
 from cp_server.identity.signing import load_or_create_signing_key, verification_keys
 from cp_server.risk import component as risk_component
@@ -71,6 +72,8 @@ class CpApp:
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Future[None]] = field(default_factory=list)
     metrics_listener: MetricsListener | None = None
+    dashboard_port: int | None = None
+    """The dashboard's HTTPS port (None without ``dashboard.http_listen``)."""
     _stopped: bool = False
 
     @property
@@ -165,6 +168,7 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
     risk_parts.reconciler.pause_pair = discrepancy_pauser(pairs)
     node_status = NodeStatusStore(engine)
     trust = trust_component.build(ctx, hub=hub, changes=changes)
+    dashboard = dashboard_component.install(ctx)
     components = [
         policy_component.install(ctx, hub=hub, node_status=node_status),
         admin_component.install(
@@ -175,6 +179,7 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
         risk,
         webhooks.component,
         slo.component,
+        dashboard.component,
     ]
     authz: dict[str, Rule] = {}
     for component in components:
@@ -214,6 +219,9 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
             await app.stop(0)
             raise
         bound["metrics"] = _bound(settings.metrics_listen, app.metrics_listener.port)
+    if dashboard.server is not None:
+        app.dashboard_port = dashboard.server.port
+        bound["dashboard"] = _bound(settings.dashboard.http_listen, dashboard.server.port)
     await server.set_serving(True)
     log_serving("control plane", listeners=bound, store_url=settings.db_url, policy_version=hub.version)
     return app

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from xwl_runtime.ratelimit import RateLimits
 
+from .dashboard.settings import DashboardSettings
 from .risk.settings import RiskSettings
 from .webhooks.settings import WebhookConfig
 
@@ -59,3 +60,5 @@ class CpSettings:
     """``HOST:PORT`` of the Prometheus scrape endpoint (plain HTTP ``/metrics``); empty = no endpoint."""
     webhooks: WebhookConfig = field(default_factory=WebhookConfig)
     """Operator webhook delivery: attempts before the dead letter, backoff, HTTP deadline."""
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
+    """The web dashboard (``http_listen``, link and session lifetimes) and the retention of its rollups."""

@@ -106,6 +106,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     WEBHOOK_NOT_FOUND: _ClassVar[ErrorReason]
     WATCHER_DROPPED: _ClassVar[ErrorReason]
     ALERTS_UNAVAILABLE: _ClassVar[ErrorReason]
+    DASHBOARD_DISABLED: _ClassVar[ErrorReason]
 ERROR_REASON_UNSPECIFIED: ErrorReason
 INTERNAL: ErrorReason
 INVALID_ARGUMENT: ErrorReason
@@ -206,3 +207,4 @@ OPERATIONS_DISABLED: ErrorReason
 WEBHOOK_NOT_FOUND: ErrorReason
 WATCHER_DROPPED: ErrorReason
 ALERTS_UNAVAILABLE: ErrorReason
+DASHBOARD_DISABLED: ErrorReason

@@ -218,6 +218,8 @@ export enum ErrorReason {
   WATCHER_DROPPED = 98,
   /** ALERTS_UNAVAILABLE - FAILED_PRECONDITION: this node was built without pair alerts. */
   ALERTS_UNAVAILABLE = 99,
+  /** DASHBOARD_DISABLED - FAILED_PRECONDITION: this CP serves no dashboard (start it with --http-listen). */
+  DASHBOARD_DISABLED = 100,
   UNRECOGNIZED = -1,
 }
 
@@ -523,6 +525,9 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 99:
     case "ALERTS_UNAVAILABLE":
       return ErrorReason.ALERTS_UNAVAILABLE;
+    case 100:
+    case "DASHBOARD_DISABLED":
+      return ErrorReason.DASHBOARD_DISABLED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -732,6 +737,8 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "WATCHER_DROPPED";
     case ErrorReason.ALERTS_UNAVAILABLE:
       return "ALERTS_UNAVAILABLE";
+    case ErrorReason.DASHBOARD_DISABLED:
+      return "DASHBOARD_DISABLED";
     case ErrorReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
