@@ -179,8 +179,11 @@ def create_app(access: Access, src: Sources, settings: DashboardSettings) -> Sta
         return endpoint
 
     def page_name(request: Request) -> str:
-        name = request.path_params.get("page", "pair" if "wl_a" in request.path_params else "overview")
-        return str(name)
+        if "page" in request.path_params:
+            return str(request.path_params["page"])
+        if "wl_a" in request.path_params:
+            return "pair"
+        return request.url.path.strip("/") or "overview"
 
     async def api(request: Request, p: Principal) -> Response:
         page = await build_page(src, p, page_name(request), dict(request.path_params))

@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "xcwl.signal_cmd",
     "xcwl.risk_cmd",
     "xcwl.webhook_cmd",
+    "xcwl.dashboard_cmd",
     "xcwl.demo",
     "xcwl.bench_cmd",
     "xcwl.cert_cmd",
