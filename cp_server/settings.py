@@ -9,6 +9,7 @@ from pathlib import Path
 
 from xwl_runtime.ratelimit import RateLimits
 
+from .dashboard.settings import DashboardSettings
 from .risk.settings import RiskSettings
 from .rollout.settings import RolloutConfig
 from .webhooks.settings import WebhookConfig
@@ -62,3 +63,5 @@ class CpSettings:
     """Operator webhook delivery: attempts before the dead letter, backoff, HTTP deadline."""
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     """Automatic hold of rollout stages: SLO window, check period, minimum samples, targets."""
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
+    """The web dashboard (``http_listen``, link and session lifetimes) and the retention of its rollups."""

@@ -137,6 +137,7 @@ def build_features(ctx: NodeContext, state: PolicyState, cp: CpChannel) -> Featu
     runner_component = Component(name="tx-runner", on_stop=[runner.close])
     reporter = OperationsReporter(cp, ctx.clock)
     ctx.metrics.add_order_listener(reporter.order)
+    catalog.storefront.attach_view_counter(reporter.viewed)
     ctx.metrics.add_breaker_listener(lambda peer, to: reporter.breaker(peer, to, f"circuit {to}"))
     operations = Component(name="operations", loops=[reporter.run])
     return Features(

@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "xcwl.webhook_cmd",
     "xcwl.flag_cmd",
     "xcwl.rollout_cmd",
+    "xcwl.dashboard_cmd",
     "xcwl.demo",
     "xcwl.bench_cmd",
     "xcwl.cert_cmd",

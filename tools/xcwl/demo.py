@@ -169,12 +169,33 @@ async def stop_all(demo: Demo) -> list[str]:
     return [p for p in found if p]
 
 
-async def run_demo(root: Path, out: Callable[[str], None] = print) -> int:
+async def keep_dashboard(demo: Demo) -> None:
+    """Stop the nodes, print a login link, and keep the CP serving its dashboard until Ctrl-C."""
+    nodes = demo.procs[1:]
+    await asyncio.gather(*(_stop(p) for p in nodes))
+    demo.procs[1:] = []
+    async with demo.client() as client:
+        link = await client.login_link()
+    demo.out(f"\nthe CP keeps running with the demo's trade; open this link once (valid 5 minutes; a new one: "
+             f"xcwl dashboard login --cp {demo.cp_target} --pki {demo.pki.root} --as {OPERATOR}):\n{link.url}\n"
+             "the certificate is the demo CA's: accept it in the browser. Ctrl-C stops the CP.")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def run_demo(root: Path, out: Callable[[str], None] = print, *, dashboard: bool = False) -> int:
     demo = Demo(root=root, out=out)
+    if dashboard:  # the CP also serves the dashboard, and outlives the steps
+        demo.serve_flags["cp"] = ["--http-listen", f"127.0.0.1:{free_port()}"]
     try:
         for number, (title, step) in enumerate(STEPS, start=1):
             out(f"\n{demo.elapsed()} {number}. {title}")
             await step(demo)
+        if dashboard:
+            await keep_dashboard(demo)
     finally:
         out(f"\n{demo.elapsed()} stopping {len(demo.procs)} processes (SIGTERM)")
         problems = await stop_all(demo)
@@ -187,6 +208,8 @@ async def run_demo(root: Path, out: Callable[[str], None] = print) -> int:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = sub.add_parser("demo", help="a CP and three WL nodes on loopback: enrollment, policies, propagation")
     demo.add_argument("--workdir", help="keep PKI, databases and logs here instead of a temp dir removed at the end")
+    demo.add_argument("--dashboard", action="store_true",
+                      help="serve the web dashboard; after the steps keep the CP running and print a login link")
     demo.set_defaults(func=_run)
 
 
@@ -194,6 +217,6 @@ def _run(args: argparse.Namespace) -> int:
     if args.workdir:
         root = Path(args.workdir)
         root.mkdir(parents=True, exist_ok=True)
-        return asyncio.run(run_demo(root))
+        return asyncio.run(run_demo(root, dashboard=args.dashboard))
     with tempfile.TemporaryDirectory(prefix="xcwl-demo-") as tmp:
-        return asyncio.run(run_demo(Path(tmp)))
+        return asyncio.run(run_demo(Path(tmp), dashboard=args.dashboard))

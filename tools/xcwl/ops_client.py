@@ -31,6 +31,8 @@ from xporty.cp.v1 import (
     analytics_service_pb2,
     analytics_service_pb2_grpc,
     audit_pb2,
+    dashboard_service_pb2,
+    dashboard_service_pb2_grpc,
     policy_pb2,
     policy_service_pb2,
     policy_service_pb2_grpc,
@@ -139,6 +141,7 @@ class OpsClient:
         self._webhooks = webhook_service_pb2_grpc.WebhookServiceStub(channel)
         self.rollout = rollout_service_pb2_grpc.RolloutServiceStub(channel)
         """RolloutService (flags and rollout stages), called through ``call``."""
+        self._dashboard = dashboard_service_pb2_grpc.DashboardServiceStub(channel)
 
     @classmethod
     @asynccontextmanager
@@ -287,6 +290,12 @@ class OpsClient:
     async def slo_report(self, window_seconds: int) -> analytics_service_pb2.GetSloReportResponse:
         resp: analytics_service_pb2.GetSloReportResponse = await self._call(
             self._analytics.GetSloReport, analytics_service_pb2.GetSloReportRequest(window_seconds=window_seconds))
+        return resp
+
+    # --- dashboard -------------------------------------------------------------------------------------------
+    async def login_link(self) -> dashboard_service_pb2.CreateLoginLinkResponse:
+        resp: dashboard_service_pb2.CreateLoginLinkResponse = await self._call(
+            self._dashboard.CreateLoginLink, dashboard_service_pb2.CreateLoginLinkRequest())
         return resp
 
     # --- webhooks --------------------------------------------------------------------------------------------

@@ -80,6 +80,12 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
         self._alerts: AlertHandlers | None = None
         self._audit_checkpoint: Callable[[], audit_pb2.AuditCheckpoint | None] = lambda: None
         self._contacts: ContactRequester | None = None
+        self._viewed: Callable[[str], None] = lambda _exporter: None
+
+    def attach_view_counter(self, viewed: Callable[[str], None]) -> None:
+        """Tell ``viewed(exporter_wl)`` about every imported offer shown by GetImportedOffer (the operations
+        reporter counts them for the CP's conversion funnel; wired by the composition root)."""
+        self._viewed = viewed
 
     def attach_contacts(self, contacts: ContactRequester) -> None:
         """Serve GetTraderContact by asking exporters (wired by the catalog component)."""
@@ -181,6 +187,7 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
     ) -> pb.GetImportedOfferResponse:
         unmasked = self._reader()
         offer = await self._view.get(importable_exporters(self._state), request.imported_offer_id, unmasked=unmasked)
+        self._viewed(offer.source_wl)
         return pb.GetImportedOfferResponse(offer=offer)
 
     async def GetNodeState(  # noqa: N802 - gRPC method name

@@ -114,6 +114,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ROLLOUT_NOT_FOUND: _ClassVar[ErrorReason]
     FEATURE_NOT_SUPPORTED: _ClassVar[ErrorReason]
     FLAG_NOT_FOUND: _ClassVar[ErrorReason]
+    DASHBOARD_DISABLED: _ClassVar[ErrorReason]
 ERROR_REASON_UNSPECIFIED: ErrorReason
 INTERNAL: ErrorReason
 INVALID_ARGUMENT: ErrorReason
@@ -222,3 +223,4 @@ ROLLOUT_STAGE_LIMIT: ErrorReason
 ROLLOUT_NOT_FOUND: ErrorReason
 FEATURE_NOT_SUPPORTED: ErrorReason
 FLAG_NOT_FOUND: ErrorReason
+DASHBOARD_DISABLED: ErrorReason

@@ -246,6 +246,8 @@ export enum ErrorReason {
   FEATURE_NOT_SUPPORTED = 106,
   /** FLAG_NOT_FOUND - NOT_FOUND: the WL has no feature flag of this name. */
   FLAG_NOT_FOUND = 107,
+  /** DASHBOARD_DISABLED - FAILED_PRECONDITION: this CP serves no dashboard (start it with --http-listen). */
+  DASHBOARD_DISABLED = 108,
   UNRECOGNIZED = -1,
 }
 
@@ -575,6 +577,9 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 107:
     case "FLAG_NOT_FOUND":
       return ErrorReason.FLAG_NOT_FOUND;
+    case 108:
+    case "DASHBOARD_DISABLED":
+      return ErrorReason.DASHBOARD_DISABLED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -800,6 +805,8 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "FEATURE_NOT_SUPPORTED";
     case ErrorReason.FLAG_NOT_FOUND:
       return "FLAG_NOT_FOUND";
+    case ErrorReason.DASHBOARD_DISABLED:
+      return "DASHBOARD_DISABLED";
     case ErrorReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
