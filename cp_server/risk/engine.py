@@ -142,6 +142,11 @@ class _Pair:
     open_alert_id: str | None
     event_count: int
     limit: Decimal
+    """The pair's limit in the registry now."""
+    limit_used: Decimal
+    """The limit its thresholds were last evaluated against (stored): a pair whose limit changed since is
+    re-evaluated by the next transaction that locks it (or the reconciler's pass), even if its balance does not
+    move."""
     moved: bool = False
     rollup: PairDelta = field(default_factory=PairDelta)
     """What this batch adds to the pair's hourly and monthly rollups."""
@@ -368,6 +373,7 @@ class RiskEngine:
                 raise Aborted("a concurrent batch stored the same event id; retry",
                               reason="CONCURRENT_DUPLICATE") from err
         await self._write_orders(conn, orders, now)
+        await self._limits_changed(conn, pairs, now, result)
         await self._write_pairs(conn, pairs, now)
         for e in acks:
             await self._record_ack(conn, e, now)
@@ -392,7 +398,7 @@ class RiskEngine:
             (r.wl_a, r.wl_b): _Pair(
                 r.wl_a, r.wl_b, Balance(Decimal(r.exports_ab), Decimal(r.exports_ba)),
                 PairLevel(Level[r.level], r.disabled_exporter), r.open_alert_id, int(r.event_count),
-                ref.pairs[(r.wl_a, r.wl_b)].limit,
+                ref.pairs[(r.wl_a, r.wl_b)].limit, Decimal(r.limit_used),
             )
             for r in rows
         }
@@ -512,7 +518,7 @@ class RiskEngine:
                 disabled_exporter=sa.bindparam("b_dis"), event_count=sa.bindparam("b_count"), updated_at=now,
             ),
             [{"b_a": p.wl_a, "b_b": p.wl_b, "b_ab": dec_str(p.balance.exports_ab),
-              "b_ba": dec_str(p.balance.exports_ba), "b_level": p.level.level.name, "b_limit": dec_str(p.limit),
+              "b_ba": dec_str(p.balance.exports_ba), "b_level": p.level.level.name, "b_limit": dec_str(p.limit_used),
               "b_alert": p.open_alert_id, "b_dis": p.level.disabled_exporter, "b_count": p.event_count}
              for p in pairs.values()],
         )
@@ -537,11 +543,22 @@ class RiskEngine:
         result: IngestResult,
     ) -> None:
         net = pair.balance.net
+        pair.limit_used = pair.limit
         new_level, actions = evaluate(
             pair.level, wl_a=pair.wl_a, wl_b=pair.wl_b, net=net, limit=pair.limit, settings=self._settings)
         pair.level = new_level
         for action in actions:
             await self._act(conn, pair, action, net, cid, event_id, now, result)
+
+    async def _limits_changed(
+        self, conn: AsyncConnection, pairs: dict[tuple[str, str], _Pair], now: dt.datetime, result: IngestResult,
+    ) -> None:
+        """Evaluate the thresholds of the locked pairs whose limit changed since their last evaluation and that the
+        batch did not evaluate (their balance did not move): the new limit takes effect now, not at the next
+        balance move."""
+        for pair in pairs.values():
+            if pair.limit_used != pair.limit:
+                await self._thresholds(conn, pair, f"limit-{uuid.uuid4().hex}", None, now, result)
 
     async def _act(
         self, conn: AsyncConnection, pair: _Pair, action: Action, net: Decimal, cid: str, event_id: str | None,
@@ -640,6 +657,7 @@ class RiskEngine:
             if rows:
                 await fast_insert(conn, t.events, rows)
             await self._write_orders(conn, orders, now)
+            await self._limits_changed(conn, pairs, now, result)
             await self._write_pairs(conn, pairs, now)
         return result.signals
 
@@ -698,7 +716,6 @@ class RiskEngine:
             if not stale:
                 return []
             pairs = await self._lock_pairs(conn, ref, stale, now)
-            for pair in pairs.values():
-                await self._thresholds(conn, pair, f"limit-{uuid.uuid4().hex}", None, now, result)
+            await self._limits_changed(conn, pairs, now, result)
             await self._write_pairs(conn, pairs, now)
         return result.signals

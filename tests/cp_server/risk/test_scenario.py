@@ -199,3 +199,24 @@ async def test_limit_change_reevaluates_thresholds(cp: RiskCp) -> None:
     signals = _trade(list((await cp.analytics().ListSignals(analytics_service_pb2.ListSignalsRequest(),
                                                              timeout=10)).signals))
     assert [s.kind for s in signals] == [signal_pb2.SIGNAL_KIND_ENABLE, signal_pb2.SIGNAL_KIND_DISABLE]
+
+
+async def test_limit_lowered_then_an_event_that_moves_nothing_disables_at_once(pki: PkiFixture, db_url: str) -> None:
+    """A batch that touches a pair whose limit changed evaluates the new limit even when it moves no balance (an
+    order's first half), and marks it evaluated only then: the DISABLE comes with that batch, once."""
+    async with running_risk_cp(pki, db_url, run_loops=False) as cp:  # no reconciler pass of its own
+        await cp.seed(WLS, [("wl-a", "wl-b", "1000")])
+        a, b = cp.node("wl-a"), cp.node("wl-b")
+        await Orders(a, b).a_exports(500)
+        await cp.set_limit("wl-a", "wl-b", Decimal("400"))
+        a.honest_importer = False  # wl-b never finalizes: this confirmation alone moves no balance
+        await Orders._ok(a, a.event(KIND.LEDGER_EVENT_KIND_EXPORT_CONFIRMED, order_id="half", exporter="wl-a",
+                                    importer="wl-b", amount="10", currency="XPY-A"))
+        assert (await _balance(cp)).net_delta == "500"
+        signals = _trade(list((await cp.analytics().ListSignals(analytics_service_pb2.ListSignalsRequest(),
+                                                                 timeout=10)).signals))
+        assert [(s.kind, s.exporter_wl) for s in signals] == [(signal_pb2.SIGNAL_KIND_DISABLE, "wl-a")]
+        await cp.parts.reconciler.run_once()  # nothing left to re-evaluate
+        again = _trade(list((await cp.analytics().ListSignals(analytics_service_pb2.ListSignalsRequest(),
+                                                               timeout=10)).signals))
+        assert [s.signal_id for s in again] == [signals[0].signal_id]

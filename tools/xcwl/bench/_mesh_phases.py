@@ -180,22 +180,39 @@ def _error(out: Trade, kind: str) -> None:
 async def risk_reaction(world: MeshWorld, pairs: int, progress: Callable[[str], None]) -> list[float]:
     """Milliseconds from each DISABLE's issue at the CP to its effective time at both nodes of the pair.
 
-    For ``pairs`` disjoint pairs: the importer buys from the exporter, then the operator lowers the pair's limit
-    below its balance, so the CP's balance stands above 100% and it issues a DISABLE for the deficit direction.
+    For ``pairs`` disjoint pairs: the importer buys from the exporter, then, once every node shipped its events
+    (so the CP's balance of the pair is final, trade-phase orders included), the operator lowers the pair's limit
+    to half that balance, so the CP's utilisation stands at 200% and it issues a DISABLE for the deficit direction
+    (whichever it is: the trade phase may have left the pair leaning either way).
     """
     chosen = [(world.wls[2 * j], world.wls[2 * j + 1]) for j in range(min(pairs, world.n // 2))]
     async with world.demo.client() as client:
         last_seq = max((s.sequence for s in await client.signals(page_size=1)), default=0)
-    for exporter, importer in chosen:
-        app = await world.app(importer)
-        for k in range(3):
-            await app.checkout(storefront_service_pb2.CheckoutRequest(
-                idempotency_key=f"risk-{exporter}-{k}", imported_offer_id=f"{exporter}:o1", quantity=1,
-                buyer_reference="risk"))
+    nets: dict[tuple[str, str], Decimal] = {}
+    async with world.demo.client() as client:
+        for attempt in range(3):
+            for exporter, importer in chosen:
+                if nets.get((exporter, importer)):
+                    continue
+                app = await world.app(importer)
+                for k in range(3):
+                    await app.checkout(storefront_service_pb2.CheckoutRequest(
+                        idempotency_key=f"risk-{exporter}-{attempt}-{k}", imported_offer_id=f"{exporter}:o1",
+                        quantity=1, buyer_reference="risk"))
+            late = await _shipped(world, SETTLE_TIMEOUT_S)
+            if late:
+                raise CliError(f"risk: events of {late[:5]} not at the CP after {SETTLE_TIMEOUT_S:.0f} s")
+            for exporter, importer in chosen:
+                nets[(exporter, importer)] = await _net(client, exporter, importer)
+            if all(nets.values()):
+                break  # a pair the trade phase left leaning the other way may have come back to exactly 0
+        flat = [pair for pair, net in nets.items() if not net]
+        if flat:
+            raise CliError(f"risk: balance of {flat[:5]} still 0 after three rounds of purchases")
     samples: list[float] = []
     async with world.demo.client() as client:
         for exporter, importer in chosen:
-            net = await _settled_net(client, exporter, importer)
+            net = nets[(exporter, importer)]
             limit = max(net.copy_abs() / 2, Decimal("0.01")).quantize(Decimal("0.01"))
             await client.update_pair(admin_service_pb2.UpdatePairPolicyRequest(
                 wl_a=exporter, wl_b=importer, imbalance_limit=str(limit), reason="bench: limit below the balance"))
@@ -212,15 +229,12 @@ async def risk_reaction(world: MeshWorld, pairs: int, progress: Callable[[str], 
     return samples
 
 
-async def _settled_net(client: OpsClient, a: str, b: str) -> Decimal:
-    deadline = time.monotonic() + SETTLE_TIMEOUT_S
-    while True:
-        for row in await client.balances():
-            if {row.wl_a, row.wl_b} == {a, b} and Decimal(row.net_delta) != 0:
-                return Decimal(row.net_delta)
-        if time.monotonic() > deadline:
-            raise CliError(f"no balance for {a}/{b} at the CP after {SETTLE_TIMEOUT_S:.0f} s")
-        await asyncio.sleep(0.1)
+async def _net(client: OpsClient, a: str, b: str) -> Decimal:
+    """The CP's net balance of the pair (0 when it has none yet)."""
+    for row in await client.balances():
+        if {row.wl_a, row.wl_b} == {a, b}:
+            return Decimal(row.net_delta)
+    return Decimal(0)
 
 
 async def _wait_disable(client: OpsClient, pair: set[str], after: int) -> signal_pb2.Signal:
@@ -309,7 +323,14 @@ async def invariants(world: MeshWorld) -> Invariants:
 
 async def _wait_quiet(world: MeshWorld, out: Invariants) -> None:
     """Until no checkout is PENDING and every node's events reached the CP (or the timeout: a problem each)."""
-    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    for wl in await _shipped(world, SETTLE_TIMEOUT_S):
+        out.problems.append(f"{wl}: PENDING checkouts or unshipped events after {SETTLE_TIMEOUT_S:.0f} s")
+
+
+async def _shipped(world: MeshWorld, timeout_s: float) -> list[str]:
+    """Wait until no checkout is PENDING and every node's events reached the CP; the WLs still not there after
+    ``timeout_s`` (empty when all are)."""
+    deadline = time.monotonic() + timeout_s
     left = set(world.wls)
     while left and time.monotonic() < deadline:
         for wl in sorted(left):
@@ -324,5 +345,4 @@ async def _wait_quiet(world: MeshWorld, out: Invariants) -> None:
                 left.discard(wl)
         if left:
             await asyncio.sleep(0.5)
-    for wl in sorted(left):
-        out.problems.append(f"{wl}: PENDING checkouts or unshipped events after {SETTLE_TIMEOUT_S:.0f} s")
+    return sorted(left)
