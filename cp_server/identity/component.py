@@ -25,7 +25,7 @@ AUTHZ: dict[str, Rule] = {
     # No kinds: callers with any certificate are refused, so Enroll works only on the enrollment listener
     # (server-authenticated TLS, no client certificate) and never on the mTLS listener.
     **service_methods(SERVICE_NAME, ["Enroll"], Rule(frozenset(), anonymous=True)),
-    **service_methods(SERVICE_NAME, ["RenewCertificate", "IssueToken"], Rule(frozenset({Kind.WL}))),
+    **service_methods(SERVICE_NAME, ["RenewCertificate", "IssueToken", "IssueTokens"], Rule(frozenset({Kind.WL}))),
     **service_methods(SERVICE_NAME, ["GetJwks"], Rule(ALL_KINDS)),
     # A node about to enroll may probe the enrollment listener's health. Anonymous callers exist only on that
     # listener: the mTLS listener refuses connections without a client certificate at the handshake.

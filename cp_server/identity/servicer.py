@@ -1,8 +1,9 @@
 """IdentityService: enrollment, certificate renewal, short-lived JWTs and the JWKS.
 
 Who may call what (see ``component.AUTHZ``): Enroll only without a client certificate (the enrollment
-listener); RenewCertificate and IssueToken only WL nodes, whose identity comes from their mTLS certificate and
-never from the request; GetJwks any authenticated caller.
+listener); RenewCertificate, IssueToken and IssueTokens only WL nodes, whose identity comes from their mTLS
+certificate and never from the request; GetJwks any authenticated caller. IssueTokens signs one single-audience
+token per peer the caller may call now (``WlRegistry.callable_peers``), none for a peer the policy blocks.
 
 Enrollment order, chosen so that a typo does not burn a token: the CSR is validated first (INVALID_ARGUMENT,
 token untouched); then one transaction consumes the token, signs, records the certificate and writes the audit
@@ -154,9 +155,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         request: pb.IssueTokenRequest,
         context: grpc.aio.ServicerContext[pb.IssueTokenRequest, pb.IssueTokenResponse],
     ) -> pb.IssueTokenResponse:
-        subject = caller()
-        if subject.kind is not Kind.WL:
-            raise PermissionDenied("only WL nodes obtain peer tokens", reason="IDENTITY_NOT_ALLOWED")
+        subject = _token_subject()
         audience = request.audience_wl
         try:
             Identity.wl(audience)
@@ -164,15 +163,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             raise InvalidArgument.field("audience_wl", str(err)) from err
         if audience == subject.wl_id:
             raise InvalidArgument.field("audience_wl", "must be another WL than the caller")
-        scopes = set(request.scopes) or {SCOPE_PLACE_ORDERS}
-        refused = sorted(scopes - GRANTABLE_SCOPES)
-        if refused:
-            raise PermissionDenied(
-                f"scopes not grantable: {', '.join(refused)}", reason="SCOPE_NOT_ALLOWED",
-                metadata={"scopes": " ".join(refused)},
-            )
-        if not await self._registry.is_registered(subject.wl_id):
-            raise PermissionDenied("the caller's WL is not registered", reason="WL_NOT_REGISTERED")
+        scopes = await self._grant(subject, request.scopes)
         if not await self._registry.is_registered(audience):
             raise InvalidArgument.field("audience_wl", "not a registered WL")
         issued = issue_token(
@@ -181,6 +172,38 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         )
         log.info("token issued", extra={"fields": {"sub": subject.spiffe_id, "aud": audience, "jti": issued.jti}})
         return pb.IssueTokenResponse(token=issued.token, expire_time=_timestamp(issued.expires_at))
+
+    async def IssueTokens(
+        self,
+        request: pb.IssueTokensRequest,
+        context: grpc.aio.ServicerContext[pb.IssueTokensRequest, pb.IssueTokensResponse],
+    ) -> pb.IssueTokensResponse:
+        subject = _token_subject()
+        scopes = await self._grant(subject, request.scopes)
+        peers = [p for p in await self._registry.callable_peers(subject.wl_id) if p != subject.wl_id]
+        key, now = self._signing_key(), self._clock.now()
+        tokens = []
+        for audience in peers:  # one signature per audience: a token is never valid at two exporters
+            issued = issue_token(key, subject=subject, audience_wl=audience, scopes=scopes, now=now,
+                                 lifetime=self._token_lifetime)
+            tokens.append(identity_pb2.PeerToken(audience_wl=audience, token=issued.token,
+                                                 expire_time=_timestamp(issued.expires_at)))
+        log.info("tokens issued", extra={"fields": {"sub": subject.spiffe_id, "count": len(tokens)}})
+        return pb.IssueTokensResponse(tokens=tokens)
+
+    async def _grant(self, subject: Identity, requested: Sequence[str]) -> set[str]:
+        """The scopes granted to a WL node's tokens (refusals: a scope not grantable, the caller's WL not
+        registered)."""
+        scopes = set(requested) or {SCOPE_PLACE_ORDERS}
+        refused = sorted(scopes - GRANTABLE_SCOPES)
+        if refused:
+            raise PermissionDenied(
+                f"scopes not grantable: {', '.join(refused)}", reason="SCOPE_NOT_ALLOWED",
+                metadata={"scopes": " ".join(refused)},
+            )
+        if not await self._registry.is_registered(subject.wl_id):
+            raise PermissionDenied("the caller's WL is not registered", reason="WL_NOT_REGISTERED")
+        return scopes
 
     async def GetJwks(
         self, request: pb.GetJwksRequest, context: grpc.aio.ServicerContext[pb.GetJwksRequest, pb.GetJwksResponse]
@@ -300,6 +323,14 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             "spiffe_id": identity.spiffe_id,
             "expire_time": _timestamp(cert.not_valid_after_utc),
         }
+
+
+def _token_subject() -> Identity:
+    """The caller of a token RPC: WL nodes only (also guaranteed by the authz table; kept next to the use)."""
+    subject = caller()
+    if subject.kind is not Kind.WL:
+        raise PermissionDenied("only WL nodes obtain peer tokens", reason="IDENTITY_NOT_ALLOWED")
+    return subject
 
 
 def _superseded() -> PermissionDenied:

@@ -1,10 +1,15 @@
 """Short-lived JWTs for calling peer exporters, fetched from the CP ahead of time and cached.
 
-A checkout never waits on the CP: ``get(audience)`` only reads the cache. The refresh loop fetches a token for
-every exporter this WL imports from (and any audience a caller asked for) when it has none or when less than
-``refresh_ahead`` of its lifetime is left (default: half of it), with jittered backoff while the CP fails. With the
-CP down a cached token stays usable until ``expiry - expiry_margin``; after that ``get`` answers None and callers
-refuse with UNAVAILABLE ``TOKEN_UNAVAILABLE`` instead of sending a token the exporter would reject.
+A checkout never waits on the CP: ``get(audience)`` only reads the cache. The refresh loop keeps a token for every
+exporter this WL imports from (and any audience a caller asked for): when one is missing or has less than
+``refresh_fraction`` of its lifetime left (default: half of it), one ``IdentityService.IssueTokens`` call renews
+the tokens of every peer the CP lets this WL call (one single-audience token each), so all tokens share one issue
+time and a node makes one token RPC per half token lifetime whatever its number of peers. An audience the CP did
+not grant is not asked for again until the policy changes (``poke``) or the poll period passes, so checkouts
+towards a blocked exporter do not turn into token RPCs. Against a CP without ``IssueTokens`` (UNIMPLEMENTED: an
+older release) the cache falls back to one ``IssueToken`` per due audience. Jittered backoff while the CP fails.
+With the CP down a cached token stays usable until ``expiry - expiry_margin``; after that ``get`` answers None and
+callers refuse with UNAVAILABLE ``TOKEN_UNAVAILABLE`` instead of sending a token the exporter would reject.
 """
 
 from __future__ import annotations
@@ -72,6 +77,13 @@ class TokenCache:
         self._backoff = backoff or Backoff(base_s=0.2, cap_s=3.0)
         self._tokens: dict[str, CachedToken] = {}
         self._wanted: set[str] = set()
+        self._denied: set[str] = set()
+        """Audiences the last batch did not grant: not asked for again until ``poke`` or the poll period."""
+        self._denied_at: dt.datetime | None = None
+        self._batch = True
+        """False once the CP answered IssueTokens with UNIMPLEMENTED: one IssueToken per audience."""
+        self.rpcs = 0
+        """Token RPCs sent to the CP (IssueTokens and IssueToken calls)."""
         self._wake = asyncio.Event()
 
     def get(self, audience_wl: str) -> str | None:
@@ -87,11 +99,12 @@ class TokenCache:
         if audience_wl not in self._wanted:
             self._wanted.add(audience_wl)
             self._wake.set()
-        elif audience_wl not in self._tokens:
+        elif audience_wl not in self._tokens and audience_wl not in self._denied:
             self._wake.set()
 
     def poke(self) -> None:
         """Look again now (e.g. the policy view changed, so the audiences may have)."""
+        self._denied.clear()
         self._wake.set()
 
     def _next_due_s(self, now: dt.datetime) -> float:
@@ -118,27 +131,64 @@ class TokenCache:
     async def fetch(self, audience_wl: str) -> None:
         """Get a fresh token from the CP's IdentityService.IssueToken (raises ``grpc.aio.AioRpcError``)."""
         request = identity_service_pb2.IssueTokenRequest(audience_wl=audience_wl, scopes=[SCOPE_PLACE_ORDERS])
+        self.rpcs += 1
         async with self._cp.lease() as channel:
             resp = await identity_service_pb2_grpc.IdentityServiceStub(channel).IssueToken(
                 request, timeout=ISSUE_TIMEOUT_S, metadata=self._cp.metadata())
         self.put(audience_wl, resp.token, self._clock.now(), resp.expire_time.ToDatetime(dt.UTC))
 
-    async def refresh_due(self) -> bool:
-        """Fetch every token that is due; True when all succeeded."""
+    async def fetch_all(self) -> set[str]:
+        """Fresh tokens for every peer the CP lets this WL call, in one IssueTokens call (raises
+        ``grpc.aio.AioRpcError``); returns their audiences."""
+        request = identity_service_pb2.IssueTokensRequest(scopes=[SCOPE_PLACE_ORDERS])
+        self.rpcs += 1
+        async with self._cp.lease() as channel:
+            resp = await identity_service_pb2_grpc.IdentityServiceStub(channel).IssueTokens(
+                request, timeout=ISSUE_TIMEOUT_S, metadata=self._cp.metadata())
         now = self._clock.now()
+        for t in resp.tokens:
+            self.put(t.audience_wl, t.token, now, t.expire_time.ToDatetime(dt.UTC))
+        return {t.audience_wl for t in resp.tokens}
+
+    async def refresh_due(self) -> bool:
+        """Fetch every token that is due (one IssueTokens call for all of them); True when that succeeded."""
+        now = self._clock.now()
+        if self._denied_at is not None and now - self._denied_at >= self._poll:
+            self._denied.clear()
+        due = [a for a in sorted({*self._audiences(), *self._wanted} - self._denied) if self._due(a, now)]
+        if not due:
+            return True
+        if self._batch:
+            try:
+                granted = await self.fetch_all()
+            except grpc.aio.AioRpcError as err:
+                if err.code() != grpc.StatusCode.UNIMPLEMENTED:
+                    self._fetch_failed(err, ",".join(due[:5]))
+                    return False
+                self._batch = False
+                log.info("the CP has no IssueTokens; fetching one token per peer")
+            else:
+                denied = set(due) - granted
+                if denied:
+                    self._denied |= denied
+                    self._denied_at = now
+                    log.info("the CP granted no token for some wanted peers (not callable under its policy)",
+                             extra={"fields": {"audiences": sorted(denied)[:10], "count": len(denied)}})
+                return True
         ok = True
-        for audience in sorted({*self._audiences(), *self._wanted}):
-            if not self._due(audience, now):
-                continue
+        for audience in due:
             try:
                 await self.fetch(audience)
             except grpc.aio.AioRpcError as err:
                 ok = False
-                remote = decode_rpc_error(err)
-                log.warning("token fetch failed; cached token stays in use until it expires",
-                            extra={"fields": {"audience": audience, "code": remote.code.name,
-                                              "reason": remote.reason}})
+                self._fetch_failed(err, audience)
         return ok
+
+    @staticmethod
+    def _fetch_failed(err: grpc.aio.AioRpcError, audience: str) -> None:
+        remote = decode_rpc_error(err)
+        log.warning("token fetch failed; cached token stays in use until it expires",
+                    extra={"fields": {"audience": audience, "code": remote.code.name, "reason": remote.reason}})
 
     async def run(self, stop: asyncio.Event) -> None:
         """Refresh loop: until ``stop`` is set."""

@@ -21,7 +21,7 @@ from cp_server.identity.bootstrap import BootstrapTokens
 from cp_server.identity.component import install
 from cp_server.identity.signing import load_or_create_signing_key
 from cp_server.settings import CpSettings
-from cp_server.store.schema import white_labels
+from cp_server.store.schema import directions, pairs, white_labels
 from tests.support.pki import PkiFixture
 from xwl_runtime import db
 from xwl_runtime.authz import table
@@ -74,6 +74,18 @@ class IdentityCp:
                     wl_id=wl_id, name=wl_id, currency=f"XPY-{wl_id[-1].upper()}", currency_decimals=2,
                     reference_rate="1", trader_endpoint="127.0.0.1:1", created_at=now, updated_at=now,
                     changed_version=0, dns_names=" ".join(dns_names)))
+
+    async def open_pair(self, a: str, b: str, *, status: str = "ACTIVE", blocked_importer: str = "") -> None:
+        """A pair row and its two direction rows directly; ``blocked_importer`` has imports disabled."""
+        now = dt.datetime.now(dt.UTC)
+        async with self.engine.begin() as conn:
+            await conn.execute(pairs.insert().values(
+                wl_a=min(a, b), wl_b=max(a, b), status=status, imbalance_limit="1000", fx_rate="1", fx_version=1,
+                imports_frozen=False, created_at=now, updated_at=now, changed_version=0))
+            for exporter, importer in ((a, b), (b, a)):
+                await conn.execute(directions.insert().values(
+                    exporter=exporter, importer=importer, import_enabled=importer != blocked_importer,
+                    destination_visible=True, export_delay_s=0, changed_version=0))
 
     async def token_for(self, wl_id: str, ttl: dt.timedelta = dt.timedelta(hours=1)) -> str:
         token, _ = await self.bootstrap.create(wl_id, ttl)

@@ -43,7 +43,8 @@ _KEYRINGS: dict[str, Keyring] = {}
 
 
 class TokenIssuer(id_grpc.IdentityServiceServicer):
-    """IssueToken as the CP does it, with the test JWT key; counts calls."""
+    """IssueToken as the CP does it, with the test JWT key; counts calls. IssueTokens is answered as by a CP that
+    does not have it (UNIMPLEMENTED)."""
 
     def __init__(self, lifetime: dt.timedelta = dt.timedelta(minutes=5), clock: Clock | None = None) -> None:
         self.calls = 0
@@ -57,6 +58,10 @@ class TokenIssuer(id_grpc.IdentityServiceServicer):
         resp = id_pb.IssueTokenResponse(token=issued.token)
         resp.expire_time.FromDatetime(issued.expires_at)
         return resp
+
+    async def IssueTokens(self, request, context):  # noqa: N802
+        # A CP release before the batch call: the node falls back to one IssueToken per peer.
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
 
 
 @dataclass
@@ -79,7 +84,7 @@ async def start_identity_cp(pki: PkiFixture, issuer: TokenIssuer | None = None) 
         registrations=[lambda s: id_grpc.add_IdentityServiceServicer_to_server(issuer, s)],
         service_names=["xporty.cp.v1.IdentityService"],
         listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(material).credentials)],
-        authz_table=table(service_methods("xporty.cp.v1.IdentityService", ["IssueToken"],
+        authz_table=table(service_methods("xporty.cp.v1.IdentityService", ["IssueToken", "IssueTokens"],
                                           Rule(frozenset({Kind.WL})))),
     )
     return FakeIdentityCp(issuer, server)

@@ -22,9 +22,10 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bxporty/cp/v1/identity.proto\x12\x0cxporty.cp.v1\"I\n\x0fVerificationKey\x12\x0b\n\x03kid\x18\x01 \x01(\t\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x16\n\x0epublic_key_pem\x18\x03 \x01(\tB\x93\x01\n\x10\x63om.xporty.cp.v1B\rIdentityProtoP\x01Z9github.com/xporty/cross-wl/generated/go/xporty/cp/v1;cpv1\xa2\x02\x03XCX\xaa\x02\x0cXporty.Cp.V1\xca\x02\x0cXporty\\Cp\\V1\xea\x02\x0eXporty::Cp::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bxporty/cp/v1/identity.proto\x12\x0cxporty.cp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"I\n\x0fVerificationKey\x12\x0b\n\x03kid\x18\x01 \x01(\t\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x16\n\x0epublic_key_pem\x18\x03 \x01(\t\"`\n\tPeerToken\x12\x13\n\x0b\x61udience_wl\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x93\x01\n\x10\x63om.xporty.cp.v1B\rIdentityProtoP\x01Z9github.com/xporty/cross-wl/generated/go/xporty/cp/v1;cpv1\xa2\x02\x03XCX\xaa\x02\x0cXporty.Cp.V1\xca\x02\x0cXporty\\Cp\\V1\xea\x02\x0eXporty::Cp::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,6 +33,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xporty.cp.v1.identity_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\020com.xporty.cp.v1B\rIdentityProtoP\001Z9github.com/xporty/cross-wl/generated/go/xporty/cp/v1;cpv1\242\002\003XCX\252\002\014Xporty.Cp.V1\312\002\014Xporty\\Cp\\V1\352\002\016Xporty::Cp::V1'
-  _globals['_VERIFICATIONKEY']._serialized_start=45
-  _globals['_VERIFICATIONKEY']._serialized_end=118
+  _globals['_VERIFICATIONKEY']._serialized_start=78
+  _globals['_VERIFICATIONKEY']._serialized_end=151
+  _globals['_PEERTOKEN']._serialized_start=153
+  _globals['_PEERTOKEN']._serialized_end=249
 # @@protoc_insertion_point(module_scope)

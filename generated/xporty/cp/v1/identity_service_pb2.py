@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from xporty.cp.v1 import identity_pb2 as xporty_dot_cp_dot_v1_dot_identity__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#xporty/cp/v1/identity_service.proto\x12\x0cxporty.cp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bxporty/cp/v1/identity.proto\"9\n\rEnrollRequest\x12\x17\n\x0f\x62ootstrap_token\x18\x01 \x01(\t\x12\x0f\n\x07\x63sr_pem\x18\x02 \x01(\t\"\x89\x01\n\x0e\x45nrollResponse\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x01 \x01(\t\x12\x1a\n\x12\x63\x61_certificate_pem\x18\x02 \x01(\t\x12\x11\n\tspiffe_id\x18\x03 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"*\n\x17RenewCertificateRequest\x12\x0f\n\x07\x63sr_pem\x18\x01 \x01(\t\"\x93\x01\n\x18RenewCertificateResponse\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x01 \x01(\t\x12\x1a\n\x12\x63\x61_certificate_pem\x18\x02 \x01(\t\x12\x11\n\tspiffe_id\x18\x03 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"8\n\x11IssueTokenRequest\x12\x13\n\x0b\x61udience_wl\x18\x01 \x01(\t\x12\x0e\n\x06scopes\x18\x02 \x03(\t\"T\n\x12IssueTokenResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x10\n\x0eGetJwksRequest\">\n\x0fGetJwksResponse\x12+\n\x04keys\x18\x01 \x03(\x0b\x32\x1d.xporty.cp.v1.VerificationKey2\xd2\x02\n\x0fIdentityService\x12\x43\n\x06\x45nroll\x12\x1b.xporty.cp.v1.EnrollRequest\x1a\x1c.xporty.cp.v1.EnrollResponse\x12\x61\n\x10RenewCertificate\x12%.xporty.cp.v1.RenewCertificateRequest\x1a&.xporty.cp.v1.RenewCertificateResponse\x12O\n\nIssueToken\x12\x1f.xporty.cp.v1.IssueTokenRequest\x1a .xporty.cp.v1.IssueTokenResponse\x12\x46\n\x07GetJwks\x12\x1c.xporty.cp.v1.GetJwksRequest\x1a\x1d.xporty.cp.v1.GetJwksResponseB\x9a\x01\n\x10\x63om.xporty.cp.v1B\x14IdentityServiceProtoP\x01Z9github.com/xporty/cross-wl/generated/go/xporty/cp/v1;cpv1\xa2\x02\x03XCX\xaa\x02\x0cXporty.Cp.V1\xca\x02\x0cXporty\\Cp\\V1\xea\x02\x0eXporty::Cp::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#xporty/cp/v1/identity_service.proto\x12\x0cxporty.cp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bxporty/cp/v1/identity.proto\"9\n\rEnrollRequest\x12\x17\n\x0f\x62ootstrap_token\x18\x01 \x01(\t\x12\x0f\n\x07\x63sr_pem\x18\x02 \x01(\t\"\x89\x01\n\x0e\x45nrollResponse\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x01 \x01(\t\x12\x1a\n\x12\x63\x61_certificate_pem\x18\x02 \x01(\t\x12\x11\n\tspiffe_id\x18\x03 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"*\n\x17RenewCertificateRequest\x12\x0f\n\x07\x63sr_pem\x18\x01 \x01(\t\"\x93\x01\n\x18RenewCertificateResponse\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x01 \x01(\t\x12\x1a\n\x12\x63\x61_certificate_pem\x18\x02 \x01(\t\x12\x11\n\tspiffe_id\x18\x03 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"8\n\x11IssueTokenRequest\x12\x13\n\x0b\x61udience_wl\x18\x01 \x01(\t\x12\x0e\n\x06scopes\x18\x02 \x03(\t\"T\n\x12IssueTokenResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"$\n\x12IssueTokensRequest\x12\x0e\n\x06scopes\x18\x01 \x03(\t\">\n\x13IssueTokensResponse\x12\'\n\x06tokens\x18\x01 \x03(\x0b\x32\x17.xporty.cp.v1.PeerToken\"\x10\n\x0eGetJwksRequest\">\n\x0fGetJwksResponse\x12+\n\x04keys\x18\x01 \x03(\x0b\x32\x1d.xporty.cp.v1.VerificationKey2\xa6\x03\n\x0fIdentityService\x12\x43\n\x06\x45nroll\x12\x1b.xporty.cp.v1.EnrollRequest\x1a\x1c.xporty.cp.v1.EnrollResponse\x12\x61\n\x10RenewCertificate\x12%.xporty.cp.v1.RenewCertificateRequest\x1a&.xporty.cp.v1.RenewCertificateResponse\x12O\n\nIssueToken\x12\x1f.xporty.cp.v1.IssueTokenRequest\x1a .xporty.cp.v1.IssueTokenResponse\x12R\n\x0bIssueTokens\x12 .xporty.cp.v1.IssueTokensRequest\x1a!.xporty.cp.v1.IssueTokensResponse\x12\x46\n\x07GetJwks\x12\x1c.xporty.cp.v1.GetJwksRequest\x1a\x1d.xporty.cp.v1.GetJwksResponseB\x9a\x01\n\x10\x63om.xporty.cp.v1B\x14IdentityServiceProtoP\x01Z9github.com/xporty/cross-wl/generated/go/xporty/cp/v1;cpv1\xa2\x02\x03XCX\xaa\x02\x0cXporty.Cp.V1\xca\x02\x0cXporty\\Cp\\V1\xea\x02\x0eXporty::Cp::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,10 +46,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ISSUETOKENREQUEST']._serialized_end=564
   _globals['_ISSUETOKENRESPONSE']._serialized_start=566
   _globals['_ISSUETOKENRESPONSE']._serialized_end=650
-  _globals['_GETJWKSREQUEST']._serialized_start=652
-  _globals['_GETJWKSREQUEST']._serialized_end=668
-  _globals['_GETJWKSRESPONSE']._serialized_start=670
-  _globals['_GETJWKSRESPONSE']._serialized_end=732
-  _globals['_IDENTITYSERVICE']._serialized_start=735
-  _globals['_IDENTITYSERVICE']._serialized_end=1073
+  _globals['_ISSUETOKENSREQUEST']._serialized_start=652
+  _globals['_ISSUETOKENSREQUEST']._serialized_end=688
+  _globals['_ISSUETOKENSRESPONSE']._serialized_start=690
+  _globals['_ISSUETOKENSRESPONSE']._serialized_end=752
+  _globals['_GETJWKSREQUEST']._serialized_start=754
+  _globals['_GETJWKSREQUEST']._serialized_end=770
+  _globals['_GETJWKSRESPONSE']._serialized_start=772
+  _globals['_GETJWKSRESPONSE']._serialized_end=834
+  _globals['_IDENTITYSERVICE']._serialized_start=837
+  _globals['_IDENTITYSERVICE']._serialized_end=1259
 # @@protoc_insertion_point(module_scope)

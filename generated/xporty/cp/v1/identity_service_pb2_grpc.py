@@ -50,6 +50,11 @@ class IdentityServiceStub:
                 request_serializer=xporty_dot_cp_dot_v1_dot_identity__service__pb2.IssueTokenRequest.SerializeToString,
                 response_deserializer=xporty_dot_cp_dot_v1_dot_identity__service__pb2.IssueTokenResponse.FromString,
                 _registered_method=True)
+        self.IssueTokens = channel.unary_unary(
+                '/xporty.cp.v1.IdentityService/IssueTokens',
+                request_serializer=xporty_dot_cp_dot_v1_dot_identity__service__pb2.IssueTokensRequest.SerializeToString,
+                response_deserializer=xporty_dot_cp_dot_v1_dot_identity__service__pb2.IssueTokensResponse.FromString,
+                _registered_method=True)
         self.GetJwks = channel.unary_unary(
                 '/xporty.cp.v1.IdentityService/GetJwks',
                 request_serializer=xporty_dot_cp_dot_v1_dot_identity__service__pb2.GetJwksRequest.SerializeToString,
@@ -87,6 +92,16 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IssueTokens(self, request, context):
+        """IssueTokens issues, in one call, one short-lived JWT per peer WL the caller may currently call: every exporter
+        of an ACTIVE pair with the caller whose direction toward the caller has imports enabled. Each token names
+        exactly one audience, as IssueToken's; a peer the policy blocks gets none. A node renews all its tokens with
+        one call per token lifetime instead of one call per peer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetJwks(self, request, context):
         """GetJwks returns the keys that verify the CP's JWTs.
         """
@@ -111,6 +126,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.IssueToken,
                     request_deserializer=xporty_dot_cp_dot_v1_dot_identity__service__pb2.IssueTokenRequest.FromString,
                     response_serializer=xporty_dot_cp_dot_v1_dot_identity__service__pb2.IssueTokenResponse.SerializeToString,
+            ),
+            'IssueTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueTokens,
+                    request_deserializer=xporty_dot_cp_dot_v1_dot_identity__service__pb2.IssueTokensRequest.FromString,
+                    response_serializer=xporty_dot_cp_dot_v1_dot_identity__service__pb2.IssueTokensResponse.SerializeToString,
             ),
             'GetJwks': grpc.unary_unary_rpc_method_handler(
                     servicer.GetJwks,
@@ -200,6 +220,33 @@ class IdentityService:
             '/xporty.cp.v1.IdentityService/IssueToken',
             xporty_dot_cp_dot_v1_dot_identity__service__pb2.IssueTokenRequest.SerializeToString,
             xporty_dot_cp_dot_v1_dot_identity__service__pb2.IssueTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xporty.cp.v1.IdentityService/IssueTokens',
+            xporty_dot_cp_dot_v1_dot_identity__service__pb2.IssueTokensRequest.SerializeToString,
+            xporty_dot_cp_dot_v1_dot_identity__service__pb2.IssueTokensResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -28,6 +28,11 @@ type IdentityServiceClient interface {
 	RenewCertificate(ctx context.Context, in *RenewCertificateRequest, opts ...grpc.CallOption) (*RenewCertificateResponse, error)
 	// IssueToken issues a short-lived JWT for calling one peer WL's TraderService.
 	IssueToken(ctx context.Context, in *IssueTokenRequest, opts ...grpc.CallOption) (*IssueTokenResponse, error)
+	// IssueTokens issues, in one call, one short-lived JWT per peer WL the caller may currently call: every exporter
+	// of an ACTIVE pair with the caller whose direction toward the caller has imports enabled. Each token names
+	// exactly one audience, as IssueToken's; a peer the policy blocks gets none. A node renews all its tokens with
+	// one call per token lifetime instead of one call per peer.
+	IssueTokens(ctx context.Context, in *IssueTokensRequest, opts ...grpc.CallOption) (*IssueTokensResponse, error)
 	// GetJwks returns the keys that verify the CP's JWTs.
 	GetJwks(ctx context.Context, in *GetJwksRequest, opts ...grpc.CallOption) (*GetJwksResponse, error)
 }
@@ -67,6 +72,15 @@ func (c *identityServiceClient) IssueToken(ctx context.Context, in *IssueTokenRe
 	return out, nil
 }
 
+func (c *identityServiceClient) IssueTokens(ctx context.Context, in *IssueTokensRequest, opts ...grpc.CallOption) (*IssueTokensResponse, error) {
+	out := new(IssueTokensResponse)
+	err := c.cc.Invoke(ctx, "/xporty.cp.v1.IdentityService/IssueTokens", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *identityServiceClient) GetJwks(ctx context.Context, in *GetJwksRequest, opts ...grpc.CallOption) (*GetJwksResponse, error) {
 	out := new(GetJwksResponse)
 	err := c.cc.Invoke(ctx, "/xporty.cp.v1.IdentityService/GetJwks", in, out, opts...)
@@ -91,6 +105,11 @@ type IdentityServiceServer interface {
 	RenewCertificate(context.Context, *RenewCertificateRequest) (*RenewCertificateResponse, error)
 	// IssueToken issues a short-lived JWT for calling one peer WL's TraderService.
 	IssueToken(context.Context, *IssueTokenRequest) (*IssueTokenResponse, error)
+	// IssueTokens issues, in one call, one short-lived JWT per peer WL the caller may currently call: every exporter
+	// of an ACTIVE pair with the caller whose direction toward the caller has imports enabled. Each token names
+	// exactly one audience, as IssueToken's; a peer the policy blocks gets none. A node renews all its tokens with
+	// one call per token lifetime instead of one call per peer.
+	IssueTokens(context.Context, *IssueTokensRequest) (*IssueTokensResponse, error)
 	// GetJwks returns the keys that verify the CP's JWTs.
 	GetJwks(context.Context, *GetJwksRequest) (*GetJwksResponse, error)
 	mustEmbedUnimplementedIdentityServiceServer()
@@ -108,6 +127,9 @@ func (UnimplementedIdentityServiceServer) RenewCertificate(context.Context, *Ren
 }
 func (UnimplementedIdentityServiceServer) IssueToken(context.Context, *IssueTokenRequest) (*IssueTokenResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method IssueToken not implemented")
+}
+func (UnimplementedIdentityServiceServer) IssueTokens(context.Context, *IssueTokensRequest) (*IssueTokensResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method IssueTokens not implemented")
 }
 func (UnimplementedIdentityServiceServer) GetJwks(context.Context, *GetJwksRequest) (*GetJwksResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetJwks not implemented")
@@ -179,6 +201,24 @@ func _IdentityService_IssueToken_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IdentityService_IssueTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IssueTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).IssueTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/xporty.cp.v1.IdentityService/IssueTokens",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).IssueTokens(ctx, req.(*IssueTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _IdentityService_GetJwks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetJwksRequest)
 	if err := dec(in); err != nil {
@@ -212,6 +252,10 @@ var _IdentityService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "IssueToken",
 			Handler:    _IdentityService_IssueToken_Handler,
+		},
+		{
+			MethodName: "IssueTokens",
+			Handler:    _IdentityService_IssueTokens_Handler,
 		},
 		{
 			MethodName: "GetJwks",

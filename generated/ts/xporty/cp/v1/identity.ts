@@ -6,6 +6,7 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import { Timestamp } from "../../../google/protobuf/timestamp";
 
 export const protobufPackage = "xporty.cp.v1";
 
@@ -19,6 +20,16 @@ export interface VerificationKey {
   algorithm: string;
   /** SubjectPublicKeyInfo in PEM. */
   publicKeyPem: string;
+}
+
+/** PeerToken is a short-lived JWT for calling one peer WL's TraderService. Each token names exactly one audience. */
+export interface PeerToken {
+  /** The exporter WL the token is for (its JWT "aud", a single string). */
+  audienceWl: string;
+  /** Compact JWS. */
+  token: string;
+  /** Expiry (UTC), at most 5 minutes after issue. */
+  expireTime: Date | undefined;
 }
 
 function createBaseVerificationKey(): VerificationKey {
@@ -126,6 +137,115 @@ export const VerificationKey: MessageFns<VerificationKey> = {
   },
 };
 
+function createBasePeerToken(): PeerToken {
+  return { audienceWl: "", token: "", expireTime: undefined };
+}
+
+export const PeerToken: MessageFns<PeerToken> = {
+  encode(message: PeerToken, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.audienceWl !== "") {
+      writer.uint32(10).string(message.audienceWl);
+    }
+    if (message.token !== "") {
+      writer.uint32(18).string(message.token);
+    }
+    if (message.expireTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.expireTime), writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PeerToken {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePeerToken();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.audienceWl = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.token = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.expireTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PeerToken {
+    return {
+      audienceWl: isSet(object.audienceWl)
+        ? globalThis.String(object.audienceWl)
+        : isSet(object.audience_wl)
+        ? globalThis.String(object.audience_wl)
+        : "",
+      token: isSet(object.token) ? globalThis.String(object.token) : "",
+      expireTime: isSet(object.expireTime)
+        ? fromJsonTimestamp(object.expireTime)
+        : isSet(object.expire_time)
+        ? fromJsonTimestamp(object.expire_time)
+        : undefined,
+    };
+  },
+
+  toJSON(message: PeerToken): unknown {
+    const obj: any = {};
+    if (message.audienceWl !== "") {
+      obj.audienceWl = message.audienceWl;
+    }
+    if (message.token !== "") {
+      obj.token = message.token;
+    }
+    if (message.expireTime !== undefined) {
+      obj.expireTime = message.expireTime.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PeerToken>, I>>(base?: I): PeerToken {
+    return PeerToken.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PeerToken>, I>>(object: I): PeerToken {
+    const message = createBasePeerToken();
+    message.audienceWl = object.audienceWl ?? "";
+    message.token = object.token ?? "";
+    message.expireTime = object.expireTime ?? undefined;
+    return message;
+  },
+};
+
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
 export type DeepPartial<T> = T extends Builtin ? T
@@ -137,6 +257,28 @@ export type DeepPartial<T> = T extends Builtin ? T
 type KeysOfUnion<T> = T extends T ? keyof T : never;
 export type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
+function toTimestamp(date: Date): Timestamp {
+  const seconds = Math.trunc(date.getTime() / 1_000).toString();
+  const nanos = (date.getTime() % 1_000) * 1_000_000;
+  return { seconds, nanos };
+}
+
+function fromTimestamp(t: Timestamp): Date {
+  let millis = (globalThis.Number(t.seconds) || 0) * 1_000;
+  millis += (t.nanos || 0) / 1_000_000;
+  return new globalThis.Date(millis);
+}
+
+function fromJsonTimestamp(o: any): Date {
+  if (o instanceof globalThis.Date) {
+    return o;
+  } else if (typeof o === "string") {
+    return new globalThis.Date(o);
+  } else {
+    return fromTimestamp(Timestamp.fromJSON(o));
+  }
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;

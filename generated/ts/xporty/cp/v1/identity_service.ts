@@ -19,7 +19,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../../google/protobuf/timestamp";
-import { VerificationKey } from "./identity";
+import { PeerToken, VerificationKey } from "./identity";
 
 export const protobufPackage = "xporty.cp.v1";
 
@@ -80,6 +80,18 @@ export interface IssueTokenResponse {
   token: string;
   /** Expiry (UTC), at most 5 minutes after issue. */
   expireTime: Date | undefined;
+}
+
+/** IssueTokensRequest asks for a token for every peer the caller may currently call. */
+export interface IssueTokensRequest {
+  /** Requested scopes, applied to every token; only "orders:place" is granted to WL nodes. */
+  scopes: string[];
+}
+
+/** IssueTokensResponse carries one token per peer the caller may currently call (none when it may call nobody). */
+export interface IssueTokensResponse {
+  /** One token per audience, sorted by audience_wl. */
+  tokens: PeerToken[];
 }
 
 /** GetJwksRequest asks for the verification keys. */
@@ -702,6 +714,144 @@ export const IssueTokenResponse: MessageFns<IssueTokenResponse> = {
   },
 };
 
+function createBaseIssueTokensRequest(): IssueTokensRequest {
+  return { scopes: [] };
+}
+
+export const IssueTokensRequest: MessageFns<IssueTokensRequest> = {
+  encode(message: IssueTokensRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.scopes) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): IssueTokensRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseIssueTokensRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.scopes.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): IssueTokensRequest {
+    return {
+      scopes: globalThis.Array.isArray(object?.scopes) ? object.scopes.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: IssueTokensRequest): unknown {
+    const obj: any = {};
+    if (message.scopes?.length) {
+      obj.scopes = message.scopes;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<IssueTokensRequest>, I>>(base?: I): IssueTokensRequest {
+    return IssueTokensRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<IssueTokensRequest>, I>>(object: I): IssueTokensRequest {
+    const message = createBaseIssueTokensRequest();
+    message.scopes = object.scopes?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseIssueTokensResponse(): IssueTokensResponse {
+  return { tokens: [] };
+}
+
+export const IssueTokensResponse: MessageFns<IssueTokensResponse> = {
+  encode(message: IssueTokensResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.tokens) {
+      PeerToken.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): IssueTokensResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseIssueTokensResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tokens.push(PeerToken.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): IssueTokensResponse {
+    return {
+      tokens: globalThis.Array.isArray(object?.tokens) ? object.tokens.map((e: any) => PeerToken.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: IssueTokensResponse): unknown {
+    const obj: any = {};
+    if (message.tokens?.length) {
+      obj.tokens = message.tokens.map((e) => PeerToken.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<IssueTokensResponse>, I>>(base?: I): IssueTokensResponse {
+    return IssueTokensResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<IssueTokensResponse>, I>>(object: I): IssueTokensResponse {
+    const message = createBaseIssueTokensResponse();
+    message.tokens = object.tokens?.map((e) => PeerToken.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 function createBaseGetJwksRequest(): GetJwksRequest {
   return {};
 }
@@ -867,6 +1017,21 @@ export const IdentityServiceService = {
     responseSerialize: (value: IssueTokenResponse): Buffer => Buffer.from(IssueTokenResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): IssueTokenResponse => IssueTokenResponse.decode(value),
   },
+  /**
+   * IssueTokens issues, in one call, one short-lived JWT per peer WL the caller may currently call: every exporter
+   * of an ACTIVE pair with the caller whose direction toward the caller has imports enabled. Each token names
+   * exactly one audience, as IssueToken's; a peer the policy blocks gets none. A node renews all its tokens with
+   * one call per token lifetime instead of one call per peer.
+   */
+  issueTokens: {
+    path: "/xporty.cp.v1.IdentityService/IssueTokens" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: IssueTokensRequest): Buffer => Buffer.from(IssueTokensRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): IssueTokensRequest => IssueTokensRequest.decode(value),
+    responseSerialize: (value: IssueTokensResponse): Buffer => Buffer.from(IssueTokensResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): IssueTokensResponse => IssueTokensResponse.decode(value),
+  },
   /** GetJwks returns the keys that verify the CP's JWTs. */
   getJwks: {
     path: "/xporty.cp.v1.IdentityService/GetJwks" as const,
@@ -895,6 +1060,13 @@ export interface IdentityServiceServer extends UntypedServiceImplementation {
   renewCertificate: handleUnaryCall<RenewCertificateRequest, RenewCertificateResponse>;
   /** IssueToken issues a short-lived JWT for calling one peer WL's TraderService. */
   issueToken: handleUnaryCall<IssueTokenRequest, IssueTokenResponse>;
+  /**
+   * IssueTokens issues, in one call, one short-lived JWT per peer WL the caller may currently call: every exporter
+   * of an ACTIVE pair with the caller whose direction toward the caller has imports enabled. Each token names
+   * exactly one audience, as IssueToken's; a peer the policy blocks gets none. A node renews all its tokens with
+   * one call per token lifetime instead of one call per peer.
+   */
+  issueTokens: handleUnaryCall<IssueTokensRequest, IssueTokensResponse>;
   /** GetJwks returns the keys that verify the CP's JWTs. */
   getJwks: handleUnaryCall<GetJwksRequest, GetJwksResponse>;
 }
@@ -956,6 +1128,27 @@ export interface IdentityServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: IssueTokenResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * IssueTokens issues, in one call, one short-lived JWT per peer WL the caller may currently call: every exporter
+   * of an ACTIVE pair with the caller whose direction toward the caller has imports enabled. Each token names
+   * exactly one audience, as IssueToken's; a peer the policy blocks gets none. A node renews all its tokens with
+   * one call per token lifetime instead of one call per peer.
+   */
+  issueTokens(
+    request: IssueTokensRequest,
+    callback: (error: ServiceError | null, response: IssueTokensResponse) => void,
+  ): ClientUnaryCall;
+  issueTokens(
+    request: IssueTokensRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: IssueTokensResponse) => void,
+  ): ClientUnaryCall;
+  issueTokens(
+    request: IssueTokensRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: IssueTokensResponse) => void,
   ): ClientUnaryCall;
   /** GetJwks returns the keys that verify the CP's JWTs. */
   getJwks(
