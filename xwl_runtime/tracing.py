@@ -7,23 +7,26 @@ batching OTLP/gRPC exporter when the environment asks for one (``OTEL_EXPORTER_O
 settings (endpoint, headers, ``OTEL_EXPORTER_OTLP_INSECURE``, ``OTEL_SERVICE_NAME``, ``OTEL_BSP_*``).
 
 Servers and clients get the ``opentelemetry-instrumentation-grpc`` aio interceptors only while tracing is on, so
-a process without ``OTEL_*`` pays nothing. Context crosses every hop as W3C ``traceparent`` metadata (the default
-propagator); the pipeline stamps the correlation id on the server span (``xcwl.correlation_id``) and the log
-formatter writes the current ``trace_id`` on every line.
+a process without ``OTEL_*`` pays nothing: it imports only the small OpenTelemetry API, never the SDK, the
+exporter or the instrumentation (a few MiB of resident memory in every node). Context crosses every hop as W3C
+``traceparent`` metadata (the default propagator); the pipeline stamps the correlation id on the server span
+(``xcwl.correlation_id``) and the log formatter writes the current ``trace_id`` on every line.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from opentelemetry import trace
-from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor, filters
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
+_SDK_TRACE = "opentelemetry.sdk.trace"
 
 CORRELATION_ATTRIBUTE = "xcwl.correlation_id"
 """Span attribute carrying the request chain's correlation id."""
@@ -50,8 +53,11 @@ def configure_tracing(environ: Mapping[str, str], *, default_service_name: str) 
     """
     if not wanted(environ):
         return None
-    # Imported here: the exporter pulls in its protobuf modules, which a process without tracing never needs.
+    # Imported here: the SDK and the exporter (with its protobuf modules) are never needed without tracing.
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     attributes: dict[str, Any] = {}
     if not environ.get("OTEL_SERVICE_NAME"):
@@ -62,22 +68,33 @@ def configure_tracing(environ: Mapping[str, str], *, default_service_name: str) 
     return provider
 
 
+def _sdk_provider() -> TracerProvider | None:
+    """The installed SDK tracer provider, or None (the SDK module is never imported while tracing is off)."""
+    sdk = sys.modules.get(_SDK_TRACE)
+    if sdk is None:
+        return None
+    provider = trace.get_tracer_provider()
+    return provider if isinstance(provider, sdk.TracerProvider) else None
+
+
 def shutdown_tracing() -> None:
     """Flush and stop the exporter (no-op when tracing is off)."""
-    provider = trace.get_tracer_provider()
-    if isinstance(provider, TracerProvider):
+    provider = _sdk_provider()
+    if provider is not None:
         provider.shutdown()
 
 
 def enabled() -> bool:
     """True once ``configure_tracing`` installed the SDK provider in this process."""
-    return isinstance(trace.get_tracer_provider(), TracerProvider)
+    return _sdk_provider() is not None
 
 
 def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
     """The aio server interceptor (health and reflection excluded) while tracing is on, else none."""
     if not enabled():
         return []
+    from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
+
     quiet = filters.any_of(filters.service_prefix("grpc.health"), filters.service_prefix("grpc.reflection"))
     return [aio_server_interceptor(filter_=filters.negate(quiet))]  # type: ignore[no-untyped-call]
 
@@ -86,6 +103,8 @@ def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
     """The aio client interceptors (they inject ``traceparent``) while tracing is on, else none."""
     if not enabled():
         return []
+    from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
     return list(aio_client_interceptors())  # type: ignore[no-untyped-call]
 
 

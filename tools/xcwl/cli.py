@@ -41,18 +41,52 @@ COMMAND_MODULES = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+ALSO_REGISTERED = {"token-key": "xcwl.cert_cmd"}
+"""Top-level commands registered by a module of another name (the rest: ``xcwl.<command>_cmd`` or ``xcwl.demo``)."""
+
+
+def _module_of(command: str) -> str | None:
+    """The command-group module that registers the top-level ``command`` (``wl`` → ``xcwl.wl_cmd``); None when
+    unknown (then every module is registered, for argparse's own error and help)."""
+    if command in ALSO_REGISTERED:
+        return ALSO_REGISTERED[command]
+    for name in COMMAND_MODULES:
+        if name.removeprefix("xcwl.").removesuffix("_cmd") == command:
+            return name
+    return None
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The top-level command named in ``argv`` (the first positional word; ``--log-level``'s value skipped)."""
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word == "--log-level":
+            skip = True
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; given ``argv`` naming a known command, only that command's module is imported
+    and registered, so a long-running ``xcwl wl serve`` does not hold the other commands' modules (the CP's risk
+    recomputation, Alembic, the demo and bench clients) in memory."""
     parser = argparse.ArgumentParser(prog="xcwl", description="XporY Cross-WL command line")
     flags.add(parser, "--log-level", default="WARNING", help="log level")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in COMMAND_MODULES:
+    command = _command_in(argv) if argv is not None else None
+    only = _module_of(command) if command is not None else None
+    for name in (only,) if only is not None else COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(words)
+    args = parser.parse_args(words)
     configure_logging(args.log_level)
     try:
         code: int = args.func(args)

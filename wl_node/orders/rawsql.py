@@ -21,15 +21,27 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
-# Compile Core statements with named parameters on both sides: sqlite3 takes ``:name``, psycopg ``%(name)s``,
-# both from the same dict.
-_DIALECTS: dict[str, sa.engine.Dialect] = {
-    "sqlite": sqlite.dialect(paramstyle="named"),
-    "postgresql": postgresql.psycopg.dialect(paramstyle="pyformat"),
-}
+_DIALECTS: dict[str, sa.engine.Dialect] = {}
+
+
+def _dialect(name: str) -> sa.engine.Dialect:
+    """The dialect Core statements are compiled with, made on first use: a node on SQLite never imports the
+    PostgreSQL dialect (and the reverse). Named parameters on both sides: sqlite3 takes ``:name``, psycopg
+    ``%(name)s``, both from the same dict."""
+    dialect = _DIALECTS.get(name)
+    if dialect is None:
+        if name == "sqlite":
+            from sqlalchemy.dialects import sqlite
+
+            dialect = sqlite.dialect(paramstyle="named")
+        else:
+            from sqlalchemy.dialects.postgresql import psycopg
+
+            dialect = psycopg.dialect(paramstyle="pyformat")
+        _DIALECTS[name] = dialect
+    return dialect
 
 
 def is_sqlite(conn: sa.Connection) -> bool:
@@ -42,30 +54,42 @@ def driver(conn: sa.Connection) -> Any:
 
 
 class Sql:
-    """One statement's text per dialect, written with ``:name`` parameters."""
+    """One statement's text per dialect, written with ``:name`` parameters (or compiled from a Core statement for
+    a dialect when first run on it)."""
 
-    __slots__ = ("sqlite", "postgresql", "defaults")
+    __slots__ = ("_texts", "_statement", "defaults")
 
     def __init__(self, text: str, *, postgres_text: str | None = None) -> None:
-        self.sqlite = text
-        self.postgresql = _NAMED.sub(r"%(\1)s", postgres_text if postgres_text is not None else text)
+        self._texts = {"sqlite": text,
+                       "postgresql": _NAMED.sub(r"%(\1)s", postgres_text if postgres_text is not None else text)}
+        self._statement: sa.ClauseElement | None = None
         self.defaults: dict[str, Any] = {}
 
     @classmethod
     def of(cls, statement: sa.ClauseElement) -> Sql:
         """From a Core statement whose parameters are all ``bindparam`` (literal values are inlined)."""
-        compiled = {name: statement.compile(dialect=d) for name, d in _DIALECTS.items()}
         out = cls.__new__(cls)
-        out.sqlite = str(compiled["sqlite"])
-        out.postgresql = str(compiled["postgresql"])
-        # Literal values of the statement (e.g. ``feed_id == 1``) became parameters: keep their values.
-        out.defaults = {k: v for k, v in compiled["sqlite"].params.items() if v is not None}
+        out._texts = {}
+        out._statement = statement
+        out.defaults = {}
         return out
+
+    def text(self, dialect_name: str) -> str:
+        """The statement's text for ``dialect_name`` ("sqlite" or "postgresql")."""
+        name = "sqlite" if dialect_name == "sqlite" else "postgresql"
+        text = self._texts.get(name)
+        if text is None:
+            assert self._statement is not None  # texts given at construction exist for both dialects
+            compiled = self._statement.compile(dialect=_dialect(name))
+            # Literal values of the statement (e.g. ``feed_id == 1``) became parameters: keep their values.
+            self.defaults = {k: v for k, v in compiled.params.items() if v is not None}
+            text = self._texts[name] = str(compiled)
+        return text
 
     def run(self, conn: sa.Connection, params: Mapping[str, Any] | None = None) -> Any:
         """Execute in ``conn``'s transaction; returns the driver cursor (``rowcount``, ``fetchone``…)."""
         dialect = conn.dialect
-        text = self.sqlite if dialect.name == "sqlite" else self.postgresql
+        text = self.text(dialect.name)
         if self.defaults:
             params = {**self.defaults, **(params or {})}
         driver: Any = conn.connection.driver_connection  # a DBAPI connection: set while ``conn`` is open
