@@ -28,6 +28,7 @@ async def test_bench_mesh_json_runs_every_phase_on_real_processes() -> None:
     assert figures[f"mesh.error_rate.{tag}"] == 0.0
     # Real processes were measured: they hold memory and the propagation samples came from their reports.
     assert 20 < figures[f"mesh.rss_mb_per_node.{tag}"] < 500
+    assert 0 < figures[f"mesh.pss_mb_per_node.{tag}"] <= figures[f"mesh.rss_mb_per_node.{tag}"]
     assert 0 < figures[f"mesh.policy.p99_ms.{tag}"] < 60_000
     assert 0 < figures[f"mesh.confirm.p50_ms.{tag}"] <= figures[f"mesh.confirm.p99_ms.{tag}"]
     assert 0 < figures[f"mesh.revocation.p99_ms.{tag}"] < 60_000

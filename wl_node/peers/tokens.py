@@ -37,6 +37,9 @@ DEFAULT_EXPIRY_MARGIN = dt.timedelta(seconds=5)
 DEFAULT_POLL = dt.timedelta(seconds=30)
 """Longest sleep of the refresh loop: it wakes sooner when a token falls due, or on ``want``/``poke``."""
 ISSUE_TIMEOUT_S = 2.0
+BATCH_TIMEOUT_S = 10.0
+"""Deadline of one IssueTokens call: it runs off the checkout path, at half the tokens' lifetime, so a CP slowed
+by a burst of trade gets time to answer instead of a retry every two seconds."""
 
 
 class CpLease(Protocol):
@@ -144,7 +147,7 @@ class TokenCache:
         self.rpcs += 1
         async with self._cp.lease() as channel:
             resp = await identity_service_pb2_grpc.IdentityServiceStub(channel).IssueTokens(
-                request, timeout=ISSUE_TIMEOUT_S, metadata=self._cp.metadata())
+                request, timeout=BATCH_TIMEOUT_S, metadata=self._cp.metadata())
         now = self._clock.now()
         for t in resp.tokens:
             self.put(t.audience_wl, t.token, now, t.expire_time.ToDatetime(dt.UTC))

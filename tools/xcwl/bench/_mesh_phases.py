@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import grpc
 import sqlalchemy as sa
 
 from cp_server.risk.recompute import check as recompute_check
@@ -27,10 +28,10 @@ from xporty.node.v1 import storefront_pb2, storefront_service_pb2
 from xwl_runtime.identity import Identity
 
 from ..errors import CliError
-from ..node_client import NodeRpcError
+from ..node_client import NodeClient, NodeRpcError
 from ..ops_client import OpsClient
 from ._mesh_world import LIMIT, STOCK, MeshWorld
-from ._procstat import CpuWindow, rss_mb
+from ._procstat import CpuWindow, pss_mb, rss_mb
 
 SETTLE_TIMEOUT_S = 120.0
 REACTION_TIMEOUT_S = 60.0
@@ -49,11 +50,13 @@ def pct(samples: list[float], q: float) -> float:
 # --- idle -------------------------------------------------------------------------------------------------------
 @dataclass
 class Idle:
-    """Idle cost: CPU % of one core per node and per CP replica over the window, RSS per node (MiB)."""
+    """Idle cost: CPU % of one core per node and per CP replica over the window, RSS and PSS per node (MiB)."""
 
     node_cpu: dict[str, float]
     cp_cpu: dict[str, float]
     node_rss: dict[str, float]
+    node_pss: dict[str, float] = field(default_factory=dict)
+    """Proportional set size per node (MiB): shared library pages divided among the processes that map them."""
 
 
 async def idle(world: MeshWorld, seconds: float, settle_s: float) -> Idle:
@@ -66,7 +69,8 @@ async def idle(world: MeshWorld, seconds: float, settle_s: float) -> Idle:
     await asyncio.sleep(seconds)
     cpu = window.stop(time.monotonic())
     return Idle(node_cpu={k: cpu[k] for k in nodes}, cp_cpu={k: cpu[k] for k in cps},
-                node_rss={name: rss_mb(pid) for name, pid in nodes.items()})
+                node_rss={name: rss_mb(pid) for name, pid in nodes.items()},
+                node_pss={name: pss_mb(pid) for name, pid in nodes.items()})
 
 
 # --- policy -----------------------------------------------------------------------------------------------------
@@ -196,7 +200,7 @@ async def risk_reaction(world: MeshWorld, pairs: int, progress: Callable[[str], 
                     continue
                 app = await world.app(importer)
                 for k in range(3):
-                    await app.checkout(storefront_service_pb2.CheckoutRequest(
+                    await _checkout_answered(app, storefront_service_pb2.CheckoutRequest(
                         idempotency_key=f"risk-{exporter}-{attempt}-{k}", imported_offer_id=f"{exporter}:o1",
                         quantity=1, buyer_reference="risk"))
             late = await _shipped(world, SETTLE_TIMEOUT_S)
@@ -227,6 +231,21 @@ async def risk_reaction(world: MeshWorld, pairs: int, progress: Callable[[str], 
                 wl_a=exporter, wl_b=importer, imbalance_limit=LIMIT, reason="bench: limit restored"))
     progress(f"risk: {len(chosen)} DISABLE signal(s) effective at both nodes")
     return samples
+
+
+async def _checkout_answered(app: NodeClient, request: storefront_service_pb2.CheckoutRequest) -> None:
+    """One checkout, repeated with its idempotency key while the node does not answer in time (a mesh still
+    draining the trade phase's backlog), up to ``SETTLE_TIMEOUT_S``."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while True:
+        try:
+            await app.checkout(request)
+            return
+        except NodeRpcError as err:
+            transient = err.remote.code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE)
+            if not transient or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.5)
 
 
 async def _net(client: OpsClient, a: str, b: str) -> Decimal:

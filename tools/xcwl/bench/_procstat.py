@@ -1,4 +1,5 @@
-"""CPU time and resident memory of a process, read from ``/proc/<pid>/stat`` and ``/proc/<pid>/status`` (Linux)."""
+"""CPU time and resident memory of a process, read from ``/proc/<pid>/stat``, ``/proc/<pid>/status`` and
+``/proc/<pid>/smaps_rollup`` (Linux)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,20 @@ def rss_mb(pid: int) -> float:
     """Resident set size in MiB (``VmRSS``)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size in MiB (``Pss`` of ``/proc/<pid>/smaps_rollup``): resident memory with each shared
+    page divided among the processes mapping it, so N nodes' shared library pages count once in total; 0 when the
+    kernel does not provide it."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith("Pss:"):
             return int(line.split()[1]) / 1024
     return 0.0
 

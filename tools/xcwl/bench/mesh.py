@@ -6,7 +6,8 @@ with its own certificate and its own SQLite store; all N(N−1)/2 pairs opened; 
 and every catalog synced. Then, printing progress on stderr:
 
 * **idle** — after ``--settle`` s, CPU % of one core per node and for the CP over ``--idle`` s (utime + stime
-  from ``/proc/<pid>/stat``), and each node's RSS (``VmRSS``);
+  from ``/proc/<pid>/stat``), and each node's RSS (``VmRSS``) and PSS (``smaps_rollup``: shared library pages
+  divided among the processes that map them);
 * **policy** — ``--policy-changes`` WL renames, each in every node's view: commit request → the CP's receipt of
   each node's applied-version report (p50/p99 over N samples per change); **revocation** the same once
   ``AdminService/RevokeCertificate`` exists (a hook; skipped and said so otherwise);
@@ -20,9 +21,9 @@ and every catalog synced. Then, printing progress on stderr:
   the CP's balances equal their recomputation; a violation fails the run (exit 1).
 
 Figures per N: ``mesh.idle.cpu_pct_per_node.n<N>`` (mean; ``…_max`` too), ``mesh.idle.cpu_pct_cp.n<N>``,
-``mesh.rss_mb_per_node.n<N>`` (mean; ``…_max``), ``mesh.policy.p50_ms|p99_ms.n<N>``,
-``mesh.confirm.p50_ms|p99_ms.n<N>``, ``mesh.e2e.p99_ms.n<N>``, ``mesh.error_rate.n<N>``,
-``mesh.reaction.p99_ms.n<N>``, ``mesh.invariants_ok.n<N>``.
+``mesh.rss_mb_per_node.n<N>`` (mean; ``…_max``), ``mesh.pss_mb_per_node.n<N>`` (mean),
+``mesh.policy.p50_ms|p99_ms.n<N>``, ``mesh.confirm.p50_ms|p99_ms.n<N>``, ``mesh.e2e.p99_ms.n<N>``,
+``mesh.error_rate.n<N>``, ``mesh.reaction.p99_ms.n<N>``, ``mesh.invariants_ok.n<N>``.
 """
 
 from __future__ import annotations
@@ -106,9 +107,11 @@ async def _one_n(args: argparse.Namespace, root: Path, n: int) -> dict[str, floa
         figures[f"mesh.idle.cpu_pct_cp.{tag}"] = sum(idle.cp_cpu.values())
         figures[f"mesh.rss_mb_per_node.{tag}"] = statistics.fmean(rss)
         figures[f"mesh.rss_mb_per_node_max.{tag}"] = max(rss)
+        pss = list(idle.node_pss.values())
+        figures[f"mesh.pss_mb_per_node.{tag}"] = statistics.fmean(pss)
         _progress(f"idle {args.idle:.0f} s: node CPU mean {statistics.fmean(node_cpu):.2f}% max {max(node_cpu):.2f}%"
                   f" of one core; CP {sum(idle.cp_cpu.values()):.2f}%; RSS mean {statistics.fmean(rss):.1f} MiB "
-                  f"max {max(rss):.1f} MiB")
+                  f"max {max(rss):.1f} MiB; PSS mean {statistics.fmean(pss):.1f} MiB")
 
         policy = await phases.policy_propagation(world, args.policy_changes)
         figures[f"mesh.policy.p50_ms.{tag}"] = phases.pct(policy, 0.5)
