@@ -22,7 +22,6 @@ whole snapshot of that pair. Every unary call has an explicit deadline.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -120,8 +119,8 @@ class _Worker:
     async def _cancel_watch(self) -> None:
         if self._watch is not None:
             self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+            # gather, not suppress(CancelledError): a cancellation of THIS task while it waits must propagate.
+            await asyncio.gather(self._watch, return_exceptions=True)
             self._watch = None
         self._stream_up = False
 
@@ -199,8 +198,7 @@ class _Worker:
         finally:
             if not pending.done():
                 pending.cancel()
-                with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
-                    await pending
+                await asyncio.gather(pending, return_exceptions=True)
 
     async def run(self) -> None:
         try:
