@@ -15,7 +15,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.pki import PkiFixture
 from tests.wl_node.catalog.helpers import DbFactory
-from tests.wl_node.conftest import node_dbs  # noqa: F401 - the fixture (SQLite and PostgreSQL)
 from tests.wl_node.risk.harness import World, ready, telemetry_of, world
 from wl_node.app import NodeApp
 from wl_node.checkout.tables import compensations
