@@ -1,4 +1,5 @@
-"""The webhook feature's contribution to the CP: WebhookService (operators), the outbox loop, the signal hook."""
+"""The webhook feature's contribution to the CP: WebhookService (operators), the outbox loop, the signal and
+discrepancy hooks."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ AUTHZ: dict[str, Rule] = service_methods(
 SIGNAL_EVENTS = {"ALERT": "alert.raised", "ALERT_CLEARED": "alert.cleared", "DISABLE": "pair.disabled",
                  "ENABLE": "pair.enabled", "PAIR_STATUS": "pair.status"}
 """Webhook event type of each signal kind."""
+DISCREPANCY_EVENT = "discrepancy.opened"
 
 
 @dataclass
@@ -48,6 +50,16 @@ class Webhooks:
         if record.pair_status is not None:
             data["pair_status"] = record.pair_status
         await self.outbox.enqueue(conn, event_type, data)
+
+
+    async def on_discrepancy(self, conn: AsyncConnection, discrepancy: dict[str, Any]) -> None:
+        """Queue ``discrepancy.opened`` in the transaction that raises the discrepancy's alert."""
+        keys = ("order_id", "reason", "category", "exporter_wl", "importer_wl", "correlation_id", "disputed_value",
+                "export_amount", "import_amount", "export_quantity", "import_quantity", "alert_id", "pair_paused")
+        data: dict[str, Any] = {k: discrepancy.get(k) for k in keys}
+        detected = discrepancy.get("detect_time")
+        data["detect_time"] = detected.isoformat() if detected is not None else None
+        await self.outbox.enqueue(conn, DISCREPANCY_EVENT, data)
 
 
 def install(ctx: CpContext, config: WebhookConfig | None = None) -> Webhooks:

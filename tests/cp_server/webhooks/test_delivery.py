@@ -4,14 +4,11 @@ receiver, a retry after a 500, the dead letter, and the 80% alert delivered from
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -24,6 +21,7 @@ from cp_server.webhooks.settings import WebhookConfig
 from cp_server.webhooks.tables import deliveries, endpoints
 from tests.cp_server.risk.harness import KIND, RiskCp, running_risk_cp
 from tests.support.pki import PkiFixture
+from tests.support.webhook_receiver import Receiver, serve_receiver
 from xporty.cp.v1 import webhook_service_pb2 as pb
 from xporty.cp.v1 import webhook_service_pb2_grpc as pb_grpc
 from xwl_runtime.authz import table
@@ -35,55 +33,10 @@ from xwl_runtime.tls import ReloadableServerCredentials, secure_channel
 FAST = WebhookConfig(max_attempts=3, base_backoff_s=0.05, max_backoff_s=0.2, timeout_s=2.0, scan_interval_s=0.1)
 
 
-@dataclass
-class Receiver:
-    """A real HTTP endpoint that verifies every delivery like an operator's would."""
-
-    secret: str = ""
-    fail_first: bool = True
-    always_fail: bool = False
-    accepted: list[dict[str, Any]] = field(default_factory=list)
-    attempts: dict[str, int] = field(default_factory=dict)
-    refused: list[str] = field(default_factory=list)
-    raw: list[tuple[str, bytes]] = field(default_factory=list)
-    clock_skew_s: float = 0.0
-
-    def handle(self, header: str | None, delivery: str, body: bytes) -> int:
-        try:
-            signature.verify(header, body, self.secret, now=time.time() + self.clock_skew_s)
-        except signature.SignatureError as err:
-            self.refused.append(str(err))
-            return 400
-        self.raw.append((header or "", body))
-        self.attempts[delivery] = self.attempts.get(delivery, 0) + 1
-        if self.always_fail or (self.fail_first and self.attempts[delivery] == 1):
-            return 500
-        self.accepted.append(json.loads(body))
-        return 200
-
-
 @pytest.fixture
 async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            self.send_response(state.handle(self.headers.get(signature.HEADER), self.headers.get("X-Xcwl-Delivery", ""),
-                                            body))
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state, f"http://127.0.0.1:{server.server_port}/hooks"
-    finally:
-        server.shutdown()
-        server.server_close()
+    async with serve_receiver() as served:
+        yield served
 
 
 @dataclass
@@ -98,6 +51,7 @@ async def cp(pki: PkiFixture, db_url: str) -> AsyncIterator[Cp]:
         await risk.seed({"wl-a": ("XPY-A", "1"), "wl-b": ("XPY-B", "1")}, [("wl-a", "wl-b", "100")])
         hooks = webhooks_component.install(risk.ctx, FAST)
         risk.parts.store.add_insert_hook(hooks.on_signal)
+        risk.parts.reconciler.on_discrepancy = hooks.on_discrepancy
         material = pki.material(Identity.cp())
         server = await start_server(
             registrations=hooks.component.registrations, service_names=hooks.component.service_names,
@@ -187,6 +141,41 @@ async def test_the_80_percent_alert_is_delivered_and_a_dead_endpoint_goes_to_the
         await asyncio.sleep(0.05)
     listed = {w.webhook_id: w for w in (await cp.stub.ListWebhooks(pb.ListWebhooksRequest(), timeout=5)).webhooks}
     assert listed[dead.webhook.webhook_id].dead >= 1 and listed[dead.webhook.webhook_id].pending == 0
+
+
+async def test_a_discrepancy_is_delivered_once_from_the_transaction_that_alerts_on_it(
+    cp: Cp, receiver: tuple[Receiver, str]
+) -> None:
+    state, url = receiver
+    state.fail_first = False
+    added = await cp.stub.AddWebhook(pb.AddWebhookRequest(url=url, event_types=["discrepancy.opened"]), timeout=5)
+    state.secret = added.secret
+    a, b = cp.risk.node("wl-a"), cp.risk.node("wl-b")
+    a.honest_importer = False  # the importer reports its own (different) amount
+    exported = a.event(KIND.LEDGER_EVENT_KIND_EXPORT_CONFIRMED, order_id="o-d", exporter="wl-a", importer="wl-b",
+                       amount="50", currency="XPY-A", correlation_id="cid-disc")
+    finalized = b.event(KIND.LEDGER_EVENT_KIND_IMPORT_FINALIZED, order_id="o-d", exporter="wl-a", importer="wl-b",
+                        amount="40", currency="XPY-A", correlation_id="cid-disc")
+    assert (await a.publish(exported)).accepted == 1
+    assert (await b.publish(finalized)).accepted == 1
+    # Two passes at once (the loop's and this one, like two CP replicas): the discrepancy is acted on once.
+    await asyncio.gather(cp.risk.parts.reconciler.run_once(), cp.risk.parts.reconciler.run_once())
+    await _eventually(lambda: len(state.accepted) == 1)
+    event = state.accepted[0]
+    assert event["type"] == "discrepancy.opened"
+    data = event["data"]
+    assert (data["order_id"], data["reason"], data["category"], data["correlation_id"]) == (
+        "o-d", "AMOUNT_MISMATCH", "RECONCILIATION", "cid-disc")
+    assert (data["export_amount"], data["import_amount"], data["exporter_wl"], data["importer_wl"]) == (
+        "50", "40", "wl-a", "wl-b")
+    assert data["alert_id"] and data["pair_paused"] is False
+    async with cp.risk.engine.connect() as conn:
+        queued = (await conn.execute(sa.select(sa.func.count()).select_from(deliveries)
+                                     .where(deliveries.c.event_type == "discrepancy.opened"))).scalar_one()
+    assert queued == 1
+    await cp.risk.parts.reconciler.run_once()
+    await asyncio.sleep(0.3)
+    assert len(state.accepted) == 1  # acted on already: nothing new
 
 
 async def test_bad_urls_and_unknown_types_are_refused_and_nothing_is_stored(cp: Cp) -> None:
