@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cp_server.signals.listener import SignalListener
 from cp_server.signals.store import SignalRecord
 from xporty.cp.v1 import webhook_service_pb2, webhook_service_pb2_grpc
 from xwl_runtime.authz import Rule, service_methods
-from xwl_runtime.component import Component
+from xwl_runtime.component import BackgroundLoop, Component
+from xwl_runtime.db import is_sqlite
 from xwl_runtime.identity import Kind
 
 from .outbox import WebhookOutbox
@@ -63,11 +65,15 @@ class Webhooks:
 
 
 def install(ctx: CpContext, config: WebhookConfig | None = None) -> Webhooks:
-    outbox = WebhookOutbox(ctx.engine, ctx.clock, config or ctx.settings.webhooks, metrics=ctx.metrics)
+    config = config or ctx.settings.webhooks
+    outbox = WebhookOutbox(ctx.engine, ctx.clock, config, metrics=ctx.metrics)
+    loops: list[BackgroundLoop] = [outbox.run]
+    if not is_sqlite(ctx.settings.db_url):  # other replicas' queued events wake this loop at their commit
+        loops.append(SignalListener(ctx.settings.db_url, config.notify_channel, outbox).run)
     servicer = WebhookServicer(ctx.engine, ctx.audit, outbox, ctx.clock)
     component = Component(
         name="webhooks",
         registrations=[lambda server: webhook_service_pb2_grpc.add_WebhookServiceServicer_to_server(servicer, server)],
-        service_names=[SERVICE], authz=dict(AUTHZ), loops=[outbox.run],
+        service_names=[SERVICE], authz=dict(AUTHZ), loops=loops,
     )
     return Webhooks(component=component, outbox=outbox)

@@ -14,9 +14,11 @@ from typing import Any
 import grpc
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
 
 from cp_server.webhooks import component as webhooks_component
 from cp_server.webhooks import signature
+from cp_server.webhooks.outbox import WebhookOutbox
 from cp_server.webhooks.settings import WebhookConfig
 from cp_server.webhooks.tables import deliveries, endpoints
 from tests.cp_server.risk.harness import KIND, RiskCp, running_risk_cp
@@ -30,7 +32,9 @@ from xwl_runtime.identity import Identity
 from xwl_runtime.server import Listener, start_server
 from xwl_runtime.tls import ReloadableServerCredentials, secure_channel
 
-FAST = WebhookConfig(max_attempts=3, base_backoff_s=0.05, max_backoff_s=0.2, timeout_s=2.0, scan_interval_s=0.1)
+FAST = WebhookConfig(max_attempts=3, base_backoff_s=0.05, max_backoff_s=0.2, timeout_s=2.0)
+"""Fast retries; the default 60 s safety re-check, so every delivery in these tests is driven by a wake-up or by its
+retry falling due, never by a scan."""
 
 
 @pytest.fixture
@@ -58,14 +62,14 @@ async def cp(pki: PkiFixture, db_url: str) -> AsyncIterator[Cp]:
             listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(material).credentials)],
             authz_table=table(hooks.component.authz))
         stop = asyncio.Event()
-        loop = asyncio.create_task(hooks.outbox.run(stop))
+        loops = [asyncio.create_task(run(stop)) for run in hooks.component.loops]  # + the LISTEN loop on PostgreSQL
         channel = secure_channel(f"127.0.0.1:{server.port}", pki.material(Identity.ops("alice")),
                                  expected=Identity.cp())
         try:
             yield Cp(risk, pb_grpc.WebhookServiceStub(channel))
         finally:
             stop.set()
-            await loop
+            await asyncio.gather(*loops)
             await channel.close()
             await server.stop(0)
 
@@ -98,7 +102,12 @@ async def test_signed_delivery_retried_after_500_and_replay_or_tamper_refused(
     await _eventually(lambda: len(state.accepted) == 1)
     assert state.attempts[delivery] == 2  # the first answer was 500: retried, then accepted
     assert state.accepted[0]["type"] == "webhook.test" and state.refused == []
-    listed = (await cp.stub.ListWebhooks(pb.ListWebhooksRequest(), timeout=5)).webhooks
+    deadline = time.monotonic() + 5  # the receiver answers before the outbox records the delivery
+    while True:
+        listed = (await cp.stub.ListWebhooks(pb.ListWebhooksRequest(), timeout=5)).webhooks
+        if [(w.delivered, w.pending, w.dead) for w in listed] == [(1, 0, 0)] or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
     assert [(w.delivered, w.pending, w.dead) for w in listed] == [(1, 0, 0)]
 
     # The receiver refuses a replay (same signed bytes, outside its tolerance window) and a tampered body.
@@ -176,6 +185,65 @@ async def test_a_discrepancy_is_delivered_once_from_the_transaction_that_alerts_
     await cp.risk.parts.reconciler.run_once()
     await asyncio.sleep(0.3)
     assert len(state.accepted) == 1  # acted on already: nothing new
+
+
+async def test_an_idle_outbox_runs_no_query_yet_delivers_at_once_and_retries_when_due(
+    cp: Cp, receiver: tuple[Receiver, str]
+) -> None:
+    state, url = receiver
+    statements: list[tuple[float, str]] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "webhook_deliveries" in statement:
+            statements.append((time.monotonic(), statement))
+
+    event.listen(cp.risk.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        await asyncio.sleep(0.5)  # the start-up pass (and, on PostgreSQL, the one after LISTEN connects)
+        started = len(statements)
+        await asyncio.sleep(1.5)
+        assert statements[started:] == []  # idle: no scan of the outbox (the safety re-check is 60 s away)
+
+        added = await cp.stub.AddWebhook(pb.AddWebhookRequest(url=url), timeout=5)
+        state.secret = added.secret  # the receiver answers 500 to the first attempt
+        queued = time.monotonic()
+        delivery = (await cp.stub.TestWebhook(pb.TestWebhookRequest(webhook_id=added.webhook.webhook_id),
+                                              timeout=5)).delivery_id
+        await _eventually(lambda: state.attempts.get(delivery, 0) >= 1, timeout=5)
+        first = time.monotonic() - queued
+        await _eventually(lambda: len(state.accepted) == 1, timeout=5)
+        retried = time.monotonic() - queued
+        assert first < 0.5, first  # woken by the queueing transaction, not by a timer
+        assert retried < 0.5 + FAST.max_backoff_s * 2, retried  # the retry went out when it fell due
+        assert state.attempts[delivery] == 2
+        print(f"first attempt after {first * 1000:.0f} ms, retry delivered after {retried * 1000:.0f} ms")
+
+        await asyncio.sleep(0.3)  # the last pass after the delivery settles
+        settled = len(statements)
+        await asyncio.sleep(1.5)
+        assert len(statements) == settled, statements[settled:]  # idle again: nothing
+    finally:
+        event.remove(cp.risk.engine.sync_engine, "before_cursor_execute", count)
+
+
+async def test_an_event_queued_by_another_replica_wakes_this_one_at_its_commit(
+    cp: Cp, receiver: tuple[Receiver, str], db_url: str
+) -> None:
+    if db_url.startswith("sqlite"):
+        pytest.skip("replicas share a PostgreSQL store; the notification is PostgreSQL's")
+    state, url = receiver
+    state.fail_first = False
+    added = await cp.stub.AddWebhook(pb.AddWebhookRequest(url=url), timeout=5)
+    state.secret = added.secret
+    await asyncio.sleep(0.5)  # the passes after AddWebhook are over; the running loop now sleeps (60 s re-check)
+    other = WebhookOutbox(cp.risk.engine, cp.risk.ctx.clock, FAST)  # another replica's outbox: no loop here
+    queued = time.monotonic()
+    async with cp.risk.engine.begin() as conn:
+        await other.enqueue(conn, "webhook.test", {"requested_by": "replica-2"})
+    await _eventually(lambda: len(state.accepted) == 1, timeout=5)
+    took = time.monotonic() - queued
+    assert took < 1.0, took  # woken by the NOTIFY sent at the other replica's commit
+    assert state.accepted[0]["data"] == {"requested_by": "replica-2"}
 
 
 async def test_bad_urls_and_unknown_types_are_refused_and_nothing_is_stored(cp: Cp) -> None:
