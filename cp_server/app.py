@@ -167,6 +167,7 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
     pairs = PairPolicies(changes, settings)
     pairs.add_status_hook(status_signals.on_status_change)
     risk_parts.reconciler.pause_pair = discrepancy_pauser(pairs)
+    risk_parts.reconciler.on_discrepancy = webhooks.on_discrepancy  # → discrepancy.opened
     node_status = NodeStatusStore(engine)
     trust = trust_component.build(ctx, hub=hub, changes=changes)
     rollout = rollout_component.install(ctx, changes=changes, hub=hub, signals=risk_parts.store,

@@ -19,6 +19,7 @@ def install(ctx: CpContext, *, hub: PolicyHub, node_status: NodeStatusStore,
             versions: VersionRecorder | None = None) -> Component:
     """PolicyService: WL nodes read their own view and report; operators read any view (grpcurl)."""
     servicer = PolicyServicer(hub, node_status, ctx.clock, ctx.settings.heartbeat_interval, versions)
+    ctx.metrics.track_subscribers("policies", lambda: servicer.open_streams)
     name = SERVICE.full_name
     readers = Rule(frozenset({Kind.WL, Kind.OPS}))
     return Component(

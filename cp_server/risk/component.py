@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from cp_server.analytics.service import AnalyticsServicer
+from cp_server.metrics import ALERTS_OPEN, PAIR_UTILISATION
 from cp_server.offer_digest.store import DigestStore
 from cp_server.offer_digest.validation import Limits
 from cp_server.signals.hub import SignalHub
@@ -35,7 +36,9 @@ from xwl_runtime.authz import Rule, service_methods
 from xwl_runtime.component import BackgroundLoop, Component
 from xwl_runtime.db import is_sqlite
 from xwl_runtime.identity import Kind
+from xwl_runtime.metrics import Samples
 
+from . import report
 from .engine import RiskEngine
 from .reconcile import Reconciler
 from .settings import RiskSettings
@@ -100,6 +103,15 @@ def build(ctx: CpContext, settings: RiskSettings | None = None) -> tuple[Compone
     telemetry = TelemetryServicer(risk, SignerDirectory(ctx.engine), hub, settings, ctx.clock, verifier, digests,
                                   metrics=ctx.metrics)
     ctx.metrics.track_subscribers("signals", lambda: hub.subscriber_count)
+
+    async def risk_gauges() -> Samples:
+        async with ctx.engine.connect() as conn:
+            pairs = await report.utilisations(conn)
+            alerts = await report.open_alerts(conn)
+        return {PAIR_UTILISATION.name: [((f"{a}/{b}",), float(u)) for a, b, u in pairs],
+                ALERTS_OPEN.name: [((reason,), float(n)) for reason, n in sorted(alerts.items())]}
+
+    ctx.metrics.track_store([PAIR_UTILISATION, ALERTS_OPEN], risk_gauges)
     signals = SignalServicer(ctx.engine, store, hub, risk, ctx.clock,
                              heartbeat_interval=ctx.settings.heartbeat_interval)
     analytics = AnalyticsServicer(ctx.engine, store, settings, ctx.clock)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from cp_server.slo.breaches import SloBreaches
 from cp_server.slo.report import SloReporter
 from cp_server.store.changes import ChangeRunner, Tx
 from xporty.cp.v1 import rollout_service_pb2, rollout_service_pb2_grpc
@@ -69,8 +70,10 @@ def install(ctx: CpContext, *, changes: ChangeRunner, hub: PolicyHub, signals: S
         if signal_hub is not None:
             await signal_hub.refresh()  # push the ALERT to this replica's WatchSignals streams now
 
+    breaches = SloBreaches(ctx.engine, webhooks.enqueue if webhooks is not None else None,
+                           min_samples=ctx.settings.rollout.hold_min_samples)
     auto_hold = AutoHold(rollouts, hub.world, SloReporter(ctx.engine), ctx.clock, ctx.settings.rollout,
-                         after_hold=after_hold)
+                         after_hold=after_hold, breaches=breaches)
     servicer = RolloutServicer(flags, rollouts, ctx.clock)
     component = Component(
         name="rollout",

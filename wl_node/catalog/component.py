@@ -68,6 +68,8 @@ def build(
         stream_timeout_s=cadence.offer_stream_timeout_s, fallback_cap_s=cadence.offer_fallback_cap_s,
         supervisor_interval_s=cadence.catalog_supervisor_s)
     sync = CatalogSync(policy, snapshot, ctx.clock, ctx.tls, settings=sync_settings, channel_factory=channel_factory)
+    if run_sync:
+        ctx.metrics.track_sync_lag(sync.lags)
     disclosures = ContactDisclosure(ctx.engine, accounts, ctx.clock, grants=frozenset(ctx.settings.contact_grants))
     trader = TraderServicer(ctx.engine, policy, ctx.clock, notifier, orders, disclosures=disclosures,
                             heartbeat_s=cadence.offer_heartbeat_s)

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from wl_node.context import NodeContext
+from wl_node.metrics import OUTBOX_DEPTH
 from wl_node.orders.gate import SignalGate
 from wl_node.orders.txn import TxRunner
 from wl_node.peers.client import PeerConfig, TraderPeers
@@ -24,6 +25,7 @@ from xporty.cp.v1 import policy_pb2
 from xporty.node.v1 import storefront_service_pb2_grpc as pb_grpc
 from xwl_runtime.component import Component
 from xwl_runtime.identity import Identity
+from xwl_runtime.metrics import Samples
 from xwl_runtime.tls import TlsMaterial
 
 from .offers import ImportedOffers
@@ -31,6 +33,7 @@ from .outbox import CompensationOutbox
 from .reconciler import Reconciler
 from .rpc import CHECKOUT_AUTHZ, SERVICE, CheckoutRpc, CheckoutStorefrontServicer
 from .service import CheckoutService, ImportGuard
+from .store import OWED_COUNT
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,13 @@ def install(
                             interval_s=config.reconcile_interval_s, idle_interval_s=config.reconcile_idle_s)
     runner.add_commit_listener(reconciler.kick)  # a new checkout (any commit) ends the reconciler's idle wait
     rpc = CheckoutRpc(service)
+
+    async def outbox_depth() -> Samples:
+        async with ctx.engine.connect() as conn:
+            owed = (await conn.execute(OWED_COUNT)).scalar_one()
+        return {OUTBOX_DEPTH.name: [((), float(owed))]}
+
+    ctx.metrics.track_store([OUTBOX_DEPTH], outbox_depth)
     component = Component(name="checkout", authz=dict(CHECKOUT_AUTHZ),
                           loops=[tokens.run, outbox.run, reconciler.run], on_stop=[peers.close])
     if ctx.settings.pii_retention is not None:  # the personal part of old checkouts goes; the trade stays

@@ -11,11 +11,14 @@ from dataclasses import dataclass, field
 
 from wl_node.context import NodeContext
 from wl_node.cp_channel import CpChannel
+from wl_node.metrics import EVENT_QUEUE_DEPTH
 from xwl_runtime.component import Component
 from xwl_runtime.identity import Identity
+from xwl_runtime.metrics import Samples
 from xwl_runtime.pki import PkiDir
 from xwl_runtime.tls import TlsMaterial
 
+from . import queue
 from .shipper import Shipper, ShipperConfig
 
 NAME = "telemetry"
@@ -48,6 +51,12 @@ def install(ctx: NodeContext, cp: CpChannel, config: ShipperConfig | None = None
     cadence = ctx.settings.cadence
     config = config or ShipperConfig(idle_interval_s=cadence.shipper_idle_s, coalesce_s=cadence.shipper_coalesce_s)
     shipper = Shipper(ctx.engine, cp, ctx.clock, _material_loader(ctx), config=config)
+
+    async def queue_depth() -> Samples:
+        async with ctx.engine.connect() as conn:
+            return {EVENT_QUEUE_DEPTH.name: [((), float(await queue.depth(conn)))]}
+
+    ctx.metrics.track_store([EVENT_QUEUE_DEPTH], queue_depth)
     return TelemetryComponent(name=NAME, loops=[shipper.run], shipper=shipper)
 
 
