@@ -31,7 +31,6 @@ from cp_server.store.registry import WlRegistry
 from cp_server.trust import component as trust_component
 from cp_server.webhooks import component as webhooks_component
 from xwl_runtime import db
-from xwl_runtime.authz import Rule, table
 from xwl_runtime.clock import Clock, SystemClock
 from xwl_runtime.component import Component
 from xwl_runtime.identity import Identity
@@ -49,6 +48,7 @@ from xwl_runtime.server import (
 from xwl_runtime.tls import ReloadableServerCredentials, TlsMaterial, server_tls_only_credentials
 
 from .admin import component as admin_component
+from .authz import TABLE as AUTHZ_TABLE
 from .policy import component as policy_component
 from .policy.hub import PolicyHub, libpq_dsn
 
@@ -176,16 +176,13 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
         webhooks.component,
         slo.component,
     ]
-    authz: dict[str, Rule] = {}
-    for component in components:
-        authz.update(component.authz)
     listeners, creds = _listeners(settings, tls)
     try:
         server = await start_server(
             registrations=[r for c in components for r in c.registrations],
             service_names=[n for c in components for n in c.service_names],
             listeners=listeners,
-            authz_table=table(authz),
+            authz_table=AUTHZ_TABLE,
             insecure_dev=settings.insecure_dev,
             serving=False,
             peer_guard=trust.guard,

@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from xwl_runtime.audit_checkpoint import ca_public_key
-from xwl_runtime.authz import Rule, table
+from xwl_runtime.authz import Rule
 from xwl_runtime.clock import Clock, SystemClock
 from xwl_runtime.component import BackgroundLoop, Component
 from xwl_runtime.identity import Identity
@@ -31,6 +31,7 @@ from xwl_runtime.server import DEFAULT_GRACE_S, Listener, RunningServer, start_s
 from xwl_runtime.tls import ReloadableServerCredentials, TlsMaterial
 
 from .alerts import component as alerts_component
+from .authz import TABLE as AUTHZ_TABLE
 from .catalog import component as catalog_component
 from .catalog import digest_reporter
 from .catalog.checkout_offers import CatalogImportedOffers
@@ -222,8 +223,11 @@ async def build_node(
     clock: Clock | None = None,
     *,
     extra_components: Sequence[Component] = (),
+    extra_authz: Mapping[str, Rule] | None = None,
 ) -> NodeApp:
-    """Build and start a node; ``extra_components`` lets tests add services (the root itself lists features)."""
+    """Build and start a node; ``extra_components`` and their ``extra_authz`` rules let tests add services (the
+    root itself lists features; ``wl_node/authz.py`` is the node's table)."""
+    extra_authz = extra_authz or {}
     clock = clock or SystemClock()
     engine = await open_store(settings.db_url, settings.wl_id, migrate_in_process=not settings.migrate_in_child)
     cp: CpChannel | None = None
@@ -254,16 +258,14 @@ async def build_node(
                 clock=clock,
             )
             components.append(renewal_component(renewer))
-        authz: dict[str, Rule] = {}
-        for component in components:
-            authz.update(component.authz)
         credentials = ReloadableServerCredentials(tls) if tls is not None else None
         server = await start_server(
             registrations=[r for c in components for r in c.registrations],
             service_names=[s for c in components for s in c.service_names],
             listeners=[Listener(settings.listen, credentials.credentials if credentials else None,
                                 max_receive_bytes=settings.max_receive_bytes)],
-            authz_table=table(authz),
+            authz_table={**AUTHZ_TABLE, **extra_authz},
+            local_wl=settings.wl_id,
             insecure_dev=settings.insecure_dev,
             serving=False,
             peer_guard=NodePeerGuard(state),

@@ -26,7 +26,7 @@ import grpc
 from . import correlation, tracing
 from .authz import Rule
 from .errors import PermissionDenied, Unauthenticated, XcwlError
-from .identity import Identity, identity_of_pem, parse_spiffe_id
+from .identity import Identity, Kind, parse_spiffe_id
 from .peer_guard import PeerCertificate, PeerGuard, guard_stream, peer_certificate
 from .ratelimit import Admission, peer_address
 
@@ -46,12 +46,13 @@ def caller() -> Identity:
     return ident
 
 
-def peer_identity(context: grpc.aio.ServicerContext[Any, Any], *, insecure_dev: bool) -> Identity | None:
-    """The caller's identity from its verified client certificate (or the dev header in plaintext mode)."""
-    auth = context.auth_context()
-    pems = list(auth.get("x509_pem_cert") or ()) if auth else None
-    if pems:
-        return identity_of_pem(pems[0])
+def peer_identity(
+    context: grpc.aio.ServicerContext[Any, Any], peer: PeerCertificate | None, *, insecure_dev: bool
+) -> Identity | None:
+    """The caller's identity: from its verified client certificate ``peer`` (read once per RPC with
+    ``peer_certificate``), or from the dev header in plaintext mode."""
+    if peer is not None:
+        return peer.identity
     if insecure_dev:
         for key, value in context.invocation_metadata() or ():
             if key == DEV_IDENTITY_METADATA_KEY and isinstance(value, str):
@@ -76,8 +77,10 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
         insecure_dev: bool = False,
         peer_guard: PeerGuard | None = None,
         admission: Admission | None = None,
+        local_wl: str | None = None,
     ) -> None:
         self._table = dict(table)
+        self._local_wl = local_wl
         self._insecure_dev = insecure_dev
         self._guard = peer_guard
         self._admission = admission
@@ -118,10 +121,7 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
             response_serializer=handler.response_serializer,
         )
 
-    def _authorize(
-        self, context: grpc.aio.ServicerContext[Any, Any], method: str, rule: Rule | None
-    ) -> Identity | None:
-        ident = peer_identity(context, insecure_dev=self._insecure_dev)
+    def _authorize(self, ident: Identity | None, method: str, rule: Rule | None) -> Identity | None:
         if rule is None:
             raise PermissionDenied(f"{method} is not allowed to anyone", reason="METHOD_NOT_ALLOWED")
         if ident is None:
@@ -134,16 +134,23 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
                 reason="IDENTITY_NOT_ALLOWED",
                 metadata={"caller": ident.spiffe_id, "method": method},
             )
+        if rule.same_wl and ident.kind is Kind.APP and ident.wl_id != self._local_wl:
+            raise PermissionDenied(f"{ident} is not an app of {self._local_wl}", reason="NOT_THIS_WL",
+                                   metadata={"caller": ident.spiffe_id})
         return ident
 
-    async def _check_peer(self, context: grpc.aio.ServicerContext[Any, Any]) -> PeerCertificate | None:
-        """Let the peer guard refuse the caller's certificate (revoked, unrecorded) before any work."""
-        if self._guard is None:
-            return None
+    async def _identify(
+        self, context: grpc.aio.ServicerContext[Any, Any], method: str, rule: Rule | None
+    ) -> tuple[Identity | None, PeerCertificate | None]:
+        """Read the peer certificate once, authorize its identity, then let the peer guard refuse it (revoked,
+        unrecorded) before any work."""
         peer = peer_certificate(context)
-        if peer is not None:
+        ident = self._authorize(peer_identity(context, peer, insecure_dev=self._insecure_dev), method, rule)
+        current_caller.set(ident)
+        if peer is not None and self._guard is not None:
             await self._guard.check(peer)
-        return peer
+        return ident, peer
+
     def _admit(
         self, context: grpc.aio.ServicerContext[Any, Any], ident: Identity | None, *, stream: bool
     ) -> contextlib.AbstractContextManager[None]:
@@ -177,9 +184,7 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
             tracing.annotate_correlation(cid)
             try:
                 await context.send_initial_metadata(((correlation.METADATA_KEY, cid),))
-                ident = self._authorize(context, method, rule)
-                current_caller.set(ident)
-                await self._check_peer(context)
+                ident, _ = await self._identify(context, method, rule)
                 with self._admit(context, ident, stream=False):
                     return await behavior(request, context)
             except grpc.aio.AbortError:
@@ -198,9 +203,7 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
             tracing.annotate_correlation(cid)
             try:
                 await context.send_initial_metadata(((correlation.METADATA_KEY, cid),))
-                ident = self._authorize(context, method, rule)
-                current_caller.set(ident)
-                peer = await self._check_peer(context)
+                ident, peer = await self._identify(context, method, rule)
                 with self._admit(context, ident, stream=True):
                     result = behavior(request, context)
                     if inspect.isasyncgen(result):

@@ -140,8 +140,6 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         context: grpc.aio.ServicerContext[pb.RenewCertificateRequest, pb.RenewCertificateResponse],
     ) -> pb.RenewCertificateResponse:
         identity = caller()
-        if identity.kind is not Kind.WL:  # also guaranteed by the authz table; kept next to the use
-            raise PermissionDenied("only WL nodes renew certificates here", reason="IDENTITY_NOT_ALLOWED")
         csr = validate_csr("csr_pem", request.csr_pem)
         presented = _presented_certificate(context)
         if presented is None or identity_of_certificate(presented) != identity:

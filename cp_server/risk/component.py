@@ -31,10 +31,8 @@ from xporty.cp.v1 import (
     telemetry_service_pb2,
     telemetry_service_pb2_grpc,
 )
-from xwl_runtime.authz import Rule, service_methods
 from xwl_runtime.component import BackgroundLoop, Component
 from xwl_runtime.db import is_sqlite
-from xwl_runtime.identity import Kind
 
 from .engine import RiskEngine
 from .reconcile import Reconciler
@@ -47,16 +45,6 @@ TELEMETRY = telemetry_service_pb2.DESCRIPTOR.services_by_name["TelemetryService"
 SIGNALS = signal_service_pb2.DESCRIPTOR.services_by_name["SignalService"].full_name
 ANALYTICS = analytics_service_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name
 
-WL_ONLY = Rule(frozenset({Kind.WL}))
-OPS_ONLY = Rule(frozenset({Kind.OPS}))
-
-AUTHZ: dict[str, Rule] = {
-    **service_methods(TELEMETRY, ["PublishEvents", "ReportOffers"], WL_ONLY),
-    **service_methods(SIGNALS, ["WatchSignals"], Rule(frozenset({Kind.WL, Kind.OPS}))),
-    **service_methods(SIGNALS, ["AckSignal"], WL_ONLY),
-    **service_methods(SIGNALS, ["SendSignal"], OPS_ONLY),
-    **service_methods(ANALYTICS, ["GetBalances", "ListAlerts", "ListSignals", "ListDiscrepancies"], OPS_ONLY),
-}
 
 
 @dataclass
@@ -142,7 +130,6 @@ def build(ctx: CpContext, settings: RiskSettings | None = None) -> tuple[Compone
         name="risk",
         registrations=[register],
         service_names=[TELEMETRY, SIGNALS, ANALYTICS],
-        authz=dict(AUTHZ),
         loops=loops,
         on_stop=[close_streams],
     )

@@ -16,7 +16,6 @@ from cp_server.signals.hub import SignalHub
 from xporty.cp.v1 import telemetry_service_pb2, telemetry_service_pb2_grpc
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import FailedPrecondition, InvalidArgument, PermissionDenied
-from xwl_runtime.identity import Kind
 from xwl_runtime.pipeline import caller
 
 from .verifier import SignerDirectory, check_batch_async
@@ -58,8 +57,6 @@ class TelemetryServicer(telemetry_service_pb2_grpc.TelemetryServiceServicer):
     ) -> telemetry_service_pb2.PublishEventsResponse:
         received_at = self._clock.now()  # CP receipt: the start of the reaction time
         ident = caller()
-        if ident.kind is not Kind.WL:
-            raise PermissionDenied("only WL nodes publish events", reason="NOT_A_NODE")
         if len(request.events) > self._settings.max_batch:
             raise InvalidArgument.field("events", f"at most {self._settings.max_batch} events per batch")
         auth = context.auth_context() or {}
@@ -101,8 +98,6 @@ class TelemetryServicer(telemetry_service_pb2_grpc.TelemetryServiceServicer):
         ],
     ) -> telemetry_service_pb2.ReportOffersResponse:
         ident = caller()
-        if ident.kind is not Kind.WL:
-            raise PermissionDenied("only WL nodes report offers", reason="NOT_A_NODE")
         if request.exporter_wl and request.exporter_wl != ident.wl_id:
             raise PermissionDenied("a node reports only its own offers", reason="CALLER_MISMATCH",
                                    metadata={"exporter_wl": request.exporter_wl})

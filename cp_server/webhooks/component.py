@@ -9,9 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cp_server.signals.store import SignalRecord
 from xporty.cp.v1 import webhook_service_pb2, webhook_service_pb2_grpc
-from xwl_runtime.authz import Rule, service_methods
 from xwl_runtime.component import Component
-from xwl_runtime.identity import Kind
 
 from .outbox import WebhookOutbox
 from .servicer import WebhookServicer
@@ -21,8 +19,6 @@ if TYPE_CHECKING:
     from cp_server.context import CpContext
 
 SERVICE = webhook_service_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name
-AUTHZ: dict[str, Rule] = service_methods(
-    SERVICE, ["AddWebhook", "ListWebhooks", "RemoveWebhook", "TestWebhook"], Rule(frozenset({Kind.OPS})))
 
 SIGNAL_EVENTS = {"ALERT": "alert.raised", "ALERT_CLEARED": "alert.cleared", "DISABLE": "pair.disabled",
                  "ENABLE": "pair.enabled", "PAIR_STATUS": "pair.status"}
@@ -56,6 +52,6 @@ def install(ctx: CpContext, config: WebhookConfig | None = None) -> Webhooks:
     component = Component(
         name="webhooks",
         registrations=[lambda server: webhook_service_pb2_grpc.add_WebhookServiceServicer_to_server(servicer, server)],
-        service_names=[SERVICE], authz=dict(AUTHZ), loops=[outbox.run],
+        service_names=[SERVICE], loops=[outbox.run],
     )
     return Webhooks(component=component, outbox=outbox)

@@ -14,10 +14,8 @@ from wl_node.privacy.accounts import TraderAccounts
 from wl_node.privacy.contact_request import ContactRequester
 from wl_node.privacy.disclosure import ContactDisclosure
 from wl_node.storefront.imported_view import Availability, ImportedView
-from wl_node.storefront.servicer import AUTHZ as STOREFRONT_AUTHZ
 from wl_node.storefront.servicer import SERVICE as STOREFRONT_SERVICE
 from wl_node.storefront.servicer import StorefrontServicer
-from wl_node.trader.servicer import AUTHZ as TRADER_AUTHZ
 from wl_node.trader.servicer import SERVICE as TRADER_SERVICE
 from wl_node.trader.servicer import OrderHandlers, TraderServicer
 from xporty.cp.v1 import policy_pb2
@@ -86,12 +84,11 @@ def build(
             lambda server: trader_service_pb2_grpc.add_TraderServiceServicer_to_server(trader, server),
         ],
         service_names=[STOREFRONT_SERVICE, TRADER_SERVICE],
-        authz={**STOREFRONT_AUTHZ, **TRADER_AUTHZ},
         loops=[sync.run] if run_sync else [],
     )
     return Catalog(component, book, snapshot, sync, notifier, trader, storefront, view, accounts)
 
 
 def install(ctx: NodeContext, policy: PolicyState) -> Component:
-    """The catalog component of a node: StorefrontService, TraderService and the sync loop, with their authz."""
+    """The catalog component of a node: StorefrontService, TraderService and the sync loop."""
     return build(ctx, policy).component

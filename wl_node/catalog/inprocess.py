@@ -16,6 +16,7 @@ from pathlib import Path
 from google.protobuf import duration_pb2
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wl_node.authz import TABLE as NODE_AUTHZ
 from wl_node.cadence import IdleCadence
 from wl_node.context import NodeContext
 from wl_node.policy.state import PolicyState
@@ -23,7 +24,6 @@ from wl_node.settings import NodeSettings
 from wl_node.store import migrate
 from xporty.cp.v1 import policy_pb2, registry_pb2
 from xwl_runtime import db
-from xwl_runtime.authz import table
 from xwl_runtime.clock import Clock, SystemClock
 from xwl_runtime.identity import Identity
 from xwl_runtime.pki import PkiDir
@@ -124,7 +124,8 @@ async def start_node(
     creds = ReloadableServerCredentials(material)
     server = await start_server(
         registrations=catalog.component.registrations, service_names=catalog.component.service_names,
-        listeners=[Listener(settings.listen, creds.credentials)], authz_table=table(catalog.component.authz),
+        listeners=[Listener(settings.listen, creds.credentials)], authz_table=NODE_AUTHZ,
+        local_wl=wl_id,
     )
     node = CatalogNode(wl_id, settings, state, catalog, server, engine)
     if run_loops:

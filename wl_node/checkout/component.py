@@ -29,7 +29,7 @@ from xwl_runtime.tls import TlsMaterial
 from .offers import ImportedOffers
 from .outbox import CompensationOutbox
 from .reconciler import Reconciler
-from .rpc import CHECKOUT_AUTHZ, SERVICE, CheckoutRpc, CheckoutStorefrontServicer
+from .rpc import SERVICE, CheckoutRpc, CheckoutStorefrontServicer
 from .service import CheckoutService, ImportGuard
 
 
@@ -112,8 +112,7 @@ def install(
                             interval_s=config.reconcile_interval_s, idle_interval_s=config.reconcile_idle_s)
     runner.add_commit_listener(reconciler.kick)  # a new checkout (any commit) ends the reconciler's idle wait
     rpc = CheckoutRpc(service)
-    component = Component(name="checkout", authz=dict(CHECKOUT_AUTHZ),
-                          loops=[tokens.run, outbox.run, reconciler.run], on_stop=[peers.close])
+    component = Component(name="checkout", loops=[tokens.run, outbox.run, reconciler.run], on_stop=[peers.close])
     if ctx.settings.pii_retention is not None:  # the personal part of old checkouts goes; the trade stays
         component.loops.append(RetentionLoop(ctx.engine, ctx.clock, ctx.settings.pii_retention).run)
     if own_runner:

@@ -12,18 +12,11 @@ import grpc
 
 from xporty.node.v1 import storefront_service_pb2 as pb
 from xporty.node.v1 import storefront_service_pb2_grpc as pb_grpc
-from xwl_runtime.authz import Rule, service_methods
-from xwl_runtime.identity import Kind
 from xwl_runtime.pipeline import caller
 
 from .service import CheckoutService
 
 SERVICE = "xporty.node.v1.StorefrontService"
-CHECKOUT_AUTHZ: dict[str, Rule] = {
-    **service_methods(SERVICE, ["Checkout"], Rule(frozenset({Kind.APP}))),
-    **service_methods(SERVICE, ["GetCheckout"], Rule(frozenset({Kind.APP, Kind.OPS}))),
-}
-"""Checkout: this WL's own apps (the service refuses apps of another WL); GetCheckout: also operators."""
 
 
 class CheckoutRpc:

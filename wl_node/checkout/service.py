@@ -52,13 +52,12 @@ from xwl_runtime.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
-    PermissionDenied,
     XcwlError,
     decode_rpc_error,
     echo,
 )
 from xwl_runtime.fieldcrypt import PREFIX, Keyring
-from xwl_runtime.identity import Identity, Kind
+from xwl_runtime.identity import Identity
 from xwl_runtime.text import bounded
 
 from . import store
@@ -184,11 +183,6 @@ class CheckoutService:
             adopted += 1
         return adopted
 
-    def _check_caller(self, caller: Identity) -> str:
-        if caller.kind is Kind.APP and caller.wl_id != self.wl_id:
-            raise PermissionDenied("apps of another WL may not check out here", reason="FOREIGN_APP")
-        return caller.spiffe_id
-
     def _replay(self, row: store.Row, fp: str) -> storefront_pb2.Checkout:
         if row["fingerprint"] != fp:
             raise InvalidArgument("idempotency_key was already used with a different request",
@@ -205,7 +199,7 @@ class CheckoutService:
     ) -> storefront_pb2.Checkout:
         """Buy an imported offer; idempotent on (caller, idempotency_key)."""
         started = self._clock.monotonic()
-        who = self._check_caller(caller)
+        who = caller.spiffe_id
         validate(request)
         fp = fingerprint(request)
         try:
@@ -380,13 +374,13 @@ class CheckoutService:
 
     async def get(self, caller: Identity, request: storefront_service_pb2.GetCheckoutRequest
                   ) -> storefront_pb2.Checkout:
-        """A checkout of the caller (operators may read any)."""
-        who = self._check_caller(caller)
+        """A checkout made by the caller (a checkout belongs to the app that made it)."""
+        who = caller.spiffe_id
         if not request.checkout_id:
             raise InvalidArgument.field("checkout_id", "required")
         bounded("checkout_id", request.checkout_id, max_chars=MAX_CHECKOUT_ID_CHARS)
         row = await self._runner.read(lambda conn: store.by_id(conn, request.checkout_id))
-        if row is None or (caller.kind is not Kind.OPS and row["caller"] != who):
+        if row is None or row["caller"] != who:
             raise NotFound(f"checkout {echo(request.checkout_id)} not found", reason="CHECKOUT_NOT_FOUND")
         return self._wire(row)
 

@@ -23,7 +23,7 @@ from xwl_runtime.component import BackgroundLoop, Component
 from .desk import OrderDesk
 from .gate import OrderGuard, SignalGate
 from .idempotency import IdempotencyRecords
-from .rpc import ORDER_AUTHZ, SERVICE, OrderRpc, OrderTraderServicer, policy_token_verifier
+from .rpc import SERVICE, OrderRpc, OrderTraderServicer, policy_token_verifier
 from .stock import OfferStock
 from .txn import TxRunner
 
@@ -82,8 +82,7 @@ def install(
     desk = OrderDesk(runner=runner, state=state, stock=stock, clock=ctx.clock, idempotency=records,
                      signal_gate=signal_gate, guards=guards)
     rpc = OrderRpc(desk, policy_token_verifier(state, ctx.clock))
-    component = Component(name="orders", authz=dict(ORDER_AUTHZ),
-                          loops=[purge_loop(runner, records, ctx.clock)])
+    component = Component(name="orders", loops=[purge_loop(runner, records, ctx.clock)])
     if own_runner:
         component.on_stop.append(runner.close)
     if serve_trader_service:

@@ -22,9 +22,7 @@ from wl_node.policy.state import PolicyState
 from xporty.cp.v1 import identity_pb2
 from xporty.trader.v1 import trader_service_pb2 as pb
 from xporty.trader.v1 import trader_service_pb2_grpc as pb_grpc
-from xwl_runtime.authz import Rule, service_methods
 from xwl_runtime.clock import Clock
-from xwl_runtime.identity import Kind
 from xwl_runtime.pipeline import caller
 from xwl_runtime.tokens import TokenVerifier
 
@@ -32,8 +30,6 @@ from .desk import OrderDesk, StillWanted
 
 SERVICE = "xporty.trader.v1.TraderService"
 ORDER_METHODS = ("PlaceOrder", "CancelOrder", "GetOrder")
-ORDER_AUTHZ: dict[str, Rule] = service_methods(SERVICE, ORDER_METHODS, Rule(frozenset({Kind.WL})))
-"""Only WL nodes (mTLS) may call the order RPCs; the JWT is checked on top, per call."""
 
 
 def policy_token_verifier(state: PolicyState, clock: Clock) -> TokenVerifier:

@@ -21,10 +21,8 @@ from wl_node.policy.state import PolicyState
 from wl_node.privacy.disclosure import ContactDisclosure
 from xporty.trader.v1 import trader_service_pb2 as pb
 from xporty.trader.v1 import trader_service_pb2_grpc as pb_grpc
-from xwl_runtime.authz import Rule, service_methods
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import FailedPrecondition
-from xwl_runtime.identity import Kind
 from xwl_runtime.pipeline import caller
 
 log = logging.getLogger(__name__)
@@ -33,8 +31,6 @@ SERVICE = "xporty.trader.v1.TraderService"
 FEED_METHODS = ("ListOffers", "WatchOffers")
 ORDER_METHODS = ("PlaceOrder", "CancelOrder", "GetOrder")
 PRIVACY_METHODS = ("GetTraderContact",)
-AUTHZ: dict[str, Rule] = service_methods(SERVICE, (*FEED_METHODS, *ORDER_METHODS, *PRIVACY_METHODS),
-                                         Rule(frozenset({Kind.WL})))
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 500, 5000
 WATCH_HEARTBEAT_S = 10.0
 """An idle WatchOffers stream sends a heartbeat this often (liveness for the importer, which pulls only when a

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cp_server.audit.log import AuditLog
+from cp_server.authz import TABLE as CP_AUTHZ
 from cp_server.context import CpContext
 from cp_server.risk.component import RiskParts, build
 from cp_server.risk.settings import RiskSettings
@@ -41,7 +42,6 @@ from xporty.cp.v1 import (
     telemetry_service_pb2_grpc,
 )
 from xwl_runtime import db
-from xwl_runtime.authz import table
 from xwl_runtime.clock import Clock, SystemClock
 from xwl_runtime.event_signing import certificate_sha256, sign
 from xwl_runtime.identity import Identity
@@ -212,7 +212,7 @@ async def running_risk_cp(
     server = await start_server(
         registrations=component.registrations, service_names=component.service_names,
         listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(material).credentials)],
-        authz_table=table(component.authz),
+        authz_table=CP_AUTHZ,
     )
     stop = asyncio.Event()
     loops = [asyncio.create_task(loop(stop)) for loop in (component.loops if run_loops else component.loops[:1])]

@@ -18,6 +18,7 @@ import grpc
 import pytest
 import sqlalchemy as sa
 
+from cp_server.authz import TABLE as CP_AUTHZ
 from cp_server.webhooks import component as webhooks_component
 from cp_server.webhooks import signature
 from cp_server.webhooks.settings import WebhookConfig
@@ -26,7 +27,6 @@ from tests.cp_server.risk.harness import KIND, RiskCp, running_risk_cp
 from tests.support.pki import PkiFixture
 from xporty.cp.v1 import webhook_service_pb2 as pb
 from xporty.cp.v1 import webhook_service_pb2_grpc as pb_grpc
-from xwl_runtime.authz import table
 from xwl_runtime.errors import decode_rpc_error
 from xwl_runtime.identity import Identity
 from xwl_runtime.server import Listener, start_server
@@ -102,7 +102,7 @@ async def cp(pki: PkiFixture, db_url: str) -> AsyncIterator[Cp]:
         server = await start_server(
             registrations=hooks.component.registrations, service_names=hooks.component.service_names,
             listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(material).credentials)],
-            authz_table=table(hooks.component.authz))
+            authz_table=CP_AUTHZ)
         stop = asyncio.Event()
         loop = asyncio.create_task(hooks.outbox.run(stop))
         channel = secure_channel(f"127.0.0.1:{server.port}", pki.material(Identity.ops("alice")),

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from tests.support.pki import PkiFixture
 from tests.wl_node.orders.harness import JWT_KEY, Exporter, policy_view
+from wl_node.authz import TABLE as NODE_AUTHZ
 from wl_node.checkout.component import CheckoutConfig, Checkouts, install
 from wl_node.checkout.offers import ImportedOfferTerms, StaticImportedOffers
 from wl_node.context import NodeContext
@@ -233,7 +234,7 @@ async def start_importer(
     server = await start_server(
         registrations=checkouts.component.registrations, service_names=checkouts.component.service_names,
         listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(material).credentials)],
-        authz_table=table(checkouts.component.authz),
+        authz_table=NODE_AUTHZ, local_wl=wl_id,
     )
     node = Importer(wl_id, url, state, checkouts, offers, server, cp, pki, guard=guard)
     if start_loops:

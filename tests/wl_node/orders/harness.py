@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cp_server.identity.signing import verification_keys
 from tests.support.pki import PkiFixture
+from wl_node.authz import TABLE as NODE_AUTHZ
 from wl_node.context import NodeContext
 from wl_node.orders.component import Orders, install
 from wl_node.orders.gate import OrderGuard
@@ -27,7 +28,6 @@ from xporty.cp.v1 import policy_pb2, registry_pb2
 from xporty.trader.v1 import trader_service_pb2 as pb
 from xporty.trader.v1 import trader_service_pb2_grpc as pb_grpc
 from xwl_runtime import db
-from xwl_runtime.authz import table
 from xwl_runtime.clock import Clock, SystemClock
 from xwl_runtime.identity import Identity
 from xwl_runtime.pki import new_private_key
@@ -199,6 +199,6 @@ async def start_exporter(
     server = await start_server(
         registrations=orders.component.registrations, service_names=orders.component.service_names,
         listeners=[Listener(f"127.0.0.1:{port}", ReloadableServerCredentials(material).credentials)],
-        authz_table=table(orders.component.authz), extra_interceptors=interceptors,
+        authz_table=NODE_AUTHZ, local_wl=wl_id, extra_interceptors=interceptors,
     )
     return Exporter(wl_id, url, engine, state, orders, server, clock, pki)

@@ -53,6 +53,7 @@ import sqlalchemy as sa
 from google.protobuf import duration_pb2
 
 from cp_server.identity.signing import verification_keys
+from wl_node.authz import TABLE as NODE_AUTHZ
 from wl_node.checkout.component import CheckoutConfig
 from wl_node.checkout.component import install as install_checkout
 from wl_node.checkout.offers import ImportedOfferTerms, StaticImportedOffers
@@ -340,7 +341,7 @@ async def _serve_importer(pki: PkiDir, url: str, jwt_key: Any, options: dict[str
     server = await start_server(
         registrations=checkouts.component.registrations, service_names=checkouts.component.service_names,
         listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(imp_mat).credentials)],
-        authz_table=table(checkouts.component.authz), metrics=_observed_metrics(imp_ctx, options))
+        authz_table=NODE_AUTHZ, local_wl=IMPORTER, metrics=_observed_metrics(imp_ctx, options))
 
     async def stop_loops() -> None:
         stop.set()
@@ -444,7 +445,7 @@ async def _serve_exporter(pki: PkiDir, url: str, jwt_key: Any, options: dict[str
     server = await start_server(
         registrations=orders.component.registrations, service_names=orders.component.service_names,
         listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(mat).credentials)],
-        authz_table=table(orders.component.authz), metrics=_observed_metrics(ctx, options))
+        authz_table=NODE_AUTHZ, local_wl=EXPORTER, metrics=_observed_metrics(ctx, options))
     now = clock.now()
     await orders.runner.tx(lambda conn: conn.execute(sa.insert(bench_offers), [
         dict(offer_id=f"o{i}", currency="XPY-A", unit_price=str(PRICE), stock=10**9, published_at=now)

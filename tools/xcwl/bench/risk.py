@@ -58,13 +58,13 @@ import psycopg
 import sqlalchemy as sa
 
 from cp_server.audit.log import AuditLog
+from cp_server.authz import TABLE as CP_AUTHZ
 from cp_server.context import CpContext
 from cp_server.risk import tables as rt
 from cp_server.risk.component import RiskParts, build
 from cp_server.settings import CpSettings
 from cp_server.store.schema import pairs, white_labels
 from xwl_runtime import db
-from xwl_runtime.authz import table
 from xwl_runtime.clock import SystemClock
 from xwl_runtime.identity import Identity
 from xwl_runtime.pki import PkiDir
@@ -113,7 +113,7 @@ async def _running_cp(pki: PkiDir, db_url: str) -> AsyncIterator[_Cp]:
     server = await start_server(
         registrations=component.registrations, service_names=component.service_names,
         listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(material).credentials)],
-        authz_table=table(component.authz),
+        authz_table=CP_AUTHZ,
     )
     stop = asyncio.Event()
     tasks = [asyncio.create_task(loop(stop)) for loop in component.loops]
