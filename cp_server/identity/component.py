@@ -10,7 +10,7 @@ from xporty.cp.v1 import identity_service_pb2, identity_service_pb2_grpc
 from xwl_runtime.component import Component
 
 from .bootstrap import BootstrapTokens
-from .registry import WlRegistry
+from .registry import RegistryLookup
 from .servicer import IdentityServicer
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def install(ctx: CpContext, *, token_keys: TokenKeys | None = None) -> Component
         engine=ctx.engine,
         ca=ctx.ca,
         bootstrap=BootstrapTokens(ctx.engine, ctx.clock),
-        registry=WlRegistry(ctx.engine),
+        registry=RegistryLookup(ctx.engine),
         audit=ctx.audit,
         clock=ctx.clock,
         jwt_key=ctx.jwt_key,

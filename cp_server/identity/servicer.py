@@ -59,7 +59,7 @@ from .certificates import (
     supersede,
     validate_csr,
 )
-from .registry import WlRegistry
+from .registry import RegistryLookup
 from .signing import verification_keys
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         engine: AsyncEngine,
         ca: CertificateAuthority,
         bootstrap: BootstrapTokens,
-        registry: WlRegistry,
+        registry: RegistryLookup,
         audit: AuditLog,
         clock: Clock,
         jwt_key: ec.EllipticCurvePrivateKey,

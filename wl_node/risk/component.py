@@ -43,10 +43,10 @@ NAME = "risk"
 class RiskComponent(Component):
     """The component plus the handles other features are wired with."""
 
-    enforcer: Enforcer | None = field(default=None)
-    gate: TradeGate | None = field(default=None)
-    guard: LocalGuard | None = field(default=None)
-    desk_guard: DeskGuard | None = field(default=None)
+    enforcer: Enforcer = field(kw_only=True)
+    gate: TradeGate = field(kw_only=True)
+    guard: LocalGuard = field(kw_only=True)
+    desk_guard: DeskGuard = field(kw_only=True)
 
 
 def install(

@@ -8,14 +8,17 @@ The trader manager's contact is masked in every response unless the caller is an
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol
 
 import grpc
 
+from wl_node.alerts.rpc import PairAlertsRpc
+from wl_node.catalog.imported_view import ImportedView
 from wl_node.catalog.offers import OfferBook, offer_to_proto, timestamp
 from wl_node.catalog.validation import check_offer_id, validate_offer
 from wl_node.catalog.visibility import importable_exporters
+from wl_node.checkout.rpc import CheckoutRpc
 from wl_node.policy.state import PolicyState
+from wl_node.privacy.contact_request import ContactRequester
 from wl_node.settings import NodeSettings
 from xporty.cp.v1 import audit_pb2
 from xporty.node.v1 import storefront_pb2
@@ -25,75 +28,33 @@ from xwl_runtime.errors import FailedPrecondition, InvalidArgument, PermissionDe
 from xwl_runtime.identity import Kind
 from xwl_runtime.pipeline import caller
 
-from ..privacy.contact_request import ContactRequester
-from .imported_view import ImportedView
 from .pair_watch import PairWatch
 
 SERVICE = "xporty.node.v1.StorefrontService"
 
 
-class CheckoutHandlers(Protocol):
-    """The checkout RPCs (issue 4's ``wl_node.checkout.rpc.CheckoutRpc`` fits)."""
-
-    async def Checkout(  # noqa: N802
-        self, request: pb.CheckoutRequest, context: grpc.aio.ServicerContext[pb.CheckoutRequest, pb.CheckoutResponse]
-    ) -> pb.CheckoutResponse: ...
-
-    async def GetCheckout(  # noqa: N802
-        self,
-        request: pb.GetCheckoutRequest,
-        context: grpc.aio.ServicerContext[pb.GetCheckoutRequest, pb.GetCheckoutResponse],
-    ) -> pb.GetCheckoutResponse: ...
-
-
-class AlertHandlers(Protocol):
-    """The alert stream (``wl_node.alerts.rpc.PairAlertsRpc`` fits)."""
-
-    def WatchPairAlerts(  # noqa: N802
-        self, request: pb.WatchPairAlertsRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[pb.WatchPairAlertsResponse]: ...
-
-
 class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
     """Thin translation between the local API and the offer book / imported snapshot."""
 
-    def __init__(self, settings: NodeSettings, state: PolicyState, book: OfferBook, view: ImportedView,
-                 checkouts: CheckoutHandlers | None = None) -> None:
+    def __init__(self, settings: NodeSettings, state: PolicyState, book: OfferBook, view: ImportedView, *,
+                 checkouts: CheckoutRpc, alerts: PairAlertsRpc, pairs: PairWatch, contacts: ContactRequester,
+                 audit_checkpoint: Callable[[], audit_pb2.AuditCheckpoint | None]) -> None:
         self._settings = settings
         self._state = state
         self._book = book
         self._view = view
         self._checkouts = checkouts
-        self.pairs = PairWatch(state)
-        """WatchPairs' fan-out; the composition root attaches the enforcer's signals."""
-        self._alerts: AlertHandlers | None = None
-        self._audit_checkpoint: Callable[[], audit_pb2.AuditCheckpoint | None] = lambda: None
-        self._contacts: ContactRequester | None = None
-
-    def attach_contacts(self, contacts: ContactRequester) -> None:
-        """Serve GetTraderContact by asking exporters (wired by the catalog component)."""
-        self._contacts = contacts
-
-    def attach_audit_checkpoint(self, kept: Callable[[], audit_pb2.AuditCheckpoint | None]) -> None:
-        """Report the CP audit checkpoint the node keeps in GetNodeState (wired by the composition root)."""
-        self._audit_checkpoint = kept
-
-    def attach_alerts(self, alerts: AlertHandlers) -> None:
-        """Serve WatchPairAlerts from the node's alert board (wired by the composition root)."""
         self._alerts = alerts
+        self.pairs = pairs
+        self._contacts = contacts
+        self._audit_checkpoint = audit_checkpoint
 
     async def WatchPairAlerts(  # noqa: N802 - gRPC method name
         self, request: pb.WatchPairAlertsRequest,
         context: grpc.aio.ServicerContext[pb.WatchPairAlertsRequest, pb.WatchPairAlertsResponse],
     ) -> AsyncIterator[pb.WatchPairAlertsResponse]:
-        if self._alerts is None:
-            raise FailedPrecondition("this node has no alert board", reason="ALERTS_UNAVAILABLE")
         async for response in self._alerts.WatchPairAlerts(request, context):
             yield response
-
-    def attach_checkouts(self, checkouts: CheckoutHandlers) -> None:
-        """Serve Checkout/GetCheckout through the importer's checkout feature (wired by the composition root)."""
-        self._checkouts = checkouts
 
     # --- data scope -------------------------------------------------------------------------------------------
     def _unmasked(self) -> bool:
@@ -181,12 +142,10 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
         async for event in self.pairs.stream():
             yield event
 
-    # --- checkout (issue 4) ---------------------------------------------------------------------------------
+    # --- checkout -----------------------------------------------------------------------------------------
     async def Checkout(  # noqa: N802 - gRPC method name
         self, request: pb.CheckoutRequest, context: grpc.aio.ServicerContext[pb.CheckoutRequest, pb.CheckoutResponse]
     ) -> pb.CheckoutResponse:
-        if self._checkouts is None:
-            raise FailedPrecondition("checkout is not available on this node", reason="CHECKOUT_NOT_AVAILABLE")
         return await self._checkouts.Checkout(request, context)
 
     async def GetCheckout(  # noqa: N802 - gRPC method name
@@ -194,8 +153,6 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
         request: pb.GetCheckoutRequest,
         context: grpc.aio.ServicerContext[pb.GetCheckoutRequest, pb.GetCheckoutResponse],
     ) -> pb.GetCheckoutResponse:
-        if self._checkouts is None:
-            raise FailedPrecondition("checkout is not available on this node", reason="CHECKOUT_NOT_AVAILABLE")
         return await self._checkouts.GetCheckout(request, context)
 
     async def GetTraderContact(  # noqa: N802 - gRPC method name
@@ -206,8 +163,6 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
         ident = caller()
         if ident.name not in self._settings.pii_apps:
             raise PermissionDenied(f"{ident} does not hold the PII scope", reason="PII_SCOPE_REQUIRED")
-        if self._contacts is None:
-            raise FailedPrecondition("contact requests are not available on this node", reason="CONTACTS_NOT_AVAILABLE")
         offer = await self._view.get(importable_exporters(self._state), request.imported_offer_id, unmasked=False)
         contact = await self._contacts.request(offer.source_wl, offer.manager.handle, request.purpose)
         return pb.GetTraderContactResponse(contact=contact)

@@ -25,7 +25,7 @@ NAME = "telemetry"
 class TelemetryComponent(Component):
     """The component plus the shipper (``kick()`` it after enqueuing to ship at once)."""
 
-    shipper: Shipper | None = field(default=None)
+    shipper: Shipper = field(kw_only=True)
 
 
 def _material_loader(ctx: NodeContext) -> Callable[[], TlsMaterial | None]:

@@ -14,7 +14,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from tests.support.databases import fresh_postgres_database, sqlite_url
 from tests.support.pki import PkiFixture
-from wl_node.catalog.inprocess import World, start_node
+from xcwl.bench.catalog_nodes import World, start_node
 from xporty.common.v1 import money_pb2
 from xporty.node.v1 import storefront_service_pb2 as sf
 from xporty.node.v1 import storefront_service_pb2_grpc as sf_grpc
