@@ -1,14 +1,54 @@
-"""Fixtures every test package uses: a fresh PKI and the two real stores (SQLite and PostgreSQL)."""
+"""Fixtures every test package uses: a fresh PKI and the two real stores (SQLite and PostgreSQL).
+
+Also two guards for a loaded CI machine. A coroutine test runs under an asyncio deadline a little shorter than its
+pytest-timeout: pytest-timeout's SIGALRM raises inside whatever the event loop is running, and asyncio's callback
+handler swallows it, so a stuck coroutine test would otherwise never end. And a failure is printed the moment it
+happens, so a run cut short still shows every failure before the cut.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import functools
+import inspect
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.support.databases import fresh_postgres_database, sqlite_url
 from tests.support.pki import PkiFixture, make_test_pki
+
+_DEADLINE_MARGIN = 10.0  # seconds left to the pytest-timeout for the test's own clean-up after the asyncio deadline
+
+
+def _with_deadline(test: Callable[..., Coroutine[Any, Any, Any]], seconds: float) -> Callable[..., Any]:
+    @functools.wraps(test)
+    async def bounded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            async with asyncio.timeout(seconds):
+                return await test(*args, **kwargs)
+        except TimeoutError as exc:
+            raise pytest.fail.Exception(f"test still running after its {seconds:.0f} s deadline") from exc
+
+    return bounded
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    default = float(config.getini("timeout") or 0)
+    for item in items:
+        if not isinstance(item, pytest.Function) or not inspect.iscoroutinefunction(item.obj):
+            continue
+        marker = item.get_closest_marker("timeout")
+        limit = float(marker.args[0]) if marker is not None and marker.args else default
+        if limit > 2 * _DEADLINE_MARGIN:
+            item.obj = _with_deadline(item.obj, limit - _DEADLINE_MARGIN)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.failed:
+        print(f"\n--- FAILED {report.nodeid} ({report.when}) ---\n{report.longreprtext}", flush=True)
 
 
 @pytest.fixture

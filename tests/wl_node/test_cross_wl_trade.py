@@ -33,6 +33,7 @@ from xwl_runtime.identity import Identity
 from xwl_runtime.tls import secure_channel
 
 RPC = 20.0
+DECIDED_WITHIN = 60.0  # a member gives up on a checkout still undecided after this long
 EXPORTER = "wl-a"
 
 
@@ -151,17 +152,22 @@ async def test_no_oversell_200_concurrent_checkouts_from_3_importers_on_stock_50
             async with storefront(pki, w.nodes[importer].port, Identity.app(importer, "shop")) as api:
                 request = storefront_service_pb2.CheckoutRequest(
                     idempotency_key=f"k-{i}", imported_offer_id="wl-a:hot", quantity=1, buyer_reference=f"m-{i}")
-                while True:  # a member retries with the same key until the checkout is decided
+                last = "no answer"
+                deadline = asyncio.get_running_loop().time() + DECIDED_WITHIN
+                while asyncio.get_running_loop().time() < deadline:  # the member retries with the same key
                     try:
                         checkout = (await api.Checkout(request, timeout=RPC)).checkout
                     except grpc.aio.AioRpcError as err:
                         if err.code() in (grpc.StatusCode.ABORTED, grpc.StatusCode.UNAVAILABLE):
+                            last = f"{err.code().name}: {err.details()}"
                             await asyncio.sleep(0.05)
                             continue
                         raise
                     if checkout.status != storefront_pb2.CHECKOUT_STATUS_PENDING:
                         return checkout
+                    last = "PENDING"
                     await asyncio.sleep(0.05)
+                raise AssertionError(f"checkout k-{i} at {importer} undecided after {DECIDED_WITHIN} s; last: {last}")
 
         results = await asyncio.gather(*(buy(i) for i in range(200)))
         completed = [c for c in results if c.status == storefront_pb2.CHECKOUT_STATUS_COMPLETED]
