@@ -182,7 +182,7 @@ def build_features(
                                       accounts=catalog.accounts)
     checkouts = checkout_component.install(
         ctx, state, peers, CatalogImportedOffers(catalog.view, state), runner=runner, config=config,
-        enforcer=signal_gate, import_guard=risk.guard,
+        signal_gate=signal_gate, import_guard=risk.guard,
     )
     alerts = alerts_component.install(ctx, risk.enforcer, state.wl_id)
     storefront = storefront_component.install(ctx, state, catalog=catalog, checkouts=checkouts.rpc,

@@ -23,6 +23,8 @@ from wsgiref.simple_server import WSGIServer
 import grpc
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
 
+from .handlers import WrappingInterceptor, rewrap
+
 log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -65,18 +67,12 @@ def _code_of(context: grpc.aio.ServicerContext[Any, Any], failed: bool) -> str:
     return "UNKNOWN" if failed else "OK"
 
 
-class _ServerLatency(grpc.aio.ServerInterceptor):
+class _ServerLatency(WrappingInterceptor):
     def __init__(self, histogram: Histogram) -> None:
         self._histogram = histogram
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
+    def wrap(self, handler: grpc.RpcMethodHandler[Any, Any],
+             handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any]:
         service, method = split_method(handler_call_details.method)
         histogram = self._histogram
 
@@ -107,16 +103,7 @@ class _ServerLatency(grpc.aio.ServerInterceptor):
 
             return wrapped
 
-        common = {"request_deserializer": handler.request_deserializer,
-                  "response_serializer": handler.response_serializer}
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), **common)
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), **common)
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(stream(handler.unary_stream), **common)  # type: ignore[arg-type]
-        assert handler.stream_stream is not None
-        return grpc.stream_stream_rpc_method_handler(stream(handler.stream_stream), **common)  # type: ignore[arg-type]
+        return rewrap(handler, unary, stream)
 
 
 class _ClientLatency(grpc.aio.UnaryUnaryClientInterceptor):

@@ -26,6 +26,7 @@ import grpc
 from . import correlation, tracing
 from .authz import Rule
 from .errors import PermissionDenied, Unauthenticated, XcwlError
+from .handlers import WrappingInterceptor, rewrap
 from .identity import Identity, Kind, parse_spiffe_id
 from .peer_guard import PeerCertificate, PeerGuard, guard_stream, peer_certificate
 from .ratelimit import Admission, peer_address
@@ -67,7 +68,7 @@ def _metadata_value(details: grpc.HandlerCallDetails, key: str) -> str | None:
     return None
 
 
-class ServerPipeline(grpc.aio.ServerInterceptor):
+class ServerPipeline(WrappingInterceptor):
     """Correlation id, identity, authorization and error translation for every RPC of a server."""
 
     def __init__(
@@ -85,41 +86,13 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
         self._guard = peer_guard
         self._admission = admission
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
+    def wrap(self, handler: grpc.RpcMethodHandler[Any, Any],
+             handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any]:
         method = handler_call_details.method
         rule = self._table.get(method)
         cid = correlation.accept_or_new(_metadata_value(handler_call_details, correlation.METADATA_KEY))
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(handler.unary_unary, method, rule, cid),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(handler.unary_stream, method, rule, cid),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                self._wrap_unary(handler.stream_unary, method, rule, cid),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        assert handler.stream_stream is not None  # a handler has exactly one of the four behaviours
-        return grpc.stream_stream_rpc_method_handler(
-            self._wrap_stream(handler.stream_stream, method, rule, cid),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return rewrap(handler, lambda behavior: self._wrap_unary(behavior, method, rule, cid),
+                      lambda behavior: self._wrap_stream(behavior, method, rule, cid))
 
     def _authorize(self, ident: Identity | None, method: str, rule: Rule | None) -> Identity | None:
         if rule is None:

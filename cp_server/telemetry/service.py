@@ -12,7 +12,7 @@ from cp_server.metrics import CpMetrics
 from cp_server.offer_digest.store import DigestStore
 from cp_server.risk.engine import RiskEngine
 from cp_server.risk.settings import RiskSettings
-from cp_server.signals.hub import SignalHub
+from cp_server.risk.signal_hub import SignalHub
 from xporty.cp.v1 import telemetry_service_pb2, telemetry_service_pb2_grpc
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import FailedPrecondition, InvalidArgument, PermissionDenied
@@ -34,12 +34,12 @@ class TelemetryServicer(telemetry_service_pb2_grpc.TelemetryServiceServicer):
 
     def __init__(
         self, engine: RiskEngine, signers: SignerDirectory, hub: SignalHub, settings: RiskSettings, clock: Clock,
-        verifier: SignatureVerifier | None = None, digests: DigestStore | None = None,
+        operations: OperationsHandler, verifier: SignatureVerifier | None = None, digests: DigestStore | None = None,
         metrics: CpMetrics | None = None,
     ) -> None:
         self._metrics = metrics
-        self.operations: OperationsHandler | None = None
-        """ReportOperations is served by the SLO feature when the composition root attaches it."""
+        self._operations = operations
+        """ReportOperations is the SLO feature's (``cp_server/slo``)."""
         self._engine = engine
         self._digests = digests
         self._verifier = verifier or SignatureVerifier(workers=0)
@@ -86,9 +86,7 @@ class TelemetryServicer(telemetry_service_pb2_grpc.TelemetryServiceServicer):
     async def ReportOperations(  # noqa: N802 - gRPC method name
         self, request: telemetry_service_pb2.ReportOperationsRequest, context: grpc.aio.ServicerContext[Any, Any],
     ) -> telemetry_service_pb2.ReportOperationsResponse:
-        if self.operations is None:
-            raise FailedPrecondition("operational telemetry is not enabled", reason="OPERATIONS_DISABLED")
-        return await self.operations.report_operations(request)
+        return await self._operations.report_operations(request)
 
     async def ReportOffers(  # noqa: N802 - gRPC method name
         self,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cp_server.signals.store import SignalRecord
+from cp_server.risk.signal_store import SignalRecord
 from xporty.cp.v1 import webhook_service_pb2, webhook_service_pb2_grpc
 from xwl_runtime.component import Component
 

@@ -20,11 +20,10 @@ REMAINING: set[frozenset[str]] = {
     # The privacy jobs (retention, key rotation, subject erasure, contact requests) work over the catalog's and
     # the checkout's tables, while those features use the privacy primitives (accounts, keys).
     frozenset({"wl_node.catalog", "wl_node.checkout", "wl_node.orders", "wl_node.privacy"}),
-    # The CP's risk engine issues signals and the signal/telemetry/analytics services read the risk ledger;
-    # the store, trust, policy and audit packages reference each other's records.
-    frozenset({"cp_server.analytics", "cp_server.audit", "cp_server.context", "cp_server.identity",
-               "cp_server.offer_digest", "cp_server.policy", "cp_server.risk", "cp_server.settings",
-               "cp_server.signals", "cp_server.store", "cp_server.telemetry", "cp_server.trust",
+    # The CP's settings, context, store, trust, policy and audit packages reference each other's records and
+    # settings; risk and webhooks are pulled in through the settings tree.
+    frozenset({"cp_server.audit", "cp_server.context", "cp_server.identity", "cp_server.offer_digest",
+               "cp_server.policy", "cp_server.risk", "cp_server.settings", "cp_server.store", "cp_server.trust",
                "cp_server.webhooks"}),
 }
 
@@ -109,7 +108,9 @@ def test_cycle_detection_sees_a_cycle() -> None:
 def test_features_that_own_a_service_sit_above_what_they_serve() -> None:
     edges = import_graph()
     reach = cycles(edges)
-    for low, high in (("wl_node.catalog", "wl_node.storefront"), ("wl_node.catalog", "wl_node.trader")):
+    for low, high in (("wl_node.catalog", "wl_node.storefront"), ("wl_node.catalog", "wl_node.trader"),
+                      ("cp_server.risk", "cp_server.signals"), ("cp_server.risk", "cp_server.telemetry"),
+                      ("cp_server.risk", "cp_server.analytics"), ("cp_server.signals", "cp_server.telemetry")):
         assert low not in edges.get(high, set()) or high not in edges.get(low, set()), (low, high)
         assert not any({low, high} <= component for component in reach), (low, high)
 

@@ -65,7 +65,7 @@ def install(
     client: PeerClient,
     offers: ImportedOffers,
     *,
-    enforcer: SignalGate | None = None,
+    signal_gate: SignalGate | None = None,
     config: CheckoutConfig | None = None,
     runner: TxRunner | None = None,
     import_guard: ImportGuard | None = None,
@@ -78,7 +78,7 @@ def install(
     outbox = CompensationOutbox(runner, peers, ctx.clock, wl_id=state.wl_id, interval_s=config.outbox_interval_s,
                                 idle_interval_s=config.outbox_idle_s)
     service = CheckoutService(runner=runner, state=state, offers=offers, peers=peers, clock=ctx.clock,
-                              enforcer=enforcer, on_compensation=outbox.kick, import_guard=import_guard,
+                              signal_gate=signal_gate, on_compensation=outbox.kick, import_guard=import_guard,
                               keyring=ctx.keyring)
     reconciler = Reconciler(runner, peers, service, ctx.clock, in_doubt_after=config.in_doubt_after,
                             interval_s=config.reconcile_interval_s, idle_interval_s=config.reconcile_idle_s)

@@ -57,6 +57,7 @@ from xwl_runtime.errors import (
     echo,
 )
 from xwl_runtime.fieldcrypt import PREFIX, Keyring
+from xwl_runtime.grpc_codes import OUTCOME_UNKNOWN
 from xwl_runtime.identity import Identity
 from xwl_runtime.text import bounded
 
@@ -113,7 +114,7 @@ class CheckoutService:
         offers: ImportedOffers,
         peers: TraderPeers,
         clock: Clock,
-        enforcer: SignalGate | None = None,
+        signal_gate: SignalGate | None = None,
         on_compensation: Callable[[], None] | None = None,
         import_guard: ImportGuard | None = None,
         keyring: Keyring | None = None,
@@ -125,7 +126,7 @@ class CheckoutService:
         self._offers = offers
         self._peers = peers
         self._clock = clock
-        self._enforcer = enforcer
+        self._signal_gate = signal_gate
         self._on_compensation = on_compensation  # e.g. the outbox's kick(), so delivery starts at once
         self._started_at = clock.now()
         self._reservations: dict[str, GuardReservation] = {}
@@ -274,8 +275,7 @@ class CheckoutService:
                 raise
             except grpc.aio.AioRpcError as err:
                 remote = decode_rpc_error(err)
-                if remote.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
-                                   grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.CANCELLED):
+                if remote.code in OUTCOME_UNKNOWN:
                     return await self._in_doubt(values, remote.code.name)
                 # A definite answer from the exporter: no order exists for this key.
                 return await self.settle_failed(values, remote.reason or remote.code.name, None)
@@ -293,7 +293,7 @@ class CheckoutService:
         if offer is None:
             raise NotFound(f"imported offer {echo(request.imported_offer_id)} not found", reason="OFFER_NOT_FOUND")
         exporter = offer.exporter_wl
-        decision = judge_pair(self._state, exporter, self.wl_id, self._enforcer)
+        decision = judge_pair(self._state, exporter, self.wl_id, self._signal_gate)
         if decision.deny_reason:
             raise FailedPrecondition(f"importing from {exporter} is not allowed now: {decision.deny_reason}",
                                      reason=decision.deny_reason, metadata={"exporter_wl": exporter})

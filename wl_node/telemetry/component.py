@@ -1,12 +1,12 @@
 """The telemetry feature's contribution to a WL node: the shipper loop over the durable event queue.
 
 ``install`` returns a ``TelemetryComponent`` (a ``Component`` that also carries the shipper), so the composition
-root lists it like any feature and tests or other features find it with ``find(app.components)``.
+root lists it like any feature (``NodeFeatures.telemetry``) and hands the shipper to the features built after it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from wl_node.context import NodeContext
@@ -49,11 +49,3 @@ def install(ctx: NodeContext, cp: CpChannel, config: ShipperConfig | None = None
     config = config or ShipperConfig(idle_interval_s=cadence.shipper_idle_s, coalesce_s=cadence.shipper_coalesce_s)
     shipper = Shipper(ctx.engine, cp, ctx.clock, _material_loader(ctx), config=config)
     return TelemetryComponent(name=NAME, loops=[shipper.run], shipper=shipper)
-
-
-def find(components: Iterable[Component]) -> TelemetryComponent | None:
-    """The telemetry component among a node's components."""
-    for component in components:
-        if isinstance(component, TelemetryComponent):
-            return component
-    return None

@@ -29,9 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cp_server.audit.log import AuditLog
 from cp_server.authz import TABLE as CP_AUTHZ
 from cp_server.context import CpContext
-from cp_server.risk.component import RiskParts, build
 from cp_server.risk.settings import RiskSettings
+from cp_server.risk_services import RiskParts, build
 from cp_server.settings import CpSettings
+from cp_server.slo import component as slo_component
 from cp_server.store.schema import pairs, white_labels
 from tests.support.pki import PkiFixture
 from xporty.cp.v1 import (
@@ -208,7 +209,7 @@ async def running_risk_cp(
         settings=CpSettings(db_url=db_url, pki_dir=pki.dir.root, heartbeat_interval=heartbeat), engine=engine,
         clock=clock, ca=ca, tls=material, jwt_key=ec.generate_private_key(ec.SECP256R1()), audit=audit,
     )
-    component, parts = build(ctx, settings or RiskSettings())
+    component, parts = build(ctx, settings or RiskSettings(), slo=slo_component.install(ctx))
     server = await start_server(
         registrations=component.registrations, service_names=component.service_names,
         listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(material).credentials)],

@@ -24,6 +24,7 @@ from cp_server.webhooks import signature
 from cp_server.webhooks.settings import WebhookConfig
 from cp_server.webhooks.tables import deliveries, endpoints
 from tests.cp_server.risk.harness import KIND, RiskCp, running_risk_cp
+from tests.support.eventually import eventually
 from tests.support.pki import PkiFixture
 from xporty.cp.v1 import webhook_service_pb2 as pb
 from xporty.cp.v1 import webhook_service_pb2_grpc as pb_grpc
@@ -116,13 +117,6 @@ async def cp(pki: PkiFixture, db_url: str) -> AsyncIterator[Cp]:
             await server.stop(0)
 
 
-async def _eventually(check: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
-
-
 def _post(url: str, header: str, body: bytes) -> int:
     request = urllib.request.Request(url, data=body, method="POST", headers={signature.HEADER: header})
     try:
@@ -141,7 +135,7 @@ async def test_signed_delivery_retried_after_500_and_replay_or_tamper_refused(
     assert added.secret.startswith("whsec_")
     delivery = (await cp.stub.TestWebhook(pb.TestWebhookRequest(webhook_id=added.webhook.webhook_id),
                                           timeout=5)).delivery_id
-    await _eventually(lambda: len(state.accepted) == 1)
+    await eventually(lambda: len(state.accepted) == 1, timeout=10.0)
     assert state.attempts[delivery] == 2  # the first answer was 500: retried, then accepted
     assert state.accepted[0]["type"] == "webhook.test" and state.refused == []
     listed = (await cp.stub.ListWebhooks(pb.ListWebhooksRequest(), timeout=5)).webhooks
@@ -169,7 +163,7 @@ async def test_the_80_percent_alert_is_delivered_and_a_dead_endpoint_goes_to_the
     confirmed = a.event(KIND.LEDGER_EVENT_KIND_EXPORT_CONFIRMED, order_id="o1", exporter="wl-a", importer="wl-b",
                         amount="85", currency="XPY-A", correlation_id="cid-alert")
     assert (await a.publish(confirmed)).accepted == 1
-    await _eventually(lambda: len(state.accepted) == 1)
+    await eventually(lambda: len(state.accepted) == 1, timeout=10.0)
     event = state.accepted[0]
     assert event["type"] == "alert.raised"
     assert event["data"]["correlation_id"] == "cid-alert"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
@@ -13,11 +13,12 @@ import grpc
 import sqlalchemy as sa
 
 from cp_server.authz import TABLE as CP_AUTHZ
+from tests.support.eventually import eventually as eventually  # re-exported: tests import it from here
 from tests.support.pki import PkiFixture
 from tests.wl_node.orders.harness import JWT_KEY, Exporter, policy_view
 from wl_node.authz import TABLE as NODE_AUTHZ
 from wl_node.checkout.component import CheckoutConfig, Checkouts, install
-from wl_node.checkout.offers import ImportedOfferTerms, StaticImportedOffers
+from wl_node.checkout.offers import ImportedOfferTerms
 from wl_node.context import NodeContext
 from wl_node.cp_channel import CpChannel, cp_channel_factory
 from wl_node.peers.client import PeerConfig
@@ -26,7 +27,7 @@ from wl_node.policy.state import PolicyState
 from wl_node.risk.local_guard import LocalGuard
 from wl_node.settings import NodeSettings
 from wl_node.store import migrate
-from xcwl.bench.importer_node import checkout_storefront
+from xcwl.bench.importer_node import StaticImportedOffers, checkout_storefront
 from xporty.cp.v1 import identity_service_pb2 as id_pb
 from xporty.cp.v1 import identity_service_pb2_grpc as id_grpc
 from xporty.node.v1 import storefront_pb2
@@ -205,7 +206,7 @@ async def start_importer(
     wl_id: str = "wl-b",
     config: CheckoutConfig = FAST_CONFIG,
     view_overrides: dict[str, Any] | None = None,
-    enforcer: Callable[[str, str], str | None] | None = None,
+    signal_gate: Callable[[str, str], str | None] | None = None,
     start_loops: bool = True,
     with_guard: bool = False,
     keyring: Keyring | None = None,
@@ -230,7 +231,7 @@ async def start_importer(
     client = install_peers(ctx, state, cp, config.peers)
     offers = StaticImportedOffers({o.imported_offer_id: o for o in (imported_offer(e) for e in exporters)},
                                   available=client.peers.available)  # the catalog reads the breaker the same way
-    checkouts = install(ctx, state, client, offers, config=config, enforcer=enforcer, import_guard=guard)
+    checkouts = install(ctx, state, client, offers, config=config, signal_gate=signal_gate, import_guard=guard)
     checkouts.component.loops.insert(0, client.tokens.run)
     checkouts.component.on_stop.extend([*client.component.on_stop, ctx.engine.dispose])
     storefront = checkout_storefront(ctx, state, client, checkouts, cp)
@@ -245,15 +246,3 @@ async def start_importer(
     return node
 
 
-async def eventually(predicate: Callable[[], bool | Awaitable[bool]], *, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    while True:
-        result = predicate()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if loop.time() - start > timeout:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.01)

@@ -41,14 +41,12 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import grpc
-import psycopg
 import sqlalchemy as sa
 from google.protobuf import duration_pb2
 
@@ -57,7 +55,7 @@ from wl_node.authz import TABLE as NODE_AUTHZ
 from wl_node.catalog.feed import FeedNotifier
 from wl_node.checkout.component import CheckoutConfig
 from wl_node.checkout.component import install as install_checkout
-from wl_node.checkout.offers import ImportedOfferTerms, StaticImportedOffers
+from wl_node.checkout.offers import ImportedOfferTerms
 from wl_node.context import NodeContext
 from wl_node.orders.component import install as install_orders
 from wl_node.orders.rpc import policy_token_verifier
@@ -72,7 +70,8 @@ from wl_node.risk.local_guard import LocalGuard
 from wl_node.settings import NodeSettings
 from wl_node.store import migrate
 from wl_node.trader.component import install as install_trader
-from xcwl.bench.importer_node import checkout_storefront
+from xcwl.bench._scratch import scratch_postgres
+from xcwl.bench.importer_node import StaticImportedOffers, checkout_storefront
 from xporty.cp.v1 import policy_pb2, registry_pb2
 from xporty.node.v1 import storefront_pb2
 from xporty.node.v1 import storefront_service_pb2 as sf_pb
@@ -169,18 +168,6 @@ def _material(pki: PkiDir, identity: Identity) -> TlsMaterial:
     if not pki.has(identity):
         pki.issue(identity)
     return TlsMaterial.from_pki(pki, identity)
-
-
-@asynccontextmanager
-async def _scratch_postgres(admin_dsn: str) -> AsyncIterator[str]:
-    name = f"xcwl_bench_{uuid.uuid4().hex[:12]}"
-    async with await psycopg.AsyncConnection.connect(admin_dsn, autocommit=True) as conn:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{admin_dsn.rsplit('/', 1)[0]}/{name}"
-    finally:
-        async with await psycopg.AsyncConnection.connect(admin_dsn, autocommit=True) as conn:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def _prepare(url: str) -> None:
@@ -565,14 +552,14 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         out.update(await _observability_figures(pki, Path(tmp), args, jwt_key))
         if not args.skip_postgres:
             announce(args, "postgres: baseline and checkouts")
-            async with _scratch_postgres(args.pg_admin_dsn) as url:
+            async with scratch_postgres(args.pg_admin_dsn) as url:
                 out.update(await _baseline_figures(pki, url, "postgres", args, jwt_key))
-            async with _scratch_postgres(args.pg_admin_dsn) as exp_url, \
-                    _scratch_postgres(args.pg_admin_dsn) as imp_url:
+            async with scratch_postgres(args.pg_admin_dsn) as exp_url, \
+                    scratch_postgres(args.pg_admin_dsn) as imp_url:
                 out.update(await _checkout_figures(pki, exp_url, imp_url, "postgres", args, jwt_key))
             if args.compare_plaintext:
-                async with _scratch_postgres(args.pg_admin_dsn) as exp_url, \
-                        _scratch_postgres(args.pg_admin_dsn) as imp_url:
+                async with scratch_postgres(args.pg_admin_dsn) as exp_url, \
+                        scratch_postgres(args.pg_admin_dsn) as imp_url:
                     out.update(await _checkout_figures(pki, exp_url, imp_url, "postgres.plaintext", args, jwt_key,
                                                        plaintext=True))
     if args.compare_plaintext:

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import grpc
 
-from cp_server.analytics.service import AnalyticsServicer
+from cp_server.analytics.service import AnalyticsServicer, SloHandler
 from cp_server.offer_digest.store import DigestStore
 from cp_server.offer_digest.validation import Limits
-from cp_server.signals.hub import SignalHub
+from cp_server.risk.engine import RiskEngine
+from cp_server.risk.reconcile import Reconciler
+from cp_server.risk.settings import RiskSettings
+from cp_server.risk.signal_hub import SignalHub
+from cp_server.risk.signal_store import SignalRecord, SignalStore
 from cp_server.signals.listener import SignalListener
 from cp_server.signals.service import SignalServicer
-from cp_server.signals.store import SignalRecord, SignalStore
-from cp_server.telemetry.service import TelemetryServicer
+from cp_server.telemetry.service import OperationsHandler, TelemetryServicer
 from cp_server.telemetry.verifier import SignerDirectory
 from cp_server.telemetry.verify_pool import SignatureVerifier
 from xporty.cp.v1 import (
@@ -34,10 +37,6 @@ from xporty.cp.v1 import (
 from xwl_runtime.component import BackgroundLoop, Component
 from xwl_runtime.db import is_sqlite
 
-from .engine import RiskEngine
-from .reconcile import Reconciler
-from .settings import RiskSettings
-
 if TYPE_CHECKING:
     from cp_server.context import CpContext
 
@@ -45,6 +44,10 @@ TELEMETRY = telemetry_service_pb2.DESCRIPTOR.services_by_name["TelemetryService"
 SIGNALS = signal_service_pb2.DESCRIPTOR.services_by_name["SignalService"].full_name
 ANALYTICS = analytics_service_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name
 
+
+
+class SloHandlers(OperationsHandler, SloHandler, Protocol):
+    """What the SLO feature serves through this component's services (``cp_server.slo.component.Slo`` fits)."""
 
 
 @dataclass
@@ -68,8 +71,9 @@ def settings_of(ctx: CpContext) -> RiskSettings:
     return risk if isinstance(risk, RiskSettings) else RiskSettings()
 
 
-def build(ctx: CpContext, settings: RiskSettings | None = None) -> tuple[Component, RiskParts]:
-    """Build the component and expose its parts."""
+def build(ctx: CpContext, settings: RiskSettings | None = None, *, slo: SloHandlers) -> tuple[Component, RiskParts]:
+    """Build the component and expose its parts; ``slo``: the SLO feature, which serves ReportOperations and
+    GetSloReport of the services this component registers."""
     settings = settings or settings_of(ctx)
     store = SignalStore(ctx.audit, notify_channel=settings.signal_channel)
 
@@ -85,12 +89,12 @@ def build(ctx: CpContext, settings: RiskSettings | None = None) -> tuple[Compone
     verifier = SignatureVerifier(settings.verify_workers, settings.verify_parallel_min)
     digests = DigestStore(ctx.engine, risk.gate.begin,
                           Limits(settings.digest_max_offers, settings.digest_max_destinations))
-    telemetry = TelemetryServicer(risk, SignerDirectory(ctx.engine), hub, settings, ctx.clock, verifier, digests,
-                                  metrics=ctx.metrics)
+    telemetry = TelemetryServicer(risk, SignerDirectory(ctx.engine), hub, settings, ctx.clock, slo, verifier,
+                                  digests, metrics=ctx.metrics)
     ctx.metrics.track_subscribers("signals", lambda: hub.subscriber_count)
     signals = SignalServicer(ctx.engine, store, hub, risk, ctx.clock,
                              heartbeat_interval=ctx.settings.heartbeat_interval)
-    analytics = AnalyticsServicer(ctx.engine, store, settings, ctx.clock)
+    analytics = AnalyticsServicer(ctx.engine, store, settings, ctx.clock, slo)
 
     def register(server: grpc.aio.Server) -> None:
         telemetry_service_pb2_grpc.add_TelemetryServiceServicer_to_server(telemetry, server)
@@ -137,6 +141,3 @@ def build(ctx: CpContext, settings: RiskSettings | None = None) -> tuple[Compone
                                 analytics=analytics)
 
 
-def install(ctx: CpContext) -> Component:
-    """Build the risk component from the CP context (one line in ``cp_server/app.py``'s component list)."""
-    return build(ctx)[0]
