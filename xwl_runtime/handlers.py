@@ -17,20 +17,21 @@ Behavior = Callable[..., Any]
 
 def rewrap(
     handler: grpc.RpcMethodHandler[Any, Any],
-    unary: Callable[[Behavior], Behavior],
-    stream: Callable[[Behavior], Behavior],
+    unary: Callable[..., Behavior],
+    stream: Callable[..., Behavior],
+    *args: Any,
 ) -> grpc.RpcMethodHandler[Any, Any]:
-    """``handler`` with its behaviour wrapped by ``unary`` (unary response) or ``stream`` (streaming response)."""
-    serializers: dict[str, Any] = {"request_deserializer": handler.request_deserializer,
-                                   "response_serializer": handler.response_serializer}
+    """``handler`` with its behaviour wrapped by ``unary(behavior, *args)`` (unary response) or
+    ``stream(behavior, *args)`` (streaming response)."""
+    deserializer, serializer = handler.request_deserializer, handler.response_serializer
     if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), **serializers)
+        return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary, *args), deserializer, serializer)
     if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(stream(handler.unary_stream), **serializers)
+        return grpc.unary_stream_rpc_method_handler(stream(handler.unary_stream, *args), deserializer, serializer)
     if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), **serializers)
+        return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary, *args), deserializer, serializer)
     assert handler.stream_stream is not None  # a handler has exactly one of the four behaviours
-    return grpc.stream_stream_rpc_method_handler(stream(handler.stream_stream), **serializers)
+    return grpc.stream_stream_rpc_method_handler(stream(handler.stream_stream, *args), deserializer, serializer)
 
 
 class WrappingInterceptor(grpc.aio.ServerInterceptor):

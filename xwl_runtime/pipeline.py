@@ -91,8 +91,7 @@ class ServerPipeline(WrappingInterceptor):
         method = handler_call_details.method
         rule = self._table.get(method)
         cid = correlation.accept_or_new(_metadata_value(handler_call_details, correlation.METADATA_KEY))
-        return rewrap(handler, lambda behavior: self._wrap_unary(behavior, method, rule, cid),
-                      lambda behavior: self._wrap_stream(behavior, method, rule, cid))
+        return rewrap(handler, self._wrap_unary, self._wrap_stream, method, rule, cid)
 
     def _authorize(self, ident: Identity | None, method: str, rule: Rule | None) -> Identity | None:
         if rule is None:
@@ -112,16 +111,17 @@ class ServerPipeline(WrappingInterceptor):
                                    metadata={"caller": ident.spiffe_id})
         return ident
 
-    async def _identify(
+    def _identify(
         self, context: grpc.aio.ServicerContext[Any, Any], method: str, rule: Rule | None
     ) -> tuple[Identity | None, PeerCertificate | None]:
-        """Read the peer certificate once, authorize its identity, then let the peer guard refuse it (revoked,
-        unrecorded) before any work."""
+        """Read the peer certificate once and authorize its identity; the caller then lets the peer guard refuse
+        the certificate (revoked, unrecorded) before any work (not a coroutine: no await on the common path)."""
         peer = peer_certificate(context)
-        ident = self._authorize(peer_identity(context, peer, insecure_dev=self._insecure_dev), method, rule)
+        if peer is not None:
+            ident = self._authorize(peer.identity, method, rule)
+        else:
+            ident = self._authorize(peer_identity(context, None, insecure_dev=self._insecure_dev), method, rule)
         current_caller.set(ident)
-        if peer is not None and self._guard is not None:
-            await self._guard.check(peer)
         return ident, peer
 
     def _admit(
@@ -157,7 +157,9 @@ class ServerPipeline(WrappingInterceptor):
             tracing.annotate_correlation(cid)
             try:
                 await context.send_initial_metadata(((correlation.METADATA_KEY, cid),))
-                ident, _ = await self._identify(context, method, rule)
+                ident, peer = self._identify(context, method, rule)
+                if peer is not None and self._guard is not None:
+                    await self._guard.check(peer)
                 with self._admit(context, ident, stream=False):
                     return await behavior(request, context)
             except grpc.aio.AbortError:
@@ -176,7 +178,9 @@ class ServerPipeline(WrappingInterceptor):
             tracing.annotate_correlation(cid)
             try:
                 await context.send_initial_metadata(((correlation.METADATA_KEY, cid),))
-                ident, peer = await self._identify(context, method, rule)
+                ident, peer = self._identify(context, method, rule)
+                if peer is not None and self._guard is not None:
+                    await self._guard.check(peer)
                 with self._admit(context, ident, stream=True):
                     result = behavior(request, context)
                     if inspect.isasyncgen(result):
