@@ -17,9 +17,11 @@ from pathlib import Path
 from cp_server import risk_services as risk_component
 from cp_server.audit.log import AuditLog
 from cp_server.context import CpContext
+from cp_server.dashboard import component as dashboard_component
 from cp_server.identity import component as identity_component
 from cp_server.identity.signing import load_or_create_signing_key, verification_keys
 from cp_server.risk.engine import CP_ACTOR
+from cp_server.rollout import component as rollout_component
 from cp_server.settings import CpSettings
 from cp_server.signals.pair_status import PairStatusSignals
 from cp_server.slo import component as slo_component
@@ -71,6 +73,8 @@ class CpApp:
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Future[None]] = field(default_factory=list)
     metrics_listener: MetricsListener | None = None
+    dashboard_port: int | None = None
+    """The dashboard's HTTPS port (None without ``dashboard.http_listen``)."""
     _stopped: bool = False
 
     @property
@@ -162,16 +166,22 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
     risk_parts.reconciler.pause_pair = discrepancy_pauser(pairs)
     node_status = NodeStatusStore(engine)
     trust = trust_component.build(ctx, hub=hub, changes=changes)
+    rollout = rollout_component.install(ctx, changes=changes, hub=hub, signals=risk_parts.store,
+                                        signal_hub=risk_parts.hub, webhooks=webhooks.outbox)
+    dashboard = dashboard_component.install(ctx)
     components = [
-        policy_component.install(ctx, hub=hub, node_status=node_status),
+        policy_component.install(ctx, hub=hub, node_status=node_status, versions=rollout.versions.record),
         admin_component.install(
             ctx, registry=WlRegistry(changes), pairs=pairs, hub=hub, node_status=node_status, trust=trust.admin,
+            versions=rollout.versions,
         ),
         identity_component.install(ctx, token_keys=trust.token_keys),
         trust.component,
         risk,
         webhooks.component,
         slo.component,
+        rollout.component,
+        dashboard.component,
     ]
     listeners, creds = _listeners(settings, tls)
     try:
@@ -208,6 +218,9 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
             await app.stop(0)
             raise
         bound["metrics"] = _bound(settings.metrics_listen, app.metrics_listener.port)
+    if dashboard.server is not None:
+        app.dashboard_port = dashboard.server.port
+        bound["dashboard"] = _bound(settings.dashboard.http_listen, dashboard.server.port)
     await server.set_serving(True)
     log_serving("control plane", listeners=bound, store_url=settings.db_url, policy_version=hub.version)
     return app

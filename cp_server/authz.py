@@ -14,8 +14,10 @@ from __future__ import annotations
 from xporty.cp.v1 import (
     admin_service_pb2,
     analytics_service_pb2,
+    dashboard_service_pb2,
     identity_service_pb2,
     policy_service_pb2,
+    rollout_service_pb2,
     signal_service_pb2,
     telemetry_service_pb2,
     webhook_service_pb2,
@@ -28,6 +30,8 @@ ADMIN = _ADMIN.full_name
 ANALYTICS = analytics_service_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name
 IDENTITY = identity_service_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name
 POLICY = policy_service_pb2.DESCRIPTOR.services_by_name["PolicyService"].full_name
+DASHBOARD = dashboard_service_pb2.DESCRIPTOR.services_by_name["DashboardService"].full_name
+ROLLOUT = rollout_service_pb2.DESCRIPTOR.services_by_name["RolloutService"].full_name
 SIGNALS = signal_service_pb2.DESCRIPTOR.services_by_name["SignalService"].full_name
 TELEMETRY = telemetry_service_pb2.DESCRIPTOR.services_by_name["TelemetryService"].full_name
 WEBHOOKS = webhook_service_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name
@@ -54,6 +58,12 @@ TABLE: dict[str, Rule] = build(
     methods(SIGNALS, ("WatchSignals",), NODES_AND_OPERATORS),
     methods(SIGNALS, ("AckSignal",), NODES),
     methods(SIGNALS, ("SendSignal",), OPERATORS),
+    # RolloutService: operators (feature flags and rollout stages, audited).
+    methods(ROLLOUT, ("SetFeatureFlag", "ListFeatureFlags", "ListFeatureFlagHistory", "ConfigureRollout",
+                      "PromoteRollout", "HoldRollout", "RollbackRollout", "ListRollouts"), OPERATORS),
+    # DashboardService: a login link for operators, nodes and apps; the dashboard limits a WL identity to its
+    # own pairs (``cp_server/dashboard/access.py``).
+    methods(DASHBOARD, ("CreateLoginLink",), Rule(frozenset({Kind.OPS, Kind.WL, Kind.APP}))),
     # AnalyticsService and WebhookService: operators.
     methods(ANALYTICS, ("GetBalances", "ListAlerts", "ListSignals", "ListDiscrepancies", "GetSloReport"), OPERATORS),
     methods(WEBHOOKS, ("AddWebhook", "ListWebhooks", "RemoveWebhook", "TestWebhook"), OPERATORS),

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from xwl_runtime.ratelimit import RateLimits
 
+from .dashboard.settings import DashboardSettings
 from .risk.settings import RiskSettings
+from .rollout.settings import RolloutConfig
 from .webhooks.settings import WebhookConfig
 
 ENROLL_MAX_RECEIVE_BYTES = 8 * 1024
@@ -59,3 +61,7 @@ class CpSettings:
     """``HOST:PORT`` of the Prometheus scrape endpoint (plain HTTP ``/metrics``); empty = no endpoint."""
     webhooks: WebhookConfig = field(default_factory=WebhookConfig)
     """Operator webhook delivery: attempts before the dead letter, backoff, HTTP deadline."""
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    """Automatic hold of rollout stages: SLO window, check period, minimum samples, targets."""
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
+    """The web dashboard (``http_listen``, link and session lifetimes) and the retention of its rollups."""

@@ -63,6 +63,7 @@ from .policy.state import PolicyState
 from .privacy.keys import node_keyring
 from .risk import component as risk_component
 from .risk.component import RiskComponent
+from .rollout import component as rollout_component
 from .settings import NodeSettings
 from .store import open_store
 from .storefront import component as storefront_component
@@ -101,7 +102,8 @@ def _no_checkpoint() -> audit_pb2.AuditCheckpoint | None:
 class NodeFeatures:
     """Every feature of a node, in the order they are built (each needs only those above it).
 
-    telemetry → risk → orders → peers → catalog → trader → checkout → alerts → storefront → digests → operations
+    telemetry → risk → orders → peers → catalog → trader → checkout → alerts → operations → flags → storefront
+    → digests
     """
 
     telemetry: TelemetryComponent
@@ -120,12 +122,14 @@ class NodeFeatures:
     """The importer's checkout, outbox and reconciler."""
     alerts: Alerts
     """The pair alert board."""
+    operations: Component
+    """Operation outcomes, breaker changes and offer views reported to the CP."""
+    flags: Component
+    """FeatureFlagService (local API): this WL's feature flags."""
     storefront: Storefront
     """StorefrontService (local API)."""
     digests: Component
     """Offer digests reported to the CP."""
-    operations: Component
-    """Operation outcomes reported to the CP."""
     runner: Component
     """The transaction runner shared by the order desk and the checkout (closed on stop)."""
 
@@ -133,8 +137,8 @@ class NodeFeatures:
     def components(self) -> list[Component]:
         """Every component, in build order."""
         return [self.telemetry, self.risk, self.orders.component, self.peers.component, self.catalog.component,
-                self.trader.component, self.checkouts.component, self.alerts.component, self.storefront.component,
-                self.digests, self.operations, self.runner]
+                self.trader.component, self.checkouts.component, self.alerts.component, self.operations, self.flags,
+                self.storefront.component, self.digests, self.runner]
 
 
 def build_features(
@@ -185,18 +189,19 @@ def build_features(
         signal_gate=signal_gate, import_guard=risk.guard,
     )
     alerts = alerts_component.install(ctx, risk.enforcer, state.wl_id)
-    storefront = storefront_component.install(ctx, state, catalog=catalog, checkouts=checkouts.rpc,
-                                              alerts=alerts.rpc, enforcer=risk.enforcer,
-                                              audit_checkpoint=audit_checkpoint)
-    digests = digest_reporter.install(ctx.engine, state, cp, ctx.clock, catalog.notifier,
-                                      settings.offer_digest_interval)
-    reporter = OperationsReporter(cp, ctx.clock)
+    reporter = OperationsReporter(cp, ctx.clock)  # outcomes, breaker changes and offer views, to the CP
     ctx.metrics.add_order_listener(reporter.order)
     ctx.metrics.add_breaker_listener(lambda peer, to: reporter.breaker(peer, to, f"circuit {to}"))
+    flags = rollout_component.install(ctx, state)
+    storefront = storefront_component.install(ctx, state, catalog=catalog, checkouts=checkouts.rpc,
+                                              alerts=alerts.rpc, enforcer=risk.enforcer,
+                                              audit_checkpoint=audit_checkpoint, viewed=reporter.viewed)
+    digests = digest_reporter.install(ctx.engine, state, cp, ctx.clock, catalog.notifier,
+                                      settings.offer_digest_interval)
     return NodeFeatures(
         telemetry=telemetry, risk=risk, orders=orders, peers=peers, catalog=catalog, trader=trader,
-        checkouts=checkouts, alerts=alerts, storefront=storefront, digests=digests,
-        operations=Component(name="operations", loops=[reporter.run]),
+        checkouts=checkouts, alerts=alerts, operations=Component(name="operations", loops=[reporter.run]),
+        flags=flags, storefront=storefront, digests=digests,
         runner=Component(name="tx-runner", on_stop=[runner.close]),
     )
 

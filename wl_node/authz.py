@@ -11,13 +11,14 @@ services (an app of another WL is refused with ``NOT_THIS_WL``); ``spiffe://xpor
 
 from __future__ import annotations
 
-from xporty.node.v1 import storefront_service_pb2
+from xporty.node.v1 import feature_flag_service_pb2, storefront_service_pb2
 from xporty.trader.v1 import trader_service_pb2
 from xwl_runtime.authz import ALL_KINDS, Rule, build, methods, ops_tools
 from xwl_runtime.identity import Kind
 
 STOREFRONT = storefront_service_pb2.DESCRIPTOR.services_by_name["StorefrontService"].full_name
 TRADER = trader_service_pb2.DESCRIPTOR.services_by_name["TraderService"].full_name
+FLAGS = feature_flag_service_pb2.DESCRIPTOR.services_by_name["FeatureFlagService"].full_name
 
 PEER_NODES = Rule(frozenset({Kind.WL}))
 """Other WL nodes over mTLS; the order RPCs also verify the CP-issued JWT addressed to this WL."""
@@ -33,6 +34,8 @@ TABLE: dict[str, Rule] = build(
     methods(STOREFRONT, ("GetTraderContact",), OWN_APPS),  # and the PII scope (``NodeSettings.pii_apps``)
     methods(STOREFRONT, ("ListImportedOffers", "GetImportedOffer", "GetNodeState"), OWN_APPS_AND_OPERATORS),
     methods(STOREFRONT, ("WatchPairs", "WatchPairAlerts"), OWN_APPS_AND_OPERATORS),
+    # FeatureFlagService, this WL's feature flags (local API).
+    methods(FLAGS, ("GetFeatureFlags", "WatchFeatureFlags"), OWN_APPS_AND_OPERATORS),
     # TraderService, the peer API other WL nodes call.
     methods(TRADER, ("ListOffers", "WatchOffers"), PEER_NODES),  # filtered by the pair policy for the caller
     methods(TRADER, ("PlaceOrder", "CancelOrder", "GetOrder"), PEER_NODES),  # plus the JWT

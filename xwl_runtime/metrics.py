@@ -5,8 +5,9 @@ one, so two nodes in one interpreter never mix their figures. Names follow Prome
 ``_total`` for counters) and every label set is bounded: service, method, gRPC code, peer WL, outcome — never an
 order, checkout or correlation id. ``docs/metrics.md`` lists them all.
 
-The server interceptor is the outermost of the chain, so a refusal by the pipeline (authorization, rate limit,
-validation) is measured with its code; the client interceptor times unary calls to completion.
+The server side is timed by the ``ServerPipeline`` with ``RpcMetrics.server_seconds`` (a refusal by the pipeline:
+authorization, rate limit, validation, is measured with its code); the client interceptor times unary calls to
+completion.
 """
 
 from __future__ import annotations
@@ -15,15 +16,13 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 import grpc
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
-
-from .handlers import WrappingInterceptor, rewrap
 
 log = logging.getLogger(__name__)
 
@@ -53,57 +52,8 @@ class RpcMetrics:
             ["service", "method", "code"], registry=registry, buckets=LATENCY_BUCKETS_S,
         )
 
-    def server_interceptor(self) -> grpc.aio.ServerInterceptor:
-        return _ServerLatency(self.server_seconds)
-
     def client_interceptor(self) -> grpc.aio.UnaryUnaryClientInterceptor:
         return _ClientLatency(self.client_seconds)
-
-
-def _code_of(context: grpc.aio.ServicerContext[Any, Any], failed: bool) -> str:
-    code = context.code()
-    if isinstance(code, grpc.StatusCode):
-        return code.name
-    return "UNKNOWN" if failed else "OK"
-
-
-class _ServerLatency(WrappingInterceptor):
-    def __init__(self, histogram: Histogram) -> None:
-        self._histogram = histogram
-
-    def wrap(self, handler: grpc.RpcMethodHandler[Any, Any],
-             handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any]:
-        service, method = split_method(handler_call_details.method)
-        histogram = self._histogram
-
-        def observe(started: float, context: grpc.aio.ServicerContext[Any, Any], failed: bool) -> None:
-            histogram.labels(service, method, _code_of(context, failed)).observe(time.perf_counter() - started)
-
-        def unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-            async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                started, failed = time.perf_counter(), True
-                try:
-                    result = await behavior(request, context)
-                    failed = False
-                    return result
-                finally:
-                    observe(started, context, failed)
-
-            return wrapped
-
-        def stream(behavior: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
-            async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-                started, failed = time.perf_counter(), True
-                try:
-                    async for item in behavior(request, context):
-                        yield item
-                    failed = False
-                finally:
-                    observe(started, context, failed)
-
-            return wrapped
-
-        return rewrap(handler, unary, stream)
 
 
 class _ClientLatency(grpc.aio.UnaryUnaryClientInterceptor):

@@ -1,7 +1,7 @@
 """The peer-certificate hook of the server pipeline: refuse revoked (or, on the CP, unrecorded) certificates.
 
 The pipeline calls ``PeerGuard.check`` with the caller's verified certificate on every RPC, after the identity
-is known and before the servicer runs, and runs server streams through ``guard_stream`` so that an open stream of
+is known and before the servicer runs, and runs server streams through ``StreamGuard.guard`` so that an open stream of
 a certificate revoked meanwhile ends with the same refusal. The guard decides from an in-memory snapshot (the CP's
 policy world, the node's applied view); ``changed()`` is an event set when that snapshot is replaced.
 """
@@ -50,8 +50,8 @@ def certificate_of_pem(pem: bytes) -> PeerCertificate:
 def peer_certificate(context: grpc.aio.ServicerContext[Any, Any]) -> PeerCertificate | None:
     """The caller's verified client certificate, None without one (enrollment listener, --insecure-dev)."""
     auth = context.auth_context()
-    pems = list(auth.get("x509_pem_cert") or ()) if auth else None
-    return certificate_of_pem(pems[0]) if pems else None
+    pem = next(iter(auth.get("x509_pem_cert") or ()), None) if auth else None
+    return certificate_of_pem(pem) if pem is not None else None
 
 
 def revoked_error() -> Unauthenticated:
@@ -71,34 +71,56 @@ class PeerGuard(Protocol):
         """An event set when the snapshot is next replaced."""
 
 
-async def guard_stream(guard: PeerGuard, peer: PeerCertificate, items: AsyncIterator[T]) -> AsyncIterator[T]:
-    """``items``, ended with ``CERTIFICATE_REVOKED`` as soon as ``peer`` is revoked, even while the stream waits."""
-    pending: asyncio.Future[T] | None = None
-    try:
-        while True:
-            if guard.is_revoked(peer):
-                raise revoked_error()
-            if pending is None:
+class StreamGuard:
+    """Ends the open streams of a certificate as soon as a new snapshot revokes it.
+
+    One watcher task per guard (started with the first open stream, ended after the last) waits for the next
+    snapshot and checks the open streams' serials against it, resolving the revoked ones' futures. A stream races
+    each next item against its own future: an open stream costs a dictionary entry and one future, and a snapshot
+    that does not revoke it does not wake it.
+    """
+
+    def __init__(self, guard: PeerGuard) -> None:
+        self._guard = guard
+        self._streams: dict[int, tuple[PeerCertificate, asyncio.Future[None]]] = {}
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def guard(self, peer: PeerCertificate, items: AsyncIterator[T]) -> AsyncIterator[T]:
+        """``items``, ended with ``CERTIFICATE_REVOKED`` when ``peer`` is revoked, even while the stream waits."""
+        revoked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        key = id(revoked)
+        self._streams[key] = (peer, revoked)
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.create_task(self._watch(), name="stream-guard")
+        pending: asyncio.Future[T] | None = None
+        try:
+            while True:
+                if revoked.done() or self._guard.is_revoked(peer):
+                    raise revoked_error()
                 pending = asyncio.ensure_future(items.__anext__())
-            changed = asyncio.ensure_future(guard.changed().wait())
-            racing: set[asyncio.Future[Any]] = {pending, changed}
-            try:
-                await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                changed.cancel()
-            if not pending.done():
-                continue  # the snapshot changed: re-check before waiting again
-            try:
-                item = pending.result()
-            except StopAsyncIteration:
-                pending = None
-                return
-            pending = None
-            yield item
-    finally:
-        if pending is not None and not pending.done():
-            pending.cancel()
-            await asyncio.gather(pending, return_exceptions=True)
-        aclose = getattr(items, "aclose", None)
-        if aclose is not None:
-            await aclose()
+                await asyncio.wait((pending, revoked), return_when=asyncio.FIRST_COMPLETED)
+                if not pending.done():
+                    raise revoked_error()
+                try:
+                    item = pending.result()
+                except StopAsyncIteration:
+                    return
+                finally:
+                    pending = None
+                yield item
+        finally:
+            self._streams.pop(key, None)
+            if pending is not None and not pending.done():
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
+            aclose = getattr(items, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def _watch(self) -> None:
+        while self._streams:
+            changed = self._guard.changed()  # taken before the check: a snapshot installed meanwhile sets it
+            for peer, revoked in list(self._streams.values()):
+                if not revoked.done() and self._guard.is_revoked(peer):
+                    revoked.set_result(None)
+            await changed.wait()

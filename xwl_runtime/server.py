@@ -95,7 +95,7 @@ async def start_server(
 
     ``peer_guard`` refuses revoked (or unrecorded) client certificates on every RPC; ``admission``: per-caller rate
     limits and stream caps applied by the pipeline before any servicer runs.
-    ``metrics``: RPC latency histograms, measured outside the pipeline (refusals included). While tracing is on
+    ``metrics``: RPC latency histograms, measured by the pipeline (refusals included). While tracing is on
     (``tracing.configure_tracing``) the OpenTelemetry interceptor is the outermost, so its span is current for
     everything after it.
     ``authz_table`` must hold a rule for every method of ``service_names`` (and health, reflection), or the
@@ -115,9 +115,10 @@ async def start_server(
         if server is None:
             server = servers[limits] = grpc.aio.server(
                 interceptors=[*tracing.server_interceptors(),
-                              *([metrics.server_interceptor()] if metrics is not None else []),
                               ServerPipeline(authz_table, insecure_dev=insecure_dev, peer_guard=peer_guard,
-                                             admission=admission, local_wl=local_wl),
+                                             admission=admission,
+                                             latency=metrics.server_seconds if metrics is not None else None,
+                                             local_wl=local_wl),
                               *extra_interceptors],
                 options=[*SERVER_OPTIONS, *server_message_options(*limits)],
             )

@@ -16,6 +16,7 @@ from cp_server.audit import checkpoint as audit_checkpoints
 from cp_server.audit.log import AuditEntry, AuditLog
 from cp_server.policy import protos
 from cp_server.policy.hub import PolicyHub
+from cp_server.rollout.capabilities import NodeVersions, used_features
 from cp_server.store import validation
 from cp_server.store.node_status import NodeStatusStore
 from cp_server.store.pairs import PairPolicies
@@ -68,7 +69,9 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         tokens: TokenIssuer,
         clock: Clock,
         trust: TrustAdmin,
+        versions: NodeVersions | None = None,
     ) -> None:
+        self._versions = versions
         self._engine = engine
         self._trust = trust
         self._registry = registry
@@ -164,7 +167,9 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         request: pb.ListNodeStatusRequest,
         context: grpc.aio.ServicerContext[pb.ListNodeStatusRequest, pb.ListNodeStatusResponse],
     ) -> pb.ListNodeStatusResponse:
-        current = self._hub.world().version
+        world = self._hub.world()
+        current = world.version
+        versions = await self._versions.all() if self._versions is not None else {}
         wls = await self._registry.list()
         reports = await self._node_status.all()
         now = self._clock.now()
@@ -179,6 +184,12 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
                     rejected_version=report.rejected_version if report else 0,
                     last_error=report.last_error if report else "",
                 )
+                reported = versions.get(wl.wl_id)
+                if reported is not None:
+                    status.software_version = reported.software_version
+                    status.contract_version = reported.contract_version
+                    status.features.extend(reported.features)
+                status.unsupported.extend(sorted(used_features(world, wl.wl_id) - set(status.features)))
                 if report is not None:
                     status.report_time.CopyFrom(protos.timestamp(report.report_time))
                 if applied < current:

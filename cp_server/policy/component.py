@@ -8,14 +8,15 @@ from xporty.cp.v1 import policy_service_pb2, policy_service_pb2_grpc
 from xwl_runtime.component import Component
 
 from .hub import PolicyHub
-from .servicer import PolicyServicer
+from .servicer import PolicyServicer, VersionRecorder
 
 SERVICE = policy_service_pb2.DESCRIPTOR.services_by_name["PolicyService"]
 
 
-def install(ctx: CpContext, *, hub: PolicyHub, node_status: NodeStatusStore) -> Component:
+def install(ctx: CpContext, *, hub: PolicyHub, node_status: NodeStatusStore,
+            versions: VersionRecorder | None = None) -> Component:
     """PolicyService: WL nodes read their own view and report; operators read any view (grpcurl)."""
-    servicer = PolicyServicer(hub, node_status, ctx.clock, ctx.settings.heartbeat_interval)
+    servicer = PolicyServicer(hub, node_status, ctx.clock, ctx.settings.heartbeat_interval, versions)
     name = SERVICE.full_name
     return Component(
         name="policy",

@@ -11,7 +11,7 @@ reason CP_NOT_READY).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 
@@ -30,13 +30,19 @@ from .hub import PolicyHub
 MAX_ERROR_CHARS = 4096
 MAX_VERSION = 2**63 - 1
 
+VersionRecorder = Callable[[str, str, str, list[str], dt.datetime], Awaitable[None]]
+"""``record(wl_id, software_version, contract_version, features, now)``: a node's reported versions and
+capabilities (``cp_server.rollout.capabilities.NodeVersions.record``)."""
+
 
 class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
     """Serves policy views from the hub's in-memory snapshot."""
 
     def __init__(
-        self, hub: PolicyHub, node_status: NodeStatusStore, clock: Clock, heartbeat_interval: dt.timedelta
+        self, hub: PolicyHub, node_status: NodeStatusStore, clock: Clock, heartbeat_interval: dt.timedelta,
+        versions: VersionRecorder | None = None,
     ) -> None:
+        self._versions = versions
         self._hub = hub
         self._node_status = node_status
         self._clock = clock
@@ -128,6 +134,9 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
             request.apply_time.ToDatetime(tzinfo=dt.UTC) if request.HasField("apply_time") else None
         )
         current = self._hub.world().version
+        if self._versions is not None and (request.software_version or request.contract_version or request.features):
+            await self._versions(ident.wl_id, request.software_version, request.contract_version,
+                                 list(request.features), self._clock.now())
         await self._node_status.report(
             NodeReport(
                 wl_id=ident.wl_id, applied_version=request.applied_version,

@@ -1,7 +1,8 @@
 """Building one WL's policy view from the world: the state of the world that node needs, nothing more.
 
 A view holds the WL itself and every WL it has a pair with (any status: a node must know a pair is BLOCKED),
-the policies of its pairs with both directions, the CP's token-verification keys (the rotated ones when the world
+the policies of its pairs with both directions, its feature flags, the rollouts of the directions it exports or
+imports on, the CP's token-verification keys (the rotated ones when the world
 has any, else the key the builder was given), the revoked certificates not yet expired, and the CP's signed audit
 head (read right after the world, so it covers every audit record of the view's version). Its version is the CP's
 policy version at which the world was loaded.
@@ -94,4 +95,6 @@ class ViewBuilder:
             token_keys=token_keys,
             revoked_certificates=revoked,
             audit_checkpoint=audit_checkpoint,
+            feature_flags=[f.to_proto() for key, f in sorted(world.flags.items()) if key[0] == wl_id],
+            rollouts=[r.to_proto() for key, r in sorted(world.rollouts.items()) if wl_id in key],
         )

@@ -36,6 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cp_server.risk.signal_store import AUTOMATIC, DISABLE, ENABLE, OPERATOR, Auditor, SignalRecord, SignalStore
+from cp_server.rollups.writer import PairDelta, RollupWriter
 from xporty.cp.v1 import telemetry_pb2
 from xwl_runtime.errors import Aborted, AlreadyExists, InvalidArgument, NotFound, PermissionDenied, XcwlError
 from xwl_runtime.money import MoneyError, parse_canonical_amount
@@ -142,6 +143,8 @@ class _Pair:
     event_count: int
     limit: Decimal
     moved: bool = False
+    rollup: PairDelta = field(default_factory=PairDelta)
+    """What this batch adds to the pair's hourly and monthly rollups."""
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -188,6 +191,8 @@ class RiskEngine:
         self._settings = settings
         self.planner = CompensationPlanner(settings)
         """Fills a DISABLE's plan with the reverse direction's offers (``plan``)."""
+        self.rollups: RollupWriter | None = RollupWriter()
+        """Keeps the hourly and monthly rollups in the batch's transaction (None: not kept, for benchmarks)."""
 
     async def ingest(
         self, caller_wl: str, candidates: list[Candidate], refused: list[Refusal], *, received_at: dt.datetime
@@ -347,7 +352,9 @@ class RiskEngine:
             rows.append(self._row(c, kind, a, b, value, now))
             pair = pairs[(a, b)]
             pair.event_count += 1
+            pair.rollup.events += 1
             if applied.delta != ZERO:
+                pair.rollup.moved(e.exporter_wl == a, applied.delta, applied.state.export_amount)
                 pair.balance = pair.balance.moved(a, e.exporter_wl, applied.delta)
                 pair.moved = True
                 await self._thresholds(conn, pair, e.correlation_id, e.event_id, now, result)
@@ -513,6 +520,8 @@ class RiskEngine:
                   for p in pairs.values() if p.moved]
         if points:
             await conn.execute(t.balance_points.insert(), points)
+        if self.rollups is not None:
+            await self.rollups.write(conn, ((p.wl_a, p.wl_b, p.rollup) for p in pairs.values()), now)
 
     async def _record_ack(self, conn: AsyncConnection, e: telemetry_pb2.LedgerEvent, now: dt.datetime) -> None:
         signal = await self._signals.get(conn, e.signal_id)
@@ -621,7 +630,9 @@ class RiskEngine:
                 self._touch(order, applied.state, EventKind.GRACE_EXPIRED, "", None, now)
                 rows.append(self._marker(order, now))
                 pair.event_count += 1
+                pair.rollup.events += 1
                 if applied.delta != ZERO:
+                    pair.rollup.moved(st.exporter_wl == pair.wl_a, applied.delta, applied.state.export_amount)
                     pair.balance = pair.balance.moved(pair.wl_a, st.exporter_wl, applied.delta)
                     pair.moved = True
                     await self._thresholds(conn, pair, order.row["correlation_id"], rows[-1]["event_id"], now,

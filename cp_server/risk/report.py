@@ -75,15 +75,20 @@ async def _anchor(
     return (row.at, Decimal(row.net)) if row else None
 
 
-async def balance_table(conn: AsyncConnection, *, now: dt.datetime, window: dt.timedelta) -> list[PairReport]:
-    """Every registered pair (zero balances for pairs without events), ordered by (wl_a, wl_b)."""
+async def balance_table(conn: AsyncConnection, *, now: dt.datetime, window: dt.timedelta,
+                        pair: tuple[str, str] | None = None, wl: str | None = None) -> list[PairReport]:
+    """Every registered pair (zero balances for pairs without events), ordered by (wl_a, wl_b); only ``pair``
+    (wl_a, wl_b) or only the pairs of ``wl`` when given."""
     p = schema.pairs
     b = t.balances
-    rows = (await conn.execute(
-        sa.select(p.c.wl_a, p.c.wl_b, p.c.imbalance_limit, b.c.exports_ab, b.c.exports_ba, b.c.level)
-        .select_from(p.outerjoin(b, sa.and_(b.c.wl_a == p.c.wl_a, b.c.wl_b == p.c.wl_b)))
-        .order_by(p.c.wl_a, p.c.wl_b)
-    )).all()
+    query = (sa.select(p.c.wl_a, p.c.wl_b, p.c.imbalance_limit, b.c.exports_ab, b.c.exports_ba, b.c.level)
+             .select_from(p.outerjoin(b, sa.and_(b.c.wl_a == p.c.wl_a, b.c.wl_b == p.c.wl_b)))
+             .order_by(p.c.wl_a, p.c.wl_b))
+    if pair is not None:
+        query = query.where(p.c.wl_a == pair[0], p.c.wl_b == pair[1])
+    if wl is not None:
+        query = query.where(sa.or_(p.c.wl_a == wl, p.c.wl_b == wl))
+    rows = (await conn.execute(query)).all()
     out: list[PairReport] = []
     for r in rows:
         balance = Balance(Decimal(r.exports_ab or "0"), Decimal(r.exports_ba or "0"))

@@ -1,4 +1,5 @@
-"""Ingest of ``TelemetryService/ReportOperations``: an importer's counters merged into per-minute rows.
+"""Ingest of ``TelemetryService/ReportOperations``: an importer's counters merged into per-minute rows, and its
+offer views and PlaceOrder attempts into the pair's rollups (the conversion funnel, ``cp_server.rollups.funnel``).
 
 The reporting WL comes from the caller's certificate (never a request field), and only exporters that are other
 registered WLs are accepted. Histograms must use the CP's bucket bounds (``LATENCY_BOUNDS_S``), so rows from
@@ -13,6 +14,7 @@ import json
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cp_server.rollups.funnel import add_funnel
 from cp_server.store.schema import white_labels
 from xporty.cp.v1 import telemetry_service_pb2
 from xwl_runtime.errors import InvalidArgument
@@ -37,7 +39,7 @@ def validate(request: telemetry_service_pb2.ReportOperationsRequest) -> None:
         h = p.confirmation
         if list(h.bounds_seconds) != list(LATENCY_BOUNDS_S) or len(h.counts) != len(LATENCY_BOUNDS_S) + 1:
             raise InvalidArgument.field(f"peers[{i}].confirmation", "histogram bounds differ from the CP's")
-        if min((p.attempts, p.confirmed, p.denied, p.errors, *h.counts), default=0) < 0:
+        if min((p.attempts, p.confirmed, p.denied, p.errors, p.offer_views, *h.counts), default=0) < 0:
             raise InvalidArgument.field(f"peers[{i}]", "counts must be >= 0")
         if not p.sync_lag_seconds >= 0:
             raise InvalidArgument.field(f"peers[{i}].sync_lag_seconds", "must be >= 0")
@@ -63,7 +65,12 @@ class OperationsStore:
             for i, p in enumerate(request.peers):
                 if p.exporter_wl not in known or p.exporter_wl == importer_wl:
                     raise InvalidArgument.field(f"peers[{i}].exporter_wl", "not another registered WL")
+            await add_funnel(conn, importer_wl, [(p.exporter_wl, p.offer_views, p.attempts) for p in request.peers],
+                             end)
             for p in request.peers:
+                if p.offer_views and not (p.attempts or p.confirmed or p.denied or p.errors or p.sync_lag_seconds
+                                          or any(p.confirmation.counts)):
+                    continue  # views only: nothing for the SLO figures
                 key = (peer_minutes.c.importer_wl == importer_wl, peer_minutes.c.exporter_wl == p.exporter_wl,
                        peer_minutes.c.minute == minute)
                 row = (await conn.execute(sa.select(peer_minutes).where(*key))).first()

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .validation import fmt
 
 if TYPE_CHECKING:
+    from cp_server.rollout.records import FlagRecord, RolloutRecord
     from cp_server.trust.records import RevokedRecord, TokenKeyRecord
 
 
@@ -149,3 +150,7 @@ class World:
     """Revoked certificates not yet expired, by serial."""
     token_keys: tuple[TokenKeyRecord, ...] = ()
     """Rotated JWT verification keys still published, the signing one first (empty before any rotation)."""
+    flags: Mapping[tuple[str, str], FlagRecord] = field(default_factory=dict)
+    """Feature flags by (wl_id, name)."""
+    rollouts: Mapping[tuple[str, str], RolloutRecord] = field(default_factory=dict)
+    """Direction rollouts by (exporter, importer)."""

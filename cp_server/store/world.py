@@ -12,6 +12,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cp_server.rollout.records import load_rollout
 from cp_server.trust.records import load_trust
 
 from .records import DirectionRecord, PairRecord, WlRecord, World, ordered
@@ -44,6 +45,7 @@ async def load_world(engine: AsyncEngine, now: dt.datetime, base: World | None =
             pair_rows = (await conn.execute(_PAIRS, params)).mappings().all()
             dir_rows = (await conn.execute(_DIRECTIONS, params)).mappings().all()
             revoked, token_keys = await load_trust(conn, now)
+            flags, rollouts = await load_rollout(conn)
     wls = dict(base.white_labels) if base is not None else {}
     wls.update((row["wl_id"], WlRecord.from_row(row)) for row in wl_rows)
     pair_map = dict(base.pairs) if base is not None else {}
@@ -68,4 +70,6 @@ async def load_world(engine: AsyncEngine, now: dt.datetime, base: World | None =
         partners={wl: tuple(sorted(others)) for wl, others in partners.items()},
         revoked=revoked,
         token_keys=token_keys,
+        flags=flags,
+        rollouts=rollouts,
     )

@@ -4,7 +4,7 @@ recorded, is refused before the servicer runs.
 * Revoked: the serial is in the installed policy world (``World.revoked``), which a revocation updates in its
   own commit path (``ChangeRunner`` → ``PolicyHub.catch_up``) and other replicas through LISTEN/NOTIFY, so the
   refusal holds from the RPC after ``RevokeCertificate`` answers. Open streams of that certificate end too
-  (``xwl_runtime.peer_guard.guard_stream`` wakes on every installed snapshot).
+  (``xwl_runtime.peer_guard.StreamGuard`` wakes on every installed snapshot).
 * Unrecorded: a WL node certificate must be in ``identity_certificates`` (enrolled, renewed or imported); the
   first RPC of a certificate looks its fingerprint up, later ones hit an in-memory set.
 

@@ -10,13 +10,15 @@ from wl_node.authz import TABLE as NODE_TABLE
 from xporty.cp.v1 import (
     admin_service_pb2,
     analytics_service_pb2,
+    dashboard_service_pb2,
     identity_service_pb2,
     policy_service_pb2,
+    rollout_service_pb2,
     signal_service_pb2,
     telemetry_service_pb2,
     webhook_service_pb2,
 )
-from xporty.node.v1 import storefront_service_pb2
+from xporty.node.v1 import feature_flag_service_pb2, storefront_service_pb2
 from xporty.trader.v1 import trader_service_pb2
 from xwl_runtime.authz import (
     HEALTH_METHODS,
@@ -32,9 +34,9 @@ from xwl_runtime.identity import Identity, Kind
 from xwl_runtime.server import Listener, start_server
 from xwl_runtime.tls import ReloadableServerCredentials
 
-CP_MODULES = (admin_service_pb2, analytics_service_pb2, identity_service_pb2, policy_service_pb2,
-              signal_service_pb2, telemetry_service_pb2, webhook_service_pb2)
-NODE_MODULES = (storefront_service_pb2, trader_service_pb2)
+CP_MODULES = (admin_service_pb2, analytics_service_pb2, dashboard_service_pb2, identity_service_pb2,
+              policy_service_pb2, rollout_service_pb2, signal_service_pb2, telemetry_service_pb2, webhook_service_pb2)
+NODE_MODULES = (feature_flag_service_pb2, storefront_service_pb2, trader_service_pb2)
 OPS_TOOLS = {*HEALTH_METHODS, *REFLECTION_METHODS}
 
 

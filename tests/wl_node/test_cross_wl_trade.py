@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import grpc
 import sqlalchemy as sa
@@ -50,10 +51,13 @@ class World:
 
 
 @asynccontextmanager
-async def world(tmp_path: Path, pki: PkiFixture, dbs: DbFactory, importers: list[str]) -> AsyncIterator[World]:
-    """A CP, the exporter wl-a and ``importers``, each wl-a → importer direction open at FX 2 with a large limit."""
+async def world(tmp_path: Path, pki: PkiFixture, dbs: DbFactory, importers: list[str],
+                cp_settings: Mapping[str, Any] | None = None) -> AsyncIterator[World]:
+    """A CP, the exporter wl-a and ``importers``, each wl-a → importer direction open at FX 2 with a large limit
+    (``cp_settings``: more CpSettings fields)."""
     cp = await build_cp(CpSettings(db_url=dbs("cp"), pki_dir=pki.dir.root, listen="127.0.0.1:0",
-                                   enroll_listen="127.0.0.1:0", heartbeat_interval=dt.timedelta(seconds=1)))
+                                   enroll_listen="127.0.0.1:0", heartbeat_interval=dt.timedelta(seconds=1),
+                                   **(cp_settings or {})))
     w = World(pki, cp)
     try:
         wls = [EXPORTER, *importers]

@@ -28,7 +28,7 @@ from xcwl.serve import cp_settings, node_settings
 from xwl_runtime.identity import Identity
 
 REQUIRED = {"wl_id": "wl-a", "cp_target": "127.0.0.1:7999", "db_url": "sqlite:///from-file.db",
-            "cp_enroll_target": "127.0.0.1:7998"}
+            "cp_enroll_target": "127.0.0.1:7998", "http_listen": "127.0.0.1:7443"}
 """Values for the fields whose default is empty or absent (the sample cannot derive one from the default)."""
 
 

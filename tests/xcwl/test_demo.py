@@ -40,7 +40,8 @@ async def test_demo_runs_end_to_end_and_shows_every_node_applying_the_change() -
     assert final is not None, out
     version = final.group(1)
     table = final.group(2).splitlines()
-    assert table[0].split() == ["node", "applied", "current", "drift_s", "state", "rejected"]
+    assert table[0].split() == ["node", "applied", "current", "drift_s", "state", "software/contract", "unsupported",
+                                "rejected"]
     rows = [line.split() for line in table[2:]]
     assert [r[0] for r in rows] == ["wl-a", "wl-b", "wl-c"]
     assert all(r[1] == r[2] == version and " ".join(r[4:6]) == "in sync" for r in rows), table
@@ -64,7 +65,14 @@ async def test_demo_runs_end_to_end_and_shows_every_node_applying_the_change() -
     confirmed = int(agree.group(1))
     assert len(set(agree.groups())) == 1 and confirmed == 25 - int(burst.group(1)) and 0 < confirmed <= 25
 
-    risk = out[out.index("10. risk"):]
+    # Rollout: the pilot's refusals name the stage and the cap, then general admits everyone.
+    rollout = out[out.index("10. rollout"):out.index("11. risk")]
+    assert "wl-b outsider-9: refused ROLLOUT_NOT_IN_COHORT (cap cohort, stage PILOT)" in rollout
+    assert ("wl-b pilot-1: refused ROLLOUT_DAILY_CAP (cap daily_value_cap, headroom 0, limit 31, stage PILOT, "
+            "used 31)") in rollout
+    assert "promoted: wl-a->wl-b · GENERAL" in rollout and "wl-b outsider-9: bought 1 x a-2" in rollout
+
+    risk = out[out.index("11. risk"):]
     if "skipped: " not in risk.splitlines()[1]:
         assert "level ALERT" in risk
         assert "DISABLE wl-a -> wl-c (AUTOMATIC)" in risk

@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    "default 1000)")
     flags.add(serve, "--metrics-listen", metavar="HOST:PORT",
               help="serve Prometheus metrics over plain HTTP at /metrics (default: no endpoint)")
+    flags.add(serve, "--http-listen", metavar="HOST:PORT",
+              help="serve the web dashboard over HTTPS with the CP's certificate (default: no dashboard; "
+                   "links from 'xcwl dashboard login')")
     serve.set_defaults(func=_serve)
 
 
@@ -50,6 +53,8 @@ def _serve(args: argparse.Namespace) -> int:
     settings = cp_settings(args)
     ensure_bindable("--listen", settings.listen)
     ensure_bindable("--enroll-listen", settings.enroll_listen)
+    if settings.dashboard.http_listen:
+        ensure_bindable("--http-listen", settings.dashboard.http_listen)
     try:
         with traced("xcwl-cp"):
             asyncio.run(run_cp(settings))

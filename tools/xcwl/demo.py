@@ -15,10 +15,12 @@ Steps (each a function of ``Demo``; features add steps to ``STEPS``):
 8. the catalogs follow it: wl-a's offers re-priced at wl-b, wl-b/wl-c offers hidden on both sides;
 9. a burst of concurrent cross-WL Checkouts on one offer from two importers; stock, orders and ledgers on both
    sides, read from the nodes' stores, add up (``demo_trade``);
-10. risk: a small imbalance limit on wl-a/wl-c, purchases across 80% and 100%, the alert, the DISABLE signal, the
+10. rollout: wl-a → wl-b in pilot (one named member, caps), the refusals with stage and headroom, then promoted
+    to expansion and general (``demo_rollout``, ``docs/rollout.md``);
+11. risk: a small imbalance limit on wl-a/wl-c, purchases across 80% and 100%, the alert, the DISABLE signal, the
     next checkout refused, and recovery by reverse trade (``demo_risk``; skipped with a line saying why when the
     node has no event shipper);
-11. everything stopped with SIGTERM and waited for; the exit code is 0 only if every process exited cleanly.
+12. everything stopped with SIGTERM and waited for; the exit code is 0 only if every process exited cleanly.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
+import signal
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -33,7 +36,7 @@ from pathlib import Path
 from xporty.cp.v1 import admin_service_pb2, policy_pb2, registry_pb2
 from xwl_runtime.identity import Identity
 
-from . import demo_risk, demo_trade
+from . import demo_risk, demo_rollout, demo_trade
 from .demo_world import OPERATOR, PAIRS, WLS, Demo, free_port
 from .errors import CliError
 from .render import node_status_table, pairs_table
@@ -138,6 +141,7 @@ STEPS: list[tuple[str, Step]] = [
     ("a policy change reaches every node", change_policies),
     ("the catalogs follow the change (re-pricing, hiding)", demo_trade.catalogs_after_change),
     ("a burst of cross-WL checkouts", demo_trade.checkout_burst),
+    ("rollout: wl-a → wl-b pilot → expansion → general", demo_rollout.rollout_scenario),
     ("risk: imbalance limit, alert, disable signal, recovery", demo_risk.risk_scenario),
 ]
 
@@ -151,12 +155,33 @@ async def stop_all(demo: Demo) -> list[str]:
     return [p for p in found if p]
 
 
-async def run_demo(root: Path, out: Callable[[str], None] = print) -> int:
+async def keep_dashboard(demo: Demo) -> None:
+    """Stop the nodes, print a login link, and keep the CP serving its dashboard until Ctrl-C."""
+    nodes = demo.procs[1:]
+    await asyncio.gather(*(p.stop() for p in nodes))
+    demo.procs[1:] = []
+    async with demo.client() as client:
+        link = await client.login_link()
+    demo.out(f"\nthe CP keeps running with the demo's trade; open this link once (valid 5 minutes; a new one: "
+             f"xcwl dashboard login --cp {demo.cp_target} --pki {demo.pki.root} --as {OPERATOR}):\n{link.url}\n"
+             "the certificate is the demo CA's: accept it in the browser. Ctrl-C stops the CP.")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def run_demo(root: Path, out: Callable[[str], None] = print, *, dashboard: bool = False) -> int:
     demo = Demo(root=root, out=out)
+    if dashboard:  # the CP also serves the dashboard, and outlives the steps
+        demo.serve_flags["cp"] = ["--http-listen", f"127.0.0.1:{free_port()}"]
     try:
         for number, (title, step) in enumerate(STEPS, start=1):
             out(f"\n{demo.elapsed()} {number}. {title}")
             await step(demo)
+        if dashboard:
+            await keep_dashboard(demo)
     finally:
         out(f"\n{demo.elapsed()} stopping {len(demo.procs)} processes (SIGTERM)")
         problems = await stop_all(demo)
@@ -169,6 +194,8 @@ async def run_demo(root: Path, out: Callable[[str], None] = print) -> int:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = sub.add_parser("demo", help="a CP and three WL nodes on loopback: enrollment, policies, propagation")
     demo.add_argument("--workdir", help="keep PKI, databases and logs here instead of a temp dir removed at the end")
+    demo.add_argument("--dashboard", action="store_true",
+                      help="serve the web dashboard; after the steps keep the CP running and print a login link")
     demo.set_defaults(func=_run)
 
 
@@ -176,6 +203,6 @@ def _run(args: argparse.Namespace) -> int:
     if args.workdir:
         root = Path(args.workdir)
         root.mkdir(parents=True, exist_ok=True)
-        return asyncio.run(run_demo(root))
+        return asyncio.run(run_demo(root, dashboard=args.dashboard))
     with tempfile.TemporaryDirectory(prefix="xcwl-demo-") as tmp:
-        return asyncio.run(run_demo(Path(tmp)))
+        return asyncio.run(run_demo(Path(tmp), dashboard=args.dashboard))

@@ -31,10 +31,13 @@ from xporty.cp.v1 import (
     analytics_service_pb2,
     analytics_service_pb2_grpc,
     audit_pb2,
+    dashboard_service_pb2,
+    dashboard_service_pb2_grpc,
     policy_pb2,
     policy_service_pb2,
     policy_service_pb2_grpc,
     registry_pb2,
+    rollout_service_pb2_grpc,
     signal_pb2,
     signal_service_pb2,
     signal_service_pb2_grpc,
@@ -136,6 +139,9 @@ class OpsClient:
         self._analytics = analytics_service_pb2_grpc.AnalyticsServiceStub(channel)
         self._signals = signal_service_pb2_grpc.SignalServiceStub(channel)
         self._webhooks = webhook_service_pb2_grpc.WebhookServiceStub(channel)
+        self.rollout = rollout_service_pb2_grpc.RolloutServiceStub(channel)
+        """RolloutService (flags and rollout stages), called through ``call``."""
+        self._dashboard = dashboard_service_pb2_grpc.DashboardServiceStub(channel)
 
     @classmethod
     @asynccontextmanager
@@ -161,6 +167,10 @@ class OpsClient:
             raise CliError(f"--as: {err}") from None
         async with cls.connect(args.cp, material, timeout=args.timeout, dev_identity=dev_identity) as client:
             yield client
+
+    async def call(self, method: Callable[..., Awaitable[R]], request: Message) -> R:
+        """Any RPC of this client's stubs with the deadline, metadata and error translation of every call."""
+        return await self._call(method, request)
 
     async def _call(self, method: Callable[..., Awaitable[R]], request: Message) -> R:
         try:
@@ -280,6 +290,12 @@ class OpsClient:
     async def slo_report(self, window_seconds: int) -> analytics_service_pb2.GetSloReportResponse:
         resp: analytics_service_pb2.GetSloReportResponse = await self._call(
             self._analytics.GetSloReport, analytics_service_pb2.GetSloReportRequest(window_seconds=window_seconds))
+        return resp
+
+    # --- dashboard -------------------------------------------------------------------------------------------
+    async def login_link(self) -> dashboard_service_pb2.CreateLoginLinkResponse:
+        resp: dashboard_service_pb2.CreateLoginLinkResponse = await self._call(
+            self._dashboard.CreateLoginLink, dashboard_service_pb2.CreateLoginLinkRequest())
         return resp
 
     # --- webhooks --------------------------------------------------------------------------------------------

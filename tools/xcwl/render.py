@@ -61,9 +61,12 @@ def node_status_table(nodes: Iterable[admin_service_pb2.NodeStatus]) -> str:
     for n in nodes:
         state = "in sync" if n.applied_version == n.current_version else ("never reported" if not n.report_time.seconds
                                                                           else "DRIFT")
-        rows.append((n.wl_id, n.applied_version, n.current_version, f"{seconds(n.drift):.3f}", state,
+        software = f"{n.software_version or '?'}/{n.contract_version or '?'}"
+        rows.append((n.wl_id, n.applied_version, n.current_version, f"{seconds(n.drift):.3f}", state, software,
+                     ",".join(n.unsupported) or "-",
                      f"{n.rejected_version}: {n.last_error}" if n.rejected_version else ""))
-    return table(["node", "applied", "current", "drift_s", "state", "rejected"], rows)
+    return table(["node", "applied", "current", "drift_s", "state", "software/contract", "unsupported", "rejected"],
+                 rows)
 
 
 def audit_table(records: Iterable[admin_service_pb2.AuditRecord]) -> str:

@@ -177,6 +177,7 @@ CP_FLAGS = (
     FlagSpec("--enroll-rate-burst", "rate_limits.anonymous_burst", _pos_int),
     FlagSpec("--discrepancy-pause-value", "risk.discrepancy_pause_value", pause_value),
     FlagSpec("--metrics-listen", "metrics_listen", host_port),
+    FlagSpec("--http-listen", "dashboard.http_listen", host_port),
 )
 WL_FLAGS = (
     FlagSpec("--wl-id", "wl_id", _wl_id),
@@ -252,6 +253,8 @@ def cp_settings(args: argparse.Namespace, env: Mapping[str, str] | None = None) 
     settings: CpSettings = build(CpSettings, data)
     _check_common(settings)
     host_port("enroll_listen", settings.enroll_listen)
+    if settings.dashboard.http_listen:
+        host_port("dashboard.http_listen", settings.dashboard.http_listen)
     max_identity_age(settings.max_identity_age.total_seconds(), "max_identity_age")
     pki = PkiDir(settings.pki_dir)
     for path in (pki.ca_cert, pki.ca_key, pki.cert(Identity.cp()), pki.key(Identity.cp())):

@@ -4,7 +4,8 @@ Flow of ``checkout`` (each numbered step is one short transaction or one remote 
 
 0. validate (INVALID_ARGUMENT naming the field; nothing stored);
 1. refuse early, storing nothing: unknown/hidden offer, offer unavailable, pair policy or enforcer says no
-   (FAILED_PRECONDITION with the reason), exporter circuit open or no cached token (UNAVAILABLE), the local
+   (FAILED_PRECONDITION with the reason), exporter circuit open or no cached token (UNAVAILABLE), the direction's
+   rollout stage refuses the buyer or the value (FAILED_PRECONDITION ``ROLLOUT_*``, ``wl_node.rollout``), the local
    imbalance guard's reservation refused (FAILED_PRECONDITION ``IMBALANCE_LIMIT``) — unless the key already has a
    stored checkout, which is then returned as below;
 2. commit the PENDING checkout (so a crash from here on is found by the reconciler). If the key is taken, this is
@@ -41,12 +42,15 @@ from wl_node.orders.idempotency import check_key, fingerprint
 from wl_node.orders.txn import TxRunner
 from wl_node.peers.client import PeerUnavailable, TraderPeers
 from wl_node.policy.state import PolicyState
+from wl_node.rollout.import_caps import ImportCaps
+from wl_node.rollout.rules import RolloutRules
 from xporty.common.v1 import money_pb2
 from xporty.node.v1 import storefront_pb2, storefront_service_pb2
 from xporty.trader.v1 import order_pb2
 from xporty.trader.v1 import trader_service_pb2 as trader_pb
 from xwl_runtime import correlation
 from xwl_runtime.clock import Clock
+from xwl_runtime.cohort import cohort_hash
 from xwl_runtime.errors import (
     Aborted,
     FailedPrecondition,
@@ -103,6 +107,28 @@ def _order_amount(row: store.Row) -> Decimal:
     return Decimal(row["source_unit_price"]) * int(row["quantity"])
 
 
+class _Joined:
+    """Two reservations resolved together (the local guard's and the rollout's daily cap)."""
+
+    def __init__(self, *parts: GuardReservation) -> None:
+        self._parts = parts
+
+    def confirm(self) -> None:
+        for part in self._parts:
+            part.confirm()
+
+    def release(self) -> None:
+        for part in self._parts:
+            part.release()
+
+
+def _joined(*parts: GuardReservation | None) -> GuardReservation | None:
+    present = [p for p in parts if p is not None]
+    if not present:
+        return None
+    return present[0] if len(present) == 1 else _Joined(*present)
+
+
 class CheckoutService:
     """Domain service behind StorefrontService.Checkout / GetCheckout."""
 
@@ -118,7 +144,9 @@ class CheckoutService:
         on_compensation: Callable[[], None] | None = None,
         import_guard: ImportGuard | None = None,
         keyring: Keyring | None = None,
+        rollout: ImportCaps | None = None,
     ) -> None:
+        self._rollout = rollout or ImportCaps(RolloutRules(state), runner, clock, state.wl_id)
         self._import_guard = import_guard
         self._keyring = keyring
         self._runner = runner
@@ -205,7 +233,14 @@ class CheckoutService:
         fp = fingerprint(request)
         try:
             offer, decision = await self._admit(request)
-            reservation = self._reserve(offer, request.quantity)
+            daily = await self._rollout.admit(offer.exporter_wl, cohort_hash(self.wl_id, request.buyer_reference),
+                                              offer.source_unit_price * request.quantity)
+            try:
+                reservation = _joined(self._reserve(offer, request.quantity), daily)
+            except XcwlError:
+                if daily is not None:
+                    daily.release()
+                raise
         except XcwlError:
             # A refusal now must not hide the stored outcome of an earlier request with this key.
             existing = await self._runner.read(lambda conn: store.by_key(conn, who, request.idempotency_key))
@@ -262,6 +297,7 @@ class CheckoutService:
                 expected_unit_price=money_pb2.Money(currency=offer.source_currency,
                                                     amount=format(offer.source_unit_price, "f")),
                 expected_fx_version=offer.fx_version,
+                buyer_cohort_hash=cohort_hash(self.wl_id, request.buyer_reference),
             )
             sent[0] = True
             try:

@@ -1,5 +1,8 @@
 """The operations reporter: counters and mergeable latency histograms per exporter, reported to the CP in batches.
 
+Besides the PlaceOrder outcomes it counts the views of each exporter's imported offers (GetImportedOffer), so the
+CP can compute the conversion of imported offers (views → checkouts → completed orders); only counts leave the node.
+
 Nothing is sent while nothing happens: the loop sleeps on an event that the first counted order (or breaker
 transition) of a batch sets, waits ``batch_delay_s`` to gather the rest, then sends the deltas once
 (``TelemetryService/ReportOperations`` over the node's mTLS channel: the CP takes the WL from the certificate).
@@ -36,6 +39,7 @@ class _Peer:
     confirmed: int = 0
     denied: int = 0
     errors: int = 0
+    views: int = 0
     counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_S) + 1))
 
     def add(self, other: _Peer) -> None:
@@ -43,6 +47,7 @@ class _Peer:
         self.confirmed += other.confirmed
         self.denied += other.denied
         self.errors += other.errors
+        self.views += other.views
         self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
 
 
@@ -83,6 +88,11 @@ class OperationsReporter:
             peer.counts[bisect.bisect_left(LATENCY_BUCKETS_S, seconds)] += 1
         self._dirty.set()
 
+    def viewed(self, exporter: str) -> None:
+        """Count one view of an imported offer of ``exporter`` (a count per exporter: nothing about the viewer)."""
+        self._peers.setdefault(exporter, _Peer()).views += 1
+        self._dirty.set()
+
     def breaker(self, exporter: str, to_state: str, reason: str) -> None:
         transition = operations_pb2.BreakerTransition(peer_wl=exporter, to_state=to_state, reason=reason[:128])
         transition.time.FromDatetime(self._clock.now())
@@ -114,6 +124,7 @@ class OperationsReporter:
         for exporter, p in sorted(peers.items()):
             request.peers.append(operations_pb2.PeerOperations(
                 exporter_wl=exporter, attempts=p.attempts, confirmed=p.confirmed, denied=p.denied, errors=p.errors,
+                offer_views=p.views,
                 confirmation=operations_pb2.LatencyHistogram(bounds_seconds=LATENCY_BUCKETS_S, counts=p.counts)))
         try:
             async with self._cp.lease() as channel:

@@ -7,6 +7,8 @@ PlaceOrder, in ONE transaction (so a crash leaves either everything or nothing):
 3. check the price and FX version the importer showed → FAILED_PRECONDITION (nothing stored) with the current
    price and FX version in the ErrorInfo metadata, so the importer can re-price;
 4. reserve stock with one conditional UPDATE → DENIED ``OUT_OF_STOCK`` when short;
+4b. a direction in a rollout stage: cohort, maximum order value and daily value cap
+   (``wl_node.rollout.export_caps``) → FAILED_PRECONDITION, everything rolled back (nothing stored);
 5. write the order (with correlation id, policy version, FX version), the export ledger entry and the ledger-event
    outbox row, and store the response under the key.
 
@@ -27,6 +29,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from wl_node.policy.state import PolicyState
+from wl_node.rollout.export_caps import charge as charge_rollout
+from wl_node.rollout.rules import RolloutRules, StageRule
 from xporty.common.v1 import money_pb2
 from xporty.cp.v1 import telemetry_pb2
 from xporty.trader.v1 import order_pb2, trader_service_pb2
@@ -144,7 +148,9 @@ class OrderDesk:
         idempotency: IdempotencyRecords | None = None,
         signal_gate: SignalGate | None = None,
         guards: Sequence[OrderGuard] = (),
+        rollout: RolloutRules | None = None,
     ) -> None:
+        self._rollout = rollout if rollout is not None else RolloutRules(state)  # always enforced from the view
         self._runner = runner
         self._state = state
         self._stock = stock
@@ -171,6 +177,7 @@ class OrderDesk:
         cid = correlation.get() or correlation.new_correlation_id()
         # Policy is judged on the loop thread (PolicyState is not thread-safe) right before the transaction.
         decision = judge_pair(self._state, self.wl_id, importer, self._signal_gate)
+        rule = self._rollout.rule(self.wl_id, importer)
         who = caller.spiffe_id
         guarded: list[OrderIntent] = []  # the intent the guards admitted in the last run of ``txn``
         decided = [False]  # True once ``txn`` returned: an exception after that is the commit's, outcome unknown
@@ -183,7 +190,7 @@ class OrderDesk:
                                       fingerprint=fp, correlation_id=cid, now=now)
             if replay is not None and replay.response is not None:
                 return order_pb2.Order.FromString(replay.response)
-            order = self._decide(conn, importer, who, request, expected_price, decision, cid, now, guarded)
+            order = self._decide(conn, importer, who, request, expected_price, decision, cid, now, guarded, rule)
             if still_wanted is not None and not still_wanted():
                 raise Aborted("caller deadline passed before commit", reason="DEADLINE_PASSED")
             decided[0] = True
@@ -230,6 +237,7 @@ class OrderDesk:
         cid: str,
         now: dt.datetime,
         guarded: list[OrderIntent],
+        rule: StageRule | None = None,
     ) -> order_pb2.Order:
         terms = self._stock.terms(conn, request.offer_id)
         currency = terms.currency if terms else request.expected_unit_price.currency
@@ -252,11 +260,14 @@ class OrderDesk:
                 )
         total = price * request.quantity
         if reason is None:
-            intent = OrderIntent(self.wl_id, importer, request.offer_id, request.quantity, currency, total, cid)
+            intent = OrderIntent(self.wl_id, importer, request.offer_id, request.quantity, currency, total, cid,
+                                 request.buyer_cohort_hash)
             reason = run_guards(conn, self._guards, intent)
             guarded.append(intent)
         if reason is None and not self._stock.reserve(conn, request.offer_id, request.quantity):
             reason = "OUT_OF_STOCK"
+        if reason is None and rule is not None:  # raises: the stock reservation above rolls back with it
+            charge_rollout(conn, rule, request.buyer_cohort_hash, total, now)
         status = DENIED if reason else CONFIRMED
         order_id = "ord_" + uuid.uuid4().hex
         values: dict[str, Any] = dict(

@@ -40,6 +40,8 @@ class OrderIntent:
     currency: str
     total: Decimal
     correlation_id: str
+    buyer_hash: str = ""
+    """The buyer's cohort hash the importer sent (``xwl_runtime.cohort``); empty when it sent none."""
 
 
 OrderGuard = Callable[[sa.Connection, OrderIntent], str | None]

@@ -34,6 +34,7 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from wl_node.cp_channel import CpChannel
+from wl_node.rollout import capabilities
 from wl_node.settings import NodeSettings
 from xporty.cp.v1 import audit_pb2, policy_pb2, policy_service_pb2, policy_service_pb2_grpc
 from xwl_runtime.backoff import Backoff
@@ -346,6 +347,8 @@ class PolicyAgent:
             rejected_version=rejected,
             error=self._rejected_error[:MAX_REPORTED_ERROR_CHARS] if rejected else "",
             apply_time=_timestamp(self._applied_at),
+            software_version=capabilities.software_version(), contract_version=capabilities.CONTRACT_VERSION,
+            features=capabilities.FEATURES,
         )
         try:
             async with self._cp.lease() as channel:

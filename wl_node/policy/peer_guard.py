@@ -3,7 +3,7 @@
 Reads only the current view (an immutable snapshot replaced by the policy agent): the revoked serials are
 computed once per view and cached beside it, so a check is one attribute read and one set lookup, with no lock.
 Every applied view also swaps the ``changed()`` event, which ends open streams (WatchOffers) of a peer revoked by
-that view (``xwl_runtime.peer_guard.guard_stream``).
+that view (``xwl_runtime.peer_guard.StreamGuard``).
 """
 
 from __future__ import annotations

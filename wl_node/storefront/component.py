@@ -43,12 +43,14 @@ def install(
     alerts: PairAlertsRpc,
     enforcer: Enforcer,
     audit_checkpoint: Callable[[], audit_pb2.AuditCheckpoint | None],
+    viewed: Callable[[str], None],
 ) -> Storefront:
-    """StorefrontService over the features it serves; ``audit_checkpoint``: the CP audit head the node keeps."""
+    """StorefrontService over the features it serves; ``audit_checkpoint``: the CP audit head the node keeps;
+    ``viewed(exporter_wl)``: told of every imported offer GetImportedOffer shows (the conversion funnel)."""
     servicer = StorefrontServicer(
         ctx.settings, state, catalog.book, catalog.view, checkouts=checkouts, alerts=alerts,
         pairs=PairWatch(state, enforcer), contacts=ContactRequester(state, ctx.tls, catalog.sync.channel_factory),
-        audit_checkpoint=audit_checkpoint,
+        audit_checkpoint=audit_checkpoint, viewed=viewed,
     )
     component = Component(
         name="storefront",

@@ -38,7 +38,8 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
 
     def __init__(self, settings: NodeSettings, state: PolicyState, book: OfferBook, view: ImportedView, *,
                  checkouts: CheckoutRpc, alerts: PairAlertsRpc, pairs: PairWatch, contacts: ContactRequester,
-                 audit_checkpoint: Callable[[], audit_pb2.AuditCheckpoint | None]) -> None:
+                 audit_checkpoint: Callable[[], audit_pb2.AuditCheckpoint | None],
+                 viewed: Callable[[str], None]) -> None:
         self._settings = settings
         self._state = state
         self._book = book
@@ -48,6 +49,7 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
         self.pairs = pairs
         self._contacts = contacts
         self._audit_checkpoint = audit_checkpoint
+        self._viewed = viewed
 
     async def WatchPairAlerts(  # noqa: N802 - gRPC method name
         self, request: pb.WatchPairAlertsRequest,
@@ -119,6 +121,7 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
     ) -> pb.GetImportedOfferResponse:
         unmasked = self._unmasked()
         offer = await self._view.get(importable_exporters(self._state), request.imported_offer_id, unmasked=unmasked)
+        self._viewed(offer.source_wl)
         return pb.GetImportedOfferResponse(offer=offer)
 
     async def GetNodeState(  # noqa: N802 - gRPC method name

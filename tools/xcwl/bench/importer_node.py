@@ -36,6 +36,7 @@ def checkout_storefront(ctx: NodeContext, state: PolicyState, client: PeerClient
     return storefront_component.install(
         ctx, state, catalog=catalog, checkouts=checkouts.rpc, alerts=PairAlertsRpc(AlertBoard(), state.wl_id),
         enforcer=Enforcer(ctx.engine, cp, ctx.clock, state.wl_id), audit_checkpoint=lambda: None,
+        viewed=lambda _exporter: None,
     )
 
 

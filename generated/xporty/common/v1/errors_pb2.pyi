@@ -106,6 +106,15 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     WEBHOOK_NOT_FOUND: _ClassVar[ErrorReason]
     WATCHER_DROPPED: _ClassVar[ErrorReason]
     ALERTS_UNAVAILABLE: _ClassVar[ErrorReason]
+    ROLLOUT_NOT_IN_COHORT: _ClassVar[ErrorReason]
+    ROLLOUT_ORDER_VALUE_CAP: _ClassVar[ErrorReason]
+    ROLLOUT_DAILY_CAP: _ClassVar[ErrorReason]
+    ROLLOUT_HELD: _ClassVar[ErrorReason]
+    ROLLOUT_STAGE_LIMIT: _ClassVar[ErrorReason]
+    ROLLOUT_NOT_FOUND: _ClassVar[ErrorReason]
+    FEATURE_NOT_SUPPORTED: _ClassVar[ErrorReason]
+    FLAG_NOT_FOUND: _ClassVar[ErrorReason]
+    DASHBOARD_DISABLED: _ClassVar[ErrorReason]
 ERROR_REASON_UNSPECIFIED: ErrorReason
 INTERNAL: ErrorReason
 INVALID_ARGUMENT: ErrorReason
@@ -206,3 +215,12 @@ OPERATIONS_DISABLED: ErrorReason
 WEBHOOK_NOT_FOUND: ErrorReason
 WATCHER_DROPPED: ErrorReason
 ALERTS_UNAVAILABLE: ErrorReason
+ROLLOUT_NOT_IN_COHORT: ErrorReason
+ROLLOUT_ORDER_VALUE_CAP: ErrorReason
+ROLLOUT_DAILY_CAP: ErrorReason
+ROLLOUT_HELD: ErrorReason
+ROLLOUT_STAGE_LIMIT: ErrorReason
+ROLLOUT_NOT_FOUND: ErrorReason
+FEATURE_NOT_SUPPORTED: ErrorReason
+FLAG_NOT_FOUND: ErrorReason
+DASHBOARD_DISABLED: ErrorReason

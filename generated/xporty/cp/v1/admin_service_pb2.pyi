@@ -159,7 +159,7 @@ class ListPairPoliciesResponse(_message.Message):
     def __init__(self, policies: _Optional[_Iterable[_Union[_policy_pb2.PairPolicy, _Mapping]]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("wl_id", "applied_version", "current_version", "drifted", "drift", "report_time", "rejected_version", "last_error")
+    __slots__ = ("wl_id", "applied_version", "current_version", "drifted", "drift", "report_time", "rejected_version", "last_error", "software_version", "contract_version", "features", "unsupported")
     WL_ID_FIELD_NUMBER: _ClassVar[int]
     APPLIED_VERSION_FIELD_NUMBER: _ClassVar[int]
     CURRENT_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -168,6 +168,10 @@ class NodeStatus(_message.Message):
     REPORT_TIME_FIELD_NUMBER: _ClassVar[int]
     REJECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    SOFTWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CONTRACT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    UNSUPPORTED_FIELD_NUMBER: _ClassVar[int]
     wl_id: str
     applied_version: int
     current_version: int
@@ -176,7 +180,11 @@ class NodeStatus(_message.Message):
     report_time: _timestamp_pb2.Timestamp
     rejected_version: int
     last_error: str
-    def __init__(self, wl_id: _Optional[str] = ..., applied_version: _Optional[int] = ..., current_version: _Optional[int] = ..., drifted: _Optional[bool] = ..., drift: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., report_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rejected_version: _Optional[int] = ..., last_error: _Optional[str] = ...) -> None: ...
+    software_version: str
+    contract_version: str
+    features: _containers.RepeatedScalarFieldContainer[str]
+    unsupported: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, wl_id: _Optional[str] = ..., applied_version: _Optional[int] = ..., current_version: _Optional[int] = ..., drifted: _Optional[bool] = ..., drift: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., report_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rejected_version: _Optional[int] = ..., last_error: _Optional[str] = ..., software_version: _Optional[str] = ..., contract_version: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., unsupported: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListNodeStatusRequest(_message.Message):
     __slots__ = ()

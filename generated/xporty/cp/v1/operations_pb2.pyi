@@ -18,7 +18,7 @@ class LatencyHistogram(_message.Message):
     def __init__(self, bounds_seconds: _Optional[_Iterable[float]] = ..., counts: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class PeerOperations(_message.Message):
-    __slots__ = ("exporter_wl", "attempts", "confirmed", "denied", "errors", "confirmation", "sync_lag_seconds")
+    __slots__ = ("exporter_wl", "attempts", "confirmed", "denied", "errors", "confirmation", "sync_lag_seconds", "offer_views")
     EXPORTER_WL_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     CONFIRMED_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,7 @@ class PeerOperations(_message.Message):
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     CONFIRMATION_FIELD_NUMBER: _ClassVar[int]
     SYNC_LAG_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    OFFER_VIEWS_FIELD_NUMBER: _ClassVar[int]
     exporter_wl: str
     attempts: int
     confirmed: int
@@ -33,7 +34,8 @@ class PeerOperations(_message.Message):
     errors: int
     confirmation: LatencyHistogram
     sync_lag_seconds: float
-    def __init__(self, exporter_wl: _Optional[str] = ..., attempts: _Optional[int] = ..., confirmed: _Optional[int] = ..., denied: _Optional[int] = ..., errors: _Optional[int] = ..., confirmation: _Optional[_Union[LatencyHistogram, _Mapping]] = ..., sync_lag_seconds: _Optional[float] = ...) -> None: ...
+    offer_views: int
+    def __init__(self, exporter_wl: _Optional[str] = ..., attempts: _Optional[int] = ..., confirmed: _Optional[int] = ..., denied: _Optional[int] = ..., errors: _Optional[int] = ..., confirmation: _Optional[_Union[LatencyHistogram, _Mapping]] = ..., sync_lag_seconds: _Optional[float] = ..., offer_views: _Optional[int] = ...) -> None: ...
 
 class BreakerTransition(_message.Message):
     __slots__ = ("peer_wl", "to_state", "time", "reason")

@@ -27,9 +27,10 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from xporty.cp.v1 import audit_pb2 as xporty_dot_cp_dot_v1_dot_audit__pb2
 from xporty.cp.v1 import identity_pb2 as xporty_dot_cp_dot_v1_dot_identity__pb2
 from xporty.cp.v1 import registry_pb2 as xporty_dot_cp_dot_v1_dot_registry__pb2
+from xporty.cp.v1 import rollout_pb2 as xporty_dot_cp_dot_v1_dot_rollout__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19xporty/cp/v1/policy.proto\x12\x0cxporty.cp.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18xporty/cp/v1/audit.proto\x1a\x1bxporty/cp/v1/identity.proto\x1a\x1bxporty/cp/v1/registry.proto\"\xa1\x01\n\x0f\x44irectionPolicy\x12\x13\n\x0b\x65xporter_wl\x18\x01 \x01(\t\x12\x13\n\x0bimporter_wl\x18\x02 \x01(\t\x12\x16\n\x0eimport_enabled\x18\x03 \x01(\x08\x12\x1b\n\x13\x64\x65stination_visible\x18\x04 \x01(\x08\x12/\n\x0c\x65xport_delay\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xfc\x01\n\nPairPolicy\x12\x0c\n\x04wl_a\x18\x01 \x01(\t\x12\x0c\n\x04wl_b\x18\x02 \x01(\t\x12\x30\n\x06status\x18\x03 \x01(\x0e\x32 .xporty.cp.v1.RelationshipStatus\x12\x17\n\x0fimbalance_limit\x18\x04 \x01(\t\x12\x0f\n\x07\x66x_rate\x18\x05 \x01(\t\x12\x12\n\nfx_version\x18\x06 \x01(\x04\x12\x16\n\x0eimports_frozen\x18\x07 \x01(\x08\x12\x31\n\ndirections\x18\x08 \x03(\x0b\x32\x1d.xporty.cp.v1.DirectionPolicy\x12\x17\n\x0f\x63hanged_version\x18\t \x01(\x04\"\xe4\x02\n\nPolicyView\x12\r\n\x05wl_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x31\n\rgenerate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x0cwhite_labels\x18\x04 \x03(\x0b\x32\x18.xporty.cp.v1.WhiteLabel\x12\'\n\x05pairs\x18\x05 \x03(\x0b\x32\x18.xporty.cp.v1.PairPolicy\x12\x31\n\ntoken_keys\x18\x06 \x03(\x0b\x32\x1d.xporty.cp.v1.VerificationKey\x12>\n\x14revoked_certificates\x18\x07 \x03(\x0b\x32 .xporty.cp.v1.RevokedCertificate\x12\x37\n\x10\x61udit_checkpoint\x18\x08 \x01(\x0b\x32\x1d.xporty.cp.v1.AuditCheckpoint\"t\n\x12RevokedCertificate\x12\x0e\n\x06serial\x18\x01 \x01(\t\x12\r\n\x05wl_id\x18\x02 \x01(\t\x12/\n\x0brevoke_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x04 \x01(\t*\x9a\x01\n\x12RelationshipStatus\x12#\n\x1fRELATIONSHIP_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1aRELATIONSHIP_STATUS_ACTIVE\x10\x01\x12\x1e\n\x1aRELATIONSHIP_STATUS_PAUSED\x10\x02\x12\x1f\n\x1bRELATIONSHIP_STATUS_BLOCKED\x10\x03\x42\x91\x01\n\x10\x63om.xporty.cp.v1B\x0bPolicyProtoP\x01Z9github.com/xporty/cross-wl/generated/go/xporty/cp/v1;cpv1\xa2\x02\x03XCX\xaa\x02\x0cXporty.Cp.V1\xca\x02\x0cXporty\\Cp\\V1\xea\x02\x0eXporty::Cp::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19xporty/cp/v1/policy.proto\x12\x0cxporty.cp.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18xporty/cp/v1/audit.proto\x1a\x1bxporty/cp/v1/identity.proto\x1a\x1bxporty/cp/v1/registry.proto\x1a\x1axporty/cp/v1/rollout.proto\"\xa1\x01\n\x0f\x44irectionPolicy\x12\x13\n\x0b\x65xporter_wl\x18\x01 \x01(\t\x12\x13\n\x0bimporter_wl\x18\x02 \x01(\t\x12\x16\n\x0eimport_enabled\x18\x03 \x01(\x08\x12\x1b\n\x13\x64\x65stination_visible\x18\x04 \x01(\x08\x12/\n\x0c\x65xport_delay\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xfc\x01\n\nPairPolicy\x12\x0c\n\x04wl_a\x18\x01 \x01(\t\x12\x0c\n\x04wl_b\x18\x02 \x01(\t\x12\x30\n\x06status\x18\x03 \x01(\x0e\x32 .xporty.cp.v1.RelationshipStatus\x12\x17\n\x0fimbalance_limit\x18\x04 \x01(\t\x12\x0f\n\x07\x66x_rate\x18\x05 \x01(\t\x12\x12\n\nfx_version\x18\x06 \x01(\x04\x12\x16\n\x0eimports_frozen\x18\x07 \x01(\x08\x12\x31\n\ndirections\x18\x08 \x03(\x0b\x32\x1d.xporty.cp.v1.DirectionPolicy\x12\x17\n\x0f\x63hanged_version\x18\t \x01(\x04\"\xc8\x03\n\nPolicyView\x12\r\n\x05wl_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x31\n\rgenerate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x0cwhite_labels\x18\x04 \x03(\x0b\x32\x18.xporty.cp.v1.WhiteLabel\x12\'\n\x05pairs\x18\x05 \x03(\x0b\x32\x18.xporty.cp.v1.PairPolicy\x12\x31\n\ntoken_keys\x18\x06 \x03(\x0b\x32\x1d.xporty.cp.v1.VerificationKey\x12>\n\x14revoked_certificates\x18\x07 \x03(\x0b\x32 .xporty.cp.v1.RevokedCertificate\x12\x37\n\x10\x61udit_checkpoint\x18\x08 \x01(\x0b\x32\x1d.xporty.cp.v1.AuditCheckpoint\x12\x30\n\rfeature_flags\x18\t \x03(\x0b\x32\x19.xporty.cp.v1.FeatureFlag\x12\x30\n\x08rollouts\x18\n \x03(\x0b\x32\x1e.xporty.cp.v1.DirectionRollout\"t\n\x12RevokedCertificate\x12\x0e\n\x06serial\x18\x01 \x01(\t\x12\r\n\x05wl_id\x18\x02 \x01(\t\x12/\n\x0brevoke_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x04 \x01(\t*\x9a\x01\n\x12RelationshipStatus\x12#\n\x1fRELATIONSHIP_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1aRELATIONSHIP_STATUS_ACTIVE\x10\x01\x12\x1e\n\x1aRELATIONSHIP_STATUS_PAUSED\x10\x02\x12\x1f\n\x1bRELATIONSHIP_STATUS_BLOCKED\x10\x03\x42\x91\x01\n\x10\x63om.xporty.cp.v1B\x0bPolicyProtoP\x01Z9github.com/xporty/cross-wl/generated/go/xporty/cp/v1;cpv1\xa2\x02\x03XCX\xaa\x02\x0cXporty.Cp.V1\xca\x02\x0cXporty\\Cp\\V1\xea\x02\x0eXporty::Cp::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,14 +38,14 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xporty.cp.v1.policy_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\020com.xporty.cp.v1B\013PolicyProtoP\001Z9github.com/xporty/cross-wl/generated/go/xporty/cp/v1;cpv1\242\002\003XCX\252\002\014Xporty.Cp.V1\312\002\014Xporty\\Cp\\V1\352\002\016Xporty::Cp::V1'
-  _globals['_RELATIONSHIPSTATUS']._serialized_start=1089
-  _globals['_RELATIONSHIPSTATUS']._serialized_end=1243
-  _globals['_DIRECTIONPOLICY']._serialized_start=193
-  _globals['_DIRECTIONPOLICY']._serialized_end=354
-  _globals['_PAIRPOLICY']._serialized_start=357
-  _globals['_PAIRPOLICY']._serialized_end=609
-  _globals['_POLICYVIEW']._serialized_start=612
-  _globals['_POLICYVIEW']._serialized_end=968
-  _globals['_REVOKEDCERTIFICATE']._serialized_start=970
-  _globals['_REVOKEDCERTIFICATE']._serialized_end=1086
+  _globals['_RELATIONSHIPSTATUS']._serialized_start=1217
+  _globals['_RELATIONSHIPSTATUS']._serialized_end=1371
+  _globals['_DIRECTIONPOLICY']._serialized_start=221
+  _globals['_DIRECTIONPOLICY']._serialized_end=382
+  _globals['_PAIRPOLICY']._serialized_start=385
+  _globals['_PAIRPOLICY']._serialized_end=637
+  _globals['_POLICYVIEW']._serialized_start=640
+  _globals['_POLICYVIEW']._serialized_end=1096
+  _globals['_REVOKEDCERTIFICATE']._serialized_start=1098
+  _globals['_REVOKEDCERTIFICATE']._serialized_end=1214
 # @@protoc_insertion_point(module_scope)

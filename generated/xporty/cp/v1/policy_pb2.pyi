@@ -5,6 +5,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from xporty.cp.v1 import audit_pb2 as _audit_pb2
 from xporty.cp.v1 import identity_pb2 as _identity_pb2
 from xporty.cp.v1 import registry_pb2 as _registry_pb2
+from xporty.cp.v1 import rollout_pb2 as _rollout_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -62,7 +63,7 @@ class PairPolicy(_message.Message):
     def __init__(self, wl_a: _Optional[str] = ..., wl_b: _Optional[str] = ..., status: _Optional[_Union[RelationshipStatus, str]] = ..., imbalance_limit: _Optional[str] = ..., fx_rate: _Optional[str] = ..., fx_version: _Optional[int] = ..., imports_frozen: _Optional[bool] = ..., directions: _Optional[_Iterable[_Union[DirectionPolicy, _Mapping]]] = ..., changed_version: _Optional[int] = ...) -> None: ...
 
 class PolicyView(_message.Message):
-    __slots__ = ("wl_id", "version", "generate_time", "white_labels", "pairs", "token_keys", "revoked_certificates", "audit_checkpoint")
+    __slots__ = ("wl_id", "version", "generate_time", "white_labels", "pairs", "token_keys", "revoked_certificates", "audit_checkpoint", "feature_flags", "rollouts")
     WL_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     GENERATE_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -71,6 +72,8 @@ class PolicyView(_message.Message):
     TOKEN_KEYS_FIELD_NUMBER: _ClassVar[int]
     REVOKED_CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
     AUDIT_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    FEATURE_FLAGS_FIELD_NUMBER: _ClassVar[int]
+    ROLLOUTS_FIELD_NUMBER: _ClassVar[int]
     wl_id: str
     version: int
     generate_time: _timestamp_pb2.Timestamp
@@ -79,7 +82,9 @@ class PolicyView(_message.Message):
     token_keys: _containers.RepeatedCompositeFieldContainer[_identity_pb2.VerificationKey]
     revoked_certificates: _containers.RepeatedCompositeFieldContainer[RevokedCertificate]
     audit_checkpoint: _audit_pb2.AuditCheckpoint
-    def __init__(self, wl_id: _Optional[str] = ..., version: _Optional[int] = ..., generate_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., white_labels: _Optional[_Iterable[_Union[_registry_pb2.WhiteLabel, _Mapping]]] = ..., pairs: _Optional[_Iterable[_Union[PairPolicy, _Mapping]]] = ..., token_keys: _Optional[_Iterable[_Union[_identity_pb2.VerificationKey, _Mapping]]] = ..., revoked_certificates: _Optional[_Iterable[_Union[RevokedCertificate, _Mapping]]] = ..., audit_checkpoint: _Optional[_Union[_audit_pb2.AuditCheckpoint, _Mapping]] = ...) -> None: ...
+    feature_flags: _containers.RepeatedCompositeFieldContainer[_rollout_pb2.FeatureFlag]
+    rollouts: _containers.RepeatedCompositeFieldContainer[_rollout_pb2.DirectionRollout]
+    def __init__(self, wl_id: _Optional[str] = ..., version: _Optional[int] = ..., generate_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., white_labels: _Optional[_Iterable[_Union[_registry_pb2.WhiteLabel, _Mapping]]] = ..., pairs: _Optional[_Iterable[_Union[PairPolicy, _Mapping]]] = ..., token_keys: _Optional[_Iterable[_Union[_identity_pb2.VerificationKey, _Mapping]]] = ..., revoked_certificates: _Optional[_Iterable[_Union[RevokedCertificate, _Mapping]]] = ..., audit_checkpoint: _Optional[_Union[_audit_pb2.AuditCheckpoint, _Mapping]] = ..., feature_flags: _Optional[_Iterable[_Union[_rollout_pb2.FeatureFlag, _Mapping]]] = ..., rollouts: _Optional[_Iterable[_Union[_rollout_pb2.DirectionRollout, _Mapping]]] = ...) -> None: ...
 
 class RevokedCertificate(_message.Message):
     __slots__ = ("serial", "wl_id", "revoke_time", "reason")

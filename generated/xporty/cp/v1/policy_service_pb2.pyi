@@ -3,9 +3,10 @@ import datetime
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from xporty.cp.v1 import audit_pb2 as _audit_pb2
 from xporty.cp.v1 import policy_pb2 as _policy_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -55,16 +56,22 @@ class GetPoliciesResponse(_message.Message):
     def __init__(self, not_modified: _Optional[bool] = ..., version: _Optional[int] = ..., view: _Optional[_Union[_policy_pb2.PolicyView, _Mapping]] = ...) -> None: ...
 
 class ReportPolicyStatusRequest(_message.Message):
-    __slots__ = ("applied_version", "rejected_version", "error", "apply_time")
+    __slots__ = ("applied_version", "rejected_version", "error", "apply_time", "software_version", "contract_version", "features")
     APPLIED_VERSION_FIELD_NUMBER: _ClassVar[int]
     REJECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     APPLY_TIME_FIELD_NUMBER: _ClassVar[int]
+    SOFTWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CONTRACT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
     applied_version: int
     rejected_version: int
     error: str
     apply_time: _timestamp_pb2.Timestamp
-    def __init__(self, applied_version: _Optional[int] = ..., rejected_version: _Optional[int] = ..., error: _Optional[str] = ..., apply_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    software_version: str
+    contract_version: str
+    features: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, applied_version: _Optional[int] = ..., rejected_version: _Optional[int] = ..., error: _Optional[str] = ..., apply_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., software_version: _Optional[str] = ..., contract_version: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ReportPolicyStatusResponse(_message.Message):
     __slots__ = ("current_version",)

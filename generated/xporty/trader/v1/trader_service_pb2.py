@@ -27,7 +27,7 @@ from xporty.trader.v1 import offer_pb2 as xporty_dot_trader_dot_v1_dot_offer__pb
 from xporty.trader.v1 import order_pb2 as xporty_dot_trader_dot_v1_dot_order__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%xporty/trader/v1/trader_service.proto\x12\x10xporty.trader.v1\x1a\x1cxporty/common/v1/money.proto\x1a\x1cxporty/trader/v1/offer.proto\x1a\x1cxporty/trader/v1/order.proto\"6\n\x11ListOffersRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\"k\n\x12ListOffersResponse\x12.\n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x1d.xporty.trader.v1.OfferChange\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\x12\x10\n\x08has_more\x18\x03 \x01(\x08\"$\n\x12WatchOffersRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\"A\n\x13WatchOffersResponse\x12\x17\n\x0flatest_sequence\x18\x01 \x01(\x04\x12\x11\n\theartbeat\x18\x02 \x01(\x08\"\xa3\x01\n\x11PlaceOrderRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x10\n\x08offer_id\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12\x34\n\x13\x65xpected_unit_price\x18\x04 \x01(\x0b\x32\x17.xporty.common.v1.Money\x12\x1b\n\x13\x65xpected_fx_version\x18\x05 \x01(\x04\"<\n\x12PlaceOrderResponse\x12&\n\x05order\x18\x01 \x01(\x0b\x32\x17.xporty.trader.v1.Order\"O\n\x12\x43\x61ncelOrderRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"=\n\x13\x43\x61ncelOrderResponse\x12&\n\x05order\x18\x01 \x01(\x0b\x32\x17.xporty.trader.v1.Order\"<\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\":\n\x10GetOrderResponse\x12&\n\x05order\x18\x01 \x01(\x0b\x32\x17.xporty.trader.v1.Order\":\n\x17GetTraderContactRequest\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\"L\n\x18GetTraderContactResponse\x12\x30\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x1f.xporty.trader.v1.TraderContact2\xb9\x04\n\rTraderService\x12W\n\nListOffers\x12#.xporty.trader.v1.ListOffersRequest\x1a$.xporty.trader.v1.ListOffersResponse\x12\\\n\x0bWatchOffers\x12$.xporty.trader.v1.WatchOffersRequest\x1a%.xporty.trader.v1.WatchOffersResponse0\x01\x12W\n\nPlaceOrder\x12#.xporty.trader.v1.PlaceOrderRequest\x1a$.xporty.trader.v1.PlaceOrderResponse\x12Z\n\x0b\x43\x61ncelOrder\x12$.xporty.trader.v1.CancelOrderRequest\x1a%.xporty.trader.v1.CancelOrderResponse\x12Q\n\x08GetOrder\x12!.xporty.trader.v1.GetOrderRequest\x1a\".xporty.trader.v1.GetOrderResponse\x12i\n\x10GetTraderContact\x12).xporty.trader.v1.GetTraderContactRequest\x1a*.xporty.trader.v1.GetTraderContactResponseB\xb0\x01\n\x14\x63om.xporty.trader.v1B\x12TraderServiceProtoP\x01ZAgithub.com/xporty/cross-wl/generated/go/xporty/trader/v1;traderv1\xa2\x02\x03XTX\xaa\x02\x10Xporty.Trader.V1\xca\x02\x10Xporty\\Trader\\V1\xea\x02\x12Xporty::Trader::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%xporty/trader/v1/trader_service.proto\x12\x10xporty.trader.v1\x1a\x1cxporty/common/v1/money.proto\x1a\x1cxporty/trader/v1/offer.proto\x1a\x1cxporty/trader/v1/order.proto\"6\n\x11ListOffersRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\"k\n\x12ListOffersResponse\x12.\n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x1d.xporty.trader.v1.OfferChange\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\x12\x10\n\x08has_more\x18\x03 \x01(\x08\"$\n\x12WatchOffersRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\"A\n\x13WatchOffersResponse\x12\x17\n\x0flatest_sequence\x18\x01 \x01(\x04\x12\x11\n\theartbeat\x18\x02 \x01(\x08\"\xbe\x01\n\x11PlaceOrderRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x10\n\x08offer_id\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12\x34\n\x13\x65xpected_unit_price\x18\x04 \x01(\x0b\x32\x17.xporty.common.v1.Money\x12\x1b\n\x13\x65xpected_fx_version\x18\x05 \x01(\x04\x12\x19\n\x11\x62uyer_cohort_hash\x18\x06 \x01(\t\"<\n\x12PlaceOrderResponse\x12&\n\x05order\x18\x01 \x01(\x0b\x32\x17.xporty.trader.v1.Order\"O\n\x12\x43\x61ncelOrderRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"=\n\x13\x43\x61ncelOrderResponse\x12&\n\x05order\x18\x01 \x01(\x0b\x32\x17.xporty.trader.v1.Order\"<\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\":\n\x10GetOrderResponse\x12&\n\x05order\x18\x01 \x01(\x0b\x32\x17.xporty.trader.v1.Order\":\n\x17GetTraderContactRequest\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\"L\n\x18GetTraderContactResponse\x12\x30\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x1f.xporty.trader.v1.TraderContact2\xb9\x04\n\rTraderService\x12W\n\nListOffers\x12#.xporty.trader.v1.ListOffersRequest\x1a$.xporty.trader.v1.ListOffersResponse\x12\\\n\x0bWatchOffers\x12$.xporty.trader.v1.WatchOffersRequest\x1a%.xporty.trader.v1.WatchOffersResponse0\x01\x12W\n\nPlaceOrder\x12#.xporty.trader.v1.PlaceOrderRequest\x1a$.xporty.trader.v1.PlaceOrderResponse\x12Z\n\x0b\x43\x61ncelOrder\x12$.xporty.trader.v1.CancelOrderRequest\x1a%.xporty.trader.v1.CancelOrderResponse\x12Q\n\x08GetOrder\x12!.xporty.trader.v1.GetOrderRequest\x1a\".xporty.trader.v1.GetOrderResponse\x12i\n\x10GetTraderContact\x12).xporty.trader.v1.GetTraderContactRequest\x1a*.xporty.trader.v1.GetTraderContactResponseB\xb0\x01\n\x14\x63om.xporty.trader.v1B\x12TraderServiceProtoP\x01ZAgithub.com/xporty/cross-wl/generated/go/xporty/trader/v1;traderv1\xa2\x02\x03XTX\xaa\x02\x10Xporty.Trader.V1\xca\x02\x10Xporty\\Trader\\V1\xea\x02\x12Xporty::Trader::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,21 +44,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WATCHOFFERSRESPONSE']._serialized_start=352
   _globals['_WATCHOFFERSRESPONSE']._serialized_end=417
   _globals['_PLACEORDERREQUEST']._serialized_start=420
-  _globals['_PLACEORDERREQUEST']._serialized_end=583
-  _globals['_PLACEORDERRESPONSE']._serialized_start=585
-  _globals['_PLACEORDERRESPONSE']._serialized_end=645
-  _globals['_CANCELORDERREQUEST']._serialized_start=647
-  _globals['_CANCELORDERREQUEST']._serialized_end=726
-  _globals['_CANCELORDERRESPONSE']._serialized_start=728
-  _globals['_CANCELORDERRESPONSE']._serialized_end=789
-  _globals['_GETORDERREQUEST']._serialized_start=791
-  _globals['_GETORDERREQUEST']._serialized_end=851
-  _globals['_GETORDERRESPONSE']._serialized_start=853
-  _globals['_GETORDERRESPONSE']._serialized_end=911
-  _globals['_GETTRADERCONTACTREQUEST']._serialized_start=913
-  _globals['_GETTRADERCONTACTREQUEST']._serialized_end=971
-  _globals['_GETTRADERCONTACTRESPONSE']._serialized_start=973
-  _globals['_GETTRADERCONTACTRESPONSE']._serialized_end=1049
-  _globals['_TRADERSERVICE']._serialized_start=1052
-  _globals['_TRADERSERVICE']._serialized_end=1621
+  _globals['_PLACEORDERREQUEST']._serialized_end=610
+  _globals['_PLACEORDERRESPONSE']._serialized_start=612
+  _globals['_PLACEORDERRESPONSE']._serialized_end=672
+  _globals['_CANCELORDERREQUEST']._serialized_start=674
+  _globals['_CANCELORDERREQUEST']._serialized_end=753
+  _globals['_CANCELORDERRESPONSE']._serialized_start=755
+  _globals['_CANCELORDERRESPONSE']._serialized_end=816
+  _globals['_GETORDERREQUEST']._serialized_start=818
+  _globals['_GETORDERREQUEST']._serialized_end=878
+  _globals['_GETORDERRESPONSE']._serialized_start=880
+  _globals['_GETORDERRESPONSE']._serialized_end=938
+  _globals['_GETTRADERCONTACTREQUEST']._serialized_start=940
+  _globals['_GETTRADERCONTACTREQUEST']._serialized_end=998
+  _globals['_GETTRADERCONTACTRESPONSE']._serialized_start=1000
+  _globals['_GETTRADERCONTACTRESPONSE']._serialized_end=1076
+  _globals['_TRADERSERVICE']._serialized_start=1079
+  _globals['_TRADERSERVICE']._serialized_end=1648
 # @@protoc_insertion_point(module_scope)

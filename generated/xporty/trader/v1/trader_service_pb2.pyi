@@ -42,18 +42,20 @@ class WatchOffersResponse(_message.Message):
     def __init__(self, latest_sequence: _Optional[int] = ..., heartbeat: _Optional[bool] = ...) -> None: ...
 
 class PlaceOrderRequest(_message.Message):
-    __slots__ = ("idempotency_key", "offer_id", "quantity", "expected_unit_price", "expected_fx_version")
+    __slots__ = ("idempotency_key", "offer_id", "quantity", "expected_unit_price", "expected_fx_version", "buyer_cohort_hash")
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     OFFER_ID_FIELD_NUMBER: _ClassVar[int]
     QUANTITY_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_UNIT_PRICE_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_FX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    BUYER_COHORT_HASH_FIELD_NUMBER: _ClassVar[int]
     idempotency_key: str
     offer_id: str
     quantity: int
     expected_unit_price: _money_pb2.Money
     expected_fx_version: int
-    def __init__(self, idempotency_key: _Optional[str] = ..., offer_id: _Optional[str] = ..., quantity: _Optional[int] = ..., expected_unit_price: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., expected_fx_version: _Optional[int] = ...) -> None: ...
+    buyer_cohort_hash: str
+    def __init__(self, idempotency_key: _Optional[str] = ..., offer_id: _Optional[str] = ..., quantity: _Optional[int] = ..., expected_unit_price: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., expected_fx_version: _Optional[int] = ..., buyer_cohort_hash: _Optional[str] = ...) -> None: ...
 
 class PlaceOrderResponse(_message.Message):
     __slots__ = ("order",)

@@ -221,6 +221,36 @@ export enum ErrorReason {
   WATCHER_DROPPED = 98,
   /** ALERTS_UNAVAILABLE - Deprecated, no longer raised: every node serves pair alerts. */
   ALERTS_UNAVAILABLE = 99,
+  /**
+   * ROLLOUT_NOT_IN_COHORT - FAILED_PRECONDITION: the direction is in a rollout stage whose cohort does not include the buyer; metadata
+   * "stage", "exporter_wl", "importer_wl".
+   */
+  ROLLOUT_NOT_IN_COHORT = 100,
+  /**
+   * ROLLOUT_ORDER_VALUE_CAP - FAILED_PRECONDITION: the order is worth more than the rollout stage's maximum order value; metadata "stage",
+   * "cap" ("max_order_value"), "limit", "order_value", "headroom".
+   */
+  ROLLOUT_ORDER_VALUE_CAP = 101,
+  /**
+   * ROLLOUT_DAILY_CAP - FAILED_PRECONDITION: the order would take the direction past its rollout stage's daily value cap; metadata
+   * "stage", "cap" ("daily_value_cap"), "limit", "used", "order_value", "headroom", "day".
+   */
+  ROLLOUT_DAILY_CAP = 102,
+  /** ROLLOUT_HELD - FAILED_PRECONDITION: the direction's rollout stage is held; release the hold first. */
+  ROLLOUT_HELD = 103,
+  /** ROLLOUT_STAGE_LIMIT - FAILED_PRECONDITION: the direction is already at the last (promote) or first (rollback) stage. */
+  ROLLOUT_STAGE_LIMIT = 104,
+  /** ROLLOUT_NOT_FOUND - NOT_FOUND: the direction has no rollout configured. */
+  ROLLOUT_NOT_FOUND = 105,
+  /**
+   * FEATURE_NOT_SUPPORTED - FAILED_PRECONDITION: a node this change reaches has not reported the capability it needs; metadata "wl_id",
+   * "feature", "software_version".
+   */
+  FEATURE_NOT_SUPPORTED = 106,
+  /** FLAG_NOT_FOUND - NOT_FOUND: the WL has no feature flag of this name. */
+  FLAG_NOT_FOUND = 107,
+  /** DASHBOARD_DISABLED - FAILED_PRECONDITION: this CP serves no dashboard (start it with --http-listen). */
+  DASHBOARD_DISABLED = 108,
   UNRECOGNIZED = -1,
 }
 
@@ -526,6 +556,33 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 99:
     case "ALERTS_UNAVAILABLE":
       return ErrorReason.ALERTS_UNAVAILABLE;
+    case 100:
+    case "ROLLOUT_NOT_IN_COHORT":
+      return ErrorReason.ROLLOUT_NOT_IN_COHORT;
+    case 101:
+    case "ROLLOUT_ORDER_VALUE_CAP":
+      return ErrorReason.ROLLOUT_ORDER_VALUE_CAP;
+    case 102:
+    case "ROLLOUT_DAILY_CAP":
+      return ErrorReason.ROLLOUT_DAILY_CAP;
+    case 103:
+    case "ROLLOUT_HELD":
+      return ErrorReason.ROLLOUT_HELD;
+    case 104:
+    case "ROLLOUT_STAGE_LIMIT":
+      return ErrorReason.ROLLOUT_STAGE_LIMIT;
+    case 105:
+    case "ROLLOUT_NOT_FOUND":
+      return ErrorReason.ROLLOUT_NOT_FOUND;
+    case 106:
+    case "FEATURE_NOT_SUPPORTED":
+      return ErrorReason.FEATURE_NOT_SUPPORTED;
+    case 107:
+    case "FLAG_NOT_FOUND":
+      return ErrorReason.FLAG_NOT_FOUND;
+    case 108:
+    case "DASHBOARD_DISABLED":
+      return ErrorReason.DASHBOARD_DISABLED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -735,6 +792,24 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "WATCHER_DROPPED";
     case ErrorReason.ALERTS_UNAVAILABLE:
       return "ALERTS_UNAVAILABLE";
+    case ErrorReason.ROLLOUT_NOT_IN_COHORT:
+      return "ROLLOUT_NOT_IN_COHORT";
+    case ErrorReason.ROLLOUT_ORDER_VALUE_CAP:
+      return "ROLLOUT_ORDER_VALUE_CAP";
+    case ErrorReason.ROLLOUT_DAILY_CAP:
+      return "ROLLOUT_DAILY_CAP";
+    case ErrorReason.ROLLOUT_HELD:
+      return "ROLLOUT_HELD";
+    case ErrorReason.ROLLOUT_STAGE_LIMIT:
+      return "ROLLOUT_STAGE_LIMIT";
+    case ErrorReason.ROLLOUT_NOT_FOUND:
+      return "ROLLOUT_NOT_FOUND";
+    case ErrorReason.FEATURE_NOT_SUPPORTED:
+      return "FEATURE_NOT_SUPPORTED";
+    case ErrorReason.FLAG_NOT_FOUND:
+      return "FLAG_NOT_FOUND";
+    case ErrorReason.DASHBOARD_DISABLED:
+      return "DASHBOARD_DISABLED";
     case ErrorReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

@@ -267,6 +267,14 @@ export interface NodeStatus {
   rejectedVersion: string;
   /** Why the node refused rejected_version. */
   lastError: string;
+  /** Software version the node last reported; empty when unknown. */
+  softwareVersion: string;
+  /** Contract version the node last reported; empty when unknown. */
+  contractVersion: string;
+  /** Capabilities the node last reported. */
+  features: string[];
+  /** Capabilities this node's view uses that the node did not report (flags or rollouts it cannot enforce). */
+  unsupported: string[];
 }
 
 /** ListNodeStatusRequest lists node states. */
@@ -1934,6 +1942,10 @@ function createBaseNodeStatus(): NodeStatus {
     reportTime: undefined,
     rejectedVersion: "0",
     lastError: "",
+    softwareVersion: "",
+    contractVersion: "",
+    features: [],
+    unsupported: [],
   };
 }
 
@@ -1962,6 +1974,18 @@ export const NodeStatus: MessageFns<NodeStatus> = {
     }
     if (message.lastError !== "") {
       writer.uint32(66).string(message.lastError);
+    }
+    if (message.softwareVersion !== "") {
+      writer.uint32(74).string(message.softwareVersion);
+    }
+    if (message.contractVersion !== "") {
+      writer.uint32(82).string(message.contractVersion);
+    }
+    for (const v of message.features) {
+      writer.uint32(90).string(v!);
+    }
+    for (const v of message.unsupported) {
+      writer.uint32(98).string(v!);
     }
     return writer;
   },
@@ -2043,6 +2067,38 @@ export const NodeStatus: MessageFns<NodeStatus> = {
             message.lastError = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.softwareVersion = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.contractVersion = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.features.push(reader.string());
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.unsupported.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2089,6 +2145,22 @@ export const NodeStatus: MessageFns<NodeStatus> = {
         : isSet(object.last_error)
         ? globalThis.String(object.last_error)
         : "",
+      softwareVersion: isSet(object.softwareVersion)
+        ? globalThis.String(object.softwareVersion)
+        : isSet(object.software_version)
+        ? globalThis.String(object.software_version)
+        : "",
+      contractVersion: isSet(object.contractVersion)
+        ? globalThis.String(object.contractVersion)
+        : isSet(object.contract_version)
+        ? globalThis.String(object.contract_version)
+        : "",
+      features: globalThis.Array.isArray(object?.features)
+        ? object.features.map((e: any) => globalThis.String(e))
+        : [],
+      unsupported: globalThis.Array.isArray(object?.unsupported)
+        ? object.unsupported.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -2118,6 +2190,18 @@ export const NodeStatus: MessageFns<NodeStatus> = {
     if (message.lastError !== "") {
       obj.lastError = message.lastError;
     }
+    if (message.softwareVersion !== "") {
+      obj.softwareVersion = message.softwareVersion;
+    }
+    if (message.contractVersion !== "") {
+      obj.contractVersion = message.contractVersion;
+    }
+    if (message.features?.length) {
+      obj.features = message.features;
+    }
+    if (message.unsupported?.length) {
+      obj.unsupported = message.unsupported;
+    }
     return obj;
   },
 
@@ -2136,6 +2220,10 @@ export const NodeStatus: MessageFns<NodeStatus> = {
     message.reportTime = object.reportTime ?? undefined;
     message.rejectedVersion = object.rejectedVersion ?? "0";
     message.lastError = object.lastError ?? "";
+    message.softwareVersion = object.softwareVersion ?? "";
+    message.contractVersion = object.contractVersion ?? "";
+    message.features = object.features?.map((e) => e) || [];
+    message.unsupported = object.unsupported?.map((e) => e) || [];
     return message;
   },
 };

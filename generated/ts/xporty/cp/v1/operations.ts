@@ -38,6 +38,11 @@ export interface PeerOperations {
     | undefined;
   /** Seconds since the exporter's catalog was last synced at the end of the period (0 = unknown). */
   syncLagSeconds: number;
+  /**
+   * Views of this exporter's imported offers by the importer's apps (GetImportedOffer answered), a count only:
+   * the first step of the conversion funnel (views → checkouts = attempts → completed orders).
+   */
+  offerViews: string;
 }
 
 /** BreakerTransition is one state change of the importer's circuit towards an exporter. */
@@ -180,6 +185,7 @@ function createBasePeerOperations(): PeerOperations {
     errors: "0",
     confirmation: undefined,
     syncLagSeconds: 0,
+    offerViews: "0",
   };
 }
 
@@ -205,6 +211,9 @@ export const PeerOperations: MessageFns<PeerOperations> = {
     }
     if (message.syncLagSeconds !== 0) {
       writer.uint32(57).double(message.syncLagSeconds);
+    }
+    if (message.offerViews !== "0") {
+      writer.uint32(64).int64(message.offerViews);
     }
     return writer;
   },
@@ -278,6 +287,14 @@ export const PeerOperations: MessageFns<PeerOperations> = {
             message.syncLagSeconds = reader.double();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.offerViews = reader.int64().toString();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -307,6 +324,11 @@ export const PeerOperations: MessageFns<PeerOperations> = {
         : isSet(object.sync_lag_seconds)
         ? globalThis.Number(object.sync_lag_seconds)
         : 0,
+      offerViews: isSet(object.offerViews)
+        ? globalThis.String(object.offerViews)
+        : isSet(object.offer_views)
+        ? globalThis.String(object.offer_views)
+        : "0",
     };
   },
 
@@ -333,6 +355,9 @@ export const PeerOperations: MessageFns<PeerOperations> = {
     if (message.syncLagSeconds !== 0) {
       obj.syncLagSeconds = floatToJson(message.syncLagSeconds);
     }
+    if (message.offerViews !== "0") {
+      obj.offerViews = message.offerViews;
+    }
     return obj;
   },
 
@@ -350,6 +375,7 @@ export const PeerOperations: MessageFns<PeerOperations> = {
       ? LatencyHistogram.fromPartial(object.confirmation)
       : undefined;
     message.syncLagSeconds = object.syncLagSeconds ?? 0;
+    message.offerViews = object.offerViews ?? "0";
     return message;
   },
 };

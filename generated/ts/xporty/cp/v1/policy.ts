@@ -11,6 +11,7 @@ import { Timestamp } from "../../../google/protobuf/timestamp";
 import { AuditCheckpoint } from "./audit";
 import { VerificationKey } from "./identity";
 import { WhiteLabel } from "./registry";
+import { DirectionRollout, FeatureFlag } from "./rollout";
 
 export const protobufPackage = "xporty.cp.v1";
 
@@ -121,7 +122,13 @@ export interface PolicyView {
   /** Certificates the CP revoked whose validity has not ended: refuse any caller presenting one. */
   revokedCertificates: RevokedCertificate[];
   /** The CP's latest signed audit head when the view was built; nodes keep the highest they have seen. */
-  auditCheckpoint: AuditCheckpoint | undefined;
+  auditCheckpoint:
+    | AuditCheckpoint
+    | undefined;
+  /** This WL's feature flags (a flag absent here reads as its default, off when unknown). */
+  featureFlags: FeatureFlag[];
+  /** Rollout state of every direction of this WL's pairs that has one (a direction absent here is not restricted). */
+  rollouts: DirectionRollout[];
 }
 
 /** RevokedCertificate is one revoked WL node certificate. */
@@ -532,6 +539,8 @@ function createBasePolicyView(): PolicyView {
     tokenKeys: [],
     revokedCertificates: [],
     auditCheckpoint: undefined,
+    featureFlags: [],
+    rollouts: [],
   };
 }
 
@@ -560,6 +569,12 @@ export const PolicyView: MessageFns<PolicyView> = {
     }
     if (message.auditCheckpoint !== undefined) {
       AuditCheckpoint.encode(message.auditCheckpoint, writer.uint32(66).fork()).join();
+    }
+    for (const v of message.featureFlags) {
+      FeatureFlag.encode(v!, writer.uint32(74).fork()).join();
+    }
+    for (const v of message.rollouts) {
+      DirectionRollout.encode(v!, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -641,6 +656,22 @@ export const PolicyView: MessageFns<PolicyView> = {
             message.auditCheckpoint = AuditCheckpoint.decode(reader, reader.uint32());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.featureFlags.push(FeatureFlag.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.rollouts.push(DirectionRollout.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -687,6 +718,14 @@ export const PolicyView: MessageFns<PolicyView> = {
         : isSet(object.audit_checkpoint)
         ? AuditCheckpoint.fromJSON(object.audit_checkpoint)
         : undefined,
+      featureFlags: globalThis.Array.isArray(object?.featureFlags)
+        ? object.featureFlags.map((e: any) => FeatureFlag.fromJSON(e))
+        : globalThis.Array.isArray(object?.feature_flags)
+        ? object.feature_flags.map((e: any) => FeatureFlag.fromJSON(e))
+        : [],
+      rollouts: globalThis.Array.isArray(object?.rollouts)
+        ? object.rollouts.map((e: any) => DirectionRollout.fromJSON(e))
+        : [],
     };
   },
 
@@ -716,6 +755,12 @@ export const PolicyView: MessageFns<PolicyView> = {
     if (message.auditCheckpoint !== undefined) {
       obj.auditCheckpoint = AuditCheckpoint.toJSON(message.auditCheckpoint);
     }
+    if (message.featureFlags?.length) {
+      obj.featureFlags = message.featureFlags.map((e) => FeatureFlag.toJSON(e));
+    }
+    if (message.rollouts?.length) {
+      obj.rollouts = message.rollouts.map((e) => DirectionRollout.toJSON(e));
+    }
     return obj;
   },
 
@@ -734,6 +779,8 @@ export const PolicyView: MessageFns<PolicyView> = {
     message.auditCheckpoint = (object.auditCheckpoint !== undefined && object.auditCheckpoint !== null)
       ? AuditCheckpoint.fromPartial(object.auditCheckpoint)
       : undefined;
+    message.featureFlags = object.featureFlags?.map((e) => FeatureFlag.fromPartial(e)) || [];
+    message.rollouts = object.rollouts?.map((e) => DirectionRollout.fromPartial(e)) || [];
     return message;
   },
 };

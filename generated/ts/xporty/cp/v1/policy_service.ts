@@ -85,7 +85,15 @@ export interface ReportPolicyStatusRequest {
   /** Why rejected_version was refused; empty if nothing was refused. */
   error: string;
   /** When the node applied applied_version (UTC). */
-  applyTime: Date | undefined;
+  applyTime:
+    | Date
+    | undefined;
+  /** The node's software version (e.g. "0.1.0"); empty from nodes that do not report it. */
+  softwareVersion: string;
+  /** The contract version the node was built with (docs/rollout.md, "Version skew"). */
+  contractVersion: string;
+  /** Capabilities the node enforces (e.g. "feature_flags", "rollout_caps"); the CP enables nothing a node lacks. */
+  features: string[];
 }
 
 /** ReportPolicyStatusResponse acknowledges a report. */
@@ -588,7 +596,15 @@ export const GetPoliciesResponse: MessageFns<GetPoliciesResponse> = {
 };
 
 function createBaseReportPolicyStatusRequest(): ReportPolicyStatusRequest {
-  return { appliedVersion: "0", rejectedVersion: "0", error: "", applyTime: undefined };
+  return {
+    appliedVersion: "0",
+    rejectedVersion: "0",
+    error: "",
+    applyTime: undefined,
+    softwareVersion: "",
+    contractVersion: "",
+    features: [],
+  };
 }
 
 export const ReportPolicyStatusRequest: MessageFns<ReportPolicyStatusRequest> = {
@@ -604,6 +620,15 @@ export const ReportPolicyStatusRequest: MessageFns<ReportPolicyStatusRequest> = 
     }
     if (message.applyTime !== undefined) {
       Timestamp.encode(toTimestamp(message.applyTime), writer.uint32(34).fork()).join();
+    }
+    if (message.softwareVersion !== "") {
+      writer.uint32(42).string(message.softwareVersion);
+    }
+    if (message.contractVersion !== "") {
+      writer.uint32(50).string(message.contractVersion);
+    }
+    for (const v of message.features) {
+      writer.uint32(58).string(v!);
     }
     return writer;
   },
@@ -653,6 +678,30 @@ export const ReportPolicyStatusRequest: MessageFns<ReportPolicyStatusRequest> = 
             message.applyTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.softwareVersion = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.contractVersion = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.features.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -683,6 +732,19 @@ export const ReportPolicyStatusRequest: MessageFns<ReportPolicyStatusRequest> = 
         : isSet(object.apply_time)
         ? fromJsonTimestamp(object.apply_time)
         : undefined,
+      softwareVersion: isSet(object.softwareVersion)
+        ? globalThis.String(object.softwareVersion)
+        : isSet(object.software_version)
+        ? globalThis.String(object.software_version)
+        : "",
+      contractVersion: isSet(object.contractVersion)
+        ? globalThis.String(object.contractVersion)
+        : isSet(object.contract_version)
+        ? globalThis.String(object.contract_version)
+        : "",
+      features: globalThis.Array.isArray(object?.features)
+        ? object.features.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -700,6 +762,15 @@ export const ReportPolicyStatusRequest: MessageFns<ReportPolicyStatusRequest> = 
     if (message.applyTime !== undefined) {
       obj.applyTime = message.applyTime.toISOString();
     }
+    if (message.softwareVersion !== "") {
+      obj.softwareVersion = message.softwareVersion;
+    }
+    if (message.contractVersion !== "") {
+      obj.contractVersion = message.contractVersion;
+    }
+    if (message.features?.length) {
+      obj.features = message.features;
+    }
     return obj;
   },
 
@@ -712,6 +783,9 @@ export const ReportPolicyStatusRequest: MessageFns<ReportPolicyStatusRequest> = 
     message.rejectedVersion = object.rejectedVersion ?? "0";
     message.error = object.error ?? "";
     message.applyTime = object.applyTime ?? undefined;
+    message.softwareVersion = object.softwareVersion ?? "";
+    message.contractVersion = object.contractVersion ?? "";
+    message.features = object.features?.map((e) => e) || [];
     return message;
   },
 };

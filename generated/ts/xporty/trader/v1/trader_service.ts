@@ -74,6 +74,11 @@ export interface PlaceOrderRequest {
     | undefined;
   /** FX version the importer priced with; a different current version denies the order. */
   expectedFxVersion: string;
+  /**
+   * Cohort hash of the buyer (hex SHA-256, docs/rollout.md): the exporter checks a pilot direction's cohort with it.
+   * Never the buyer reference itself. Empty from importers that do not send it.
+   */
+  buyerCohortHash: string;
 }
 
 /** PlaceOrderResponse returns the order. */
@@ -481,7 +486,14 @@ export const WatchOffersResponse: MessageFns<WatchOffersResponse> = {
 };
 
 function createBasePlaceOrderRequest(): PlaceOrderRequest {
-  return { idempotencyKey: "", offerId: "", quantity: "0", expectedUnitPrice: undefined, expectedFxVersion: "0" };
+  return {
+    idempotencyKey: "",
+    offerId: "",
+    quantity: "0",
+    expectedUnitPrice: undefined,
+    expectedFxVersion: "0",
+    buyerCohortHash: "",
+  };
 }
 
 export const PlaceOrderRequest: MessageFns<PlaceOrderRequest> = {
@@ -500,6 +512,9 @@ export const PlaceOrderRequest: MessageFns<PlaceOrderRequest> = {
     }
     if (message.expectedFxVersion !== "0") {
       writer.uint32(40).uint64(message.expectedFxVersion);
+    }
+    if (message.buyerCohortHash !== "") {
+      writer.uint32(50).string(message.buyerCohortHash);
     }
     return writer;
   },
@@ -557,6 +572,14 @@ export const PlaceOrderRequest: MessageFns<PlaceOrderRequest> = {
             message.expectedFxVersion = reader.uint64().toString();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.buyerCohortHash = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -592,6 +615,11 @@ export const PlaceOrderRequest: MessageFns<PlaceOrderRequest> = {
         : isSet(object.expected_fx_version)
         ? globalThis.String(object.expected_fx_version)
         : "0",
+      buyerCohortHash: isSet(object.buyerCohortHash)
+        ? globalThis.String(object.buyerCohortHash)
+        : isSet(object.buyer_cohort_hash)
+        ? globalThis.String(object.buyer_cohort_hash)
+        : "",
     };
   },
 
@@ -612,6 +640,9 @@ export const PlaceOrderRequest: MessageFns<PlaceOrderRequest> = {
     if (message.expectedFxVersion !== "0") {
       obj.expectedFxVersion = message.expectedFxVersion;
     }
+    if (message.buyerCohortHash !== "") {
+      obj.buyerCohortHash = message.buyerCohortHash;
+    }
     return obj;
   },
 
@@ -627,6 +658,7 @@ export const PlaceOrderRequest: MessageFns<PlaceOrderRequest> = {
       ? Money.fromPartial(object.expectedUnitPrice)
       : undefined;
     message.expectedFxVersion = object.expectedFxVersion ?? "0";
+    message.buyerCohortHash = object.buyerCohortHash ?? "";
     return message;
   },
 };
