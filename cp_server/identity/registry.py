@@ -16,8 +16,9 @@ _EXISTS = sa.text(f"SELECT 1 FROM {REGISTRY_TABLE} WHERE wl_id = :wl_id")
 _DNS_NAMES = sa.text(f"SELECT dns_names FROM {REGISTRY_TABLE} WHERE wl_id = :wl_id")
 
 
-class WlRegistry:
-    """Answers whether a WL id is in the registry."""
+class RegistryLookup:
+    """Answers whether a WL id is in the registry (read-only; the registry is ``cp_server.store.registry.WlRegistry``).
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine

@@ -42,8 +42,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from cp_server.signals.hub import SignalHub
-from cp_server.signals.store import Auditor
+from cp_server.risk.signal_hub import SignalHub
+from cp_server.risk.signal_store import Auditor
 from xwl_runtime.backoff import Backoff
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import XcwlError

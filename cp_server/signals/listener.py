@@ -13,9 +13,9 @@ import logging
 from typing import Protocol
 
 import psycopg
-from sqlalchemy.engine import make_url
 
 from xwl_runtime.backoff import Backoff
+from xwl_runtime.db import libpq_dsn
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +28,11 @@ class Refreshable(Protocol):
     async def refresh(self) -> None: ...
 
 
-def psycopg_dsn(db_url: str) -> str:
-    """The libpq form of a ``postgresql://`` (or ``postgresql+psycopg://``) URL."""
-    return make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 class SignalListener:
     """A background loop: ``await listener.run(stop)``."""
 
     def __init__(self, db_url: str, channel: str, hub: Refreshable, *, backoff: Backoff | None = None) -> None:
-        self._dsn = psycopg_dsn(db_url)
+        self._dsn = libpq_dsn(db_url)
         self._channel = channel
         self._hub = hub
         self._backoff = backoff or Backoff(base_s=0.2, cap_s=3.0)

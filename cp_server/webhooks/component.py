@@ -8,13 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cp_server.risk.signal_store import SignalRecord
 from cp_server.signals.listener import SignalListener
-from cp_server.signals.store import SignalRecord
 from xporty.cp.v1 import webhook_service_pb2, webhook_service_pb2_grpc
-from xwl_runtime.authz import Rule, service_methods
 from xwl_runtime.component import BackgroundLoop, Component
 from xwl_runtime.db import is_sqlite
-from xwl_runtime.identity import Kind
 
 from .outbox import WebhookOutbox
 from .servicer import WebhookServicer
@@ -24,8 +22,6 @@ if TYPE_CHECKING:
     from cp_server.context import CpContext
 
 SERVICE = webhook_service_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name
-AUTHZ: dict[str, Rule] = service_methods(
-    SERVICE, ["AddWebhook", "ListWebhooks", "RemoveWebhook", "TestWebhook"], Rule(frozenset({Kind.OPS})))
 
 SIGNAL_EVENTS = {"ALERT": "alert.raised", "ALERT_CLEARED": "alert.cleared", "DISABLE": "pair.disabled",
                  "ENABLE": "pair.enabled", "PAIR_STATUS": "pair.status"}
@@ -74,6 +70,6 @@ def install(ctx: CpContext, config: WebhookConfig | None = None) -> Webhooks:
     component = Component(
         name="webhooks",
         registrations=[lambda server: webhook_service_pb2_grpc.add_WebhookServiceServicer_to_server(servicer, server)],
-        service_names=[SERVICE], authz=dict(AUTHZ), loops=loops,
+        service_names=[SERVICE], loops=loops,
     )
     return Webhooks(component=component, outbox=outbox)

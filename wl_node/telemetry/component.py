@@ -1,12 +1,12 @@
 """The telemetry feature's contribution to a WL node: the shipper loop over the durable event queue.
 
 ``install`` returns a ``TelemetryComponent`` (a ``Component`` that also carries the shipper), so the composition
-root lists it like any feature and tests or other features find it with ``find(app.components)``.
+root lists it like any feature (``NodeFeatures.telemetry``) and hands the shipper to the features built after it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from wl_node.context import NodeContext
@@ -28,7 +28,7 @@ NAME = "telemetry"
 class TelemetryComponent(Component):
     """The component plus the shipper (``kick()`` it after enqueuing to ship at once)."""
 
-    shipper: Shipper | None = field(default=None)
+    shipper: Shipper = field(kw_only=True)
 
 
 def _material_loader(ctx: NodeContext) -> Callable[[], TlsMaterial | None]:
@@ -58,11 +58,3 @@ def install(ctx: NodeContext, cp: CpChannel, config: ShipperConfig | None = None
 
     ctx.metrics.track_store([EVENT_QUEUE_DEPTH], queue_depth)
     return TelemetryComponent(name=NAME, loops=[shipper.run], shipper=shipper)
-
-
-def find(components: Iterable[Component]) -> TelemetryComponent | None:
-    """The telemetry component among a node's components."""
-    for component in components:
-        if isinstance(component, TelemetryComponent):
-            return component
-    return None

@@ -16,17 +16,18 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from cp_server.authz import TABLE as CP_AUTHZ
 from cp_server.webhooks import component as webhooks_component
 from cp_server.webhooks import signature
 from cp_server.webhooks.outbox import WebhookOutbox
 from cp_server.webhooks.settings import WebhookConfig
 from cp_server.webhooks.tables import deliveries, endpoints
 from tests.cp_server.risk.harness import KIND, RiskCp, running_risk_cp
+from tests.support.eventually import eventually
 from tests.support.pki import PkiFixture
 from tests.support.webhook_receiver import Receiver, serve_receiver
 from xporty.cp.v1 import webhook_service_pb2 as pb
 from xporty.cp.v1 import webhook_service_pb2_grpc as pb_grpc
-from xwl_runtime.authz import table
 from xwl_runtime.errors import decode_rpc_error
 from xwl_runtime.identity import Identity
 from xwl_runtime.server import Listener, start_server
@@ -60,7 +61,7 @@ async def cp(pki: PkiFixture, db_url: str) -> AsyncIterator[Cp]:
         server = await start_server(
             registrations=hooks.component.registrations, service_names=hooks.component.service_names,
             listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(material).credentials)],
-            authz_table=table(hooks.component.authz))
+            authz_table=CP_AUTHZ)
         stop = asyncio.Event()
         loops = [asyncio.create_task(run(stop)) for run in hooks.component.loops]  # + the LISTEN loop on PostgreSQL
         channel = secure_channel(f"127.0.0.1:{server.port}", pki.material(Identity.ops("alice")),
@@ -72,13 +73,6 @@ async def cp(pki: PkiFixture, db_url: str) -> AsyncIterator[Cp]:
             await asyncio.gather(*loops)
             await channel.close()
             await server.stop(0)
-
-
-async def _eventually(check: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 def _post(url: str, header: str, body: bytes) -> int:
@@ -99,7 +93,7 @@ async def test_signed_delivery_retried_after_500_and_replay_or_tamper_refused(
     assert added.secret.startswith("whsec_")
     delivery = (await cp.stub.TestWebhook(pb.TestWebhookRequest(webhook_id=added.webhook.webhook_id),
                                           timeout=5)).delivery_id
-    await _eventually(lambda: len(state.accepted) == 1)
+    await eventually(lambda: len(state.accepted) == 1, timeout=10.0)
     assert state.attempts[delivery] == 2  # the first answer was 500: retried, then accepted
     assert state.accepted[0]["type"] == "webhook.test" and state.refused == []
     deadline = time.monotonic() + 5  # the receiver answers before the outbox records the delivery
@@ -132,7 +126,7 @@ async def test_the_80_percent_alert_is_delivered_and_a_dead_endpoint_goes_to_the
     confirmed = a.event(KIND.LEDGER_EVENT_KIND_EXPORT_CONFIRMED, order_id="o1", exporter="wl-a", importer="wl-b",
                         amount="85", currency="XPY-A", correlation_id="cid-alert")
     assert (await a.publish(confirmed)).accepted == 1
-    await _eventually(lambda: len(state.accepted) == 1)
+    await eventually(lambda: len(state.accepted) == 1, timeout=10.0)
     event = state.accepted[0]
     assert event["type"] == "alert.raised"
     assert event["data"]["correlation_id"] == "cid-alert"
@@ -169,7 +163,7 @@ async def test_a_discrepancy_is_delivered_once_from_the_transaction_that_alerts_
     assert (await b.publish(finalized)).accepted == 1
     # Two passes at once (the loop's and this one, like two CP replicas): the discrepancy is acted on once.
     await asyncio.gather(cp.risk.parts.reconciler.run_once(), cp.risk.parts.reconciler.run_once())
-    await _eventually(lambda: len(state.accepted) == 1)
+    await eventually(lambda: len(state.accepted) == 1)
     event = state.accepted[0]
     assert event["type"] == "discrepancy.opened"
     data = event["data"]
@@ -209,9 +203,9 @@ async def test_an_idle_outbox_runs_no_query_yet_delivers_at_once_and_retries_whe
         queued = time.monotonic()
         delivery = (await cp.stub.TestWebhook(pb.TestWebhookRequest(webhook_id=added.webhook.webhook_id),
                                               timeout=5)).delivery_id
-        await _eventually(lambda: state.attempts.get(delivery, 0) >= 1, timeout=5)
+        await eventually(lambda: state.attempts.get(delivery, 0) >= 1, timeout=5)
         first = time.monotonic() - queued
-        await _eventually(lambda: len(state.accepted) == 1, timeout=5)
+        await eventually(lambda: len(state.accepted) == 1, timeout=5)
         retried = time.monotonic() - queued
         assert first < 0.5, first  # woken by the queueing transaction, not by a timer
         assert retried < 0.5 + FAST.max_backoff_s * 2, retried  # the retry went out when it fell due
@@ -240,7 +234,7 @@ async def test_an_event_queued_by_another_replica_wakes_this_one_at_its_commit(
     queued = time.monotonic()
     async with cp.risk.engine.begin() as conn:
         await other.enqueue(conn, "webhook.test", {"requested_by": "replica-2"})
-    await _eventually(lambda: len(state.accepted) == 1, timeout=5)
+    await eventually(lambda: len(state.accepted) == 1, timeout=5)
     took = time.monotonic() - queued
     assert took < 1.0, took  # woken by the NOTIFY sent at the other replica's commit
     assert state.accepted[0]["data"] == {"requested_by": "replica-2"}

@@ -125,7 +125,7 @@ async def test_alert_and_its_clearing_reach_both_nodes_apps(tmp_path: Path, pki:
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await asyncio.wait_for(_watch(pki, a, Identity.app("wl-b", "shop"), other), 5)
             assert err.value.code() is grpc.StatusCode.PERMISSION_DENIED
-            assert decode_rpc_error(err.value).reason == "OTHER_WL" and other == []
+            assert decode_rpc_error(err.value).reason == "NOT_THIS_WL" and other == []
         finally:
             for task in watchers:
                 task.cancel()

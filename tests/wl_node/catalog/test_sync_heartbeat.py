@@ -16,11 +16,11 @@ from tests.support.pki import PkiFixture
 from tests.wl_node.catalog.helpers import DbFactory, eventually, offer
 from wl_node.cadence import IdleCadence
 from wl_node.catalog.feed import FeedNotifier
-from wl_node.catalog.inprocess import CatalogNode, World, start_node
 from wl_node.catalog.offers import OfferBook
 from wl_node.catalog.sync import CatalogSync, SyncSettings
 from wl_node.catalog.tables import imported_offers
 from wl_node.catalog.validation import validate_offer
+from xcwl.bench.catalog_nodes import CatalogNode, World, start_node
 
 STREAM_TIMEOUT_S = 0.6
 IMPORTER = SyncSettings(poll_interval_s=0.2, stream_timeout_s=STREAM_TIMEOUT_S, fallback_cap_s=0.6,

@@ -41,11 +41,11 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from wl_node.catalog.inprocess import CatalogNode, World, pki_at, start_node
 from wl_node.catalog.offers import build_offer
 from wl_node.catalog.sync import SyncSettings
 from wl_node.catalog.tables import imported_offers, offer_feed, offers, sync_cursors
 from wl_node.catalog.validation import ValidOffer
+from xcwl.bench.catalog_nodes import CatalogNode, World, pki_at, start_node
 from xwl_runtime import db
 from xwl_runtime.clock import SystemClock
 from xwl_runtime.identity import Identity
