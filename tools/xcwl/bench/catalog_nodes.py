@@ -32,6 +32,7 @@ from wl_node.store import migrate
 from xporty.cp.v1 import policy_pb2, registry_pb2
 from xwl_runtime import db
 from xwl_runtime.clock import Clock, SystemClock
+from xwl_runtime.fieldcrypt import KeyMaterial, Keyring, PlaintextKeyring
 from xwl_runtime.identity import Identity
 from xwl_runtime.pki import PkiDir
 from xwl_runtime.server import Listener, RunningServer, start_server
@@ -117,9 +118,10 @@ async def start_node(
     wl_id: str, db_url: str, pki: PkiDir, *, clock: Clock | None = None, pii_apps: Sequence[str] = (),
     sync_settings: SyncSettings | None = None, before_commit: BeforeCommit | None = None, run_loops: bool = True,
     contact_grants: Sequence[str] = (),
-    cadence: IdleCadence | None = None,
+    cadence: IdleCadence | None = None, plaintext: bool = False,
 ) -> CatalogNode:
-    """Migrate ``db_url``, build the node's features and serve them over mTLS on an ephemeral port."""
+    """Migrate ``db_url``, build the node's features and serve them over mTLS on an ephemeral port; ``plaintext``:
+    personal data stored as given (the benches' unencrypted twin runs)."""
     identity = Identity.wl(wl_id)
     if not pki.has(identity):
         pki.issue(identity)
@@ -131,7 +133,8 @@ async def start_node(
                             cadence=cadence or IdleCadence())
     clock = clock or SystemClock()
     state = PolicyState(wl_id, clock, dt.timedelta(days=1))
-    ctx = NodeContext(settings=settings, engine=engine, clock=clock, tls=material)
+    keyring = PlaintextKeyring() if plaintext else Keyring(KeyMaterial.generate())
+    ctx = NodeContext(settings=settings, engine=engine, clock=clock, tls=material, keyring=keyring)
     cp = CpChannel(cp_channel_factory(settings.cp_target, reconnect_cap_s=settings.reconnect_cap.total_seconds()),
                    material, identity=identity)
     features = build_features(ctx, state, cp, sync_settings=sync_settings, before_commit=before_commit)

@@ -91,6 +91,7 @@ from xwl_runtime.tokens import SCOPE_PLACE_ORDERS, bearer_metadata, issue_token
 
 from ..progress import announce
 from ._observed import Scraper, SpanSink, enable_tracing
+from ._plaintext import encryption_overhead
 
 DEFAULT_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 EXPORTER, IMPORTER, APP = "wl-a", "wl-b", "bench"
@@ -563,17 +564,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
                     out.update(await _checkout_figures(pki, exp_url, imp_url, "postgres.plaintext", args, jwt_key,
                                                        plaintext=True))
     if args.compare_plaintext:
-        out.update(encryption_overhead(out))
-    return out
-
-
-def encryption_overhead(figures: dict[str, float]) -> dict[str, float]:
-    """``checkout.encryption_overhead.<figure>`` = encrypted / plaintext for every figure measured both ways."""
-    out: dict[str, float] = {}
-    for key, value in figures.items():
-        plain = figures.get(key + ".plaintext")
-        if plain and not key.endswith(".plaintext") and not key.startswith("checkout.baseline"):
-            out["checkout.encryption_overhead." + key.removeprefix("checkout.")] = round(value / plain, 3)
+        out.update(encryption_overhead(out, "checkout"))
     return out
 
 
