@@ -14,12 +14,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cp_server import risk_services as risk_component
 from cp_server.audit.log import AuditLog
 from cp_server.context import CpContext
 from cp_server.dashboard import component as dashboard_component
 from cp_server.identity import component as identity_component
 from cp_server.identity.signing import load_or_create_signing_key, verification_keys
-from cp_server.risk import component as risk_component
 from cp_server.risk.engine import CP_ACTOR
 from cp_server.rollout import component as rollout_component
 from cp_server.settings import CpSettings
@@ -33,7 +33,6 @@ from cp_server.store.registry import WlRegistry
 from cp_server.trust import component as trust_component
 from cp_server.webhooks import component as webhooks_component
 from xwl_runtime import db
-from xwl_runtime.authz import Rule, table
 from xwl_runtime.clock import Clock, SystemClock
 from xwl_runtime.component import Component
 from xwl_runtime.identity import Identity
@@ -51,8 +50,9 @@ from xwl_runtime.server import (
 from xwl_runtime.tls import ReloadableServerCredentials, TlsMaterial, server_tls_only_credentials
 
 from .admin import component as admin_component
+from .authz import TABLE as AUTHZ_TABLE
 from .policy import component as policy_component
-from .policy.hub import PolicyHub, libpq_dsn
+from .policy.hub import PolicyHub
 
 log = logging.getLogger(__name__)
 
@@ -148,15 +148,12 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
     )
     hub = PolicyHub(
         engine, clock, verification_keys(jwt_key),
-        listen_dsn=libpq_dsn(settings.db_url) if not db.is_sqlite(settings.db_url) else None,
+        listen_dsn=db.libpq_dsn(settings.db_url) if not db.is_sqlite(settings.db_url) else None,
         channel=settings.notify_channel, checkpoints=ctx.audit.checkpoints,
     )
-    risk, risk_parts = risk_component.build(ctx)
+    slo = slo_component.install(ctx)  # ReportOperations and GetSloReport, served by the risk component's services
+    risk, risk_parts = risk_component.build(ctx, slo=slo)
     webhooks = webhooks_component.install(ctx)
-    slo = slo_component.install(ctx)
-    if risk_parts.telemetry is not None and risk_parts.analytics is not None:
-        risk_parts.telemetry.operations = slo  # ReportOperations
-        risk_parts.analytics.slo = slo  # GetSloReport
     risk_parts.store.add_insert_hook(webhooks.on_signal)  # alerts, disables, enables → operator webhooks
     # A pair's status change also goes out as a PAIR_STATUS signal, issued in the change's own transaction and
     # pushed to the signal streams first, never behind the policy fan-out.
@@ -167,6 +164,7 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
     pairs = PairPolicies(changes, settings)
     pairs.add_status_hook(status_signals.on_status_change)
     risk_parts.reconciler.pause_pair = discrepancy_pauser(pairs)
+    risk_parts.reconciler.on_discrepancy = webhooks.on_discrepancy  # → discrepancy.opened
     node_status = NodeStatusStore(engine)
     trust = trust_component.build(ctx, hub=hub, changes=changes)
     rollout = rollout_component.install(ctx, changes=changes, hub=hub, signals=risk_parts.store,
@@ -186,16 +184,13 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
         rollout.component,
         dashboard.component,
     ]
-    authz: dict[str, Rule] = {}
-    for component in components:
-        authz.update(component.authz)
     listeners, creds = _listeners(settings, tls)
     try:
         server = await start_server(
             registrations=[r for c in components for r in c.registrations],
             service_names=[n for c in components for n in c.service_names],
             listeners=listeners,
-            authz_table=table(authz),
+            authz_table=AUTHZ_TABLE,
             insecure_dev=settings.insecure_dev,
             serving=False,
             peer_guard=trust.guard,

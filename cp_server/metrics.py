@@ -1,16 +1,23 @@
 """The CP's Prometheus metrics (names and labels: docs/metrics.md).
 
 Labels are bounded: the event kind, a refusal reason from the error vocabulary, the pair as ``wl-a/wl-b`` (one
-series per registered pair), the stream name. Subscribers and open alerts are read at scrape time.
+series per registered pair), the stream name. Subscribers are read from memory at scrape time; utilisation and open
+alerts from the store at scrape time (``track_store``), so they agree across CP replicas and nothing polls.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from xwl_runtime.metrics import RpcMetrics
+from xwl_runtime.metrics import GaugeSpec, RpcMetrics, Samples, StoreGauges
+
+PAIR_UTILISATION = GaugeSpec("xcwl_pair_utilisation_ratio",
+                             "Pair imbalance |net| over its limit (1.0 = at the limit).", ("pair",))
+ALERTS_OPEN = GaugeSpec("xcwl_alerts_open", "Open alerts by reason (THRESHOLD or a discrepancy reason).",
+                        ("reason",))
 
 
 class CpMetrics:
@@ -24,9 +31,6 @@ class CpMetrics:
                                        registry=r)
         self.events_refused = Counter("xcwl_events_refused", "Events refused by TelemetryService, by reason.",
                                       ["reason"], registry=r)
-        self.pair_utilisation = Gauge("xcwl_pair_utilisation_ratio", "Pair imbalance over its limit (1.0 = at limit).",
-                                      ["pair"], registry=r)
-        self.alerts_open = Gauge("xcwl_alerts_open", "Pairs at or above the 80% alert level.", registry=r)
         self.stream_subscribers = Gauge("xcwl_stream_subscribers", "Open server streams by kind.", ["stream"],
                                         registry=r)
         self.webhook_deliveries = Counter("xcwl_webhook_deliveries", "Webhook delivery attempts by result.",
@@ -34,3 +38,7 @@ class CpMetrics:
 
     def track_subscribers(self, stream: str, count: Callable[[], int]) -> None:
         self.stream_subscribers.labels(stream).set_function(lambda: float(count()))
+
+    def track_store(self, specs: Sequence[GaugeSpec], read: Callable[[], Awaitable[Samples]]) -> None:
+        """Report gauges read from the CP's store at scrape time (call from the CP's event loop)."""
+        StoreGauges(specs, read, asyncio.get_running_loop()).register(self.registry)

@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from xporty.cp.v1 import audit_pb2
 from xwl_runtime.audit_checkpoint import ca_public_key
-from xwl_runtime.authz import Rule, table
+from xwl_runtime.authz import Rule
 from xwl_runtime.clock import Clock, SystemClock
 from xwl_runtime.component import BackgroundLoop, Component
 from xwl_runtime.identity import Identity
@@ -31,10 +32,15 @@ from xwl_runtime.server import DEFAULT_GRACE_S, Listener, RunningServer, start_s
 from xwl_runtime.tls import ReloadableServerCredentials, TlsMaterial
 
 from .alerts import component as alerts_component
+from .alerts.component import Alerts
+from .authz import TABLE as AUTHZ_TABLE
 from .catalog import component as catalog_component
 from .catalog import digest_reporter
-from .catalog.checkout_offers import CatalogImportedOffers
+from .catalog.component import Catalog
+from .catalog.snapshot import BeforeCommit
+from .catalog.sync import SyncSettings
 from .checkout import component as checkout_component
+from .checkout.catalog_offers import CatalogImportedOffers
 from .checkout.component import CheckoutConfig, Checkouts
 from .context import NodeContext
 from .cp_channel import CpChannel, cp_channel_factory
@@ -44,8 +50,11 @@ from .lean import limit_malloc_arenas
 from .operations.reporter import OperationsReporter
 from .orders import component as orders_component
 from .orders.catalog_stock import catalog_offer_stock
+from .orders.component import Orders
 from .orders.txn import TxRunner
+from .peers import component as peers_component
 from .peers.client import PeerConfig
+from .peers.component import PeerClient
 from .policy.agent import PolicyAgent
 from .policy.checkpoint import CheckpointKeeper
 from .policy.lkg import LastKnownGoodStore
@@ -53,11 +62,16 @@ from .policy.peer_guard import NodePeerGuard
 from .policy.state import PolicyState
 from .privacy.keys import node_keyring
 from .risk import component as risk_component
+from .risk.component import RiskComponent
 from .rollout import component as rollout_component
 from .settings import NodeSettings
 from .store import open_store
-from .storefront.servicer import StorefrontServicer
+from .storefront import component as storefront_component
+from .storefront.component import Storefront
 from .telemetry import component as telemetry_component
+from .telemetry.component import TelemetryComponent
+from .trader import component as trader_component
+from .trader.component import Trader
 
 log = logging.getLogger(__name__)
 
@@ -80,71 +94,115 @@ def _checkpoint_keeper(settings: NodeSettings, tls: TlsMaterial | None) -> Check
     return keeper
 
 
-@dataclass
-class Features:
-    """The node's features and the handles other parts of the root need."""
+def _no_checkpoint() -> audit_pb2.AuditCheckpoint | None:
+    return None
 
-    components: list[Component]
+
+@dataclass(frozen=True)
+class NodeFeatures:
+    """Every feature of a node, in the order they are built (each needs only those above it).
+
+    telemetry → risk → orders → peers → catalog → trader → checkout → alerts → operations → flags → storefront
+    → digests
+    """
+
+    telemetry: TelemetryComponent
+    """Signed ledger events shipped to the CP (the order desk and the checkout enqueue them)."""
+    risk: RiskComponent
+    """Signals applied (``Enforcer``), the pair gate and the local imbalance guard."""
+    orders: Orders
+    """The exporter's order desk."""
+    peers: PeerClient
+    """The importer's trader client: tokens, channels, breakers."""
+    catalog: Catalog
+    """Exportable offers, the imported snapshot and its sync job."""
+    trader: Trader
+    """TraderService (peer API)."""
     checkouts: Checkouts
-    storefront: StorefrontServicer | None = None
+    """The importer's checkout, outbox and reconciler."""
+    alerts: Alerts
+    """The pair alert board."""
+    operations: Component
+    """Operation outcomes, breaker changes and offer views reported to the CP."""
+    flags: Component
+    """FeatureFlagService (local API): this WL's feature flags."""
+    storefront: Storefront
+    """StorefrontService (local API)."""
+    digests: Component
+    """Offer digests reported to the CP."""
+    runner: Component
+    """The transaction runner shared by the order desk and the checkout (closed on stop)."""
+
+    @property
+    def components(self) -> list[Component]:
+        """Every component, in build order."""
+        return [self.telemetry, self.risk, self.orders.component, self.peers.component, self.catalog.component,
+                self.trader.component, self.checkouts.component, self.alerts.component, self.operations, self.flags,
+                self.storefront.component, self.digests, self.runner]
 
 
-def build_features(ctx: NodeContext, state: PolicyState, cp: CpChannel) -> Features:
-    """Every feature of a node: catalog, exporter order desk, importer checkout, telemetry and risk, wired together.
+def build_features(
+    ctx: NodeContext,
+    state: PolicyState,
+    cp: CpChannel,
+    *,
+    audit_checkpoint: Callable[[], audit_pb2.AuditCheckpoint | None] = _no_checkpoint,
+    sync_settings: SyncSettings | None = None,
+    before_commit: BeforeCommit | None = None,
+) -> NodeFeatures:
+    """Every feature of a node, built in dependency order (``NodeFeatures``); nothing is attached later.
+
+    ``sync_settings`` and ``before_commit`` (a failure hook of the catalog snapshot) are for tests and benches.
 
     The composition root's one place for that wiring; ``xcwl bench risk`` builds its 50 nodes' features with it.
     """
-    runner = TxRunner(ctx.settings.db_url)  # one transaction runner shared by the order desk and the checkout
+    settings = ctx.settings
+    runner = TxRunner(settings.db_url)  # one transaction runner shared by the order desk and the checkout
     telemetry = telemetry_component.install(ctx, cp)
-    kick = telemetry.shipper.kick if telemetry.shipper is not None else None
-    if kick is not None:  # events leave right after the transaction that wrote them: the shipper never polls
-        runner.add_commit_listener(kick)
+    kick = telemetry.shipper.kick
+    runner.add_commit_listener(kick)  # events leave right after the transaction that wrote them: no polling
     risk = risk_component.install(ctx, state, cp, on_enqueued=kick)
-    if risk.gate is None or risk.desk_guard is None:
-        raise RuntimeError("the risk component always builds its gate and desk guard")
-    orders = orders_component.install(ctx, state, catalog_offer_stock(clock=ctx.clock), runner=runner,
-                                      signal_gate=risk.gate.signal_gate, guards=[risk.desk_guard])
-    holder: list[Checkouts] = []  # the storefront's availability reads the checkout's breakers (built next)
     signal_gate = risk.gate.signal_gate
-
-    def available(exporter: str) -> bool:
-        # Unavailable while the checkout would refuse: circuit open, or the enforcer says no (pair paused/blocked
-        # or direction disabled by signal, stale risk view).
-        return (holder[0].peers.available(exporter) if holder else True) and signal_gate(exporter, state.wl_id) is None
-
-    catalog = catalog_component.build(ctx, state, orders=orders.rpc, availability=available)
-    digests = digest_reporter.install(ctx.engine, state, cp, ctx.clock, catalog.notifier,
-                                     ctx.settings.offer_digest_interval)
-    order_timeout = ctx.settings.order_timeout
+    orders = orders_component.install(ctx, state, catalog_offer_stock(clock=ctx.clock), runner=runner,
+                                      signal_gate=signal_gate, guards=[risk.desk_guard])
+    order_timeout = settings.order_timeout
+    cadence = settings.cadence
     # The reconciler may only call a PENDING checkout in doubt long after its order's deadline has passed.
-    cadence = ctx.settings.cadence
     config = CheckoutConfig(peers=PeerConfig(order_timeout_s=order_timeout.total_seconds(),
                                              channel_idle_s=cadence.peer_channel_idle_s),
                             in_doubt_after=max(dt.timedelta(seconds=2), 4 * order_timeout),
                             reconcile_interval_s=cadence.reconcile_busy_s, reconcile_idle_s=cadence.reconcile_idle_s,
                             outbox_idle_s=cadence.outbox_idle_s)
+    peers = peers_component.install(ctx, state, cp, config.peers)
+
+    def available(exporter: str) -> bool:
+        # Unavailable while the checkout would refuse: circuit open, or the enforcer says no (pair paused/blocked
+        # or direction disabled by signal, stale risk view).
+        return peers.peers.available(exporter) and signal_gate(exporter, state.wl_id) is None
+
+    catalog = catalog_component.build(ctx, state, availability=available, sync_settings=sync_settings,
+                                      before_commit=before_commit)
+    trader = trader_component.install(ctx, state, notifier=catalog.notifier, orders=orders.rpc,
+                                      accounts=catalog.accounts)
     checkouts = checkout_component.install(
-        ctx, state, cp, CatalogImportedOffers(catalog.view, state), runner=runner, config=config,
-        enforcer=risk.gate.signal_gate, import_guard=risk.guard,
+        ctx, state, peers, CatalogImportedOffers(catalog.view, state), runner=runner, config=config,
+        signal_gate=signal_gate, import_guard=risk.guard,
     )
-    holder.append(checkouts)
-    catalog.storefront.attach_checkouts(checkouts.rpc)
-    if risk.enforcer is None:
-        raise RuntimeError("the risk component always builds its enforcer")
-    catalog.storefront.pairs.attach_enforcer(risk.enforcer)  # WatchPairs streams the signals applied
     alerts = alerts_component.install(ctx, risk.enforcer, state.wl_id)
-    catalog.storefront.attach_alerts(alerts.rpc)
-    runner_component = Component(name="tx-runner", on_stop=[runner.close])
-    reporter = OperationsReporter(cp, ctx.clock)
+    reporter = OperationsReporter(cp, ctx.clock)  # outcomes, breaker changes and offer views, to the CP
     ctx.metrics.add_order_listener(reporter.order)
-    catalog.storefront.attach_view_counter(reporter.viewed)
     ctx.metrics.add_breaker_listener(lambda peer, to: reporter.breaker(peer, to, f"circuit {to}"))
-    operations = Component(name="operations", loops=[reporter.run])
-    return Features(
-        components=[catalog.component, digests, orders.component, checkouts.component, runner_component, telemetry,
-                    risk, alerts.component, operations, rollout_component.install(ctx, state)],
-        checkouts=checkouts,
-        storefront=catalog.storefront,
+    flags = rollout_component.install(ctx, state)
+    storefront = storefront_component.install(ctx, state, catalog=catalog, checkouts=checkouts.rpc,
+                                              alerts=alerts.rpc, enforcer=risk.enforcer,
+                                              audit_checkpoint=audit_checkpoint, viewed=reporter.viewed)
+    digests = digest_reporter.install(ctx.engine, state, cp, ctx.clock, catalog.notifier,
+                                      settings.offer_digest_interval)
+    return NodeFeatures(
+        telemetry=telemetry, risk=risk, orders=orders, peers=peers, catalog=catalog, trader=trader,
+        checkouts=checkouts, alerts=alerts, operations=Component(name="operations", loops=[reporter.run]),
+        flags=flags, storefront=storefront, digests=digests,
+        runner=Component(name="tx-runner", on_stop=[runner.close]),
     )
 
 
@@ -161,7 +219,7 @@ class NodeApp:
     cp: CpChannel
     components: list[Component]
     server_credentials: ReloadableServerCredentials | None
-    checkouts: Checkouts | None = None
+    features: NodeFeatures
     metrics_listener: MetricsListener | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -176,6 +234,11 @@ class NodeApp:
     def engine(self) -> AsyncEngine:
         return self.ctx.engine
 
+    @property
+    def checkouts(self) -> Checkouts:
+        """The importer side (tests and the SDK's examples reach the token cache and the service here)."""
+        return self.features.checkouts
+
     def start_loops(self, loops: Sequence[BackgroundLoop]) -> None:
         for loop in loops:
             task = asyncio.create_task(loop(self._stop), name=getattr(loop, "__qualname__", "loop"))
@@ -187,8 +250,7 @@ class NodeApp:
         if self.server_credentials is not None:
             self.server_credentials.update(material.pair)
         self.cp.replace(material)
-        if self.checkouts is not None:
-            self.checkouts.on_rotate(material)
+        self.features.peers.on_rotate(material)
 
     async def stop(self, grace: float = DEFAULT_GRACE_S) -> None:
         """NOT_SERVING at once, let in-flight RPCs finish for ``grace`` seconds, then stop loops and close."""
@@ -224,8 +286,11 @@ async def build_node(
     clock: Clock | None = None,
     *,
     extra_components: Sequence[Component] = (),
+    extra_authz: Mapping[str, Rule] | None = None,
 ) -> NodeApp:
-    """Build and start a node; ``extra_components`` lets tests add services (the root itself lists features)."""
+    """Build and start a node; ``extra_components`` and their ``extra_authz`` rules let tests add services (the
+    root itself lists features; ``wl_node/authz.py`` is the node's table)."""
+    extra_authz = extra_authz or {}
     clock = clock or SystemClock()
     engine = await open_store(settings.db_url, settings.wl_id, migrate_in_process=not settings.migrate_in_child)
     cp: CpChannel | None = None
@@ -244,10 +309,9 @@ async def build_node(
                             checkpoints=_checkpoint_keeper(settings, tls))
         await agent.load_last_known_good()  # before any CP contact: a restart with the CP down serves this
 
-        features = build_features(ctx, state, cp)
-        if features.storefront is not None and agent.checkpoints is not None:
-            keeper = agent.checkpoints
-            features.storefront.attach_audit_checkpoint(lambda: keeper.kept)
+        keeper = agent.checkpoints
+        features = build_features(ctx, state, cp,
+                                  audit_checkpoint=(lambda: keeper.kept) if keeper is not None else _no_checkpoint)
         components = [*features.components, *extra_components]
         renewer: CertificateRenewer | None = None
         if tls is not None:
@@ -256,16 +320,14 @@ async def build_node(
                 clock=clock,
             )
             components.append(renewal_component(renewer))
-        authz: dict[str, Rule] = {}
-        for component in components:
-            authz.update(component.authz)
         credentials = ReloadableServerCredentials(tls) if tls is not None else None
         server = await start_server(
             registrations=[r for c in components for r in c.registrations],
             service_names=[s for c in components for s in c.service_names],
             listeners=[Listener(settings.listen, credentials.credentials if credentials else None,
                                 max_receive_bytes=settings.max_receive_bytes)],
-            authz_table=table(authz),
+            authz_table={**AUTHZ_TABLE, **extra_authz},
+            local_wl=settings.wl_id,
             insecure_dev=settings.insecure_dev,
             serving=False,
             peer_guard=NodePeerGuard(state),
@@ -276,7 +338,7 @@ async def build_node(
         await health.evaluate()
         app = NodeApp(
             settings=settings, ctx=ctx, state=state, agent=agent, health=health, server=server, cp=cp,
-            components=components, server_credentials=credentials, checkouts=features.checkouts,
+            components=components, server_credentials=credentials, features=features,
         )
         if renewer is not None:
             renewer.on_rotate(app.on_rotate)  # server credentials + CP channel follow every renewal

@@ -41,7 +41,6 @@ def cp_channel_factory(target: str, *, reconnect_cap_s: float) -> ChannelFactory
     cap_ms = max(50, int(reconnect_cap_s * 1000))
     options = (
         ("grpc.initial_reconnect_backoff_ms", min(200, cap_ms)),
-        ("grpc.min_reconnect_backoff_ms", min(200, cap_ms)),
         ("grpc.max_reconnect_backoff_ms", cap_ms),
     )
 

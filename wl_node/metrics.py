@@ -1,18 +1,21 @@
 """The WL node's Prometheus metrics (names and labels: docs/metrics.md).
 
 Labels are bounded: the peer WL (``exporter``/``peer``), an outcome or stage from a fixed vocabulary, never an id.
-Figures that already live in memory (the applied policy version, the view's age) are read at scrape time; the rest
-are counted where they happen, so nothing here polls.
+Figures that already live in memory (the applied policy version, the view's age, each exporter's sync lag) are
+read at scrape time; queue depths kept in the node's tables are read from the store at scrape time by the feature
+that owns the table (``track_store``); the rest are counted where they happen, so nothing here polls.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
 
 from xwl_runtime.breaker import BreakerState
-from xwl_runtime.metrics import LATENCY_BUCKETS_S, RpcMetrics
+from xwl_runtime.metrics import LATENCY_BUCKETS_S, GaugeSpec, RpcMetrics, Samples, StoreGauges
 
 BREAKER_LEVEL = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 """Value of ``xcwl_breaker_state``: 0 closed, 1 half-open, 2 open."""
@@ -22,6 +25,11 @@ ORDER_OUTCOMES = ("confirmed", "denied", "cancelled", "refused", "unavailable", 
 
 SIGNAL_STAGES = ("received", "applied", "acked")
 """``stage`` label of ``xcwl_signals_total``."""
+
+SYNC_LAG = GaugeSpec("xcwl_catalog_sync_lag_seconds",
+                     "Seconds since this node last knew its copy of the exporter's catalog current.", ("exporter",))
+OUTBOX_DEPTH = GaugeSpec("xcwl_compensation_outbox_depth", "CancelOrders owed to exporters, not yet acknowledged.")
+EVENT_QUEUE_DEPTH = GaugeSpec("xcwl_event_queue_depth", "Events waiting to be shipped to the CP.")
 
 
 class NodeMetrics:
@@ -44,18 +52,12 @@ class NodeMetrics:
                                    ["peer"], registry=r)
         self.breaker_transitions = Counter("xcwl_breaker_transitions", "Circuit state changes per peer.",
                                            ["peer", "to"], registry=r)
-        self.sync_lag_seconds = Gauge("xcwl_catalog_sync_lag_seconds",
-                                      "Seconds since the exporter's catalog was last brought up to date.",
-                                      ["exporter"], registry=r)
         self.policy_version = Gauge("xcwl_policy_applied_version", "Policy version this node applied.", registry=r)
         self.policy_age_seconds = Gauge("xcwl_policy_view_age_seconds",
                                         "Seconds since the CP last confirmed the applied view (drift bound).",
                                         registry=r)
         self.signals = Counter("xcwl_signals", "CP signals by stage: received, applied, acked.", ["stage"],
                                registry=r)
-        self.outbox_depth = Gauge("xcwl_compensation_outbox_depth", "CancelOrders owed to exporters.", registry=r)
-        self.event_queue_depth = Gauge("xcwl_event_queue_depth", "Signed events waiting to be shipped to the CP.",
-                                       registry=r)
         self.pair_alerts = Gauge("xcwl_pair_alert_open", "1 while the CP reports a pair of this WL at >= 80%.",
                                  ["peer"], registry=r)
 
@@ -72,6 +74,14 @@ class NodeMetrics:
         self.policy_version.set_function(lambda: float(version()))
         self.policy_age_seconds.set_function(age_s)
 
+    def track_sync_lag(self, lags: Callable[[], Mapping[str, float]]) -> None:
+        """Report ``lags()`` (exporter → seconds) as ``xcwl_catalog_sync_lag_seconds`` at scrape time."""
+        self.registry.register(_LagCollector(lags))
+
+    def track_store(self, specs: Sequence[GaugeSpec], read: Callable[[], Awaitable[Samples]]) -> None:
+        """Report gauges read from the node's store at scrape time (call from the node's event loop)."""
+        StoreGauges(specs, read, asyncio.get_running_loop()).register(self.registry)
+
     def breaker_changed(self, peer: str, new: BreakerState) -> None:
         self.breaker_state.labels(peer).set(BREAKER_LEVEL[new])
         self.breaker_transitions.labels(peer, new.value).inc()
@@ -84,3 +94,19 @@ class NodeMetrics:
             self.confirmation_seconds.labels(exporter).observe(seconds)
         for listener in self._order_listeners:
             listener(exporter, outcome, seconds)
+
+
+class _LagCollector:
+    """``xcwl_catalog_sync_lag_seconds`` from the catalog sync's in-memory figures."""
+
+    def __init__(self, lags: Callable[[], Mapping[str, float]]) -> None:
+        self._lags = lags
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(SYNC_LAG.name, SYNC_LAG.documentation, labels=list(SYNC_LAG.labels))
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(SYNC_LAG.name, SYNC_LAG.documentation, labels=list(SYNC_LAG.labels))
+        for exporter, seconds in sorted(self._lags().items()):
+            family.add_metric([exporter], seconds)
+        yield family

@@ -1,7 +1,8 @@
-"""A feature's contribution to a process: its gRPC services, authorization rules and background loops.
+"""A feature's contribution to a process: its gRPC services, background loops and stop hooks.
 
 Each composition root (``cp_server/app.py``, ``wl_node/app.py``) builds a list of components from its context and
-starts one server with all of them, so adding a feature is one line in the root.
+starts one server with all of them, so adding a feature is one line in the root. Who may call the services is
+not a component's business: each binary has one authorization table (``cp_server/authz.py``, ``wl_node/authz.py``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from .authz import Rule
 from .server import Registration
 
 BackgroundLoop = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
@@ -25,6 +25,5 @@ class Component:
     name: str
     registrations: list[Registration] = field(default_factory=list)
     service_names: list[str] = field(default_factory=list)
-    authz: dict[str, Rule] = field(default_factory=dict)
     loops: list[BackgroundLoop] = field(default_factory=list)
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

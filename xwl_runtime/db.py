@@ -49,6 +49,12 @@ def sync_url(url: str) -> str:
     raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}: use sqlite:/// or postgresql://")
 
 
+def libpq_dsn(url: str) -> str:
+    """The libpq form of a SQLAlchemy PostgreSQL URL (``postgresql+psycopg://`` → ``postgresql://``), for a
+    psycopg connection of its own such as a LISTEN connection."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def configure_sqlite(engine: sa.Engine, *, writer: bool = True) -> None:
     """Give a sync SQLite engine this module's connection set-up: WAL, ``synchronous=FULL``, foreign keys, busy
     timeout and, for a ``writer``, ``BEGIN IMMEDIATE`` (a read-only engine does not queue behind writers)."""

@@ -8,6 +8,9 @@ order, checkout or correlation id. ``docs/metrics.md`` lists them all.
 The server side is timed by the ``ServerPipeline`` with ``RpcMetrics.server_seconds`` (a refusal by the pipeline:
 authorization, rate limit, validation, is measured with its code); the client interceptor times unary calls to
 completion.
+
+Figures kept in a database table (queue depths, balances, open alerts) are read when Prometheus scrapes
+(``StoreGauges``), never by a loop of their own: an idle process runs no query unless someone scrapes it.
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 import grpc
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +98,78 @@ _pending: set[asyncio.Task[None]] = set()
 
 def _client_code(code: Any) -> str:
     return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+
+
+Samples = Mapping[str, Sequence[tuple[Sequence[str], float]]]
+"""Gauge family name → its samples as (label values, value)."""
+
+SCRAPE_READ_TIMEOUT_S = 5.0
+"""Longest a scrape waits for a store read; past it the families are left out of that scrape."""
+
+
+@dataclass(frozen=True)
+class GaugeSpec:
+    """One gauge family a ``StoreGauges`` collector reports."""
+
+    name: str
+    documentation: str
+    labels: tuple[str, ...] = ()
+
+
+class StoreGauges:
+    """Gauges read from the store at scrape time, by an async read run on the owner's event loop.
+
+    The scrape runs on the metrics listener's thread: it schedules ``read`` on ``loop`` and waits up to
+    ``timeout_s``. A read that fails or times out leaves its families out of that scrape (logged), so a slow store
+    never hangs Prometheus. Collected on the event loop's own thread (a test calling ``get_sample_value`` there),
+    the families are empty rather than deadlocking: scrape through ``generate_latest`` on another thread.
+    """
+
+    def __init__(self, specs: Sequence[GaugeSpec], read: Callable[[], Awaitable[Samples]],
+                 loop: asyncio.AbstractEventLoop, *, timeout_s: float = SCRAPE_READ_TIMEOUT_S) -> None:
+        self._specs = tuple(specs)
+        self._read = read
+        self._loop = loop
+        self._timeout_s = timeout_s
+
+    def _families(self) -> dict[str, GaugeMetricFamily]:
+        return {s.name: GaugeMetricFamily(s.name, s.documentation, labels=list(s.labels)) for s in self._specs}
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(self._families().values())
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        families = self._families()
+        if self._loop.is_closed() or _on_loop(self._loop):
+            return iter(())
+        future = asyncio.run_coroutine_threadsafe(_call(self._read), self._loop)
+        try:
+            samples = future.result(timeout=self._timeout_s)
+        except Exception as err:  # noqa: BLE001 - any failure of the read only drops these families
+            future.cancel()
+            log.warning("metrics store read failed", extra={"fields": {
+                "families": sorted(families), "error": f"{type(err).__name__}: {str(err)[:160]}"}})
+            return iter(())
+        for name, rows in samples.items():
+            family = families[name]
+            for labels, value in rows:
+                family.add_metric(list(labels), value)
+        return iter(families.values())
+
+    def register(self, registry: CollectorRegistry) -> StoreGauges:
+        registry.register(self)
+        return self
+
+
+async def _call(read: Callable[[], Awaitable[Samples]]) -> Samples:
+    return await read()
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 @dataclass

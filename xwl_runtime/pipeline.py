@@ -28,7 +28,7 @@ from prometheus_client import Histogram
 from . import correlation, tracing
 from .authz import Rule
 from .errors import PermissionDenied, Unauthenticated, XcwlError
-from .identity import Identity, parse_spiffe_id
+from .identity import Identity, Kind, parse_spiffe_id
 from .metrics import split_method
 from .peer_guard import PeerCertificate, PeerGuard, StreamGuard, peer_certificate
 from .ratelimit import Admission, peer_address
@@ -87,8 +87,10 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
         peer_guard: PeerGuard | None = None,
         admission: Admission | None = None,
         latency: Histogram | None = None,
+        local_wl: str | None = None,
     ) -> None:
         self._table = dict(table)
+        self._local_wl = local_wl
         self._insecure_dev = insecure_dev
         self._guard = peer_guard
         self._streams = StreamGuard(peer_guard) if peer_guard is not None else None
@@ -146,8 +148,7 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
             await self._guard.check(peer)
         return ident, peer
 
-    @staticmethod
-    def _authorize(ident: Identity | None, method: str, rule: Rule | None) -> None:
+    def _authorize(self, ident: Identity | None, method: str, rule: Rule | None) -> None:
         if rule is None:
             raise PermissionDenied(f"{method} is not allowed to anyone", reason="METHOD_NOT_ALLOWED")
         if ident is None:
@@ -160,6 +161,9 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
                 reason="IDENTITY_NOT_ALLOWED",
                 metadata={"caller": ident.spiffe_id, "method": method},
             )
+        if rule.same_wl and ident.kind is Kind.APP and ident.wl_id != self._local_wl:
+            raise PermissionDenied(f"{ident} is not an app of {self._local_wl}", reason="NOT_THIS_WL",
+                                   metadata={"caller": ident.spiffe_id})
 
     def _admit(
         self, context: grpc.aio.ServicerContext[Any, Any], ident: Identity | None, *, stream: bool

@@ -22,7 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
 from . import tracing
-from .authz import Rule
+from .authz import Rule, check_complete
 from .metrics import RpcMetrics
 from .peer_guard import PeerGuard
 from .pipeline import ServerPipeline
@@ -89,6 +89,7 @@ async def start_server(
     peer_guard: PeerGuard | None = None,
     admission: Admission | None = None,
     metrics: RpcMetrics | None = None,
+    local_wl: str | None = None,
 ) -> RunningServer:
     """Build and start a server. ``serving`` is the initial health status of every service.
 
@@ -97,9 +98,13 @@ async def start_server(
     ``metrics``: RPC latency histograms, measured by the pipeline (refusals included). While tracing is on
     (``tracing.configure_tracing``) the OpenTelemetry interceptor is the outermost, so its span is current for
     everything after it.
+    ``authz_table`` must hold a rule for every method of ``service_names`` (and health, reflection), or the
+    server refuses to start (``authz.AuthzTableError``); ``local_wl``: the WL a node serves, for rules open only
+    to that WL's apps.
     """
     if not listeners:
         raise ValueError("a server needs at least one listener")
+    check_complete(authz_table, service_names, local_wl=local_wl)
     health = HealthServicer()
     reflection_index = default_index()
     servers: dict[tuple[int, int], grpc.aio.Server] = {}
@@ -112,7 +117,8 @@ async def start_server(
                 interceptors=[*tracing.server_interceptors(),
                               ServerPipeline(authz_table, insecure_dev=insecure_dev, peer_guard=peer_guard,
                                              admission=admission,
-                                             latency=metrics.server_seconds if metrics is not None else None),
+                                             latency=metrics.server_seconds if metrics is not None else None,
+                                             local_wl=local_wl),
                               *extra_interceptors],
                 options=[*SERVER_OPTIONS, *server_message_options(*limits)],
             )

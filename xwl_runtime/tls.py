@@ -29,7 +29,9 @@ SERVER_KEEPALIVE_TIMEOUT_MS = 10_000
 SERVER_MIN_PING_INTERVAL_MS = 10_000
 CLIENT_KEEPALIVE_TIME_MS = 15_000
 CLIENT_KEEPALIVE_TIMEOUT_MS = 10_000
-# Reconnect backoff: gRPC's default caps at 120 s, far too slow for a 1-minute reaction target.
+# Reconnect backoff: gRPC's default caps at 120 s, far too slow for a 1-minute reaction target. Only the initial and
+# the maximum backoff are set: ``grpc.min_reconnect_backoff_ms`` is gRPC core's minimum CONNECT TIMEOUT (default
+# 20 s), and lowering it makes any TCP + TLS handshake slower than that (a loaded host) fail as "handshaker shutdown".
 CLIENT_INITIAL_RECONNECT_BACKOFF_MS = 200
 CLIENT_MAX_RECONNECT_BACKOFF_MS = 3_000
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
@@ -62,7 +64,6 @@ CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.initial_reconnect_backoff_ms", CLIENT_INITIAL_RECONNECT_BACKOFF_MS),
-    ("grpc.min_reconnect_backoff_ms", CLIENT_INITIAL_RECONNECT_BACKOFF_MS),
     ("grpc.max_reconnect_backoff_ms", CLIENT_MAX_RECONNECT_BACKOFF_MS),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

@@ -1,4 +1,4 @@
-"""The admin component: AdminService, for operators only."""
+"""The admin component: AdminService (operators only: ``cp_server/authz.py``)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ from cp_server.store.pairs import PairPolicies
 from cp_server.store.registry import WlRegistry
 from cp_server.trust.admin import TrustAdmin
 from xporty.cp.v1 import admin_service_pb2, admin_service_pb2_grpc
-from xwl_runtime.authz import Rule, service_methods
 from xwl_runtime.component import Component
-from xwl_runtime.identity import Kind
 
 from .servicer import AdminServicer
 
@@ -34,5 +32,4 @@ def install(
         name="admin",
         registrations=[lambda server: admin_service_pb2_grpc.add_AdminServiceServicer_to_server(servicer, server)],
         service_names=[SERVICE.full_name],
-        authz=service_methods(SERVICE.full_name, [m.name for m in SERVICE.methods], Rule(frozenset({Kind.OPS}))),
     )

@@ -12,10 +12,9 @@ from cp_server.risk import tables as t
 from cp_server.risk.ledger import dec_str
 from cp_server.risk.report import balance_table
 from cp_server.risk.settings import RiskSettings
-from cp_server.signals.store import SignalStore
+from cp_server.risk.signal_store import SignalStore
 from xporty.cp.v1 import analytics_pb2, analytics_service_pb2, analytics_service_pb2_grpc
 from xwl_runtime.clock import Clock
-from xwl_runtime.errors import FailedPrecondition
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
@@ -33,20 +32,19 @@ class SloHandler(Protocol):
 class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
     """Read-only reports over the risk store."""
 
-    def __init__(self, engine: AsyncEngine, store: SignalStore, settings: RiskSettings, clock: Clock) -> None:
+    def __init__(self, engine: AsyncEngine, store: SignalStore, settings: RiskSettings, clock: Clock,
+                 slo: SloHandler) -> None:
         self._engine = engine
         self._store = store
         self._settings = settings
         self._clock = clock
-        self.slo: SloHandler | None = None
-        """GetSloReport is served by the SLO feature when the composition root attaches it."""
+        self._slo = slo
+        """GetSloReport is the SLO feature's (``cp_server/slo``)."""
 
     async def GetSloReport(  # noqa: N802 - gRPC method name
         self, request: analytics_service_pb2.GetSloReportRequest, context: grpc.aio.ServicerContext[Any, Any],
     ) -> analytics_service_pb2.GetSloReportResponse:
-        if self.slo is None:
-            raise FailedPrecondition("the SLO report is not enabled", reason="SLO_DISABLED")
-        return await self.slo.slo_report(request)
+        return await self._slo.slo_report(request)
 
     async def GetBalances(  # noqa: N802 - gRPC method name
         self,

@@ -10,15 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from cp_server.risk.component import settings_of
+from cp_server.risk_services import settings_of
 from cp_server.rollups import tables as rollups
 from cp_server.slo.report import SloReporter
 from xporty.cp.v1 import dashboard_service_pb2, dashboard_service_pb2_grpc
 from xwl_runtime import correlation
-from xwl_runtime.authz import Rule, service_methods
 from xwl_runtime.component import BackgroundLoop, Component
 from xwl_runtime.errors import FailedPrecondition
-from xwl_runtime.identity import Identity, Kind
+from xwl_runtime.identity import Identity
 from xwl_runtime.pipeline import caller
 from xwl_runtime.pki import PkiDir
 
@@ -31,7 +30,6 @@ if TYPE_CHECKING:
     from cp_server.context import CpContext
 
 SERVICE = dashboard_service_pb2.DESCRIPTOR.services_by_name["DashboardService"].full_name
-AUTHZ: dict[str, Rule] = service_methods(SERVICE, ["CreateLoginLink"], Rule(frozenset({Kind.OPS, Kind.WL, Kind.APP})))
 PRUNE_INTERVAL_S = 3600.0
 
 
@@ -103,6 +101,5 @@ def install(ctx: CpContext) -> Dashboard:
     loops: list[BackgroundLoop] = [pruning]
     if server is not None:
         loops.append(server.run)
-    component = Component(name="dashboard", registrations=[register], service_names=[SERVICE], authz=dict(AUTHZ),
-                          loops=loops)
+    component = Component(name="dashboard", registrations=[register], service_names=[SERVICE], loops=loops)
     return Dashboard(component, access, server)

@@ -1,6 +1,6 @@
 """CSR checks and the record of certificates the CP issued online.
 
-The record lets later features (signed telemetry events, issue 5) check that a signature was made with a key
+The record lets later features (signed telemetry events) check that a signature was made with a key
 the CP really certified for that WL, at that time, without trusting anything in the event itself.
 """
 

@@ -1,4 +1,4 @@
-"""The identity feature as a CP component: IdentityService and who may call each of its methods."""
+"""The identity feature as a CP component: IdentityService (who may call it: ``cp_server/authz.py``)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,10 @@ from typing import TYPE_CHECKING
 import grpc
 
 from xporty.cp.v1 import identity_service_pb2, identity_service_pb2_grpc
-from xwl_runtime.authz import ALL_KINDS, HEALTH_METHODS, Rule, service_methods
 from xwl_runtime.component import Component
-from xwl_runtime.identity import Kind
 
 from .bootstrap import BootstrapTokens
-from .registry import WlRegistry
+from .registry import RegistryLookup
 from .servicer import IdentityServicer
 
 if TYPE_CHECKING:
@@ -21,16 +19,6 @@ if TYPE_CHECKING:
 
 SERVICE_NAME = identity_service_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name
 
-AUTHZ: dict[str, Rule] = {
-    # No kinds: callers with any certificate are refused, so Enroll works only on the enrollment listener
-    # (server-authenticated TLS, no client certificate) and never on the mTLS listener.
-    **service_methods(SERVICE_NAME, ["Enroll"], Rule(frozenset(), anonymous=True)),
-    **service_methods(SERVICE_NAME, ["RenewCertificate", "IssueToken", "IssueTokens"], Rule(frozenset({Kind.WL}))),
-    **service_methods(SERVICE_NAME, ["GetJwks"], Rule(ALL_KINDS)),
-    # A node about to enroll may probe the enrollment listener's health. Anonymous callers exist only on that
-    # listener: the mTLS listener refuses connections without a client certificate at the handshake.
-    **{method: Rule(ALL_KINDS, anonymous=True) for method in HEALTH_METHODS},
-}
 
 
 def install(ctx: CpContext, *, token_keys: TokenKeys | None = None) -> Component:
@@ -39,7 +27,7 @@ def install(ctx: CpContext, *, token_keys: TokenKeys | None = None) -> Component
         engine=ctx.engine,
         ca=ctx.ca,
         bootstrap=BootstrapTokens(ctx.engine, ctx.clock),
-        registry=WlRegistry(ctx.engine),
+        registry=RegistryLookup(ctx.engine),
         audit=ctx.audit,
         clock=ctx.clock,
         jwt_key=ctx.jwt_key,
@@ -53,4 +41,4 @@ def install(ctx: CpContext, *, token_keys: TokenKeys | None = None) -> Component
     def register(server: grpc.aio.Server) -> None:
         identity_service_pb2_grpc.add_IdentityServiceServicer_to_server(servicer, server)
 
-    return Component(name="identity", registrations=[register], service_names=[SERVICE_NAME], authz=dict(AUTHZ))
+    return Component(name="identity", registrations=[register], service_names=[SERVICE_NAME])

@@ -23,8 +23,9 @@ toward the WL with imports enabled), read from the store the views are built fro
 _DNS_NAMES = sa.text(f"SELECT dns_names FROM {REGISTRY_TABLE} WHERE wl_id = :wl_id")
 
 
-class WlRegistry:
-    """Answers whether a WL id is in the registry."""
+class RegistryLookup:
+    """Answers registry questions for identity (read-only; the registry is ``cp_server.store.registry.WlRegistry``).
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine

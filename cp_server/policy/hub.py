@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -42,6 +41,7 @@ from xporty.cp.v1 import audit_pb2, identity_pb2, policy_pb2
 from xwl_runtime.backoff import Backoff
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import Unavailable
+from xwl_runtime.loops import wait_any
 
 from .view import ViewBuilder
 
@@ -60,21 +60,6 @@ class _Snapshot:
     world: World
     checkpoint: audit_pb2.AuditCheckpoint | None = None
     views: dict[str, policy_pb2.PolicyView | None] = field(default_factory=dict)
-
-
-def libpq_dsn(db_url: str) -> str:
-    """The libpq form of a SQLAlchemy PostgreSQL URL, for psycopg's own LISTEN connection."""
-    return make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def _wait_any(*events: asyncio.Event, timeout: float | None) -> None:
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)
 
 
 class PolicyHub:
@@ -198,7 +183,7 @@ class PolicyHub:
         backoff = Backoff(base_s=0.1, cap_s=LOAD_BACKOFF_CAP_S)
         self._dirty.set()  # the first load
         while not stop.is_set():
-            await _wait_any(stop, self._dirty, timeout=self._resync_interval_s)
+            await wait_any(stop, self._dirty, timeout=self._resync_interval_s)
             if stop.is_set():
                 break
             forced = self._dirty.is_set()
@@ -214,7 +199,7 @@ class PolicyHub:
                 log.warning("policy world load failed; retrying",
                             extra={"fields": {"error": str(err), "retry_in_s": round(delay, 3)}})
                 self._dirty.set()
-                await _wait_any(stop, timeout=delay)
+                await wait_any(stop, timeout=delay)
 
     async def _stored_version(self) -> int:
         async with self._engine.connect() as conn:
@@ -260,7 +245,7 @@ class PolicyHub:
                 delay = backoff.next_delay()
                 log.warning("policy change listener disconnected; reconnecting",
                             extra={"fields": {"error": str(err), "retry_in_s": round(delay, 3)}})
-                await _wait_any(stop, timeout=delay)
+                await wait_any(stop, timeout=delay)
 
 
 def _payload_version(payload: str) -> int | None:

@@ -47,6 +47,8 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
         self._node_status = node_status
         self._clock = clock
         self._heartbeat_s = heartbeat_interval.total_seconds()
+        self.open_streams = 0
+        """WatchPolicies streams open in this process (``xcwl_stream_subscribers{stream="policies"}``)."""
 
     def _target(self, requested: str) -> str:
         """Whose view the caller may read: its own (WL), or the one it names (operator)."""
@@ -79,25 +81,29 @@ class PolicyServicer(policy_service_pb2_grpc.PolicyServiceServicer):
         if self._hub.closed:
             raise Unavailable("the control plane is shutting down; reconnect", reason="CP_SHUTTING_DOWN")
         view = self._view(wl_id)
-        yield policy_service_pb2.WatchPoliciesResponse(snapshot=view)
-        sent_version, last_sent = view.version, self._clock.monotonic()
-        while True:
-            idle = self._clock.monotonic() - last_sent
-            await self._hub.wait_for_change(sent_version, timeout=self._heartbeat_s - idle)
-            if self._hub.closed:
-                return
-            if self._hub.version > sent_version:
-                view = self._view(wl_id)
-                yield policy_service_pb2.WatchPoliciesResponse(snapshot=view)
-                sent_version, last_sent = view.version, self._clock.monotonic()
-            elif self._clock.monotonic() - last_sent >= self._heartbeat_s:
-                yield policy_service_pb2.WatchPoliciesResponse(
-                    heartbeat=policy_service_pb2.Heartbeat(
-                        version=sent_version, send_time=protos.timestamp(self._clock.now()),
-                        audit_checkpoint=self._hub.checkpoint,
+        self.open_streams += 1
+        try:
+            yield policy_service_pb2.WatchPoliciesResponse(snapshot=view)
+            sent_version, last_sent = view.version, self._clock.monotonic()
+            while True:
+                idle = self._clock.monotonic() - last_sent
+                await self._hub.wait_for_change(sent_version, timeout=self._heartbeat_s - idle)
+                if self._hub.closed:
+                    return
+                if self._hub.version > sent_version:
+                    view = self._view(wl_id)
+                    yield policy_service_pb2.WatchPoliciesResponse(snapshot=view)
+                    sent_version, last_sent = view.version, self._clock.monotonic()
+                elif self._clock.monotonic() - last_sent >= self._heartbeat_s:
+                    yield policy_service_pb2.WatchPoliciesResponse(
+                        heartbeat=policy_service_pb2.Heartbeat(
+                            version=sent_version, send_time=protos.timestamp(self._clock.now()),
+                            audit_checkpoint=self._hub.checkpoint,
+                        )
                     )
-                )
-                last_sent = self._clock.monotonic()
+                    last_sent = self._clock.monotonic()
+        finally:
+            self.open_streams -= 1
 
     async def GetPolicies(  # noqa: N802
         self,

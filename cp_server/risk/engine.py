@@ -35,8 +35,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from cp_server.risk.signal_store import AUTOMATIC, DISABLE, ENABLE, OPERATOR, Auditor, SignalRecord, SignalStore
 from cp_server.rollups.writer import PairDelta, RollupWriter
-from cp_server.signals.store import AUTOMATIC, DISABLE, ENABLE, OPERATOR, Auditor, SignalRecord, SignalStore
 from xporty.cp.v1 import telemetry_pb2
 from xwl_runtime.errors import Aborted, AlreadyExists, InvalidArgument, NotFound, PermissionDenied, XcwlError
 from xwl_runtime.money import MoneyError, parse_canonical_amount

@@ -16,7 +16,8 @@ Each pass (after ``reconciliation_grace`` where the other side may still be in f
     compensated and the exporter never cancelled;
 
 * **action** on every new discrepancy (SECURITY ones from ingest included): an alert (``risk_alerts`` with the
-  discrepancy's reason, closed when the discrepancy resolves), and for an amount mismatch or a one-sided
+  discrepancy's reason, closed when the discrepancy resolves) and, in the alert's transaction, the
+  ``on_discrepancy`` hook (the ``discrepancy.opened`` operator webhook), and for an amount mismatch or a one-sided
   cancellation whose disputed value exceeds ``RiskSettings.discrepancy_pause_value``, the pair is PAUSED through
   the policy path (``pause_pair``: a policy change, so the PAIR_STATUS signal and the policy views carry it).
 
@@ -41,8 +42,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from cp_server.signals.hub import SignalHub
-from cp_server.signals.store import Auditor
+from cp_server.risk.signal_hub import SignalHub
+from cp_server.risk.signal_store import Auditor
 from xwl_runtime.backoff import Backoff
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import XcwlError
@@ -57,6 +58,8 @@ from .thresholds import Level, utilisation
 
 log = logging.getLogger(__name__)
 
+DiscrepancyHook = Callable[[AsyncConnection, dict[str, Any]], Awaitable[None]]
+"""``hook(conn, discrepancy)`` in the transaction that acts on a new discrepancy (its alert and ``acted_at``)."""
 PausePair = Callable[[str, str, str], Awaitable[None]]
 """``pause(wl_a, wl_b, reason)``: set the pair PAUSED through the policy store (wired by the composition root)."""
 RECONCILIATION = "RECONCILIATION"
@@ -95,6 +98,9 @@ class Reconciler:
         self.pause_pair = pause_pair
         """How a pair gets PAUSED (None: discrepancies alert but never pause, e.g. a CP without the policy
         store)."""
+        self.on_discrepancy: DiscrepancyHook | None = None
+        """Called once per discrepancy, in the transaction that raises its alert (wired by the composition
+        root: operator webhooks)."""
 
     async def run_once(self) -> int:
         """Settle, detect, act, re-evaluate changed limits, prune; returns the number of new discrepancies."""
@@ -176,20 +182,28 @@ class Reconciler:
         for r in pending:
             a, b = pair_of(r["exporter_wl"], r["importer_wl"])
             disputed = _dec(r["disputed_value"])
+            paused = False
             if (r["reason"] in PAUSING and disputed is not None
                     and disputed > self._settings.discrepancy_pause_value and self.pause_pair is not None):
-                await self._pause(a, b, r)
+                paused = await self._pause(a, b, r)
             async with self._risk.gate.begin() as conn:
+                key = (d.c.order_id == r["order_id"], d.c.reason == r["reason"])
+                # Claimed first, conditionally: a concurrent pass (another CP replica) acts on it once.
+                claimed = await conn.execute(d.update().where(*key, d.c.acted_at.is_(None)).values(acted_at=now))
+                if not claimed.rowcount:
+                    continue
                 alert_id = await self._alert(conn, a, b, r, now)
-                await conn.execute(d.update().where(d.c.order_id == r["order_id"], d.c.reason == r["reason"])
-                                   .values(acted_at=now, alert_id=alert_id))
+                await conn.execute(d.update().where(*key).values(alert_id=alert_id))
+                if self.on_discrepancy is not None:
+                    await self.on_discrepancy(conn, {**dict(r), "alert_id": alert_id, "pair_paused": paused})
 
-    async def _pause(self, a: str, b: str, r: Any) -> None:
+    async def _pause(self, a: str, b: str, r: Any) -> bool:
+        """Pause the pair over discrepancy ``r``; True when this call paused it."""
         async with self._engine.connect() as conn:
             ref = await load_reference(conn, {(a, b)})
         pair = ref.pairs.get((a, b))
         if pair is None or pair.status != "ACTIVE" or self.pause_pair is None:
-            return
+            return False
         reason = f"{r['reason']} on order {r['order_id'][:64]}: disputed value {r['disputed_value']}"
         try:
             await self.pause_pair(a, b, reason)
@@ -199,6 +213,7 @@ class Reconciler:
             raise
         log.warning("pair paused after a discrepancy", extra={"fields": {
             "wl_a": a, "wl_b": b, "reason": r["reason"], "order_id": r["order_id"]}})
+        return True
 
     async def _alert(self, conn: AsyncConnection, a: str, b: str, r: Any, now: dt.datetime) -> str:
         bal = t.balances

@@ -100,3 +100,22 @@ async def balance_table(conn: AsyncConnection, *, now: dt.datetime, window: dt.t
             trend_per_hour=rate, time_to_limit=ttl, level=Level[r.level] if r.level else Level.OK,
         ))
     return out
+
+
+async def utilisations(conn: AsyncConnection) -> list[tuple[str, str, Decimal]]:
+    """(wl_a, wl_b, utilisation) of every registered pair against its current limit (0 without events)."""
+    p, b = schema.pairs, t.balances
+    rows = (await conn.execute(
+        sa.select(p.c.wl_a, p.c.wl_b, p.c.imbalance_limit, b.c.exports_ab, b.c.exports_ba)
+        .select_from(p.outerjoin(b, sa.and_(b.c.wl_a == p.c.wl_a, b.c.wl_b == p.c.wl_b)))
+        .order_by(p.c.wl_a, p.c.wl_b))).all()
+    return [(r.wl_a, r.wl_b, utilisation(Balance(Decimal(r.exports_ab or "0"), Decimal(r.exports_ba or "0")).net,
+                                         Decimal(r.imbalance_limit))) for r in rows]
+
+
+async def open_alerts(conn: AsyncConnection) -> dict[str, int]:
+    """Open alerts by reason (``THRESHOLD``, or the reason of the discrepancy that raised it)."""
+    a = t.alerts
+    rows = (await conn.execute(sa.select(a.c.reason, sa.func.count()).where(a.c.open == sa.true())
+                               .group_by(a.c.reason))).all()
+    return {str(r[0]): int(r[1]) for r in rows}

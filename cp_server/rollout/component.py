@@ -6,13 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from cp_server.slo.breaches import SloBreaches
 from cp_server.slo.report import SloReporter
 from cp_server.store.changes import ChangeRunner, Tx
 from xporty.cp.v1 import rollout_service_pb2, rollout_service_pb2_grpc
 from xwl_runtime import correlation
-from xwl_runtime.authz import Rule, service_methods
 from xwl_runtime.component import Component
-from xwl_runtime.identity import Kind
 
 from .capabilities import NodeVersions
 from .flags import FeatureFlags
@@ -24,14 +23,11 @@ from .stages import Rollouts
 if TYPE_CHECKING:
     from cp_server.context import CpContext
     from cp_server.policy.hub import PolicyHub
-    from cp_server.signals.hub import SignalHub
-    from cp_server.signals.store import SignalStore
+    from cp_server.risk.signal_hub import SignalHub
+    from cp_server.risk.signal_store import SignalStore
     from cp_server.webhooks.outbox import WebhookOutbox
 
 SERVICE = rollout_service_pb2.DESCRIPTOR.services_by_name["RolloutService"].full_name
-AUTHZ: dict[str, Rule] = service_methods(
-    SERVICE, ["SetFeatureFlag", "ListFeatureFlags", "ListFeatureFlagHistory", "ConfigureRollout", "PromoteRollout",
-              "HoldRollout", "RollbackRollout", "ListRollouts"], Rule(frozenset({Kind.OPS})))
 HELD_EVENT = "rollout.held"
 
 
@@ -69,13 +65,15 @@ def install(ctx: CpContext, *, changes: ChangeRunner, hub: PolicyHub, signals: S
         if signal_hub is not None:
             await signal_hub.refresh()  # push the ALERT to this replica's WatchSignals streams now
 
+    breaches = SloBreaches(ctx.engine, webhooks.enqueue if webhooks is not None else None,
+                           min_samples=ctx.settings.rollout.hold_min_samples)
     auto_hold = AutoHold(rollouts, hub.world, SloReporter(ctx.engine), ctx.clock, ctx.settings.rollout,
-                         after_hold=after_hold)
+                         after_hold=after_hold, breaches=breaches)
     servicer = RolloutServicer(flags, rollouts, ctx.clock)
     component = Component(
         name="rollout",
         registrations=[lambda server: rollout_service_pb2_grpc.add_RolloutServiceServicer_to_server(servicer, server)],
-        service_names=[SERVICE], authz=dict(AUTHZ), loops=[auto_hold.run],
+        service_names=[SERVICE], loops=[auto_hold.run],
     )
     return RolloutParts(component=component, flags=flags, rollouts=rollouts, versions=NodeVersions(ctx.engine),
                         auto_hold=auto_hold)

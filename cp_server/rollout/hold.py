@@ -16,6 +16,10 @@ signal to both WLs (which the webhook feature turns into ``alert.raised``) and q
 event. Only an operator releases the hold; the watcher never promotes.
 
 Reaction time is a global SLO figure (not per direction), so it does not hold a single direction.
+
+The same pass is the CP's SLO evaluator: with ``breaches`` it judges every figure of the report over
+``hold_window`` (global and per pair) and opens or closes SLO breaches (``cp_server.slo.breaches``: the
+``slo.breach`` webhook event), whether or not any direction is in rollout.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 from cp_server.risk.engine import CP_ACTOR
-from cp_server.slo.report import SloReporter
+from cp_server.slo.breaches import SloBreaches
+from cp_server.slo.report import Figure, SloReporter
 from cp_server.store.records import World
 from xwl_runtime.clock import Clock
 
@@ -44,13 +49,15 @@ class AutoHold:
     """Judges the directions in rollout against their SLO figures and holds those that breach."""
 
     def __init__(self, rollouts: Rollouts, world: Callable[[], World], reporter: SloReporter, clock: Clock,
-                 config: RolloutConfig, *, after_hold: AfterHold | None = None) -> None:
+                 config: RolloutConfig, *, after_hold: AfterHold | None = None,
+                 breaches: SloBreaches | None = None) -> None:
         self._rollouts = rollouts
         self._world = world
         self._reporter = reporter
         self._clock = clock
         self._config = config
         self._after_hold = after_hold
+        self._slo_breaches = breaches
 
     def _breaches(self, figures: dict[tuple[str, str], tuple[Decimal | None, int]], scope: str) -> list[str]:
         p99, samples = figures.get(("confirmation_p99", scope), (None, 0))
@@ -68,10 +75,15 @@ class AutoHold:
         """Judge every direction in rollout once; returns the directions held by this pass."""
         candidates = [r for r in self._world().rollouts.values()
                       if not r.held and r.stage in (Stage.PILOT, Stage.EXPANSION)]
-        if not candidates:
-            return []
         now = self._clock.now()
         reports: dict[dt.timedelta, dict[tuple[str, str], tuple[Decimal | None, int]]] = {}
+        if self._slo_breaches is not None:
+            window = self._config.hold_window
+            figures = await self._reporter.report(now, window)
+            reports[window] = _by_key(figures)
+            await self._slo_breaches.judge(figures, window, now)
+        if not candidates:
+            return []
         held = []
         for rollout in candidates:
             window = self._config.hold_window
@@ -80,8 +92,7 @@ class AutoHold:
             if window <= dt.timedelta(0):
                 continue
             if window not in reports:
-                reports[window] = {(f.name, f.scope): (f.value, f.samples)
-                                   for f in await self._reporter.report(now, window)}
+                reports[window] = _by_key(await self._reporter.report(now, window))
             breaches = self._breaches(reports[window], f"{rollout.importer}/{rollout.exporter}")
             if not breaches:
                 continue
@@ -99,6 +110,7 @@ class AutoHold:
         return held
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Judge every ``hold_check_interval`` until ``stop``."""
         interval = self._config.hold_check_interval.total_seconds()
         while not stop.is_set():
             try:
@@ -110,3 +122,7 @@ class AutoHold:
                 await self.check_once()
             except Exception:  # noqa: BLE001 - judged again next round; the loop must live on
                 log.exception("rollout hold check failed")
+
+
+def _by_key(figures: list[Figure]) -> dict[tuple[str, str], tuple[Decimal | None, int]]:
+    return {(f.name, f.scope): (f.value, f.samples) for f in figures}

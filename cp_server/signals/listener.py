@@ -1,4 +1,5 @@
-"""Cross-replica signal fan-out: LISTEN on the signal channel and refresh the local hub on every NOTIFY.
+"""Cross-replica fan-out: LISTEN on a channel and refresh a local reader on every NOTIFY (the signal hub on the
+signal channel; the webhook outbox on its channel).
 
 Runs only on PostgreSQL. The payload (the new sequence) is only a hint: the hub reloads everything after its last
 published sequence, so lost or coalesced notifications cost nothing but latency, and after each (re)connection the
@@ -9,29 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Protocol
 
 import psycopg
-from sqlalchemy.engine import make_url
 
 from xwl_runtime.backoff import Backoff
-
-from .hub import SignalHub
+from xwl_runtime.db import libpq_dsn
 
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_S = 0.5  # how often the listener looks at the stop event while idle
 
 
-def psycopg_dsn(db_url: str) -> str:
-    """The libpq form of a ``postgresql://`` (or ``postgresql+psycopg://``) URL."""
-    return make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
+class Refreshable(Protocol):
+    """What a notification refreshes: it re-reads whatever committed since its last look."""
+
+    async def refresh(self) -> None: ...
 
 
 class SignalListener:
     """A background loop: ``await listener.run(stop)``."""
 
-    def __init__(self, db_url: str, channel: str, hub: SignalHub, *, backoff: Backoff | None = None) -> None:
-        self._dsn = psycopg_dsn(db_url)
+    def __init__(self, db_url: str, channel: str, hub: Refreshable, *, backoff: Backoff | None = None) -> None:
+        self._dsn = libpq_dsn(db_url)
         self._channel = channel
         self._hub = hub
         self._backoff = backoff or Backoff(base_s=0.2, cap_s=3.0)

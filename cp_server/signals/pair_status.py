@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import logging
 
+from cp_server.risk.signal_hub import SignalHub
+from cp_server.risk.signal_store import MAX_REASON_CHARS, SignalStore
 from cp_server.store.changes import Tx
 from cp_server.store.records import PairRecord, Status
 from xwl_runtime import correlation
-
-from .hub import SignalHub
-from .store import MAX_REASON_CHARS, SignalStore
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,8 @@ import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cp_server.risk.engine import RiskEngine
+from cp_server.risk.signal_hub import SignalHub
+from cp_server.risk.signal_store import DISABLE, ENABLE, SignalStore
 from cp_server.store import validation
 from xporty.cp.v1 import signal_pb2, signal_service_pb2, signal_service_pb2_grpc
 from xwl_runtime import correlation
@@ -18,9 +20,6 @@ from xwl_runtime.errors import Aborted, InvalidArgument, NotFound, PermissionDen
 from xwl_runtime.identity import Kind
 from xwl_runtime.pipeline import caller
 from xwl_runtime.text import bounded
-
-from .hub import SignalHub
-from .store import DISABLE, ENABLE, SignalStore
 
 REPLAY_PAGE = 1000
 MAX_REASON = 512

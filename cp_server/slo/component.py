@@ -1,5 +1,5 @@
 """The SLO feature of the CP: ReportOperations ingest and GetSloReport, served by the risk component's
-TelemetryService and AnalyticsService (their authorization rules are this feature's)."""
+TelemetryService and AnalyticsService ."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from xporty.cp.v1 import analytics_pb2, analytics_service_pb2, telemetry_service_pb2
-from xwl_runtime.authz import Rule, service_methods
 from xwl_runtime.component import Component
-from xwl_runtime.errors import InvalidArgument, PermissionDenied
-from xwl_runtime.identity import Kind
+from xwl_runtime.errors import InvalidArgument
 from xwl_runtime.pipeline import caller
 
 from .report import Figure, SloReporter
@@ -22,10 +20,6 @@ if TYPE_CHECKING:
 
 TELEMETRY = telemetry_service_pb2.DESCRIPTOR.services_by_name["TelemetryService"].full_name
 ANALYTICS = analytics_service_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name
-AUTHZ: dict[str, Rule] = {
-    **service_methods(TELEMETRY, ["ReportOperations"], Rule(frozenset({Kind.WL}))),
-    **service_methods(ANALYTICS, ["GetSloReport"], Rule(frozenset({Kind.OPS}))),
-}
 DEFAULT_WINDOW_S = 3600
 MAX_WINDOW_S = 30 * 24 * 3600
 
@@ -47,8 +41,6 @@ class Slo:
     async def report_operations(self, request: telemetry_service_pb2.ReportOperationsRequest
                                 ) -> telemetry_service_pb2.ReportOperationsResponse:
         ident = caller()
-        if ident.kind is not Kind.WL or ident.wl_id is None:
-            raise PermissionDenied("only WL nodes report operations", reason="NOT_A_NODE")
         await self.store.ingest(ident.wl_id, request, self.ctx.clock.now())
         return telemetry_service_pb2.ReportOperationsResponse()
 
@@ -66,5 +58,5 @@ class Slo:
 
 
 def install(ctx: CpContext) -> Slo:
-    return Slo(component=Component(name="slo", authz=dict(AUTHZ)), store=OperationsStore(ctx.engine),
+    return Slo(component=Component(name="slo"), store=OperationsStore(ctx.engine),
                reporter=SloReporter(ctx.engine), ctx=ctx)

@@ -4,6 +4,7 @@
                               latency histogram (bucket counts as JSON, merged by addition)
 * ``ops_breaker_transitions`` each circuit state change an importer reported
 * ``ops_sync_lag``            the latest catalog sync lag per importer and exporter
+* ``slo_breaches``            each SLO figure (per scope) the CP judged in breach, open until it is back on target
 """
 
 from __future__ import annotations
@@ -46,4 +47,16 @@ sync_lag = sa.Table(
     sa.Column("exporter_wl", WL, primary_key=True),
     sa.Column("lag_seconds", sa.Float(), nullable=False),
     sa.Column("reported_at", UtcDateTime(), nullable=False),
+)
+
+breaches = sa.Table(
+    "slo_breaches",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("scope", sa.String(130), primary_key=True),
+    sa.Column("open", sa.Boolean(), nullable=False),
+    sa.Column("value", sa.String(32), nullable=False),
+    sa.Column("target", sa.String(32), nullable=False),
+    sa.Column("opened_at", UtcDateTime(), nullable=False),
+    sa.Column("closed_at", UtcDateTime(), nullable=True),
 )

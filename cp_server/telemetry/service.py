@@ -12,11 +12,10 @@ from cp_server.metrics import CpMetrics
 from cp_server.offer_digest.store import DigestStore
 from cp_server.risk.engine import RiskEngine
 from cp_server.risk.settings import RiskSettings
-from cp_server.signals.hub import SignalHub
+from cp_server.risk.signal_hub import SignalHub
 from xporty.cp.v1 import telemetry_service_pb2, telemetry_service_pb2_grpc
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import FailedPrecondition, InvalidArgument, PermissionDenied
-from xwl_runtime.identity import Kind
 from xwl_runtime.pipeline import caller
 
 from .verifier import SignerDirectory, check_batch_async
@@ -35,12 +34,12 @@ class TelemetryServicer(telemetry_service_pb2_grpc.TelemetryServiceServicer):
 
     def __init__(
         self, engine: RiskEngine, signers: SignerDirectory, hub: SignalHub, settings: RiskSettings, clock: Clock,
-        verifier: SignatureVerifier | None = None, digests: DigestStore | None = None,
+        operations: OperationsHandler, verifier: SignatureVerifier | None = None, digests: DigestStore | None = None,
         metrics: CpMetrics | None = None,
     ) -> None:
         self._metrics = metrics
-        self.operations: OperationsHandler | None = None
-        """ReportOperations is served by the SLO feature when the composition root attaches it."""
+        self._operations = operations
+        """ReportOperations is the SLO feature's (``cp_server/slo``)."""
         self._engine = engine
         self._digests = digests
         self._verifier = verifier or SignatureVerifier(workers=0)
@@ -58,8 +57,6 @@ class TelemetryServicer(telemetry_service_pb2_grpc.TelemetryServiceServicer):
     ) -> telemetry_service_pb2.PublishEventsResponse:
         received_at = self._clock.now()  # CP receipt: the start of the reaction time
         ident = caller()
-        if ident.kind is not Kind.WL:
-            raise PermissionDenied("only WL nodes publish events", reason="NOT_A_NODE")
         if len(request.events) > self._settings.max_batch:
             raise InvalidArgument.field("events", f"at most {self._settings.max_batch} events per batch")
         auth = context.auth_context() or {}
@@ -89,9 +86,7 @@ class TelemetryServicer(telemetry_service_pb2_grpc.TelemetryServiceServicer):
     async def ReportOperations(  # noqa: N802 - gRPC method name
         self, request: telemetry_service_pb2.ReportOperationsRequest, context: grpc.aio.ServicerContext[Any, Any],
     ) -> telemetry_service_pb2.ReportOperationsResponse:
-        if self.operations is None:
-            raise FailedPrecondition("operational telemetry is not enabled", reason="OPERATIONS_DISABLED")
-        return await self.operations.report_operations(request)
+        return await self._operations.report_operations(request)
 
     async def ReportOffers(  # noqa: N802 - gRPC method name
         self,
@@ -101,8 +96,6 @@ class TelemetryServicer(telemetry_service_pb2_grpc.TelemetryServiceServicer):
         ],
     ) -> telemetry_service_pb2.ReportOffersResponse:
         ident = caller()
-        if ident.kind is not Kind.WL:
-            raise PermissionDenied("only WL nodes report offers", reason="NOT_A_NODE")
         if request.exporter_wl and request.exporter_wl != ident.wl_id:
             raise PermissionDenied("a node reports only its own offers", reason="CALLER_MISMATCH",
                                    metadata={"exporter_wl": request.exporter_wl})

@@ -1,4 +1,5 @@
-"""The webhook feature's contribution to the CP: WebhookService (operators), the outbox loop, the signal hook."""
+"""The webhook feature's contribution to the CP: WebhookService (operators), the outbox loop, the signal and
+discrepancy hooks."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cp_server.signals.store import SignalRecord
+from cp_server.risk.signal_store import SignalRecord
+from cp_server.signals.listener import SignalListener
 from xporty.cp.v1 import webhook_service_pb2, webhook_service_pb2_grpc
-from xwl_runtime.authz import Rule, service_methods
-from xwl_runtime.component import Component
-from xwl_runtime.identity import Kind
+from xwl_runtime.component import BackgroundLoop, Component
+from xwl_runtime.db import is_sqlite
 
 from .outbox import WebhookOutbox
 from .servicer import WebhookServicer
@@ -21,12 +22,11 @@ if TYPE_CHECKING:
     from cp_server.context import CpContext
 
 SERVICE = webhook_service_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name
-AUTHZ: dict[str, Rule] = service_methods(
-    SERVICE, ["AddWebhook", "ListWebhooks", "RemoveWebhook", "TestWebhook"], Rule(frozenset({Kind.OPS})))
 
 SIGNAL_EVENTS = {"ALERT": "alert.raised", "ALERT_CLEARED": "alert.cleared", "DISABLE": "pair.disabled",
                  "ENABLE": "pair.enabled", "PAIR_STATUS": "pair.status"}
 """Webhook event type of each signal kind."""
+DISCREPANCY_EVENT = "discrepancy.opened"
 
 
 @dataclass
@@ -50,12 +50,26 @@ class Webhooks:
         await self.outbox.enqueue(conn, event_type, data)
 
 
+    async def on_discrepancy(self, conn: AsyncConnection, discrepancy: dict[str, Any]) -> None:
+        """Queue ``discrepancy.opened`` in the transaction that raises the discrepancy's alert."""
+        keys = ("order_id", "reason", "category", "exporter_wl", "importer_wl", "correlation_id", "disputed_value",
+                "export_amount", "import_amount", "export_quantity", "import_quantity", "alert_id", "pair_paused")
+        data: dict[str, Any] = {k: discrepancy.get(k) for k in keys}
+        detected = discrepancy.get("detect_time")
+        data["detect_time"] = detected.isoformat() if detected is not None else None
+        await self.outbox.enqueue(conn, DISCREPANCY_EVENT, data)
+
+
 def install(ctx: CpContext, config: WebhookConfig | None = None) -> Webhooks:
-    outbox = WebhookOutbox(ctx.engine, ctx.clock, config or ctx.settings.webhooks, metrics=ctx.metrics)
+    config = config or ctx.settings.webhooks
+    outbox = WebhookOutbox(ctx.engine, ctx.clock, config, metrics=ctx.metrics)
+    loops: list[BackgroundLoop] = [outbox.run]
+    if not is_sqlite(ctx.settings.db_url):  # other replicas' queued events wake this loop at their commit
+        loops.append(SignalListener(ctx.settings.db_url, config.notify_channel, outbox).run)
     servicer = WebhookServicer(ctx.engine, ctx.audit, outbox, ctx.clock)
     component = Component(
         name="webhooks",
         registrations=[lambda server: webhook_service_pb2_grpc.add_WebhookServiceServicer_to_server(servicer, server)],
-        service_names=[SERVICE], authz=dict(AUTHZ), loops=[outbox.run],
+        service_names=[SERVICE], loops=loops,
     )
     return Webhooks(component=component, outbox=outbox)

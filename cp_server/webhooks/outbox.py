@@ -5,8 +5,14 @@ its fact commits: one row per subscribed endpoint. ``run`` delivers due rows: a 
 endpoint's secret (``signature``), 2xx = delivered; anything else (status, timeout, connection error) is retried
 with exponential backoff and full jitter until ``max_attempts``, then the row is DEAD (the dead letter, listed by
 ``xcwl webhook list``). A row is claimed by a conditional update before it is sent, so CP replicas sharing the
-database never send it twice at once. The loop wakes on ``kick`` (this process queued something) or every
-``scan_interval_s`` (another replica did, or a retry fell due).
+database never send it twice at once.
+
+The loop is driven by work, not by a timer: it sleeps until the earliest PENDING row falls due (a retry), or until
+woken by a queueing transaction — on PostgreSQL that transaction sends ``pg_notify`` on ``notify_channel``, which
+reaches every replica's listener at commit (``cp_server.signals.listener.SignalListener``, the signal fan-out's
+LISTEN loop); in this process ``enqueue`` also wakes the loop, which re-checks briefly until the rows it queued are
+visible (committed) or their transaction is clearly gone. With nothing queued it runs no query at all but a
+safety re-check every ``recheck_interval_s``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import random
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,6 +41,10 @@ from .tables import deliveries, endpoints
 log = logging.getLogger(__name__)
 
 PENDING, DELIVERED, DEAD = "PENDING", "DELIVERED", "DEAD"
+FIRST_RECHECK_S = 0.05
+"""After queueing in this process: the first look for the (then committed) rows; doubled while they stay unseen."""
+EXPECT_FOR_S = 10.0
+"""Rows queued here and still unseen after this long belong to a transaction that rolled back: stop looking."""
 
 
 def backoff_s(attempts: int, config: WebhookConfig, rng: random.Random) -> float:
@@ -53,6 +64,9 @@ class WebhookOutbox:
         self._metrics = metrics
         self._rng = rng or random.Random()
         self._wake = asyncio.Event()
+        self._expected: dict[str, float] = {}
+        """Delivery ids queued in this process and not yet seen by a pass, with when they were queued."""
+        self._notify = not engine.dialect.name.startswith("sqlite")
 
     async def enqueue(self, conn: AsyncConnection, event_type: str, data: dict[str, Any],
                       only: str | None = None) -> list[str]:
@@ -73,24 +87,56 @@ class WebhookOutbox:
             {"delivery_id": d, "webhook_id": w, "event_type": event_type, "body": body, "state": PENDING,
              "attempts": 0, "next_attempt_at": now, "last_error": "", "created_at": now, "finished_at": None}
             for d, w in zip(ids, targets, strict=True)])
-        self.kick()
+        if self._notify:  # sent at commit, to every replica's listener (this one's too)
+            await conn.execute(sa.select(sa.func.pg_notify(self.config.notify_channel, "")))
+        self.kick(ids)
         return ids
 
-    def kick(self) -> None:
-        """Look at the outbox soon (called after queueing; the row is visible once its transaction commits)."""
-        asyncio.get_running_loop().call_later(0.05, self._wake.set)
+    def kick(self, expected: Sequence[str] = ()) -> None:
+        """Look at the outbox now; ``expected``: delivery ids just queued, looked for until their commit shows."""
+        queued = asyncio.get_running_loop().time()
+        for delivery_id in expected:
+            self._expected[delivery_id] = queued
+        self._wake.set()
+
+    async def refresh(self) -> None:
+        """A queueing transaction committed somewhere (the LISTEN loop's notification): look now."""
+        self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        recheck = FIRST_RECHECK_S
         while not stop.is_set():
+            self._wake.clear()  # a kick during the pass makes the next pass start at once
             try:
                 await self.deliver_due()
+                delay = await self._until_due()
             except sa.exc.SQLAlchemyError:
                 log.exception("webhook outbox pass failed; retrying")
-            self._wake.clear()
+                delay = min(self.config.recheck_interval_s, self.config.base_backoff_s * 2)
+            if self._expected:
+                delay, recheck = min(delay, recheck), min(recheck * 2, 1.0)
+            else:
+                recheck = FIRST_RECHECK_S
             waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
-            await asyncio.wait(waiters, timeout=self.config.scan_interval_s, return_when=asyncio.FIRST_COMPLETED)
-            for w in waiters:
-                w.cancel()
+            try:
+                await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waiters:
+                    w.cancel()
+
+    async def _until_due(self) -> float:
+        """Seconds until the earliest PENDING delivery falls due (capped by the safety re-check)."""
+        async with self._engine.connect() as conn:
+            due = (await conn.execute(sa.select(sa.func.min(deliveries.c.next_attempt_at))
+                                      .where(deliveries.c.state == PENDING))).scalar()
+        if due is None:
+            return self.config.recheck_interval_s
+        if isinstance(due, str):  # aggregate results skip the column type on SQLite
+            due = dt.datetime.fromisoformat(due)
+        if due.tzinfo is None:
+            due = due.replace(tzinfo=dt.UTC)
+        left: float = (due - self._clock.now()).total_seconds()
+        return min(self.config.recheck_interval_s, max(0.0, left))
 
     async def deliver_due(self) -> int:
         """Send every due delivery once (concurrently); returns how many were attempted."""
@@ -101,9 +147,20 @@ class WebhookOutbox:
                 .join(endpoints, endpoints.c.webhook_id == deliveries.c.webhook_id)
                 .where(deliveries.c.state == PENDING, deliveries.c.next_attempt_at <= now)
                 .order_by(deliveries.c.next_attempt_at).limit(self.config.batch))).all()
+        self._forget_expected(r.delivery_id for r in rows)
         claimed = [r for r in rows if await self._claim(r, now)]
         await asyncio.gather(*(self._attempt(r) for r in claimed))
         return len(claimed)
+
+    def _forget_expected(self, seen: Iterable[str]) -> None:
+        if not self._expected:
+            return
+        for delivery_id in seen:
+            self._expected.pop(delivery_id, None)
+        horizon = asyncio.get_running_loop().time() - EXPECT_FOR_S
+        for delivery_id, queued in list(self._expected.items()):
+            if queued < horizon:
+                del self._expected[delivery_id]
 
     async def _claim(self, row: Any, now: dt.datetime) -> bool:
         lease = now + dt.timedelta(seconds=self.config.timeout_s * 2)

@@ -17,7 +17,10 @@ class WebhookConfig:
     """Cap of the retry delay."""
     timeout_s: float = 5.0
     """Deadline of one HTTP POST."""
-    scan_interval_s: float = 2.0
-    """Longest sleep between two looks at the outbox."""
+    recheck_interval_s: float = 60.0
+    """Longest sleep with nothing due: a safety re-check only (a queued event wakes the loop, and it sleeps
+    exactly until the next retry falls due)."""
+    notify_channel: str = "xcwl_webhooks"
+    """PostgreSQL channel a queueing transaction notifies, so every CP replica's loop wakes at its commit."""
     batch: int = 50
     """Due deliveries sent per pass."""

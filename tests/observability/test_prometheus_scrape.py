@@ -88,6 +88,18 @@ async def test_prometheus_sees_finite_p99_confirmation_per_peer(tmp_path: Path) 
                                "method=\"PlaceOrder\",code=\"OK\"}")
             assert _query(web, "xcwl_events_ingested_total")
             assert _query(web, "xcwl_policy_applied_version > 0")
+            # Gauges read from the stores at scrape time reach Prometheus from every process: the trades moved the
+            # pair's utilisation, each node reports its queue depths and its sync lag per exporter.
+            utilisation = await _eventually(
+                lambda: _safe_query(web, 'xcwl_pair_utilisation_ratio{pair="wl-a/wl-b"} > 0'), 30, "utilisation")
+            assert 0 < float(utilisation[0]["value"][1]) < 1, utilisation
+            depths = _query(web, "xcwl_event_queue_depth")
+            assert {d["metric"]["instance"] for d in depths} == set(targets[1:]), depths
+            assert len(_query(web, "xcwl_compensation_outbox_depth")) == 2
+            lags = _query(web, "xcwl_catalog_sync_lag_seconds")
+            assert {(x["metric"]["instance"], x["metric"]["exporter"]) for x in lags} >= {
+                (targets[1], "wl-b"), (targets[2], "wl-a")}, lags
+            assert _query(web, 'xcwl_stream_subscribers{stream="signals"} >= 2')
         finally:
             proc.terminate()
             proc.wait(timeout=30)

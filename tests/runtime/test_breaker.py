@@ -134,3 +134,36 @@ async def test_cancelled_probe_releases_the_slot() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await breaker.call(_ok) == "ok"
+
+
+async def test_many_concurrent_calls_through_one_breaker_run_concurrently_and_count_when_they_end() -> None:
+    """200 calls in flight at once through one breaker: none waits for another (no lock around the call, unlike
+    pybreaker), a success is counted when its awaited call ends, and the failures that end while the circuit is
+    closed open it exactly once."""
+    clock = ManualClock()
+    breaker = _breaker(clock)
+    release = asyncio.Event()
+    in_flight = 0
+    peak = 0
+
+    async def slow(fail: bool) -> str:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await release.wait()
+        in_flight -= 1
+        if fail:
+            raise PeerDown()
+        return "ok"
+
+    oks = [asyncio.ensure_future(breaker.call(lambda: slow(False))) for _ in range(100)]
+    fails = [asyncio.ensure_future(breaker.call(lambda: slow(True))) for _ in range(100)]
+    await asyncio.sleep(0)
+    assert peak == 200 and breaker.state is BreakerState.CLOSED  # all admitted, nothing counted before the end
+    release.set()
+    assert await asyncio.gather(*oks) == ["ok"] * 100
+    results = await asyncio.gather(*fails, return_exceptions=True)
+    assert all(isinstance(r, PeerDown) for r in results)
+    assert breaker.state is BreakerState.OPEN
+    with pytest.raises(CircuitOpenError):
+        await breaker.call(_ok)

@@ -14,6 +14,7 @@ import grpc
 import pytest
 
 from tests.support.pki import PkiFixture
+from wl_node.authz import TABLE as NODE_AUTHZ
 from xcwl_sdk import (
     ClientConfig,
     FailedPreconditionError,
@@ -26,9 +27,8 @@ from xporty.node.v1 import storefront_pb2
 from xporty.node.v1 import storefront_service_pb2 as sf_pb
 from xporty.node.v1 import storefront_service_pb2_grpc as sf_grpc
 from xporty.trader.v1 import offer_pb2
-from xwl_runtime.authz import Rule, service_methods, table
 from xwl_runtime.errors import FailedPrecondition, Unavailable, XcwlError
-from xwl_runtime.identity import Identity, Kind
+from xwl_runtime.identity import Identity
 from xwl_runtime.ratelimit import RATE_LIMITED, RateLimited
 from xwl_runtime.server import Listener, RunningServer, start_server
 from xwl_runtime.tls import ReloadableServerCredentials
@@ -65,7 +65,7 @@ async def flaky(pki: PkiFixture) -> AsyncIterator[tuple[FlakyStorefront, Running
         registrations=[lambda s: sf_grpc.add_StorefrontServiceServicer_to_server(servicer, s)],
         service_names=[SERVICE],
         listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(pki.material(Identity.wl("wl-a"))).credentials)],
-        authz_table=table(service_methods(SERVICE, ["Checkout", "PublishOffer"], Rule(frozenset({Kind.APP})))),
+        authz_table=NODE_AUTHZ, local_wl="wl-a",
     )
     try:
         yield servicer, server

@@ -33,7 +33,6 @@ from tests.wl_node.fake_cp import FakeCp, ScriptedPolicyService, make_view, star
 from tests.wl_node.orders.harness import Exporter, place_request, policy_view, start_exporter, token
 from tests.xcwl.runner import xcwl
 from wl_node.app import build_node
-from wl_node.catalog.inprocess import World, start_node
 from wl_node.catalog.tables import imported_offers
 from wl_node.cp_channel import CpChannel, cp_channel_factory
 from wl_node.identity import CertificateRenewer, EnrollmentError, enroll
@@ -41,6 +40,7 @@ from wl_node.orders.tables import orders
 from wl_node.peers.client import PeerConfig, TraderPeers
 from wl_node.peers.tokens import TokenCache
 from wl_node.policy.state import PolicyState
+from xcwl.bench.catalog_nodes import World, start_node
 from xcwl.errors import CliError
 from xcwl.node_client import NodeClient, NodeRpcError
 from xcwl.ops_client import OpsClient

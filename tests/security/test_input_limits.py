@@ -22,9 +22,9 @@ from tests.support.pki import PkiFixture
 from tests.support.trust import import_wls
 from tests.wl_node.catalog.helpers import DbFactory, dbs, eventually, list_all, offer, storefront  # noqa: F401
 from tests.wl_node.catalog.test_sync import SHOP_B, _world, put, rows
-from wl_node.catalog.inprocess import World
 from wl_node.catalog.tables import offers
 from wl_node.catalog.validation import validate_offer
+from xcwl.bench.catalog_nodes import World
 from xporty.cp.v1 import (
     admin_service_pb2,
     admin_service_pb2_grpc,

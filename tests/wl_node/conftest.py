@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.support.databases import sqlite_url
+from tests.support.eventually import eventually as eventually  # re-exported: tests import it from here
 from tests.support.pki import PkiFixture
 from tests.wl_node.fake_cp import FakeCp, ScriptedPolicyService, start_fake_cp
 from wl_node.settings import NodeSettings
@@ -58,21 +58,6 @@ async def health_status(pki: PkiFixture, port: int, service: str = "", wl_id: st
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-
-
-async def eventually(predicate: Callable[[], bool | Awaitable[bool]], *, timeout: float = 5.0) -> float:
-    """Poll ``predicate`` every 10 ms until true; returns the seconds it took; fails after ``timeout``."""
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    while True:
-        result = predicate()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return loop.time() - start
-        if loop.time() - start > timeout:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

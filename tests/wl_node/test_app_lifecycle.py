@@ -18,7 +18,7 @@ from tests.support.pki import PkiFixture
 from tests.wl_node.conftest import OPS, SERVING, WL, eventually, health_status, node_settings
 from tests.wl_node.fake_cp import FakeCp, make_view
 from wl_node.app import build_node
-from xwl_runtime.authz import Rule
+from xwl_runtime.authz import AuthzTableError, Rule
 from xwl_runtime.component import Component
 from xwl_runtime.identity import Identity, Kind
 from xwl_runtime.tls import secure_channel
@@ -37,7 +37,7 @@ def _slow_component(entered: asyncio.Event, delay_s: float) -> Component:
             (grpc.method_handlers_generic_handler("test.Slow", {"Sleep": grpc.unary_unary_rpc_method_handler(sleep)}),)
         )
 
-    return Component(name="slow", registrations=[register], authz={SLOW_METHOD: Rule(frozenset({Kind.OPS}))})
+    return Component(name="slow", registrations=[register])
 
 
 async def test_stop_lets_in_flight_rpcs_finish_and_refuses_new_ones(
@@ -46,7 +46,8 @@ async def test_stop_lets_in_flight_rpcs_finish_and_refuses_new_ones(
     fake_cp.service.view = make_view(WL, 1)
     entered = asyncio.Event()
     app = await build_node(
-        node_settings(tmp_path, pki, fake_cp.target), extra_components=[_slow_component(entered, 0.5)]
+        node_settings(tmp_path, pki, fake_cp.target), extra_components=[_slow_component(entered, 0.5)],
+        extra_authz={SLOW_METHOD: Rule(frozenset({Kind.OPS}))},
     )
     try:
         await eventually(lambda: app.health.serving)
@@ -111,3 +112,11 @@ async def test_sigterm_announces_not_serving_and_exits_cleanly(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_the_node_refuses_to_start_with_a_service_missing_from_its_table(
+    tmp_path: Path, pki: PkiFixture, fake_cp: FakeCp
+) -> None:
+    stray = Component(name="stray", service_names=["xporty.cp.v1.WebhookService"])
+    with pytest.raises(AuthzTableError, match="WebhookService/AddWebhook"):
+        await build_node(node_settings(tmp_path, pki, fake_cp.target), extra_components=[stray])

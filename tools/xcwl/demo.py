@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import shutil
 import signal
-import subprocess
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -38,7 +37,7 @@ from xporty.cp.v1 import admin_service_pb2, policy_pb2, registry_pb2
 from xwl_runtime.identity import Identity
 
 from . import demo_risk, demo_rollout, demo_trade
-from .demo_world import OPERATOR, PAIRS, STOP_TIMEOUT_S, WLS, Demo, Proc, free_port
+from .demo_world import OPERATOR, PAIRS, WLS, Demo, free_port
 from .errors import CliError
 from .render import node_status_table, pairs_table
 
@@ -147,32 +146,19 @@ STEPS: list[tuple[str, Step]] = [
 ]
 
 
-async def _stop(proc: Proc) -> str | None:
-    """SIGTERM one process and wait for it; the problem, if any."""
-    if proc.popen.poll() is None:
-        proc.popen.send_signal(signal.SIGTERM)
-    try:
-        code = await asyncio.to_thread(proc.popen.wait, STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.popen.kill()
-        await asyncio.to_thread(proc.popen.wait)
-        return f"{proc.name} did not stop within {STOP_TIMEOUT_S:.0f} s; killed"
-    return f"{proc.name} exited with {code}:\n{proc.tail()}" if code != 0 else None
-
-
 async def stop_all(demo: Demo) -> list[str]:
     """SIGTERM the nodes together (each drains for its grace period), then the CP, so no node sees its CP vanish
     first; problems found, if any."""
     nodes, rest = demo.procs[1:], demo.procs[:1]  # the CP is started first
-    found = await asyncio.gather(*(_stop(p) for p in nodes))
-    found += [await _stop(p) for p in rest]
+    found = await asyncio.gather(*(p.stop() for p in nodes))
+    found += [await p.stop() for p in rest]
     return [p for p in found if p]
 
 
 async def keep_dashboard(demo: Demo) -> None:
     """Stop the nodes, print a login link, and keep the CP serving its dashboard until Ctrl-C."""
     nodes = demo.procs[1:]
-    await asyncio.gather(*(_stop(p) for p in nodes))
+    await asyncio.gather(*(p.stop() for p in nodes))
     demo.procs[1:] = []
     async with demo.client() as client:
         link = await client.login_link()

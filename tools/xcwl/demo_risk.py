@@ -15,8 +15,6 @@ sees no trades, and the step prints ``skipped: …`` instead.
 
 from __future__ import annotations
 
-import importlib.util
-import inspect
 import time
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
@@ -47,23 +45,6 @@ SIGNAL_TIMEOUT_S = 20.0
 ENFORCE_TIMEOUT_S = 10.0
 REENABLE = Decimal("0.60")
 """The CP's default re-enable threshold (``RiskSettings.reenable_threshold``)."""
-
-
-def shipper_missing() -> str | None:
-    """Why the step cannot run here, or None."""
-    if importlib.util.find_spec("wl_node.telemetry") is None:
-        return "this build has no node event shipper (wl_node/telemetry/), so the CP sees no trades"
-    import wl_node.app
-
-    # Transitional: the node's risk feature lands in steps; the scenario needs the shipper and the enforcer wired.
-    source = inspect.getsource(wl_node.app)
-    if "telemetry" not in source:
-        return ("the node event shipper (wl_node/telemetry/) is not wired into wl_node/app.py yet, so the CP sees "
-                "no trades")
-    if "enforcer=" not in source:
-        return ("the node's risk enforcer (wl_node/risk/) is not wired into the checkout in wl_node/app.py yet, so "
-                "a DISABLE signal would not stop checkouts")
-    return None
 
 
 @dataclass(frozen=True)
@@ -153,10 +134,6 @@ async def offer_state(demo: Demo, wl_id: str, imported_id: str) -> storefront_pb
 
 
 async def risk_scenario(demo: Demo) -> None:
-    why = shipper_missing()
-    if why:
-        demo.out(f"skipped: {why}")
-        return
     start_row = await settled(demo)
     async with demo.client() as client:
         last_seq = max((s.sequence for s in await client.signals(page_size=1)), default=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import socket
 import subprocess
 import sys
@@ -80,6 +81,23 @@ class Proc:
         except OSError:
             return ""
 
+    async def stop(self, *, killed_ok: bool = False, tail_lines: int = 15) -> str | None:
+        """SIGTERM the process and wait for it; the problem, if any (``killed_ok``: a process that already ended
+        by SIGKILL, as a failover test kills it, is no problem)."""
+        if self.popen.poll() is not None:
+            code = self.popen.returncode
+            if code == 0 or (killed_ok and code == -signal.SIGKILL):
+                return None
+        else:
+            self.popen.send_signal(signal.SIGTERM)
+        try:
+            code = await asyncio.to_thread(self.popen.wait, STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            await asyncio.to_thread(self.popen.wait)
+            return f"{self.name} did not stop within {STOP_TIMEOUT_S:.0f} s; killed"
+        return f"{self.name} exited with {code}:\n{self.tail(tail_lines)}" if code != 0 else None
+
 
 @dataclass
 class Demo:
@@ -153,9 +171,10 @@ class Demo:
         self.procs.append(proc)
         return proc
 
-    async def wait_serving(self, proc: Proc, target: str, expected: Identity | None = None) -> None:
+    async def wait_serving(self, proc: Proc, target: str, expected: Identity | None = None, *,
+                           timeout_s: float = START_TIMEOUT_S, interval_s: float = 0.05) -> None:
         """Poll health of ``expected`` (default the CP) at ``target`` until SERVING; fail early if the process died."""
-        deadline = time.monotonic() + START_TIMEOUT_S
+        deadline = time.monotonic() + timeout_s
         async with self.client(target, expected) as client:
             while True:
                 if proc.popen.poll() is not None:
@@ -164,8 +183,8 @@ class Demo:
                     if await client.health() == "SERVING":
                         return
                 if time.monotonic() > deadline:
-                    raise CliError(f"{proc.name} not SERVING after {START_TIMEOUT_S:.0f} s:\n{proc.tail()}")
-                await asyncio.sleep(0.05)
+                    raise CliError(f"{proc.name} not SERVING after {timeout_s:.0f} s:\n{proc.tail()}")
+                await asyncio.sleep(interval_s)
 
     async def wait_applied(self, version: int) -> tuple[list[admin_service_pb2.NodeStatus], float]:
         """Poll ListNodeStatus until every node applied ``version`` (or later) and is in sync; (table, seconds)."""

@@ -11,7 +11,7 @@ from xporty.cp.v1 import signal_pb2
 from xwl_runtime.component import Component
 
 from .board import AlertBoard, PairAlertState
-from .rpc import AUTHZ, PairAlertsRpc
+from .rpc import PairAlertsRpc
 
 
 @dataclass
@@ -32,5 +32,5 @@ def install(ctx: NodeContext, enforcer: Enforcer, wl_id: str) -> Alerts:
         ctx.metrics.pair_alerts.labels(state.peer_of(wl_id)).set(1 if state.open else 0)
 
     enforcer.add_alert_listener(on_alert)
-    return Alerts(component=Component(name="alerts", authz=dict(AUTHZ)), board=board,
+    return Alerts(component=Component(name="alerts"), board=board,
                   rpc=PairAlertsRpc(board, wl_id))

@@ -8,15 +8,11 @@ from typing import Any
 import grpc
 
 from xporty.node.v1 import storefront_service_pb2 as pb
-from xwl_runtime.authz import Rule, service_methods
-from xwl_runtime.errors import PermissionDenied, Unavailable
-from xwl_runtime.identity import Kind
-from xwl_runtime.pipeline import caller
+from xwl_runtime.errors import Unavailable
 
 from .board import AlertBoard, PairAlertState, WatcherDropped
 
 SERVICE = "xporty.node.v1.StorefrontService"
-AUTHZ: dict[str, Rule] = service_methods(SERVICE, ("WatchPairAlerts",), Rule(frozenset({Kind.APP, Kind.OPS})))
 
 
 def to_proto(state: PairAlertState, wl_id: str) -> pb.PairAlert:
@@ -37,9 +33,6 @@ class PairAlertsRpc:
     async def WatchPairAlerts(  # noqa: N802 - gRPC method name
         self, request: pb.WatchPairAlertsRequest, context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[pb.WatchPairAlertsResponse]:
-        ident = caller()
-        if ident.kind is Kind.APP and ident.wl_id != self._wl_id:
-            raise PermissionDenied("apps may watch only their own WL's alerts", reason="OTHER_WL")
         try:
             async for state in self._board.watch():
                 yield pb.WatchPairAlertsResponse(alert=to_proto(state, self._wl_id))

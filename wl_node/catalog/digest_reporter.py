@@ -42,6 +42,7 @@ from xwl_runtime.backoff import Backoff
 from xwl_runtime.clock import Clock
 from xwl_runtime.component import Component
 from xwl_runtime.errors import FailedPrecondition, PermissionDenied
+from xwl_runtime.grpc_codes import RETRY_LATER
 
 from .feed import FeedNotifier
 from .offers import timestamp
@@ -50,10 +51,6 @@ from .visibility import export_grant
 
 log = logging.getLogger(__name__)
 
-TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
-                       grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.ABORTED, grpc.StatusCode.INTERNAL,
-                       grpc.StatusCode.UNKNOWN, grpc.StatusCode.CANCELLED})
-"""Codes after which the report is retried with backoff; any other refusal waits for the next period."""
 
 
 @dataclass(frozen=True)
@@ -206,7 +203,7 @@ class OfferDigestReporter:
         except grpc.aio.AioRpcError as err:
             self.stats.failures += 1
             self.stats.last_error = f"{err.code().name}: {err.details() or ''}"[:200]
-            if err.code() not in TRANSIENT:
+            if err.code() not in RETRY_LATER:  # any other refusal waits for the next period
                 log.warning("the CP refused the offer digest; next try at the next period",
                             extra={"fields": {"error": self.stats.last_error}})
                 self.backoff.reset()

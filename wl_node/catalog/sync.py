@@ -22,7 +22,6 @@ whole snapshot of that pair. Every unary call has an explicit deadline.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -100,6 +99,17 @@ class _Worker:
         self._fallback = Backoff(sync.settings.poll_interval_s, sync.settings.fallback_cap_s, sync.rng)
         self.terms: ImportTerms | None = None
         """The import terms of the last pull: a policy change that leaves them as they are needs no pull."""
+        self.started_at = sync.clock.monotonic()
+        self.current_at: float | None = None
+        """Monotonic time this node last knew its copy current: the end of a pull that reached the exporter's
+        head, or a heartbeat of the open stream while no change was waiting (the stream announces every change
+        after our cursor, so a beat with nothing pending proves nothing changed)."""
+        self._pulling = False
+
+    def lag_s(self) -> float:
+        """Seconds since the copy was last known current (since the worker started, before its first pull)."""
+        known = self.current_at if self.current_at is not None else self.started_at
+        return max(0.0, self.sync.clock.monotonic() - known)
 
     def _importable(self) -> bool:
         return not self.stop.is_set() and import_terms(self.sync.state, self.exporter) is not None
@@ -120,8 +130,8 @@ class _Worker:
     async def _cancel_watch(self) -> None:
         if self._watch is not None:
             self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+            # gather, not suppress(CancelledError): a cancellation of THIS task while it waits must propagate.
+            await asyncio.gather(self._watch, return_exceptions=True)
             self._watch = None
         self._stream_up = False
 
@@ -153,6 +163,8 @@ class _Worker:
                     backoff.reset()
                     if not msg.heartbeat:
                         self.wake.set()
+                    elif self.current_at is not None and not self._pulling and not self.wake.is_set():
+                        self.current_at = self._last_message
             except grpc.aio.AioRpcError as err:
                 log.debug("offer watch ended", extra={"fields": {"exporter": self.exporter,
                                                                  "code": err.code().name}})
@@ -193,14 +205,14 @@ class _Worker:
                     log.debug("offer page applied", extra={"fields": {"exporter": self.exporter, "rows": written,
                                                                       "changes": len(resp.changes)}})
                 if not resp.has_more:
+                    self.current_at = self.sync.clock.monotonic()
                     return
                 if state.cursor != resp.next_cursor:  # the page was dropped (hidden meanwhile): start over
                     return
         finally:
             if not pending.done():
                 pending.cancel()
-                with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
-                    await pending
+                await asyncio.gather(pending, return_exceptions=True)
 
     async def run(self) -> None:
         try:
@@ -211,7 +223,11 @@ class _Worker:
                 delay = -1.0
                 try:
                     stub = await self._connect(terms.endpoint)
-                    await self._pull(stub)
+                    self._pulling = True
+                    try:
+                        await self._pull(stub)
+                    finally:
+                        self._pulling = False
                     self._backoff.reset()
                 except grpc.aio.AioRpcError as err:
                     delay = await self._on_error(err)
@@ -307,6 +323,10 @@ class CatalogSync:
         self._changed = asyncio.Event()
         self.stats = SyncStats()
         state.add_listener(self.on_policy)
+
+    def lags(self) -> dict[str, float]:
+        """Sync lag in seconds per exporter this node imports from now (``xcwl_catalog_sync_lag_seconds``)."""
+        return {exporter: worker.lag_s() for exporter, (worker, _task) in list(self._workers.items())}
 
     async def on_policy(self, view: policy_pb2.PolicyView) -> None:
         """PolicyState listener: hide what may no longer be shown, at once; wake the supervisor for the rest."""

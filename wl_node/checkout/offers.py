@@ -7,8 +7,7 @@ the offer is currently available (exporter reachable, pair not disabled).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
@@ -33,21 +32,3 @@ class ImportedOffers(Protocol):
 
     async def get(self, imported_offer_id: str) -> ImportedOfferTerms | None:
         """The offer, or None when unknown or hidden."""
-
-
-class StaticImportedOffers:
-    """An in-memory catalog (tests, bench, demo); ``available`` may be overridden per exporter."""
-
-    def __init__(self, offers: Mapping[str, ImportedOfferTerms] | None = None,
-                 available: Callable[[str], bool] | None = None) -> None:
-        self._offers = dict(offers or {})
-        self._available = available
-
-    def put(self, offer: ImportedOfferTerms) -> None:
-        self._offers[offer.imported_offer_id] = offer
-
-    async def get(self, imported_offer_id: str) -> ImportedOfferTerms | None:
-        offer = self._offers.get(imported_offer_id)
-        if offer is not None and self._available is not None and not self._available(offer.exporter_wl):
-            return replace(offer, available=False)
-        return offer

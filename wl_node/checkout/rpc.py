@@ -1,29 +1,14 @@
-"""StorefrontService's Checkout / GetCheckout handlers; the Storefront servicer (catalog feature) delegates::
-
-    async def Checkout(self, request, context):
-        return await self._checkout.Checkout(request, context)
-
-``CheckoutStorefrontServicer`` serves only these two methods (tests, bench, a node without a catalog).
-"""
+"""StorefrontService's Checkout / GetCheckout handlers; the one Storefront servicer (``wl_node.storefront``)
+delegates to them."""
 
 from __future__ import annotations
 
 import grpc
 
 from xporty.node.v1 import storefront_service_pb2 as pb
-from xporty.node.v1 import storefront_service_pb2_grpc as pb_grpc
-from xwl_runtime.authz import Rule, service_methods
-from xwl_runtime.identity import Kind
 from xwl_runtime.pipeline import caller
 
 from .service import CheckoutService
-
-SERVICE = "xporty.node.v1.StorefrontService"
-CHECKOUT_AUTHZ: dict[str, Rule] = {
-    **service_methods(SERVICE, ["Checkout"], Rule(frozenset({Kind.APP}))),
-    **service_methods(SERVICE, ["GetCheckout"], Rule(frozenset({Kind.APP, Kind.OPS}))),
-}
-"""Checkout: this WL's own apps (the service refuses apps of another WL); GetCheckout: also operators."""
 
 
 class CheckoutRpc:
@@ -44,22 +29,3 @@ class CheckoutRpc:
         context: grpc.aio.ServicerContext[pb.GetCheckoutRequest, pb.GetCheckoutResponse],
     ) -> pb.GetCheckoutResponse:
         return pb.GetCheckoutResponse(checkout=await self._service.get(caller(), request))
-
-
-class CheckoutStorefrontServicer(pb_grpc.StorefrontServiceServicer):
-    """A StorefrontService serving only Checkout and GetCheckout."""
-
-    def __init__(self, rpc: CheckoutRpc) -> None:
-        self._rpc = rpc
-
-    async def Checkout(  # noqa: N802
-        self, request: pb.CheckoutRequest, context: grpc.aio.ServicerContext[pb.CheckoutRequest, pb.CheckoutResponse]
-    ) -> pb.CheckoutResponse:
-        return await self._rpc.Checkout(request, context)
-
-    async def GetCheckout(  # noqa: N802
-        self,
-        request: pb.GetCheckoutRequest,
-        context: grpc.aio.ServicerContext[pb.GetCheckoutRequest, pb.GetCheckoutResponse],
-    ) -> pb.GetCheckoutResponse:
-        return await self._rpc.GetCheckout(request, context)

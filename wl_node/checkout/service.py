@@ -56,13 +56,13 @@ from xwl_runtime.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
-    PermissionDenied,
     XcwlError,
     decode_rpc_error,
     echo,
 )
 from xwl_runtime.fieldcrypt import PREFIX, Keyring
-from xwl_runtime.identity import Identity, Kind
+from xwl_runtime.grpc_codes import OUTCOME_UNKNOWN
+from xwl_runtime.identity import Identity
 from xwl_runtime.text import bounded
 
 from . import store
@@ -140,7 +140,7 @@ class CheckoutService:
         offers: ImportedOffers,
         peers: TraderPeers,
         clock: Clock,
-        enforcer: SignalGate | None = None,
+        signal_gate: SignalGate | None = None,
         on_compensation: Callable[[], None] | None = None,
         import_guard: ImportGuard | None = None,
         keyring: Keyring | None = None,
@@ -154,7 +154,7 @@ class CheckoutService:
         self._offers = offers
         self._peers = peers
         self._clock = clock
-        self._enforcer = enforcer
+        self._signal_gate = signal_gate
         self._on_compensation = on_compensation  # e.g. the outbox's kick(), so delivery starts at once
         self._started_at = clock.now()
         self._reservations: dict[str, GuardReservation] = {}
@@ -212,11 +212,6 @@ class CheckoutService:
             adopted += 1
         return adopted
 
-    def _check_caller(self, caller: Identity) -> str:
-        if caller.kind is Kind.APP and caller.wl_id != self.wl_id:
-            raise PermissionDenied("apps of another WL may not check out here", reason="FOREIGN_APP")
-        return caller.spiffe_id
-
     def _replay(self, row: store.Row, fp: str) -> storefront_pb2.Checkout:
         if row["fingerprint"] != fp:
             raise InvalidArgument("idempotency_key was already used with a different request",
@@ -233,7 +228,7 @@ class CheckoutService:
     ) -> storefront_pb2.Checkout:
         """Buy an imported offer; idempotent on (caller, idempotency_key)."""
         started = self._clock.monotonic()
-        who = self._check_caller(caller)
+        who = caller.spiffe_id
         validate(request)
         fp = fingerprint(request)
         try:
@@ -316,8 +311,7 @@ class CheckoutService:
                 raise
             except grpc.aio.AioRpcError as err:
                 remote = decode_rpc_error(err)
-                if remote.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
-                                   grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.CANCELLED):
+                if remote.code in OUTCOME_UNKNOWN:
                     return await self._in_doubt(values, remote.code.name)
                 # A definite answer from the exporter: no order exists for this key.
                 return await self.settle_failed(values, remote.reason or remote.code.name, None)
@@ -335,7 +329,7 @@ class CheckoutService:
         if offer is None:
             raise NotFound(f"imported offer {echo(request.imported_offer_id)} not found", reason="OFFER_NOT_FOUND")
         exporter = offer.exporter_wl
-        decision = judge_pair(self._state, exporter, self.wl_id, self._enforcer)
+        decision = judge_pair(self._state, exporter, self.wl_id, self._signal_gate)
         if decision.deny_reason:
             raise FailedPrecondition(f"importing from {exporter} is not allowed now: {decision.deny_reason}",
                                      reason=decision.deny_reason, metadata={"exporter_wl": exporter})
@@ -416,13 +410,13 @@ class CheckoutService:
 
     async def get(self, caller: Identity, request: storefront_service_pb2.GetCheckoutRequest
                   ) -> storefront_pb2.Checkout:
-        """A checkout of the caller (operators may read any)."""
-        who = self._check_caller(caller)
+        """A checkout made by the caller (a checkout belongs to the app that made it)."""
+        who = caller.spiffe_id
         if not request.checkout_id:
             raise InvalidArgument.field("checkout_id", "required")
         bounded("checkout_id", request.checkout_id, max_chars=MAX_CHECKOUT_ID_CHARS)
         row = await self._runner.read(lambda conn: store.by_id(conn, request.checkout_id))
-        if row is None or (caller.kind is not Kind.OPS and row["caller"] != who):
+        if row is None or row["caller"] != who:
             raise NotFound(f"checkout {echo(request.checkout_id)} not found", reason="CHECKOUT_NOT_FOUND")
         return self._wire(row)
 

@@ -185,6 +185,10 @@ def due_compensations(conn: sa.Connection, now: dt.datetime, limit: int) -> list
     ).mappings().all())
 
 
+OWED_COUNT = sa.select(sa.func.count()).select_from(compensations).where(_k.acknowledged_at.is_(None))
+"""How many CancelOrders are owed (``xcwl_compensation_outbox_depth``, read at scrape time)."""
+
+
 def next_compensation_at(conn: sa.Connection) -> dt.datetime | None:
     """When the earliest unacknowledged compensation is due (UTC), or None when none is owed."""
     first: dt.datetime | str | None = conn.scalar(

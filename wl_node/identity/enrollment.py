@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from xporty.cp.v1 import identity_service_pb2, identity_service_pb2_grpc
 from xwl_runtime.backoff import Backoff
 from xwl_runtime.errors import RemoteError, decode_rpc_error
+from xwl_runtime.grpc_codes import TRANSIENT
 from xwl_runtime.identity import Identity, identity_of_certificate, pinned_name
 from xwl_runtime.pki import PkiDir, key_to_pem, make_csr, new_private_key
 from xwl_runtime.ratelimit import RATE_LIMITED
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 
 ENROLL_TIMEOUT_S = 10.0
 ENROLL_ATTEMPTS = 5
-_TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
 class EnrollmentError(Exception):
@@ -95,7 +95,7 @@ async def enroll(
                 break
             except grpc.aio.AioRpcError as err:
                 remote = decode_rpc_error(err)
-                transient = remote.code in _TRANSIENT or remote.reason == RATE_LIMITED
+                transient = remote.code in TRANSIENT or remote.reason == RATE_LIMITED
                 if not transient or attempt == ENROLL_ATTEMPTS:
                     raise _explain(remote) from err
                 log.warning("enrollment attempt failed; retrying",

@@ -24,6 +24,7 @@ from xporty.cp.v1 import operations_pb2, telemetry_service_pb2
 from xporty.cp.v1 import telemetry_service_pb2_grpc as pb_grpc
 from xwl_runtime.backoff import Backoff
 from xwl_runtime.clock import Clock
+from xwl_runtime.loops import wait_any
 from xwl_runtime.metrics import LATENCY_BUCKETS_S
 
 log = logging.getLogger(__name__)
@@ -140,21 +141,14 @@ class OperationsReporter:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await _wait_any(stop, self._dirty)  # idle: no timer, no traffic
+            await wait_any(stop, self._dirty)  # idle: no timer, no traffic
             if stop.is_set():
                 break
-            await _wait_any(stop, timeout=self.config.batch_delay_s)
+            await wait_any(stop, timeout=self.config.batch_delay_s)
             if await self.flush():
                 self._backoff.reset()
             else:
-                await _wait_any(stop, timeout=self._backoff.next_delay())
+                await wait_any(stop, timeout=self._backoff.next_delay())
         await self.flush()  # a last report on shutdown
 
 
-async def _wait_any(*events: asyncio.Event, timeout: float | None = None) -> None:
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()

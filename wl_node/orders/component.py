@@ -1,8 +1,6 @@
-"""The order desk's contribution to a WL node: the desk, its RPC handlers, authorization and the purge loop.
+"""The order desk's contribution to a WL node: the desk, its RPC handlers and the purge loop.
 
-``install`` returns the component and the ``OrderRpc`` the TraderService servicer delegates to. With
-``serve_trader_service=True`` the component registers ``OrderTraderServicer`` itself (a node whose TraderService
-is not served by the catalog feature, tests, the bench).
+``install`` returns the component and the ``OrderRpc`` the TraderService servicer (``wl_node.trader``) delegates to.
 """
 
 from __future__ import annotations
@@ -16,14 +14,13 @@ from dataclasses import dataclass
 
 from wl_node.context import NodeContext
 from wl_node.policy.state import PolicyState
-from xporty.trader.v1 import trader_service_pb2_grpc as pb_grpc
 from xwl_runtime.clock import Clock
 from xwl_runtime.component import BackgroundLoop, Component
 
 from .desk import OrderDesk
 from .gate import OrderGuard, SignalGate
 from .idempotency import IdempotencyRecords
-from .rpc import ORDER_AUTHZ, SERVICE, OrderRpc, OrderTraderServicer, policy_token_verifier
+from .rpc import OrderRpc, policy_token_verifier
 from .stock import OfferStock
 from .txn import TxRunner
 
@@ -72,7 +69,6 @@ def install(
     signal_gate: SignalGate | None = None,
     guards: Sequence[OrderGuard] = (),
     records: IdempotencyRecords | None = None,
-    serve_trader_service: bool = False,
     runner: TxRunner | None = None,
 ) -> Orders:
     """Build the order desk of a node (``runner`` is shared with the checkout feature when both are installed)."""
@@ -82,12 +78,7 @@ def install(
     desk = OrderDesk(runner=runner, state=state, stock=stock, clock=ctx.clock, idempotency=records,
                      signal_gate=signal_gate, guards=guards)
     rpc = OrderRpc(desk, policy_token_verifier(state, ctx.clock))
-    component = Component(name="orders", authz=dict(ORDER_AUTHZ),
-                          loops=[purge_loop(runner, records, ctx.clock)])
+    component = Component(name="orders", loops=[purge_loop(runner, records, ctx.clock)])
     if own_runner:
         component.on_stop.append(runner.close)
-    if serve_trader_service:
-        servicer = OrderTraderServicer(rpc)
-        component.registrations.append(lambda server: pb_grpc.add_TraderServiceServicer_to_server(servicer, server))
-        component.service_names.append(SERVICE)
     return Orders(component=component, desk=desk, rpc=rpc, runner=runner)

@@ -1,13 +1,7 @@
 """TraderService's order RPCs: verify the caller's JWT, then delegate to the ``OrderDesk``.
 
 The token check runs before anything touches the store, so a refused call (UNAUTHENTICATED / PERMISSION_DENIED)
-writes nothing. The TraderService servicer (catalog feature) delegates its three order methods here::
-
-    async def PlaceOrder(self, request, context):
-        return await self._orders.PlaceOrder(request, context)
-
-``OrderTraderServicer`` serves only these three methods; tests and the bench use it, and it is a complete
-TraderService for a node that exports nothing else.
+writes nothing. The one TraderService servicer (``wl_node.trader``) delegates its three order methods here.
 """
 
 from __future__ import annotations
@@ -21,19 +15,11 @@ import grpc
 from wl_node.policy.state import PolicyState
 from xporty.cp.v1 import identity_pb2
 from xporty.trader.v1 import trader_service_pb2 as pb
-from xporty.trader.v1 import trader_service_pb2_grpc as pb_grpc
-from xwl_runtime.authz import Rule, service_methods
 from xwl_runtime.clock import Clock
-from xwl_runtime.identity import Kind
 from xwl_runtime.pipeline import caller
 from xwl_runtime.tokens import TokenVerifier
 
 from .desk import OrderDesk, StillWanted
-
-SERVICE = "xporty.trader.v1.TraderService"
-ORDER_METHODS = ("PlaceOrder", "CancelOrder", "GetOrder")
-ORDER_AUTHZ: dict[str, Rule] = service_methods(SERVICE, ORDER_METHODS, Rule(frozenset({Kind.WL})))
-"""Only WL nodes (mTLS) may call the order RPCs; the JWT is checked on top, per call."""
 
 
 def policy_token_verifier(state: PolicyState, clock: Clock) -> TokenVerifier:
@@ -87,29 +73,3 @@ class OrderRpc:
         ident = caller()
         claims = self._verifier.verify_metadata(context.invocation_metadata(), ident)
         return pb.GetOrderResponse(order=await self._desk.get(ident, request, claims))
-
-
-class OrderTraderServicer(pb_grpc.TraderServiceServicer):
-    """A TraderService serving only the order RPCs (the offer feed answers UNIMPLEMENTED)."""
-
-    def __init__(self, orders: OrderRpc) -> None:
-        self._orders = orders
-
-    async def PlaceOrder(  # noqa: N802
-        self,
-        request: pb.PlaceOrderRequest,
-        context: grpc.aio.ServicerContext[pb.PlaceOrderRequest, pb.PlaceOrderResponse],
-    ) -> pb.PlaceOrderResponse:
-        return await self._orders.PlaceOrder(request, context)
-
-    async def CancelOrder(  # noqa: N802
-        self,
-        request: pb.CancelOrderRequest,
-        context: grpc.aio.ServicerContext[pb.CancelOrderRequest, pb.CancelOrderResponse],
-    ) -> pb.CancelOrderResponse:
-        return await self._orders.CancelOrder(request, context)
-
-    async def GetOrder(  # noqa: N802
-        self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext[pb.GetOrderRequest, pb.GetOrderResponse]
-    ) -> pb.GetOrderResponse:
-        return await self._orders.GetOrder(request, context)

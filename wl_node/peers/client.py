@@ -37,6 +37,7 @@ from xwl_runtime import correlation
 from xwl_runtime.breaker import AsyncCircuitBreaker, BreakerState, CircuitOpenError
 from xwl_runtime.clock import Clock, SystemClock
 from xwl_runtime.errors import Unavailable
+from xwl_runtime.grpc_codes import TRANSIENT
 from xwl_runtime.identity import Identity
 from xwl_runtime.pipeline import DEV_IDENTITY_METADATA_KEY
 from xwl_runtime.retry import Deadline, DeadlineExhausted, RetryBudget, RetryPolicy, call_with_retries
@@ -50,7 +51,6 @@ T = TypeVar("T")
 
 _ORDER_OUTCOME = {order_pb2.ORDER_STATUS_CONFIRMED: "confirmed", order_pb2.ORDER_STATUS_DENIED: "denied",
                   order_pb2.ORDER_STATUS_CANCELLED: "cancelled"}
-TRANSPORT_FAILURES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 AvailabilityListener = Callable[[str, bool], None]
 
 
@@ -100,7 +100,7 @@ class _Peer:
 
 
 def _is_transport_failure(exc: BaseException) -> bool:
-    return isinstance(exc, grpc.aio.AioRpcError) and exc.code() in TRANSPORT_FAILURES
+    return isinstance(exc, grpc.aio.AioRpcError) and exc.code() in TRANSIENT
 
 
 class TraderPeers:
@@ -126,7 +126,7 @@ class TraderPeers:
         self._clock = clock or SystemClock()
         self._policy = RetryPolicy(
             max_attempts=self.config.max_attempts, base_backoff_s=self.config.base_backoff_s,
-            max_backoff_s=self.config.max_backoff_s, retryable=TRANSPORT_FAILURES,
+            max_backoff_s=self.config.max_backoff_s, retryable=TRANSIENT,
         )
         self._peers: dict[str, _Peer] = {}
         self._breakers: dict[str, AsyncCircuitBreaker] = {}
@@ -304,7 +304,7 @@ class TraderPeers:
             self._metrics.order(exporter_wl, "unavailable", None)
             raise
         except grpc.aio.AioRpcError as err:
-            answered = err.code() not in TRANSPORT_FAILURES
+            answered = err.code() not in TRANSIENT
             self._metrics.order(exporter_wl, "refused" if answered else "error",
                                 time.perf_counter() - started if answered else None)
             raise

@@ -39,6 +39,7 @@ from wl_node.settings import NodeSettings
 from xporty.cp.v1 import audit_pb2, policy_pb2, policy_service_pb2, policy_service_pb2_grpc
 from xwl_runtime.backoff import Backoff
 from xwl_runtime.clock import Clock
+from xwl_runtime.loops import supervise_stream, wait_any
 
 from .checkpoint import CheckpointKeeper
 from .lkg import LastKnownGoodStore, LkgCorrupt
@@ -57,17 +58,6 @@ CONFIRM_PERSIST_FRACTION = 4
 """The persisted confirmation time is refreshed at most every max_staleness / this."""
 
 Observer = Callable[[], Awaitable[object]]
-
-
-async def _wait_any(*events: asyncio.Event, timeout: float | None = None) -> None:
-    """Return when any event is set or after ``timeout`` seconds."""
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)
 
 
 def _timestamp(when: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
@@ -171,26 +161,15 @@ class PolicyAgent:
             self._lkg.close()
 
     async def _watch_loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            self._rotated.clear()
-            session = asyncio.create_task(self._watch_session(), name="policy-watch-session")
-            interrupt = asyncio.create_task(_wait_any(stop, self._rotated))
-            try:
-                await asyncio.wait({session, interrupt}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in (session, interrupt):
-                    task.cancel()
-                await asyncio.gather(session, interrupt, return_exceptions=True)
-            await self._finish_handling()
-            self._log_session_end(session)
-            if self._state.stream_connected:
-                self._state.stream_connected = False
-                await self._notify()
-            if stop.is_set():
-                break
-            if self._rotated.is_set():
-                continue  # reopen at once on the rotated channel
-            await _wait_any(stop, self._rotated, timeout=self._backoff.next_delay())
+        await supervise_stream(self._watch_session, stop=stop, rotated=self._rotated, backoff=self._backoff,
+                               after_session=self._after_session, name="policy-watch-session")
+
+    async def _after_session(self, session: asyncio.Task[None]) -> None:
+        await self._finish_handling()
+        self._log_session_end(session)
+        if self._state.stream_connected:
+            self._state.stream_connected = False
+            await self._notify()
 
     async def _finish_handling(self) -> None:
         """Wait for a message still being handled after its session was cancelled, and surface its failure."""
@@ -251,7 +230,7 @@ class PolicyAgent:
 
     async def _pull_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await _wait_any(stop, self._pull_now, timeout=self._ttl_s)
+            await wait_any(stop, self._pull_now, timeout=self._ttl_s)
             if stop.is_set():
                 break
             requested = self._pull_now.is_set()

@@ -1,1 +1,1 @@
-"""The node's risk guardrails (issue 5, node half): signal enforcer, trade gate, local imbalance guard."""
+"""The node's risk guardrails: signal enforcer, trade gate, local imbalance guard."""

@@ -1,11 +1,11 @@
 """The risk feature's contribution to a WL node: the enforcer's signal loop and the local guard's upkeep.
 
 ``install`` returns a ``RiskComponent`` — a ``Component`` that also carries the ``Enforcer``, the ``TradeGate``,
-the ``LocalGuard`` and the order desk's ``DeskGuard`` — so the composition root lists it like any feature and
-the checkout/order desk wiring (or a test) finds the handles with ``find(app.components)``:
+the ``LocalGuard`` and the order desk's ``DeskGuard`` — built first of the node's features (``NodeFeatures.risk``)
+and handed to the features built after it:
 
 * order desk: ``orders_component.install(..., signal_gate=risk.gate.signal_gate, guards=[risk.desk_guard])``;
-* checkout: ``checkout_component.install(..., enforcer=risk.gate.signal_gate)`` and ``risk.guard.reserve(...)``
+* checkout: ``checkout_component.install(..., signal_gate=risk.gate.signal_gate)`` and ``risk.guard.reserve(...)``
   around PlaceOrder;
 * catalog: ``risk.enforcer.add_listener(...)`` / ``add_pair_listener(...)`` to hide/mark the offers of a disabled
   direction or of a pair paused/blocked by signal (the storefront's availability already asks ``signal_gate``).
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -43,10 +43,10 @@ NAME = "risk"
 class RiskComponent(Component):
     """The component plus the handles other features are wired with."""
 
-    enforcer: Enforcer | None = field(default=None)
-    gate: TradeGate | None = field(default=None)
-    guard: LocalGuard | None = field(default=None)
-    desk_guard: DeskGuard | None = field(default=None)
+    enforcer: Enforcer = field(kw_only=True)
+    gate: TradeGate = field(kw_only=True)
+    guard: LocalGuard = field(kw_only=True)
+    desk_guard: DeskGuard = field(kw_only=True)
 
 
 def install(
@@ -96,11 +96,3 @@ async def _sleep(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
     except TimeoutError:
         pass
-
-
-def find(components: Iterable[Component]) -> RiskComponent | None:
-    """The risk component among a node's components."""
-    for component in components:
-        if isinstance(component, RiskComponent):
-            return component
-    return None

@@ -39,6 +39,7 @@ from wl_node.telemetry.queue import enqueue
 from xporty.cp.v1 import signal_pb2, signal_service_pb2, signal_service_pb2_grpc, telemetry_pb2
 from xwl_runtime.backoff import Backoff
 from xwl_runtime.clock import Clock
+from xwl_runtime.loops import supervise_stream
 
 from .pair_status import PairStatusState, pair_key
 from .tables import CURSOR, directions, signal_cursor
@@ -345,26 +346,15 @@ class Enforcer:
     # --- the stream ---------------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         """Watch signals until ``stop`` is set."""
-        while not stop.is_set():
-            self._rotated.clear()
-            session = asyncio.create_task(self._session(), name="signal-watch-session")
-            interrupt = asyncio.create_task(_wait_any(stop, self._rotated))
-            try:
-                await asyncio.wait({session, interrupt}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in (session, interrupt):
-                    task.cancel()
-                await asyncio.gather(session, interrupt, return_exceptions=True)
-            self.connected = False
-            handling = self._handling
-            if handling is not None and not handling.done():
-                await asyncio.wait({handling})
-            self._log_end(session)
-            if stop.is_set():
-                break
-            if self._rotated.is_set():
-                continue
-            await _wait_any(stop, self._rotated, timeout=self._backoff.next_delay())
+        await supervise_stream(self._session, stop=stop, rotated=self._rotated, backoff=self._backoff,
+                               after_session=self._after_session, name="signal-watch-session")
+
+    async def _after_session(self, session: asyncio.Task[None]) -> None:
+        self.connected = False
+        handling = self._handling
+        if handling is not None and not handling.done():
+            await asyncio.wait({handling})
+        self._log_end(session)
 
     async def _session(self) -> None:
         request = signal_service_pb2.WatchSignalsRequest(after_sequence=self.after_sequence)
@@ -426,11 +416,3 @@ async def _nothing_conn(conn: AsyncConnection) -> None:
     return None
 
 
-async def _wait_any(*events: asyncio.Event, timeout: float | None = None) -> None:
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)

@@ -12,7 +12,7 @@ signal say ACTIVE: a pause arriving by signal before the view takes effect at on
 ``PAIR_NOT_ACTIVE`` (status signal), ``RISK_VIEW_STALE``, ``DIRECTION_DISABLED`` (in that order of precedence).
 
 ``signal_gate`` is the enforcer's part alone, in the ``SignalGate`` shape the order desk (``signal_gate=``) and the
-checkout (``enforcer=``) take.
+checkout (``signal_gate=``) take.
 """
 
 from __future__ import annotations

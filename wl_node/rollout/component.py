@@ -9,7 +9,7 @@ from xporty.node.v1 import feature_flag_service_pb2_grpc
 from xwl_runtime.component import Component
 
 from .flags import FlagBoard
-from .rpc import AUTHZ, SERVICE, FeatureFlagServicer
+from .rpc import SERVICE, FeatureFlagServicer
 
 
 def install(ctx: NodeContext, state: PolicyState) -> Component:
@@ -18,4 +18,4 @@ def install(ctx: NodeContext, state: PolicyState) -> Component:
         name="feature-flags",
         registrations=[lambda server: feature_flag_service_pb2_grpc.add_FeatureFlagServiceServicer_to_server(
             servicer, server)],
-        service_names=[SERVICE], authz=dict(AUTHZ))
+        service_names=[SERVICE])

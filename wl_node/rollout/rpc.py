@@ -9,17 +9,12 @@ import grpc
 
 from xporty.node.v1 import feature_flag_service_pb2 as pb
 from xporty.node.v1 import feature_flag_service_pb2_grpc
-from xwl_runtime.authz import Rule, service_methods
-from xwl_runtime.errors import InvalidArgument, PermissionDenied
-from xwl_runtime.identity import Kind
-from xwl_runtime.pipeline import caller
+from xwl_runtime.errors import InvalidArgument
 from xwl_runtime.text import bounded
 
 from .flags import FlagBoard
 
 SERVICE = pb.DESCRIPTOR.services_by_name["FeatureFlagService"].full_name
-AUTHZ: dict[str, Rule] = service_methods(SERVICE, ("GetFeatureFlags", "WatchFeatureFlags"),
-                                         Rule(frozenset({Kind.APP, Kind.OPS})))
 MAX_NAMES = 100
 MAX_NAME_CHARS = 63
 MAX_SUBJECT_CHARS = 128
@@ -40,15 +35,9 @@ class FeatureFlagServicer(feature_flag_service_pb2_grpc.FeatureFlagServiceServic
         self._board = board
         self._wl_id = wl_id
 
-    def _check_caller(self) -> None:
-        ident = caller()
-        if ident.kind is Kind.APP and ident.wl_id != self._wl_id:
-            raise PermissionDenied("apps may read only their own WL's flags", reason="OTHER_WL")
-
     async def GetFeatureFlags(  # noqa: N802 - gRPC method name
         self, request: pb.GetFeatureFlagsRequest, context: grpc.aio.ServicerContext[Any, Any],
     ) -> pb.GetFeatureFlagsResponse:
-        self._check_caller()
         _validate(request.names, request.subject)
         flags, version = self._board.read(request.names, request.subject)
         return pb.GetFeatureFlagsResponse(flags=flags, policy_version=version)
@@ -56,7 +45,6 @@ class FeatureFlagServicer(feature_flag_service_pb2_grpc.FeatureFlagServiceServic
     async def WatchFeatureFlags(  # noqa: N802 - gRPC method name
         self, request: pb.WatchFeatureFlagsRequest, context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[pb.WatchFeatureFlagsResponse]:
-        self._check_caller()
         _validate(request.names, request.subject)
         sent: list[Any] | None = None
         while True:

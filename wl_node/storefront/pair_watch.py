@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 from google.protobuf import timestamp_pb2
 
@@ -20,7 +21,7 @@ from xporty.node.v1 import storefront_service_pb2 as pb
 from xwl_runtime.errors import Aborted
 
 from ..policy.state import PolicyState
-from ..risk.enforcer import DirectionState, Enforcer
+from ..risk.enforcer import DirectionListener, DirectionState, PairListener
 from ..risk.pair_status import PairStatusState
 
 QUEUE_SIZE = 64
@@ -47,17 +48,21 @@ def _timestamp(when: dt.datetime) -> timestamp_pb2.Timestamp:
     return ts
 
 
+class AppliedSignals(Protocol):
+    """Where applied signals come from (``wl_node.risk.enforcer.Enforcer``)."""
+
+    def add_listener(self, listener: DirectionListener) -> None: ...
+    def add_pair_listener(self, listener: PairListener) -> None: ...
+
+
 class PairWatch:
     """Fan-out of pair policy versions and applied signals to WatchPairs subscribers."""
 
-    def __init__(self, state: PolicyState) -> None:
+    def __init__(self, state: PolicyState, enforcer: AppliedSignals) -> None:
         self._state = state
         self._subscribers: set[_Subscriber] = set()
         state.add_listener(self._on_view)
-
-    def attach_enforcer(self, enforcer: Enforcer) -> None:
-        """Also stream the signals ``enforcer`` applies (wired by the composition root)."""
-        enforcer.add_listener(self._on_direction)
+        enforcer.add_listener(self._on_direction)  # the signals the enforcer applies go out too
         enforcer.add_pair_listener(self._on_pair)
 
     @property

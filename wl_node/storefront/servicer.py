@@ -1,10 +1,6 @@
 """StorefrontService: the local API the WL's own services call (mTLS identities ``spiffe://xporty/wl/<id>/app/<n>``).
 
-Who may call what (the component's authz table admits the kinds; this servicer checks the WL):
-
-* offers (Publish/Update/Withdraw), Checkout, GetCheckout: apps of THIS WL only;
-* reads (ListImportedOffers, GetImportedOffer, GetNodeState, the WatchPairs stream): apps of this WL and operators.
-
+Who may call what is the node's authorization table (``wl_node/authz.py``), enforced before any handler runs.
 The trader manager's contact is masked in every response unless the caller is an app of this WL named in
 ``NodeSettings.pii_apps`` (the PII scope). Nothing here logs contact data.
 """
@@ -12,121 +8,62 @@ The trader manager's contact is masked in every response unless the caller is an
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol
 
 import grpc
 
+from wl_node.alerts.rpc import PairAlertsRpc
+from wl_node.catalog.imported_view import ImportedView
 from wl_node.catalog.offers import OfferBook, offer_to_proto, timestamp
 from wl_node.catalog.validation import check_offer_id, validate_offer
 from wl_node.catalog.visibility import importable_exporters
+from wl_node.checkout.rpc import CheckoutRpc
 from wl_node.policy.state import PolicyState
+from wl_node.privacy.contact_request import ContactRequester
 from wl_node.settings import NodeSettings
 from xporty.cp.v1 import audit_pb2
 from xporty.node.v1 import storefront_pb2
 from xporty.node.v1 import storefront_service_pb2 as pb
 from xporty.node.v1 import storefront_service_pb2_grpc as pb_grpc
-from xwl_runtime.authz import Rule, service_methods
 from xwl_runtime.errors import FailedPrecondition, InvalidArgument, PermissionDenied
-from xwl_runtime.identity import Identity, Kind
+from xwl_runtime.identity import Kind
 from xwl_runtime.pipeline import caller
 
-from ..privacy.contact_request import ContactRequester
-from .imported_view import ImportedView
 from .pair_watch import PairWatch
 
 SERVICE = "xporty.node.v1.StorefrontService"
-APP_METHODS = ("PublishOffer", "UpdateOffer", "WithdrawOffer", "Checkout", "GetCheckout", "GetTraderContact")
-READ_METHODS = ("ListImportedOffers", "GetImportedOffer", "GetNodeState", "WatchPairs")
-AUTHZ: dict[str, Rule] = {
-    **service_methods(SERVICE, APP_METHODS, Rule(frozenset({Kind.APP}))),
-    **service_methods(SERVICE, READ_METHODS, Rule(frozenset({Kind.APP, Kind.OPS}))),
-}
-
-
-class CheckoutHandlers(Protocol):
-    """The checkout RPCs (issue 4's ``wl_node.checkout.rpc.CheckoutRpc`` fits)."""
-
-    async def Checkout(  # noqa: N802
-        self, request: pb.CheckoutRequest, context: grpc.aio.ServicerContext[pb.CheckoutRequest, pb.CheckoutResponse]
-    ) -> pb.CheckoutResponse: ...
-
-    async def GetCheckout(  # noqa: N802
-        self,
-        request: pb.GetCheckoutRequest,
-        context: grpc.aio.ServicerContext[pb.GetCheckoutRequest, pb.GetCheckoutResponse],
-    ) -> pb.GetCheckoutResponse: ...
-
-
-class AlertHandlers(Protocol):
-    """The alert stream (``wl_node.alerts.rpc.PairAlertsRpc`` fits)."""
-
-    def WatchPairAlerts(  # noqa: N802
-        self, request: pb.WatchPairAlertsRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[pb.WatchPairAlertsResponse]: ...
 
 
 class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
     """Thin translation between the local API and the offer book / imported snapshot."""
 
-    def __init__(self, settings: NodeSettings, state: PolicyState, book: OfferBook, view: ImportedView,
-                 checkouts: CheckoutHandlers | None = None) -> None:
+    def __init__(self, settings: NodeSettings, state: PolicyState, book: OfferBook, view: ImportedView, *,
+                 checkouts: CheckoutRpc, alerts: PairAlertsRpc, pairs: PairWatch, contacts: ContactRequester,
+                 audit_checkpoint: Callable[[], audit_pb2.AuditCheckpoint | None],
+                 viewed: Callable[[str], None]) -> None:
         self._settings = settings
         self._state = state
         self._book = book
         self._view = view
         self._checkouts = checkouts
-        self.pairs = PairWatch(state)
-        """WatchPairs' fan-out; the composition root attaches the enforcer's signals."""
-        self._alerts: AlertHandlers | None = None
-        self._audit_checkpoint: Callable[[], audit_pb2.AuditCheckpoint | None] = lambda: None
-        self._contacts: ContactRequester | None = None
-        self._viewed: Callable[[str], None] = lambda _exporter: None
-
-    def attach_view_counter(self, viewed: Callable[[str], None]) -> None:
-        """Tell ``viewed(exporter_wl)`` about every imported offer shown by GetImportedOffer (the operations
-        reporter counts them for the CP's conversion funnel; wired by the composition root)."""
-        self._viewed = viewed
-
-    def attach_contacts(self, contacts: ContactRequester) -> None:
-        """Serve GetTraderContact by asking exporters (wired by the catalog component)."""
-        self._contacts = contacts
-
-    def attach_audit_checkpoint(self, kept: Callable[[], audit_pb2.AuditCheckpoint | None]) -> None:
-        """Report the CP audit checkpoint the node keeps in GetNodeState (wired by the composition root)."""
-        self._audit_checkpoint = kept
-
-    def attach_alerts(self, alerts: AlertHandlers) -> None:
-        """Serve WatchPairAlerts from the node's alert board (wired by the composition root)."""
         self._alerts = alerts
+        self.pairs = pairs
+        self._contacts = contacts
+        self._audit_checkpoint = audit_checkpoint
+        self._viewed = viewed
 
     async def WatchPairAlerts(  # noqa: N802 - gRPC method name
         self, request: pb.WatchPairAlertsRequest,
         context: grpc.aio.ServicerContext[pb.WatchPairAlertsRequest, pb.WatchPairAlertsResponse],
     ) -> AsyncIterator[pb.WatchPairAlertsResponse]:
-        if self._alerts is None:
-            raise FailedPrecondition("this node has no alert board", reason="ALERTS_UNAVAILABLE")
         async for response in self._alerts.WatchPairAlerts(request, context):
             yield response
 
-    def attach_checkouts(self, checkouts: CheckoutHandlers) -> None:
-        """Serve Checkout/GetCheckout through the importer's checkout feature (wired by the composition root)."""
-        self._checkouts = checkouts
-
-    # --- caller checks ------------------------------------------------------------------------------------------
-    def _own_app(self) -> Identity:
+    # --- data scope -------------------------------------------------------------------------------------------
+    def _unmasked(self) -> bool:
+        """Whether the caller holds the PII scope: an app named in ``pii_apps`` (the table admitted only this WL's
+        apps and operators)."""
         ident = caller()
-        if ident.kind is not Kind.APP or ident.wl_id != self._settings.wl_id:
-            raise PermissionDenied(f"{ident} is not an app of {self._settings.wl_id}", reason="NOT_THIS_WL",
-                                   metadata={"caller": ident.spiffe_id})
-        return ident
-
-    def _reader(self) -> bool:
-        """Check the caller may read; True when it holds the PII scope."""
-        ident = caller()
-        if ident.kind is Kind.OPS:
-            return False
-        self._own_app()
-        return ident.name in self._settings.pii_apps
+        return ident.kind is Kind.APP and ident.name in self._settings.pii_apps
 
     def _currency(self) -> tuple[str, int]:
         own = self._state.white_label(self._settings.wl_id)
@@ -140,7 +77,6 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
         request: pb.PublishOfferRequest,
         context: grpc.aio.ServicerContext[pb.PublishOfferRequest, pb.PublishOfferResponse],
     ) -> pb.PublishOfferResponse:
-        self._own_app()
         currency, decimals = self._currency()
         row = await self._book.publish(validate_offer(request.offer, currency=currency, decimals=decimals))
         return pb.PublishOfferResponse(offer=offer_to_proto(row))
@@ -150,7 +86,6 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
         request: pb.UpdateOfferRequest,
         context: grpc.aio.ServicerContext[pb.UpdateOfferRequest, pb.UpdateOfferResponse],
     ) -> pb.UpdateOfferResponse:
-        self._own_app()
         currency, decimals = self._currency()
         row = await self._book.update(validate_offer(request.offer, currency=currency, decimals=decimals))
         return pb.UpdateOfferResponse(offer=offer_to_proto(row))
@@ -160,7 +95,6 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
         request: pb.WithdrawOfferRequest,
         context: grpc.aio.ServicerContext[pb.WithdrawOfferRequest, pb.WithdrawOfferResponse],
     ) -> pb.WithdrawOfferResponse:
-        self._own_app()
         bad = check_offer_id(request.offer_id, "offer_id")
         if bad:
             raise InvalidArgument(f"offer_id: {bad[0].description}", violations=bad)
@@ -173,7 +107,7 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
         request: pb.ListImportedOffersRequest,
         context: grpc.aio.ServicerContext[pb.ListImportedOffersRequest, pb.ListImportedOffersResponse],
     ) -> pb.ListImportedOffersResponse:
-        unmasked = self._reader()
+        unmasked = self._unmasked()
         offers, token = await self._view.list(
             importable_exporters(self._state), source_wl=request.source_wl, category=request.category,
             text=request.text, page_size=request.page_size, page_token=request.page_token, unmasked=unmasked,
@@ -185,7 +119,7 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
         request: pb.GetImportedOfferRequest,
         context: grpc.aio.ServicerContext[pb.GetImportedOfferRequest, pb.GetImportedOfferResponse],
     ) -> pb.GetImportedOfferResponse:
-        unmasked = self._reader()
+        unmasked = self._unmasked()
         offer = await self._view.get(importable_exporters(self._state), request.imported_offer_id, unmasked=unmasked)
         self._viewed(offer.source_wl)
         return pb.GetImportedOfferResponse(offer=offer)
@@ -195,7 +129,6 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
         request: pb.GetNodeStateRequest,
         context: grpc.aio.ServicerContext[pb.GetNodeStateRequest, pb.GetNodeStateResponse],
     ) -> pb.GetNodeStateResponse:
-        self._reader()
         state = storefront_pb2.NodeState(
             wl_id=self._settings.wl_id, policy_version=self._state.version,
             stream_connected=self._state.stream_connected, stale=self._state.is_stale(),
@@ -209,17 +142,13 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
         request: pb.WatchPairsRequest,
         context: grpc.aio.ServicerContext[pb.WatchPairsRequest, pb.WatchPairsResponse],
     ) -> AsyncIterator[pb.WatchPairsResponse]:
-        self._reader()
         async for event in self.pairs.stream():
             yield event
 
-    # --- checkout (issue 4) ---------------------------------------------------------------------------------
+    # --- checkout -----------------------------------------------------------------------------------------
     async def Checkout(  # noqa: N802 - gRPC method name
         self, request: pb.CheckoutRequest, context: grpc.aio.ServicerContext[pb.CheckoutRequest, pb.CheckoutResponse]
     ) -> pb.CheckoutResponse:
-        self._own_app()
-        if self._checkouts is None:
-            raise FailedPrecondition("checkout is not available on this node", reason="CHECKOUT_NOT_AVAILABLE")
         return await self._checkouts.Checkout(request, context)
 
     async def GetCheckout(  # noqa: N802 - gRPC method name
@@ -227,9 +156,6 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
         request: pb.GetCheckoutRequest,
         context: grpc.aio.ServicerContext[pb.GetCheckoutRequest, pb.GetCheckoutResponse],
     ) -> pb.GetCheckoutResponse:
-        self._own_app()
-        if self._checkouts is None:
-            raise FailedPrecondition("checkout is not available on this node", reason="CHECKOUT_NOT_AVAILABLE")
         return await self._checkouts.GetCheckout(request, context)
 
     async def GetTraderContact(  # noqa: N802 - gRPC method name
@@ -237,11 +163,9 @@ class StorefrontServicer(pb_grpc.StorefrontServiceServicer):
         request: pb.GetTraderContactRequest,
         context: grpc.aio.ServicerContext[pb.GetTraderContactRequest, pb.GetTraderContactResponse],
     ) -> pb.GetTraderContactResponse:
-        ident = self._own_app()
+        ident = caller()
         if ident.name not in self._settings.pii_apps:
             raise PermissionDenied(f"{ident} does not hold the PII scope", reason="PII_SCOPE_REQUIRED")
-        if self._contacts is None:
-            raise FailedPrecondition("contact requests are not available on this node", reason="CONTACTS_NOT_AVAILABLE")
         offer = await self._view.get(importable_exporters(self._state), request.imported_offer_id, unmasked=False)
         contact = await self._contacts.request(offer.source_wl, offer.manager.handle, request.purpose)
         return pb.GetTraderContactResponse(contact=contact)

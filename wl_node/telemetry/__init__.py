@@ -1,4 +1,4 @@
-"""Durable, ordered, signed shipping of the node's ledger and enforcement events to the CP (issue 5)."""
+"""Durable, ordered, signed shipping of the node's ledger and enforcement events to the CP."""
 
 from .queue import enqueue, enqueue_sync
 

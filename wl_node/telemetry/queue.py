@@ -193,6 +193,16 @@ async def requeue_rejected(conn: AsyncConnection) -> int:
     return int(result.rowcount or 0)
 
 
+async def depth(conn: AsyncConnection) -> int:
+    """Events waiting to leave for the CP: queued and unsent, plus those not yet handed over by the order desk's and
+    checkout's ``ledger_outbox`` (both counts use an index)."""
+    queued = (await conn.execute(sa.select(sa.func.count()).select_from(queue)
+                                 .where(queue.c.state == PENDING))).scalar_one()
+    unhanded = (await conn.execute(sa.select(sa.func.count()).select_from(ledger_outbox)
+                                   .where(_o.shipped_at.is_(None)))).scalar_one()
+    return int(queued) + int(unhanded)
+
+
 async def counts(conn: AsyncConnection) -> dict[str, int]:
     """Rows per state (for reports and tests)."""
     rows = (await conn.execute(sa.select(queue.c.state, sa.func.count()).group_by(queue.c.state))).all()

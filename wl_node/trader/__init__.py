@@ -1,1 +1,1 @@
-"""TraderService: the peer API other WL nodes call (offer feed here; orders from issue 4)."""
+"""TraderService: the peer API other WL nodes call (offer feed, orders, contact disclosure)."""

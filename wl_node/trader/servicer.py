@@ -10,55 +10,36 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wl_node.catalog.feed import Cursor, FeedNotifier, latest_sequence, next_maturity, read_page
 from wl_node.catalog.visibility import export_grant
+from wl_node.orders.rpc import OrderRpc
 from wl_node.policy.state import PolicyState
 from wl_node.privacy.disclosure import ContactDisclosure
 from xporty.trader.v1 import trader_service_pb2 as pb
 from xporty.trader.v1 import trader_service_pb2_grpc as pb_grpc
-from xwl_runtime.authz import Rule, service_methods
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import FailedPrecondition
-from xwl_runtime.identity import Kind
 from xwl_runtime.pipeline import caller
 
 log = logging.getLogger(__name__)
 
 SERVICE = "xporty.trader.v1.TraderService"
-FEED_METHODS = ("ListOffers", "WatchOffers")
-ORDER_METHODS = ("PlaceOrder", "CancelOrder", "GetOrder")
-PRIVACY_METHODS = ("GetTraderContact",)
-AUTHZ: dict[str, Rule] = service_methods(SERVICE, (*FEED_METHODS, *ORDER_METHODS, *PRIVACY_METHODS),
-                                         Rule(frozenset({Kind.WL})))
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 500, 5000
 WATCH_HEARTBEAT_S = 10.0
 """An idle WatchOffers stream sends a heartbeat this often (liveness for the importer, which pulls only when a
 beat is missed; ``NodeSettings.offer_watch_heartbeat``)."""
 
 
-class OrderHandlers(Protocol):
-    """The order RPCs (issue 4's ``wl_node.orders.rpc.OrderRpc`` fits)."""
-
-    async def PlaceOrder(self, request: Any, context: Any) -> Any: ...  # noqa: N802
-    async def CancelOrder(self, request: Any, context: Any) -> Any: ...  # noqa: N802
-    async def GetOrder(self, request: Any, context: Any) -> Any: ...  # noqa: N802
-
-
-def _not_available() -> FailedPrecondition:
-    return FailedPrecondition("orders are not available on this node yet", reason="ORDERS_NOT_AVAILABLE")
-
-
 class TraderServicer(pb_grpc.TraderServiceServicer):
-    """The exporter side of the catalog, plus order RPCs delegated to ``orders`` when installed."""
+    """The one TraderService servicer: the catalog's offer feed, the order desk's RPCs, the contact disclosure."""
 
     def __init__(self, engine: AsyncEngine, state: PolicyState, clock: Clock, notifier: FeedNotifier,
-                 orders: OrderHandlers | None = None, *, heartbeat_s: float = WATCH_HEARTBEAT_S,
-                 disclosures: ContactDisclosure | None = None) -> None:
+                 orders: OrderRpc, disclosures: ContactDisclosure, *, heartbeat_s: float = WATCH_HEARTBEAT_S
+                 ) -> None:
         self._engine = engine
         self._disclosures = disclosures
         self._state = state
@@ -131,36 +112,24 @@ class TraderServicer(pb_grpc.TraderServiceServicer):
         request: pb.PlaceOrderRequest,
         context: grpc.aio.ServicerContext[pb.PlaceOrderRequest, pb.PlaceOrderResponse],
     ) -> pb.PlaceOrderResponse:
-        if self._orders is None:
-            raise _not_available()
-        result: pb.PlaceOrderResponse = await self._orders.PlaceOrder(request, context)
-        return result
+        return await self._orders.PlaceOrder(request, context)
 
     async def CancelOrder(  # noqa: N802 - gRPC method name
         self,
         request: pb.CancelOrderRequest,
         context: grpc.aio.ServicerContext[pb.CancelOrderRequest, pb.CancelOrderResponse],
     ) -> pb.CancelOrderResponse:
-        if self._orders is None:
-            raise _not_available()
-        result: pb.CancelOrderResponse = await self._orders.CancelOrder(request, context)
-        return result
+        return await self._orders.CancelOrder(request, context)
 
     async def GetOrder(  # noqa: N802 - gRPC method name
         self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext[pb.GetOrderRequest, pb.GetOrderResponse]
     ) -> pb.GetOrderResponse:
-        if self._orders is None:
-            raise _not_available()
-        result: pb.GetOrderResponse = await self._orders.GetOrder(request, context)
-        return result
+        return await self._orders.GetOrder(request, context)
 
     async def GetTraderContact(  # noqa: N802 - gRPC method name
         self,
         request: pb.GetTraderContactRequest,
         context: grpc.aio.ServicerContext[pb.GetTraderContactRequest, pb.GetTraderContactResponse],
     ) -> pb.GetTraderContactResponse:
-        if self._disclosures is None:
-            raise FailedPrecondition("contact disclosure is not available on this node",
-                                     reason="CONTACTS_NOT_AVAILABLE")
         contact = await self._disclosures.disclose(caller().wl_id, request.handle, request.purpose)
         return pb.GetTraderContactResponse(contact=contact)

@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cp_server.audit.log import AuditEntry, AuditLog
+from cp_server.authz import TABLE as CP_AUTHZ
 from cp_server.context import CpContext
 from cp_server.identity.bootstrap import BootstrapTokens
 from cp_server.identity.component import install
@@ -24,7 +25,6 @@ from cp_server.settings import CpSettings
 from cp_server.store.schema import directions, pairs, white_labels
 from tests.support.pki import PkiFixture
 from xwl_runtime import db
-from xwl_runtime.authz import table
 from xwl_runtime.clock import Clock, SystemClock
 from xwl_runtime.identity import Identity
 from xwl_runtime.server import Listener, RunningServer, start_server
@@ -118,7 +118,7 @@ async def running_identity_cp(
             Listener(mtls_listen, ReloadableServerCredentials(material).credentials),
             Listener("127.0.0.1:0", server_tls_only_credentials(material)),
         ],
-        authz_table=table(component.authz),
+        authz_table=CP_AUTHZ,
     )
     try:
         yield IdentityCp(server, engine, ctx, BootstrapTokens(engine, clock), audit, pki)

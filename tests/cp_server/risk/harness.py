@@ -27,10 +27,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cp_server.audit.log import AuditLog
+from cp_server.authz import TABLE as CP_AUTHZ
 from cp_server.context import CpContext
-from cp_server.risk.component import RiskParts, build
 from cp_server.risk.settings import RiskSettings
+from cp_server.risk_services import RiskParts, build
 from cp_server.settings import CpSettings
+from cp_server.slo import component as slo_component
 from cp_server.store.schema import pairs, white_labels
 from tests.support.pki import PkiFixture
 from xporty.cp.v1 import (
@@ -41,7 +43,6 @@ from xporty.cp.v1 import (
     telemetry_service_pb2_grpc,
 )
 from xwl_runtime import db
-from xwl_runtime.authz import table
 from xwl_runtime.clock import Clock, SystemClock
 from xwl_runtime.event_signing import certificate_sha256, sign
 from xwl_runtime.identity import Identity
@@ -208,11 +209,11 @@ async def running_risk_cp(
         settings=CpSettings(db_url=db_url, pki_dir=pki.dir.root, heartbeat_interval=heartbeat), engine=engine,
         clock=clock, ca=ca, tls=material, jwt_key=ec.generate_private_key(ec.SECP256R1()), audit=audit,
     )
-    component, parts = build(ctx, settings or RiskSettings())
+    component, parts = build(ctx, settings or RiskSettings(), slo=slo_component.install(ctx))
     server = await start_server(
         registrations=component.registrations, service_names=component.service_names,
         listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(material).credentials)],
-        authz_table=table(component.authz),
+        authz_table=CP_AUTHZ,
     )
     stop = asyncio.Event()
     loops = [asyncio.create_task(loop(stop)) for loop in (component.loops if run_loops else component.loops[:1])]

@@ -4,86 +4,44 @@ receiver, a retry after a 500, the dead letter, and the 80% alert delivered from
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
 
+from cp_server.authz import TABLE as CP_AUTHZ
 from cp_server.webhooks import component as webhooks_component
 from cp_server.webhooks import signature
+from cp_server.webhooks.outbox import WebhookOutbox
 from cp_server.webhooks.settings import WebhookConfig
 from cp_server.webhooks.tables import deliveries, endpoints
 from tests.cp_server.risk.harness import KIND, RiskCp, running_risk_cp
+from tests.support.eventually import eventually
 from tests.support.pki import PkiFixture
+from tests.support.webhook_receiver import Receiver, serve_receiver
 from xporty.cp.v1 import webhook_service_pb2 as pb
 from xporty.cp.v1 import webhook_service_pb2_grpc as pb_grpc
-from xwl_runtime.authz import table
 from xwl_runtime.errors import decode_rpc_error
 from xwl_runtime.identity import Identity
 from xwl_runtime.server import Listener, start_server
 from xwl_runtime.tls import ReloadableServerCredentials, secure_channel
 
-FAST = WebhookConfig(max_attempts=3, base_backoff_s=0.05, max_backoff_s=0.2, timeout_s=2.0, scan_interval_s=0.1)
-
-
-@dataclass
-class Receiver:
-    """A real HTTP endpoint that verifies every delivery like an operator's would."""
-
-    secret: str = ""
-    fail_first: bool = True
-    always_fail: bool = False
-    accepted: list[dict[str, Any]] = field(default_factory=list)
-    attempts: dict[str, int] = field(default_factory=dict)
-    refused: list[str] = field(default_factory=list)
-    raw: list[tuple[str, bytes]] = field(default_factory=list)
-    clock_skew_s: float = 0.0
-
-    def handle(self, header: str | None, delivery: str, body: bytes) -> int:
-        try:
-            signature.verify(header, body, self.secret, now=time.time() + self.clock_skew_s)
-        except signature.SignatureError as err:
-            self.refused.append(str(err))
-            return 400
-        self.raw.append((header or "", body))
-        self.attempts[delivery] = self.attempts.get(delivery, 0) + 1
-        if self.always_fail or (self.fail_first and self.attempts[delivery] == 1):
-            return 500
-        self.accepted.append(json.loads(body))
-        return 200
+FAST = WebhookConfig(max_attempts=3, base_backoff_s=0.05, max_backoff_s=0.2, timeout_s=2.0)
+"""Fast retries; the default 60 s safety re-check, so every delivery in these tests is driven by a wake-up or by its
+retry falling due, never by a scan."""
 
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            self.send_response(state.handle(self.headers.get(signature.HEADER), self.headers.get("X-Xcwl-Delivery", ""),
-                                            body))
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state, f"http://127.0.0.1:{server.server_port}/hooks"
-    finally:
-        server.shutdown()
-        server.server_close()
+    async with serve_receiver() as served:
+        yield served
 
 
 @dataclass
@@ -98,29 +56,23 @@ async def cp(pki: PkiFixture, db_url: str) -> AsyncIterator[Cp]:
         await risk.seed({"wl-a": ("XPY-A", "1"), "wl-b": ("XPY-B", "1")}, [("wl-a", "wl-b", "100")])
         hooks = webhooks_component.install(risk.ctx, FAST)
         risk.parts.store.add_insert_hook(hooks.on_signal)
+        risk.parts.reconciler.on_discrepancy = hooks.on_discrepancy
         material = pki.material(Identity.cp())
         server = await start_server(
             registrations=hooks.component.registrations, service_names=hooks.component.service_names,
             listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(material).credentials)],
-            authz_table=table(hooks.component.authz))
+            authz_table=CP_AUTHZ)
         stop = asyncio.Event()
-        loop = asyncio.create_task(hooks.outbox.run(stop))
+        loops = [asyncio.create_task(run(stop)) for run in hooks.component.loops]  # + the LISTEN loop on PostgreSQL
         channel = secure_channel(f"127.0.0.1:{server.port}", pki.material(Identity.ops("alice")),
                                  expected=Identity.cp())
         try:
             yield Cp(risk, pb_grpc.WebhookServiceStub(channel))
         finally:
             stop.set()
-            await loop
+            await asyncio.gather(*loops)
             await channel.close()
             await server.stop(0)
-
-
-async def _eventually(check: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 def _post(url: str, header: str, body: bytes) -> int:
@@ -141,10 +93,15 @@ async def test_signed_delivery_retried_after_500_and_replay_or_tamper_refused(
     assert added.secret.startswith("whsec_")
     delivery = (await cp.stub.TestWebhook(pb.TestWebhookRequest(webhook_id=added.webhook.webhook_id),
                                           timeout=5)).delivery_id
-    await _eventually(lambda: len(state.accepted) == 1)
+    await eventually(lambda: len(state.accepted) == 1, timeout=10.0)
     assert state.attempts[delivery] == 2  # the first answer was 500: retried, then accepted
     assert state.accepted[0]["type"] == "webhook.test" and state.refused == []
-    listed = (await cp.stub.ListWebhooks(pb.ListWebhooksRequest(), timeout=5)).webhooks
+    deadline = time.monotonic() + 5  # the receiver answers before the outbox records the delivery
+    while True:
+        listed = (await cp.stub.ListWebhooks(pb.ListWebhooksRequest(), timeout=5)).webhooks
+        if [(w.delivered, w.pending, w.dead) for w in listed] == [(1, 0, 0)] or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
     assert [(w.delivered, w.pending, w.dead) for w in listed] == [(1, 0, 0)]
 
     # The receiver refuses a replay (same signed bytes, outside its tolerance window) and a tampered body.
@@ -169,7 +126,7 @@ async def test_the_80_percent_alert_is_delivered_and_a_dead_endpoint_goes_to_the
     confirmed = a.event(KIND.LEDGER_EVENT_KIND_EXPORT_CONFIRMED, order_id="o1", exporter="wl-a", importer="wl-b",
                         amount="85", currency="XPY-A", correlation_id="cid-alert")
     assert (await a.publish(confirmed)).accepted == 1
-    await _eventually(lambda: len(state.accepted) == 1)
+    await eventually(lambda: len(state.accepted) == 1, timeout=10.0)
     event = state.accepted[0]
     assert event["type"] == "alert.raised"
     assert event["data"]["correlation_id"] == "cid-alert"
@@ -187,6 +144,100 @@ async def test_the_80_percent_alert_is_delivered_and_a_dead_endpoint_goes_to_the
         await asyncio.sleep(0.05)
     listed = {w.webhook_id: w for w in (await cp.stub.ListWebhooks(pb.ListWebhooksRequest(), timeout=5)).webhooks}
     assert listed[dead.webhook.webhook_id].dead >= 1 and listed[dead.webhook.webhook_id].pending == 0
+
+
+async def test_a_discrepancy_is_delivered_once_from_the_transaction_that_alerts_on_it(
+    cp: Cp, receiver: tuple[Receiver, str]
+) -> None:
+    state, url = receiver
+    state.fail_first = False
+    added = await cp.stub.AddWebhook(pb.AddWebhookRequest(url=url, event_types=["discrepancy.opened"]), timeout=5)
+    state.secret = added.secret
+    a, b = cp.risk.node("wl-a"), cp.risk.node("wl-b")
+    a.honest_importer = False  # the importer reports its own (different) amount
+    exported = a.event(KIND.LEDGER_EVENT_KIND_EXPORT_CONFIRMED, order_id="o-d", exporter="wl-a", importer="wl-b",
+                       amount="50", currency="XPY-A", correlation_id="cid-disc")
+    finalized = b.event(KIND.LEDGER_EVENT_KIND_IMPORT_FINALIZED, order_id="o-d", exporter="wl-a", importer="wl-b",
+                        amount="40", currency="XPY-A", correlation_id="cid-disc")
+    assert (await a.publish(exported)).accepted == 1
+    assert (await b.publish(finalized)).accepted == 1
+    # Two passes at once (the loop's and this one, like two CP replicas): the discrepancy is acted on once.
+    await asyncio.gather(cp.risk.parts.reconciler.run_once(), cp.risk.parts.reconciler.run_once())
+    await eventually(lambda: len(state.accepted) == 1)
+    event = state.accepted[0]
+    assert event["type"] == "discrepancy.opened"
+    data = event["data"]
+    assert (data["order_id"], data["reason"], data["category"], data["correlation_id"]) == (
+        "o-d", "AMOUNT_MISMATCH", "RECONCILIATION", "cid-disc")
+    assert (data["export_amount"], data["import_amount"], data["exporter_wl"], data["importer_wl"]) == (
+        "50", "40", "wl-a", "wl-b")
+    assert data["alert_id"] and data["pair_paused"] is False
+    async with cp.risk.engine.connect() as conn:
+        queued = (await conn.execute(sa.select(sa.func.count()).select_from(deliveries)
+                                     .where(deliveries.c.event_type == "discrepancy.opened"))).scalar_one()
+    assert queued == 1
+    await cp.risk.parts.reconciler.run_once()
+    await asyncio.sleep(0.3)
+    assert len(state.accepted) == 1  # acted on already: nothing new
+
+
+async def test_an_idle_outbox_runs_no_query_yet_delivers_at_once_and_retries_when_due(
+    cp: Cp, receiver: tuple[Receiver, str]
+) -> None:
+    state, url = receiver
+    statements: list[tuple[float, str]] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "webhook_deliveries" in statement:
+            statements.append((time.monotonic(), statement))
+
+    event.listen(cp.risk.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        await asyncio.sleep(0.5)  # the start-up pass (and, on PostgreSQL, the one after LISTEN connects)
+        started = len(statements)
+        await asyncio.sleep(1.5)
+        assert statements[started:] == []  # idle: no scan of the outbox (the safety re-check is 60 s away)
+
+        added = await cp.stub.AddWebhook(pb.AddWebhookRequest(url=url), timeout=5)
+        state.secret = added.secret  # the receiver answers 500 to the first attempt
+        queued = time.monotonic()
+        delivery = (await cp.stub.TestWebhook(pb.TestWebhookRequest(webhook_id=added.webhook.webhook_id),
+                                              timeout=5)).delivery_id
+        await eventually(lambda: state.attempts.get(delivery, 0) >= 1, timeout=5)
+        first = time.monotonic() - queued
+        await eventually(lambda: len(state.accepted) == 1, timeout=5)
+        retried = time.monotonic() - queued
+        assert first < 0.5, first  # woken by the queueing transaction, not by a timer
+        assert retried < 0.5 + FAST.max_backoff_s * 2, retried  # the retry went out when it fell due
+        assert state.attempts[delivery] == 2
+        print(f"first attempt after {first * 1000:.0f} ms, retry delivered after {retried * 1000:.0f} ms")
+
+        await asyncio.sleep(0.3)  # the last pass after the delivery settles
+        settled = len(statements)
+        await asyncio.sleep(1.5)
+        assert len(statements) == settled, statements[settled:]  # idle again: nothing
+    finally:
+        event.remove(cp.risk.engine.sync_engine, "before_cursor_execute", count)
+
+
+async def test_an_event_queued_by_another_replica_wakes_this_one_at_its_commit(
+    cp: Cp, receiver: tuple[Receiver, str], db_url: str
+) -> None:
+    if db_url.startswith("sqlite"):
+        pytest.skip("replicas share a PostgreSQL store; the notification is PostgreSQL's")
+    state, url = receiver
+    state.fail_first = False
+    added = await cp.stub.AddWebhook(pb.AddWebhookRequest(url=url), timeout=5)
+    state.secret = added.secret
+    await asyncio.sleep(0.5)  # the passes after AddWebhook are over; the running loop now sleeps (60 s re-check)
+    other = WebhookOutbox(cp.risk.engine, cp.risk.ctx.clock, FAST)  # another replica's outbox: no loop here
+    queued = time.monotonic()
+    async with cp.risk.engine.begin() as conn:
+        await other.enqueue(conn, "webhook.test", {"requested_by": "replica-2"})
+    await eventually(lambda: len(state.accepted) == 1, timeout=5)
+    took = time.monotonic() - queued
+    assert took < 1.0, took  # woken by the NOTIFY sent at the other replica's commit
+    assert state.accepted[0]["data"] == {"requested_by": "replica-2"}
 
 
 async def test_bad_urls_and_unknown_types_are_refused_and_nothing_is_stored(cp: Cp) -> None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -13,8 +11,9 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 
 from tests.support.databases import fresh_postgres_database, sqlite_url
+from tests.support.eventually import eventually as eventually  # re-exported: tests import it from here
 from tests.support.pki import PkiFixture
-from wl_node.catalog.inprocess import World, start_node
+from xcwl.bench.catalog_nodes import World, start_node
 from xporty.common.v1 import money_pb2
 from xporty.node.v1 import storefront_service_pb2 as sf
 from xporty.node.v1 import storefront_service_pb2_grpc as sf_grpc
@@ -88,17 +87,6 @@ def reason_of(err: grpc.aio.AioRpcError) -> tuple[str, dict[str, str]]:
                     detail.Unpack(info)
                     return info.reason, dict(info.metadata)
     return "", {}
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0, interval: float = 0.02) -> float:
-    """Wait until ``check()`` is true; returns the seconds it took (fails after ``timeout``)."""
-    started = time.perf_counter()
-    while True:
-        if await check():
-            return time.perf_counter() - started
-        if time.perf_counter() - started > timeout:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(interval)
 
 
 async def list_all(stub: sf_grpc.StorefrontServiceStub, **filters: object) -> list[object]:

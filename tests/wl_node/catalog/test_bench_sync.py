@@ -21,3 +21,17 @@ async def test_bench_sync_small_run_reports_every_figure() -> None:
     assert figures["sync.full.offers_per_s.sqlite"] > 0
     assert figures["sync.full.exporters_cpu_s.sqlite"] > 0  # the child process did the serving
     assert 0 < figures["sync.change_delay.p50_ms"] <= figures["sync.change_delay.p99_ms"] < 10_000
+
+
+async def test_bench_sync_compare_plaintext_prints_both_runs_and_their_ratios() -> None:
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(["--offers", "200", "--exporters", "2", "--changes", "0", "--skip-postgres",
+                              "--compare-plaintext"])
+    figures = await bench.run(args)
+    encrypted = {"sync.full.offers_per_s.sqlite", "sync.full.seconds.sqlite", "sync.full.importer_cpu_s.sqlite",
+                 "sync.full.exporters_cpu_s.sqlite"}
+    assert {k for k in figures if k.endswith(".plaintext")} == {k + ".plaintext" for k in encrypted}
+    for key in encrypted:
+        ratio = figures["sync.encryption_overhead." + key.removeprefix("sync.")]
+        assert ratio == round(figures[key] / figures[key + ".plaintext"], 3)

@@ -11,10 +11,10 @@ import sqlalchemy as sa
 
 from tests.support.pki import PkiFixture
 from tests.wl_node.catalog.helpers import EMAIL, NAME, PHONE, DbFactory, eventually, list_all, offer, storefront
-from wl_node.catalog.inprocess import ACTIVE, BLOCKED, PAUSED, CatalogNode, World, start_node
 from wl_node.catalog.sync import SyncSettings
 from wl_node.catalog.tables import imported_offers, sync_cursors
 from wl_node.catalog.validation import validate_offer
+from xcwl.bench.catalog_nodes import ACTIVE, BLOCKED, PAUSED, CatalogNode, World, start_node
 from xporty.node.v1 import storefront_service_pb2 as sf
 from xwl_runtime.identity import Identity
 

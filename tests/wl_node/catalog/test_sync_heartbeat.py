@@ -16,11 +16,11 @@ from tests.support.pki import PkiFixture
 from tests.wl_node.catalog.helpers import DbFactory, eventually, offer
 from wl_node.cadence import IdleCadence
 from wl_node.catalog.feed import FeedNotifier
-from wl_node.catalog.inprocess import CatalogNode, World, start_node
 from wl_node.catalog.offers import OfferBook
 from wl_node.catalog.sync import CatalogSync, SyncSettings
 from wl_node.catalog.tables import imported_offers
 from wl_node.catalog.validation import validate_offer
+from xcwl.bench.catalog_nodes import CatalogNode, World, start_node
 
 STREAM_TIMEOUT_S = 0.6
 IMPORTER = SyncSettings(poll_interval_s=0.2, stream_timeout_s=STREAM_TIMEOUT_S, fallback_cap_s=0.6,
@@ -95,6 +95,7 @@ async def test_no_pull_while_the_stream_beats_and_a_change_still_arrives_at_once
     await asyncio.sleep(2.5 * STREAM_TIMEOUT_S)
     assert sync.stats.pulls == pulls
     assert sync.stats.missed_heartbeats == 0
+    assert sync.lags()["wl-a"] < 0.5  # each beat with nothing pending proves the copy current (beats: 0.1 s)
 
     await _publish(a.catalog.book, "o-2")
     took = await eventually(lambda: _imported(b, "o-2"), timeout=1.0)
@@ -109,6 +110,7 @@ async def test_a_missed_heartbeat_starts_a_pull_within_one_timeout(silent: World
     sync = b.catalog.sync
     await _settled(sync)
     missed = sync.stats.missed_heartbeats
+    assert sync.lags()["wl-a"] >= 0.2  # no beat since the last pull: the copy's currency is only that old
 
     # A commit the stream never announces (a notifier nobody watches): only the missed heartbeat can find it.
     assert a.catalog.accounts is not None
@@ -118,3 +120,4 @@ async def test_a_missed_heartbeat_starts_a_pull_within_one_timeout(silent: World
     took = await eventually(lambda: _imported(b, "o-2"), timeout=STREAM_TIMEOUT_S + 1.0)
     assert took <= STREAM_TIMEOUT_S + 0.5
     assert sync.stats.missed_heartbeats > missed
+    assert sync.lags()["wl-a"] < STREAM_TIMEOUT_S  # the pull that found o-2 reached the exporter's head

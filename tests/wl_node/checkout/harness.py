@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
@@ -12,27 +12,31 @@ from typing import Any
 import grpc
 import sqlalchemy as sa
 
+from cp_server.authz import TABLE as CP_AUTHZ
+from tests.support.eventually import eventually as eventually  # re-exported: tests import it from here
 from tests.support.pki import PkiFixture
 from tests.wl_node.orders.harness import JWT_KEY, Exporter, policy_view
+from wl_node.authz import TABLE as NODE_AUTHZ
 from wl_node.checkout.component import CheckoutConfig, Checkouts, install
-from wl_node.checkout.offers import ImportedOfferTerms, StaticImportedOffers
+from wl_node.checkout.offers import ImportedOfferTerms
 from wl_node.context import NodeContext
 from wl_node.cp_channel import CpChannel, cp_channel_factory
 from wl_node.peers.client import PeerConfig
+from wl_node.peers.component import install as install_peers
 from wl_node.policy.state import PolicyState
 from wl_node.risk.local_guard import LocalGuard
 from wl_node.settings import NodeSettings
 from wl_node.store import migrate
+from xcwl.bench.importer_node import StaticImportedOffers, checkout_storefront
 from xporty.cp.v1 import identity_service_pb2 as id_pb
 from xporty.cp.v1 import identity_service_pb2_grpc as id_grpc
 from xporty.node.v1 import storefront_pb2
 from xporty.node.v1 import storefront_service_pb2 as sf_pb
 from xporty.node.v1 import storefront_service_pb2_grpc as sf_grpc
 from xwl_runtime import correlation, db
-from xwl_runtime.authz import Rule, service_methods, table
 from xwl_runtime.clock import Clock, SystemClock
 from xwl_runtime.fieldcrypt import Keyring
-from xwl_runtime.identity import Identity, Kind
+from xwl_runtime.identity import Identity
 from xwl_runtime.pipeline import caller
 from xwl_runtime.server import Listener, RunningServer, start_server
 from xwl_runtime.tls import ReloadableServerCredentials, secure_channel
@@ -84,8 +88,7 @@ async def start_identity_cp(pki: PkiFixture, issuer: TokenIssuer | None = None) 
         registrations=[lambda s: id_grpc.add_IdentityServiceServicer_to_server(issuer, s)],
         service_names=["xporty.cp.v1.IdentityService"],
         listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(material).credentials)],
-        authz_table=table(service_methods("xporty.cp.v1.IdentityService", ["IssueToken", "IssueTokens"],
-                                          Rule(frozenset({Kind.WL})))),
+        authz_table=CP_AUTHZ,
     )
     return FakeIdentityCp(issuer, server)
 
@@ -208,7 +211,7 @@ async def start_importer(
     wl_id: str = "wl-b",
     config: CheckoutConfig = FAST_CONFIG,
     view_overrides: dict[str, Any] | None = None,
-    enforcer: Callable[[str, str], str | None] | None = None,
+    signal_gate: Callable[[str, str], str | None] | None = None,
     start_loops: bool = True,
     with_guard: bool = False,
     keyring: Keyring | None = None,
@@ -226,19 +229,21 @@ async def start_importer(
     # node's key file gives it.
     ctx.keyring = keyring or _KEYRINGS.setdefault(url, ctx.keyring)
     cp = CpChannel(cp_channel_factory(cp_target, reconnect_cap_s=0.3), material, identity=Identity.wl(wl_id))
-    offers = StaticImportedOffers({o.imported_offer_id: o for o in (imported_offer(e) for e in exporters)})
     guard = None
     if with_guard:  # the node's local imbalance guard, on an empty ledger (as the risk component loads it)
         guard = LocalGuard(state)
         guard.load([])
-    checkouts = install(ctx, state, cp, offers, config=config, serve_storefront=True, enforcer=enforcer,
-                        import_guard=guard)
-    checkouts.component.on_stop.append(ctx.engine.dispose)
-    offers._available = checkouts.peers.available  # noqa: SLF001 - the catalog reads the breaker the same way
+    client = install_peers(ctx, state, cp, config.peers)
+    offers = StaticImportedOffers({o.imported_offer_id: o for o in (imported_offer(e) for e in exporters)},
+                                  available=client.peers.available)  # the catalog reads the breaker the same way
+    checkouts = install(ctx, state, client, offers, config=config, signal_gate=signal_gate, import_guard=guard)
+    checkouts.component.loops.insert(0, client.tokens.run)
+    checkouts.component.on_stop.extend([*client.component.on_stop, ctx.engine.dispose])
+    storefront = checkout_storefront(ctx, state, client, checkouts, cp)
     server = await start_server(
-        registrations=checkouts.component.registrations, service_names=checkouts.component.service_names,
+        registrations=storefront.component.registrations, service_names=storefront.component.service_names,
         listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(material).credentials)],
-        authz_table=table(checkouts.component.authz),
+        authz_table=NODE_AUTHZ, local_wl=wl_id,
     )
     node = Importer(wl_id, url, state, checkouts, offers, server, cp, pki, guard=guard)
     if start_loops:
@@ -246,15 +251,3 @@ async def start_importer(
     return node
 
 
-async def eventually(predicate: Callable[[], bool | Awaitable[bool]], *, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    while True:
-        result = predicate()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if loop.time() - start > timeout:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.01)

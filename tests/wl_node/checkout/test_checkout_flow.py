@@ -151,7 +151,7 @@ async def test_enforcer_refusal_and_unknown_offer_store_nothing(
 ) -> None:
     exporter = await start_exporter(pki, sqlite_db_url)
     importer = await start_importer(pki, sqlite_url(tmp_path, "importer"), identity_cp.target, [exporter],
-                                    enforcer=lambda exp, imp: "DISABLED_BY_SIGNAL" if exp == "wl-a" else None)
+                                    signal_gate=lambda exp, imp: "DISABLED_BY_SIGNAL" if exp == "wl-a" else None)
     try:
         for offer, code, reason in (("wl-a:o1", grpc.StatusCode.FAILED_PRECONDITION, "DISABLED_BY_SIGNAL"),
                                     ("wl-a:nope", grpc.StatusCode.NOT_FOUND, "OFFER_NOT_FOUND")):

@@ -8,7 +8,6 @@ import random
 import shutil
 import socket
 import ssl
-from collections.abc import Callable
 from pathlib import Path
 
 from cryptography import x509
@@ -18,6 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from cp_server.identity.certificates import certificates_of
 from tests.cp_server.identity.harness import IdentityCp, running_identity_cp
+from tests.support.eventually import eventually
 from tests.support.pki import PkiFixture
 from wl_node.identity import CertificateRenewer, enroll
 from xwl_runtime.authz import table
@@ -41,13 +41,6 @@ async def _enrolled(cp: IdentityCp, root: Path) -> tuple[PkiDir, TlsMaterial]:
 
 def _serial(material: TlsMaterial) -> int:
     return x509.load_pem_x509_certificate(material.pair.cert_pem).serial_number
-
-
-async def _eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 def _renewer(pki: PkiDir, target: str, material: TlsMaterial, clock: ManualClock, **kw: object) -> CertificateRenewer:
@@ -109,7 +102,7 @@ async def _serve_and_renew(identity_cp: IdentityCp, clock: ManualClock, tmp_path
             assert rotated == []  # nothing is due yet
 
             clock.advance(dt.timedelta(hours=15).total_seconds())  # back to real time: past 60% of 24 h
-            await _eventually(lambda: len(rotated) == 1)
+            await eventually(lambda: len(rotated) == 1, timeout=10.0)
 
             new = rotated[0]
             assert _serial(new) != _serial(material)
@@ -154,7 +147,7 @@ async def test_renewal_retries_until_the_cp_is_back(pki: PkiFixture, sqlite_db_u
         assert renewer.renewals == 0 and renewer.material == material
         async with running_identity_cp(pki, sqlite_db_url, clock=clock,
                                        mtls_listen=f"127.0.0.1:{port}"):
-            await _eventually(lambda: renewer.renewals == 1)
+            await eventually(lambda: renewer.renewals == 1, timeout=10.0)
             await asyncio.sleep(0.1)
             assert renewer.renewals == 1
         assert _serial(renewer.material) != _serial(material)

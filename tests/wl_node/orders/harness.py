@@ -15,19 +15,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cp_server.identity.signing import verification_keys
 from tests.support.pki import PkiFixture
+from wl_node.authz import TABLE as NODE_AUTHZ
+from wl_node.catalog.feed import FeedNotifier
 from wl_node.context import NodeContext
 from wl_node.orders.component import Orders, install
 from wl_node.orders.gate import OrderGuard
 from wl_node.orders.stock import SqlOfferStock
 from wl_node.policy.state import PolicyState
+from wl_node.privacy.accounts import TraderAccounts
 from wl_node.settings import NodeSettings
 from wl_node.store import migrate
+from wl_node.trader.component import install as install_trader
 from xporty.common.v1 import money_pb2
 from xporty.cp.v1 import policy_pb2, registry_pb2
 from xporty.trader.v1 import trader_service_pb2 as pb
 from xporty.trader.v1 import trader_service_pb2_grpc as pb_grpc
 from xwl_runtime import db
-from xwl_runtime.authz import table
 from xwl_runtime.clock import Clock, SystemClock
 from xwl_runtime.identity import Identity
 from xwl_runtime.pki import new_private_key
@@ -195,10 +198,12 @@ async def start_exporter(
     material = pki.material(Identity.wl(wl_id))
     settings = NodeSettings(wl_id=wl_id, pki_dir=pki.dir.root, cp_target="127.0.0.1:1", db_url=url)
     ctx = NodeContext(settings=settings, engine=engine, clock=clock, tls=material)
-    orders = install(ctx, state, test_stock(), serve_trader_service=True, guards=guards)
+    orders = install(ctx, state, test_stock(), guards=guards)
+    trader = install_trader(ctx, state, notifier=FeedNotifier(), orders=orders.rpc,
+                            accounts=TraderAccounts(ctx.keyring, wl_id))
     server = await start_server(
-        registrations=orders.component.registrations, service_names=orders.component.service_names,
+        registrations=trader.component.registrations, service_names=trader.component.service_names,
         listeners=[Listener(f"127.0.0.1:{port}", ReloadableServerCredentials(material).credentials)],
-        authz_table=table(orders.component.authz), extra_interceptors=interceptors,
+        authz_table=NODE_AUTHZ, local_wl=wl_id, extra_interceptors=interceptors,
     )
     return Exporter(wl_id, url, engine, state, orders, server, clock, pki)

@@ -17,9 +17,7 @@ from tests.wl_node.catalog.helpers import DbFactory
 from tests.wl_node.conftest import OPS, eventually, node_settings
 from wl_node.app import NodeApp, build_node
 from wl_node.risk.component import RiskComponent
-from wl_node.risk.component import find as find_risk
 from wl_node.telemetry.component import TelemetryComponent
-from wl_node.telemetry.component import find as find_telemetry
 from xporty.cp.v1 import (
     admin_service_pb2,
     admin_service_pb2_grpc,
@@ -86,15 +84,11 @@ class World:
 
 
 def risk_of(node: NodeApp) -> RiskComponent:
-    found = find_risk(node.components)
-    assert found is not None and found.enforcer is not None
-    return found
+    return node.features.risk
 
 
 def telemetry_of(node: NodeApp) -> TelemetryComponent:
-    found = find_telemetry(node.components)
-    assert found is not None and found.shipper is not None
-    return found
+    return node.features.telemetry
 
 
 async def _cp(pki: PkiFixture, db_url: str, port: int = 0) -> CpApp:

@@ -84,7 +84,7 @@ async def test_a_flag_change_reaches_the_node_and_its_apps_stream_and_read(
                 with pytest.raises(grpc.aio.AioRpcError) as refused:
                     await spy.GetFeatureFlags(feature_flag_service_pb2.GetFeatureFlagsRequest(), timeout=RPC)
                 err = decode_rpc_error(refused.value)
-                assert (err.code, err.reason) == (grpc.StatusCode.PERMISSION_DENIED, "OTHER_WL")
+                assert (err.code, err.reason) == (grpc.StatusCode.PERMISSION_DENIED, "NOT_THIS_WL")
 
             # A percentage flag: deterministic per subject.
             pct = _flag("wl-b", "checkout.enabled", kind=rollout_pb2.FEATURE_FLAG_KIND_PERCENTAGE,

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 from tests.support.pki import PkiFixture
 from tests.wl_node.catalog.helpers import DbFactory, offer, reason_of, storefront
-from wl_node.catalog.inprocess import CatalogNode, World, start_node
 from wl_node.catalog.tables import offer_feed, offers
+from xcwl.bench.catalog_nodes import CatalogNode, World, start_node
 from xporty.node.v1 import storefront_service_pb2 as sf
 from xwl_runtime.identity import Identity
 
@@ -147,12 +147,14 @@ async def test_reads_allowed_to_own_apps_and_operators_only(pki: PkiFixture, nod
         assert reason_of(err.value)[0] == "NOT_THIS_WL"
 
 
-async def test_checkout_is_not_available_yet(pki: PkiFixture, node: CatalogNode) -> None:
+async def test_checkout_of_an_offer_not_imported_is_not_found(pki: PkiFixture, node: CatalogNode) -> None:
     async with storefront(pki, node.server.port, SHOP, node=node.wl_id) as stub:
-        for call, req in ((stub.Checkout, sf.CheckoutRequest(idempotency_key="k", imported_offer_id="wl-b:o",
-                                                              quantity=1)),
-                          (stub.GetCheckout, sf.GetCheckoutRequest(checkout_id="c"))):
+        for call, req, reason in (
+                (stub.Checkout, sf.CheckoutRequest(idempotency_key="k", imported_offer_id="wl-b:o", quantity=1,
+                                  buyer_reference="member-1"),
+                 "OFFER_NOT_FOUND"),
+                (stub.GetCheckout, sf.GetCheckoutRequest(checkout_id="c"), "CHECKOUT_NOT_FOUND")):
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await call(req, timeout=5)
-            assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-            assert reason_of(err.value)[0] == "CHECKOUT_NOT_AVAILABLE"
+            assert err.value.code() == grpc.StatusCode.NOT_FOUND
+            assert reason_of(err.value)[0] == reason

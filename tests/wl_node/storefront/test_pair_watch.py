@@ -83,11 +83,19 @@ async def test_an_app_of_another_wl_may_not_watch(sqlite_stack: Stack) -> None:
     assert decode_rpc_error(refused.value).reason == "NOT_THIS_WL"
 
 
+class _NoSignals:
+    def add_listener(self, listener: object) -> None:
+        pass
+
+    def add_pair_listener(self, listener: object) -> None:
+        pass
+
+
 async def test_a_subscriber_that_falls_behind_is_ended_with_subscriber_lagged(monkeypatch: pytest.MonkeyPatch
                                                                               ) -> None:
     monkeypatch.setattr(pair_watch, "QUEUE_SIZE", 2)
     state = PolicyState("wl-a", SystemClock(), dt.timedelta(minutes=5))
-    watch = PairWatch(state)
+    watch = PairWatch(state, _NoSignals())
     stream = watch.stream()
     reader = asyncio.ensure_future(anext(stream))
     await asyncio.sleep(0)

@@ -11,8 +11,8 @@ import pytest
 
 from tests.support.pki import PkiFixture
 from tests.wl_node.catalog.helpers import DbFactory, offer, reason_of, trader
-from wl_node.catalog.inprocess import BLOCKED, PAUSED, CatalogNode, World, start_node
 from wl_node.catalog.validation import validate_offer
+from xcwl.bench.catalog_nodes import BLOCKED, PAUSED, CatalogNode, World, start_node
 from xporty.trader.v1 import trader_service_pb2 as tr
 from xwl_runtime.clock import ManualClock
 from xwl_runtime.identity import Identity
@@ -180,12 +180,11 @@ async def test_watch_notifies_on_commit_and_ends_when_the_pair_pauses(pki: PkiFi
         assert reason_of(err.value)[0] == "PAIR_NOT_ACTIVE"
 
 
-async def test_order_rpcs_are_not_available_yet(pki: PkiFixture, world: World) -> None:
+async def test_order_rpcs_of_the_one_trader_servicer_need_a_token(pki: PkiFixture, world: World) -> None:
     async with trader(pki, exporter(world).server.port, B) as stub:
         for call, req in ((stub.PlaceOrder, tr.PlaceOrderRequest(idempotency_key="k", offer_id="o", quantity=1)),
                           (stub.CancelOrder, tr.CancelOrderRequest(idempotency_key="k", order_id="x")),
                           (stub.GetOrder, tr.GetOrderRequest(order_id="x"))):
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await call(req, timeout=5)
-            assert (err.value.code(), reason_of(err.value)[0]) == (grpc.StatusCode.FAILED_PRECONDITION,
-                                                                   "ORDERS_NOT_AVAILABLE")
+            assert (err.value.code(), reason_of(err.value)[0]) == (grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING")

@@ -51,7 +51,6 @@ from wl_node.app import build_features
 from wl_node.context import NodeContext
 from wl_node.cp_channel import CpChannel, cp_channel_factory
 from wl_node.policy.state import PolicyState
-from wl_node.risk import component as risk_component
 from wl_node.risk.enforcer import DIRECTION_DISABLED, Enforcer
 from wl_node.risk.gate import TradeGate
 from wl_node.settings import NodeSettings
@@ -196,9 +195,7 @@ async def _build(config: dict[str, Any], wl_id: str, partner: str, template: Pat
     cp = CpChannel(cp_channel_factory(settings.cp_target, reconnect_cap_s=settings.reconnect_cap.total_seconds()),
                    tls, identity=identity)
     features = build_features(ctx, state, cp)
-    risk = risk_component.find(features.components)
-    if risk is None or risk.enforcer is None or risk.gate is None:
-        raise RuntimeError("the node's features have no risk enforcer")
+    risk = features.risk
     node = _Node(wl_id, risk.enforcer, risk.gate, features.components, cp, ctx)
     _observe(node, tally)
     node.tasks = [asyncio.ensure_future(loop(stop)) for loop in risk.loops]

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -29,7 +28,7 @@ from xwl_runtime.identity import Identity
 from xwl_runtime.tls import TlsMaterial
 
 from ..demo_world import APP as APP_NAME
-from ..demo_world import OPERATOR, STOP_TIMEOUT_S, Demo, Proc, free_port
+from ..demo_world import OPERATOR, Demo, Proc, free_port
 from ..errors import CliError
 from ..node_client import NodeClient
 from ._tcp_balancer import TcpBalancer
@@ -154,17 +153,7 @@ class MeshWorld:
 
     async def wait_serving(self, proc: Proc, target: str, expected: Identity | None = None) -> None:
         """Health SERVING at ``target`` within START_TIMEOUT_S (the demo's wait, with a longer deadline)."""
-        deadline = time.monotonic() + START_TIMEOUT_S
-        async with self.demo.client(target, expected) as client:
-            while True:
-                if proc.popen.poll() is not None:
-                    raise CliError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.tail()}")
-                with contextlib.suppress(CliError):  # not listening yet, or NOT_SERVING
-                    if await client.health() == "SERVING":
-                        return
-                if time.monotonic() > deadline:
-                    raise CliError(f"{proc.name} not SERVING after {START_TIMEOUT_S:.0f} s:\n{proc.tail()}")
-                await asyncio.sleep(0.1)
+        await self.demo.wait_serving(proc, target, expected, timeout_s=START_TIMEOUT_S, interval_s=0.1)
 
     async def _open_pairs(self) -> int:
         pairs = [(a, b) for i, a in enumerate(self.wls) for b in self.wls[i + 1:]]
@@ -271,28 +260,15 @@ class MeshWorld:
         await self._stack.aclose()
         problems = []
         nodes = [p for p in self.demo.procs if p.name in set(self.wls)]
-        found = await asyncio.gather(*(_stop(p) for p in nodes))
+        found = await asyncio.gather(*(p.stop(killed_ok=True, tail_lines=5) for p in nodes))
         problems += [f for f in found if f]
         for proc in self.cp_procs:
-            found_cp = await _stop(proc)
+            found_cp = await proc.stop(killed_ok=True, tail_lines=5)
             if found_cp:
                 problems.append(found_cp)
         if self.balancer is not None:
             await self.balancer.close()
         return problems
-
-
-async def _stop(proc: Proc) -> str | None:
-    if proc.popen.poll() is not None:
-        return None if proc.popen.returncode in (0, -signal.SIGKILL) else f"{proc.name} exited {proc.popen.returncode}"
-    proc.popen.send_signal(signal.SIGTERM)
-    try:
-        code = await asyncio.to_thread(proc.popen.wait, STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.popen.kill()
-        await asyncio.to_thread(proc.popen.wait)
-        return f"{proc.name} did not stop within {STOP_TIMEOUT_S:.0f} s"
-    return f"{proc.name} exited with {code}:\n{proc.tail(5)}" if code != 0 else None
 
 
 @contextlib.asynccontextmanager

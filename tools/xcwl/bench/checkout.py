@@ -41,32 +41,37 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import grpc
-import psycopg
 import sqlalchemy as sa
 from google.protobuf import duration_pb2
 
 from cp_server.identity.signing import verification_keys
+from wl_node.authz import TABLE as NODE_AUTHZ
+from wl_node.catalog.feed import FeedNotifier
 from wl_node.checkout.component import CheckoutConfig
 from wl_node.checkout.component import install as install_checkout
-from wl_node.checkout.offers import ImportedOfferTerms, StaticImportedOffers
+from wl_node.checkout.offers import ImportedOfferTerms
 from wl_node.context import NodeContext
 from wl_node.orders.component import install as install_orders
 from wl_node.orders.rpc import policy_token_verifier
 from wl_node.orders.stock import SqlOfferStock
 from wl_node.orders.txn import TxRunner
 from wl_node.peers.client import PeerConfig
+from wl_node.peers.component import install as install_peers
 from wl_node.policy.state import PolicyState
+from wl_node.privacy.accounts import TraderAccounts
 from wl_node.risk.ledger_view import DeskGuard
 from wl_node.risk.local_guard import LocalGuard
 from wl_node.settings import NodeSettings
 from wl_node.store import migrate
+from wl_node.trader.component import install as install_trader
+from xcwl.bench._scratch import scratch_postgres
+from xcwl.bench.importer_node import StaticImportedOffers, checkout_storefront
 from xporty.cp.v1 import policy_pb2, registry_pb2
 from xporty.node.v1 import storefront_pb2
 from xporty.node.v1 import storefront_service_pb2 as sf_pb
@@ -86,6 +91,7 @@ from xwl_runtime.tokens import SCOPE_PLACE_ORDERS, bearer_metadata, issue_token
 
 from ..progress import announce
 from ._observed import Scraper, SpanSink, enable_tracing
+from ._plaintext import encryption_overhead
 
 DEFAULT_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 EXPORTER, IMPORTER, APP = "wl-a", "wl-b", "bench"
@@ -163,18 +169,6 @@ def _material(pki: PkiDir, identity: Identity) -> TlsMaterial:
     if not pki.has(identity):
         pki.issue(identity)
     return TlsMaterial.from_pki(pki, identity)
-
-
-@asynccontextmanager
-async def _scratch_postgres(admin_dsn: str) -> AsyncIterator[str]:
-    name = f"xcwl_bench_{uuid.uuid4().hex[:12]}"
-    async with await psycopg.AsyncConnection.connect(admin_dsn, autocommit=True) as conn:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{admin_dsn.rsplit('/', 1)[0]}/{name}"
-    finally:
-        async with await psycopg.AsyncConnection.connect(admin_dsn, autocommit=True) as conn:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def _prepare(url: str) -> None:
@@ -317,8 +311,9 @@ async def _serve_importer(pki: PkiDir, url: str, jwt_key: Any, options: dict[str
     config = CheckoutConfig(peers=PeerConfig(order_timeout_s=options["order_timeout_ms"] / 1000))
     guard = LocalGuard(imp_state)  # the node's local imbalance guard: every checkout reserves and settles
     guard.load([])
-    checkouts = install_checkout(imp_ctx, imp_state, _NoCp(), offers, config=config, serve_storefront=True,
-                                 import_guard=guard)
+    client = install_peers(imp_ctx, imp_state, _NoCp(), config.peers)
+    checkouts = install_checkout(imp_ctx, imp_state, client, offers, config=config, import_guard=guard)
+    storefront = checkout_storefront(imp_ctx, imp_state, client, checkouts)
     issued = issue_token(jwt_key, subject=Identity.wl(IMPORTER), audience_wl=EXPORTER,
                          scopes=[SCOPE_PLACE_ORDERS], now=clock.now())
     checkouts.tokens.put(EXPORTER, issued.token, clock.now(), issued.expires_at)
@@ -338,9 +333,9 @@ async def _serve_importer(pki: PkiDir, url: str, jwt_key: Any, options: dict[str
     loops = [asyncio.get_running_loop().create_task(loop(stop))
              for loop in (checkouts.outbox.run, checkouts.reconciler.run)]
     server = await start_server(
-        registrations=checkouts.component.registrations, service_names=checkouts.component.service_names,
+        registrations=storefront.component.registrations, service_names=storefront.component.service_names,
         listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(imp_mat).credentials)],
-        authz_table=table(checkouts.component.authz), metrics=_observed_metrics(imp_ctx, options))
+        authz_table=NODE_AUTHZ, local_wl=IMPORTER, metrics=_observed_metrics(imp_ctx, options))
 
     async def stop_loops() -> None:
         stop.set()
@@ -354,7 +349,8 @@ async def _serve_importer(pki: PkiDir, url: str, jwt_key: Any, options: dict[str
             return list(confirm_ms)
         raise ValueError(what)
 
-    return server, [stop_loops, *checkouts.component.on_stop, imp_ctx.engine.dispose], command
+    stops = [stop_loops, *checkouts.component.on_stop, *client.component.on_stop, imp_ctx.engine.dispose]
+    return server, stops, command
 
 
 class _NoCp:
@@ -433,7 +429,9 @@ async def _serve_exporter(pki: PkiDir, url: str, jwt_key: Any, options: dict[str
     guard = LocalGuard(state)  # the node's local imbalance guard, with its upkeep loop as the risk feature runs it
     guard.load([])
     desk_guard = DeskGuard(guard, clock)
-    orders = install_orders(ctx, state, stock, serve_trader_service=True, guards=[desk_guard])
+    orders = install_orders(ctx, state, stock, guards=[desk_guard])
+    trader = install_trader(ctx, state, notifier=FeedNotifier(), orders=orders.rpc,
+                            accounts=TraderAccounts(ctx.keyring, EXPORTER))
     stop = asyncio.Event()
     upkeep_task = asyncio.get_running_loop().create_task(desk_guard.run(ctx.engine, stop))
 
@@ -442,9 +440,9 @@ async def _serve_exporter(pki: PkiDir, url: str, jwt_key: Any, options: dict[str
         await upkeep_task
 
     server = await start_server(
-        registrations=orders.component.registrations, service_names=orders.component.service_names,
+        registrations=trader.component.registrations, service_names=trader.component.service_names,
         listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(mat).credentials)],
-        authz_table=table(orders.component.authz), metrics=_observed_metrics(ctx, options))
+        authz_table=NODE_AUTHZ, local_wl=EXPORTER, metrics=_observed_metrics(ctx, options))
     now = clock.now()
     await orders.runner.tx(lambda conn: conn.execute(sa.insert(bench_offers), [
         dict(offer_id=f"o{i}", currency="XPY-A", unit_price=str(PRICE), stock=10**9, published_at=now)
@@ -555,28 +553,18 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         out.update(await _observability_figures(pki, Path(tmp), args, jwt_key))
         if not args.skip_postgres:
             announce(args, "postgres: baseline and checkouts")
-            async with _scratch_postgres(args.pg_admin_dsn) as url:
+            async with scratch_postgres(args.pg_admin_dsn) as url:
                 out.update(await _baseline_figures(pki, url, "postgres", args, jwt_key))
-            async with _scratch_postgres(args.pg_admin_dsn) as exp_url, \
-                    _scratch_postgres(args.pg_admin_dsn) as imp_url:
+            async with scratch_postgres(args.pg_admin_dsn) as exp_url, \
+                    scratch_postgres(args.pg_admin_dsn) as imp_url:
                 out.update(await _checkout_figures(pki, exp_url, imp_url, "postgres", args, jwt_key))
             if args.compare_plaintext:
-                async with _scratch_postgres(args.pg_admin_dsn) as exp_url, \
-                        _scratch_postgres(args.pg_admin_dsn) as imp_url:
+                async with scratch_postgres(args.pg_admin_dsn) as exp_url, \
+                        scratch_postgres(args.pg_admin_dsn) as imp_url:
                     out.update(await _checkout_figures(pki, exp_url, imp_url, "postgres.plaintext", args, jwt_key,
                                                        plaintext=True))
     if args.compare_plaintext:
-        out.update(encryption_overhead(out))
-    return out
-
-
-def encryption_overhead(figures: dict[str, float]) -> dict[str, float]:
-    """``checkout.encryption_overhead.<figure>`` = encrypted / plaintext for every figure measured both ways."""
-    out: dict[str, float] = {}
-    for key, value in figures.items():
-        plain = figures.get(key + ".plaintext")
-        if plain and not key.endswith(".plaintext") and not key.startswith("checkout.baseline"):
-            out["checkout.encryption_overhead." + key.removeprefix("checkout.")] = round(value / plain, 3)
+        out.update(encryption_overhead(out, "checkout"))
     return out
 
 

@@ -26,15 +26,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from cp_server import risk_services as risk_component
 from cp_server.audit.log import AuditLog
 from cp_server.dashboard.access import Principal
 from cp_server.dashboard.web import Sources, build_page
-from cp_server.risk import component as risk_component
 from cp_server.risk import tables as rt
 from cp_server.rollups import tables as ro
 from cp_server.rollups.buckets import hour_of, month_of
 from cp_server.slo.report import SloReporter
 from cp_server.store.schema import pairs, white_labels
+from xcwl.bench._scratch import scratch_postgres
 from xwl_runtime import db
 from xwl_runtime.clock import SystemClock
 from xwl_runtime.pki import PkiDir
@@ -150,8 +151,8 @@ async def _pages(url: str, pki: PkiDir, args: argparse.Namespace, backend: str) 
 async def _ingest(pki: PkiDir, url: str, args: argparse.Namespace, rollups: bool) -> dict[str, float]:
     original = risk_component.build
 
-    def build(ctx: Any, settings: Any = None) -> Any:
-        component, parts = original(ctx, settings)
+    def build(ctx: Any, settings: Any = None, *, slo: Any) -> Any:
+        component, parts = original(ctx, settings, slo=slo)
         if not rollups:
             parts.engine.rollups = None
         return component, parts
@@ -178,7 +179,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 announce(args, f"pages ({backend})")
                 out.update(await _pages(url, pki, args, backend))
             else:
-                async with risk_bench._scratch_postgres(admin) as url:
+                async with scratch_postgres(admin) as url:
                     await _load(url, args)
                     announce(args, f"pages ({backend})")
                     out.update(await _pages(url, pki, args, backend))

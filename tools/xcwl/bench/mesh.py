@@ -37,9 +37,10 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+
+from xcwl.bench._scratch import scratch_postgres
 
 from ..errors import CliError
 from . import _mesh_phases as phases
@@ -84,16 +85,8 @@ async def _cp_database(args: argparse.Namespace) -> AsyncIterator[str]:
     if not args.postgres:
         yield ""
         return
-    import psycopg  # only the PostgreSQL run needs it
-
-    name = f"xcwl_mesh_{uuid.uuid4().hex[:12]}"
-    async with await psycopg.AsyncConnection.connect(args.pg_admin_dsn, autocommit=True) as conn:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{args.pg_admin_dsn.rsplit('/', 1)[0]}/{name}"
-    finally:
-        async with await psycopg.AsyncConnection.connect(args.pg_admin_dsn, autocommit=True) as conn:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with scratch_postgres(args.pg_admin_dsn, "xcwl_mesh") as url:
+        yield url
 
 
 async def _one_n(args: argparse.Namespace, root: Path, n: int) -> dict[str, float]:

@@ -47,24 +47,24 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import sqlalchemy as sa
 
 from cp_server.audit.log import AuditLog
+from cp_server.authz import TABLE as CP_AUTHZ
 from cp_server.context import CpContext
 from cp_server.risk import tables as rt
-from cp_server.risk.component import RiskParts, build
+from cp_server.risk_services import RiskParts, build
 from cp_server.settings import CpSettings
+from cp_server.slo import component as slo_component
 from cp_server.store.schema import pairs, white_labels
+from xcwl.bench._scratch import scratch_postgres
 from xwl_runtime import db
-from xwl_runtime.authz import table
 from xwl_runtime.clock import SystemClock
 from xwl_runtime.identity import Identity
 from xwl_runtime.pki import PkiDir
@@ -109,11 +109,11 @@ async def _running_cp(pki: PkiDir, db_url: str) -> AsyncIterator[_Cp]:
 
     ctx = CpContext(settings=CpSettings(db_url=db_url, pki_dir=pki.root), engine=engine, clock=clock, ca=ca,
                     tls=material, jwt_key=ec.generate_private_key(ec.SECP256R1()), audit=AuditLog(ca.key, clock))
-    component, parts = build(ctx)
+    component, parts = build(ctx, slo=slo_component.install(ctx))
     server = await start_server(
         registrations=component.registrations, service_names=component.service_names,
         listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(material).credentials)],
-        authz_table=table(component.authz),
+        authz_table=CP_AUTHZ,
     )
     stop = asyncio.Event()
     tasks = [asyncio.create_task(loop(stop)) for loop in component.loops]
@@ -367,18 +367,6 @@ def _check_enforced(reaction: _Reaction, args: argparse.Namespace, figures: dict
         raise RuntimeError(f"risk bench: nodes did not enforce: {'; '.join(problems)} (figures: {figures})")
 
 
-@asynccontextmanager
-async def _scratch_postgres(admin_dsn: str) -> AsyncIterator[str]:
-    name = f"xcwl_bench_{uuid.uuid4().hex[:12]}"
-    async with await psycopg.AsyncConnection.connect(admin_dsn, autocommit=True) as conn:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{admin_dsn.rsplit('/', 1)[0]}/{name}"
-    finally:
-        async with await psycopg.AsyncConnection.connect(admin_dsn, autocommit=True) as conn:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def _pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     if len(ordered) == 1:
@@ -416,7 +404,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         out["risk.ingest.events_per_s.sqlite"] = round(ingest["events_per_s"], 1)
         if not args.skip_postgres:
             announce(args, "event ingest (postgres)")
-            async with _scratch_postgres(args.pg_admin_dsn) as url:
+            async with scratch_postgres(args.pg_admin_dsn) as url:
                 ingest = await _ingest(pki, url, args)
                 out["risk.ingest.events_per_s.postgres"] = round(ingest["events_per_s"], 1)
     return out

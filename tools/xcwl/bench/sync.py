@@ -15,6 +15,10 @@ work. The full-sync figure is the importer's ingest rate; ``sync.full.{importer,
 seconds each process spent on it (on a shared machine the wall figure also measures the neighbours). Change delays
 compare ``time.monotonic()`` stamps of the two processes (CLOCK_MONOTONIC: one clock for the whole machine).
 
+With ``--compare-plaintext`` every figure is measured again with every node storing personal data unencrypted
+(``….plaintext``), and ``sync.encryption_overhead.<figure>`` = encrypted / plaintext: the feed carries masked
+contacts computed when an offer is published, so a sync reads no encrypted column and the ratios stay near 1.
+
 Every node has the production pipeline and a real store: SQLite files in a temp dir, and scratch PostgreSQL
 databases created and dropped through ``--pg-url``.
 """
@@ -41,16 +45,17 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from wl_node.catalog.inprocess import CatalogNode, World, pki_at, start_node
 from wl_node.catalog.offers import build_offer
 from wl_node.catalog.sync import SyncSettings
 from wl_node.catalog.tables import imported_offers, offer_feed, offers, sync_cursors
 from wl_node.catalog.validation import ValidOffer
+from xcwl.bench.catalog_nodes import CatalogNode, World, pki_at, start_node
 from xwl_runtime import db
 from xwl_runtime.clock import SystemClock
 from xwl_runtime.identity import Identity
 
 from ..progress import announce
+from ._plaintext import PLAINTEXT_SUFFIX, encryption_overhead
 
 EXPORTER_PROCESS_FLAG = "--exporter-process"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -66,6 +71,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL,
                         help="PostgreSQL server (scratch databases are created and dropped there)")
     parser.add_argument("--skip-postgres", action="store_true", help="SQLite only")
+    parser.add_argument("--compare-plaintext", action="store_true",
+                        help="run every figure a second time with the nodes storing personal data unencrypted "
+                             "(<figure>.plaintext) and print sync.encryption_overhead.<figure> = encrypted / "
+                             "plaintext")
 
 
 @contextlib.contextmanager
@@ -204,7 +213,8 @@ async def _exporter_process() -> None:
     world = World()
     try:
         for wl in exporters:
-            node = await start_node(wl, spec["exporters"][wl], pki, run_loops=False)
+            node = await start_node(wl, spec["exporters"][wl], pki, run_loops=False,
+                                    plaintext=bool(spec.get("plaintext")))
             world.add_wl(node, _currency(wl), 2)
             await _seed(node, per_exporter)
         world.add_remote_wl(IMPORTER, "127.0.0.1:1", "XPY-I", 2)
@@ -232,14 +242,16 @@ class _ExporterProcess:
         self.proc = proc
 
     @classmethod
-    async def start(cls, pki: Path, dbs: dict[str, str], per_exporter: int) -> tuple[_ExporterProcess, dict[str, str]]:
+    async def start(cls, pki: Path, dbs: dict[str, str], per_exporter: int,
+                    plaintext: bool) -> tuple[_ExporterProcess, dict[str, str]]:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "xcwl.bench.sync", EXPORTER_PROCESS_FLAG,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 20,
         )
         child = cls(proc)
         try:
-            await child.send({"pki": str(pki), "exporters": dbs, "per_exporter": per_exporter})
+            await child.send({"pki": str(pki), "exporters": dbs, "per_exporter": per_exporter,
+                              "plaintext": plaintext})
             endpoints = (await child.receive())["endpoints"]
         except BaseException:
             await child.stop()
@@ -311,7 +323,14 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered))) - 1))]
 
 
-async def _run_backend(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
+async def _run_backend(kind: str, args: argparse.Namespace, tmp: Path, *, plaintext: bool = False) -> dict[str, float]:
+    """The figures of one store kind; ``plaintext``: every node stores personal data as given, and every figure
+    name ends in ``.plaintext``."""
+    figures = await _measure(kind, args, tmp / ("plaintext" if plaintext else "encrypted"), plaintext)
+    return {key + PLAINTEXT_SUFFIX: value for key, value in figures.items()} if plaintext else figures
+
+
+async def _measure(kind: str, args: argparse.Namespace, tmp: Path, plaintext: bool) -> dict[str, float]:
     exporters = [f"wl-e{i}" for i in range(args.exporters)]
     per_exporter = args.offers // args.exporters
     pki = pki_at(tmp / "pki")
@@ -321,11 +340,11 @@ async def _run_backend(kind: str, args: argparse.Namespace, tmp: Path) -> dict[s
     settings = SyncSettings(page_size=5000, poll_interval_s=1.0)
     with _databases(kind, tmp, args.pg_url) as make_db:
         child, endpoints = await _ExporterProcess.start(pki.root, {wl: make_db(wl) for wl in exporters},
-                                                        per_exporter)
+                                                        per_exporter, plaintext)
         world = World()
         try:
             importer = await start_node(IMPORTER, make_db("imp"), pki, sync_settings=settings, run_loops=False,
-                                        clock=SystemClock())
+                                        clock=SystemClock(), plaintext=plaintext)
             world.add_wl(importer, "XPY-I", 2)
             for wl in exporters:
                 world.add_remote_wl(wl, endpoints[wl], _currency(wl), 2)
@@ -370,11 +389,15 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     """Run the benchmark; returns a flat mapping of figure names to numbers."""
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="xcwl-bench-sync-") as tmp:
-        announce(args, "sqlite")
-        results.update(await _run_backend("sqlite", args, Path(tmp)))
-        if not args.skip_postgres:
-            announce(args, "postgres")
-            results.update(await _run_backend("postgres", args, Path(tmp)))
+        kinds = ["sqlite"] if args.skip_postgres else ["sqlite", "postgres"]
+        for kind in kinds:
+            announce(args, kind)
+            results.update(await _run_backend(kind, args, Path(tmp)))
+            if args.compare_plaintext:
+                announce(args, f"{kind}: plaintext")
+                results.update(await _run_backend(kind, args, Path(tmp), plaintext=True))
+    if args.compare_plaintext:
+        results.update(encryption_overhead(results, "sync"))
     return results
 
 

@@ -110,7 +110,8 @@ const (
 	ErrorReason_UNKNOWN_SIGNAL ErrorReason = 39
 	// ABORTED: the signal stream fell behind; resume from metadata "after_sequence".
 	ErrorReason_SUBSCRIBER_LAGGED ErrorReason = 40
-	// PERMISSION_DENIED: only WL nodes publish events and report offers.
+	// Deprecated, no longer raised: the CP's authorization table admits only WL nodes
+	// (IDENTITY_NOT_ALLOWED).
 	ErrorReason_NOT_A_NODE ErrorReason = 41
 	// PERMISSION_DENIED: a node reports only its own offers.
 	ErrorReason_CALLER_MISMATCH ErrorReason = 42
@@ -128,9 +129,9 @@ const (
 	ErrorReason_CONCURRENT_DUPLICATE ErrorReason = 48
 	// PERMISSION_DENIED: the caller is not an app of this node's WL.
 	ErrorReason_NOT_THIS_WL ErrorReason = 49
-	// PERMISSION_DENIED: apps of another WL may not check out here.
+	// Deprecated, no longer raised: the node's authorization table refuses another WL's app (NOT_THIS_WL).
 	ErrorReason_FOREIGN_APP ErrorReason = 50
-	// FAILED_PRECONDITION: checkout is not configured on this node.
+	// Deprecated, no longer raised: every node serves checkout.
 	ErrorReason_CHECKOUT_NOT_AVAILABLE ErrorReason = 51
 	// ABORTED: a checkout with this idempotency key is still running; retry after RetryInfo's delay.
 	ErrorReason_CHECKOUT_IN_PROGRESS ErrorReason = 52
@@ -162,7 +163,7 @@ const (
 	ErrorReason_SELF_NOT_ALLOWED ErrorReason = 65
 	// FAILED_PRECONDITION: the catalog cursor is too old; sync again from the start.
 	ErrorReason_CURSOR_EXPIRED ErrorReason = 66
-	// FAILED_PRECONDITION: orders are not available on this node yet.
+	// Deprecated, no longer raised: every node serves the order RPCs.
 	ErrorReason_ORDERS_NOT_AVAILABLE ErrorReason = 67
 	// NOT_FOUND: no order with this id.
 	ErrorReason_ORDER_NOT_FOUND ErrorReason = 68
@@ -214,19 +215,19 @@ const (
 	ErrorReason_CONTACT_NOT_FOUND ErrorReason = 91
 	// PERMISSION_DENIED: the calling app does not hold the PII scope.
 	ErrorReason_PII_SCOPE_REQUIRED ErrorReason = 92
-	// FAILED_PRECONDITION: this node was built without contact disclosure.
+	// Deprecated, no longer raised: every node serves contact requests and disclosure.
 	ErrorReason_CONTACTS_NOT_AVAILABLE ErrorReason = 93
 	// NOT_FOUND: this node holds no personal data about the subject.
 	ErrorReason_SUBJECT_NOT_FOUND ErrorReason = 94
-	// FAILED_PRECONDITION: this CP was built without the SLO report.
+	// Deprecated, no longer raised: every CP serves the SLO report.
 	ErrorReason_SLO_DISABLED ErrorReason = 95
-	// FAILED_PRECONDITION: this CP does not take operational reports.
+	// Deprecated, no longer raised: every CP takes operational reports.
 	ErrorReason_OPERATIONS_DISABLED ErrorReason = 96
 	// NOT_FOUND: no webhook endpoint has this id.
 	ErrorReason_WEBHOOK_NOT_FOUND ErrorReason = 97
 	// ABORTED: the alert subscriber fell behind and was dropped; subscribe again (open alerts come first).
 	ErrorReason_WATCHER_DROPPED ErrorReason = 98
-	// FAILED_PRECONDITION: this node was built without pair alerts.
+	// Deprecated, no longer raised: every node serves pair alerts.
 	ErrorReason_ALERTS_UNAVAILABLE ErrorReason = 99
 	// FAILED_PRECONDITION: the direction is in a rollout stage whose cohort does not include the buyer; metadata
 	// "stage", "exporter_wl", "importer_wl".

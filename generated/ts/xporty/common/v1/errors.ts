@@ -100,7 +100,10 @@ export enum ErrorReason {
   UNKNOWN_SIGNAL = 39,
   /** SUBSCRIBER_LAGGED - ABORTED: the signal stream fell behind; resume from metadata "after_sequence". */
   SUBSCRIBER_LAGGED = 40,
-  /** NOT_A_NODE - PERMISSION_DENIED: only WL nodes publish events and report offers. */
+  /**
+   * NOT_A_NODE - Deprecated, no longer raised: the CP's authorization table admits only WL nodes
+   * (IDENTITY_NOT_ALLOWED).
+   */
   NOT_A_NODE = 41,
   /** CALLER_MISMATCH - PERMISSION_DENIED: a node reports only its own offers. */
   CALLER_MISMATCH = 42,
@@ -118,9 +121,9 @@ export enum ErrorReason {
   CONCURRENT_DUPLICATE = 48,
   /** NOT_THIS_WL - PERMISSION_DENIED: the caller is not an app of this node's WL. */
   NOT_THIS_WL = 49,
-  /** FOREIGN_APP - PERMISSION_DENIED: apps of another WL may not check out here. */
+  /** FOREIGN_APP - Deprecated, no longer raised: the node's authorization table refuses another WL's app (NOT_THIS_WL). */
   FOREIGN_APP = 50,
-  /** CHECKOUT_NOT_AVAILABLE - FAILED_PRECONDITION: checkout is not configured on this node. */
+  /** CHECKOUT_NOT_AVAILABLE - Deprecated, no longer raised: every node serves checkout. */
   CHECKOUT_NOT_AVAILABLE = 51,
   /** CHECKOUT_IN_PROGRESS - ABORTED: a checkout with this idempotency key is still running; retry after RetryInfo's delay. */
   CHECKOUT_IN_PROGRESS = 52,
@@ -152,7 +155,7 @@ export enum ErrorReason {
   SELF_NOT_ALLOWED = 65,
   /** CURSOR_EXPIRED - FAILED_PRECONDITION: the catalog cursor is too old; sync again from the start. */
   CURSOR_EXPIRED = 66,
-  /** ORDERS_NOT_AVAILABLE - FAILED_PRECONDITION: orders are not available on this node yet. */
+  /** ORDERS_NOT_AVAILABLE - Deprecated, no longer raised: every node serves the order RPCs. */
   ORDERS_NOT_AVAILABLE = 67,
   /** ORDER_NOT_FOUND - NOT_FOUND: no order with this id. */
   ORDER_NOT_FOUND = 68,
@@ -204,19 +207,19 @@ export enum ErrorReason {
   CONTACT_NOT_FOUND = 91,
   /** PII_SCOPE_REQUIRED - PERMISSION_DENIED: the calling app does not hold the PII scope. */
   PII_SCOPE_REQUIRED = 92,
-  /** CONTACTS_NOT_AVAILABLE - FAILED_PRECONDITION: this node was built without contact disclosure. */
+  /** CONTACTS_NOT_AVAILABLE - Deprecated, no longer raised: every node serves contact requests and disclosure. */
   CONTACTS_NOT_AVAILABLE = 93,
   /** SUBJECT_NOT_FOUND - NOT_FOUND: this node holds no personal data about the subject. */
   SUBJECT_NOT_FOUND = 94,
-  /** SLO_DISABLED - FAILED_PRECONDITION: this CP was built without the SLO report. */
+  /** SLO_DISABLED - Deprecated, no longer raised: every CP serves the SLO report. */
   SLO_DISABLED = 95,
-  /** OPERATIONS_DISABLED - FAILED_PRECONDITION: this CP does not take operational reports. */
+  /** OPERATIONS_DISABLED - Deprecated, no longer raised: every CP takes operational reports. */
   OPERATIONS_DISABLED = 96,
   /** WEBHOOK_NOT_FOUND - NOT_FOUND: no webhook endpoint has this id. */
   WEBHOOK_NOT_FOUND = 97,
   /** WATCHER_DROPPED - ABORTED: the alert subscriber fell behind and was dropped; subscribe again (open alerts come first). */
   WATCHER_DROPPED = 98,
-  /** ALERTS_UNAVAILABLE - FAILED_PRECONDITION: this node was built without pair alerts. */
+  /** ALERTS_UNAVAILABLE - Deprecated, no longer raised: every node serves pair alerts. */
   ALERTS_UNAVAILABLE = 99,
   /**
    * ROLLOUT_NOT_IN_COHORT - FAILED_PRECONDITION: the direction is in a rollout stage whose cohort does not include the buyer; metadata

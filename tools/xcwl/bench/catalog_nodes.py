@@ -1,8 +1,10 @@
-"""Catalog nodes built in-process, without a CP: for the sync benchmark, demos and tests.
+"""Catalog nodes built in-process, without a CP: for the sync benchmark and tests.
 
-Each node is the real thing minus the policy agent: its own store (all node migrations), the catalog component
-on a real grpc.aio server with mTLS (certificates from a ``PkiDir``) and the production pipeline, and a
+Each node is the real thing minus the policy agent and the CP: its own store (all node migrations), every
+feature from the composition root (``wl_node.app.build_features``) on a real grpc.aio server with mTLS
+(certificates from a ``PkiDir``), the node's authorization table and the production pipeline, and a
 ``PolicyState`` fed with views built here by ``World`` (what the CP would push: WL registry + pair policies).
+Only the catalog's sync loop runs; the CP channel points nowhere and is never used.
 """
 
 from __future__ import annotations
@@ -16,23 +18,25 @@ from pathlib import Path
 from google.protobuf import duration_pb2
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wl_node.app import NodeFeatures, build_features
+from wl_node.authz import TABLE as NODE_AUTHZ
 from wl_node.cadence import IdleCadence
+from wl_node.catalog.component import Catalog
+from wl_node.catalog.snapshot import BeforeCommit
+from wl_node.catalog.sync import SyncSettings
 from wl_node.context import NodeContext
+from wl_node.cp_channel import CpChannel, cp_channel_factory
 from wl_node.policy.state import PolicyState
 from wl_node.settings import NodeSettings
 from wl_node.store import migrate
 from xporty.cp.v1 import policy_pb2, registry_pb2
 from xwl_runtime import db
-from xwl_runtime.authz import table
 from xwl_runtime.clock import Clock, SystemClock
+from xwl_runtime.fieldcrypt import KeyMaterial, Keyring, PlaintextKeyring
 from xwl_runtime.identity import Identity
 from xwl_runtime.pki import PkiDir
 from xwl_runtime.server import Listener, RunningServer, start_server
 from xwl_runtime.tls import ReloadableServerCredentials, TlsMaterial
-
-from .component import Catalog, build
-from .snapshot import BeforeCommit
-from .sync import SyncSettings
 
 ACTIVE = policy_pb2.RELATIONSHIP_STATUS_ACTIVE
 PAUSED = policy_pb2.RELATIONSHIP_STATUS_PAUSED
@@ -71,11 +75,16 @@ class CatalogNode:
     wl_id: str
     settings: NodeSettings
     state: PolicyState
-    catalog: Catalog
+    features: NodeFeatures
     server: RunningServer
     engine: AsyncEngine
+    cp: CpChannel
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.features.catalog
 
     @property
     def endpoint(self) -> str:
@@ -98,6 +107,10 @@ class CatalogNode:
     async def close(self) -> None:
         await self.stop_loops()
         await self.server.stop(0)
+        for component in self.features.components:
+            for on_stop in component.on_stop:
+                await on_stop()
+        await self.cp.close()
         await self.engine.dispose()
 
 
@@ -105,9 +118,10 @@ async def start_node(
     wl_id: str, db_url: str, pki: PkiDir, *, clock: Clock | None = None, pii_apps: Sequence[str] = (),
     sync_settings: SyncSettings | None = None, before_commit: BeforeCommit | None = None, run_loops: bool = True,
     contact_grants: Sequence[str] = (),
-    cadence: IdleCadence | None = None,
+    cadence: IdleCadence | None = None, plaintext: bool = False,
 ) -> CatalogNode:
-    """Migrate ``db_url``, build the catalog component and serve it over mTLS on an ephemeral port."""
+    """Migrate ``db_url``, build the node's features and serve them over mTLS on an ephemeral port; ``plaintext``:
+    personal data stored as given (the benches' unencrypted twin runs)."""
     identity = Identity.wl(wl_id)
     if not pki.has(identity):
         pki.issue(identity)
@@ -119,14 +133,19 @@ async def start_node(
                             cadence=cadence or IdleCadence())
     clock = clock or SystemClock()
     state = PolicyState(wl_id, clock, dt.timedelta(days=1))
-    ctx = NodeContext(settings=settings, engine=engine, clock=clock, tls=material)
-    catalog = build(ctx, state, sync_settings=sync_settings, before_commit=before_commit)
+    keyring = PlaintextKeyring() if plaintext else Keyring(KeyMaterial.generate())
+    ctx = NodeContext(settings=settings, engine=engine, clock=clock, tls=material, keyring=keyring)
+    cp = CpChannel(cp_channel_factory(settings.cp_target, reconnect_cap_s=settings.reconnect_cap.total_seconds()),
+                   material, identity=identity)
+    features = build_features(ctx, state, cp, sync_settings=sync_settings, before_commit=before_commit)
+    features.risk.enforcer.contact_at = clock.now()  # no CP here: the risk view counts as fresh (no signals)
     creds = ReloadableServerCredentials(material)
     server = await start_server(
-        registrations=catalog.component.registrations, service_names=catalog.component.service_names,
-        listeners=[Listener(settings.listen, creds.credentials)], authz_table=table(catalog.component.authz),
+        registrations=[r for c in features.components for r in c.registrations],
+        service_names=[n for c in features.components for n in c.service_names],
+        listeners=[Listener(settings.listen, creds.credentials)], authz_table=NODE_AUTHZ, local_wl=wl_id,
     )
-    node = CatalogNode(wl_id, settings, state, catalog, server, engine)
+    node = CatalogNode(wl_id, settings, state, features, server, engine, cp)
     if run_loops:
         node.start_loops()
     return node

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from wl_node.catalog.imported_view import ImportedView
+from wl_node.catalog.visibility import importable_exporters
 from wl_node.checkout.offers import ImportedOfferTerms
 from wl_node.policy.state import PolicyState
-from wl_node.storefront.imported_view import ImportedView
 from xwl_runtime.errors import NotFound
-
-from .visibility import importable_exporters
 
 
 class CatalogImportedOffers:

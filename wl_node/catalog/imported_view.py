@@ -17,11 +17,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wl_node.catalog.offers import timestamp
-from wl_node.catalog.snapshot import price_in
-from wl_node.catalog.tables import imported_offers
-from wl_node.catalog.validation import CATEGORY_MAX
-from wl_node.catalog.visibility import ImportTerms
 from wl_node.privacy.accounts import ERASED_MARK
 from xporty.common.v1 import money_pb2
 from xporty.node.v1 import storefront_pb2
@@ -30,6 +25,12 @@ from xwl_runtime import pii
 from xwl_runtime.errors import InvalidArgument, NotFound, echo
 from xwl_runtime.money import canonical, format_amount
 from xwl_runtime.text import bounded, human_text
+
+from .offers import timestamp
+from .snapshot import price_in
+from .tables import imported_offers
+from .validation import CATEGORY_MAX
+from .visibility import ImportTerms
 
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 500
 MAX_SEARCH_CHARS = 200

@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import grpc
 
-from cp_server.analytics.service import AnalyticsServicer
+from cp_server.analytics.service import AnalyticsServicer, SloHandler
+from cp_server.metrics import ALERTS_OPEN, PAIR_UTILISATION
 from cp_server.offer_digest.store import DigestStore
 from cp_server.offer_digest.validation import Limits
-from cp_server.signals.hub import SignalHub
+from cp_server.risk import report
+from cp_server.risk.engine import RiskEngine
+from cp_server.risk.reconcile import Reconciler
+from cp_server.risk.settings import RiskSettings
+from cp_server.risk.signal_hub import SignalHub
+from cp_server.risk.signal_store import SignalRecord, SignalStore
 from cp_server.signals.listener import SignalListener
 from cp_server.signals.service import SignalServicer
-from cp_server.signals.store import SignalRecord, SignalStore
-from cp_server.telemetry.service import TelemetryServicer
+from cp_server.telemetry.service import OperationsHandler, TelemetryServicer
 from cp_server.telemetry.verifier import SignerDirectory
 from cp_server.telemetry.verify_pool import SignatureVerifier
 from xporty.cp.v1 import (
@@ -31,14 +36,9 @@ from xporty.cp.v1 import (
     telemetry_service_pb2,
     telemetry_service_pb2_grpc,
 )
-from xwl_runtime.authz import Rule, service_methods
 from xwl_runtime.component import BackgroundLoop, Component
 from xwl_runtime.db import is_sqlite
-from xwl_runtime.identity import Kind
-
-from .engine import RiskEngine
-from .reconcile import Reconciler
-from .settings import RiskSettings
+from xwl_runtime.metrics import Samples
 
 if TYPE_CHECKING:
     from cp_server.context import CpContext
@@ -47,16 +47,10 @@ TELEMETRY = telemetry_service_pb2.DESCRIPTOR.services_by_name["TelemetryService"
 SIGNALS = signal_service_pb2.DESCRIPTOR.services_by_name["SignalService"].full_name
 ANALYTICS = analytics_service_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name
 
-WL_ONLY = Rule(frozenset({Kind.WL}))
-OPS_ONLY = Rule(frozenset({Kind.OPS}))
 
-AUTHZ: dict[str, Rule] = {
-    **service_methods(TELEMETRY, ["PublishEvents", "ReportOffers"], WL_ONLY),
-    **service_methods(SIGNALS, ["WatchSignals"], Rule(frozenset({Kind.WL, Kind.OPS}))),
-    **service_methods(SIGNALS, ["AckSignal"], WL_ONLY),
-    **service_methods(SIGNALS, ["SendSignal"], OPS_ONLY),
-    **service_methods(ANALYTICS, ["GetBalances", "ListAlerts", "ListSignals", "ListDiscrepancies"], OPS_ONLY),
-}
+
+class SloHandlers(OperationsHandler, SloHandler, Protocol):
+    """What the SLO feature serves through this component's services (``cp_server.slo.component.Slo`` fits)."""
 
 
 @dataclass
@@ -80,8 +74,9 @@ def settings_of(ctx: CpContext) -> RiskSettings:
     return risk if isinstance(risk, RiskSettings) else RiskSettings()
 
 
-def build(ctx: CpContext, settings: RiskSettings | None = None) -> tuple[Component, RiskParts]:
-    """Build the component and expose its parts."""
+def build(ctx: CpContext, settings: RiskSettings | None = None, *, slo: SloHandlers) -> tuple[Component, RiskParts]:
+    """Build the component and expose its parts; ``slo``: the SLO feature, which serves ReportOperations and
+    GetSloReport of the services this component registers."""
     settings = settings or settings_of(ctx)
     store = SignalStore(ctx.audit, notify_channel=settings.signal_channel)
 
@@ -97,12 +92,21 @@ def build(ctx: CpContext, settings: RiskSettings | None = None) -> tuple[Compone
     verifier = SignatureVerifier(settings.verify_workers, settings.verify_parallel_min)
     digests = DigestStore(ctx.engine, risk.gate.begin,
                           Limits(settings.digest_max_offers, settings.digest_max_destinations))
-    telemetry = TelemetryServicer(risk, SignerDirectory(ctx.engine), hub, settings, ctx.clock, verifier, digests,
-                                  metrics=ctx.metrics)
+    telemetry = TelemetryServicer(risk, SignerDirectory(ctx.engine), hub, settings, ctx.clock, slo, verifier,
+                                  digests, metrics=ctx.metrics)
     ctx.metrics.track_subscribers("signals", lambda: hub.subscriber_count)
+
+    async def risk_gauges() -> Samples:
+        async with ctx.engine.connect() as conn:
+            pairs = await report.utilisations(conn)
+            alerts = await report.open_alerts(conn)
+        return {PAIR_UTILISATION.name: [((f"{a}/{b}",), float(u)) for a, b, u in pairs],
+                ALERTS_OPEN.name: [((reason,), float(n)) for reason, n in sorted(alerts.items())]}
+
+    ctx.metrics.track_store([PAIR_UTILISATION, ALERTS_OPEN], risk_gauges)
     signals = SignalServicer(ctx.engine, store, hub, risk, ctx.clock,
                              heartbeat_interval=ctx.settings.heartbeat_interval)
-    analytics = AnalyticsServicer(ctx.engine, store, settings, ctx.clock)
+    analytics = AnalyticsServicer(ctx.engine, store, settings, ctx.clock, slo)
 
     def register(server: grpc.aio.Server) -> None:
         telemetry_service_pb2_grpc.add_TelemetryServiceServicer_to_server(telemetry, server)
@@ -142,7 +146,6 @@ def build(ctx: CpContext, settings: RiskSettings | None = None) -> tuple[Compone
         name="risk",
         registrations=[register],
         service_names=[TELEMETRY, SIGNALS, ANALYTICS],
-        authz=dict(AUTHZ),
         loops=loops,
         on_stop=[close_streams],
     )
@@ -150,6 +153,3 @@ def build(ctx: CpContext, settings: RiskSettings | None = None) -> tuple[Compone
                                 analytics=analytics)
 
 
-def install(ctx: CpContext) -> Component:
-    """Build the risk component from the CP context (one line in ``cp_server/app.py``'s component list)."""
-    return build(ctx)[0]

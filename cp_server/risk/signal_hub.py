@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from .store import SignalRecord
+from .signal_store import SignalRecord
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,58 @@
+"""Waiting in background loops: ``wait_any`` over stop/wake events, and the stream supervisor of the node's CP
+streams (policy views, signals).
+
+Every loop takes the app's stop event, so waits are on events with a timeout, never a bare sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from .backoff import Backoff
+
+
+async def wait_any(*events: asyncio.Event, timeout: float | None = None) -> None:
+    """Return when any of ``events`` is set, or after ``timeout`` seconds (None: no timeout)."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+
+
+async def supervise_stream(
+    session: Callable[[], Coroutine[Any, Any, None]],
+    *,
+    stop: asyncio.Event,
+    rotated: asyncio.Event,
+    backoff: Backoff,
+    after_session: Callable[[asyncio.Task[None]], Awaitable[None]],
+    name: str,
+) -> None:
+    """Keep one long-lived stream open until ``stop`` is set.
+
+    Each ``session()`` runs until it ends or fails, ``stop`` is set, or ``rotated`` is set (the certificate was
+    renewed: the stream must move to the new channel). Then ``after_session(task)`` runs with the ended task (to
+    log how it ended and reset connection state), and the next session opens at once after a rotation, otherwise
+    after the next backoff delay (cut short by ``stop`` or a rotation).
+    """
+    while not stop.is_set():
+        rotated.clear()
+        task = asyncio.create_task(session(), name=name)
+        interrupt = asyncio.create_task(wait_any(stop, rotated))
+        try:
+            await asyncio.wait({task, interrupt}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for running in (task, interrupt):
+                running.cancel()
+            await asyncio.gather(task, interrupt, return_exceptions=True)
+        await after_session(task)
+        if stop.is_set():
+            break
+        if rotated.is_set():
+            continue  # reopen at once on the rotated channel
+        await wait_any(stop, rotated, timeout=backoff.next_delay())
