@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
+from typing import Any, Protocol
 
 import psycopg
 
@@ -18,9 +18,6 @@ from xwl_runtime.backoff import Backoff
 from xwl_runtime.db import libpq_dsn
 
 log = logging.getLogger(__name__)
-
-POLL_TIMEOUT_S = 0.5  # how often the listener looks at the stop event while idle
-
 
 class Refreshable(Protocol):
     """What a notification refreshes: it re-reads whatever committed since its last look."""
@@ -59,12 +56,32 @@ class SignalListener:
             self._backoff.reset()
             self.connected.set()
             await self._hub.refresh()
-            while not stop.is_set():
-                got = False
-                async for _notify in conn.notifies(timeout=POLL_TIMEOUT_S, stop_after=1):
-                    got = True
-                if got:
-                    await self._hub.refresh()
+            # Idle, this waits on the connection and the stop event only: no timer. Notifications that arrive
+            # while a refresh runs coalesce into one more refresh (each reads everything committed since the last).
+            wake = asyncio.Event()
+            tasks = [asyncio.create_task(self._receive(conn, wake), name="listener-receive"),
+                     asyncio.create_task(self._refresh_on(wake), name="listener-refresh"),
+                     asyncio.create_task(stop.wait(), name="listener-stop")]
+            try:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            for task in done:
+                task.result()  # a lost connection (psycopg.Error) or a failed refresh ends this session
         finally:
             self.connected.clear()
             await conn.close()
+
+    @staticmethod
+    async def _receive(conn: psycopg.AsyncConnection[Any], wake: asyncio.Event) -> None:
+        async for _notify in conn.notifies():
+            wake.set()
+        raise psycopg.OperationalError("the LISTEN connection stopped delivering notifications")
+
+    async def _refresh_on(self, wake: asyncio.Event) -> None:
+        while True:
+            await wake.wait()
+            wake.clear()
+            await self._hub.refresh()

@@ -7,6 +7,7 @@ import datetime as dt
 from collections.abc import AsyncIterator
 
 import grpc
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -165,4 +166,19 @@ async def test_signal_committed_on_one_replica_reaches_streams_on_another(
             if msg.HasField("signal") and msg.signal.kind != signal_pb2.SIGNAL_KIND_ALERT:
                 break
         assert (msg.signal.kind, msg.signal.correlation_id) == (DISABLE, "cid-x")
+
+        # Cut replica two's LISTEN connection: it reconnects, and an operator's signal on one still reaches it.
+        listener = two.parts.listener
+        async with await psycopg.AsyncConnection.connect(postgres_db_url, autocommit=True) as admin_conn:
+            killed = await (await admin_conn.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND query ILIKE 'LISTEN%'")).fetchone()
+        assert killed is not None and killed[0] >= 1
+        sent = (await one.ops_signals().SendSignal(_send(ENABLE, "wl-a", "wl-b"), timeout=10)).signal
+        while True:  # through the NOTIFY, or the catch-up read of the reconnected listener
+            msg = await asyncio.wait_for(it.__anext__(), 10)
+            if msg.HasField("signal") and msg.signal.kind != signal_pb2.SIGNAL_KIND_ALERT:
+                break
+        assert (msg.signal.kind, msg.signal.signal_id) == (ENABLE, sent.signal_id)
+        await asyncio.wait_for(listener.connected.wait(), 10)
         call.cancel()
