@@ -148,8 +148,7 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
     )
     hub = PolicyHub(
         engine, clock, verification_keys(jwt_key),
-        listen_dsn=db.libpq_dsn(settings.db_url) if not db.is_sqlite(settings.db_url) else None,
-        channel=settings.notify_channel, checkpoints=ctx.audit.checkpoints,
+        checkpoints=ctx.audit.checkpoints,
     )
     slo = slo_component.install(ctx)  # ReportOperations and GetSloReport, served by the risk component's services
     risk, risk_parts = risk_component.build(ctx, slo=slo)

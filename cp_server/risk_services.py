@@ -23,7 +23,6 @@ from cp_server.risk.reconcile import Reconciler
 from cp_server.risk.settings import RiskSettings
 from cp_server.risk.signal_hub import SignalHub
 from cp_server.risk.signal_store import SignalRecord, SignalStore
-from cp_server.signals.listener import SignalListener
 from cp_server.signals.service import SignalServicer
 from cp_server.telemetry.service import OperationsHandler, TelemetryServicer
 from cp_server.telemetry.verifier import SignerDirectory
@@ -39,6 +38,7 @@ from xporty.cp.v1 import (
 from xwl_runtime.component import BackgroundLoop, Component
 from xwl_runtime.db import is_sqlite
 from xwl_runtime.metrics import Samples
+from xwl_runtime.notify import NotifyListener
 
 if TYPE_CHECKING:
     from cp_server.context import CpContext
@@ -61,7 +61,7 @@ class RiskParts:
     store: SignalStore
     hub: SignalHub
     reconciler: Reconciler
-    listener: SignalListener | None
+    listener: NotifyListener | None
     verifier: SignatureVerifier | None = None
     digests: DigestStore | None = None
     telemetry: TelemetryServicer | None = None
@@ -87,7 +87,7 @@ def build(ctx: CpContext, settings: RiskSettings | None = None, *, slo: SloHandl
     hub = SignalHub(load_after, queue_size=settings.subscriber_queue)
     risk = RiskEngine(ctx.engine, store, ctx.audit, settings)
     reconciler = Reconciler(ctx.engine, risk, hub, ctx.audit, settings, ctx.clock)
-    listener = None if is_sqlite(ctx.settings.db_url) else SignalListener(ctx.settings.db_url,
+    listener = None if is_sqlite(ctx.settings.db_url) else NotifyListener(ctx.settings.db_url,
                                                                           settings.signal_channel, hub)
     verifier = SignatureVerifier(settings.verify_workers, settings.verify_parallel_min)
     digests = DigestStore(ctx.engine, risk.gate.begin,

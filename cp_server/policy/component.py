@@ -1,11 +1,13 @@
-"""The policy component: PolicyService plus the hub's reload/LISTEN loop."""
+"""The policy component: PolicyService, the hub's reload loop and, on PostgreSQL, its LISTEN loop."""
 
 from __future__ import annotations
 
 from cp_server.context import CpContext
 from cp_server.store.node_status import NodeStatusStore
 from xporty.cp.v1 import policy_service_pb2, policy_service_pb2_grpc
-from xwl_runtime.component import Component
+from xwl_runtime.component import BackgroundLoop, Component
+from xwl_runtime.db import is_sqlite
+from xwl_runtime.notify import NotifyListener
 
 from .hub import PolicyHub
 from .servicer import PolicyServicer, VersionRecorder
@@ -19,10 +21,13 @@ def install(ctx: CpContext, *, hub: PolicyHub, node_status: NodeStatusStore,
     servicer = PolicyServicer(hub, node_status, ctx.clock, ctx.settings.heartbeat_interval, versions)
     ctx.metrics.track_subscribers("policies", lambda: servicer.open_streams)
     name = SERVICE.full_name
+    loops: list[BackgroundLoop] = [hub.run]
+    if not is_sqlite(ctx.settings.db_url):  # changes committed by other replicas wake the hub at their commit
+        loops.append(NotifyListener(ctx.settings.db_url, ctx.settings.notify_channel, hub).run)
     return Component(
         name="policy",
         registrations=[lambda server: policy_service_pb2_grpc.add_PolicyServiceServicer_to_server(servicer, server)],
         service_names=[name],
-        loops=[hub.run],
+        loops=loops,
         on_stop=[node_status.close],
     )

@@ -3,9 +3,9 @@
 * A change committed by this process awaits ``catch_up(version)`` (``ChangeRunner`` commit listener), so its RPC
   answers once this replica serves the new version.
 * A change committed by another CP replica arrives as a PostgreSQL NOTIFY on ``settings.notify_channel``
-  (payload = version), received by ``_listen_loop`` on its own psycopg connection, reconnecting with jittered
-  backoff; after every (re)connect the hub re-checks the version, since notifications sent while it was not
-  listening are lost.
+  (payload = version), received by the policy component's ``xwl_runtime.notify.NotifyListener``, which calls
+  ``refresh``; after every (re)connect it refreshes with no hint, so the hub re-checks the version (notifications
+  sent while nobody listened are lost).
 * As a safety net (a lost notification, or another process on the same SQLite file) the stored version is read
   every ``RESYNC_INTERVAL_S``.
 * With a ``Checkpointer``, each installed snapshot carries a signed checkpoint of the audit head read right after
@@ -28,8 +28,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import psycopg
-from psycopg import sql
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -49,7 +47,6 @@ log = logging.getLogger(__name__)
 
 RESYNC_INTERVAL_S = 5.0
 """How often the stored version is re-read even without a change signal."""
-LISTEN_BACKOFF_CAP_S = 5.0
 LOAD_BACKOFF_CAP_S = 3.0
 CATCH_UP_TIMEOUT_S = 5.0
 """How long a change RPC waits for its own version to be installed before answering anyway."""
@@ -71,8 +68,6 @@ class PolicyHub:
         clock: Clock,
         token_keys: Sequence[identity_pb2.VerificationKey],
         *,
-        listen_dsn: str | None = None,
-        channel: str = "xcwl_changes",
         resync_interval_s: float = RESYNC_INTERVAL_S,
         checkpoints: Checkpointer | None = None,
     ) -> None:
@@ -81,8 +76,6 @@ class PolicyHub:
         self._checkpoint: audit_pb2.AuditCheckpoint | None = None
         self._clock = clock
         self._views = ViewBuilder(token_keys)
-        self._listen_dsn = listen_dsn
-        self._channel = channel
         self._resync_interval_s = resync_interval_s
         self._snapshot: _Snapshot | None = None
         self._dirty = asyncio.Event()
@@ -139,6 +132,10 @@ class PolicyHub:
         return self._changed
 
     # --- signals -------------------------------------------------------------------------------------------
+    async def refresh(self, hint: str | None = None) -> None:
+        """A NOTIFY from another replica (``hint``: the version it committed) or a reconnection (None)."""
+        self.mark_dirty(_payload_version(hint) if hint is not None else None)
+
     def mark_dirty(self, version: int | None = None) -> None:
         """A change to ``version`` (None: unknown) was committed somewhere; reload unless already installed."""
         if version is not None and version <= self.version:
@@ -169,15 +166,7 @@ class PolicyHub:
     # --- loops -----------------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         """Load the world until it succeeds, then follow changes until ``stop`` is set."""
-        listener = (
-            asyncio.create_task(self._listen_loop(stop), name="policy-hub-listen") if self._listen_dsn else None
-        )
-        try:
-            await self._reload_loop(stop)
-        finally:
-            if listener is not None:
-                listener.cancel()
-                await asyncio.gather(listener, return_exceptions=True)
+        await self._reload_loop(stop)
 
     async def _reload_loop(self, stop: asyncio.Event) -> None:
         backoff = Backoff(base_s=0.1, cap_s=LOAD_BACKOFF_CAP_S)
@@ -229,23 +218,6 @@ class PolicyHub:
         current = self._checkpoint
         if current is None or (current.sequence, current.head_hash) != (sequence, head):
             self._checkpoint = self._checkpoints.sign(sequence, head)
-
-    async def _listen_loop(self, stop: asyncio.Event) -> None:
-        assert self._listen_dsn is not None
-        backoff = Backoff(base_s=0.2, cap_s=LISTEN_BACKOFF_CAP_S)
-        while not stop.is_set():
-            try:
-                async with await psycopg.AsyncConnection.connect(self._listen_dsn, autocommit=True) as conn:
-                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
-                    backoff.reset()
-                    self.mark_dirty()  # anything committed while we were not listening
-                    async for note in conn.notifies():
-                        self.mark_dirty(_payload_version(note.payload))
-            except psycopg.Error as err:
-                delay = backoff.next_delay()
-                log.warning("policy change listener disconnected; reconnecting",
-                            extra={"fields": {"error": str(err), "retry_in_s": round(delay, 3)}})
-                await wait_any(stop, timeout=delay)
 
 
 def _payload_version(payload: str) -> int | None:

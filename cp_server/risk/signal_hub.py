@@ -82,7 +82,7 @@ class SignalHub:
                 ordered = await self._load_after(self.last_sequence)
             self._deliver(ordered)
 
-    async def refresh(self) -> None:
+    async def refresh(self, hint: str | None = None) -> None:
         """Load and publish everything committed after the last published sequence (NOTIFY, reconnects)."""
         async with self._lock:
             self._deliver(await self._load_after(self.last_sequence))

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cp_server.risk.signal_store import SignalRecord
-from cp_server.signals.listener import SignalListener
 from xporty.cp.v1 import webhook_service_pb2, webhook_service_pb2_grpc
 from xwl_runtime.component import BackgroundLoop, Component
 from xwl_runtime.db import is_sqlite
+from xwl_runtime.notify import NotifyListener
 
 from .outbox import WebhookOutbox
 from .servicer import WebhookServicer
@@ -65,7 +65,7 @@ def install(ctx: CpContext, config: WebhookConfig | None = None) -> Webhooks:
     outbox = WebhookOutbox(ctx.engine, ctx.clock, config, metrics=ctx.metrics)
     loops: list[BackgroundLoop] = [outbox.run]
     if not is_sqlite(ctx.settings.db_url):  # other replicas' queued events wake this loop at their commit
-        loops.append(SignalListener(ctx.settings.db_url, config.notify_channel, outbox).run)
+        loops.append(NotifyListener(ctx.settings.db_url, config.notify_channel, outbox).run)
     servicer = WebhookServicer(ctx.engine, ctx.audit, outbox, ctx.clock)
     component = Component(
         name="webhooks",

@@ -9,7 +9,7 @@ database never send it twice at once.
 
 The loop is driven by work, not by a timer: it sleeps until the earliest PENDING row falls due (a retry), or until
 woken by a queueing transaction — on PostgreSQL that transaction sends ``pg_notify`` on ``notify_channel``, which
-reaches every replica's listener at commit (``cp_server.signals.listener.SignalListener``, the signal fan-out's
+reaches every replica's listener at commit (``xwl_runtime.notify.NotifyListener``, the signal fan-out's
 LISTEN loop); in this process ``enqueue`` also wakes the loop, which re-checks briefly until the rows it queued are
 visible (committed) or their transaction is clearly gone. With nothing queued it runs no query at all but a
 safety re-check every ``recheck_interval_s``.
@@ -99,7 +99,7 @@ class WebhookOutbox:
             self._expected[delivery_id] = queued
         self._wake.set()
 
-    async def refresh(self) -> None:
+    async def refresh(self, hint: str | None = None) -> None:
         """A queueing transaction committed somewhere (the LISTEN loop's notification): look now."""
         self._wake.set()
 
