@@ -84,6 +84,12 @@ def shutdown_tracing() -> None:
         provider.shutdown()
 
 
+def force_flush() -> bool:
+    """Export the spans still batched now (True when done or tracing is off)."""
+    provider = _sdk_provider()
+    return provider.force_flush() if provider is not None else True
+
+
 def enabled() -> bool:
     """True once ``configure_tracing`` installed the SDK provider in this process."""
     return _sdk_provider() is not None

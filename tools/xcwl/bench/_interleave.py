@@ -1,0 +1,44 @@
+"""Feature-on vs feature-off in the same run: every variant alive at once, measured in alternating short rounds.
+
+Running one variant after the other measures the machine's drift as much as the feature: on a shared 2-core machine
+two back-to-back runs of identical code differ by ±30%. So a bench that compares variants (encrypted vs plaintext
+storage, observed vs plain nodes) starts all of them, then measures ``rounds`` short rounds of each, alternating
+the order (A B, B A, A B, … : a linear drift lands on every variant alike), and reports per variant the MEDIAN of
+its per-round figures (a burst from a neighbour spoils one round, not the figure), and the ratio of those medians.
+CPU time per operation, measured per round in every process, is the steadiest figure of all.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+RoundFigures = Mapping[str, float]
+"""The figures of one round of one variant (figure name → number)."""
+
+
+def round_orders(variants: Sequence[str], rounds: int) -> list[list[str]]:
+    """The order of the variants in each round: as given, then reversed, alternately."""
+    return [list(variants) if r % 2 == 0 else list(reversed(variants)) for r in range(rounds)]
+
+
+async def interleave(variants: Sequence[str], rounds: int,
+                     measure: Callable[[str], Awaitable[RoundFigures]]) -> dict[str, dict[str, float]]:
+    """Run ``measure(variant)`` ``rounds`` times per variant in alternating order; the median of every figure per
+    variant (``variant → figure → median``)."""
+    seen: dict[str, list[RoundFigures]] = {v: [] for v in variants}
+    for order in round_orders(variants, rounds):
+        for variant in order:
+            seen[variant].append(await measure(variant))
+    return {variant: medians(figures) for variant, figures in seen.items()}
+
+
+def medians(rounds: Sequence[RoundFigures]) -> dict[str, float]:
+    """The median of each figure over the rounds that measured it."""
+    names = {name for figures in rounds for name in figures}
+    return {name: round(statistics.median([f[name] for f in rounds if name in f]), 3) for name in sorted(names)}
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    """``numerator / denominator`` rounded to 3 places (nan when the denominator is not positive)."""
+    return round(numerator / denominator, 3) if denominator > 0 else float("nan")
