@@ -16,9 +16,10 @@ exporter or the instrumentation (a few MiB of resident memory in every node). Co
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import grpc
 from opentelemetry import trace
@@ -95,14 +96,60 @@ def enabled() -> bool:
     return _sdk_provider() is not None
 
 
+_QUIET_SERVICES = ("/grpc.health.", "/grpc.reflection.")
+"""Services whose calls make no span (health probes, reflection)."""
+
+
 def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
     """The aio server interceptor (health and reflection excluded) while tracing is on, else none."""
     if not enabled():
         return []
-    from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
+    from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
-    quiet = filters.any_of(filters.service_prefix("grpc.health"), filters.service_prefix("grpc.reflection"))
-    return [aio_server_interceptor(filter_=filters.negate(quiet))]  # type: ignore[no-untyped-call]
+    return [_PerMethodServerTracing(aio_server_interceptor())]  # type: ignore[no-untyped-call]
+
+
+class _MethodDetails(NamedTuple):
+    """The call details the instrumentation's handler wrapper reads: the method name only."""
+
+    method: str
+    invocation_metadata: tuple[tuple[str, str], ...] = ()
+
+
+class _PerMethodServerTracing(grpc.aio.ServerInterceptor):
+    """The instrumentation's aio server interceptor, asked once per method rather than once per call.
+
+    Per call it would evaluate its filter and build a new handler around the method's behaviour; the handler it
+    builds depends on the method only (the span name; metadata, peer and trace context are read from the call's
+    own context when the call runs), so it is built on a method's first call and reused, as the pipeline does.
+    Health and reflection calls are passed through untraced by a prefix test.
+    """
+
+    def __init__(self, inner: grpc.aio.ServerInterceptor) -> None:
+        self._inner = inner
+        self._handlers: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith(_QUIET_SERVICES):
+            return handler
+        cached = self._handlers.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+
+        async def this_handler(_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any]:
+            return handler
+
+        wrapped = await self._inner.intercept_service(this_handler, _MethodDetails(method))  # type: ignore[arg-type]
+        if wrapped is None:
+            return handler
+        self._handlers[method] = (handler, wrapped)
+        return wrapped
 
 
 def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
@@ -127,11 +174,24 @@ def current_trace_id() -> str:
     return format(ctx.trace_id, "032x") if ctx.is_valid else ""
 
 
+@functools.lru_cache(maxsize=1)
+def _tracer(provider: trace.TracerProvider) -> trace.Tracer:
+    """The tracer of ``provider`` (looked up once per provider, not once per span)."""
+    return provider.get_tracer(_TRACER_NAME)
+
+
 @contextlib.contextmanager
 def span(name: str, **attributes: str | int) -> Iterator[None]:
-    """A child span of the current one (e.g. a DB transaction); nothing happens while tracing is off."""
-    if not enabled():
+    """A child span of the current one (e.g. a DB transaction); nothing happens while tracing is off, or inside a
+    trace the sampler left out (every standard sampler decides a child as its parent: parent-based ones follow the
+    parent's flag, the ratio sampler hashes the same trace id), so an unsampled request pays no span at all."""
+    provider = _sdk_provider()
+    if provider is None:
         yield
         return
-    with trace.get_tracer(_TRACER_NAME).start_as_current_span(name, attributes=attributes):
+    parent = trace.get_current_span().get_span_context()
+    if parent.is_valid and not parent.trace_flags.sampled:
+        yield
+        return
+    with _tracer(provider).start_as_current_span(name, attributes=attributes):
         yield

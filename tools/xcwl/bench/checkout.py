@@ -236,7 +236,8 @@ class _Pair:
             raise
         scraper = None
         if otlp_port is not None:
-            scraper = Scraper([await importer.ask("metrics_port"), await exporter.ask("metrics_port")])
+            ports = [await importer.ask("metrics_port"), await exporter.ask("metrics_port")]
+            scraper = Scraper([port for port in ports if port])
             scraper.start()
         channel = secure_channel(f"127.0.0.1:{importer.port}", _material(pki, Identity.app(IMPORTER, APP)),
                                  expected=Identity.wl(IMPORTER))
