@@ -24,8 +24,11 @@ async def test_interleave_measures_in_alternating_order_and_keeps_each_variants_
 
     out = await interleave(["fast", "slow"], 4, measure)
     assert calls == ["fast", "slow", "slow", "fast", "fast", "slow", "slow", "fast"]
-    assert out == {"fast": {"ms": 3.5}, "slow": {"ms": 13.5}}  # fast at t 0,3,4,7; slow at 1,2,5,6 (+10)
-    assert ratio(out["slow"]["ms"], out["fast"]["ms"]) == round(13.5 / 3.5, 3)
+    # fast at t 0,3,4,7; slow at 1,2,5,6 (+10)
+    assert (out.medians("fast"), out.medians("slow")) == ({"ms": 3.5}, {"ms": 13.5})
+    assert out.ratio("ms", "slow", "fast") == round(13.5 / 3.5, 3)
+    # same-round ratios 11/0, 12/3, 15/4, 16/7: the first has no positive base and is left out
+    assert out.paired_ratio("ms", "slow", "fast") == round(15 / 4, 3)
 
 
 def test_medians_shrug_off_one_spoiled_round_and_ratio_refuses_a_zero_base() -> None:

@@ -36,3 +36,8 @@ async def test_bench_sync_compare_plaintext_interleaves_both_variants_and_prints
     for key in encrypted:
         ratio = figures["sync.encryption_overhead." + key.removeprefix("sync.")]
         assert ratio == round(figures[key] / figures[key + ".plaintext"], 3)
+    # the median of same-round ratios, beside the ratio of medians (the change delays' max is not per round)
+    assert {k.removeprefix("sync.encryption_overhead_paired.") for k in figures
+            if k.startswith("sync.encryption_overhead_paired.")} == \
+        {k.removeprefix("sync.") for k in encrypted} - {"change_delay.max_ms"}
+    assert 0 < figures["sync.encryption_overhead_paired.full.offers_per_s.sqlite"] < 10

@@ -91,7 +91,7 @@ from xwl_runtime.tls import ReloadableServerCredentials, TlsMaterial, secure_cha
 from xwl_runtime.tokens import SCOPE_PLACE_ORDERS, bearer_metadata, issue_token
 
 from ..progress import announce
-from ._interleave import interleave, ratio
+from ._interleave import Interleaved, interleave
 from ._observed import SCRAPE_INTERVAL_S, Scraper, SpanSink, enable_tracing
 from ._plaintext import PLAINTEXT_SUFFIX, encryption_overhead
 
@@ -101,6 +101,8 @@ OFFERS = 16
 PRICE = Decimal("10.00")
 FX = Decimal("2.5")
 BASELINE_METHOD = "/xcwl.bench.v1.Baseline/Insert"
+PAIRED_FIGURES = ("checkouts_per_s", "confirm.p99_ms", "cpu_ms_per_checkout.importer", "cpu_ms_per_checkout.exporter")
+"""Figures whose same-round ratio (``…_paired``) the bench prints beside the ratio of medians."""
 
 _meta = sa.MetaData()
 bench_offers = sa.Table(
@@ -297,10 +299,10 @@ class _Pair:
 
 
 async def _run_levels(pairs: dict[str, _Pair], levels: Sequence[tuple[int, int, Sequence[str]]],
-                      args: argparse.Namespace) -> dict[int, dict[str, dict[str, float]]]:
+                      args: argparse.Namespace) -> dict[int, Interleaved]:
     """Per level (in flight, checkouts per variant, variants measured): the variants interleaved in ``--rounds``
-    rounds of ``checkouts / rounds`` each; level → variant → figure → median over its rounds."""
-    out: dict[int, dict[str, dict[str, float]]] = {}
+    rounds of ``checkouts / rounds`` each."""
+    out: dict[int, Interleaved] = {}
     for level, n, variants in levels:
         announce(args, f"{len(variants)} variant(s) at {level} in flight")
         for variant in variants:
@@ -337,7 +339,7 @@ async def _checkout_figures(pki: PkiDir, url: Callable[[str, str], Awaitable[str
             pairs["observed"] = await _Pair.start("observed", pki, await url("observed", "exporter"),
                                                   await url("observed", "importer"), args, jwt_key,
                                                   otlp_port=sink.port)
-        medians_ = await _run_levels(pairs, (
+        measured = await _run_levels(pairs, (
             (1, args.checkouts_c1, variants),
             (64, args.checkouts_c64, [*variants, *(["observed"] if observe else [])]),
         ), args)
@@ -347,23 +349,29 @@ async def _checkout_figures(pki: PkiDir, url: Callable[[str, str], Awaitable[str
         if sink is not None:  # last: the children flush their spans to it when they stop
             await sink.stop()
     out: dict[str, float] = {}
-    for level, by_variant in medians_.items():
+    for level, runs in measured.items():
         key = f"c{level}.{backend}"
-        out.update(_named(by_variant["encrypted"], key))
-        if "plaintext" in by_variant:
-            out.update(_named(by_variant["plaintext"], key, PLAINTEXT_SUFFIX))
+        out.update(_named(runs.medians("encrypted"), key))
+        if "plaintext" in runs.rounds:
+            out.update(_named(runs.medians("plaintext"), key, PLAINTEXT_SUFFIX))
+            for figure in PAIRED_FIGURES:
+                out[f"checkout.encryption_overhead_paired.{figure}.{key}"] = runs.paired_ratio(
+                    figure, "encrypted", "plaintext")
     if observe:
-        out.update(_observability(medians_[64]["encrypted"], medians_[64]["observed"], args, sink))
+        out.update(_observability(measured[64], args, sink))
     return out
 
 
-def _observability(plain: dict[str, float], seen: dict[str, float], args: argparse.Namespace,
-                   sink: SpanSink | None) -> dict[str, float]:
+def _observability(runs: Interleaved, args: argparse.Namespace, sink: SpanSink | None) -> dict[str, float]:
     """Observed nodes vs the same run's plain encrypted nodes, 64 in flight, medians of interleaved rounds."""
+    plain, seen = runs.medians("encrypted"), runs.medians("observed")
     out = {
-        "checkout.observability.throughput_ratio": ratio(seen["checkouts_per_s"], plain["checkouts_per_s"]),
-        "checkout.observability.p99_ratio": ratio(seen["confirm.p99_ms"], plain["confirm.p99_ms"]),
-        "checkout.observability.e2e_p99_ratio": ratio(seen["e2e.p99_ms"], plain["e2e.p99_ms"]),
+        "checkout.observability.throughput_ratio": runs.ratio("checkouts_per_s", "observed", "encrypted"),
+        "checkout.observability.p99_ratio": runs.ratio("confirm.p99_ms", "observed", "encrypted"),
+        "checkout.observability.e2e_p99_ratio": runs.ratio("e2e.p99_ms", "observed", "encrypted"),
+        "checkout.observability.throughput_ratio_paired": runs.paired_ratio("checkouts_per_s", "observed",
+                                                                            "encrypted"),
+        "checkout.observability.p99_ratio_paired": runs.paired_ratio("confirm.p99_ms", "observed", "encrypted"),
         "checkout.observability.checkouts_per_s.plain": plain["checkouts_per_s"],
         "checkout.observability.checkouts_per_s.observed": seen["checkouts_per_s"],
         "checkout.observability.confirm_p99_ms.plain": plain["confirm.p99_ms"],
@@ -373,8 +381,8 @@ def _observability(plain: dict[str, float], seen: dict[str, float], args: argpar
         "checkout.observability.spans_exported": float(sink.spans if sink is not None else 0),
     }
     for node in ("importer", "exporter"):
-        name = f"cpu_ms_per_checkout.{node}"
-        out[f"checkout.observability.cpu_ratio.{node}"] = ratio(seen[name], plain[name])
+        out[f"checkout.observability.cpu_ratio.{node}"] = runs.ratio(f"cpu_ms_per_checkout.{node}", "observed",
+                                                                     "encrypted")
     return out
 
 

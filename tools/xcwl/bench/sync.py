@@ -56,7 +56,7 @@ from xwl_runtime.identity import Identity
 from xwl_runtime.pki import PkiDir
 
 from ..progress import announce
-from ._interleave import interleave
+from ._interleave import Interleaved, interleave
 from ._plaintext import PLAINTEXT_SUFFIX, encryption_overhead
 
 EXPORTER_PROCESS_FLAG = "--exporter-process"
@@ -407,8 +407,10 @@ async def _full_sync(variant: _Variant, make_db: Callable[[str], str], total: in
     return figures, None
 
 
-async def _measure(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, float]]:
-    """Every variant's figures (variant → figure → median over its rounds), the variants interleaved."""
+async def _measure(kind: str, args: argparse.Namespace, tmp: Path
+                   ) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Every variant's figures (variant → figure → median over its rounds), the variants interleaved; with
+    ``--compare-plaintext`` also figure → median of the same-round ratios encrypted / plaintext."""
     names = ["encrypted", *(["plaintext"] if args.compare_plaintext else [])]
     total = args.offers // args.exporters * args.exporters
     variants: dict[str, _Variant] = {}
@@ -418,16 +420,21 @@ async def _measure(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
             for name in names:
                 variants[name] = await _Variant.start(name, tmp / kind, make_db, args, plaintext=name == "plaintext")
 
+            # First, untimed, one full sync per variant into the importer the change rounds will watch: it warms
+            # up this process (imports, first connections), which would otherwise spoil the first timed round.
+            for name in names:
+                _, kept = await _full_sync(variants[name], make_db, total, keep=True)
+                assert kept is not None
+                importers[name] = kept
+
             async def full_round(name: str) -> dict[str, float]:
                 figures, _ = await _full_sync(variants[name], make_db, total)
                 return figures
 
-            out = await interleave(names, args.rounds, full_round)
+            full = await interleave(names, args.rounds, full_round)
+            out = {name: full.medians(name) for name in names}
+            paired = _paired(full) if args.compare_plaintext else {}
             if args.changes:
-                for name in names:  # the importers the change rounds watch, synced untimed
-                    _, kept = await _full_sync(variants[name], make_db, total, keep=True)
-                    assert kept is not None
-                    importers[name] = kept
                 most: dict[str, float] = {}
                 per_round = max(1, args.changes // args.rounds)
 
@@ -438,10 +445,13 @@ async def _measure(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
                     return {"change_delay.p50_ms": round(statistics.median(delays) * 1000, 2),
                             "change_delay.p99_ms": round(_pct(delays, 0.99) * 1000, 2)}
 
-                for name, figures in (await interleave(names, args.rounds, change_round)).items():
-                    out[name].update(figures)
+                changed = await interleave(names, args.rounds, change_round)
+                for name in names:
+                    out[name].update(changed.medians(name))
                     out[name]["change_delay.max_ms"] = round(most[name] * 1000, 2)
-            return out
+                if args.compare_plaintext:
+                    paired.update(_paired(changed))
+            return out, paired
         finally:
             for world, _ in importers.values():  # the importers first: their sync loops must not see exporters go
                 await world.close()
@@ -449,13 +459,17 @@ async def _measure(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
                 await variant.child.stop()
 
 
-def _named(figures: dict[str, float], kind: str, suffix: str = "") -> dict[str, float]:
+def _paired(runs: Interleaved) -> dict[str, float]:
+    return {name: runs.paired_ratio(name, "encrypted", "plaintext") for name in runs.medians("encrypted")}
+
+
+def _named(figures: dict[str, float], kind: str, suffix: str = "", prefix: str = "sync.") -> dict[str, float]:
     out: dict[str, float] = {}
     for name, value in figures.items():
         if name.startswith("change_delay."):
-            out[f"sync.{name}{'' if kind == 'sqlite' else '.' + kind}{suffix}"] = value
+            out[f"{prefix}{name}{'' if kind == 'sqlite' else '.' + kind}{suffix}"] = value
         else:
-            out[f"sync.{name}.{kind}{suffix}"] = value
+            out[f"{prefix}{name}.{kind}{suffix}"] = value
     return out
 
 
@@ -466,10 +480,11 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         kinds = ["sqlite"] if args.skip_postgres else ["sqlite", "postgres"]
         for kind in kinds:
             announce(args, kind + (": encrypted and plaintext, interleaved" if args.compare_plaintext else ""))
-            by_variant = await _measure(kind, args, Path(tmp))
+            by_variant, paired = await _measure(kind, args, Path(tmp))
             results.update(_named(by_variant["encrypted"], kind))
             if "plaintext" in by_variant:
                 results.update(_named(by_variant["plaintext"], kind, PLAINTEXT_SUFFIX))
+                results.update(_named(paired, kind, prefix="sync.encryption_overhead_paired."))
     if args.compare_plaintext:
         results.update(encryption_overhead(results, "sync"))
     return results
