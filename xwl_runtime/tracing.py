@@ -117,12 +117,17 @@ class _MethodDetails(NamedTuple):
 
 
 class _PerMethodServerTracing(grpc.aio.ServerInterceptor):
-    """The instrumentation's aio server interceptor, asked once per method rather than once per call.
+    """The instrumentation's aio server interceptor, asked once per method rather than once per call, with a
+    short path for calls inside a trace the caller's sampler left out.
 
-    Per call it would evaluate its filter and build a new handler around the method's behaviour; the handler it
-    builds depends on the method only (the span name; metadata, peer and trace context are read from the call's
-    own context when the call runs), so it is built on a method's first call and reused, as the pipeline does.
-    Health and reflection calls are passed through untraced by a prefix test.
+    Per call the instrumentation would evaluate its filter and build a new handler around the method's behaviour;
+    the handler it builds depends on the method only (the span name; metadata, peer and trace context are read from
+    the call's own context when the call runs), so it is built on a method's first call and reused, as the pipeline
+    does. Health and reflection calls pass through untraced (a prefix test).
+
+    A unary call whose ``traceparent`` says "not sampled" would get a span no one records (every parent-based
+    sampler follows the caller's decision), at the full cost of building it; instead the caller's context is
+    attached as it is, so the trace id still reaches the logs and every outgoing call (``_UnsampledClientPath``).
     """
 
     def __init__(self, inner: grpc.aio.ServerInterceptor) -> None:
@@ -148,17 +153,82 @@ class _PerMethodServerTracing(grpc.aio.ServerInterceptor):
         wrapped = await self._inner.intercept_service(this_handler, _MethodDetails(method))  # type: ignore[arg-type]
         if wrapped is None:
             return handler
+        if handler.unary_unary is not None and wrapped.unary_unary is not None:
+            wrapped = grpc.unary_unary_rpc_method_handler(
+                _unsampled_short_path(handler.unary_unary, wrapped.unary_unary),
+                request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)
         self._handlers[method] = (handler, wrapped)
         return wrapped
 
 
+def _unsampled_parent(metadata: Any) -> Any:
+    """The OpenTelemetry context of the caller when its ``traceparent`` is well-formed and not sampled, else None."""
+    for key, value in metadata or ():
+        if key == "traceparent":
+            if not isinstance(value, str) or len(value) < 2 or value[-2:] not in _UNSAMPLED_FLAGS:
+                return None
+            from opentelemetry import propagate
+
+            ctx = propagate.extract({k: v for k, v in metadata if isinstance(v, str)})
+            return ctx if trace.get_current_span(ctx).get_span_context().is_valid else None
+    return None
+
+
+_UNSAMPLED_FLAGS = frozenset(f"{flags:02x}" for flags in range(0, 256, 2))
+"""W3C trace flags without the sampled bit (0x01)."""
+
+
+def _unsampled_short_path(plain: Callable[..., Awaitable[Any]], traced: Callable[..., Awaitable[Any]]
+                          ) -> Callable[..., Awaitable[Any]]:
+    async def behave(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        parent = _unsampled_parent(context.invocation_metadata())
+        if parent is None:
+            return await traced(request, context)
+        from opentelemetry import context as otel_context
+
+        token = otel_context.attach(parent)
+        try:
+            return await plain(request, context)
+        finally:
+            otel_context.detach(token)
+
+    return behave
+
+
+class _UnsampledClientPath(grpc.aio.UnaryUnaryClientInterceptor):
+    """The instrumentation's unary client interceptor, except inside an unsampled trace: there it would build a
+    span no one records; the current context is propagated as it is (W3C ``traceparent``, sampled flag off)."""
+
+    def __init__(self, inner: grpc.aio.UnaryUnaryClientInterceptor) -> None:
+        self._inner = inner
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[grpc.aio.UnaryUnaryCall[Any, Any]]],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        current = trace.get_current_span().get_span_context()
+        if not current.is_valid or current.trace_flags.sampled:
+            return await self._inner.intercept_unary_unary(continuation, client_call_details, request)
+        from opentelemetry import propagate
+
+        metadata = grpc.aio.Metadata(*tuple(client_call_details.metadata or ()))
+        propagate.inject(metadata)
+        return await continuation(grpc.aio.ClientCallDetails(
+            client_call_details.method, client_call_details.timeout, metadata, client_call_details.credentials,
+            client_call_details.wait_for_ready), request)
+
+
 def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
-    """The aio client interceptors (they inject ``traceparent``) while tracing is on, else none."""
+    """The aio client interceptors (they inject ``traceparent``) while tracing is on, else none; unary calls inside
+    an unsampled trace take ``_UnsampledClientPath``."""
     if not enabled():
         return []
     from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
-    return list(aio_client_interceptors())  # type: ignore[no-untyped-call]
+    return [_UnsampledClientPath(i) if isinstance(i, grpc.aio.UnaryUnaryClientInterceptor) else i
+            for i in aio_client_interceptors()]  # type: ignore[no-untyped-call]
 
 
 def annotate_correlation(correlation_id: str) -> None:

@@ -134,10 +134,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run the checkout figures a second time with personal data stored unencrypted "
                              "(<figure>.plaintext) and print checkout.encryption_overhead.<figure> = encrypted / "
                              "plaintext")
-    parser.add_argument("--rounds", type=int, default=6,
+    parser.add_argument("--rounds", type=int, default=10,
                         help="rounds per variant: the checkouts of a level are measured in this many short rounds, "
                              "alternating between the variants (encrypted, plaintext, observed)")
-    parser.add_argument("--trace-sample-ratio", type=float, default=1.0,
+    parser.add_argument("--trace-sample-ratio", type=float, default=0.1,
                         help="the observed nodes' sampler: parentbased_always_on at 1.0, else "
                              "parentbased_traceidratio with this ratio (OTEL_TRACES_SAMPLER[_ARG])")
 
