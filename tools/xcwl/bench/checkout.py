@@ -9,6 +9,12 @@ loopback. The bench process is only the app client (app certificate) driving Che
 the client never competes with a server for one interpreter. The importer's token cache is filled up front (the CP
 is not on the checkout path). On a 2-core machine the three processes share the two cores, as the baseline's two do.
 
+Comparisons are made inside one run (``_interleave``): every variant's node pair is started at once (the
+encrypted pair always; the plaintext pair with ``--compare-plaintext``; the observed pair on SQLite), then each
+level's checkouts are measured in ``--rounds`` short rounds per variant, alternating A B, B A, … after a warm-up of
+each. A figure is the median of its variant's per-round figures; a ratio is the ratio of those medians, and
+``…_paired`` the median of same-round ratios. Run one after the other, two identical runs differed by ±30% here.
+
 Figures (``--json`` prints one flat object):
 
 * ``checkout.confirm.{p50,p99,p999}_ms.c{N}.{backend}``: the exporter confirmation as the importer sees it (the
@@ -19,15 +25,19 @@ Figures (``--json`` prints one flat object):
 * ``checkout.error_rate.c{N}.{backend}``: share of checkouts that did not complete (errors and non-COMPLETED);
 * ``checkout.cpu_ms_per_checkout.{client,importer,exporter}.c{N}.{backend}``: CPU time (user+system, all threads)
   per checkout of each process: unlike latencies, comparable between runs on a shared, loaded machine;
-* with ``--compare-plaintext``: every checkout figure again as ``….{backend}.plaintext`` from a run that stores the
-  buyer reference unencrypted, and ``checkout.encryption_overhead.<figure>`` (encrypted / plaintext);
+* with ``--compare-plaintext``: every checkout figure again as ``….{backend}.plaintext`` from a pair that stores
+  the buyer reference unencrypted, ``checkout.encryption_overhead.<figure>`` (encrypted / plaintext, ratio of
+  medians) and ``checkout.encryption_overhead_paired.<figure>`` (throughput, confirmation p99, node CPU);
 * ``checkout.observability.throughput_ratio`` and ``checkout.observability.p99_ratio`` (SQLite, 64 in flight): a
-  second pair of nodes with tracing exported over OTLP (to a span sink in the bench process), RPC metrics
-  interceptors on and every ``/metrics`` scraped once a second, against the plain run of the same invocation:
-  checkouts per second observed / plain, and confirmation p99 observed / plain (``_observed``);
+  pair with tracing exported over OTLP (to a span sink in the bench process; sampler
+  ``checkout.observability.trace_sample_ratio``: ``parentbased_traceidratio``, ``parentbased_always_on`` at 1),
+  the RPC metrics interceptors on and both ``/metrics`` scraped every ``scrape_interval_s`` while it is measured,
+  against the encrypted pair of the same run: checkouts per second observed / plain and confirmation p99 observed /
+  plain, with ``…_paired``, ``e2e_p99_ratio``, ``cpu_ratio.{importer,exporter}`` and ``spans_exported``;
 * ``checkout.baseline.{p50,p99}_ms.c{N}.{backend}`` and ``checkout.baseline.calls_per_s.c{N}.{backend}``: a bare
   mTLS unary RPC (same pipeline) that verifies a JWT and commits one INSERT through the same durable store path
-  (server in a child process, client in the bench process), with ``checkout.baseline.cpu_ms_per_call.*``.
+  (server in a child process, client in the bench process), with ``checkout.baseline.cpu_ms_per_call.*``;
+* ``checkout.rounds``: the rounds per variant.
 """
 
 from __future__ import annotations

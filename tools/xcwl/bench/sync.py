@@ -15,9 +15,15 @@ work. The full-sync figure is the importer's ingest rate; ``sync.full.{importer,
 seconds each process spent on it (on a shared machine the wall figure also measures the neighbours). Change delays
 compare ``time.monotonic()`` stamps of the two processes (CLOCK_MONOTONIC: one clock for the whole machine).
 
-With ``--compare-plaintext`` every figure is measured again with every node storing personal data unencrypted
-(``….plaintext``), and ``sync.encryption_overhead.<figure>`` = encrypted / plaintext: the feed carries masked
-contacts computed when an offer is published, so a sync reads no encrypted column and the ratios stay near 1.
+Rounds (``--rounds``): after one untimed full sync per variant (into the importer the change rounds watch later),
+each variant does ``--rounds`` full syncs, each into a fresh importer, and the updates are split into as many
+rounds; a figure is the median over its rounds (``sync.rounds`` says how many). With ``--compare-plaintext`` a
+second set of exporters stores personal data unencrypted and runs beside the first; the rounds alternate between
+the variants (A B, B A, …), so both see the same machine, and the bench prints every figure twice (``….plaintext``),
+``sync.encryption_overhead.<figure>`` (encrypted / plaintext, ratio of medians) and
+``sync.encryption_overhead_paired.<figure>`` (the median of same-round ratios, the steadier one on a shared machine).
+The feed carries masked contacts computed when an offer is published, so a sync reads no encrypted column; an
+offer update seals the manager contact of the offer's trader account on the exporter.
 
 Every node has the production pipeline and a real store: SQLite files in a temp dir, and scratch PostgreSQL
 databases created and dropped through ``--pg-url``.
