@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import grpc
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 if TYPE_CHECKING:
@@ -167,11 +168,18 @@ def _unsampled_parent(metadata: Any) -> Any:
         if key == "traceparent":
             if not isinstance(value, str) or len(value) < 2 or value[-2:] not in _UNSAMPLED_FLAGS:
                 return None
-            from opentelemetry import propagate
-
-            ctx = propagate.extract({k: v for k, v in metadata if isinstance(v, str)})
+            ctx = _propagate().extract({k: v for k, v in metadata if isinstance(v, str)})
             return ctx if trace.get_current_span(ctx).get_span_context().is_valid else None
     return None
+
+
+@functools.cache
+def _propagate() -> Any:
+    """``opentelemetry.propagate`` (the configured propagators), imported on first use: while tracing is off no
+    process loads it."""
+    from opentelemetry import propagate
+
+    return propagate
 
 
 _UNSAMPLED_FLAGS = frozenset(f"{flags:02x}" for flags in range(0, 256, 2))
@@ -184,8 +192,6 @@ def _unsampled_short_path(plain: Callable[..., Awaitable[Any]], traced: Callable
         parent = _unsampled_parent(context.invocation_metadata())
         if parent is None:
             return await traced(request, context)
-        from opentelemetry import context as otel_context
-
         token = otel_context.attach(parent)
         try:
             return await plain(request, context)
@@ -211,10 +217,10 @@ class _UnsampledClientPath(grpc.aio.UnaryUnaryClientInterceptor):
         current = trace.get_current_span().get_span_context()
         if not current.is_valid or current.trace_flags.sampled:
             return await self._inner.intercept_unary_unary(continuation, client_call_details, request)
-        from opentelemetry import propagate
-
-        metadata = grpc.aio.Metadata(*tuple(client_call_details.metadata or ()))
-        propagate.inject(metadata)
+        carrier: dict[str, str] = {}
+        _propagate().inject(carrier)
+        metadata = grpc.aio.Metadata.from_tuple((
+            *((k, v) for k, v in client_call_details.metadata or () if k not in carrier), *carrier.items()))
         return await continuation(grpc.aio.ClientCallDetails(
             client_call_details.method, client_call_details.timeout, metadata, client_call_details.credentials,
             client_call_details.wait_for_ready), request)
