@@ -79,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL,
                         help="PostgreSQL server (scratch databases are created and dropped there)")
     parser.add_argument("--skip-postgres", action="store_true", help="SQLite only")
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--rounds", type=int, default=5,
                         help="full syncs per variant (each into a fresh importer), and rounds the offer updates are "
                              "split into; with --compare-plaintext the variants alternate round by round")
     parser.add_argument("--compare-plaintext", action="store_true",
