@@ -89,6 +89,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from wl_node.lean import defer_asyncio_orm
+
+    defer_asyncio_orm()  # before the node stack imports SQLAlchemy's asyncio package (it needs no ORM)
     from wl_node.app import run_node  # imported late: the node stack is heavy and not needed to parse
 
     settings = node_settings(args)
