@@ -192,6 +192,8 @@ def build_features(
     reporter = OperationsReporter(cp, ctx.clock)  # outcomes, breaker changes and offer views, to the CP
     ctx.metrics.add_order_listener(reporter.order)
     ctx.metrics.add_breaker_listener(lambda peer, to: reporter.breaker(peer, to, f"circuit {to}"))
+    reporter.track_sync(catalog.sync.lags)  # lag levels per exporter, sent when one changes
+    catalog.sync.on_activity = reporter.sync_activity
     flags = rollout_component.install(ctx, state)
     storefront = storefront_component.install(ctx, state, catalog=catalog, checkouts=checkouts.rpc,
                                               alerts=alerts.rpc, enforcer=risk.enforcer,

@@ -71,10 +71,16 @@ async def _slo(args: argparse.Namespace, client: OpsClient) -> int:
     report = await client.slo_report(window_seconds(args.window))
     rows = [(f.name, f.scope, f"{f.value} {f.unit}".strip() if f.value else "no data", f"{f.target} {f.unit}",
              f.samples, "BREACH" if f.breach else "OK") for f in report.figures]
+    lags = [(f"{x.importer_wl}/{x.exporter_wl}", "current" if not x.level_seconds else f">= {x.level_seconds:g} s",
+             f"{x.seconds:.1f} s", when(x.measure_time)) for x in report.sync_lags]
+    text = (f"SLO report, last {report.window_seconds} s\n"
+            + table(["figure", "scope", "value", "target", "samples", "status"], rows))
+    if lags:
+        text += "\n\ncatalog sync lag (importer/exporter, as reported)\n" + table(
+            ["pair", "level", "lag", "measured"], lags)
     emit(args.json, {"window_seconds": report.window_seconds,
-                     "figures": [{**to_dict(f), "status": "BREACH" if f.breach else "OK"} for f in report.figures]},
-         f"SLO report, last {report.window_seconds} s\n"
-         + table(["figure", "scope", "value", "target", "samples", "status"], rows))
+                     "figures": [{**to_dict(f), "status": "BREACH" if f.breach else "OK"} for f in report.figures],
+                     "sync_lags": [to_dict(x) for x in report.sync_lags]}, text)
     return 0
 
 

@@ -80,6 +80,11 @@ export interface ReportOperationsRequest {
   peers: PeerOperations[];
   /** Circuit breaker transitions towards exporters, oldest first. */
   transitions: BreakerTransition[];
+  /**
+   * The peers' sync_lag cover every exporter the caller syncs now (its first lag report since it started): the CP
+   * forgets the lag of exporters not named.
+   */
+  syncLagComplete: boolean;
 }
 
 /** ReportOperationsResponse acknowledges a report (the node then resets what it sent). */
@@ -520,7 +525,7 @@ export const ReportOffersResponse: MessageFns<ReportOffersResponse> = {
 };
 
 function createBaseReportOperationsRequest(): ReportOperationsRequest {
-  return { windowStart: undefined, windowEnd: undefined, peers: [], transitions: [] };
+  return { windowStart: undefined, windowEnd: undefined, peers: [], transitions: [], syncLagComplete: false };
 }
 
 export const ReportOperationsRequest: MessageFns<ReportOperationsRequest> = {
@@ -536,6 +541,9 @@ export const ReportOperationsRequest: MessageFns<ReportOperationsRequest> = {
     }
     for (const v of message.transitions) {
       BreakerTransition.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.syncLagComplete !== false) {
+      writer.uint32(40).bool(message.syncLagComplete);
     }
     return writer;
   },
@@ -585,6 +593,14 @@ export const ReportOperationsRequest: MessageFns<ReportOperationsRequest> = {
             message.transitions.push(BreakerTransition.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.syncLagComplete = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -613,6 +629,11 @@ export const ReportOperationsRequest: MessageFns<ReportOperationsRequest> = {
       transitions: globalThis.Array.isArray(object?.transitions)
         ? object.transitions.map((e: any) => BreakerTransition.fromJSON(e))
         : [],
+      syncLagComplete: isSet(object.syncLagComplete)
+        ? globalThis.Boolean(object.syncLagComplete)
+        : isSet(object.sync_lag_complete)
+        ? globalThis.Boolean(object.sync_lag_complete)
+        : false,
     };
   },
 
@@ -630,6 +651,9 @@ export const ReportOperationsRequest: MessageFns<ReportOperationsRequest> = {
     if (message.transitions?.length) {
       obj.transitions = message.transitions.map((e) => BreakerTransition.toJSON(e));
     }
+    if (message.syncLagComplete !== false) {
+      obj.syncLagComplete = message.syncLagComplete;
+    }
     return obj;
   },
 
@@ -642,6 +666,7 @@ export const ReportOperationsRequest: MessageFns<ReportOperationsRequest> = {
     message.windowEnd = object.windowEnd ?? undefined;
     message.peers = object.peers?.map((e) => PeerOperations.fromPartial(e)) || [];
     message.transitions = object.transitions?.map((e) => BreakerTransition.fromPartial(e)) || [];
+    message.syncLagComplete = object.syncLagComplete ?? false;
     return message;
   },
 };
