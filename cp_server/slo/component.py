@@ -1,5 +1,5 @@
-"""The SLO feature of the CP: ReportOperations ingest and GetSloReport, served by the risk component's
-TelemetryService and AnalyticsService ."""
+"""The SLO feature of the CP: ReportOperations ingest (signed reports: ``signed``) and GetSloReport, served by the
+risk component's TelemetryService and AnalyticsService; the reported sync lags as a scrape-time gauge."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cp_server.metrics import SYNC_LAG
+from cp_server.telemetry.verifier import SignerDirectory
 from xporty.cp.v1 import analytics_pb2, analytics_service_pb2, telemetry_service_pb2
 from xwl_runtime.component import Component
 from xwl_runtime.errors import InvalidArgument
@@ -15,6 +16,7 @@ from xwl_runtime.metrics import Samples
 from xwl_runtime.pipeline import caller
 
 from .report import Figure, SloReporter, SyncLag
+from .signed import open_report
 from .store import OperationsStore
 
 if TYPE_CHECKING:
@@ -46,11 +48,14 @@ class Slo:
     store: OperationsStore
     reporter: SloReporter
     ctx: CpContext
+    signers: SignerDirectory
 
-    async def report_operations(self, request: telemetry_service_pb2.ReportOperationsRequest
-                                ) -> telemetry_service_pb2.ReportOperationsResponse:
+    async def report_operations(self, request: telemetry_service_pb2.ReportOperationsRequest,
+                                caller_pem: bytes | None) -> telemetry_service_pb2.ReportOperationsResponse:
         ident = caller()
-        await self.store.ingest(ident.wl_id, request, self.ctx.clock.now())
+        report = await open_report(request, self.signers, caller_pem, ident.wl_id,
+                                   allow_unsigned=self.ctx.settings.insecure_dev)
+        await self.store.ingest(ident.wl_id, report, self.ctx.clock.now())
         return telemetry_service_pb2.ReportOperationsResponse()
 
     async def slo_report(self, request: analytics_service_pb2.GetSloReportRequest
@@ -76,4 +81,5 @@ def install(ctx: CpContext) -> Slo:
         return {SYNC_LAG.name: [((x.importer_wl, x.exporter_wl), x.seconds) for x in lags]}
 
     ctx.metrics.track_store([SYNC_LAG], lag_gauges)
-    return Slo(component=Component(name="slo"), store=OperationsStore(ctx.engine), reporter=reporter, ctx=ctx)
+    return Slo(component=Component(name="slo"), store=OperationsStore(ctx.engine), reporter=reporter, ctx=ctx,
+               signers=SignerDirectory(ctx.engine))

@@ -16,6 +16,11 @@ transition, or lag level change) of a batch sets, waits ``batch_delay_s`` to gat
 once
 (``TelemetryService/ReportOperations`` over the node's mTLS channel: the CP takes the WL from the certificate).
 A failed send puts the deltas back and retries with jittered backoff, so nothing is lost or counted twice.
+
+Each report is signed like the node's ledger events, with its certificate key: the request carries the serialized
+report and an ECDSA signature over exactly those bytes (``SignedOperationsReport``); the CP refuses a report that is
+unsigned or signed by a key that is not its caller's WL's. A node without a key (``--insecure-dev``) sends it
+unsigned, which only a CP in the same mode accepts.
 """
 
 from __future__ import annotations
@@ -84,8 +89,11 @@ class ReporterConfig:
 class OperationsReporter:
     """Collects the importer's operational deltas and ships them on change."""
 
-    def __init__(self, cp: CpChannel, clock: Clock, config: ReporterConfig | None = None) -> None:
+    def __init__(self, cp: CpChannel, clock: Clock, config: ReporterConfig | None = None,
+                 sign: Callable[[bytes], tuple[bytes, str] | None] | None = None) -> None:
         self._cp = cp
+        self._sign = sign
+        """``sign(payload)`` → (signature, certificate fingerprint), or None without a key."""
         self._clock = clock
         self.config = config or ReporterConfig()
         self._peers: dict[str, _Peer] = {}
@@ -193,6 +201,11 @@ class OperationsReporter:
             if exporter in batch.lags:
                 peer.sync_lag.CopyFrom(batch.lags[exporter])
             request.peers.append(peer)
+        payload = request.SerializeToString(deterministic=True)
+        signed = self._sign(payload) if self._sign is not None else None
+        if signed is not None:
+            request = telemetry_service_pb2.ReportOperationsRequest(signed=telemetry_service_pb2.SignedOperationsReport(
+                payload=payload, signature=signed[0], signer_certificate_sha256=signed[1]))
         try:
             async with self._cp.lease() as channel:
                 await pb_grpc.TelemetryServiceStub(channel).ReportOperations(

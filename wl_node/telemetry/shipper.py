@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import grpc
 import sqlalchemy as sa
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -88,6 +88,14 @@ class _Signer:
         self._fingerprint = certificate_sha256(material.pair.cert_pem)
         self._stale = False
 
+    def sign_bytes(self, payload: bytes) -> tuple[bytes, str] | None:
+        """(DER signature over ``payload``, the certificate's fingerprint), or None without a key (insecure dev)."""
+        if self._stale:
+            self._refresh()
+        if self._key is None:
+            return None
+        return self._key.sign(payload, ec.ECDSA(hashes.SHA256())), self._fingerprint
+
     def sign_all(self, payloads: list[bytes]) -> list[telemetry_pb2.SignedEvent]:
         """Sign every payload (runs in a worker thread: ECDSA costs tens of µs per event)."""
         if self._stale:
@@ -132,6 +140,10 @@ class Shipper:
         self._last_prune: dt.datetime | None = None
         self.stats = ShipperStats()
         cp.add_rotation_listener(self._signer.mark_stale)
+
+    def sign_bytes(self, payload: bytes) -> tuple[bytes, str] | None:
+        """Sign other reports of this node (the operations report) with the key that signs its events."""
+        return self._signer.sign_bytes(payload)
 
     def kick(self) -> None:
         """Ship now (e.g. right after a transaction enqueued an event) instead of at the next idle tick."""

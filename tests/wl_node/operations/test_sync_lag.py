@@ -14,7 +14,7 @@ from tests.observability.test_gauges import scrape
 from tests.support.pki import PkiFixture
 from tests.wl_node.catalog.helpers import DbFactory
 from tests.wl_node.conftest import OPS, eventually
-from tests.wl_node.operations.test_reports_and_slo import _reporter, first_report_then_quiet
+from tests.wl_node.operations.test_reports_and_slo import _reporter, first_report_then_quiet, signed
 from tests.wl_node.risk.harness import World, ready, world
 from tests.xcwl.test_trade_commands import OPERATOR, run
 from xporty.cp.v1 import analytics_service_pb2, analytics_service_pb2_grpc, operations_pb2, telemetry_service_pb2
@@ -98,11 +98,11 @@ async def test_a_complete_lag_report_drops_exporters_it_does_not_name_and_bad_la
             return operations_pb2.PeerOperations(exporter_wl=exporter, sync_lag=operations_pb2.SyncLag(
                 level_seconds=level, seconds=seconds))
 
-        async with secure_channel(f"127.0.0.1:{w.cp_port}", pki.material(Identity.wl("wl-b")),
-                                  expected=Identity.cp()) as channel:
+        material = pki.material(Identity.wl("wl-b"))
+        async with secure_channel(f"127.0.0.1:{w.cp_port}", material, expected=Identity.cp()) as channel:
             stub = telemetry_grpc.TelemetryServiceStub(channel)
-            await stub.ReportOperations(telemetry_service_pb2.ReportOperationsRequest(
-                peers=[peer("wl-a", 700.0, 600.0), peer("wl-c", 40.0, 30.0)]), timeout=10)
+            await stub.ReportOperations(signed(telemetry_service_pb2.ReportOperationsRequest(
+                peers=[peer("wl-a", 700.0, 600.0), peer("wl-c", 40.0, 30.0)]), material), timeout=10)
             assert {k: v.level_seconds for k, v in (await _lags(w)).items()} == {
                 ("wl-b", "wl-a"): 600.0, ("wl-b", "wl-c"): 30.0}
             # What the operator reads: stale copies first, with their level.
@@ -118,11 +118,11 @@ async def test_a_complete_lag_report_drops_exporters_it_does_not_name_and_bad_la
             assert [(x["importer_wl"], x["exporter_wl"], x["level_seconds"]) for x in json.loads(out)["sync_lags"]] \
                 == [("wl-b", "wl-a", 600.0), ("wl-b", "wl-c", 30.0)]
             # A node restarted and importing only from wl-c now: its first lag report is complete.
-            await stub.ReportOperations(telemetry_service_pb2.ReportOperationsRequest(
-                peers=[peer("wl-c", 1.0, 0.0)], sync_lag_complete=True), timeout=10)
+            await stub.ReportOperations(signed(telemetry_service_pb2.ReportOperationsRequest(
+                peers=[peer("wl-c", 1.0, 0.0)], sync_lag_complete=True), material), timeout=10)
             assert {k: v.level_seconds for k, v in (await _lags(w)).items()} == {("wl-b", "wl-c"): 0.0}
             with pytest.raises(grpc.aio.AioRpcError) as err:
-                await stub.ReportOperations(telemetry_service_pb2.ReportOperationsRequest(
-                    peers=[peer("wl-a", float("nan"), 0.0)]), timeout=10)
+                await stub.ReportOperations(signed(telemetry_service_pb2.ReportOperationsRequest(
+                    peers=[peer("wl-a", float("nan"), 0.0)]), material), timeout=10)
             assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT and "sync_lag" in err.value.details()
             assert set(await _lags(w)) == {("wl-b", "wl-c")}
