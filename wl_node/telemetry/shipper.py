@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import grpc
 import sqlalchemy as sa
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -33,7 +33,7 @@ from xporty.cp.v1 import telemetry_pb2, telemetry_service_pb2, telemetry_service
 from xwl_runtime.backoff import Backoff
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import decode_rpc_error
-from xwl_runtime.event_signing import certificate_sha256, sign
+from xwl_runtime.event_signing import certificate_sha256, sign, sign_bytes
 from xwl_runtime.tls import TlsMaterial
 
 from . import queue as q
@@ -94,7 +94,7 @@ class _Signer:
             self._refresh()
         if self._key is None:
             return None
-        return self._key.sign(payload, ec.ECDSA(hashes.SHA256())), self._fingerprint
+        return sign_bytes(payload, self._key), self._fingerprint
 
     def sign_all(self, payloads: list[bytes]) -> list[telemetry_pb2.SignedEvent]:
         """Sign every payload (runs in a worker thread: ECDSA costs tens of µs per event)."""

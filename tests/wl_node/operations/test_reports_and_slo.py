@@ -10,8 +10,6 @@ from typing import Any
 import grpc
 import pytest
 import sqlalchemy as sa
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from cp_server.slo.tables import peer_minutes
 from tests.support.pki import PkiFixture
@@ -22,7 +20,7 @@ from wl_node.operations.reporter import OperationsReporter
 from xporty.cp.v1 import analytics_service_pb2, analytics_service_pb2_grpc, operations_pb2, telemetry_service_pb2
 from xporty.cp.v1 import telemetry_service_pb2_grpc as telemetry_grpc
 from xwl_runtime.errors import decode_rpc_error
-from xwl_runtime.event_signing import certificate_sha256
+from xwl_runtime.event_signing import sign_operations_report
 from xwl_runtime.identity import Identity
 from xwl_runtime.tls import TlsMaterial, secure_channel
 
@@ -42,12 +40,7 @@ def _reporter(node: Any) -> OperationsReporter:
 def signed(request: telemetry_service_pb2.ReportOperationsRequest, material: TlsMaterial
            ) -> telemetry_service_pb2.ReportOperationsRequest:
     """``request`` signed as a node signs it, with the key of ``material``."""
-    payload = request.SerializeToString(deterministic=True)
-    key = serialization.load_pem_private_key(material.pair.key_pem, password=None)
-    assert isinstance(key, ec.EllipticCurvePrivateKey)
-    return telemetry_service_pb2.ReportOperationsRequest(signed=telemetry_service_pb2.SignedOperationsReport(
-        payload=payload, signature=key.sign(payload, ec.ECDSA(hashes.SHA256())),
-        signer_certificate_sha256=certificate_sha256(material.pair.cert_pem)))
+    return sign_operations_report(request, material.pair.key_pem, material.pair.cert_pem)
 
 
 async def first_report_then_quiet(reporter: OperationsReporter, quiet_s: float = 0.5) -> None:
