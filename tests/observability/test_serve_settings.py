@@ -150,3 +150,11 @@ async def test_a_node_logs_its_serving_line_and_returns_the_correlation_id_even_
                 await call
             assert err.value.code() is grpc.StatusCode.PERMISSION_DENIED
             assert dict(await call.initial_metadata())[correlation.METADATA_KEY] == "cid-foreign-app"
+        # A server stream of the WL's own app: the id is in the initial metadata, before any message.
+        own = pki.material(Identity.app("wl-a", "shop"))
+        async with secure_channel(f"127.0.0.1:{node.port}", own, expected=Identity.wl("wl-a")) as channel:
+            stream = storefront_service_pb2_grpc.StorefrontServiceStub(channel).WatchPairAlerts(
+                storefront_service_pb2.WatchPairAlertsRequest(), timeout=5,
+                metadata=((correlation.METADATA_KEY, "cid-watch-alerts"),))
+            assert dict(await stream.initial_metadata())[correlation.METADATA_KEY] == "cid-watch-alerts"
+            stream.cancel()
