@@ -16,6 +16,7 @@ exporter or the instrumentation (a few MiB of resident memory in every node). Co
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -58,16 +59,48 @@ def configure_tracing(environ: Mapping[str, str], *, default_service_name: str) 
     # Imported here: the SDK and the exporter (with its protobuf modules) are never needed without tracing.
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     attributes: dict[str, Any] = {}
     if not environ.get("OTEL_SERVICE_NAME"):
         attributes["service.name"] = default_service_name
-    provider = TracerProvider(resource=Resource.create(attributes))
+    provider = new_provider(resource=Resource.create(attributes))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     return provider
+
+
+def new_provider(**kwargs: Any) -> TracerProvider:
+    """The SDK tracer provider with this module's trace id source (``_PresetTraceIds``), so a server can make the
+    root sampling decision of an incoming call itself (``_root_short_path``); ``kwargs`` go to the provider
+    (resource, sampler; the sampler defaults to the one ``OTEL_TRACES_SAMPLER`` names)."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    return TracerProvider(id_generator=_preset_trace_ids(), **kwargs)
+
+
+@functools.cache
+def _preset_trace_ids() -> Any:
+    """The process's ``_PresetTraceIds`` (an SDK ``IdGenerator``; the class is built on first use so the SDK is
+    imported only when tracing is on)."""
+    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+    class _PresetTraceIds(RandomIdGenerator):
+        """Random ids, except that the next root trace id can be chosen in advance for the current context: the
+        server decided to sample a root call under that id, and the span the instrumentation starts must carry the
+        same one (a fresh id would be sampled again: a ratio ``p`` would become ``p²``)."""
+
+        def generate_trace_id(self) -> int:
+            preset = _NEXT_TRACE_ID.get()
+            if preset:
+                _NEXT_TRACE_ID.set(0)
+                return preset
+            return super().generate_trace_id()
+
+    return _PresetTraceIds()
+
+
+_NEXT_TRACE_ID: contextvars.ContextVar[int] = contextvars.ContextVar("xcwl_next_trace_id", default=0)
 
 
 def _sdk_provider() -> TracerProvider | None:
@@ -129,6 +162,9 @@ class _PerMethodServerTracing(grpc.aio.ServerInterceptor):
     A unary call whose ``traceparent`` says "not sampled" would get a span no one records (every parent-based
     sampler follows the caller's decision), at the full cost of building it; instead the caller's context is
     attached as it is, so the trace id still reaches the logs and every outgoing call (``_UnsampledClientPath``).
+    A unary call without ``traceparent`` starts a trace: the sampler's root decision is made first
+    (``_root_decision``), and a trace it leaves out runs under an unsampled root context of its own, the same
+    context the SDK would have made.
     """
 
     def __init__(self, inner: grpc.aio.ServerInterceptor) -> None:
@@ -156,7 +192,7 @@ class _PerMethodServerTracing(grpc.aio.ServerInterceptor):
             return handler
         if handler.unary_unary is not None and wrapped.unary_unary is not None:
             wrapped = grpc.unary_unary_rpc_method_handler(
-                _unsampled_short_path(handler.unary_unary, wrapped.unary_unary),
+                _unsampled_short_path(handler.unary_unary, wrapped.unary_unary, method),
                 request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)
         self._handlers[method] = (handler, wrapped)
         return wrapped
@@ -186,12 +222,18 @@ _UNSAMPLED_FLAGS = frozenset(f"{flags:02x}" for flags in range(0, 256, 2))
 """W3C trace flags without the sampled bit (0x01)."""
 
 
-def _unsampled_short_path(plain: Callable[..., Awaitable[Any]], traced: Callable[..., Awaitable[Any]]
-                          ) -> Callable[..., Awaitable[Any]]:
+def _unsampled_short_path(plain: Callable[..., Awaitable[Any]], traced: Callable[..., Awaitable[Any]],
+                          method: str) -> Callable[..., Awaitable[Any]]:
     async def behave(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        parent = _unsampled_parent(context.invocation_metadata())
-        if parent is None:
-            return await traced(request, context)
+        metadata = context.invocation_metadata()
+        if _has_traceparent(metadata):
+            parent = _unsampled_parent(metadata)
+            if parent is None:
+                return await traced(request, context)
+        else:
+            parent = _root_decision(method)
+            if parent is None:
+                return await traced(request, context)
         token = otel_context.attach(parent)
         try:
             return await plain(request, context)
@@ -199,6 +241,33 @@ def _unsampled_short_path(plain: Callable[..., Awaitable[Any]], traced: Callable
             otel_context.detach(token)
 
     return behave
+
+
+def _has_traceparent(metadata: Any) -> bool:
+    return any(key == "traceparent" for key, _ in metadata or ())
+
+
+def _root_decision(method: str) -> Any:
+    """For a call that starts a trace: the context of an unsampled root span when the sampler leaves the trace out,
+    else None with the chosen trace id preset for the span the instrumentation starts next.
+
+    This is the decision the SDK makes when the instrumentation starts the server span (same sampler, span name
+    and kind, a fresh random trace id), made before the instrumentation's per-call work, which a trace no one
+    records does not need. Only with ``_PresetTraceIds`` (providers from ``new_provider``); otherwise None and
+    nothing preset, and the instrumentation decides as usual.
+    """
+    provider = _sdk_provider()
+    ids = _preset_trace_ids() if provider is not None else None
+    if provider is None or provider.id_generator is not ids:
+        return None
+    trace_id = ids.generate_trace_id()
+    decision = provider.sampler.should_sample(None, trace_id, method, trace.SpanKind.SERVER).decision
+    if decision.is_recording():  # type: ignore[no-untyped-call]
+        _NEXT_TRACE_ID.set(trace_id)
+        return None
+    flags = trace.TraceFlags.RANDOM_TRACE_ID if ids.is_trace_id_random() else trace.TraceFlags.DEFAULT
+    root = trace.SpanContext(trace_id, ids.generate_span_id(), is_remote=False, trace_flags=trace.TraceFlags(flags))
+    return trace.set_span_in_context(trace.NonRecordingSpan(root))
 
 
 class _UnsampledClientPath(grpc.aio.UnaryUnaryClientInterceptor):

@@ -96,3 +96,91 @@ async def test_sampled_traces_record_every_hop_and_unsampled_ones_only_propagate
     assert unsampled["logged"] == unsampled["trace_id"]  # the log lines still carry the caller's trace id
     assert unsampled["downstream"].startswith(f"00-{unsampled['trace_id']}-")
     assert unsampled["downstream"].endswith("-00")
+
+
+ROOT_SCENARIO = r"""
+import asyncio, json
+import grpc
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+from xwl_runtime import tracing
+from xwl_runtime.authz import Rule, table
+from xwl_runtime.identity import Identity, Kind
+from xwl_runtime.pipeline import DEV_IDENTITY_METADATA_KEY
+from xwl_runtime.server import Listener, start_server
+from xwl_runtime.tls import secure_channel
+
+spans = InMemorySpanExporter()
+provider = tracing.new_provider(sampler=TraceIdRatioBased(0.5))
+provider.add_span_processor(SimpleSpanProcessor(spans))
+trace.set_tracer_provider(provider)
+ME = ((DEV_IDENTITY_METADATA_KEY, Identity.wl("wl-a").spiffe_id),)
+RULES = table({"/t.Front/Call": Rule(frozenset({Kind.WL})), "/t.Back/Call": Rule(frozenset({Kind.WL}))})
+seen = []
+
+async def back(request, context):
+    seen.append(dict(context.invocation_metadata()).get("traceparent", ""))
+    return b""
+
+async def main():
+    back_server = await start_server(
+        registrations=[lambda s: s.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            "t.Back", {"Call": grpc.unary_unary_rpc_method_handler(back)}),))],
+        service_names=[], listeners=[Listener("127.0.0.1:0", None)], authz_table=RULES, insecure_dev=True)
+    downstream = secure_channel(f"127.0.0.1:{back_server.port}", None, expected=Identity.wl("wl-b"))
+
+    async def front(request, context):
+        await downstream.unary_unary("/t.Back/Call")(b"", metadata=ME, timeout=5)
+        return tracing.current_trace_id().encode()
+
+    front_server = await start_server(
+        registrations=[lambda s: s.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            "t.Front", {"Call": grpc.unary_unary_rpc_method_handler(front)}),))],
+        service_names=[], listeners=[Listener("127.0.0.1:0", None)], authz_table=RULES, insecure_dev=True)
+    calls = []
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{front_server.port}") as channel:
+        call = channel.unary_unary("/t.Front/Call")
+        for _ in range(48):
+            spans.clear()
+            seen.clear()
+            logged = (await call(b"", metadata=ME, timeout=5)).decode()
+            recorded = sorted((s.name, format(s.context.trace_id, "032x")) for s in spans.get_finished_spans())
+            calls.append({"logged": logged, "downstream": seen[0], "spans": recorded})
+    await downstream.close()
+    await front_server.stop(0)
+    await back_server.stop(0)
+    print(json.dumps(calls))
+
+asyncio.run(main())
+"""
+
+
+async def test_a_root_call_is_sampled_once_by_the_configured_sampler_under_the_trace_id_it_keeps() -> None:
+    """A call without ``traceparent`` starts a trace: the server's early root decision and the span the
+    instrumentation starts agree on one trace id, so the configured ratio holds exactly (the sampler's own rule on
+    that id), and an unsampled root still logs and propagates its trace id."""
+    from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", ROOT_SCENARIO, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), 90)
+    assert proc.returncode == 0, stderr.decode()[-3000:]
+    calls = json.loads(stdout.decode().strip().splitlines()[-1])
+    rule = TraceIdRatioBased(0.5)
+    outcomes = set()
+    for made in calls:
+        trace_id = made["logged"]
+        assert len(trace_id) == 32 and int(trace_id, 16) != 0
+        sampled = rule.should_sample(None, int(trace_id, 16), "/t.Front/Call").decision.is_sampled()
+        outcomes.add(sampled)
+        assert made["downstream"].startswith(f"00-{trace_id}-")
+        assert int(made["downstream"].rsplit("-", 1)[1], 16) & 1 == sampled  # W3C flags: bit 0 is "sampled"
+        if sampled:
+            assert sorted(name for name, tid in made["spans"] if tid == trace_id) == [
+                "/t.Back/Call", "/t.Back/Call", "/t.Front/Call"]
+            assert all(tid == trace_id for _, tid in made["spans"])
+        else:
+            assert made["spans"] == []
+    assert outcomes == {True, False}  # 48 calls at one half: both kinds seen (chance of one kind only: 2**-47)
