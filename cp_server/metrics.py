@@ -16,6 +16,9 @@ from xwl_runtime.metrics import GaugeSpec, RpcMetrics, Samples, StoreGauges
 
 PAIR_UTILISATION = GaugeSpec("xcwl_pair_utilisation_ratio",
                              "Pair imbalance |net| over its limit (1.0 = at the limit).", ("pair",))
+SYNC_LAG = GaugeSpec("xcwl_reported_sync_lag_seconds",
+                     "Catalog sync lag of each importer's copy of each exporter, as the importers report it.",
+                     ("importer", "exporter"))
 ALERTS_OPEN = GaugeSpec("xcwl_alerts_open", "Open alerts by reason (THRESHOLD or a discrepancy reason).",
                         ("reason",))
 

@@ -189,9 +189,12 @@ def build_features(
         signal_gate=signal_gate, import_guard=risk.guard,
     )
     alerts = alerts_component.install(ctx, risk.enforcer, state.wl_id)
-    reporter = OperationsReporter(cp, ctx.clock)  # outcomes, breaker changes and offer views, to the CP
+    # Outcomes, breaker changes, offer views and sync lag levels, to the CP; signed with the events' key.
+    reporter = OperationsReporter(cp, ctx.clock, sign=telemetry.shipper.sign_bytes)
     ctx.metrics.add_order_listener(reporter.order)
     ctx.metrics.add_breaker_listener(lambda peer, to: reporter.breaker(peer, to, f"circuit {to}"))
+    reporter.track_sync(catalog.sync.lags)  # lag levels per exporter, sent when one changes
+    catalog.sync.on_activity = reporter.sync_activity
     flags = rollout_component.install(ctx, state)
     storefront = storefront_component.install(ctx, state, catalog=catalog, checkouts=checkouts.rpc,
                                               alerts=alerts.rpc, enforcer=risk.enforcer,

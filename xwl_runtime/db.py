@@ -27,26 +27,29 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+_DRIVERS = {
+    # backend: (async driver, sync driver); psycopg 3 serves both for PostgreSQL
+    "sqlite": ("sqlite+aiosqlite", "sqlite"),
+    "postgresql": ("postgresql+psycopg", "postgresql+psycopg"),
+}
+
+
+def _with_driver(url: str, *, asynchronous: bool) -> str:
+    parsed = make_url(url)
+    drivers = _DRIVERS.get(parsed.get_backend_name())
+    if drivers is None:
+        raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}: use sqlite:/// or postgresql://")
+    return parsed.set(drivername=drivers[0 if asynchronous else 1]).render_as_string(hide_password=False)
+
+
 def async_url(url: str) -> str:
     """The async-driver form of a user-facing URL."""
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
-    if backend == "postgresql":
-        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}: use sqlite:/// or postgresql://")
+    return _with_driver(url, asynchronous=True)
 
 
 def sync_url(url: str) -> str:
     """The sync-driver form of a user-facing URL (Alembic)."""
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        return parsed.set(drivername="sqlite").render_as_string(hide_password=False)
-    if backend == "postgresql":
-        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}: use sqlite:/// or postgresql://")
+    return _with_driver(url, asynchronous=False)
 
 
 def libpq_dsn(url: str) -> str:

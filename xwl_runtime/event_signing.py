@@ -6,7 +6,8 @@ signed. The signature covers the bytes as sent, so the verifier never re-seriali
 altered in transit, or a signature made by another key, fails verification.
 
 Nodes call ``sign(event, key, cert_pem)``; the CP calls ``verify(signed, public_key)`` once it has found the
-certificate named by ``signer_certificate_sha256``.
+certificate named by ``signer_certificate_sha256``. Operations reports are signed the same way
+(``sign_operations_report``; checked by ``cp_server.slo.signed``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf.message import DecodeError
 
-from xporty.cp.v1 import telemetry_pb2
+from xporty.cp.v1 import telemetry_pb2, telemetry_service_pb2
 
 _ALGORITHM = ec.ECDSA(hashes.SHA256())
 
@@ -66,6 +67,20 @@ def sign(
         signature=signature,
         signer_certificate_sha256=fingerprint or certificate_sha256(cert_pem),
     )
+
+
+def sign_bytes(payload: bytes, key: ec.EllipticCurvePrivateKey | bytes) -> bytes:
+    """DER ECDSA P-256 / SHA-256 signature over ``payload``."""
+    return _private_key(key).sign(payload, _ALGORITHM)
+
+
+def sign_operations_report(
+    report: telemetry_service_pb2.ReportOperationsRequest, key: ec.EllipticCurvePrivateKey | bytes, cert_pem: bytes,
+) -> telemetry_service_pb2.ReportOperationsRequest:
+    """``report`` (fields 1 to 5) wrapped as a signed request: its bytes, their signature, the certificate's hash."""
+    payload = report.SerializeToString(deterministic=True)
+    return telemetry_service_pb2.ReportOperationsRequest(signed=telemetry_service_pb2.SignedOperationsReport(
+        payload=payload, signature=sign_bytes(payload, key), signer_certificate_sha256=certificate_sha256(cert_pem)))
 
 
 def verify(signed: telemetry_pb2.SignedEvent, public_key: ec.EllipticCurvePublicKey) -> telemetry_pb2.LedgerEvent:

@@ -124,6 +124,7 @@ class Keyring:
         self._path = path
         self._lock = threading.Lock()
         self._ciphers = {k: AESGCM(v) for k, v in material.keys.items()}
+        self._index_mac = hmac.new(material.index_key, digestmod=hashlib.sha256)
         self._mtime = path.stat().st_mtime_ns if path is not None and path.exists() else 0
         self._checked = time.monotonic()
 
@@ -154,6 +155,7 @@ class Keyring:
         with self._lock:
             self._material = material
             self._ciphers = {k: AESGCM(v) for k, v in material.keys.items()}
+            self._index_mac = hmac.new(material.index_key, digestmod=hashlib.sha256)
             self._mtime = mtime
 
     def _maybe_reload(self) -> None:
@@ -205,12 +207,15 @@ class Keyring:
     def blind_index(self, value: str) -> str:
         """A keyed hash of the normalised ``value`` (trimmed, lower-cased) for equality lookups."""
         norm = " ".join(value.split()).lower()
-        return hmac.new(self._material.index_key, norm.encode(), hashlib.sha256).hexdigest()
+        mac = self._index_mac.copy()  # keyed once per keyring: a copy skips the key set-up per value
+        mac.update(norm.encode())
+        return mac.hexdigest()
 
     def handle(self, *parts: str) -> str:
         """An opaque, stable handle for ``parts`` (e.g. a contact's account id): reveals nothing without the key."""
-        digest = hmac.new(self._material.index_key, b"handle\x00" + "\x00".join(parts).encode(), hashlib.sha256)
-        return "ch_" + _b64(digest.digest()[:18])
+        mac = self._index_mac.copy()
+        mac.update(b"handle\x00" + "\x00".join(parts).encode())
+        return "ch_" + _b64(mac.digest()[:18])
 
 
 class PlaintextKeyring(Keyring):

@@ -63,6 +63,7 @@ class RpcMetrics:
 class _ClientLatency(grpc.aio.UnaryUnaryClientInterceptor):
     def __init__(self, histogram: Histogram) -> None:
         self._histogram = histogram
+        self._children: dict[tuple[str, str, str], Histogram] = {}
 
     async def intercept_unary_unary(
         self,
@@ -80,7 +81,11 @@ class _ClientLatency(grpc.aio.UnaryUnaryClientInterceptor):
 
         async def record() -> None:
             code = await call.code()  # the call is done: returns at once
-            self._histogram.labels(service, rpc, _client_code(code)).observe(elapsed[0])
+            labels = (service, rpc, _client_code(code))
+            child = self._children.get(labels)
+            if child is None:  # ``labels()`` takes a lock and builds a key on every call: once per label set
+                child = self._children[labels] = self._histogram.labels(*labels)
+            child.observe(elapsed[0])
 
         def done(_call: Any) -> None:
             elapsed.append(time.perf_counter() - started)

@@ -96,6 +96,7 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
         self._streams = StreamGuard(peer_guard) if peer_guard is not None else None
         self._admission = admission
         self._latency = latency
+        self._latency_children: dict[tuple[str, str, str], Histogram] = {}
         self._handlers: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
 
     async def intercept_service(
@@ -193,7 +194,11 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
         self, context: grpc.aio.ServicerContext[Any, Any], service: str, name: str, started: float, failed: bool
     ) -> None:
         if self._latency is not None:
-            self._latency.labels(service, name, _code_of(context, failed)).observe(time.perf_counter() - started)
+            labels = (service, name, _code_of(context, failed))
+            child = self._latency_children.get(labels)
+            if child is None:  # ``labels()`` takes a lock and builds a key on every call: once per label set
+                child = self._latency_children[labels] = self._latency.labels(*labels)
+            child.observe(time.perf_counter() - started)
 
     def _wrap_unary(
         self, behavior: Callable[..., Awaitable[Any]], method: str, rule: Rule | None, service: str, name: str

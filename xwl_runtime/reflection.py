@@ -13,7 +13,7 @@ Reflection needs no authorization of its own: the pipeline's table opens both me
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from importlib import resources
 from typing import Any
 
@@ -131,9 +131,17 @@ def default_index() -> ReflectionIndex:
 class ReflectionServicer:
     """Answers ServerReflectionInfo streams for both reflection versions."""
 
-    def __init__(self, service_names: Sequence[str], index: ReflectionIndex) -> None:
+    def __init__(self, service_names: Sequence[str], index: ReflectionIndex | Callable[[], ReflectionIndex]) -> None:
         self._services = tuple(sorted({*service_names, V1_SERVICE, V1ALPHA_SERVICE}))
-        self._index = index
+        self._index_or_factory = index
+
+    @property
+    def _index(self) -> ReflectionIndex:
+        """The index, built by the first request when a factory was given (≈ 3 MiB resident: every contract
+        file with its comments, serialized, and a descriptor pool; most processes are never asked)."""
+        if not isinstance(self._index_or_factory, ReflectionIndex):
+            self._index_or_factory = self._index_or_factory()
+        return self._index_or_factory
 
     def answer(self, request: Request) -> Response:
         """One response for one request (errors are responses too, as the protocol wants)."""
@@ -170,8 +178,10 @@ def _error(request: Request, code: grpc.StatusCode) -> Response:
         error_code=number, error_message=text))
 
 
-def add_reflection(server: grpc.aio.Server, service_names: Sequence[str], index: ReflectionIndex) -> None:
-    """Register reflection v1 and v1alpha on ``server`` for ``service_names``."""
+def add_reflection(server: grpc.aio.Server, service_names: Sequence[str],
+                   index: ReflectionIndex | Callable[[], ReflectionIndex]) -> None:
+    """Register reflection v1 and v1alpha on ``server`` for ``service_names`` (``index`` may be a factory that
+    the first reflection request calls)."""
     servicer = ReflectionServicer(service_names, index)
     handler = grpc.stream_stream_rpc_method_handler(
         servicer.info, request_deserializer=Request.FromString, response_serializer=Response.SerializeToString)

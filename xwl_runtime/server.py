@@ -158,7 +158,7 @@ async def start_server(
         raise ValueError("a server needs at least one listener")
     check_complete(authz_table, service_names, local_wl=local_wl)
     health = HealthServicer()
-    reflection_index = default_index()
+    reflection_index = default_index  # built by the first reflection request, once per process
     servers: dict[tuple[int, int], grpc.aio.Server] = {}
     ports: list[int] = []
     for listener in listeners:

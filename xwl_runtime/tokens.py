@@ -25,7 +25,6 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -114,6 +113,8 @@ def issue_token(
         "exp": exp,
         "jti": jti,
     }
+    import jwt  # on first use: PyJWT (≈ 1.3 MiB) stays out of a node that neither issues nor verifies tokens
+
     token = jwt.encode(payload, key, algorithm=ALGORITHM, headers={"kid": key_id(key.public_key())})
     return IssuedToken(token=token, expires_at=dt.datetime.fromtimestamp(exp, dt.UTC), jti=jti)
 
@@ -177,6 +178,8 @@ class TokenVerifier:
             raise _refuse("TOKEN_MISSING", "a bearer token is required")
         if len(token) > _MAX_TOKEN_CHARS:
             raise _refuse("TOKEN_INVALID", "token too large")
+        import jwt  # on first use, as in issue_token
+
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as err:

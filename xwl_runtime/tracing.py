@@ -16,11 +16,13 @@ exporter or the instrumentation (a few MiB of resident memory in every node). Co
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import grpc
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 if TYPE_CHECKING:
@@ -84,28 +86,155 @@ def shutdown_tracing() -> None:
         provider.shutdown()
 
 
+def force_flush() -> bool:
+    """Export the spans still batched now (True when done or tracing is off)."""
+    provider = _sdk_provider()
+    return provider.force_flush() if provider is not None else True
+
+
 def enabled() -> bool:
     """True once ``configure_tracing`` installed the SDK provider in this process."""
     return _sdk_provider() is not None
+
+
+_QUIET_SERVICES = ("/grpc.health.", "/grpc.reflection.")
+"""Services whose calls make no span (health probes, reflection)."""
 
 
 def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
     """The aio server interceptor (health and reflection excluded) while tracing is on, else none."""
     if not enabled():
         return []
-    from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
+    from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
-    quiet = filters.any_of(filters.service_prefix("grpc.health"), filters.service_prefix("grpc.reflection"))
-    return [aio_server_interceptor(filter_=filters.negate(quiet))]  # type: ignore[no-untyped-call]
+    return [_PerMethodServerTracing(aio_server_interceptor())]  # type: ignore[no-untyped-call]
+
+
+class _MethodDetails(NamedTuple):
+    """The call details the instrumentation's handler wrapper reads: the method name only."""
+
+    method: str
+    invocation_metadata: tuple[tuple[str, str], ...] = ()
+
+
+class _PerMethodServerTracing(grpc.aio.ServerInterceptor):
+    """The instrumentation's aio server interceptor, asked once per method rather than once per call, with a
+    short path for calls inside a trace the caller's sampler left out.
+
+    Per call the instrumentation would evaluate its filter and build a new handler around the method's behaviour;
+    the handler it builds depends on the method only (the span name; metadata, peer and trace context are read from
+    the call's own context when the call runs), so it is built on a method's first call and reused, as the pipeline
+    does. Health and reflection calls pass through untraced (a prefix test).
+
+    A unary call whose ``traceparent`` says "not sampled" would get a span no one records (every parent-based
+    sampler follows the caller's decision), at the full cost of building it; instead the caller's context is
+    attached as it is, so the trace id still reaches the logs and every outgoing call (``_UnsampledClientPath``).
+    """
+
+    def __init__(self, inner: grpc.aio.ServerInterceptor) -> None:
+        self._inner = inner
+        self._handlers: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith(_QUIET_SERVICES):
+            return handler
+        cached = self._handlers.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+
+        async def this_handler(_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any]:
+            return handler
+
+        wrapped = await self._inner.intercept_service(this_handler, _MethodDetails(method))  # type: ignore[arg-type]
+        if wrapped is None:
+            return handler
+        if handler.unary_unary is not None and wrapped.unary_unary is not None:
+            wrapped = grpc.unary_unary_rpc_method_handler(
+                _unsampled_short_path(handler.unary_unary, wrapped.unary_unary),
+                request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)
+        self._handlers[method] = (handler, wrapped)
+        return wrapped
+
+
+def _unsampled_parent(metadata: Any) -> Any:
+    """The OpenTelemetry context of the caller when its ``traceparent`` is well-formed and not sampled, else None."""
+    for key, value in metadata or ():
+        if key == "traceparent":
+            if not isinstance(value, str) or len(value) < 2 or value[-2:] not in _UNSAMPLED_FLAGS:
+                return None
+            ctx = _propagate().extract({k: v for k, v in metadata if isinstance(v, str)})
+            return ctx if trace.get_current_span(ctx).get_span_context().is_valid else None
+    return None
+
+
+@functools.cache
+def _propagate() -> Any:
+    """``opentelemetry.propagate`` (the configured propagators), imported on first use: while tracing is off no
+    process loads it."""
+    from opentelemetry import propagate
+
+    return propagate
+
+
+_UNSAMPLED_FLAGS = frozenset(f"{flags:02x}" for flags in range(0, 256, 2))
+"""W3C trace flags without the sampled bit (0x01)."""
+
+
+def _unsampled_short_path(plain: Callable[..., Awaitable[Any]], traced: Callable[..., Awaitable[Any]]
+                          ) -> Callable[..., Awaitable[Any]]:
+    async def behave(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        parent = _unsampled_parent(context.invocation_metadata())
+        if parent is None:
+            return await traced(request, context)
+        token = otel_context.attach(parent)
+        try:
+            return await plain(request, context)
+        finally:
+            otel_context.detach(token)
+
+    return behave
+
+
+class _UnsampledClientPath(grpc.aio.UnaryUnaryClientInterceptor):
+    """The instrumentation's unary client interceptor, except inside an unsampled trace: there it would build a
+    span no one records; the current context is propagated as it is (W3C ``traceparent``, sampled flag off)."""
+
+    def __init__(self, inner: grpc.aio.UnaryUnaryClientInterceptor) -> None:
+        self._inner = inner
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[grpc.aio.UnaryUnaryCall[Any, Any]]],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        current = trace.get_current_span().get_span_context()
+        if not current.is_valid or current.trace_flags.sampled:
+            return await self._inner.intercept_unary_unary(continuation, client_call_details, request)
+        carrier: dict[str, str] = {}
+        _propagate().inject(carrier)
+        metadata = grpc.aio.Metadata.from_tuple((
+            *((k, v) for k, v in client_call_details.metadata or () if k not in carrier), *carrier.items()))
+        return await continuation(grpc.aio.ClientCallDetails(
+            client_call_details.method, client_call_details.timeout, metadata, client_call_details.credentials,
+            client_call_details.wait_for_ready), request)
 
 
 def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
-    """The aio client interceptors (they inject ``traceparent``) while tracing is on, else none."""
+    """The aio client interceptors (they inject ``traceparent``) while tracing is on, else none; unary calls inside
+    an unsampled trace take ``_UnsampledClientPath``."""
     if not enabled():
         return []
     from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
-    return list(aio_client_interceptors())  # type: ignore[no-untyped-call]
+    return [_UnsampledClientPath(i) if isinstance(i, grpc.aio.UnaryUnaryClientInterceptor) else i
+            for i in aio_client_interceptors()]  # type: ignore[no-untyped-call]
 
 
 def annotate_correlation(correlation_id: str) -> None:
@@ -121,11 +250,24 @@ def current_trace_id() -> str:
     return format(ctx.trace_id, "032x") if ctx.is_valid else ""
 
 
+@functools.lru_cache(maxsize=1)
+def _tracer(provider: trace.TracerProvider) -> trace.Tracer:
+    """The tracer of ``provider`` (looked up once per provider, not once per span)."""
+    return provider.get_tracer(_TRACER_NAME)
+
+
 @contextlib.contextmanager
 def span(name: str, **attributes: str | int) -> Iterator[None]:
-    """A child span of the current one (e.g. a DB transaction); nothing happens while tracing is off."""
-    if not enabled():
+    """A child span of the current one (e.g. a DB transaction); nothing happens while tracing is off, or inside a
+    trace the sampler left out (every standard sampler decides a child as its parent: parent-based ones follow the
+    parent's flag, the ratio sampler hashes the same trace id), so an unsampled request pays no span at all."""
+    provider = _sdk_provider()
+    if provider is None:
         yield
         return
-    with trace.get_tracer(_TRACER_NAME).start_as_current_span(name, attributes=attributes):
+    parent = trace.get_current_span().get_span_context()
+    if parent.is_valid and not parent.trace_flags.sampled:
+        yield
+        return
+    with _tracer(provider).start_as_current_span(name, attributes=attributes):
         yield

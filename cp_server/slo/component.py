@@ -1,5 +1,5 @@
-"""The SLO feature of the CP: ReportOperations ingest and GetSloReport, served by the risk component's
-TelemetryService and AnalyticsService ."""
+"""The SLO feature of the CP: ReportOperations ingest (signed reports: ``signed``) and GetSloReport, served by the
+risk component's TelemetryService and AnalyticsService; the reported sync lags as a scrape-time gauge."""
 
 from __future__ import annotations
 
@@ -7,12 +7,16 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from cp_server.metrics import SYNC_LAG
+from cp_server.telemetry.verifier import SignerDirectory
 from xporty.cp.v1 import analytics_pb2, analytics_service_pb2, telemetry_service_pb2
 from xwl_runtime.component import Component
 from xwl_runtime.errors import InvalidArgument
+from xwl_runtime.metrics import Samples
 from xwl_runtime.pipeline import caller
 
-from .report import Figure, SloReporter
+from .report import Figure, SloReporter, SyncLag
+from .signed import open_report
 from .store import OperationsStore
 
 if TYPE_CHECKING:
@@ -29,6 +33,13 @@ def figure_proto(f: Figure) -> analytics_pb2.SloFigure:
                                    target=format(f.target, "f"), unit=f.unit, breach=f.breach, samples=f.samples)
 
 
+def sync_lag_proto(lag: SyncLag) -> analytics_pb2.CatalogSyncLag:
+    out = analytics_pb2.CatalogSyncLag(importer_wl=lag.importer_wl, exporter_wl=lag.exporter_wl,
+                                       level_seconds=lag.level_s, seconds=round(lag.seconds, 3))
+    out.measure_time.FromDatetime(lag.measured_at)
+    return out
+
+
 @dataclass
 class Slo:
     """The handlers the telemetry and analytics servicers delegate to."""
@@ -37,11 +48,14 @@ class Slo:
     store: OperationsStore
     reporter: SloReporter
     ctx: CpContext
+    signers: SignerDirectory
 
-    async def report_operations(self, request: telemetry_service_pb2.ReportOperationsRequest
-                                ) -> telemetry_service_pb2.ReportOperationsResponse:
+    async def report_operations(self, request: telemetry_service_pb2.ReportOperationsRequest,
+                                caller_pem: bytes | None) -> telemetry_service_pb2.ReportOperationsResponse:
         ident = caller()
-        await self.store.ingest(ident.wl_id, request, self.ctx.clock.now())
+        report = await open_report(request, self.signers, caller_pem, ident.wl_id,
+                                   allow_unsigned=self.ctx.settings.insecure_dev)
+        await self.store.ingest(ident.wl_id, report, self.ctx.clock.now())
         return telemetry_service_pb2.ReportOperationsResponse()
 
     async def slo_report(self, request: analytics_service_pb2.GetSloReportRequest
@@ -51,12 +65,21 @@ class Slo:
             raise InvalidArgument.field("window_seconds", f"1 to {MAX_WINDOW_S}")
         now = self.ctx.clock.now()
         figures = await self.reporter.report(now, dt.timedelta(seconds=window_s))
+        lags = await self.reporter.sync_lags(now)
         resp = analytics_service_pb2.GetSloReportResponse(figures=[figure_proto(f) for f in figures],
-                                                          window_seconds=window_s)
+                                                          window_seconds=window_s,
+                                                          sync_lags=[sync_lag_proto(x) for x in lags])
         resp.generate_time.FromDatetime(now)
         return resp
 
 
 def install(ctx: CpContext) -> Slo:
-    return Slo(component=Component(name="slo"), store=OperationsStore(ctx.engine),
-               reporter=SloReporter(ctx.engine), ctx=ctx)
+    reporter = SloReporter(ctx.engine)
+
+    async def lag_gauges() -> Samples:
+        lags = await reporter.sync_lags(ctx.clock.now())
+        return {SYNC_LAG.name: [((x.importer_wl, x.exporter_wl), x.seconds) for x in lags]}
+
+    ctx.metrics.track_store([SYNC_LAG], lag_gauges)
+    return Slo(component=Component(name="slo"), store=OperationsStore(ctx.engine), reporter=reporter, ctx=ctx,
+               signers=SignerDirectory(ctx.engine))

@@ -11,6 +11,10 @@
 
 Checkout figures are global and per pair (``importer/exporter``); the p99 of a merged histogram is the upper bound
 of the bucket holding the 99th percentile (an upper estimate, like Prometheus's ``histogram_quantile``).
+
+Beside the figures (no shared target), the catalog sync lag per importer and exporter as the importers last
+reported it (``sync_lags``): a stale copy's lag is extrapolated to now, since it stays stale until its node reports
+another level.
 """
 
 from __future__ import annotations
@@ -27,9 +31,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cp_server.risk import tables as rt
 from cp_server.store.schema import cp_state, node_status, policy_versions
+from xwl_runtime.sync_lag import lag_level
 
 from .store import LATENCY_BOUNDS_S
-from .tables import peer_minutes
+from .tables import peer_minutes, sync_lag
 
 CONFIRMATION_P99_S = Decimal("0.5")
 ERROR_RATE = Decimal("0.005")
@@ -58,6 +63,19 @@ class Figure:
         if self.lower_is_better:
             return self.value >= self.target if self.strict else self.value > self.target
         return self.value < self.target
+
+
+@dataclass(frozen=True)
+class SyncLag:
+    """An importer's copy of an exporter's catalog, as last reported."""
+
+    importer_wl: str
+    exporter_wl: str
+    level_s: float
+    """0 = current (below 30 s) or the lower bound of the stale band reported."""
+    seconds: float
+    """The lag now: measured + time since for a stale copy, as measured for a current one."""
+    measured_at: dt.datetime
 
 
 def quantile(q: float, values: Sequence[float]) -> float | None:
@@ -102,6 +120,18 @@ class SloReporter:
             figures.append(await self._reaction(conn, since))
             figures.append(await self._events(conn))
         return figures
+
+    async def sync_lags(self, now: dt.datetime) -> list[SyncLag]:
+        """Every stored lag, stale copies first (longest first), then current ones by pair."""
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(sa.select(sync_lag))).all()
+        lags = []
+        for r in rows:
+            level = lag_level(r.lag_seconds)
+            since = max(0.0, (now - r.reported_at).total_seconds())
+            lags.append(SyncLag(r.importer_wl, r.exporter_wl, level, r.lag_seconds + since if level else r.lag_seconds,
+                                r.reported_at))
+        return sorted(lags, key=lambda x: (x.level_s == 0, -x.seconds, x.importer_wl, x.exporter_wl))
 
     @staticmethod
     def _checkout(rows: Sequence[sa.Row[tuple[object, ...]]]) -> list[Figure]:

@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 
 
 class OperationsHandler(Protocol):
-    async def report_operations(self, request: telemetry_service_pb2.ReportOperationsRequest
-                                ) -> telemetry_service_pb2.ReportOperationsResponse: ...
+    async def report_operations(self, request: telemetry_service_pb2.ReportOperationsRequest,
+                                caller_pem: bytes | None) -> telemetry_service_pb2.ReportOperationsResponse: ...
 
 
 class TelemetryServicer(telemetry_service_pb2_grpc.TelemetryServiceServicer):
@@ -86,7 +86,9 @@ class TelemetryServicer(telemetry_service_pb2_grpc.TelemetryServiceServicer):
     async def ReportOperations(  # noqa: N802 - gRPC method name
         self, request: telemetry_service_pb2.ReportOperationsRequest, context: grpc.aio.ServicerContext[Any, Any],
     ) -> telemetry_service_pb2.ReportOperationsResponse:
-        return await self._operations.report_operations(request)
+        auth = context.auth_context() or {}
+        pems = list(auth.get("x509_pem_cert") or ())  # the caller's certificate may be the report's signer
+        return await self._operations.report_operations(request, pems[0] if pems else None)
 
     async def ReportOffers(  # noqa: N802 - gRPC method name
         self,

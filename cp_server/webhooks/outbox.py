@@ -171,9 +171,8 @@ class WebhookOutbox:
         return bool(result.rowcount == 1)
 
     async def _attempt(self, row: Any) -> None:
-        body = row.body.encode()
-        header = signature.sign(row.secret, body, int(self._clock.now().timestamp()))
-        error = await asyncio.to_thread(self._post, row.url, body, header, row.delivery_id, row.event_type)
+        error = await asyncio.to_thread(self._post, row.url, row.body.encode(), row.secret, row.delivery_id,
+                                        row.event_type)
         attempts = row.attempts + 1
         now = self._clock.now()
         if error is None:
@@ -194,7 +193,10 @@ class WebhookOutbox:
         if self._metrics is not None:
             self._metrics.webhook_deliveries.labels(result).inc()
 
-    def _post(self, url: str, body: bytes, header: str, delivery_id: str, event_type: str) -> str | None:
+    def _post(self, url: str, body: bytes, secret: str, delivery_id: str, event_type: str) -> str | None:
+        # Signed here, on the sending thread just before the POST (not when the attempt was scheduled), so a busy
+        # thread pool cannot age the timestamp towards the receivers' replay window.
+        header = signature.sign(secret, body, int(self._clock.now().timestamp()))
         request = urllib.request.Request(url, data=body, method="POST", headers={
             "Content-Type": "application/json", signature.HEADER: header, "X-Xcwl-Delivery": delivery_id,
             "X-Xcwl-Event": event_type, "User-Agent": "xcwl-webhooks/1"})

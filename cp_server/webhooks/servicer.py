@@ -23,7 +23,7 @@ from .outbox import DEAD, DELIVERED, PENDING, WebhookOutbox
 from .tables import deliveries, endpoints
 
 EVENT_TYPES = ("alert.raised", "alert.cleared", "pair.disabled", "pair.enabled", "pair.status",
-               "discrepancy.opened", "slo.breach", "rollout.held", "webhook.test")
+               "discrepancy.opened", "slo.breach", "slo.recovered", "rollout.held", "webhook.test")
 """Every event type the CP delivers (``docs/observability.md`` describes their ``data``)."""
 MAX_URL = 2048
 

@@ -100,6 +100,11 @@ async def test_prometheus_sees_finite_p99_confirmation_per_peer(tmp_path: Path) 
             assert {(x["metric"]["instance"], x["metric"]["exporter"]) for x in lags} >= {
                 (targets[1], "wl-b"), (targets[2], "wl-a")}, lags
             assert _query(web, 'xcwl_stream_subscribers{stream="signals"} >= 2')
+            # The CP shows the sync lag the importers reported (each node's first report names its exporters).
+            reported = await _eventually(lambda: _safe_query(web, "xcwl_reported_sync_lag_seconds"), 30,
+                                         "reported sync lag")
+            assert {("wl-b", "wl-a"), ("wl-a", "wl-b")} <= {
+                (x["metric"]["importer"], x["metric"]["exporter"]) for x in reported}, reported
         finally:
             proc.terminate()
             proc.wait(timeout=30)

@@ -64,3 +64,17 @@ def test_unknown_names_and_extensions_are_not_found_and_an_empty_request_is_inva
     assert list(numbers.all_extension_numbers_response.extension_number) == []
     invalid = servicer.answer(Request())
     assert invalid.error_response.error_code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+
+
+def test_an_index_factory_is_called_by_the_first_request_only() -> None:
+    calls: list[int] = []
+
+    def factory():  # noqa: ANN202
+        calls.append(1)
+        return default_index()
+
+    servicer = ReflectionServicer(["xporty.cp.v1.PolicyService"], factory)
+    assert calls == []  # a server that is never asked never builds it
+    servicer.answer(Request(file_by_filename="xporty/cp/v1/policy.proto"))
+    servicer.answer(Request(file_containing_symbol="xporty.cp.v1.PolicyService"))
+    assert calls == [1]

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.support.pki import PkiFixture
 from wl_node.cadence import IdleCadence
+from wl_node.settings import NodeSettings
 from xcwl import cli
 from xcwl.errors import CliError
 from xcwl.serve import node_settings
@@ -14,7 +17,9 @@ from xcwl.serve import node_settings
 
 def test_defaults_are_long_timers_and_a_heartbeat_below_the_stream_timeout() -> None:
     cadence = IdleCadence().validate()
-    assert cadence.offer_heartbeat_s < cadence.offer_stream_timeout_s < 30.0  # a missed beat pulls within the TTL
+    ttl = NodeSettings(wl_id="wl-a", pki_dir=Path("pki"), cp_target="cp:1", db_url="sqlite:///x.db").policy_pull_interval
+    # A missed beat pulls within one TTL: the stream timeout (from the last message) is below it.
+    assert cadence.offer_heartbeat_s < cadence.offer_stream_timeout_s < ttl.total_seconds()
     assert min(cadence.shipper_idle_s, cadence.reconcile_idle_s, cadence.outbox_idle_s) >= 30.0
 
 

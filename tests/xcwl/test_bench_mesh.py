@@ -29,12 +29,14 @@ async def test_bench_mesh_json_runs_every_phase_on_real_processes() -> None:
     # Real processes were measured: they hold memory and the propagation samples came from their reports.
     assert 20 < figures[f"mesh.rss_mb_per_node.{tag}"] < 500
     assert 0 < figures[f"mesh.pss_mb_per_node.{tag}"] <= figures[f"mesh.rss_mb_per_node.{tag}"]
+    assert 20 < figures[f"mesh.rss_mb_per_node_after_trade.{tag}"] < 500
+    assert 0 < figures[f"mesh.pss_mb_per_node_after_trade.{tag}"] <= figures[f"mesh.rss_mb_per_node_after_trade.{tag}"]
     assert 0 < figures[f"mesh.policy.p99_ms.{tag}"] < 60_000
     assert 0 < figures[f"mesh.confirm.p50_ms.{tag}"] <= figures[f"mesh.confirm.p99_ms.{tag}"]
     assert 0 < figures[f"mesh.revocation.p99_ms.{tag}"] < 60_000
     # The pair driven over its limit was disabled at both nodes (the phase fails the run otherwise).
     assert 0 <= figures[f"mesh.reaction.p99_ms.{tag}"] < 60_000
     # Progress went to stderr as the phases ran.
-    for phase in ("idle", "policy:", "revocation:", "trade:", "risk: 1 DISABLE signal(s) effective at both nodes",
-                  "invariants:"):
+    for phase in ("idle", "policy:", "revocation:", "trade:", "after trade: RSS",
+                  "risk: 1 DISABLE signal(s) effective at both nodes", "invariants:"):
         assert phase in result.stderr, phase

@@ -72,7 +72,7 @@ async def test_demo_runs_end_to_end_and_shows_every_node_applying_the_change() -
             "used 31)") in rollout
     assert "promoted: wl-a->wl-b · GENERAL" in rollout and "wl-b outsider-9: bought 1 x a-2" in rollout
 
-    risk = out[out.index("11. risk"):]
+    risk = out[out.index("11. risk"):out.index("12. the live SLO report")]
     if "skipped: " not in risk.splitlines()[1]:
         assert "level ALERT" in risk
         assert "DISABLE wl-a -> wl-c (AUTOMATIC)" in risk
@@ -84,3 +84,14 @@ async def test_demo_runs_end_to_end_and_shows_every_node_applying_the_change() -
         assert "wl-c's next checkout is refused" in risk
         assert "ENABLE wl-a -> wl-c" in risk and "wl-c buys again: checkout" in risk
         assert "incremental balances equal the recomputation" in risk
+
+    # The live SLO report after the demo: every figure with its target, per pair for the burst's importers.
+    slo = out[out.index("12. the live SLO report"):out.index("stopping")]
+    figures = {(r[0], r[1]): r for r in _table_after(slo, "SLO report, last 3600 s")}
+    assert {name for name, _ in figures} == {"confirmation_p99", "error_rate", "policy_drift_max", "policy_drift_p99",
+                                              "reaction_p99", "events_with_correlation_and_signature"}, slo
+    assert all(r[3] in ("0.5 s", "0.005 ratio", "300 s", "60 s", "1 ratio") and r[5] in ("OK", "BREACH")
+               for r in figures.values()), slo
+    assert ("confirmation_p99", "wl-b/wl-a") in figures and figures[("confirmation_p99", "wl-b/wl-a")][2] != "no data"
+    assert figures[("policy_drift_max", "global")][2] != "no data"
+    assert "catalog sync lag (importer/exporter, as reported)" in slo

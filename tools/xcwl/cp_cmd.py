@@ -33,7 +33,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     flags.add(serve, "--http-listen", metavar="HOST:PORT",
               help="serve the web dashboard over HTTPS with the CP's certificate (default: no dashboard; "
                    "links from 'xcwl dashboard login')")
+    _webhook_flags(serve)
     serve.set_defaults(func=_serve)
+
+
+def _webhook_flags(serve: argparse.ArgumentParser) -> None:
+    # Operator webhook delivery (CpSettings.webhooks, docs/observability.md); checked together at the edge.
+    flags.add(serve, "--webhook-max-attempts", metavar="N",
+              help="delivery attempts before the dead letter (default 10; 1 = no retry)")
+    flags.add(serve, "--webhook-backoff-base", metavar="SECONDS",
+              help="delay before the first retry, doubled per attempt with full jitter (default 1)")
+    flags.add(serve, "--webhook-backoff-cap", metavar="SECONDS", help="longest retry delay (default 3600)")
+    flags.add(serve, "--webhook-replay-window", metavar="SECONDS",
+              help="receivers' replay window the signatures are made for; above --webhook-timeout (default 300)")
+    flags.add(serve, "--webhook-timeout", metavar="SECONDS", help="deadline of one delivery POST (default 5)")
 
 
 def _limit_flags(serve: argparse.ArgumentParser) -> None:

@@ -39,7 +39,7 @@ from xporty.cp.v1 import (
     telemetry_service_pb2,
     telemetry_service_pb2_grpc,
 )
-from xwl_runtime.event_signing import sign
+from xwl_runtime.event_signing import sign, sign_operations_report
 from xwl_runtime.identity import Identity
 from xwl_runtime.metrics import LATENCY_BUCKETS_S
 from xwl_runtime.pki import PkiDir, load_key
@@ -134,12 +134,12 @@ async def drive(app: CpApp, pki: PkiDir) -> None:
     for importer, exporter, views, checkouts in VIEWS:
         material = TlsMaterial.from_pki(pki, Identity.wl(importer))
         async with secure_channel(f"127.0.0.1:{app.port}", material, expected=Identity.cp()) as channel:
+            report = telemetry_service_pb2.ReportOperationsRequest(peers=[operations_pb2.PeerOperations(
+                exporter_wl=exporter, offer_views=views, attempts=checkouts, confirmed=checkouts,
+                confirmation=operations_pb2.LatencyHistogram(
+                    bounds_seconds=LATENCY_BUCKETS_S, counts=[checkouts] + [0] * len(LATENCY_BUCKETS_S)))])
             await telemetry_service_pb2_grpc.TelemetryServiceStub(channel).ReportOperations(
-                telemetry_service_pb2.ReportOperationsRequest(peers=[operations_pb2.PeerOperations(
-                    exporter_wl=exporter, offer_views=views, attempts=checkouts, confirmed=checkouts,
-                    confirmation=operations_pb2.LatencyHistogram(
-                        bounds_seconds=LATENCY_BUCKETS_S, counts=[checkouts] + [0] * len(LATENCY_BUCKETS_S)))]),
-                timeout=TIMEOUT)
+                sign_operations_report(report, material.pair.key_pem, material.pair.cert_pem), timeout=TIMEOUT)
 
 
 @asynccontextmanager

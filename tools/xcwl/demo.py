@@ -20,7 +20,9 @@ Steps (each a function of ``Demo``; features add steps to ``STEPS``):
 11. risk: a small imbalance limit on wl-a/wl-c, purchases across 80% and 100%, the alert, the DISABLE signal, the
     next checkout refused, and recovery by reverse trade (``demo_risk``; skipped with a line saying why when the
     node has no event shipper);
-12. everything stopped with SIGTERM and waited for; the exit code is 0 only if every process exited cleanly.
+12. the live SLO report (``xcwl report slo``): every shared figure against its target, OK or BREACH, globally and
+    per pair, and the catalog sync lag the importers reported (``demo_slo``);
+13. everything stopped with SIGTERM and waited for; the exit code is 0 only if every process exited cleanly.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from pathlib import Path
 from xporty.cp.v1 import admin_service_pb2, policy_pb2, registry_pb2
 from xwl_runtime.identity import Identity
 
-from . import demo_risk, demo_rollout, demo_trade
+from . import demo_risk, demo_rollout, demo_slo, demo_trade
 from .demo_world import OPERATOR, PAIRS, WLS, Demo, free_port
 from .errors import CliError
 from .render import node_status_table, pairs_table
@@ -143,6 +145,7 @@ STEPS: list[tuple[str, Step]] = [
     ("a burst of cross-WL checkouts", demo_trade.checkout_burst),
     ("rollout: wl-a → wl-b pilot → expansion → general", demo_rollout.rollout_scenario),
     ("risk: imbalance limit, alert, disable signal, recovery", demo_risk.risk_scenario),
+    ("the live SLO report: every shared target, OK or BREACH", demo_slo.slo_report),
 ]
 
 

@@ -12,7 +12,6 @@ Identity: the operator certificate ``ops-<name>.crt``/``.key`` in the PKI direct
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -51,29 +50,13 @@ from xwl_runtime.pipeline import DEV_IDENTITY_METADATA_KEY
 from xwl_runtime.pki import PkiDir
 from xwl_runtime.tls import KeyPair, TlsMaterial, secure_channel
 
-from . import flags
 from .endpoint_probe import wrong_endpoint
 from .errors import CliError
+from .ops_flags import DEFAULT_TIMEOUT_S, OpsHandler, add_ops_flags, ops_command
 
-DEFAULT_TIMEOUT_S = 10.0
-"""Deadline of one operator RPC unless ``--timeout`` says otherwise."""
+__all__ = ["DEFAULT_TIMEOUT_S", "OpsClient", "OpsHandler", "add_ops_flags", "material_from_args", "ops_command"]
 
 R = TypeVar("R", bound=Message)
-
-
-def add_ops_flags(parser: argparse.ArgumentParser) -> None:
-    """``--cp --pki --as [--cert --key] [--timeout] [--json]``, each also read from ``XCWL_*``."""
-    flags.add(parser, "--cp", required=True, metavar="HOST:PORT", help="the CP's mTLS listener")
-    flags.add(parser, "--pki", metavar="DIR", help="PKI directory with ca.crt and ops-<name>.crt (required unless "
-              "--insecure-dev)")
-    flags.add(parser, "--as", dest="as_name", metavar="NAME", default="admin",
-              help="operator name: uses ops-NAME.crt/.key from the PKI directory")
-    flags.add(parser, "--cert", metavar="FILE", help="client certificate (instead of --as)")
-    flags.add(parser, "--key", metavar="FILE", help="client key (with --cert)")
-    flags.add(parser, "--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="deadline of each RPC in seconds")
-    flags.add(parser, "--json", action="store_true", default=False, help="print JSON for machines")
-    flags.add(parser, "--insecure-dev", action="store_true", default=False,
-              help="plaintext to a CP started with --insecure-dev, claiming the --as operator identity")
 
 
 def material_from_args(args: argparse.Namespace) -> TlsMaterial | None:
@@ -340,20 +323,3 @@ class OpsClient:
         check = self._health.Check  # type: ignore[attr-defined]
         resp = await self._call(check, health_pb2.HealthCheckRequest(service=service))
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status))
-
-
-OpsHandler = Callable[[argparse.Namespace, OpsClient], Awaitable[int]]
-
-
-def ops_command(handler: OpsHandler) -> Callable[[argparse.Namespace], int]:
-    """Turn ``async handler(args, client)`` into a command function that connects with the ops flags."""
-
-    def run(args: argparse.Namespace) -> int:
-        async def main() -> int:
-            async with OpsClient.from_args(args) as client:
-                return await handler(args, client)
-
-        return asyncio.run(main())
-
-    run.__doc__ = handler.__doc__
-    return run

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from xporty.cp.v1 import analytics_service_pb2
+
 from .errors import CliError
 from .ops_client import OpsClient, add_ops_flags, ops_command
 from .output import emit, table, to_dict
@@ -67,14 +69,25 @@ def window_seconds(value: str) -> int:
     return seconds
 
 
-async def _slo(args: argparse.Namespace, client: OpsClient) -> int:
-    report = await client.slo_report(window_seconds(args.window))
+def slo_text(report: analytics_service_pb2.GetSloReportResponse) -> str:
+    """The SLO report as ``xcwl report slo`` prints it: every figure against its target, then the sync lags."""
     rows = [(f.name, f.scope, f"{f.value} {f.unit}".strip() if f.value else "no data", f"{f.target} {f.unit}",
              f.samples, "BREACH" if f.breach else "OK") for f in report.figures]
+    lags = [(f"{x.importer_wl}/{x.exporter_wl}", "current" if not x.level_seconds else f">= {x.level_seconds:g} s",
+             f"{x.seconds:.1f} s", when(x.measure_time)) for x in report.sync_lags]
+    text = (f"SLO report, last {report.window_seconds} s\n"
+            + table(["figure", "scope", "value", "target", "samples", "status"], rows))
+    if lags:
+        text += "\n\ncatalog sync lag (importer/exporter, as reported)\n" + table(
+            ["pair", "level", "lag", "measured"], lags)
+    return text
+
+
+async def _slo(args: argparse.Namespace, client: OpsClient) -> int:
+    report = await client.slo_report(window_seconds(args.window))
     emit(args.json, {"window_seconds": report.window_seconds,
-                     "figures": [{**to_dict(f), "status": "BREACH" if f.breach else "OK"} for f in report.figures]},
-         f"SLO report, last {report.window_seconds} s\n"
-         + table(["figure", "scope", "value", "target", "samples", "status"], rows))
+                     "figures": [{**to_dict(f), "status": "BREACH" if f.breach else "OK"} for f in report.figures],
+                     "sync_lags": [to_dict(x) for x in report.sync_lags]}, slo_text(report))
     return 0
 
 

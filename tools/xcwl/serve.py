@@ -178,6 +178,11 @@ CP_FLAGS = (
     FlagSpec("--discrepancy-pause-value", "risk.discrepancy_pause_value", pause_value),
     FlagSpec("--metrics-listen", "metrics_listen", host_port),
     FlagSpec("--http-listen", "dashboard.http_listen", host_port),
+    FlagSpec("--webhook-max-attempts", "webhooks.max_attempts", _pos_int),
+    FlagSpec("--webhook-backoff-base", "webhooks.base_backoff_s", _pos_float),
+    FlagSpec("--webhook-backoff-cap", "webhooks.max_backoff_s", _pos_float),
+    FlagSpec("--webhook-replay-window", "webhooks.replay_window_s", _pos_float),
+    FlagSpec("--webhook-timeout", "webhooks.timeout_s", _pos_float),
 )
 WL_FLAGS = (
     FlagSpec("--wl-id", "wl_id", _wl_id),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from wl_node.settings import NodeSettings
 from xporty.cp.v1 import admin_service_pb2, registry_pb2
@@ -20,10 +21,13 @@ from . import flags
 from .endpoint_probe import wrong_endpoint
 from .errors import CliError
 from .listen_check import bind_failure, ensure_bindable
-from .ops_client import OpsClient, add_ops_flags, ops_command
+from .ops_flags import add_ops_flags, ops_command
 from .output import emit, key_values, to_dict
 from .render import wls_table
 from .serve import node_settings, traced
+
+if TYPE_CHECKING:
+    from .ops_client import OpsClient
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -89,6 +93,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from wl_node.lean import defer_asyncio_orm
+
+    defer_asyncio_orm()  # before the node stack imports SQLAlchemy's asyncio package (it needs no ORM)
     from wl_node.app import run_node  # imported late: the node stack is heavy and not needed to parse
 
     settings = node_settings(args)

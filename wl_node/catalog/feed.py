@@ -28,7 +28,7 @@ import base64
 import binascii
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,12 +108,17 @@ def _after_watermark(cursor: Cursor) -> sa.ColumnElement[bool]:
                   sa.and_(created == cursor.watermark, offers.c.offer_id > cursor.watermark_id))
 
 
-async def read_page(conn: AsyncConnection, grant: ExportGrant, cursor: Cursor, now: dt.datetime, limit: int) -> Page:
-    """One page of the feed for ``grant``'s peer, from ``cursor`` (see the module docstring)."""
-    cutoff = now - grant.delay
+async def read_page(conn: AsyncConnection, grant: ExportGrant, cursor: Cursor, now: Callable[[], dt.datetime],
+                    limit: int) -> Page:
+    """One page of the feed for ``grant``'s peer, from ``cursor`` (see the module docstring); ``now`` is read once,
+    after the feed's latest sequence."""
     # Read first: every sequence <= latest is committed (writers hold the counter row until commit), so serving
     # up to it and resuming after it skips nothing, even when a statement below sees a newer snapshot.
     latest = await latest_sequence(conn)
+    # The time after that read: every offer up to ``latest`` was created before it. A time taken before (when the
+    # request arrived, while it waited for the store) would call an offer committed meanwhile "created after the
+    # cutoff" and skip it with nothing left to announce it: the peer's stream has already reported ``latest``.
+    cutoff = now() - grant.delay
     rows: list[Any] = []
     # Even with no delay: an offer created after ``now`` was read but committed before ``latest`` was is skipped
     # by step 2 (created after the cutoff) and caught here on the next page.

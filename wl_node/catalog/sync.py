@@ -165,6 +165,7 @@ class _Worker:
                         self.wake.set()
                     elif self.current_at is not None and not self._pulling and not self.wake.is_set():
                         self.current_at = self._last_message
+                        self.sync.touched()
             except grpc.aio.AioRpcError as err:
                 log.debug("offer watch ended", extra={"fields": {"exporter": self.exporter,
                                                                  "code": err.code().name}})
@@ -234,6 +235,7 @@ class _Worker:
                 except sa.exc.SQLAlchemyError:
                     log.exception("offer sync could not write; retrying", extra={"fields": {"exporter": self.exporter}})
                     delay = self._backoff.next_delay()
+                self.sync.touched()  # a pull ended, well or not: the copy's lag may have changed level
                 if delay < 0:
                     await self._rest()
                 else:
@@ -322,7 +324,14 @@ class CatalogSync:
         self._workers: dict[str, tuple[_Worker, asyncio.Task[None]]] = {}
         self._changed = asyncio.Event()
         self.stats = SyncStats()
+        self.on_activity: Callable[[], None] | None = None
+        """Called when a worker learnt something about its copy or a worker started or ended (the operations
+        reporter re-checks the lag levels: ``OperationsReporter.sync_activity``)."""
         state.add_listener(self.on_policy)
+
+    def touched(self) -> None:
+        if self.on_activity is not None:
+            self.on_activity()
 
     def lags(self) -> dict[str, float]:
         """Sync lag in seconds per exporter this node imports from now (``xcwl_catalog_sync_lag_seconds``)."""
@@ -344,6 +353,7 @@ class CatalogSync:
 
     def _reconcile(self) -> None:
         importable = importable_exporters(self.state)
+        before = set(self._workers)
         for exporter, (_worker, task) in list(self._workers.items()):
             if task.done():
                 del self._workers[exporter]
@@ -357,6 +367,8 @@ class CatalogSync:
                 task.add_done_callback(lambda _task: self._changed.set())
                 self._workers[exporter] = (worker, task)
                 log.info("catalog sync started", extra={"fields": {"exporter": exporter}})
+        if set(self._workers) != before:
+            self.touched()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop``: keep one worker per importable exporter."""

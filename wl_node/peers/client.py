@@ -195,6 +195,12 @@ class TraderPeers:
         self._peers[exporter_wl] = peer
         return peer
 
+    def channel_state(self, exporter_wl: str) -> grpc.ChannelConnectivity | None:
+        """The connectivity of the order channel to ``exporter_wl``; None while none was made (before the first
+        order). IDLE once its connection was dropped after ``channel_idle_s`` without an order."""
+        peer = self._peers.get(exporter_wl)
+        return None if peer is None else peer.channel.get_state()
+
     def _retire(self, channel: grpc.aio.Channel) -> None:
         # In-flight calls keep the old channel alive; it is closed after a grace period.
         async def later() -> None:

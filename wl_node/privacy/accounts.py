@@ -64,6 +64,10 @@ def public_contact(contact: Contact, handle: str) -> offer_pb2.TraderContact:
                                    phone=_fit(pii.mask_phone(contact.phone), 40), handle=handle)
 
 
+def _account_id(email_index: str) -> str:
+    return "ta_" + email_index[:32]
+
+
 class TraderAccounts:
     """Reads and writes ``trader_accounts`` inside the caller's transaction."""
 
@@ -72,7 +76,7 @@ class TraderAccounts:
         self._wl = wl_id
 
     def account_id_for(self, email: str) -> str:
-        return "ta_" + self.keyring.blind_index(email)[:32]
+        return _account_id(self.keyring.blind_index(email))
 
     def _sealed(self, display_name: str, contact: Contact) -> dict[str, str]:
         seal = self.keyring.encrypt
@@ -83,9 +87,10 @@ class TraderAccounts:
 
     async def upsert(self, conn: AsyncConnection, contact: Contact, now: dt.datetime) -> tuple[str, str]:
         """The (account id, handle) of the account of ``contact``'s manager, created or refreshed."""
-        account_id = self.account_id_for(contact.email)
+        email_index = self.keyring.blind_index(contact.email)  # once: it names the account and indexes it
+        account_id = _account_id(email_index)
         handle = self.keyring.handle(self._wl, account_id)
-        values = {**self._sealed(contact.name, contact), "email_index": self.keyring.blind_index(contact.email),
+        values = {**self._sealed(contact.name, contact), "email_index": email_index,
                   "status": ACTIVE, "updated_at": now}
         updated = await conn.execute(sa.update(trader_accounts)
                                      .where(trader_accounts.c.account_id == account_id).values(values))

@@ -33,7 +33,7 @@ from xporty.cp.v1 import telemetry_pb2, telemetry_service_pb2, telemetry_service
 from xwl_runtime.backoff import Backoff
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import decode_rpc_error
-from xwl_runtime.event_signing import certificate_sha256, sign
+from xwl_runtime.event_signing import certificate_sha256, sign, sign_bytes
 from xwl_runtime.tls import TlsMaterial
 
 from . import queue as q
@@ -61,41 +61,55 @@ class ShipperConfig:
     """SENT rows older than this are pruned (the CP keeps the events)."""
 
 
+@dataclass(frozen=True)
+class _Key:
+    key: ec.EllipticCurvePrivateKey
+    cert_pem: bytes
+    fingerprint: str
+
+
 class _Signer:
-    """The node's current certificate key, reloaded after a rotation."""
+    """The node's current certificate key, reloaded after a rotation.
+
+    Used from the shipper's worker thread (events) and from the event loop (the operations report): the key, its
+    certificate and fingerprint are swapped as one object, so a signer never pairs a new key with an old name.
+    """
 
     def __init__(self, load: Callable[[], TlsMaterial | None]) -> None:
         self._load = load
-        self._key: ec.EllipticCurvePrivateKey | None = None
-        self._cert_pem = b""
-        self._fingerprint = ""
+        self._current: _Key | None = None
         self._stale = True
 
     def mark_stale(self) -> None:
         self._stale = True
 
-    def _refresh(self) -> None:
+    def _key(self) -> _Key | None:
+        if not self._stale:
+            return self._current
         material = self._load()
-        if material is None:  # --insecure-dev: no key; the CP refuses unsigned events (counted there)
-            self._key = None
-            self._stale = False
-            return
-        key = serialization.load_pem_private_key(material.pair.key_pem, password=None)
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise ValueError("event signing needs the node's ECDSA certificate key")
-        self._key = key
-        self._cert_pem = material.pair.cert_pem
-        self._fingerprint = certificate_sha256(material.pair.cert_pem)
-        self._stale = False
+        current = None
+        if material is not None:  # None: --insecure-dev, no key; the CP refuses unsigned events (counted there)
+            key = serialization.load_pem_private_key(material.pair.key_pem, password=None)
+            if not isinstance(key, ec.EllipticCurvePrivateKey):
+                raise ValueError("event signing needs the node's ECDSA certificate key")
+            current = _Key(key, material.pair.cert_pem, certificate_sha256(material.pair.cert_pem))
+        self._current, self._stale = current, False
+        return current
+
+    def sign_bytes(self, payload: bytes) -> tuple[bytes, str] | None:
+        """(DER signature over ``payload``, the certificate's fingerprint), or None without a key (insecure dev)."""
+        current = self._key()
+        if current is None:
+            return None
+        return sign_bytes(payload, current.key), current.fingerprint
 
     def sign_all(self, payloads: list[bytes]) -> list[telemetry_pb2.SignedEvent]:
         """Sign every payload (runs in a worker thread: ECDSA costs tens of µs per event)."""
-        if self._stale:
-            self._refresh()
-        if self._key is None:
+        current = self._key()
+        if current is None:
             return [telemetry_pb2.SignedEvent(payload=p) for p in payloads]
-        return [sign(telemetry_pb2.LedgerEvent.FromString(p), self._key, self._cert_pem,
-                     fingerprint=self._fingerprint) for p in payloads]
+        return [sign(telemetry_pb2.LedgerEvent.FromString(p), current.key, current.cert_pem,
+                     fingerprint=current.fingerprint) for p in payloads]
 
 
 @dataclass
@@ -132,6 +146,10 @@ class Shipper:
         self._last_prune: dt.datetime | None = None
         self.stats = ShipperStats()
         cp.add_rotation_listener(self._signer.mark_stale)
+
+    def sign_bytes(self, payload: bytes) -> tuple[bytes, str] | None:
+        """Sign other reports of this node (the operations report) with the key that signs its events."""
+        return self._signer.sign_bytes(payload)
 
     def kick(self) -> None:
         """Ship now (e.g. right after a transaction enqueued an event) instead of at the next idle tick."""

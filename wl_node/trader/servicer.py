@@ -57,7 +57,7 @@ class TraderServicer(pb_grpc.TraderServiceServicer):
         cursor = Cursor.decode(request.cursor, grant)
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         async with self._engine.connect() as conn:
-            page = await read_page(conn, grant, cursor, self._clock.now(), size)
+            page = await read_page(conn, grant, cursor, self._clock.now, size)
         resp = pb.ListOffersResponse(next_cursor=page.next_cursor.encode(), has_more=page.has_more)
         add = resp.changes.add
         for row in page.rows:

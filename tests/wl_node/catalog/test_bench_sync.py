@@ -14,7 +14,7 @@ async def test_bench_sync_small_run_reports_every_figure() -> None:
                               "--skip-postgres"])
     figures = await bench.run(args)
     assert set(figures) == {
-        "sync.full.offers_per_s.sqlite", "sync.full.seconds.sqlite", "sync.full.importer_cpu_s.sqlite",
+        "sync.rounds", "sync.full.offers_per_s.sqlite", "sync.full.seconds.sqlite", "sync.full.importer_cpu_s.sqlite",
         "sync.full.exporters_cpu_s.sqlite", "sync.change_delay.p50_ms", "sync.change_delay.p99_ms",
         "sync.change_delay.max_ms",
     }
@@ -23,15 +23,21 @@ async def test_bench_sync_small_run_reports_every_figure() -> None:
     assert 0 < figures["sync.change_delay.p50_ms"] <= figures["sync.change_delay.p99_ms"] < 10_000
 
 
-async def test_bench_sync_compare_plaintext_prints_both_runs_and_their_ratios() -> None:
+async def test_bench_sync_compare_plaintext_interleaves_both_variants_and_prints_their_ratios() -> None:
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
-    args = parser.parse_args(["--offers", "200", "--exporters", "2", "--changes", "0", "--skip-postgres",
-                              "--compare-plaintext"])
+    args = parser.parse_args(["--offers", "200", "--exporters", "2", "--changes", "20", "--change-rate", "100",
+                              "--skip-postgres", "--compare-plaintext", "--rounds", "2"])
     figures = await bench.run(args)
     encrypted = {"sync.full.offers_per_s.sqlite", "sync.full.seconds.sqlite", "sync.full.importer_cpu_s.sqlite",
-                 "sync.full.exporters_cpu_s.sqlite"}
+                 "sync.full.exporters_cpu_s.sqlite", "sync.change_delay.p50_ms", "sync.change_delay.p99_ms",
+                 "sync.change_delay.max_ms"}
     assert {k for k in figures if k.endswith(".plaintext")} == {k + ".plaintext" for k in encrypted}
     for key in encrypted:
         ratio = figures["sync.encryption_overhead." + key.removeprefix("sync.")]
         assert ratio == round(figures[key] / figures[key + ".plaintext"], 3)
+    # the median of same-round ratios, beside the ratio of medians (the change delays' max is not per round)
+    assert {k.removeprefix("sync.encryption_overhead_paired.") for k in figures
+            if k.startswith("sync.encryption_overhead_paired.")} == \
+        {k.removeprefix("sync.") for k in encrypted} - {"change_delay.max_ms"}
+    assert 0 < figures["sync.encryption_overhead_paired.full.offers_per_s.sqlite"] < 10

@@ -7,6 +7,7 @@ shortened so each case takes about a second.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,11 +16,12 @@ import sqlalchemy as sa
 from tests.support.pki import PkiFixture
 from tests.wl_node.catalog.helpers import DbFactory, eventually, offer
 from wl_node.cadence import IdleCadence
-from wl_node.catalog.feed import FeedNotifier
+from wl_node.catalog.feed import Cursor, FeedNotifier, read_page
 from wl_node.catalog.offers import OfferBook
 from wl_node.catalog.sync import CatalogSync, SyncSettings
 from wl_node.catalog.tables import imported_offers
 from wl_node.catalog.validation import validate_offer
+from wl_node.catalog.visibility import export_grant
 from xcwl.bench.catalog_nodes import CatalogNode, World, start_node
 
 STREAM_TIMEOUT_S = 0.6
@@ -123,3 +125,24 @@ async def test_a_missed_heartbeat_starts_a_pull_within_one_timeout(silent: World
     assert took <= STREAM_TIMEOUT_S + 0.5
     assert sync.stats.missed_heartbeats > missed
     assert sync.lags()["wl-a"] < STREAM_TIMEOUT_S  # the pull that found o-2 reached the exporter's head
+
+
+async def test_a_page_serves_an_offer_committed_while_the_request_waited_for_the_store(beating: World) -> None:
+    """The exporter reads the time for a page after the feed's latest sequence: an offer committed between the
+    request's arrival and that read is in the page, not skipped as "created later" behind a cursor that already
+    passed its sequence (nothing would announce it again while the stream only beats)."""
+    a = beating.nodes["wl-a"]
+    await _publish(a.catalog.book, "o-1")
+    grant = export_grant(a.state, "wl-b")
+    async with a.engine.connect() as conn:
+        first = await read_page(conn, grant, Cursor.decode("", grant), a.catalog.book._clock.now, 100)  # noqa: SLF001
+    assert [r.offer_id for r in first.rows] == ["o-1"]
+
+    arrived = a.catalog.book._clock.now() - dt.timedelta(milliseconds=50)  # noqa: SLF001 - the request came in
+    await _publish(a.catalog.book, "o-2")  # committed while that request waited for a connection
+    async with a.engine.connect() as conn:
+        late = await read_page(conn, grant, first.next_cursor, lambda: arrived, 100)
+        page = await read_page(conn, grant, first.next_cursor, a.catalog.book._clock.now, 100)  # noqa: SLF001
+    # With the arrival time the page would skip o-2 while moving the cursor past its sequence:
+    assert late.rows == [] and late.next_cursor.seq == page.next_cursor.seq
+    assert [r.offer_id for r in page.rows] == ["o-2"]

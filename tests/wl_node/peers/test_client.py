@@ -133,3 +133,39 @@ async def test_order_slots_bound_orders_in_flight_and_waiting_sends_nothing(pki:
 async def _enter(slot: Any) -> None:
     async with slot:
         pass
+
+
+async def test_the_order_channel_is_made_by_the_first_order_and_drops_its_connection_when_idle(
+    pki: PkiFixture, sqlite_db_url: str,
+) -> None:
+    exporter = await start_exporter(pki, sqlite_db_url)
+    await exporter.add_offer("o1", stock=10)
+    clock = SystemClock()
+    state = PolicyState("wl-b", clock, dt.timedelta(minutes=10))
+    await state.apply(policy_view("wl-b", 1, ["wl-a"], endpoints={"wl-a": exporter.target}))
+    tokens = TokenCache(_NoCp(), clock)
+    now = clock.now()
+    tokens.put("wl-a", token("wl-b"), now, now + dt.timedelta(minutes=5))
+    peers = TraderPeers(state, pki.material(Identity.wl("wl-b")), tokens, identity=Identity.wl("wl-b"),
+                        config=PeerConfig(order_timeout_s=2.0, channel_idle_s=1.0))
+    try:
+        peers.ensure_callable("wl-a")  # callable (token, closed circuit) without any channel yet
+        assert peers.channel_state("wl-a") is None
+        await peers.place_order("wl-a", place_request("first"), peers.deadline(None))
+        assert peers.channel_state("wl-a") is grpc.ChannelConnectivity.READY
+
+        started = asyncio.get_running_loop().time()
+        for _ in range(100):  # no order for channel_idle_s: the connection is dropped (within 10 s)
+            if peers.channel_state("wl-a") is grpc.ChannelConnectivity.IDLE:
+                break
+            await asyncio.sleep(0.1)
+        assert peers.channel_state("wl-a") is grpc.ChannelConnectivity.IDLE
+        assert asyncio.get_running_loop().time() - started >= 0.5
+
+        order = await peers.place_order("wl-a", place_request("second"), peers.deadline(None))  # reconnects
+        assert order.idempotency_key == "second"
+        assert peers.channel_state("wl-a") is grpc.ChannelConnectivity.READY
+        assert await exporter.count(orders) == 2
+    finally:
+        await peers.close()
+        await exporter.stop()

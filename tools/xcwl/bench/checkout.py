@@ -9,6 +9,12 @@ loopback. The bench process is only the app client (app certificate) driving Che
 the client never competes with a server for one interpreter. The importer's token cache is filled up front (the CP
 is not on the checkout path). On a 2-core machine the three processes share the two cores, as the baseline's two do.
 
+Comparisons are made inside one run (``_interleave``): every variant's node pair is started at once (the
+encrypted pair always; the plaintext pair with ``--compare-plaintext``; the observed pair on SQLite), then each
+level's checkouts are measured in ``--rounds`` short rounds per variant, alternating A B, B A, … after a warm-up of
+each. A figure is the median of its variant's per-round figures; a ratio is the ratio of those medians, and
+``…_paired`` the median of same-round ratios. Run one after the other, two identical runs differed by ±30% here.
+
 Figures (``--json`` prints one flat object):
 
 * ``checkout.confirm.{p50,p99,p999}_ms.c{N}.{backend}``: the exporter confirmation as the importer sees it (the
@@ -19,21 +25,26 @@ Figures (``--json`` prints one flat object):
 * ``checkout.error_rate.c{N}.{backend}``: share of checkouts that did not complete (errors and non-COMPLETED);
 * ``checkout.cpu_ms_per_checkout.{client,importer,exporter}.c{N}.{backend}``: CPU time (user+system, all threads)
   per checkout of each process: unlike latencies, comparable between runs on a shared, loaded machine;
-* with ``--compare-plaintext``: every checkout figure again as ``….{backend}.plaintext`` from a run that stores the
-  buyer reference unencrypted, and ``checkout.encryption_overhead.<figure>`` (encrypted / plaintext);
+* with ``--compare-plaintext``: every checkout figure again as ``….{backend}.plaintext`` from a pair that stores
+  the buyer reference unencrypted, ``checkout.encryption_overhead.<figure>`` (encrypted / plaintext, ratio of
+  medians) and ``checkout.encryption_overhead_paired.<figure>`` (throughput, confirmation p99, node CPU);
 * ``checkout.observability.throughput_ratio`` and ``checkout.observability.p99_ratio`` (SQLite, 64 in flight): a
-  second pair of nodes with tracing exported over OTLP (to a span sink in the bench process), RPC metrics
-  interceptors on and every ``/metrics`` scraped once a second, against the plain run of the same invocation:
-  checkouts per second observed / plain, and confirmation p99 observed / plain (``_observed``);
+  pair with tracing exported over OTLP (to a span sink in the bench process; sampler
+  ``checkout.observability.trace_sample_ratio``: ``parentbased_traceidratio``, ``parentbased_always_on`` at 1),
+  the RPC metrics interceptors on and both ``/metrics`` scraped every ``scrape_interval_s`` while it is measured,
+  against the encrypted pair of the same run: checkouts per second observed / plain and confirmation p99 observed /
+  plain, with ``…_paired``, ``e2e_p99_ratio``, ``cpu_ratio.{importer,exporter}`` and ``spans_exported``;
 * ``checkout.baseline.{p50,p99}_ms.c{N}.{backend}`` and ``checkout.baseline.calls_per_s.c{N}.{backend}``: a bare
   mTLS unary RPC (same pipeline) that verifies a JWT and commits one INSERT through the same durable store path
-  (server in a child process, client in the bench process), with ``checkout.baseline.cpu_ms_per_call.*``.
+  (server in a child process, client in the bench process), with ``checkout.baseline.cpu_ms_per_call.*``;
+* ``checkout.rounds``: the rounds per variant.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import multiprocessing
 import os
@@ -41,7 +52,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -90,8 +101,9 @@ from xwl_runtime.tls import ReloadableServerCredentials, TlsMaterial, secure_cha
 from xwl_runtime.tokens import SCOPE_PLACE_ORDERS, bearer_metadata, issue_token
 
 from ..progress import announce
-from ._observed import Scraper, SpanSink, enable_tracing
-from ._plaintext import encryption_overhead
+from ._interleave import Interleaved, interleave
+from ._observed import SCRAPE_INTERVAL_S, Scraper, SpanSink, enable_tracing
+from ._plaintext import PLAINTEXT_SUFFIX, encryption_overhead
 
 DEFAULT_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 EXPORTER, IMPORTER, APP = "wl-a", "wl-b", "bench"
@@ -99,6 +111,8 @@ OFFERS = 16
 PRICE = Decimal("10.00")
 FX = Decimal("2.5")
 BASELINE_METHOD = "/xcwl.bench.v1.Baseline/Insert"
+PAIRED_FIGURES = ("checkouts_per_s", "confirm.p99_ms", "cpu_ms_per_checkout.importer", "cpu_ms_per_checkout.exporter")
+"""Figures whose same-round ratio (``…_paired``) the bench prints beside the ratio of medians."""
 
 _meta = sa.MetaData()
 bench_offers = sa.Table(
@@ -119,7 +133,7 @@ bench_baseline = sa.Table(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``xcwl bench checkout``."""
-    parser.add_argument("--checkouts-c1", type=int, default=300, help="checkouts measured at 1 in flight")
+    parser.add_argument("--checkouts-c1", type=int, default=600, help="checkouts measured at 1 in flight")
     parser.add_argument("--checkouts-c64", type=int, default=3000, help="checkouts measured at 64 in flight")
     parser.add_argument("--warmup", type=int, default=50, help="unmeasured checkouts before each level")
     parser.add_argument("--order-timeout-ms", type=float, default=300.0, help="PlaceOrder deadline")
@@ -130,8 +144,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run the checkout figures a second time with personal data stored unencrypted "
                              "(<figure>.plaintext) and print checkout.encryption_overhead.<figure> = encrypted / "
                              "plaintext")
-    parser.add_argument("--checkouts-observability", type=int, default=1500,
-                        help="checkouts at 64 in flight per run of the observability overhead pair")
+    parser.add_argument("--rounds", type=int, default=10,
+                        help="rounds per variant: the checkouts of a level are measured in this many short rounds, "
+                             "alternating between the variants (encrypted, plaintext, observed)")
+    parser.add_argument("--trace-sample-ratio", type=float, default=0.1,
+                        help="the observed nodes' sampler: parentbased_always_on at 1.0, else "
+                             "parentbased_traceidratio with this ratio (OTEL_TRACES_SAMPLER[_ARG])")
 
 
 def _pct(samples: list[float], q: float) -> float:
@@ -197,99 +215,185 @@ async def _drive(n: int, concurrency: int, one: Callable[[int], Awaitable[bool]]
     return time.perf_counter() - started, failures
 
 
-async def _checkout_figures(pki: PkiDir, exp_url: str, imp_url: str, backend: str, args: argparse.Namespace,
-                            jwt_key: Any, *, levels: tuple[tuple[int, int], ...] | None = None,
-                            observe: bool = False, plaintext: bool = False) -> dict[str, float]:
-    await _prepare(exp_url)
-    await _prepare(imp_url)
-    out: dict[str, float] = {}
-    stops: list[Callable[[], Awaitable[None]]] = []
-    observed: dict[str, Any] = {}
-    sink_stop: Callable[[], Awaitable[None]] | None = None
-    try:
-        if observe:
-            sink = SpanSink()
-            await sink.start()
-            sink_stop = sink.stop
-            observed = {"observe": True, "otlp_port": sink.port}
+class _Pair:
+    """One exporter node and one importer node (each in its own process) and the app's channel to the importer."""
+
+    def __init__(self, variant: str, exporter: _Child, importer: _Child, channel: grpc.aio.Channel,
+                 scraper: Scraper | None) -> None:
+        self.variant = variant
+        self._exporter, self._importer = exporter, importer
+        self._channel = channel
+        self._stub = sf_grpc.StorefrontServiceStub(channel)
+        self._scraper = scraper
+        self._e2e_ms: list[float] = []
+        self._run_id = ""
+
+    @classmethod
+    async def start(cls, variant: str, pki: PkiDir, exp_url: str, imp_url: str, args: argparse.Namespace,
+                    jwt_key: Any, *, plaintext: bool = False, otlp_port: int | None = None) -> _Pair:
+        """``plaintext``: the importer stores the buyer reference as given; ``otlp_port``: both nodes export their
+        spans there and serve ``/metrics``, scraped once a second while this pair is measured."""
+        await _prepare(exp_url)
+        await _prepare(imp_url)
+        observed: dict[str, Any] = {} if otlp_port is None else {
+            "observe": True, "otlp_port": otlp_port, "sample_ratio": args.trace_sample_ratio}
         exporter = await _Child.start("exporter", pki.root, exp_url, key_to_pem(jwt_key), dict(observed))
-        stops.append(exporter.stop)
-        # The importer node in a process of its own too: the app client below must not share its interpreter.
-        importer = await _Child.start("importer", pki.root, imp_url, key_to_pem(jwt_key),
-                                      {"exporter_port": exporter.port, "order_timeout_ms": args.order_timeout_ms,
-                                       "plaintext": plaintext, **observed})
-        stops.insert(0, importer.stop)
-        if observe:
-            scraper = Scraper([await importer.ask("metrics_port"), await exporter.ask("metrics_port")])
+        try:
+            # The importer node in a process of its own too: the app client must not share its interpreter.
+            importer = await _Child.start("importer", pki.root, imp_url, key_to_pem(jwt_key),
+                                          {"exporter_port": exporter.port, "order_timeout_ms": args.order_timeout_ms,
+                                           "plaintext": plaintext, **observed})
+        except BaseException:
+            await exporter.stop()
+            raise
+        scraper = None
+        if otlp_port is not None:
+            ports = [await importer.ask("metrics_port"), await exporter.ask("metrics_port")]
+            scraper = Scraper([port for port in ports if port])
             scraper.start()
-            stops.insert(0, scraper.stop)
+        channel = secure_channel(f"127.0.0.1:{importer.port}", _material(pki, Identity.app(IMPORTER, APP)),
+                                 expected=Identity.wl(IMPORTER))
+        return cls(variant, exporter, importer, channel, scraper)
 
-        async with secure_channel(f"127.0.0.1:{importer.port}", _material(pki, Identity.app(IMPORTER, APP)),
-                                  expected=Identity.wl(IMPORTER)) as ch:
-            stub = sf_grpc.StorefrontServiceStub(ch)
-            e2e_ms: list[float] = []
-            run_id = uuid.uuid4().hex[:8]
+    async def _one(self, i: int, record: bool = True) -> bool:
+        req = sf_pb.CheckoutRequest(idempotency_key=f"{self._run_id}-{i}", quantity=1,
+                                    imported_offer_id=f"{EXPORTER}:o{i % OFFERS}", buyer_reference=f"member-{i % 97}")
+        t0 = time.perf_counter()
+        try:
+            resp: sf_pb.CheckoutResponse = await self._stub.Checkout(req, timeout=10)
+        except grpc.aio.AioRpcError:
+            return False
+        if record:
+            self._e2e_ms.append((time.perf_counter() - t0) * 1000)
+        return resp.checkout.status == storefront_pb2.CHECKOUT_STATUS_COMPLETED
 
-            async def one(i: int, record: bool = True) -> bool:
-                req = sf_pb.CheckoutRequest(idempotency_key=f"{run_id}-{i}", quantity=1,
-                                            imported_offer_id=f"{EXPORTER}:o{i % OFFERS}",
-                                            buyer_reference=f"member-{i % 97}")
-                t0 = time.perf_counter()
-                try:
-                    resp: sf_pb.CheckoutResponse = await stub.Checkout(req, timeout=10)
-                except grpc.aio.AioRpcError:
-                    return False
-                if record:
-                    e2e_ms.append((time.perf_counter() - t0) * 1000)
-                return resp.checkout.status == storefront_pb2.CHECKOUT_STATUS_COMPLETED
+    async def warm(self, level: int, n: int) -> None:
+        """Unmeasured checkouts (connections, caches, the JIT-less interpreter's first paths)."""
+        self._run_id = uuid.uuid4().hex[:8]
+        await _drive(n, level, lambda i: self._one(i, record=False))
 
-            for level, n in levels or ((1, args.checkouts_c1), (64, args.checkouts_c64)):
-                run_id = uuid.uuid4().hex[:8]
-                await _drive(args.warmup, level, lambda i: one(i, record=False))
-                run_id = uuid.uuid4().hex[:8]
-                await importer.ask("clear")
-                e2e_ms.clear()
-                cpu0 = (time.process_time(), await importer.ask("cpu"), await exporter.ask("cpu"))
-                wall, failures = await _drive(n, level, one)
-                cpu1 = (time.process_time(), await importer.ask("cpu"), await exporter.ask("cpu"))
-                confirm_ms: list[float] = await importer.ask("samples")
-                key = f"c{level}.{backend}"
-                # CPU time per checkout of each process: comparable across runs on a shared, loaded machine.
-                for name, a, b in zip(("client", "importer", "exporter"), cpu0, cpu1, strict=True):
-                    out[f"checkout.cpu_ms_per_checkout.{name}.{key}"] = round((b - a) * 1000 / n, 3)
-                for q, name in ((0.5, "p50"), (0.99, "p99"), (0.999, "p999")):
-                    out[f"checkout.confirm.{name}_ms.{key}"] = round(_pct(confirm_ms, q), 3)
-                    out[f"checkout.e2e.{name}_ms.{key}"] = round(_pct(e2e_ms, q), 3)
-                out[f"checkout.checkouts_per_s.{key}"] = round((n - failures) / wall, 1)
-                out[f"checkout.error_rate.{key}"] = round(failures / n, 5)
-    finally:
-        for stop in stops:
-            await stop()
-        if sink_stop is not None:  # last: the children flush their spans to it when they stop
-            await sink_stop()
+    async def measure(self, level: int, n: int) -> dict[str, float]:
+        """One round: ``n`` checkouts at ``level`` in flight; figure names without the ``checkout.`` prefix and the
+        level/backend suffix."""
+        self._run_id = uuid.uuid4().hex[:8]
+        await self._importer.ask("clear")
+        self._e2e_ms.clear()
+        if self._scraper is not None:
+            self._scraper.resume()
+        cpu0 = (time.process_time(), await self._importer.ask("cpu"), await self._exporter.ask("cpu"))
+        wall, failures = await _drive(n, level, self._one)
+        if self._scraper is not None:
+            self._scraper.pause()
+            # The spans still batched are exported now, outside the wall time but inside the CPU time.
+            await self._importer.ask("flush")
+            await self._exporter.ask("flush")
+        cpu1 = (time.process_time(), await self._importer.ask("cpu"), await self._exporter.ask("cpu"))
+        confirm_ms: list[float] = await self._importer.ask("samples")
+        out: dict[str, float] = {}
+        # CPU time per checkout of each process: comparable across runs on a shared, loaded machine.
+        for name, a, b in zip(("client", "importer", "exporter"), cpu0, cpu1, strict=True):
+            out[f"cpu_ms_per_checkout.{name}"] = round((b - a) * 1000 / n, 3)
+        for q, name in ((0.5, "p50"), (0.99, "p99"), (0.999, "p999")):
+            out[f"confirm.{name}_ms"] = round(_pct(confirm_ms, q), 3)
+            out[f"e2e.{name}_ms"] = round(_pct(self._e2e_ms, q), 3)
+        out["checkouts_per_s"] = round((n - failures) / wall, 1)
+        out["error_rate"] = round(failures / n, 5)
+        return out
+
+    async def stop(self) -> None:
+        await self._channel.close()
+        if self._scraper is not None:
+            await self._scraper.stop()
+        await self._importer.stop()
+        await self._exporter.stop()
+
+
+async def _run_levels(pairs: dict[str, _Pair], levels: Sequence[tuple[int, int, Sequence[str]]],
+                      args: argparse.Namespace) -> dict[int, Interleaved]:
+    """Per level (in flight, checkouts per variant, variants measured): the variants interleaved in ``--rounds``
+    rounds of ``checkouts / rounds`` each."""
+    out: dict[int, Interleaved] = {}
+    for level, n, variants in levels:
+        announce(args, f"{len(variants)} variant(s) at {level} in flight")
+        for variant in variants:
+            await pairs[variant].warm(level, args.warmup)
+        per_round = max(1, n // args.rounds)
+
+        def measure(variant: str, level: int = level, n: int = per_round) -> Awaitable[dict[str, float]]:
+            return pairs[variant].measure(level, n)
+
+        out[level] = await interleave(variants, args.rounds, measure)
     return out
 
 
-async def _observability_figures(pki: PkiDir, tmp: Path, args: argparse.Namespace, jwt_key: Any
-                                 ) -> dict[str, float]:
-    """Plain vs observed (tracing exported, metrics served and scraped), 64 in flight, fresh stores each."""
-    runs: dict[str, dict[str, float]] = {}
-    for name, observe in (("plain", False), ("observed", True)):
-        runs[name] = await _checkout_figures(
-            pki, f"sqlite:///{tmp}/obs-{name}-exporter.db", f"sqlite:///{tmp}/obs-{name}-importer.db", "sqlite",
-            args, jwt_key, levels=((64, args.checkouts_observability),), observe=observe)
-    key = "c64.sqlite"
-    plain, seen = runs["plain"], runs["observed"]
-    return {
-        "checkout.observability.throughput_ratio": round(
-            seen[f"checkout.checkouts_per_s.{key}"] / max(plain[f"checkout.checkouts_per_s.{key}"], 1e-9), 3),
-        "checkout.observability.p99_ratio": round(
-            seen[f"checkout.confirm.p99_ms.{key}"] / max(plain[f"checkout.confirm.p99_ms.{key}"], 1e-9), 3),
-        "checkout.observability.checkouts_per_s.plain": plain[f"checkout.checkouts_per_s.{key}"],
-        "checkout.observability.checkouts_per_s.observed": seen[f"checkout.checkouts_per_s.{key}"],
-        "checkout.observability.confirm_p99_ms.plain": plain[f"checkout.confirm.p99_ms.{key}"],
-        "checkout.observability.confirm_p99_ms.observed": seen[f"checkout.confirm.p99_ms.{key}"],
+def _named(figures: dict[str, float], key: str, suffix: str = "") -> dict[str, float]:
+    return {f"checkout.{name}.{key}{suffix}": value for name, value in figures.items()}
+
+
+async def _checkout_figures(pki: PkiDir, url: Callable[[str, str], Awaitable[str]], backend: str,
+                            args: argparse.Namespace, jwt_key: Any, *, observe: bool) -> dict[str, float]:
+    """The checkout figures of one backend (``url(variant, node)`` makes each node's store): the encrypted
+    nodes always; with ``--compare-plaintext`` a plaintext pair interleaved with them (``….plaintext``); with
+    ``observe`` an observed pair interleaved at 64 in flight (``checkout.observability.*``)."""
+    pairs: dict[str, _Pair] = {}
+    sink: SpanSink | None = None
+    try:
+        variants = ["encrypted", *(["plaintext"] if args.compare_plaintext else [])]
+        for variant in variants:
+            pairs[variant] = await _Pair.start(variant, pki, await url(variant, "exporter"),
+                                               await url(variant, "importer"), args, jwt_key,
+                                               plaintext=variant == "plaintext")
+        if observe:
+            sink = SpanSink()
+            await sink.start()
+            pairs["observed"] = await _Pair.start("observed", pki, await url("observed", "exporter"),
+                                                  await url("observed", "importer"), args, jwt_key,
+                                                  otlp_port=sink.port)
+        measured = await _run_levels(pairs, (
+            (1, args.checkouts_c1, variants),
+            (64, args.checkouts_c64, [*variants, *(["observed"] if observe else [])]),
+        ), args)
+    finally:
+        for pair in pairs.values():
+            await pair.stop()
+        if sink is not None:  # last: the children flush their spans to it when they stop
+            await sink.stop()
+    out: dict[str, float] = {}
+    for level, runs in measured.items():
+        key = f"c{level}.{backend}"
+        out.update(_named(runs.medians("encrypted"), key))
+        if "plaintext" in runs.rounds:
+            out.update(_named(runs.medians("plaintext"), key, PLAINTEXT_SUFFIX))
+            for figure in PAIRED_FIGURES:
+                out[f"checkout.encryption_overhead_paired.{figure}.{key}"] = runs.paired_ratio(
+                    figure, "encrypted", "plaintext")
+    if observe:
+        out.update(_observability(measured[64], args, sink))
+    return out
+
+
+def _observability(runs: Interleaved, args: argparse.Namespace, sink: SpanSink | None) -> dict[str, float]:
+    """Observed nodes vs the same run's plain encrypted nodes, 64 in flight, medians of interleaved rounds."""
+    plain, seen = runs.medians("encrypted"), runs.medians("observed")
+    out = {
+        "checkout.observability.throughput_ratio": runs.ratio("checkouts_per_s", "observed", "encrypted"),
+        "checkout.observability.p99_ratio": runs.ratio("confirm.p99_ms", "observed", "encrypted"),
+        "checkout.observability.e2e_p99_ratio": runs.ratio("e2e.p99_ms", "observed", "encrypted"),
+        "checkout.observability.throughput_ratio_paired": runs.paired_ratio("checkouts_per_s", "observed",
+                                                                            "encrypted"),
+        "checkout.observability.p99_ratio_paired": runs.paired_ratio("confirm.p99_ms", "observed", "encrypted"),
+        "checkout.observability.checkouts_per_s.plain": plain["checkouts_per_s"],
+        "checkout.observability.checkouts_per_s.observed": seen["checkouts_per_s"],
+        "checkout.observability.confirm_p99_ms.plain": plain["confirm.p99_ms"],
+        "checkout.observability.confirm_p99_ms.observed": seen["confirm.p99_ms"],
+        "checkout.observability.trace_sample_ratio": args.trace_sample_ratio,
+        "checkout.observability.scrape_interval_s": SCRAPE_INTERVAL_S,
+        "checkout.observability.spans_exported": float(sink.spans if sink is not None else 0),
     }
+    for node in ("importer", "exporter"):
+        out[f"checkout.observability.cpu_ratio.{node}"] = runs.ratio(f"cpu_ms_per_checkout.{node}", "observed",
+                                                                     "encrypted")
+    return out
 
 
 async def _serve_importer(pki: PkiDir, url: str, jwt_key: Any, options: dict[str, Any]
@@ -479,7 +583,7 @@ async def _child_main(kind: str, pki_root: str, url: str, key_pem: bytes, option
                       conn: Any) -> None:
     pki, key = PkiDir(Path(pki_root)), load_key(key_pem)
     if options.get("observe"):
-        enable_tracing(int(options["otlp_port"]), f"bench-{kind}")
+        enable_tracing(int(options["otlp_port"]), f"bench-{kind}", float(options["sample_ratio"]))
     command: Callable[[str], Any] = lambda what: None  # noqa: E731
     if kind == "importer":
         server, stops, command = await _serve_importer(pki, url, key, options)
@@ -492,6 +596,9 @@ async def _child_main(kind: str, pki_root: str, url: str, key_pem: bytes, option
     while (what := await loop.run_in_executor(None, conn.recv)) != "stop":  # the parent's commands
         if what == "metrics_port":
             conn.send(options.get("metrics_port", 0))
+            continue
+        if what == "flush":
+            conn.send(tracing.force_flush())
             continue
         conn.send(time.process_time() if what == "cpu" else command(what))
     tracing.shutdown_tracing()
@@ -537,7 +644,7 @@ class _Child:
 
 async def run(args: argparse.Namespace) -> dict[str, float]:
     """Run the benchmark; returns the flat figure map printed by ``--json``."""
-    out: dict[str, float] = {}
+    out: dict[str, float] = {"checkout.rounds": float(args.rounds)}
     jwt_key = new_private_key()
     with tempfile.TemporaryDirectory(prefix="xcwl-bench-checkout-") as tmp:
         pki = PkiDir(Path(tmp) / "pki")
@@ -545,24 +652,21 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         announce(args, "sqlite: baseline")
         out.update(await _baseline_figures(pki, f"sqlite:///{tmp}/baseline.db", "sqlite", args, jwt_key))
         announce(args, "sqlite: checkouts")
-        out.update(await _checkout_figures(pki, f"sqlite:///{tmp}/exporter.db", f"sqlite:///{tmp}/importer.db",
-                                           "sqlite", args, jwt_key))
-        if args.compare_plaintext:
-            out.update(await _checkout_figures(pki, f"sqlite:///{tmp}/exporter-p.db", f"sqlite:///{tmp}/importer-p.db",
-                                               "sqlite.plaintext", args, jwt_key, plaintext=True))
-        out.update(await _observability_figures(pki, Path(tmp), args, jwt_key))
+
+        async def sqlite_url(variant: str, node: str) -> str:
+            return f"sqlite:///{tmp}/{variant}-{node}.db"
+
+        out.update(await _checkout_figures(pki, sqlite_url, "sqlite", args, jwt_key, observe=True))
         if not args.skip_postgres:
             announce(args, "postgres: baseline and checkouts")
             async with scratch_postgres(args.pg_admin_dsn) as url:
                 out.update(await _baseline_figures(pki, url, "postgres", args, jwt_key))
-            async with scratch_postgres(args.pg_admin_dsn) as exp_url, \
-                    scratch_postgres(args.pg_admin_dsn) as imp_url:
-                out.update(await _checkout_figures(pki, exp_url, imp_url, "postgres", args, jwt_key))
-            if args.compare_plaintext:
-                async with scratch_postgres(args.pg_admin_dsn) as exp_url, \
-                        scratch_postgres(args.pg_admin_dsn) as imp_url:
-                    out.update(await _checkout_figures(pki, exp_url, imp_url, "postgres.plaintext", args, jwt_key,
-                                                       plaintext=True))
+            async with contextlib.AsyncExitStack() as scratch:
+
+                async def postgres_url(variant: str, node: str) -> str:
+                    return await scratch.enter_async_context(scratch_postgres(args.pg_admin_dsn))
+
+                out.update(await _checkout_figures(pki, postgres_url, "postgres", args, jwt_key, observe=False))
     if args.compare_plaintext:
         out.update(encryption_overhead(out, "checkout"))
     return out

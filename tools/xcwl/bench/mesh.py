@@ -21,7 +21,9 @@ and every catalog synced. Then, printing progress on stderr:
   the CP's balances equal their recomputation; a violation fails the run (exit 1).
 
 Figures per N: ``mesh.idle.cpu_pct_per_node.n<N>`` (mean; ``…_max`` too), ``mesh.idle.cpu_pct_cp.n<N>``,
-``mesh.rss_mb_per_node.n<N>`` (mean; ``…_max``), ``mesh.pss_mb_per_node.n<N>`` (mean),
+``mesh.rss_mb_per_node.n<N>`` (mean; ``…_max``), ``mesh.pss_mb_per_node.n<N>`` (mean), the same right after the
+trade phase (``mesh.rss_mb_per_node_after_trade.n<N>``, ``mesh.pss_mb_per_node_after_trade.n<N>``: a node that
+has served and placed orders has also loaded what only trading needs),
 ``mesh.policy.p50_ms|p99_ms.n<N>``, ``mesh.confirm.p50_ms|p99_ms.n<N>``, ``mesh.e2e.p99_ms.n<N>``,
 ``mesh.error_rate.n<N>``, ``mesh.reaction.p99_ms.n<N>``, ``mesh.invariants_ok.n<N>``.
 """
@@ -45,6 +47,7 @@ from xcwl.bench._scratch import scratch_postgres
 from ..errors import CliError
 from . import _mesh_phases as phases
 from ._mesh_world import MeshWorld, mesh
+from ._procstat import pss_mb, rss_mb
 
 DEFAULT_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -135,6 +138,12 @@ async def _one_n(args: argparse.Namespace, root: Path, n: int) -> dict[str, floa
         else:
             trade = await run_trade()
         _record_trade(figures, tag, trade)
+        traded = {name: (rss_mb(p.popen.pid), pss_mb(p.popen.pid)) for name, p in world.node_procs.items()}
+        figures[f"mesh.rss_mb_per_node_after_trade.{tag}"] = statistics.fmean(r for r, _ in traded.values())
+        figures[f"mesh.pss_mb_per_node_after_trade.{tag}"] = statistics.fmean(p for _, p in traded.values())
+        _progress(f"after trade: RSS mean {figures[f'mesh.rss_mb_per_node_after_trade.{tag}']:.1f} MiB max "
+                  f"{max(r for r, _ in traded.values()):.1f} MiB; PSS mean "
+                  f"{figures[f'mesh.pss_mb_per_node_after_trade.{tag}']:.1f} MiB")
 
         if args.risk_pairs > 0:
             reaction = await phases.risk_reaction(world, args.risk_pairs, _progress)

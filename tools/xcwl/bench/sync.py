@@ -15,9 +15,15 @@ work. The full-sync figure is the importer's ingest rate; ``sync.full.{importer,
 seconds each process spent on it (on a shared machine the wall figure also measures the neighbours). Change delays
 compare ``time.monotonic()`` stamps of the two processes (CLOCK_MONOTONIC: one clock for the whole machine).
 
-With ``--compare-plaintext`` every figure is measured again with every node storing personal data unencrypted
-(``….plaintext``), and ``sync.encryption_overhead.<figure>`` = encrypted / plaintext: the feed carries masked
-contacts computed when an offer is published, so a sync reads no encrypted column and the ratios stay near 1.
+Rounds (``--rounds``): after one untimed full sync per variant (into the importer the change rounds watch later),
+each variant does ``--rounds`` full syncs, each into a fresh importer, and the updates are split into as many
+rounds; a figure is the median over its rounds (``sync.rounds`` says how many). With ``--compare-plaintext`` a
+second set of exporters stores personal data unencrypted and runs beside the first; the rounds alternate between
+the variants (A B, B A, …), so both see the same machine, and the bench prints every figure twice (``….plaintext``),
+``sync.encryption_overhead.<figure>`` (encrypted / plaintext, ratio of medians) and
+``sync.encryption_overhead_paired.<figure>`` (the median of same-round ratios, the steadier one on a shared machine).
+The feed carries masked contacts computed when an offer is published, so a sync reads no encrypted column; an
+offer update seals the manager contact of the offer's trader account on the exporter.
 
 Every node has the production pipeline and a real store: SQLite files in a temp dir, and scratch PostgreSQL
 databases created and dropped through ``--pg-url``.
@@ -53,8 +59,10 @@ from xcwl.bench.catalog_nodes import CatalogNode, World, pki_at, start_node
 from xwl_runtime import db
 from xwl_runtime.clock import SystemClock
 from xwl_runtime.identity import Identity
+from xwl_runtime.pki import PkiDir
 
 from ..progress import announce
+from ._interleave import Interleaved, interleave
 from ._plaintext import PLAINTEXT_SUFFIX, encryption_overhead
 
 EXPORTER_PROCESS_FLAG = "--exporter-process"
@@ -71,6 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL,
                         help="PostgreSQL server (scratch databases are created and dropped there)")
     parser.add_argument("--skip-postgres", action="store_true", help="SQLite only")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="full syncs per variant (each into a fresh importer), and rounds the offer updates are "
+                             "split into; with --compare-plaintext the variants alternate round by round")
     parser.add_argument("--compare-plaintext", action="store_true",
                         help="run every figure a second time with the nodes storing personal data unencrypted "
                              "(<figure>.plaintext) and print sync.encryption_overhead.<figure> = encrypted / "
@@ -168,11 +179,11 @@ def _set_pairs(world: World, exporters: list[str]) -> None:
 
 
 async def _produce(world: World, exporters: list[str], per_exporter: int, changes: int, rate: float,
-                   committed: Callable[[str, int, float], None]) -> None:
+                   committed: Callable[[str, int, float], None], rng: random.Random,
+                   revisions: dict[str, int]) -> None:
     """``changes`` offer updates at ``rate``/s through the exporters' ``OfferBook``; ``committed(imported id,
-    revision, time.monotonic() when the commit returned)`` after each."""
-    rng = random.Random(7)
-    revisions: dict[str, int] = {}
+    revision, time.monotonic() when the commit returned)`` after each. ``rng`` and ``revisions`` (offer id → its
+    latest revision) live as long as the exporters: a later batch continues where the last one stopped."""
     interval = 1.0 / rate
     started = time.monotonic()
     for n in range(changes):
@@ -221,6 +232,7 @@ async def _exporter_process() -> None:
         _set_pairs(world, exporters)
         await world.publish()
         send({"endpoints": {wl: world.nodes[wl].endpoint for wl in exporters}})
+        rng, revisions = random.Random(7), dict[str, int]()
         while line := await asyncio.to_thread(sys.stdin.readline):
             command = json.loads(line)
             if command["cmd"] == "stop":
@@ -229,7 +241,7 @@ async def _exporter_process() -> None:
                 send({"cpu": time.process_time()})
                 continue
             await _produce(world, exporters, per_exporter, int(command["changes"]), float(command["rate"]),
-                           lambda imported, rev, t: send({"id": imported, "rev": rev, "t": t}))
+                           lambda imported, rev, t: send({"id": imported, "rev": rev, "t": t}), rng, revisions)
             send({"done": True})
     finally:
         await world.close()
@@ -323,79 +335,162 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered))) - 1))]
 
 
-async def _run_backend(kind: str, args: argparse.Namespace, tmp: Path, *, plaintext: bool = False) -> dict[str, float]:
-    """The figures of one store kind; ``plaintext``: every node stores personal data as given, and every figure
-    name ends in ``.plaintext``."""
-    figures = await _measure(kind, args, tmp / ("plaintext" if plaintext else "encrypted"), plaintext)
-    return {key + PLAINTEXT_SUFFIX: value for key, value in figures.items()} if plaintext else figures
+class _Variant:
+    """One variant's exporters (a child process, seeded once) and the way to start importers against them."""
 
+    def __init__(self, name: str, pki: PkiDir, child: _ExporterProcess, endpoints: dict[str, str],
+                 exporters: list[str], plaintext: bool) -> None:
+        self.name, self.pki, self.child, self.endpoints = name, pki, child, endpoints
+        self.exporters, self.plaintext = exporters, plaintext
+        self.importers = 0
 
-async def _measure(kind: str, args: argparse.Namespace, tmp: Path, plaintext: bool) -> dict[str, float]:
-    exporters = [f"wl-e{i}" for i in range(args.exporters)]
-    per_exporter = args.offers // args.exporters
-    pki = pki_at(tmp / "pki")
-    for wl in (*exporters, IMPORTER):  # issued here so the two processes never race on the PKI directory
-        if not pki.has(Identity.wl(wl)):
-            pki.issue(Identity.wl(wl))
-    settings = SyncSettings(page_size=5000, poll_interval_s=1.0)
-    with _databases(kind, tmp, args.pg_url) as make_db:
-        child, endpoints = await _ExporterProcess.start(pki.root, {wl: make_db(wl) for wl in exporters},
-                                                        per_exporter, plaintext)
+    @classmethod
+    async def start(cls, name: str, tmp: Path, make_db: Callable[[str], str], args: argparse.Namespace,
+                    plaintext: bool) -> _Variant:
+        exporters = [f"wl-e{i}" for i in range(args.exporters)]
+        pki = pki_at(tmp / name / "pki")
+        for wl in (*exporters, IMPORTER):  # issued here so the two processes never race on the PKI directory
+            if not pki.has(Identity.wl(wl)):
+                pki.issue(Identity.wl(wl))
+        child, endpoints = await _ExporterProcess.start(
+            pki.root, {wl: make_db(f"{name}-{wl}") for wl in exporters}, args.offers // args.exporters, plaintext)
+        return cls(name, pki, child, endpoints, exporters, plaintext)
+
+    async def importer(self, make_db: Callable[[str], str]) -> tuple[World, CatalogNode]:
+        """A fresh importer node (a new, empty store) with its view published, loops not started yet."""
+        self.importers += 1
+        settings = SyncSettings(page_size=5000, poll_interval_s=1.0)
         world = World()
         try:
-            importer = await start_node(IMPORTER, make_db("imp"), pki, sync_settings=settings, run_loops=False,
-                                        clock=SystemClock(), plaintext=plaintext)
-            world.add_wl(importer, "XPY-I", 2)
-            for wl in exporters:
-                world.add_remote_wl(wl, endpoints[wl], _currency(wl), 2)
-            _set_pairs(world, exporters)
+            node = await start_node(IMPORTER, make_db(f"{self.name}-imp{self.importers}"), self.pki,
+                                    sync_settings=settings, run_loops=False, clock=SystemClock(),
+                                    plaintext=self.plaintext)
+            world.add_wl(node, "XPY-I", 2)
+            for wl in self.exporters:
+                world.add_remote_wl(wl, self.endpoints[wl], _currency(wl), 2)
+            _set_pairs(world, self.exporters)
             await world.publish()
-            reader = _reader(importer)
-            try:
-                await child.send({"cmd": "cpu"})
-                child_cpu = float((await child.receive())["cpu"])
-                cpu = time.process_time()
-                started = time.perf_counter()
-                importer.start_loops()
-                while not await _all_synced(reader, exporters):  # noqa: ASYNC110 - polling the store is the point
-                    await asyncio.sleep(0.01)
-                elapsed = time.perf_counter() - started
-                cpu = time.process_time() - cpu
-                await child.send({"cmd": "cpu"})
-                child_cpu = float((await child.receive())["cpu"]) - child_cpu
-                total = await _count(reader)
-            finally:
-                await reader.dispose()
-            if total != per_exporter * len(exporters):
-                raise RuntimeError(f"full sync imported {total} offers, expected {per_exporter * len(exporters)}")
-            # CPU time beside wall time: on a loaded machine the wall figure measures the neighbours too.
-            out = {f"sync.full.offers_per_s.{kind}": round(total / elapsed, 1),
-                   f"sync.full.seconds.{kind}": round(elapsed, 3),
-                   f"sync.full.importer_cpu_s.{kind}": round(cpu, 3),
-                   f"sync.full.exporters_cpu_s.{kind}": round(child_cpu, 3)}
-            if args.changes:
-                delays = await _change_delays(importer, child, args.changes, args.change_rate)
-                suffix = "" if kind == "sqlite" else f".{kind}"
-                out[f"sync.change_delay.p50_ms{suffix}"] = round(statistics.median(delays) * 1000, 2)
-                out[f"sync.change_delay.p99_ms{suffix}"] = round(_pct(delays, 0.99) * 1000, 2)
-                out[f"sync.change_delay.max_ms{suffix}"] = round(max(delays) * 1000, 2)
-            return out
+        except BaseException:
+            await world.close()
+            raise
+        return world, node
+
+    async def exporters_cpu(self) -> float:
+        await self.child.send({"cmd": "cpu"})
+        return float((await self.child.receive())["cpu"])
+
+
+async def _full_sync(variant: _Variant, make_db: Callable[[str], str], total: int,
+                     keep: bool = False) -> tuple[dict[str, float], tuple[World, CatalogNode] | None]:
+    """One full sync into a fresh importer: its figures (and the running importer when ``keep``)."""
+    world, importer = await variant.importer(make_db)
+    try:
+        reader = _reader(importer)
+        try:
+            child_cpu = await variant.exporters_cpu()
+            cpu = time.process_time()
+            started = time.perf_counter()
+            importer.start_loops()
+            while not await _all_synced(reader, variant.exporters):  # noqa: ASYNC110 - polling the store is the point
+                await asyncio.sleep(0.01)
+            elapsed = time.perf_counter() - started
+            cpu = time.process_time() - cpu
+            child_cpu = await variant.exporters_cpu() - child_cpu
+            count = await _count(reader)
         finally:
-            await world.close()  # the importer first: its sync loop must not see the exporters vanish
-            await child.stop()
+            await reader.dispose()
+        if count != total:
+            raise RuntimeError(f"full sync imported {count} offers, expected {total}")
+    except BaseException:
+        await world.close()
+        raise
+    # CPU time beside wall time: on a loaded machine the wall figure measures the neighbours too.
+    figures = {"full.offers_per_s": round(total / elapsed, 1), "full.seconds": round(elapsed, 3),
+               "full.importer_cpu_s": round(cpu, 3), "full.exporters_cpu_s": round(child_cpu, 3)}
+    if keep:
+        return figures, (world, importer)
+    await world.close()
+    return figures, None
+
+
+async def _measure(kind: str, args: argparse.Namespace, tmp: Path
+                   ) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Every variant's figures (variant → figure → median over its rounds), the variants interleaved; with
+    ``--compare-plaintext`` also figure → median of the same-round ratios encrypted / plaintext."""
+    names = ["encrypted", *(["plaintext"] if args.compare_plaintext else [])]
+    total = args.offers // args.exporters * args.exporters
+    variants: dict[str, _Variant] = {}
+    importers: dict[str, tuple[World, CatalogNode]] = {}
+    with _databases(kind, tmp, args.pg_url) as make_db:
+        try:
+            for name in names:
+                variants[name] = await _Variant.start(name, tmp / kind, make_db, args, plaintext=name == "plaintext")
+
+            # First, untimed, one full sync per variant into the importer the change rounds will watch: it warms
+            # up this process (imports, first connections), which would otherwise spoil the first timed round.
+            for name in names:
+                _, kept = await _full_sync(variants[name], make_db, total, keep=True)
+                assert kept is not None
+                importers[name] = kept
+
+            async def full_round(name: str) -> dict[str, float]:
+                figures, _ = await _full_sync(variants[name], make_db, total)
+                return figures
+
+            full = await interleave(names, args.rounds, full_round)
+            out = {name: full.medians(name) for name in names}
+            paired = _paired(full) if args.compare_plaintext else {}
+            if args.changes:
+                most: dict[str, float] = {}
+                per_round = max(1, args.changes // args.rounds)
+
+                async def change_round(name: str) -> dict[str, float]:
+                    delays = await _change_delays(importers[name][1], variants[name].child, per_round,
+                                                  args.change_rate)
+                    most[name] = max(most.get(name, 0.0), max(delays))
+                    return {"change_delay.p50_ms": round(statistics.median(delays) * 1000, 2),
+                            "change_delay.p99_ms": round(_pct(delays, 0.99) * 1000, 2)}
+
+                changed = await interleave(names, args.rounds, change_round)
+                for name in names:
+                    out[name].update(changed.medians(name))
+                    out[name]["change_delay.max_ms"] = round(most[name] * 1000, 2)
+                if args.compare_plaintext:
+                    paired.update(_paired(changed))
+            return out, paired
+        finally:
+            for world, _ in importers.values():  # the importers first: their sync loops must not see exporters go
+                await world.close()
+            for variant in variants.values():
+                await variant.child.stop()
+
+
+def _paired(runs: Interleaved) -> dict[str, float]:
+    return {name: runs.paired_ratio(name, "encrypted", "plaintext") for name in runs.medians("encrypted")}
+
+
+def _named(figures: dict[str, float], kind: str, suffix: str = "", prefix: str = "sync.") -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name, value in figures.items():
+        if name.startswith("change_delay."):
+            out[f"{prefix}{name}{'' if kind == 'sqlite' else '.' + kind}{suffix}"] = value
+        else:
+            out[f"{prefix}{name}.{kind}{suffix}"] = value
+    return out
 
 
 async def run(args: argparse.Namespace) -> dict[str, float]:
     """Run the benchmark; returns a flat mapping of figure names to numbers."""
-    results: dict[str, float] = {}
+    results: dict[str, float] = {"sync.rounds": float(args.rounds)}
     with tempfile.TemporaryDirectory(prefix="xcwl-bench-sync-") as tmp:
         kinds = ["sqlite"] if args.skip_postgres else ["sqlite", "postgres"]
         for kind in kinds:
-            announce(args, kind)
-            results.update(await _run_backend(kind, args, Path(tmp)))
-            if args.compare_plaintext:
-                announce(args, f"{kind}: plaintext")
-                results.update(await _run_backend(kind, args, Path(tmp), plaintext=True))
+            announce(args, kind + (": encrypted and plaintext, interleaved" if args.compare_plaintext else ""))
+            by_variant, paired = await _measure(kind, args, Path(tmp))
+            results.update(_named(by_variant["encrypted"], kind))
+            if "plaintext" in by_variant:
+                results.update(_named(by_variant["plaintext"], kind, PLAINTEXT_SUFFIX))
+                results.update(_named(paired, kind, prefix="sync.encryption_overhead_paired."))
     if args.compare_plaintext:
         results.update(encryption_overhead(results, "sync"))
     return results

@@ -116,3 +116,17 @@ class SloFigure(_message.Message):
     breach: bool
     samples: int
     def __init__(self, name: _Optional[str] = ..., scope: _Optional[str] = ..., value: _Optional[str] = ..., target: _Optional[str] = ..., unit: _Optional[str] = ..., breach: _Optional[bool] = ..., samples: _Optional[int] = ...) -> None: ...
+
+class CatalogSyncLag(_message.Message):
+    __slots__ = ("importer_wl", "exporter_wl", "level_seconds", "seconds", "measure_time")
+    IMPORTER_WL_FIELD_NUMBER: _ClassVar[int]
+    EXPORTER_WL_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MEASURE_TIME_FIELD_NUMBER: _ClassVar[int]
+    importer_wl: str
+    exporter_wl: str
+    level_seconds: float
+    seconds: float
+    measure_time: _timestamp_pb2.Timestamp
+    def __init__(self, importer_wl: _Optional[str] = ..., exporter_wl: _Optional[str] = ..., level_seconds: _Optional[float] = ..., seconds: _Optional[float] = ..., measure_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -62,11 +62,13 @@ class GetSloReportRequest(_message.Message):
     def __init__(self, window_seconds: _Optional[int] = ...) -> None: ...
 
 class GetSloReportResponse(_message.Message):
-    __slots__ = ("figures", "generate_time", "window_seconds")
+    __slots__ = ("figures", "generate_time", "window_seconds", "sync_lags")
     FIGURES_FIELD_NUMBER: _ClassVar[int]
     GENERATE_TIME_FIELD_NUMBER: _ClassVar[int]
     WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SYNC_LAGS_FIELD_NUMBER: _ClassVar[int]
     figures: _containers.RepeatedCompositeFieldContainer[_analytics_pb2.SloFigure]
     generate_time: _timestamp_pb2.Timestamp
     window_seconds: int
-    def __init__(self, figures: _Optional[_Iterable[_Union[_analytics_pb2.SloFigure, _Mapping]]] = ..., generate_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., window_seconds: _Optional[int] = ...) -> None: ...
+    sync_lags: _containers.RepeatedCompositeFieldContainer[_analytics_pb2.CatalogSyncLag]
+    def __init__(self, figures: _Optional[_Iterable[_Union[_analytics_pb2.SloFigure, _Mapping]]] = ..., generate_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., window_seconds: _Optional[int] = ..., sync_lags: _Optional[_Iterable[_Union[_analytics_pb2.CatalogSyncLag, _Mapping]]] = ...) -> None: ...

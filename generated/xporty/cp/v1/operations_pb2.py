@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dxporty/cp/v1/operations.proto\x12\x0cxporty.cp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\":\n\x10LatencyHistogram\x12\x16\n\x0e\x62ounds_seconds\x18\x01 \x03(\x01\x12\x0e\n\x06\x63ounts\x18\x02 \x03(\x03\"\xcf\x01\n\x0ePeerOperations\x12\x13\n\x0b\x65xporter_wl\x18\x01 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x02 \x01(\x03\x12\x11\n\tconfirmed\x18\x03 \x01(\x03\x12\x0e\n\x06\x64\x65nied\x18\x04 \x01(\x03\x12\x0e\n\x06\x65rrors\x18\x05 \x01(\x03\x12\x34\n\x0c\x63onfirmation\x18\x06 \x01(\x0b\x32\x1e.xporty.cp.v1.LatencyHistogram\x12\x18\n\x10sync_lag_seconds\x18\x07 \x01(\x01\x12\x13\n\x0boffer_views\x18\x08 \x01(\x03\"p\n\x11\x42reakerTransition\x12\x0f\n\x07peer_wl\x18\x01 \x01(\t\x12\x10\n\x08to_state\x18\x02 \x01(\t\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x04 \x01(\tB\x95\x01\n\x10\x63om.xporty.cp.v1B\x0fOperationsProtoP\x01Z9github.com/xporty/cross-wl/generated/go/xporty/cp/v1;cpv1\xa2\x02\x03XCX\xaa\x02\x0cXporty.Cp.V1\xca\x02\x0cXporty\\Cp\\V1\xea\x02\x0eXporty::Cp::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dxporty/cp/v1/operations.proto\x12\x0cxporty.cp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\":\n\x10LatencyHistogram\x12\x16\n\x0e\x62ounds_seconds\x18\x01 \x03(\x01\x12\x0e\n\x06\x63ounts\x18\x02 \x03(\x03\"\xf8\x01\n\x0ePeerOperations\x12\x13\n\x0b\x65xporter_wl\x18\x01 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x02 \x01(\x03\x12\x11\n\tconfirmed\x18\x03 \x01(\x03\x12\x0e\n\x06\x64\x65nied\x18\x04 \x01(\x03\x12\x0e\n\x06\x65rrors\x18\x05 \x01(\x03\x12\x34\n\x0c\x63onfirmation\x18\x06 \x01(\x0b\x32\x1e.xporty.cp.v1.LatencyHistogram\x12\x18\n\x10sync_lag_seconds\x18\x07 \x01(\x01\x12\x13\n\x0boffer_views\x18\x08 \x01(\x03\x12\'\n\x08sync_lag\x18\t \x01(\x0b\x32\x15.xporty.cp.v1.SyncLag\"l\n\x07SyncLag\x12\x15\n\rlevel_seconds\x18\x01 \x01(\x01\x12\x0f\n\x07seconds\x18\x02 \x01(\x01\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07stopped\x18\x04 \x01(\x08\"p\n\x11\x42reakerTransition\x12\x0f\n\x07peer_wl\x18\x01 \x01(\t\x12\x10\n\x08to_state\x18\x02 \x01(\t\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x04 \x01(\tB\x95\x01\n\x10\x63om.xporty.cp.v1B\x0fOperationsProtoP\x01Z9github.com/xporty/cross-wl/generated/go/xporty/cp/v1;cpv1\xa2\x02\x03XCX\xaa\x02\x0cXporty.Cp.V1\xca\x02\x0cXporty\\Cp\\V1\xea\x02\x0eXporty::Cp::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,7 +36,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LATENCYHISTOGRAM']._serialized_start=80
   _globals['_LATENCYHISTOGRAM']._serialized_end=138
   _globals['_PEEROPERATIONS']._serialized_start=141
-  _globals['_PEEROPERATIONS']._serialized_end=348
-  _globals['_BREAKERTRANSITION']._serialized_start=350
-  _globals['_BREAKERTRANSITION']._serialized_end=462
+  _globals['_PEEROPERATIONS']._serialized_end=389
+  _globals['_SYNCLAG']._serialized_start=391
+  _globals['_SYNCLAG']._serialized_end=499
+  _globals['_BREAKERTRANSITION']._serialized_start=501
+  _globals['_BREAKERTRANSITION']._serialized_end=613
 # @@protoc_insertion_point(module_scope)

@@ -18,7 +18,7 @@ class LatencyHistogram(_message.Message):
     def __init__(self, bounds_seconds: _Optional[_Iterable[float]] = ..., counts: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class PeerOperations(_message.Message):
-    __slots__ = ("exporter_wl", "attempts", "confirmed", "denied", "errors", "confirmation", "sync_lag_seconds", "offer_views")
+    __slots__ = ("exporter_wl", "attempts", "confirmed", "denied", "errors", "confirmation", "sync_lag_seconds", "offer_views", "sync_lag")
     EXPORTER_WL_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     CONFIRMED_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +27,7 @@ class PeerOperations(_message.Message):
     CONFIRMATION_FIELD_NUMBER: _ClassVar[int]
     SYNC_LAG_SECONDS_FIELD_NUMBER: _ClassVar[int]
     OFFER_VIEWS_FIELD_NUMBER: _ClassVar[int]
+    SYNC_LAG_FIELD_NUMBER: _ClassVar[int]
     exporter_wl: str
     attempts: int
     confirmed: int
@@ -35,7 +36,20 @@ class PeerOperations(_message.Message):
     confirmation: LatencyHistogram
     sync_lag_seconds: float
     offer_views: int
-    def __init__(self, exporter_wl: _Optional[str] = ..., attempts: _Optional[int] = ..., confirmed: _Optional[int] = ..., denied: _Optional[int] = ..., errors: _Optional[int] = ..., confirmation: _Optional[_Union[LatencyHistogram, _Mapping]] = ..., sync_lag_seconds: _Optional[float] = ..., offer_views: _Optional[int] = ...) -> None: ...
+    sync_lag: SyncLag
+    def __init__(self, exporter_wl: _Optional[str] = ..., attempts: _Optional[int] = ..., confirmed: _Optional[int] = ..., denied: _Optional[int] = ..., errors: _Optional[int] = ..., confirmation: _Optional[_Union[LatencyHistogram, _Mapping]] = ..., sync_lag_seconds: _Optional[float] = ..., offer_views: _Optional[int] = ..., sync_lag: _Optional[_Union[SyncLag, _Mapping]] = ...) -> None: ...
+
+class SyncLag(_message.Message):
+    __slots__ = ("level_seconds", "seconds", "time", "stopped")
+    LEVEL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    STOPPED_FIELD_NUMBER: _ClassVar[int]
+    level_seconds: float
+    seconds: float
+    time: _timestamp_pb2.Timestamp
+    stopped: bool
+    def __init__(self, level_seconds: _Optional[float] = ..., seconds: _Optional[float] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stopped: _Optional[bool] = ...) -> None: ...
 
 class BreakerTransition(_message.Message):
     __slots__ = ("peer_wl", "to_state", "time", "reason")

@@ -27,7 +27,7 @@ from xporty.cp.v1 import operations_pb2 as xporty_dot_cp_dot_v1_dot_operations__
 from xporty.cp.v1 import telemetry_pb2 as xporty_dot_cp_dot_v1_dot_telemetry__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$xporty/cp/v1/telemetry_service.proto\x12\x0cxporty.cp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dxporty/cp/v1/operations.proto\x1a\x1cxporty/cp/v1/telemetry.proto\"A\n\x14PublishEventsRequest\x12)\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.xporty.cp.v1.SignedEvent\"@\n\rRejectedEvent\x12\r\n\x05index\x18\x01 \x01(\r\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"l\n\x15PublishEventsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\r\x12\x12\n\nduplicates\x18\x02 \x01(\r\x12-\n\x08rejected\x18\x03 \x03(\x0b\x32\x1b.xporty.cp.v1.RejectedEvent\"V\n\x13ReportOffersRequest\x12\x13\n\x0b\x65xporter_wl\x18\x01 \x01(\t\x12*\n\x07\x64igests\x18\x02 \x03(\x0b\x32\x19.xporty.cp.v1.OfferDigest\"&\n\x14ReportOffersResponse\x12\x0e\n\x06stored\x18\x01 \x01(\r\"\xde\x01\n\x17ReportOperationsRequest\x12\x30\n\x0cwindow_start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x05peers\x18\x03 \x03(\x0b\x32\x1c.xporty.cp.v1.PeerOperations\x12\x34\n\x0btransitions\x18\x04 \x03(\x0b\x32\x1f.xporty.cp.v1.BreakerTransition\"\x1a\n\x18ReportOperationsResponse2\xa6\x02\n\x10TelemetryService\x12X\n\rPublishEvents\x12\".xporty.cp.v1.PublishEventsRequest\x1a#.xporty.cp.v1.PublishEventsResponse\x12U\n\x0cReportOffers\x12!.xporty.cp.v1.ReportOffersRequest\x1a\".xporty.cp.v1.ReportOffersResponse\x12\x61\n\x10ReportOperations\x12%.xporty.cp.v1.ReportOperationsRequest\x1a&.xporty.cp.v1.ReportOperationsResponseB\x9b\x01\n\x10\x63om.xporty.cp.v1B\x15TelemetryServiceProtoP\x01Z9github.com/xporty/cross-wl/generated/go/xporty/cp/v1;cpv1\xa2\x02\x03XCX\xaa\x02\x0cXporty.Cp.V1\xca\x02\x0cXporty\\Cp\\V1\xea\x02\x0eXporty::Cp::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$xporty/cp/v1/telemetry_service.proto\x12\x0cxporty.cp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dxporty/cp/v1/operations.proto\x1a\x1cxporty/cp/v1/telemetry.proto\"A\n\x14PublishEventsRequest\x12)\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.xporty.cp.v1.SignedEvent\"@\n\rRejectedEvent\x12\r\n\x05index\x18\x01 \x01(\r\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"l\n\x15PublishEventsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\r\x12\x12\n\nduplicates\x18\x02 \x01(\r\x12-\n\x08rejected\x18\x03 \x03(\x0b\x32\x1b.xporty.cp.v1.RejectedEvent\"V\n\x13ReportOffersRequest\x12\x13\n\x0b\x65xporter_wl\x18\x01 \x01(\t\x12*\n\x07\x64igests\x18\x02 \x03(\x0b\x32\x19.xporty.cp.v1.OfferDigest\"&\n\x14ReportOffersResponse\x12\x0e\n\x06stored\x18\x01 \x01(\r\"\xaf\x02\n\x17ReportOperationsRequest\x12\x30\n\x0cwindow_start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x05peers\x18\x03 \x03(\x0b\x32\x1c.xporty.cp.v1.PeerOperations\x12\x34\n\x0btransitions\x18\x04 \x03(\x0b\x32\x1f.xporty.cp.v1.BreakerTransition\x12\x19\n\x11sync_lag_complete\x18\x05 \x01(\x08\x12\x34\n\x06signed\x18\x06 \x01(\x0b\x32$.xporty.cp.v1.SignedOperationsReport\"_\n\x16SignedOperationsReport\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12!\n\x19signer_certificate_sha256\x18\x03 \x01(\t\"\x1a\n\x18ReportOperationsResponse2\xa6\x02\n\x10TelemetryService\x12X\n\rPublishEvents\x12\".xporty.cp.v1.PublishEventsRequest\x1a#.xporty.cp.v1.PublishEventsResponse\x12U\n\x0cReportOffers\x12!.xporty.cp.v1.ReportOffersRequest\x1a\".xporty.cp.v1.ReportOffersResponse\x12\x61\n\x10ReportOperations\x12%.xporty.cp.v1.ReportOperationsRequest\x1a&.xporty.cp.v1.ReportOperationsResponseB\x9b\x01\n\x10\x63om.xporty.cp.v1B\x15TelemetryServiceProtoP\x01Z9github.com/xporty/cross-wl/generated/go/xporty/cp/v1;cpv1\xa2\x02\x03XCX\xaa\x02\x0cXporty.Cp.V1\xca\x02\x0cXporty\\Cp\\V1\xea\x02\x0eXporty::Cp::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,9 +46,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REPORTOFFERSRESPONSE']._serialized_start=479
   _globals['_REPORTOFFERSRESPONSE']._serialized_end=517
   _globals['_REPORTOPERATIONSREQUEST']._serialized_start=520
-  _globals['_REPORTOPERATIONSREQUEST']._serialized_end=742
-  _globals['_REPORTOPERATIONSRESPONSE']._serialized_start=744
-  _globals['_REPORTOPERATIONSRESPONSE']._serialized_end=770
-  _globals['_TELEMETRYSERVICE']._serialized_start=773
-  _globals['_TELEMETRYSERVICE']._serialized_end=1067
+  _globals['_REPORTOPERATIONSREQUEST']._serialized_end=823
+  _globals['_SIGNEDOPERATIONSREPORT']._serialized_start=825
+  _globals['_SIGNEDOPERATIONSREPORT']._serialized_end=920
+  _globals['_REPORTOPERATIONSRESPONSE']._serialized_start=922
+  _globals['_REPORTOPERATIONSRESPONSE']._serialized_end=948
+  _globals['_TELEMETRYSERVICE']._serialized_start=951
+  _globals['_TELEMETRYSERVICE']._serialized_end=1245
 # @@protoc_insertion_point(module_scope)

@@ -52,16 +52,30 @@ class ReportOffersResponse(_message.Message):
     def __init__(self, stored: _Optional[int] = ...) -> None: ...
 
 class ReportOperationsRequest(_message.Message):
-    __slots__ = ("window_start", "window_end", "peers", "transitions")
+    __slots__ = ("window_start", "window_end", "peers", "transitions", "sync_lag_complete", "signed")
     WINDOW_START_FIELD_NUMBER: _ClassVar[int]
     WINDOW_END_FIELD_NUMBER: _ClassVar[int]
     PEERS_FIELD_NUMBER: _ClassVar[int]
     TRANSITIONS_FIELD_NUMBER: _ClassVar[int]
+    SYNC_LAG_COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_FIELD_NUMBER: _ClassVar[int]
     window_start: _timestamp_pb2.Timestamp
     window_end: _timestamp_pb2.Timestamp
     peers: _containers.RepeatedCompositeFieldContainer[_operations_pb2.PeerOperations]
     transitions: _containers.RepeatedCompositeFieldContainer[_operations_pb2.BreakerTransition]
-    def __init__(self, window_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., window_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., peers: _Optional[_Iterable[_Union[_operations_pb2.PeerOperations, _Mapping]]] = ..., transitions: _Optional[_Iterable[_Union[_operations_pb2.BreakerTransition, _Mapping]]] = ...) -> None: ...
+    sync_lag_complete: bool
+    signed: SignedOperationsReport
+    def __init__(self, window_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., window_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., peers: _Optional[_Iterable[_Union[_operations_pb2.PeerOperations, _Mapping]]] = ..., transitions: _Optional[_Iterable[_Union[_operations_pb2.BreakerTransition, _Mapping]]] = ..., sync_lag_complete: _Optional[bool] = ..., signed: _Optional[_Union[SignedOperationsReport, _Mapping]] = ...) -> None: ...
+
+class SignedOperationsReport(_message.Message):
+    __slots__ = ("payload", "signature", "signer_certificate_sha256")
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    SIGNER_CERTIFICATE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    payload: bytes
+    signature: bytes
+    signer_certificate_sha256: str
+    def __init__(self, payload: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., signer_certificate_sha256: _Optional[str] = ...) -> None: ...
 
 class ReportOperationsResponse(_message.Message):
     __slots__ = ()

@@ -181,6 +181,23 @@ export interface SloFigure {
   samples: string;
 }
 
+/** CatalogSyncLag is how far behind an importer's copy of one exporter's catalog is, as its node last reported it. */
+export interface CatalogSyncLag {
+  /** The importing WL. */
+  importerWl: string;
+  /** The exporting WL. */
+  exporterWl: string;
+  /** Level last reported: 0 = current (below 30 s), else the lower bound in seconds of the stale band reached. */
+  levelSeconds: number;
+  /**
+   * The lag now: the measured lag plus the time since, while the copy is stale (a stale copy stays stale until its
+   * node reports a new level); as measured while current.
+   */
+  seconds: number;
+  /** When the node measured the lag it reported (UTC). */
+  measureTime: Date | undefined;
+}
+
 function createBasePairBalance(): PairBalance {
   return {
     wlA: "",
@@ -1150,6 +1167,159 @@ export const SloFigure: MessageFns<SloFigure> = {
     return message;
   },
 };
+
+function createBaseCatalogSyncLag(): CatalogSyncLag {
+  return { importerWl: "", exporterWl: "", levelSeconds: 0, seconds: 0, measureTime: undefined };
+}
+
+export const CatalogSyncLag: MessageFns<CatalogSyncLag> = {
+  encode(message: CatalogSyncLag, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.importerWl !== "") {
+      writer.uint32(10).string(message.importerWl);
+    }
+    if (message.exporterWl !== "") {
+      writer.uint32(18).string(message.exporterWl);
+    }
+    if (message.levelSeconds !== 0) {
+      writer.uint32(25).double(message.levelSeconds);
+    }
+    if (message.seconds !== 0) {
+      writer.uint32(33).double(message.seconds);
+    }
+    if (message.measureTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.measureTime), writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CatalogSyncLag {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCatalogSyncLag();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.importerWl = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.exporterWl = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.levelSeconds = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.seconds = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.measureTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CatalogSyncLag {
+    return {
+      importerWl: isSet(object.importerWl)
+        ? globalThis.String(object.importerWl)
+        : isSet(object.importer_wl)
+        ? globalThis.String(object.importer_wl)
+        : "",
+      exporterWl: isSet(object.exporterWl)
+        ? globalThis.String(object.exporterWl)
+        : isSet(object.exporter_wl)
+        ? globalThis.String(object.exporter_wl)
+        : "",
+      levelSeconds: isSet(object.levelSeconds)
+        ? globalThis.Number(object.levelSeconds)
+        : isSet(object.level_seconds)
+        ? globalThis.Number(object.level_seconds)
+        : 0,
+      seconds: isSet(object.seconds) ? globalThis.Number(object.seconds) : 0,
+      measureTime: isSet(object.measureTime)
+        ? fromJsonTimestamp(object.measureTime)
+        : isSet(object.measure_time)
+        ? fromJsonTimestamp(object.measure_time)
+        : undefined,
+    };
+  },
+
+  toJSON(message: CatalogSyncLag): unknown {
+    const obj: any = {};
+    if (message.importerWl !== "") {
+      obj.importerWl = message.importerWl;
+    }
+    if (message.exporterWl !== "") {
+      obj.exporterWl = message.exporterWl;
+    }
+    if (message.levelSeconds !== 0) {
+      obj.levelSeconds = floatToJson(message.levelSeconds);
+    }
+    if (message.seconds !== 0) {
+      obj.seconds = floatToJson(message.seconds);
+    }
+    if (message.measureTime !== undefined) {
+      obj.measureTime = message.measureTime.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CatalogSyncLag>, I>>(base?: I): CatalogSyncLag {
+    return CatalogSyncLag.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CatalogSyncLag>, I>>(object: I): CatalogSyncLag {
+    const message = createBaseCatalogSyncLag();
+    message.importerWl = object.importerWl ?? "";
+    message.exporterWl = object.exporterWl ?? "";
+    message.levelSeconds = object.levelSeconds ?? 0;
+    message.seconds = object.seconds ?? 0;
+    message.measureTime = object.measureTime ?? undefined;
+    return message;
+  },
+};
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

@@ -19,7 +19,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../../google/protobuf/timestamp";
-import { Alert, Discrepancy, PairBalance, SloFigure } from "./analytics";
+import { Alert, CatalogSyncLag, Discrepancy, PairBalance, SloFigure } from "./analytics";
 import { Signal } from "./signal";
 
 export const protobufPackage = "xporty.cp.v1";
@@ -86,6 +86,11 @@ export interface GetSloReportResponse {
     | undefined;
   /** Window length in seconds. */
   windowSeconds: string;
+  /**
+   * Catalog sync lag per importer and exporter, as the importers last reported it (not limited to the window);
+   * a pair not listed has no report.
+   */
+  syncLags: CatalogSyncLag[];
 }
 
 function createBaseGetBalancesRequest(): GetBalancesRequest {
@@ -690,7 +695,7 @@ export const GetSloReportRequest: MessageFns<GetSloReportRequest> = {
 };
 
 function createBaseGetSloReportResponse(): GetSloReportResponse {
-  return { figures: [], generateTime: undefined, windowSeconds: "0" };
+  return { figures: [], generateTime: undefined, windowSeconds: "0", syncLags: [] };
 }
 
 export const GetSloReportResponse: MessageFns<GetSloReportResponse> = {
@@ -703,6 +708,9 @@ export const GetSloReportResponse: MessageFns<GetSloReportResponse> = {
     }
     if (message.windowSeconds !== "0") {
       writer.uint32(24).int64(message.windowSeconds);
+    }
+    for (const v of message.syncLags) {
+      CatalogSyncLag.encode(v!, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -744,6 +752,14 @@ export const GetSloReportResponse: MessageFns<GetSloReportResponse> = {
             message.windowSeconds = reader.int64().toString();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.syncLags.push(CatalogSyncLag.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -769,6 +785,11 @@ export const GetSloReportResponse: MessageFns<GetSloReportResponse> = {
         : isSet(object.window_seconds)
         ? globalThis.String(object.window_seconds)
         : "0",
+      syncLags: globalThis.Array.isArray(object?.syncLags)
+        ? object.syncLags.map((e: any) => CatalogSyncLag.fromJSON(e))
+        : globalThis.Array.isArray(object?.sync_lags)
+        ? object.sync_lags.map((e: any) => CatalogSyncLag.fromJSON(e))
+        : [],
     };
   },
 
@@ -783,6 +804,9 @@ export const GetSloReportResponse: MessageFns<GetSloReportResponse> = {
     if (message.windowSeconds !== "0") {
       obj.windowSeconds = message.windowSeconds;
     }
+    if (message.syncLags?.length) {
+      obj.syncLags = message.syncLags.map((e) => CatalogSyncLag.toJSON(e));
+    }
     return obj;
   },
 
@@ -794,6 +818,7 @@ export const GetSloReportResponse: MessageFns<GetSloReportResponse> = {
     message.figures = object.figures?.map((e) => SloFigure.fromPartial(e)) || [];
     message.generateTime = object.generateTime ?? undefined;
     message.windowSeconds = object.windowSeconds ?? "0";
+    message.syncLags = object.syncLags?.map((e) => CatalogSyncLag.fromPartial(e)) || [];
     return message;
   },
 };

@@ -36,13 +36,38 @@ export interface PeerOperations {
   confirmation:
     | LatencyHistogram
     | undefined;
-  /** Seconds since the exporter's catalog was last synced at the end of the period (0 = unknown). */
+  /**
+   * Seconds since the exporter's catalog was last synced at the end of the period (0 = unknown). Superseded by
+   * sync_lag (which nodes send, only when the lag's level changed); still accepted: stored when > 0.
+   */
   syncLagSeconds: number;
   /**
    * Views of this exporter's imported offers by the importer's apps (GetImportedOffer answered), a count only:
    * the first step of the conversion funnel (views → checkouts = attempts → completed orders).
    */
   offerViews: string;
+  /**
+   * The importer's catalog sync lag towards this exporter, present only when its level changed since the
+   * previous report (or in the first report after the node started: see ReportOperationsRequest.sync_lag_complete).
+   */
+  syncLag: SyncLag | undefined;
+}
+
+/** SyncLag is the state of an importer's copy of one exporter's catalog when its level changed. */
+export interface SyncLag {
+  /**
+   * The level: 0 = current (lag below 30 s), else the lower bound in seconds of the stale band it reached
+   * (30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 43200, 86400).
+   */
+  levelSeconds: number;
+  /** The lag measured when the change was seen: seconds since the copy was last known current. */
+  seconds: number;
+  /** When it was measured (UTC). */
+  time:
+    | Date
+    | undefined;
+  /** The importer stopped syncing this exporter (no longer importable); level and seconds are 0. */
+  stopped: boolean;
 }
 
 /** BreakerTransition is one state change of the importer's circuit towards an exporter. */
@@ -186,6 +211,7 @@ function createBasePeerOperations(): PeerOperations {
     confirmation: undefined,
     syncLagSeconds: 0,
     offerViews: "0",
+    syncLag: undefined,
   };
 }
 
@@ -214,6 +240,9 @@ export const PeerOperations: MessageFns<PeerOperations> = {
     }
     if (message.offerViews !== "0") {
       writer.uint32(64).int64(message.offerViews);
+    }
+    if (message.syncLag !== undefined) {
+      SyncLag.encode(message.syncLag, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -295,6 +324,14 @@ export const PeerOperations: MessageFns<PeerOperations> = {
             message.offerViews = reader.int64().toString();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.syncLag = SyncLag.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -329,6 +366,11 @@ export const PeerOperations: MessageFns<PeerOperations> = {
         : isSet(object.offer_views)
         ? globalThis.String(object.offer_views)
         : "0",
+      syncLag: isSet(object.syncLag)
+        ? SyncLag.fromJSON(object.syncLag)
+        : isSet(object.sync_lag)
+        ? SyncLag.fromJSON(object.sync_lag)
+        : undefined,
     };
   },
 
@@ -358,6 +400,9 @@ export const PeerOperations: MessageFns<PeerOperations> = {
     if (message.offerViews !== "0") {
       obj.offerViews = message.offerViews;
     }
+    if (message.syncLag !== undefined) {
+      obj.syncLag = SyncLag.toJSON(message.syncLag);
+    }
     return obj;
   },
 
@@ -376,6 +421,130 @@ export const PeerOperations: MessageFns<PeerOperations> = {
       : undefined;
     message.syncLagSeconds = object.syncLagSeconds ?? 0;
     message.offerViews = object.offerViews ?? "0";
+    message.syncLag = (object.syncLag !== undefined && object.syncLag !== null)
+      ? SyncLag.fromPartial(object.syncLag)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSyncLag(): SyncLag {
+  return { levelSeconds: 0, seconds: 0, time: undefined, stopped: false };
+}
+
+export const SyncLag: MessageFns<SyncLag> = {
+  encode(message: SyncLag, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.levelSeconds !== 0) {
+      writer.uint32(9).double(message.levelSeconds);
+    }
+    if (message.seconds !== 0) {
+      writer.uint32(17).double(message.seconds);
+    }
+    if (message.time !== undefined) {
+      Timestamp.encode(toTimestamp(message.time), writer.uint32(26).fork()).join();
+    }
+    if (message.stopped !== false) {
+      writer.uint32(32).bool(message.stopped);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SyncLag {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSyncLag();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 9) {
+              break;
+            }
+
+            message.levelSeconds = reader.double();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.seconds = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.time = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.stopped = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SyncLag {
+    return {
+      levelSeconds: isSet(object.levelSeconds)
+        ? globalThis.Number(object.levelSeconds)
+        : isSet(object.level_seconds)
+        ? globalThis.Number(object.level_seconds)
+        : 0,
+      seconds: isSet(object.seconds) ? globalThis.Number(object.seconds) : 0,
+      time: isSet(object.time) ? fromJsonTimestamp(object.time) : undefined,
+      stopped: isSet(object.stopped) ? globalThis.Boolean(object.stopped) : false,
+    };
+  },
+
+  toJSON(message: SyncLag): unknown {
+    const obj: any = {};
+    if (message.levelSeconds !== 0) {
+      obj.levelSeconds = floatToJson(message.levelSeconds);
+    }
+    if (message.seconds !== 0) {
+      obj.seconds = floatToJson(message.seconds);
+    }
+    if (message.time !== undefined) {
+      obj.time = message.time.toISOString();
+    }
+    if (message.stopped !== false) {
+      obj.stopped = message.stopped;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SyncLag>, I>>(base?: I): SyncLag {
+    return SyncLag.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SyncLag>, I>>(object: I): SyncLag {
+    const message = createBaseSyncLag();
+    message.levelSeconds = object.levelSeconds ?? 0;
+    message.seconds = object.seconds ?? 0;
+    message.time = object.time ?? undefined;
+    message.stopped = object.stopped ?? false;
     return message;
   },
 };

@@ -80,6 +80,26 @@ export interface ReportOperationsRequest {
   peers: PeerOperations[];
   /** Circuit breaker transitions towards exporters, oldest first. */
   transitions: BreakerTransition[];
+  /**
+   * The peers' sync_lag cover every exporter the caller syncs now (its first lag report since it started): the CP
+   * forgets the lag of exporters not named.
+   */
+  syncLagComplete: boolean;
+  /**
+   * The report signed by the caller's certificate key. When set, the report is read from signed.payload and
+   * fields 1 to 5 of this message must be empty. Required, unless the CP runs in insecure development mode.
+   */
+  signed: SignedOperationsReport | undefined;
+}
+
+/** SignedOperationsReport is an operations report signed by the reporting node. */
+export interface SignedOperationsReport {
+  /** A serialized ReportOperationsRequest with fields 1 to 5 only (its own `signed` unset). */
+  payload: Buffer;
+  /** ECDSA P-256 / SHA-256 signature (DER) over exactly payload, by the key of the certificate named below. */
+  signature: Buffer;
+  /** Hex SHA-256 of the DER encoding of the signing certificate, a certificate of the caller's WL. */
+  signerCertificateSha256: string;
 }
 
 /** ReportOperationsResponse acknowledges a report (the node then resets what it sent). */
@@ -520,7 +540,14 @@ export const ReportOffersResponse: MessageFns<ReportOffersResponse> = {
 };
 
 function createBaseReportOperationsRequest(): ReportOperationsRequest {
-  return { windowStart: undefined, windowEnd: undefined, peers: [], transitions: [] };
+  return {
+    windowStart: undefined,
+    windowEnd: undefined,
+    peers: [],
+    transitions: [],
+    syncLagComplete: false,
+    signed: undefined,
+  };
 }
 
 export const ReportOperationsRequest: MessageFns<ReportOperationsRequest> = {
@@ -536,6 +563,12 @@ export const ReportOperationsRequest: MessageFns<ReportOperationsRequest> = {
     }
     for (const v of message.transitions) {
       BreakerTransition.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.syncLagComplete !== false) {
+      writer.uint32(40).bool(message.syncLagComplete);
+    }
+    if (message.signed !== undefined) {
+      SignedOperationsReport.encode(message.signed, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -585,6 +618,22 @@ export const ReportOperationsRequest: MessageFns<ReportOperationsRequest> = {
             message.transitions.push(BreakerTransition.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.syncLagComplete = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.signed = SignedOperationsReport.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -613,6 +662,12 @@ export const ReportOperationsRequest: MessageFns<ReportOperationsRequest> = {
       transitions: globalThis.Array.isArray(object?.transitions)
         ? object.transitions.map((e: any) => BreakerTransition.fromJSON(e))
         : [],
+      syncLagComplete: isSet(object.syncLagComplete)
+        ? globalThis.Boolean(object.syncLagComplete)
+        : isSet(object.sync_lag_complete)
+        ? globalThis.Boolean(object.sync_lag_complete)
+        : false,
+      signed: isSet(object.signed) ? SignedOperationsReport.fromJSON(object.signed) : undefined,
     };
   },
 
@@ -630,6 +685,12 @@ export const ReportOperationsRequest: MessageFns<ReportOperationsRequest> = {
     if (message.transitions?.length) {
       obj.transitions = message.transitions.map((e) => BreakerTransition.toJSON(e));
     }
+    if (message.syncLagComplete !== false) {
+      obj.syncLagComplete = message.syncLagComplete;
+    }
+    if (message.signed !== undefined) {
+      obj.signed = SignedOperationsReport.toJSON(message.signed);
+    }
     return obj;
   },
 
@@ -642,6 +703,115 @@ export const ReportOperationsRequest: MessageFns<ReportOperationsRequest> = {
     message.windowEnd = object.windowEnd ?? undefined;
     message.peers = object.peers?.map((e) => PeerOperations.fromPartial(e)) || [];
     message.transitions = object.transitions?.map((e) => BreakerTransition.fromPartial(e)) || [];
+    message.syncLagComplete = object.syncLagComplete ?? false;
+    message.signed = (object.signed !== undefined && object.signed !== null)
+      ? SignedOperationsReport.fromPartial(object.signed)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSignedOperationsReport(): SignedOperationsReport {
+  return { payload: Buffer.alloc(0), signature: Buffer.alloc(0), signerCertificateSha256: "" };
+}
+
+export const SignedOperationsReport: MessageFns<SignedOperationsReport> = {
+  encode(message: SignedOperationsReport, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.payload.length !== 0) {
+      writer.uint32(10).bytes(message.payload);
+    }
+    if (message.signature.length !== 0) {
+      writer.uint32(18).bytes(message.signature);
+    }
+    if (message.signerCertificateSha256 !== "") {
+      writer.uint32(26).string(message.signerCertificateSha256);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SignedOperationsReport {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSignedOperationsReport();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.payload = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.signature = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.signerCertificateSha256 = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SignedOperationsReport {
+    return {
+      payload: isSet(object.payload) ? Buffer.from(bytesFromBase64(object.payload)) : Buffer.alloc(0),
+      signature: isSet(object.signature) ? Buffer.from(bytesFromBase64(object.signature)) : Buffer.alloc(0),
+      signerCertificateSha256: isSet(object.signerCertificateSha256)
+        ? globalThis.String(object.signerCertificateSha256)
+        : isSet(object.signer_certificate_sha256)
+        ? globalThis.String(object.signer_certificate_sha256)
+        : "",
+    };
+  },
+
+  toJSON(message: SignedOperationsReport): unknown {
+    const obj: any = {};
+    if (message.payload.length !== 0) {
+      obj.payload = base64FromBytes(message.payload);
+    }
+    if (message.signature.length !== 0) {
+      obj.signature = base64FromBytes(message.signature);
+    }
+    if (message.signerCertificateSha256 !== "") {
+      obj.signerCertificateSha256 = message.signerCertificateSha256;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SignedOperationsReport>, I>>(base?: I): SignedOperationsReport {
+    return SignedOperationsReport.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SignedOperationsReport>, I>>(object: I): SignedOperationsReport {
+    const message = createBaseSignedOperationsReport();
+    message.payload = object.payload ?? Buffer.alloc(0);
+    message.signature = object.signature ?? Buffer.alloc(0);
+    message.signerCertificateSha256 = object.signerCertificateSha256 ?? "";
     return message;
   },
 };
@@ -805,6 +975,14 @@ export const TelemetryServiceClient = makeGenericClientConstructor(
   service: typeof TelemetryServiceService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
