@@ -8,9 +8,10 @@
   sent while nobody listened are lost).
 * As a safety net (a lost notification, or another process on the same SQLite file) the stored version is read
   every ``RESYNC_INTERVAL_S``.
-* With a ``Checkpointer``, each installed snapshot carries a signed checkpoint of the audit head read right after
-  its world, and the head is re-read on every resync tick: audited changes that do not bump the policy version
-  (enrollments, signals) reach nodes through the heartbeats' ``checkpoint``.
+* With a ``Checkpointer``, each installed snapshot carries a signed checkpoint of the audit head read in the same
+  snapshot as its world (so it covers every audit record of its version), signed once per head; the head is
+  re-read on every resync tick: audited changes that do not bump the policy version (enrollments, signals) reach
+  nodes through the heartbeats' ``checkpoint``.
 
 On a dirty mark the reload loop loads the world once (coalescing marks that arrive meanwhile): fully the first
 time, then incrementally (only rows changed since the installed version, see ``store.world``); it installs the
@@ -199,7 +200,8 @@ class PolicyHub:
         world = await load_world(self._engine, self._clock.now(), base)
         if base is not None and world.version <= base.version:
             return
-        await self._refresh_checkpoint()  # after the world: it covers every audit record of that version
+        if world.audit_head is not None:  # read in the world's snapshot: it covers every record of that version
+            self._sign_checkpoint(*world.audit_head)
         self._snapshot = _Snapshot(world, self._checkpoint)
         self.loads += 1
         if not self.ready.is_set():
@@ -215,6 +217,13 @@ class PolicyHub:
             return
         async with self._engine.connect() as conn:
             sequence, head = await read_head(conn)
+        self._sign_checkpoint(sequence, head)
+
+    def _sign_checkpoint(self, sequence: int, head: str) -> None:
+        """Sign a checkpoint of ``(sequence, head)`` unless the current one has it: one signature per head, shared
+        by every view and heartbeat."""
+        if self._checkpoints is None:
+            return
         current = self._checkpoint
         if current is None or (current.sequence, current.head_hash) != (sequence, head):
             self._checkpoint = self._checkpoints.sign(sequence, head)

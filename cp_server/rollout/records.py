@@ -171,16 +171,25 @@ class RolloutRecord:
             step_back_on_breach=self.step_back_on_breach)
 
 
-_FLAGS = sa.select(flags)
-_DIRECTIONS = sa.select(directions)
+_FLAGS = sa.select(flags).where(flags.c.changed_version > sa.bindparam("since"))
+_DIRECTIONS = sa.select(directions).where(directions.c.changed_version > sa.bindparam("since"))
 
 
-async def load_rollout(
-    conn: AsyncConnection,
-) -> tuple[Mapping[tuple[str, str], FlagRecord], Mapping[tuple[str, str], RolloutRecord]]:
-    """Every flag by (wl_id, name) and every rollout by (exporter, importer), in the caller's snapshot."""
-    found_flags = {(r["wl_id"], r["name"]): FlagRecord.from_row(r)
-                   for r in (await conn.execute(_FLAGS)).mappings()}
-    found_rollouts = {(r["exporter"], r["importer"]): RolloutRecord.from_row(r)
-                      for r in (await conn.execute(_DIRECTIONS)).mappings()}
-    return found_flags, found_rollouts
+async def load_flags(
+    conn: AsyncConnection, since: int, base: Mapping[tuple[str, str], FlagRecord],
+) -> Mapping[tuple[str, str], FlagRecord]:
+    """Every flag by (wl_id, name), in the caller's snapshot: rows changed after ``since`` overlaid on ``base``
+    (every row when ``since`` is -1; rows are never deleted)."""
+    found = {(r["wl_id"], r["name"]): FlagRecord.from_row(r)
+             for r in (await conn.execute(_FLAGS, {"since": since})).mappings()}
+    return {**base, **found} if found else base
+
+
+async def load_rollouts(
+    conn: AsyncConnection, since: int, base: Mapping[tuple[str, str], RolloutRecord],
+) -> Mapping[tuple[str, str], RolloutRecord]:
+    """Every rollout by (exporter, importer), in the caller's snapshot: rows changed after ``since`` overlaid on
+    ``base`` (every row when ``since`` is -1; rows are never deleted)."""
+    found = {(r["exporter"], r["importer"]): RolloutRecord.from_row(r)
+             for r in (await conn.execute(_DIRECTIONS, {"since": since})).mappings()}
+    return {**base, **found} if found else base

@@ -154,3 +154,5 @@ class World:
     """Feature flags by (wl_id, name)."""
     rollouts: Mapping[tuple[str, str], RolloutRecord] = field(default_factory=dict)
     """Direction rollouts by (exporter, importer)."""
+    audit_head: tuple[int, str] | None = None
+    """The stored ``(audit_seq, audit_head)`` in the same snapshot: it covers every audit record of ``version``."""
