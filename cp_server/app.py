@@ -35,6 +35,7 @@ from cp_server.webhooks import component as webhooks_component
 from xwl_runtime import db
 from xwl_runtime.clock import Clock, SystemClock
 from xwl_runtime.component import Component
+from xwl_runtime.heap import freeze_startup_heap
 from xwl_runtime.identity import Identity
 from xwl_runtime.logs import log_serving
 from xwl_runtime.metrics import MetricsListener, serve_metrics
@@ -234,6 +235,7 @@ def _bound(address: str, port: int) -> str:
 async def run_cp(settings: CpSettings, *, grace: float = DEFAULT_GRACE_S) -> None:
     """Serve until SIGTERM/SIGINT, then drain."""
     app = await build_cp(settings)
+    freeze_startup_heap()
     try:
         await wait_for_termination_signal()
     finally:

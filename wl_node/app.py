@@ -24,6 +24,7 @@ from xwl_runtime.audit_checkpoint import ca_public_key
 from xwl_runtime.authz import Rule
 from xwl_runtime.clock import Clock, SystemClock
 from xwl_runtime.component import BackgroundLoop, Component
+from xwl_runtime.heap import freeze_startup_heap
 from xwl_runtime.identity import Identity
 from xwl_runtime.logs import log_serving
 from xwl_runtime.metrics import MetricsListener, serve_metrics
@@ -377,6 +378,7 @@ async def run_node(settings: NodeSettings) -> None:
     """Serve until SIGTERM or SIGINT, then drain gracefully."""
     limit_malloc_arenas()  # before the server and store start their threads
     app = await build_node(settings)
+    freeze_startup_heap()
     try:
         await wait_for_termination_signal()
         log.info("termination signal received; draining", extra={"fields": {"grace_s": DEFAULT_GRACE_S}})

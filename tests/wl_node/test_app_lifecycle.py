@@ -117,6 +117,7 @@ async def test_sigterm_announces_not_serving_and_exits_cleanly(
 async def test_the_node_refuses_to_start_with_a_service_missing_from_its_table(
     tmp_path: Path, pki: PkiFixture, fake_cp: FakeCp
 ) -> None:
-    stray = Component(name="stray", service_names=["xporty.cp.v1.WebhookService"])
-    with pytest.raises(AuthzTableError, match="WebhookService/AddWebhook"):
+    # a service whose stubs the node loads (its policy agent's client) but does not serve: no row in its table
+    stray = Component(name="stray", service_names=["xporty.cp.v1.PolicyService"])
+    with pytest.raises(AuthzTableError, match="PolicyService/WatchPolicies"):
         await build_node(node_settings(tmp_path, pki, fake_cp.target), extra_components=[stray])
