@@ -9,10 +9,13 @@ rollups in the same run.
   ingest's own time, measured below). Each page's data is then built ``--samples`` times, as the HTTP handler
   builds it (``cp_server.dashboard.web.build_page``, XporY scope, one connection from the pool each), and the
   p50 / p99 wall time is reported, with the CP process's CPU per page (``cpu_ms``).
-* Ingest (``dashboard.ingest.events_per_s.{with,without}_rollups.sqlite`` and their ``ratio``): the risk bench's
-  ingest (``xcwl.bench.risk``: 4 publishing nodes in their own process, pre-signed events, batches of 500) run
-  twice in this process, once with the rollups kept (``RiskEngine.rollups``) and once without, with the CP's CPU
-  per event (``cpu_us_per_event``).
+* Ingest (``dashboard.ingest.events_per_s.{with,without}_rollups.{sqlite,postgres}`` and their ``ratio``): the
+  risk bench's ingest (``xcwl.bench.risk``: 4 publishing nodes in their own process, pre-signed events, batches of
+  500) on a fresh database per run, with the rollups kept (``RiskEngine.rollups``) or not. After one discarded
+  warm-up run, ``--ingest-rounds`` rounds each run both variants, the order alternating from round to round (so a
+  slower or faster stretch of a shared machine weighs on both alike); the figures are the medians over the rounds,
+  the ratio is median with / median without, and ``ratio_min`` / ``ratio_max`` are the extremes of the per-round
+  ratios. The CP's CPU per event (``cpu_us_per_event``, median) is printed with them.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import statistics
 import tempfile
 import time
 from decimal import Decimal
@@ -52,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=int, default=60, help="days the trade is spread over")
     parser.add_argument("--samples", type=int, default=200, help="builds of each page")
     parser.add_argument("--ingest-events", type=int, default=20_000, help="signed events per ingest run")
+    parser.add_argument("--ingest-rounds", type=int, default=5,
+                        help="rounds of ingest with and without rollups (order alternating; medians reported)")
     parser.add_argument("--pg-admin-dsn", default=risk_bench.DEFAULT_PG_ADMIN, help="PostgreSQL for a scratch db")
     parser.add_argument("--skip-postgres", action="store_true", help="SQLite only")
 
@@ -148,7 +154,7 @@ async def _pages(url: str, pki: PkiDir, args: argparse.Namespace, backend: str) 
     return out
 
 
-async def _ingest(pki: PkiDir, url: str, args: argparse.Namespace, rollups: bool) -> dict[str, float]:
+async def _ingest(pki: PkiDir, url: str, events: int, rollups: bool) -> dict[str, float]:
     original = risk_component.build
 
     def build(ctx: Any, settings: Any = None, *, slo: Any) -> Any:
@@ -159,10 +165,48 @@ async def _ingest(pki: PkiDir, url: str, args: argparse.Namespace, rollups: bool
 
     vars(risk_bench)["build"] = build  # the risk bench's CP, with the rollups on or off
     try:
-        ns = argparse.Namespace(events=args.ingest_events, batch=500, publishers=4)
+        ns = argparse.Namespace(events=events, batch=500, publishers=4)
         return await risk_bench._ingest(pki, url, ns)
     finally:
         vars(risk_bench)["build"] = original
+
+
+async def _ingest_run(pki: PkiDir, tmp: str, admin: str | None, events: int, rollups: bool, n: int
+                      ) -> dict[str, float]:
+    """One ingest run on a fresh database of the backend (SQLite file when ``admin`` is None)."""
+    if admin is None:
+        return await _ingest(pki, f"sqlite:///{tmp}/ingest-{n}.db", events, rollups)
+    async with scratch_postgres(admin) as url:
+        return await _ingest(pki, url, events, rollups)
+
+
+async def _ingest_rounds(pki: PkiDir, tmp: str, args: argparse.Namespace, backend: str, admin: str | None
+                         ) -> dict[str, float]:
+    """Warm-up, then ``--ingest-rounds`` rounds of both variants in alternating order; medians and ratios."""
+    announce(args, f"ingest warm-up ({backend})")
+    await _ingest_run(pki, tmp, admin, max(2000, args.ingest_events // 4), True, 0)
+    rate: dict[bool, list[float]] = {False: [], True: []}
+    cpu: dict[bool, list[float]] = {False: [], True: []}
+    ratios = []
+    for r in range(max(1, args.ingest_rounds)):
+        order = (False, True) if r % 2 == 0 else (True, False)
+        got: dict[bool, float] = {}
+        for rollups in order:
+            announce(args, f"ingest round {r + 1} {'with' if rollups else 'without'} rollups ({backend})")
+            result = await _ingest_run(pki, tmp, admin, args.ingest_events, rollups, 2 * r + 1 + int(rollups))
+            got[rollups] = result["events_per_s"]
+            rate[rollups].append(result["events_per_s"])
+            cpu[rollups].append(result["cp_cpu_s"] * 1e6 / max(1.0, float(result["events"])))
+        ratios.append(got[True] / got[False])
+    out: dict[str, float] = {}
+    for rollups, key in ((True, "with_rollups"), (False, "without_rollups")):
+        out[f"dashboard.ingest.events_per_s.{key}.{backend}"] = round(statistics.median(rate[rollups]), 1)
+        out[f"dashboard.ingest.cpu_us_per_event.{key}.{backend}"] = round(statistics.median(cpu[rollups]), 1)
+    out[f"dashboard.ingest.ratio.{backend}"] = round(
+        statistics.median(rate[True]) / statistics.median(rate[False]), 3)
+    out[f"dashboard.ingest.ratio_min.{backend}"] = round(min(ratios), 3)
+    out[f"dashboard.ingest.ratio_max.{backend}"] = round(max(ratios), 3)
+    return out
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -184,14 +228,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     announce(args, f"pages ({backend})")
                     out.update(await _pages(url, pki, args, backend))
         out["dashboard.directions"] = args.wls * (args.wls - 1)
-        for rollups in (False, True):
-            announce(args, f"ingest {'with' if rollups else 'without'} rollups (sqlite)")
-            result = await _ingest(pki, f"sqlite:///{tmp}/ingest-{rollups}.db", args, rollups)
-            key = "with_rollups" if rollups else "without_rollups"
-            out[f"dashboard.ingest.events_per_s.{key}.sqlite"] = round(result["events_per_s"], 1)
-            out[f"dashboard.ingest.cpu_us_per_event.{key}.sqlite"] = round(
-                result["cp_cpu_s"] * 1e6 / max(1.0, float(result["events"])), 1)
-        out["dashboard.ingest.ratio.sqlite"] = round(
-            out["dashboard.ingest.events_per_s.with_rollups.sqlite"]
-            / out["dashboard.ingest.events_per_s.without_rollups.sqlite"], 3)
+        out["dashboard.ingest.rounds"] = max(1, args.ingest_rounds)
+        for backend, admin in backends:
+            out.update(await _ingest_rounds(pki, tmp, args, backend, admin))
     return out
