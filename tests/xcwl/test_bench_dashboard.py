@@ -24,3 +24,4 @@ async def test_tiny_dashboard_bench_reports_every_figure() -> None:
     ratio = (out["dashboard.ingest.events_per_s.with_rollups.sqlite"]
              / out["dashboard.ingest.events_per_s.without_rollups.sqlite"])
     assert abs(out["dashboard.ingest.ratio.sqlite"] - ratio) < 0.002
+    assert out["dashboard.ingest.cpu_ratio.sqlite"] > 0

@@ -1,7 +1,7 @@
-"""Retention of the rollups: the dashboard's pruning deletes the hourly and monthly rows older than
-``dashboard.hour_retention`` / ``dashboard.month_retention`` and keeps the newer ones, and the current KPIs (this
-month's GMV, conversion, the overview's figures) are the same before and after; the retention is set from the CP's
-configuration."""
+"""Retention of the rollups: the dashboard's pruning deletes the hourly and monthly rows whose whole bucket is older
+than ``dashboard.hour_retention`` / ``dashboard.month_retention`` and keeps the newer ones, and the current KPIs
+(this month's GMV, conversion, the overview's figures) are the same before and after, even with a retention shorter
+than a month; the retention is set from the CP's configuration."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from xwl_runtime.clock import ManualClock
 
 WLS = {"wl-a": ("XPY-A", "0.5"), "wl-b": ("XPY-B", "1")}
 START = dt.datetime(2026, 1, 10, 12, 30, tzinfo=dt.UTC)
-RETENTION = DashboardSettings(hour_retention=dt.timedelta(days=1), month_retention=dt.timedelta(days=30))
+RETENTION = DashboardSettings(hour_retention=dt.timedelta(days=1), month_retention=dt.timedelta(days=5))
 OPS = Principal("spiffe://xporty/ops/test", None)
 
 
@@ -79,18 +79,23 @@ async def test_pruning_deletes_rows_past_retention_keeps_newer_and_the_current_k
     clock.advance(22 * 3600)  # 2026-02-11 10:30
     await _sale(cp, "o-feb-2", "60.00")
     await _views(cp, 5, 2, clock.now())
-    clock.advance(int(2.5 * 3600))  # 2026-02-11 13:00: hour cutoff 02-10 13:00, month cutoff 01-12 13:00
+    clock.advance(int(2.5 * 3600))  # 2026-02-11 13:00: hour cutoff 02-10 13:00, month cutoff 02-06 13:00
     now = clock.now()
     jan, feb = dt.datetime(2026, 1, 1, tzinfo=dt.UTC), dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
     old_hours = [dt.datetime(2026, 1, 10, 12, tzinfo=dt.UTC), dt.datetime(2026, 2, 10, 12, tzinfo=dt.UTC)]
     kept_hour = dt.datetime(2026, 2, 11, 10, tzinfo=dt.UTC)
     assert await _buckets(cp) == ([*old_hours, kept_hour], [jan, feb])
     assert old_hours[-1] < now - RETENTION.hour_retention < kept_hour
-    assert jan < now - RETENTION.month_retention < feb
+    assert feb < now - RETENTION.month_retention  # a retention shorter than the current month
     before = await _current(cp, now)
     this, figures = before
     assert (this.gmv, this.completed, this.views, this.checkouts) == (50, 2, 15, 5)
     assert Decimal(str(figures["gmv_this_month"])) == 50 and figures["conversion_this_month"] == "0.1333"
+
+    month_long = DashboardSettings(hour_retention=RETENTION.hour_retention, month_retention=dt.timedelta(days=30))
+    await prune(cp.ctx, month_long, Access(cp.engine, cp.audit, clock, month_long), now)
+    assert await _buckets(cp) == ([kept_hour], [jan, feb])  # January ended 11 days ago, less than 30
+    assert await _current(cp, now) == before
 
     await prune(cp.ctx, RETENTION, Access(cp.engine, cp.audit, clock, RETENTION), now)
 
