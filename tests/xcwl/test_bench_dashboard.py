@@ -20,8 +20,6 @@ async def test_tiny_dashboard_bench_reports_every_figure() -> None:
     assert out["dashboard.ingest.events_per_s.with_rollups.sqlite"] > 0
     assert out["dashboard.ingest.events_per_s.without_rollups.sqlite"] > 0
     assert out["dashboard.ingest.rounds"] == 2
-    assert 0 < out["dashboard.ingest.ratio_min.sqlite"] <= out["dashboard.ingest.ratio_max.sqlite"]
-    ratio = (out["dashboard.ingest.events_per_s.with_rollups.sqlite"]
-             / out["dashboard.ingest.events_per_s.without_rollups.sqlite"])
-    assert abs(out["dashboard.ingest.ratio.sqlite"] - ratio) < 0.002
+    assert (0 < out["dashboard.ingest.ratio_min.sqlite"] <= out["dashboard.ingest.ratio.sqlite"]
+            <= out["dashboard.ingest.ratio_max.sqlite"])
     assert out["dashboard.ingest.cpu_ratio.sqlite"] > 0
