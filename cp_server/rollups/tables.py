@@ -1,4 +1,5 @@
-"""Rollup tables, in their own MetaData, migrated by the ``cp_rollup`` Alembic branch (``cp_rollup_0001``).
+"""Rollup tables, in their own MetaData, migrated by the ``cp_rollup`` Alembic branch (``cp_rollup_0001``; ``NUMERIC``
+decimals on PostgreSQL since ``cp_rollup_0003``).
 
 One row per unordered pair {a, b} (a = smaller id) and bucket, in two granularities with the same columns:
 
