@@ -81,25 +81,31 @@ async def months(conn: AsyncConnection, *, scope: str | None = None, since: dt.d
                  ) -> list[MonthKpis]:
     """KPIs of every month with rollups (oldest first), from ``since`` (a month start) on.
 
-    Grouped by month (and by exporter for the per-WL GMV) in SQL: the overview reads a few rows per month, not
-    one per pair."""
+    Grouped in SQL, in one statement (one snapshot: the totals and the per-WL figures agree under concurrent
+    ingest): per month the totals (``wl`` empty), and per month and exporter its amounts (``wl`` = the exporter,
+    amount in ``x``); the overview reads a few rows per month, not one per pair."""
     m = t.months
     where = [scoped(m, scope)] + ([m.c.month >= since] if since is not None else [])
-    totals = (await conn.execute(
-        sa.select(m.c.month, _decimal_sum(conn, m.c.exports_ab), _decimal_sum(conn, m.c.exports_ba),
-                  sa.func.sum(m.c.views_ab + m.c.views_ba), sa.func.sum(m.c.checkouts_ab + m.c.checkouts_ba),
-                  sa.func.sum(m.c.orders_ab + m.c.orders_ba))
-        .where(*where).group_by(m.c.month).order_by(m.c.month))).all()
+    zero = sa.literal(0, sa.BigInteger())
+    totals = (sa.select(sa.literal("", sa.String()).label("wl"), m.c.month,
+                        _decimal_sum(conn, m.c.exports_ab).label("x"), _decimal_sum(conn, m.c.exports_ba).label("y"),
+                        sa.func.sum(m.c.views_ab + m.c.views_ba).label("views"),
+                        sa.func.sum(m.c.checkouts_ab + m.c.checkouts_ba).label("checkouts"),
+                        sa.func.sum(m.c.orders_ab + m.c.orders_ba).label("completed"))
+              .where(*where).group_by(m.c.month))
+    per_wl = [sa.select(exporter.label("wl"), m.c.month, _decimal_sum(conn, amount).label("x"),
+                        _decimal_sum(conn, amount).label("y"), zero, zero, zero)
+              .where(*where).group_by(m.c.month, exporter)
+              for exporter, amount in ((m.c.wl_a, m.c.amount_ab), (m.c.wl_b, m.c.amount_ba))]
+    rows = (await conn.execute(sa.union_all(totals, *per_wl))).all()
+    found: dict[dt.datetime, tuple[Decimal, int, int, int]] = {}
     by_wl: dict[dt.datetime, dict[str, Decimal]] = defaultdict(dict)
-    for exporter, amount in ((m.c.wl_a, m.c.amount_ab), (m.c.wl_b, m.c.amount_ba)):
-        for month, wl, total in (await conn.execute(
-                sa.select(m.c.month, exporter, _decimal_sum(conn, amount)).where(*where)
-                .group_by(m.c.month, exporter))).all():
+    for wl, month, x, y, views, checkouts, completed in rows:
+        if wl:
             amounts = by_wl[month]
-            amounts[wl] = RISK_CONTEXT.add(amounts.get(wl, ZERO), _total(total))
-    out = []
-    for month, ab, ba, views, checkouts, completed in totals:
-        gmv = RISK_CONTEXT.add(_total(ab), _total(ba))
-        exports = {wl: amount for wl, amount in sorted(by_wl[month].items()) if amount}
-        out.append(MonthKpis(month, gmv, exports, int(views or 0), int(checkouts or 0), int(completed or 0)))
-    return out
+            amounts[wl] = RISK_CONTEXT.add(amounts.get(wl, ZERO), _total(x))
+        else:
+            found[month] = (RISK_CONTEXT.add(_total(x), _total(y)), int(views or 0), int(checkouts or 0),
+                            int(completed or 0))
+    return [MonthKpis(month, gmv, {wl: a for wl, a in sorted(by_wl[month].items()) if a}, views, checkouts, done)
+            for month, (gmv, views, checkouts, done) in sorted(found.items())]
