@@ -12,6 +12,7 @@ import grpc
 
 from cp_server.risk_services import settings_of
 from cp_server.rollups import tables as rollups
+from cp_server.rollups.buckets import hour_of, month_of
 from cp_server.slo.report import SloReporter
 from xporty.cp.v1 import dashboard_service_pb2, dashboard_service_pb2_grpc
 from xwl_runtime import correlation
@@ -69,10 +70,14 @@ class Dashboard:
 
 
 async def prune(ctx: CpContext, settings: DashboardSettings, access: Access, now: dt.datetime) -> None:
-    """Delete rollups past their retention, and expired links and sessions."""
+    """Delete rollups past their retention, and expired links and sessions.
+
+    A bucket goes once all of it is older than the retention (it ended by now − retention), so the current hour
+    and month are kept whatever the retention, and with them the current KPIs."""
     async with ctx.engine.begin() as conn:
-        await conn.execute(rollups.hours.delete().where(rollups.hours.c.hour < now - settings.hour_retention))
-        await conn.execute(rollups.months.delete().where(rollups.months.c.month < now - settings.month_retention))
+        h, m = rollups.hours, rollups.months
+        await conn.execute(h.delete().where(h.c.hour < hour_of(now - settings.hour_retention)))
+        await conn.execute(m.delete().where(m.c.month < month_of(now - settings.month_retention)))
     await access.prune(now)
 
 

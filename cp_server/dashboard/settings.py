@@ -17,6 +17,6 @@ class DashboardSettings:
     session_ttl: dt.timedelta = dt.timedelta(hours=8)
     """Lifetime of a browser session opened by a link (then: a new link)."""
     hour_retention: dt.timedelta = dt.timedelta(days=90)
-    """Hourly rollups older than this are deleted (the monthly ones keep the history)."""
+    """Hourly rollups are deleted once their hour ended this long ago (the monthly ones keep the history)."""
     month_retention: dt.timedelta = dt.timedelta(days=1100)
-    """Monthly rollups older than this are deleted."""
+    """Monthly rollups are deleted once their month ended this long ago (the current month is always kept)."""

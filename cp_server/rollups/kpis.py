@@ -13,9 +13,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -58,26 +60,52 @@ def scoped(table: sa.Table, scope: str | None) -> sa.ColumnElement[bool]:
     return sa.or_(table.c.wl_a == scope, table.c.wl_b == scope)
 
 
+def _decimal_sum(conn: AsyncConnection, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """An exact sum of a decimal rollup column per group: ``SUM`` of NUMERIC on PostgreSQL; on SQLite (decimal
+    text, whose ``SUM`` would be a float) the group's values joined by spaces, added by ``_total``."""
+    if conn.dialect.name == "postgresql":
+        return sa.func.sum(column)
+    return sa.func.group_concat(sa.type_coerce(column, sa.String()), " ")
+
+
+def _total(value: Any) -> Decimal:
+    """A ``_decimal_sum`` as a Decimal (added in the risk context on SQLite)."""
+    if value is None:
+        return ZERO
+    if isinstance(value, Decimal):
+        return value
+    return functools.reduce(RISK_CONTEXT.add, map(Decimal, str(value).split()), ZERO)
+
+
 async def months(conn: AsyncConnection, *, scope: str | None = None, since: dt.datetime | None = None
                  ) -> list[MonthKpis]:
-    """KPIs of every month with rollups (oldest first), from ``since`` (a month start) on."""
+    """KPIs of every month with rollups (oldest first), from ``since`` (a month start) on.
+
+    Grouped in SQL, in one statement (one snapshot: the totals and the per-WL figures agree under concurrent
+    ingest): per month the totals (``wl`` empty), and per month and exporter its amounts (``wl`` = the exporter,
+    amount in ``x``); the overview reads a few rows per month, not one per pair."""
     m = t.months
-    query = sa.select(m).where(scoped(m, scope))
-    if since is not None:
-        query = query.where(m.c.month >= since)
-    gmv: dict[dt.datetime, Decimal] = defaultdict(lambda: ZERO)
+    where = [scoped(m, scope)] + ([m.c.month >= since] if since is not None else [])
+    zero = sa.literal(0, sa.BigInteger())
+    totals = (sa.select(sa.literal("", sa.String()).label("wl"), m.c.month,
+                        _decimal_sum(conn, m.c.exports_ab).label("x"), _decimal_sum(conn, m.c.exports_ba).label("y"),
+                        sa.func.sum(m.c.views_ab + m.c.views_ba).label("views"),
+                        sa.func.sum(m.c.checkouts_ab + m.c.checkouts_ba).label("checkouts"),
+                        sa.func.sum(m.c.orders_ab + m.c.orders_ba).label("completed"))
+              .where(*where).group_by(m.c.month))
+    per_wl = [sa.select(exporter.label("wl"), m.c.month, _decimal_sum(conn, amount).label("x"),
+                        _decimal_sum(conn, amount).label("y"), zero, zero, zero)
+              .where(*where).group_by(m.c.month, exporter)
+              for exporter, amount in ((m.c.wl_a, m.c.amount_ab), (m.c.wl_b, m.c.amount_ba))]
+    rows = (await conn.execute(sa.union_all(totals, *per_wl))).all()
+    found: dict[dt.datetime, tuple[Decimal, int, int, int]] = {}
     by_wl: dict[dt.datetime, dict[str, Decimal]] = defaultdict(dict)
-    counts: dict[dt.datetime, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for r in (await conn.execute(query)).all():
-        ab, ba = Decimal(r.exports_ab), Decimal(r.exports_ba)
-        gmv[r.month] = RISK_CONTEXT.add(gmv[r.month], RISK_CONTEXT.add(ab, ba))
-        wl = by_wl[r.month]
-        for exporter, amount in ((r.wl_a, Decimal(r.amount_ab)), (r.wl_b, Decimal(r.amount_ba))):
-            if amount:
-                wl[exporter] = RISK_CONTEXT.add(wl.get(exporter, ZERO), amount)
-        c = counts[r.month]
-        c[0] += r.views_ab + r.views_ba
-        c[1] += r.checkouts_ab + r.checkouts_ba
-        c[2] += r.orders_ab + r.orders_ba
-    return [MonthKpis(month, gmv[month], dict(sorted(by_wl[month].items())), *counts[month])
-            for month in sorted(gmv)]
+    for wl, month, x, y, views, checkouts, completed in rows:
+        if wl:
+            amounts = by_wl[month]
+            amounts[wl] = RISK_CONTEXT.add(amounts.get(wl, ZERO), _total(x))
+        else:
+            found[month] = (RISK_CONTEXT.add(_total(x), _total(y)), int(views or 0), int(checkouts or 0),
+                            int(completed or 0))
+    return [MonthKpis(month, gmv, {wl: a for wl, a in sorted(by_wl[month].items()) if a}, views, checkouts, done)
+            for month, (gmv, views, checkouts, done) in sorted(found.items())]

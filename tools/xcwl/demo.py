@@ -202,10 +202,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo.set_defaults(func=_run)
 
 
+def _out(line: str) -> None:
+    # Flushed line by line: with --dashboard the login link must reach a pipe (``| tee``) while the CP keeps running.
+    print(line, flush=True)
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.workdir:
         root = Path(args.workdir)
         root.mkdir(parents=True, exist_ok=True)
-        return asyncio.run(run_demo(root, dashboard=args.dashboard))
+        return asyncio.run(run_demo(root, _out, dashboard=args.dashboard))
     with tempfile.TemporaryDirectory(prefix="xcwl-demo-") as tmp:
-        return asyncio.run(run_demo(Path(tmp), dashboard=args.dashboard))
+        return asyncio.run(run_demo(Path(tmp), _out, dashboard=args.dashboard))

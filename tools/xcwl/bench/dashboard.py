@@ -9,10 +9,16 @@ rollups in the same run.
   ingest's own time, measured below). Each page's data is then built ``--samples`` times, as the HTTP handler
   builds it (``cp_server.dashboard.web.build_page``, XporY scope, one connection from the pool each), and the
   p50 / p99 wall time is reported, with the CP process's CPU per page (``cpu_ms``).
-* Ingest (``dashboard.ingest.events_per_s.{with,without}_rollups.sqlite`` and their ``ratio``): the risk bench's
-  ingest (``xcwl.bench.risk``: 4 publishing nodes in their own process, pre-signed events, batches of 500) run
-  twice in this process, once with the rollups kept (``RiskEngine.rollups``) and once without, with the CP's CPU
-  per event (``cpu_us_per_event``).
+* Ingest (``dashboard.ingest.events_per_s.{with,without}_rollups.{sqlite,postgres}`` and their ``ratio``): the
+  risk bench's ingest (its CP, 4 publishing nodes in their own process, pre-signed events, batches of 500) on a
+  fresh database per run, with the rollups kept (``RiskEngine.rollups``) or not. Each round runs both variants at
+  the same time, each CP in its own process (``xcwl.bench._rollup_ingest``), both publishing on the same signal,
+  so the other work of a shared machine weighs on both alike (they also share the machine with each other, so
+  each gets about half of what a run alone would). After one discarded warm-up round, ``--ingest-rounds``
+  rounds: the figures are the medians, ``ratio`` the median of the per-round ratios with / without,
+  ``ratio_min`` / ``ratio_max`` their extremes. The CP's CPU per event (``cpu_us_per_event``, median) is printed
+  with them, and ``cpu_ratio`` = median CPU per event without / with (the CP process only: its verification
+  workers are not counted, so the rollups' share of the whole ingest is smaller than this shows).
 """
 
 from __future__ import annotations
@@ -20,13 +26,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
+import statistics
+import sys
 import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from cp_server import risk_services as risk_component
 from cp_server.audit.log import AuditLog
 from cp_server.dashboard.access import Principal
 from cp_server.dashboard.web import Sources, build_page
@@ -38,10 +46,12 @@ from cp_server.store.schema import pairs, white_labels
 from xcwl.bench._scratch import scratch_postgres
 from xwl_runtime import db
 from xwl_runtime.clock import SystemClock
+from xwl_runtime.identity import Identity
 from xwl_runtime.pki import PkiDir
 
 from ..progress import announce
 from . import risk as risk_bench
+from ._rollup_ingest import WL_IDS as _INGEST_WLS
 
 CHUNK = 5000
 
@@ -52,6 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=int, default=60, help="days the trade is spread over")
     parser.add_argument("--samples", type=int, default=200, help="builds of each page")
     parser.add_argument("--ingest-events", type=int, default=20_000, help="signed events per ingest run")
+    parser.add_argument("--ingest-rounds", type=int, default=7,
+                        help="rounds of ingest with and without rollups side by side (medians reported)")
     parser.add_argument("--pg-admin-dsn", default=risk_bench.DEFAULT_PG_ADMIN, help="PostgreSQL for a scratch db")
     parser.add_argument("--skip-postgres", action="store_true", help="SQLite only")
 
@@ -148,21 +160,88 @@ async def _pages(url: str, pki: PkiDir, args: argparse.Namespace, backend: str) 
     return out
 
 
-async def _ingest(pki: PkiDir, url: str, args: argparse.Namespace, rollups: bool) -> dict[str, float]:
-    original = risk_component.build
+async def _child(pki: PkiDir, url: str, events: int, rollups: bool) -> asyncio.subprocess.Process:
+    config = {"pki": str(pki.root), "url": url, "events": events, "batch": 500, "rollups": rollups}
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "xcwl.bench._rollup_ingest", json.dumps(config),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
 
-    def build(ctx: Any, settings: Any = None, *, slo: Any) -> Any:
-        component, parts = original(ctx, settings, slo=slo)
-        if not rollups:
-            parts.engine.rollups = None
-        return component, parts
 
-    vars(risk_bench)["build"] = build  # the risk bench's CP, with the rollups on or off
+async def _pair_of_runs(pki: PkiDir, urls: tuple[str, str], events: int) -> dict[bool, dict[str, float]]:
+    """Ingest without (``urls[0]``) and with rollups (``urls[1]``) at the same time, each CP in its own process;
+    both start publishing on the same signal."""
+    procs = {False: await _child(pki, urls[0], events, False), True: await _child(pki, urls[1], events, True)}
     try:
-        ns = argparse.Namespace(events=args.ingest_events, batch=500, publishers=4)
-        return await risk_bench._ingest(pki, url, ns)
+        for proc in procs.values():
+            assert proc.stdout is not None
+            line = await asyncio.wait_for(proc.stdout.readline(), 600)
+            if line.strip() != b"ready":
+                raise RuntimeError(f"ingest process failed to start: {line!r}")
+        for proc in procs.values():
+            assert proc.stdin is not None
+            proc.stdin.write(b"go\n")
+            await proc.stdin.drain()
+        out = {}
+        for rollups, proc in procs.items():
+            assert proc.stdout is not None
+            line = await asyncio.wait_for(proc.stdout.readline(), 900)
+            if not line:
+                raise RuntimeError("ingest process failed (see its stderr)")
+            out[rollups] = json.loads(line)
+        return out
     finally:
-        vars(risk_bench)["build"] = original
+        for proc in procs.values():
+            if proc.stdin is not None and not proc.stdin.is_closing():
+                proc.stdin.close()  # a child still waiting for its signal sees the end and stops
+            if proc.returncode is None:
+                try:
+                    await asyncio.wait_for(proc.wait(), 60)
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()
+
+
+async def _round(pki: PkiDir, tmp: str, admin: str | None, events: int, n: int) -> dict[bool, dict[str, float]]:
+    """One round on fresh databases of the backend (SQLite files when ``admin`` is None)."""
+    if admin is None:
+        return await _pair_of_runs(pki, (f"sqlite:///{tmp}/ingest-{n}-off.db", f"sqlite:///{tmp}/ingest-{n}-on.db"),
+                                   events)
+    async with scratch_postgres(admin) as off, scratch_postgres(admin) as on:
+        return await _pair_of_runs(pki, (off, on), events)
+
+
+async def _ingest_rounds(pki: PkiDir, tmp: str, args: argparse.Namespace, backend: str, admin: str | None
+                         ) -> dict[str, float]:
+    """Warm-up, then ``--ingest-rounds`` rounds of both variants side by side; medians and ratios."""
+    for w in _INGEST_WLS:
+        if not pki.has(Identity.wl(w)):
+            pki.issue(Identity.wl(w))
+    announce(args, f"ingest warm-up ({backend})")
+    await _round(pki, tmp, admin, max(2000, args.ingest_events // 4), 0)
+    rate: dict[bool, list[float]] = {False: [], True: []}
+    cpu: dict[bool, list[float]] = {False: [], True: []}
+    ratios = []
+    for r in range(max(1, args.ingest_rounds)):
+        announce(args, f"ingest round {r + 1}: with and without rollups side by side ({backend})")
+        got = await _round(pki, tmp, admin, args.ingest_events, r + 1)
+        for rollups, result in got.items():
+            rate[rollups].append(result["events_per_s"])
+            cpu[rollups].append(result["cp_cpu_s"] * 1e6 / max(1.0, float(result["events"])))
+        ratios.append(got[True]["events_per_s"] / got[False]["events_per_s"])
+    out: dict[str, float] = {}
+    for rollups, key in ((True, "with_rollups"), (False, "without_rollups")):
+        out[f"dashboard.ingest.events_per_s.{key}.{backend}"] = round(statistics.median(rate[rollups]), 1)
+        out[f"dashboard.ingest.cpu_us_per_event.{key}.{backend}"] = round(statistics.median(cpu[rollups]), 1)
+    # A round's two runs go side by side and share the machine's load of the moment: the median of the per-round
+    # ratios cancels what a ratio of the two medians would keep of the other work's ups and downs.
+    out[f"dashboard.ingest.ratio.{backend}"] = round(statistics.median(ratios), 3)
+    # The same comparison from the CP process's CPU per event (verification workers excluded), which the other
+    # work of a shared machine moves far less than wall time: without / with, so 1.0 = rollups cost nothing.
+    out[f"dashboard.ingest.cpu_ratio.{backend}"] = round(
+        statistics.median(cpu[False]) / statistics.median(cpu[True]), 3)
+    out[f"dashboard.ingest.ratio_min.{backend}"] = round(min(ratios), 3)
+    out[f"dashboard.ingest.ratio_max.{backend}"] = round(max(ratios), 3)
+    return out
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -184,14 +263,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     announce(args, f"pages ({backend})")
                     out.update(await _pages(url, pki, args, backend))
         out["dashboard.directions"] = args.wls * (args.wls - 1)
-        for rollups in (False, True):
-            announce(args, f"ingest {'with' if rollups else 'without'} rollups (sqlite)")
-            result = await _ingest(pki, f"sqlite:///{tmp}/ingest-{rollups}.db", args, rollups)
-            key = "with_rollups" if rollups else "without_rollups"
-            out[f"dashboard.ingest.events_per_s.{key}.sqlite"] = round(result["events_per_s"], 1)
-            out[f"dashboard.ingest.cpu_us_per_event.{key}.sqlite"] = round(
-                result["cp_cpu_s"] * 1e6 / max(1.0, float(result["events"])), 1)
-        out["dashboard.ingest.ratio.sqlite"] = round(
-            out["dashboard.ingest.events_per_s.with_rollups.sqlite"]
-            / out["dashboard.ingest.events_per_s.without_rollups.sqlite"], 3)
+        out["dashboard.ingest.rounds"] = max(1, args.ingest_rounds)
+        for backend, admin in backends:
+            out.update(await _ingest_rounds(pki, tmp, args, backend, admin))
     return out
