@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from xporty.cp.v1 import audit_pb2
+from xporty.cp.v1 import audit_pb2, policy_pb2
 from xwl_runtime.audit_checkpoint import ca_public_key
 from xwl_runtime.authz import Rule
 from xwl_runtime.clock import Clock, SystemClock
@@ -348,6 +348,7 @@ async def build_node(
             renewer.on_rotate(app.on_rotate)  # server credentials + CP channel follow every renewal
         app.start_loops([agent.run, health.run, *(loop for c in components for loop in c.loops)])
         ctx.metrics.track_policy(lambda: state.version, lambda: _view_age_s(state, clock))
+        await _track_exporters(state, ctx)
         if settings.metrics_listen:
             app.metrics_listener = serve_metrics(settings.metrics_listen, ctx.metrics.registry)
     except BaseException:
@@ -372,6 +373,19 @@ def _view_age_s(state: PolicyState, clock: Clock) -> float:
     """Seconds since the CP last confirmed the applied view (0 before any view)."""
     confirmed = state.confirmed_at
     return 0.0 if confirmed is None else max(0.0, (clock.now() - confirmed).total_seconds())
+
+
+async def _track_exporters(state: PolicyState, ctx: NodeContext) -> None:
+    """Keep the metrics' per-exporter series in step with the exporters the policy view lets this node buy from."""
+
+    async def on_view(view: policy_pb2.PolicyView) -> None:
+        ctx.metrics.know_exporters(
+            d.exporter_wl for pair in view.pairs for d in pair.directions if d.importer_wl == state.wl_id)
+
+    state.add_listener(on_view)
+    current = state.current()
+    if current is not None:
+        await on_view(current)
 
 
 async def run_node(settings: NodeSettings) -> None:

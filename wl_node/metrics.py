@@ -9,7 +9,7 @@ that owns the table (``track_store``); the rest are counted where they happen, s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -39,6 +39,7 @@ class NodeMetrics:
         self.registry = registry or CollectorRegistry()
         self._order_listeners: list[Callable[[str, str, float | None], None]] = []
         self._breaker_listeners: list[Callable[[str, str], None]] = []
+        self._known_exporters: set[str] = set()
         r = self.registry
         self.rpc = RpcMetrics(r)
         self.orders = Counter("xcwl_checkout_orders", "PlaceOrder outcomes seen by this node as importer.",
@@ -60,6 +61,18 @@ class NodeMetrics:
                                registry=r)
         self.pair_alerts = Gauge("xcwl_pair_alert_open", "1 while the CP reports a pair of this WL at >= 80%.",
                                  ["peer"], registry=r)
+
+    def know_exporters(self, exporters: Iterable[str]) -> None:
+        """Start the per-exporter order series at zero for every exporter this node may buy from, so the first
+        checkouts to a peer show as an increase (``rate``/``histogram_quantile`` over a series that appears
+        already counted would see none). Bounded like the label itself: the pair's peers in the policy view."""
+        for exporter in exporters:
+            if exporter in self._known_exporters:
+                continue
+            self._known_exporters.add(exporter)
+            self.confirmation_seconds.labels(exporter)
+            for outcome in ORDER_OUTCOMES:
+                self.orders.labels(exporter, outcome)
 
     def add_order_listener(self, listener: Callable[[str, str, float | None], None]) -> None:
         """Also tell ``listener(exporter, outcome, seconds)`` about every order (the operations reporter)."""

@@ -72,6 +72,12 @@ async def test_prometheus_sees_finite_p99_confirmation_per_peer(tmp_path: Path) 
             await _eventually(lambda: proc.poll() is not None or len(_safe_query(web, "up == 1")) == 3, 60,
                               "3 targets up")
             assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()[-2000:]
+            # Each importer's series per exporter exist at zero before its first order, so the burst below is an
+            # increase even when it falls between two scrapes.
+            zeroed = await _eventually(
+                lambda: _safe_query(web, "xcwl_checkout_confirmation_seconds_count == 0"), 30, "zeroed series")
+            assert {(z["metric"]["instance"], z["metric"]["exporter"]) for z in zeroed} >= {
+                (targets[1], "wl-b"), (targets[2], "wl-a")}, zeroed
             # A burst of checkouts both ways, spread over several scrapes: wl-b buys wl-a's, wl-a buys wl-b's.
             results = await asyncio.gather(
                 buy_many(world, "wl-b", "wl-a:a-3", 40, "prom-b"),

@@ -59,6 +59,7 @@ import grpc
 from cp_server.app import build_cp
 from cp_server.settings import CpSettings
 from xporty.cp.v1 import admin_service_pb2, policy_pb2, registry_pb2
+from xwl_runtime.heap import freeze_startup_heap
 from xwl_runtime.identity import Identity
 from xwl_runtime.pki import PkiDir
 from xwl_runtime.tls import TlsMaterial
@@ -344,6 +345,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
                 for i in range(counts[-1]):  # offline-issued: the CP refuses them until an operator imports them
                     await client.import_certificate(pki.cert(Identity.wl(sub_id(i))).read_text())
                 await _setup_world(client, counts[-1])
+                freeze_startup_heap()  # as `xcwl cp serve` does once it is up
                 for n in counts:
                     announce(args, f"n={n}: policy propagation")
                     current = cp.hub.version
