@@ -209,7 +209,15 @@ class MeshWorld:
         return self.apps[wl]
 
     async def _publish_offers(self) -> None:
+        # Every offer published wakes the N−1 importers' streams and each pulls from its exporter: START_BATCH WLs
+        # publish at a time, as WLs going live would, rather than all N at once.
+        gate = asyncio.Semaphore(START_BATCH)
+
         async def publish(wl: str) -> None:
+            async with gate:
+                await publish_all(wl)
+
+        async def publish_all(wl: str) -> None:
             app = await self.app(wl)
             currency = f"XPY-{self.wls.index(wl) + 1:02d}"
             for offer_id in self.offer_ids(wl):
