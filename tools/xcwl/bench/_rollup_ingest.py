@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -48,37 +47,15 @@ async def _run(config: dict[str, Any]) -> dict[str, float]:
             await cp.parts.verifier.start()  # steady state: the verification workers are up
         publishers = {"target": cp.target, "pki": str(pki.root), "events": int(config["events"]) // len(WL_IDS),
                       "batch": int(config["batch"]), "nodes": [[w, WL_IDS[i ^ 1]] for i, w in enumerate(WL_IDS)]}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "xcwl.bench._publishers", json.dumps(publishers),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-        assert proc.stdin is not None and proc.stdout is not None
-        try:
-            line = await asyncio.wait_for(proc.stdout.readline(), 300)
-            if line.strip() != b"ready":
-                raise RuntimeError(f"publisher process failed to start: {line!r}")
-            print("ready", flush=True)
-            go = await asyncio.wait_for(asyncio.to_thread(sys.stdin.readline), 600)
-            if not go:
-                raise RuntimeError("no go from the bench")
-            cpu = time.process_time()
-            proc.stdin.write(b"go\n")
-            await proc.stdin.drain()
-            line = await asyncio.wait_for(proc.stdout.readline(), 600)
-            cpu = time.process_time() - cpu
-            if not line:
-                raise RuntimeError("publisher process failed (see its stderr)")
-            result: dict[str, float] = json.loads(line)
-        finally:
-            if proc.returncode is None:
-                proc.stdin.close()
-                try:
-                    await asyncio.wait_for(proc.wait(), 15)
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
-    result["cp_cpu_s"] = cpu
-    result["events_per_s"] = float(result["events"]) / float(result["elapsed_s"])
-    return result
+        return await risk_bench.drive_publishers(publishers, _wait_for_go)
+
+
+async def _wait_for_go() -> None:
+    """Tell the bench this side is ready, then start on its signal (both variants start together)."""
+    print("ready", flush=True)
+    go = await asyncio.wait_for(asyncio.to_thread(sys.stdin.readline), 600)
+    if not go:
+        raise RuntimeError("no go from the bench")
 
 
 def main() -> None:

@@ -47,7 +47,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,33 +156,43 @@ async def _ingest(pki: PkiDir, db_url: str, args: argparse.Namespace) -> dict[st
                 pki.issue(Identity.wl(w))
         config = {"target": cp.target, "pki": str(pki.root), "events": args.events // args.publishers,
                   "batch": args.batch, "nodes": [[w, wl_ids[i ^ 1]] for i, w in enumerate(wl_ids[:args.publishers])]}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "xcwl.bench._publishers", json.dumps(config),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-        assert proc.stdin is not None and proc.stdout is not None
-        try:
-            line = await asyncio.wait_for(proc.stdout.readline(), 300)
-            if line.strip() != b"ready":
-                raise RuntimeError(f"publisher process failed to start: {line!r}")
-            cpu = time.process_time()
-            proc.stdin.write(b"go\n")
-            await proc.stdin.drain()
-            line = await asyncio.wait_for(proc.stdout.readline(), 600)
-            cpu = time.process_time() - cpu  # the CP process's own CPU (verification workers not included)
-            if not line:
-                raise RuntimeError("publisher process failed (see its stderr)")
-            result: dict[str, float] = json.loads(line)
-            result["cp_cpu_s"] = cpu
-        finally:
-            if proc.returncode is None:
-                proc.stdin.close()
-                try:
-                    await asyncio.wait_for(proc.wait(), 15)
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
-        result["events_per_s"] = float(result["events"]) / float(result["elapsed_s"])
-        return result
+        return await drive_publishers(config)
+
+
+async def drive_publishers(config: dict[str, Any],
+                           before_go: Callable[[], Awaitable[None]] | None = None) -> dict[str, float]:
+    """Run the publisher process (``xcwl.bench._publishers``) with ``config`` against a CP in this process: wait for
+    it to be ready, await ``before_go()`` if given, start it, and return its figures with this process's CPU over
+    the run (``cp_cpu_s``, verification workers not included) and ``events_per_s``."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "xcwl.bench._publishers", json.dumps(config),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), 300)
+        if line.strip() != b"ready":
+            raise RuntimeError(f"publisher process failed to start: {line!r}")
+        if before_go is not None:
+            await before_go()
+        cpu = time.process_time()
+        proc.stdin.write(b"go\n")
+        await proc.stdin.drain()
+        line = await asyncio.wait_for(proc.stdout.readline(), 600)
+        cpu = time.process_time() - cpu
+        if not line:
+            raise RuntimeError("publisher process failed (see its stderr)")
+        result: dict[str, float] = json.loads(line)
+    finally:
+        if proc.returncode is None:
+            proc.stdin.close()
+            try:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+    result["cp_cpu_s"] = cpu
+    result["events_per_s"] = float(result["events"]) / float(result["elapsed_s"])
+    return result
 
 
 @dataclass
