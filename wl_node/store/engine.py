@@ -20,10 +20,11 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 VERSION_TABLE = "node_alembic_version"
 POOL_SIZE = 10
 """Connections of the node's async engine on PostgreSQL."""
-SQLITE_POOL_SIZE = 3
-"""Connections of the node's async engine on SQLite. SQLite takes one writer at a time (``BEGIN IMMEDIATE``), so
-more connections only add waiting writers; each one is a thread of its own with its own page and statement caches
-(≈ 0.4 MiB resident), and the order desk's hot path has its own (``TxRunner``)."""
+SQLITE_POOL_SIZE = 10
+"""Connections of the node's async engine on SQLite. Writers take turns (``BEGIN IMMEDIATE``), but readers do not:
+every peer's catalog pull reads through this pool, and with 49 peers pulling after a publish, 3 connections queued
+the next publish behind the pulls past its deadline (``xcwl bench mesh --nodes 50``). Each connection is a thread
+with its own page and statement caches (≈ 0.4 MiB resident); the order desk's hot path has its own (``TxRunner``)."""
 
 metadata = sa.MetaData()
 node_meta = sa.Table(
