@@ -124,4 +124,5 @@ async def test_get_policies_not_modified_without_touching_the_store(cp: Cp) -> N
         event.remove(cp.app.ctx.engine.sync_engine, "before_cursor_execute", count)
     assert same.not_modified and same.version == full.version and not same.HasField("view")
     assert not stale.not_modified and stale.view == full.view
-    assert statements == []
+    # The CP's background loops share the engine: the webhook outbox's pass may run meanwhile (its own table).
+    assert [s for s in statements if "webhook_deliveries" not in s] == []
