@@ -14,9 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -35,57 +34,6 @@ log = logging.getLogger(__name__)
 
 Registration = Callable[[grpc.aio.Server], None]
 DEFAULT_GRACE_S = 5.0
-
-
-class MethodTable(grpc.GenericRpcHandler):
-    """Every method handler of a server, found by one dictionary lookup on the full method name."""
-
-    def __init__(self) -> None:
-        self.handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
-
-    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
-        return self.handlers.get(handler_call_details.method)
-
-
-class _Registrar(grpc.aio.Server):
-    """The server as the ``Registration`` functions see it while they add their services.
-
-    The generated ``add_*Servicer_to_server`` functions add each method twice: in a generic handler and as a
-    registered method. grpc.aio keeps one pending request per registered method and its accept loop waits on all
-    of them (``asyncio.wait``) for every incoming call, so each RPC costs time proportional to the number of methods
-    the server has (about 50 on the CP). Here the registered methods go into one ``MethodTable``, served as the
-    first generic handler; generic handlers pass through behind it (so a service that registers only generically
-    is served too). Ports and the server's lifecycle are not the registrations' business.
-    """
-
-    def __init__(self, server: grpc.aio.Server) -> None:
-        self._server = server
-        self.table = MethodTable()
-        server.add_generic_rpc_handlers((self.table,))
-
-    def add_generic_rpc_handlers(self, generic_rpc_handlers: Iterable[grpc.GenericRpcHandler]) -> None:
-        self._server.add_generic_rpc_handlers(generic_rpc_handlers)
-
-    def add_registered_method_handlers(
-        self, service_name: str, method_handlers: Mapping[str, grpc.RpcMethodHandler[Any, Any]]
-    ) -> None:
-        for method, handler in method_handlers.items():
-            self.table.handlers[f"/{service_name}/{method}"] = handler
-
-    def add_insecure_port(self, address: str) -> int:
-        raise TypeError("registrations add services, not ports")
-
-    def add_secure_port(self, address: str, server_credentials: grpc.ServerCredentials) -> int:
-        raise TypeError("registrations add services, not ports")
-
-    async def start(self) -> None:
-        raise TypeError("registrations do not start the server")
-
-    async def stop(self, grace: float | None) -> None:
-        raise TypeError("registrations do not stop the server")
-
-    async def wait_for_termination(self, timeout: float | None = None) -> bool:
-        raise TypeError("registrations do not wait for the server")
 
 
 @dataclass(frozen=True)
@@ -174,13 +122,11 @@ async def start_server(
                               *extra_interceptors],
                 options=[*SERVER_OPTIONS, *server_message_options(*limits)],
             )
-            registrar = _Registrar(server)
             for register in registrations:
-                register(registrar)
-            health_pb2_grpc.add_HealthServicer_to_server(health, registrar)
+                register(server)
+            health_pb2_grpc.add_HealthServicer_to_server(health, server)
             add_reflection(
-                registrar, (*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name),
-                reflection_index,
+                server, (*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), reflection_index
             )
         if listener.credentials is None:
             if not insecure_dev:
