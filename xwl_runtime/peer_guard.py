@@ -110,6 +110,9 @@ class StreamGuard:
                 yield item
         finally:
             self._streams.pop(key, None)
+            if not self._streams and self._watcher is not None:
+                self._watcher.cancel()  # it waits for the next snapshot; with no stream left there is nothing to end
+                self._watcher = None
             if pending is not None and not pending.done():
                 pending.cancel()
                 await asyncio.gather(pending, return_exceptions=True)
