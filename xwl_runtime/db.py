@@ -17,6 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from . import tracing
 from .safe_files import PRIVATE_MODE, restrict_to_owner
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -104,13 +105,15 @@ def secure_sqlite_file(url: str) -> None:
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An async engine for ``url`` with the settings above."""
+    """An async engine for ``url`` with the settings above; with tracing on, its transactions are child spans."""
     if is_sqlite(url):
         secure_sqlite_file(url)
         engine = create_async_engine(async_url(url), pool_size=pool_size, max_overflow=0)
         configure_sqlite(engine.sync_engine)
-        return engine
-    return create_async_engine(async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    else:
+        engine = create_async_engine(async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    tracing.trace_transactions(engine.sync_engine)
+    return engine
 
 
 def create_sync_engine(url: str) -> sa.Engine:

@@ -61,6 +61,9 @@ class RpcMetrics:
 
 
 class _ClientLatency(grpc.aio.UnaryUnaryClientInterceptor):
+    """Awaits the call it started (a unary call's outcome is cached: the caller's own await returns it at once) and
+    observes its latency by status code: no callback, no task per call."""
+
     def __init__(self, histogram: Histogram) -> None:
         self._histogram = histogram
         self._children: dict[tuple[str, str, str], Histogram] = {}
@@ -73,32 +76,19 @@ class _ClientLatency(grpc.aio.UnaryUnaryClientInterceptor):
     ) -> Any:
         method = client_call_details.method
         name = method.decode() if isinstance(method, bytes) else str(method)
-        service, rpc = split_method(name)
         started = time.perf_counter()
         call = await continuation(client_call_details, request)
-
-        elapsed: list[float] = []
-
-        async def record() -> None:
-            code = await call.code()  # the call is done: returns at once
-            labels = (service, rpc, _client_code(code))
-            child = self._children.get(labels)
-            if child is None:  # ``labels()`` takes a lock and builds a key on every call: once per label set
-                child = self._children[labels] = self._histogram.labels(*labels)
-            child.observe(elapsed[0])
-
-        def done(_call: Any) -> None:
-            elapsed.append(time.perf_counter() - started)
-            task = asyncio.get_running_loop().create_task(record())
-            _pending.add(task)
-            task.add_done_callback(_pending.discard)
-
-        call.add_done_callback(done)
+        try:
+            await call
+        except grpc.aio.AioRpcError:
+            pass  # the caller's own await raises it; here only its code counts
+        elapsed = time.perf_counter() - started
+        labels = (*split_method(name), _client_code(await call.code()))
+        child = self._children.get(labels)
+        if child is None:  # ``labels()`` takes a lock and builds a key on every call: once per label set
+            child = self._children[labels] = self._histogram.labels(*labels)
+        child.observe(elapsed)
         return call
-
-
-_pending: set[asyncio.Task[None]] = set()
-"""Recording tasks in flight (held so they are not garbage-collected before they run)."""
 
 
 def _client_code(code: Any) -> str:

@@ -10,7 +10,9 @@ Servers and clients get the ``opentelemetry-instrumentation-grpc`` aio intercept
 a process without ``OTEL_*`` pays nothing: it imports only the small OpenTelemetry API, never the SDK, the
 exporter or the instrumentation (a few MiB of resident memory in every node). Context crosses every hop as W3C
 ``traceparent`` metadata (the default propagator); the pipeline stamps the correlation id on the server span
-(``xcwl.correlation_id``) and the log formatter writes the current ``trace_id`` on every line.
+(``xcwl.correlation_id``) and the log formatter writes the current ``trace_id`` on every line. Every transaction
+on an engine built by ``xwl_runtime.db`` while tracing is on is a ``db.transaction`` child span of the request that
+ran it, commit included (``trace_transactions``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
     from opentelemetry.sdk.trace import TracerProvider
 
 _SDK_TRACE = "opentelemetry.sdk.trace"
@@ -340,3 +343,51 @@ def span(name: str, **attributes: str | int) -> Iterator[None]:
         return
     with _tracer(provider).start_as_current_span(name, attributes=attributes):
         yield
+
+
+_TX_SPAN_KEY = "xcwl.tx_span"
+"""Where an open transaction span waits, in the DBAPI connection's ``info`` (shared by the Connection and the pool's
+connection record)."""
+
+
+def trace_transactions(engine: sa.Engine) -> None:
+    """Make every transaction on ``engine`` (an async engine's ``sync_engine`` too) a ``db.transaction`` child span of
+    the span current at BEGIN, with ``db.system`` and ``db.outcome`` (commit / rollback). The span ends when the
+    connection goes back to the pool, so the COMMIT itself (the WAL fsync, the PostgreSQL round trip) is inside it.
+
+    Registered only while tracing is on (an engine built without tracing pays no event hook); a transaction outside
+    any request (a background loop) or inside a trace the sampler left out makes no span. SQLAlchemy runs an async
+    engine's events in the awaiting task's context, so the parent is the RPC's span."""
+    provider = _sdk_provider()
+    if provider is None:
+        return
+    from sqlalchemy import event  # the storage modules import SQLAlchemy anyway; tracing alone does not need it
+
+    tracer = _tracer(provider)
+    attributes = {"db.system": engine.dialect.name}
+
+    def end(info: dict[Any, Any]) -> None:
+        span = info.pop(_TX_SPAN_KEY, None)
+        if span is not None:
+            span.end()
+
+    def begin(conn: sa.Connection) -> None:
+        end(conn.info)  # a connection kept across transactions: the previous one is over
+        parent = trace.get_current_span().get_span_context()
+        if parent.is_valid and parent.trace_flags.sampled:
+            conn.info[_TX_SPAN_KEY] = tracer.start_span("db.transaction", attributes=attributes)
+
+    def outcome(name: str) -> Callable[[sa.Connection], None]:
+        def mark(conn: sa.Connection) -> None:
+            span = conn.info.get(_TX_SPAN_KEY)
+            if span is not None:
+                span.set_attribute("db.outcome", name)
+        return mark
+
+    def checkin(_dbapi_connection: Any, record: Any) -> None:
+        end(record.info)
+
+    event.listen(engine, "begin", begin)
+    event.listen(engine, "commit", outcome("commit"))
+    event.listen(engine, "rollback", outcome("rollback"))
+    event.listen(engine.pool, "checkin", checkin)

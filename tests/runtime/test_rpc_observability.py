@@ -69,6 +69,25 @@ async def test_refused_caller_gets_a_fresh_correlation_id_and_the_code_is_measur
     assert _count(registry, "OK") == 0
 
 
+async def test_client_interceptor_measures_each_call_by_code_and_hands_the_caller_its_outcome(served: tuple) -> None:
+    server, metrics, registry = served
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}",
+                                         interceptors=[metrics.client_interceptor()]) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        ok = await stub.Check(health_pb2.HealthCheckRequest(), metadata=OPS, timeout=5)
+        assert ok.status == health_pb2.HealthCheckResponse.SERVING
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.Check(health_pb2.HealthCheckRequest(), timeout=5)  # no identity
+        assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
+
+    def client(code: str, suffix: str = "count") -> float:
+        return registry.get_sample_value(f"xcwl_rpc_client_duration_seconds_{suffix}", {
+            "service": "grpc.health.v1.Health", "method": "Check", "code": code}) or 0.0
+
+    assert (client("OK"), client("UNAUTHENTICATED")) == (1.0, 1.0)
+    assert client("OK", "sum") > 0
+
+
 async def test_scrape_endpoint_serves_prometheus_text(served: tuple) -> None:
     server, _, registry = served
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:

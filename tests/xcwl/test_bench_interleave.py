@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import statistics
 
-from xcwl.bench._interleave import interleave, medians, ratio, round_orders
+from xcwl.bench._interleave import Round, interleave, medians, percentile, ratio, round_orders
 
 
 def test_round_orders_alternate_so_a_linear_drift_lands_on_every_variant_alike() -> None:
@@ -34,3 +35,29 @@ async def test_interleave_measures_in_alternating_order_and_keeps_each_variants_
 def test_medians_shrug_off_one_spoiled_round_and_ratio_refuses_a_zero_base() -> None:
     assert medians([{"x": 1.0}, {"x": 1.2}, {"x": 90.0}]) == {"x": 1.2}
     assert math.isnan(ratio(1.0, 0.0))
+
+
+async def test_latency_percentiles_come_from_the_pooled_samples_of_all_rounds() -> None:
+    # Each round of 100 samples has one slow outlier; a per-round p99 is an interpolation near that single sample,
+    # the pool's p99 sits among the four outliers of all rounds together.
+    rounds = iter([[1.0] * 99 + [50.0], [1.0] * 99 + [60.0], [1.0] * 99 + [70.0], [1.0] * 99 + [80.0]])
+
+    async def measure(variant: str) -> Round:
+        samples = next(rounds)
+        return Round({"ms.p99_ms": percentile(samples, 0.99), "ops": 1.0}, {"ms": samples})
+
+    out = await interleave(["a", "b"], 2, measure)
+    a = out.medians("a")
+    assert a["ops"] == 1.0
+    assert a["ms.p50_ms"] == 1.0
+    assert a["ms.p99_ms"] == round(percentile([1.0] * 198 + [50.0, 80.0], 0.99), 3)  # rounds 1 and 4 were a's
+    assert a["ms.p999_ms"] == round(percentile([1.0] * 198 + [50.0, 80.0], 0.999), 3)
+    # The same-round ratio still reads the per-round figure.
+    assert out.paired_ratio("ms.p99_ms", "b", "a") == round(
+        statistics.median([percentile([1.0] * 99 + [60.0], 0.99) / percentile([1.0] * 99 + [50.0], 0.99),
+                           percentile([1.0] * 99 + [70.0], 0.99) / percentile([1.0] * 99 + [80.0], 0.99)]), 3)
+
+
+def test_percentile_of_nothing_is_nan_and_of_one_sample_is_that_sample() -> None:
+    assert math.isnan(percentile([], 0.99))
+    assert percentile([7.0], 0.99) == 7.0

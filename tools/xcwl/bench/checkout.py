@@ -12,8 +12,10 @@ is not on the checkout path). On a 2-core machine the three processes share the 
 Comparisons are made inside one run (``_interleave``): every variant's node pair is started at once (the
 encrypted pair always; the plaintext pair with ``--compare-plaintext``; the observed pair on SQLite), then each
 level's checkouts are measured in ``--rounds`` short rounds per variant, alternating A B, B A, … after a warm-up of
-each. A figure is the median of its variant's per-round figures; a ratio is the ratio of those medians, and
-``…_paired`` the median of same-round ratios. Run one after the other, two identical runs differed by ±30% here.
+each. Throughput, error rate and CPU are the median of the variant's per-round figures; latency percentiles are
+those of all its rounds' samples pooled (every round the same number of checkouts); a ratio is the ratio of those
+figures, and ``…_paired`` the median of same-round ratios (per-round percentiles). Run one after the other, two
+identical runs differed by ±30% here.
 
 Figures (``--json`` prints one flat object):
 
@@ -48,7 +50,6 @@ import contextlib
 import datetime as dt
 import multiprocessing
 import os
-import statistics
 import tempfile
 import time
 import uuid
@@ -101,7 +102,7 @@ from xwl_runtime.tls import ReloadableServerCredentials, TlsMaterial, secure_cha
 from xwl_runtime.tokens import SCOPE_PLACE_ORDERS, bearer_metadata, issue_token
 
 from ..progress import announce
-from ._interleave import Interleaved, interleave
+from ._interleave import PERCENTILES, Interleaved, Round, interleave, percentile
 from ._observed import SCRAPE_INTERVAL_S, Scraper, SpanSink, enable_tracing
 from ._plaintext import PLAINTEXT_SUFFIX, encryption_overhead
 
@@ -150,15 +151,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trace-sample-ratio", type=float, default=0.1,
                         help="the observed nodes' sampler: parentbased_always_on at 1.0, else "
                              "parentbased_traceidratio with this ratio (OTEL_TRACES_SAMPLER[_ARG])")
-
-
-def _pct(samples: list[float], q: float) -> float:
-    if not samples:
-        return float("nan")
-    ordered = sorted(samples)
-    if len(ordered) == 1:
-        return ordered[0]
-    return statistics.quantiles(ordered, n=1000, method="inclusive")[min(999, max(1, round(q * 1000))) - 1]
 
 
 def _view(wl_id: str, peer: str, endpoint: str, jwt_key: Any) -> policy_pb2.PolicyView:
@@ -272,9 +264,9 @@ class _Pair:
         self._run_id = uuid.uuid4().hex[:8]
         await _drive(n, level, lambda i: self._one(i, record=False))
 
-    async def measure(self, level: int, n: int) -> dict[str, float]:
+    async def measure(self, level: int, n: int) -> Round:
         """One round: ``n`` checkouts at ``level`` in flight; figure names without the ``checkout.`` prefix and the
-        level/backend suffix."""
+        level/backend suffix, and the round's confirmation and end-to-end samples (pooled over the rounds)."""
         self._run_id = uuid.uuid4().hex[:8]
         await self._importer.ask("clear")
         self._e2e_ms.clear()
@@ -293,12 +285,12 @@ class _Pair:
         # CPU time per checkout of each process: comparable across runs on a shared, loaded machine.
         for name, a, b in zip(("client", "importer", "exporter"), cpu0, cpu1, strict=True):
             out[f"cpu_ms_per_checkout.{name}"] = round((b - a) * 1000 / n, 3)
-        for q, name in ((0.5, "p50"), (0.99, "p99"), (0.999, "p999")):
-            out[f"confirm.{name}_ms"] = round(_pct(confirm_ms, q), 3)
-            out[f"e2e.{name}_ms"] = round(_pct(self._e2e_ms, q), 3)
+        for q, name in PERCENTILES:
+            out[f"confirm.{name}_ms"] = round(percentile(confirm_ms, q), 3)
+            out[f"e2e.{name}_ms"] = round(percentile(self._e2e_ms, q), 3)
         out["checkouts_per_s"] = round((n - failures) / wall, 1)
         out["error_rate"] = round(failures / n, 5)
-        return out
+        return Round(out, {"confirm": list(confirm_ms), "e2e": list(self._e2e_ms)})
 
     async def stop(self) -> None:
         await self._channel.close()
@@ -319,7 +311,7 @@ async def _run_levels(pairs: dict[str, _Pair], levels: Sequence[tuple[int, int, 
             await pairs[variant].warm(level, args.warmup)
         per_round = max(1, n // args.rounds)
 
-        def measure(variant: str, level: int = level, n: int = per_round) -> Awaitable[dict[str, float]]:
+        def measure(variant: str, level: int = level, n: int = per_round) -> Awaitable[Round]:
             return pairs[variant].measure(level, n)
 
         out[level] = await interleave(variants, args.rounds, measure)
@@ -501,8 +493,8 @@ async def _baseline_figures(pki: PkiDir, url: str, backend: str, args: argparse.
                 key = f"c{level}.{backend}"
                 for name, a, b in zip(("client", "server"), cpu0, cpu1, strict=True):
                     out[f"checkout.baseline.cpu_ms_per_call.{name}.{key}"] = round((b - a) * 1000 / n, 3)
-                out[f"checkout.baseline.p50_ms.{key}"] = round(_pct(samples, 0.5), 3)
-                out[f"checkout.baseline.p99_ms.{key}"] = round(_pct(samples, 0.99), 3)
+                out[f"checkout.baseline.p50_ms.{key}"] = round(percentile(samples, 0.5), 3)
+                out[f"checkout.baseline.p99_ms.{key}"] = round(percentile(samples, 0.99), 3)
                 out[f"checkout.baseline.calls_per_s.{key}"] = round((n - failures) / wall, 1)
     finally:
         await server.stop()

@@ -4,10 +4,11 @@
   straight into their stores); one importer node, started with a view that lets it import from all four, syncs
   them over mTLS (ListOffers pages of 5,000, one transaction per page, prices converted with the pair's FX).
   Offers per second = offers / wall time from the importer's first view to the last exporter's full sync done.
-* Change delay (``sync.change_delay.p50_ms`` / ``p99_ms``, SQLite; ``….postgres`` too): then 1,000 offer updates
-  at about 200 per second, spread over the exporters through their ``OfferBook`` (the StorefrontService's write
-  path). Delay = the time a row carrying the new revision is committed in the importer's snapshot (what its local
-  API reads, uncached) − the time the exporter's commit returned. Observed by polling the importer's store.
+* Change delay (``sync.change_delay.p50_ms`` / ``p99_ms`` / ``p999_ms``, SQLite; ``….postgres`` too): then 1,000
+  offer updates at about 200 per second, spread over the exporters through their ``OfferBook`` (the
+  StorefrontService's write path). Delay = the time a row carrying the new revision is committed in the importer's
+  snapshot (what its local API reads, uncached) − the time the exporter's commit returned. Observed by polling the
+  importer's store.
 
 Layout: the importer node runs in this process; the exporter nodes run together in one child process (this module
 with ``--exporter-process``, driven by JSON lines on stdin/stdout), as they would on other machines, so both cores
@@ -17,13 +18,14 @@ compare ``time.monotonic()`` stamps of the two processes (CLOCK_MONOTONIC: one c
 
 Rounds (``--rounds``): after one untimed full sync per variant (into the importer the change rounds watch later),
 each variant does ``--rounds`` full syncs, each into a fresh importer, and the updates are split into as many
-rounds; a figure is the median over its rounds (``sync.rounds`` says how many). With ``--compare-plaintext`` a
-second set of exporters stores personal data unencrypted and runs beside the first; the rounds alternate between
-the variants (A B, B A, …), so both see the same machine, and the bench prints every figure twice (``….plaintext``),
-``sync.encryption_overhead.<figure>`` (encrypted / plaintext, ratio of medians) and
-``sync.encryption_overhead_paired.<figure>`` (the median of same-round ratios, the steadier one on a shared machine).
-The feed carries masked contacts computed when an offer is published, so a sync reads no encrypted column; an
-offer update seals the manager contact of the offer's trader account on the exporter.
+rounds; a figure is the median over its rounds (``sync.rounds`` says how many), except the change delays'
+percentiles, which are those of all rounds' delays pooled (``change_delay.{p50,p99,p999}_ms``). With
+``--compare-plaintext`` a second set of exporters stores personal data unencrypted and runs beside the first; the rounds
+alternate between the variants (A B, B A, …), so both see the same machine, and the bench prints every figure twice
+(``….plaintext``), ``sync.encryption_overhead.<figure>`` (encrypted / plaintext, ratio of medians) and
+``sync.encryption_overhead_paired.<figure>`` (the median of same-round ratios, the steadier one on a shared
+machine). The feed carries masked contacts computed when an offer is published, so a sync reads no encrypted column;
+an offer update seals the manager contact of the offer's trader account on the exporter.
 
 Every node has the production pipeline and a real store: SQLite files in a temp dir, and scratch PostgreSQL
 databases created and dropped through ``--pg-url``.
@@ -37,7 +39,6 @@ import contextlib
 import datetime as dt
 import json
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -62,7 +63,7 @@ from xwl_runtime.identity import Identity
 from xwl_runtime.pki import PkiDir
 
 from ..progress import announce
-from ._interleave import Interleaved, interleave
+from ._interleave import PERCENTILES, Interleaved, Round, interleave, percentile
 from ._plaintext import PLAINTEXT_SUFFIX, encryption_overhead
 
 EXPORTER_PROCESS_FLAG = "--exporter-process"
@@ -330,11 +331,6 @@ async def _change_delays(importer: CatalogNode, exporters: _ExporterProcess, cha
     return delays
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered))) - 1))]
-
-
 class _Variant:
     """One variant's exporters (a child process, seeded once) and the way to start importers against them."""
 
@@ -444,12 +440,13 @@ async def _measure(kind: str, args: argparse.Namespace, tmp: Path
                 most: dict[str, float] = {}
                 per_round = max(1, args.changes // args.rounds)
 
-                async def change_round(name: str) -> dict[str, float]:
+                async def change_round(name: str) -> Round:
                     delays = await _change_delays(importers[name][1], variants[name].child, per_round,
                                                   args.change_rate)
                     most[name] = max(most.get(name, 0.0), max(delays))
-                    return {"change_delay.p50_ms": round(statistics.median(delays) * 1000, 2),
-                            "change_delay.p99_ms": round(_pct(delays, 0.99) * 1000, 2)}
+                    ms = [d * 1000 for d in delays]
+                    return Round({f"change_delay.{name}_ms": round(percentile(ms, q), 2) for q, name in PERCENTILES},
+                                 {"change_delay": ms})
 
                 changed = await interleave(names, args.rounds, change_round)
                 for name in names:
