@@ -73,12 +73,17 @@ class Interleaved:
 
 
 async def interleave(variants: Sequence[str], rounds: int,
-                     measure: Callable[[str], Awaitable[RoundFigures | Round]]) -> Interleaved:
-    """Run ``measure(variant)`` ``rounds`` times per variant, the variants in alternating order each round."""
+                     measure: Callable[[str], Awaitable[RoundFigures | Round]],
+                     before_round: Callable[[], Awaitable[None]] | None = None) -> Interleaved:
+    """Run ``measure(variant)`` ``rounds`` times per variant, the variants in alternating order each round;
+    ``before_round()`` (unmeasured) before each (e.g. a store checkpoint, so no variant's round inherits the
+    write-back of the rounds before it)."""
     seen: dict[str, list[RoundFigures]] = {v: [] for v in variants}
     pooled: dict[str, dict[str, list[float]]] = {v: {} for v in variants}
     for order in round_orders(variants, rounds):
         for variant in order:
+            if before_round is not None:
+                await before_round()
             got = await measure(variant)
             if isinstance(got, Round):
                 seen[variant].append(got.figures)

@@ -18,19 +18,21 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 import sqlalchemy as sa
 
 from wl_node.catalog.tables import imported_offers
 from xporty.common.v1 import money_pb2
 from xporty.cp.v1 import admin_service_pb2, policy_pb2, registry_pb2
 from xporty.trader.v1 import offer_pb2
+from xwl_runtime.grpc_codes import TRANSIENT
 from xwl_runtime.identity import Identity
 from xwl_runtime.tls import TlsMaterial
 
 from ..demo_world import APP as APP_NAME
 from ..demo_world import OPERATOR, Demo, Proc, free_port
 from ..errors import CliError
-from ..node_client import NodeClient
+from ..node_client import NodeClient, NodeRpcError
 from ._tcp_balancer import TcpBalancer
 
 PRICE = "1.00"
@@ -40,6 +42,7 @@ LIMIT = "100000000"
 ORDER_TIMEOUT_MS = 2000
 """Order deadline of the nodes: N processes share two cores, so queueing must not turn into in-doubt checkouts."""
 START_BATCH = 5
+PUBLISH_ATTEMPTS = 4
 """Nodes started at once (each start imports the node's stack and enrolls: CPU-heavy for a second or two)."""
 CONVERGE_TIMEOUT_S = 600.0
 START_TIMEOUT_S = 300.0
@@ -221,7 +224,7 @@ class MeshWorld:
             app = await self.app(wl)
             currency = f"XPY-{self.wls.index(wl) + 1:02d}"
             for offer_id in self.offer_ids(wl):
-                await app.publish(offer_pb2.Offer(
+                await self._publish_once(app, offer_pb2.Offer(
                     offer_id=offer_id, title=f"{wl} offer {offer_id}", description="bench offer", category="bench",
                     unit_price=money_pb2.Money(currency=currency, amount=PRICE), stock=STOCK,
                     manager=offer_pb2.TraderContact(name="Trader", email=f"trader@{wl}.example",
@@ -229,6 +232,22 @@ class MeshWorld:
 
         await asyncio.gather(*(publish(wl) for wl in self.wls))
         self.progress(f"{self.offers} offers published by each of the {self.n} WLs")
+
+    @staticmethod
+    async def _publish_once(app: NodeClient, offer: offer_pb2.Offer) -> None:
+        """Publish, as a WL's app would on a node still busy with its first syncs: an offer write is not retried by
+        the SDK (its outcome is unknown after a deadline), so a timed-out publish is sent again and ALREADY_EXISTS
+        means the earlier one landed."""
+        for attempt in range(PUBLISH_ATTEMPTS):
+            try:
+                await app.publish(offer)
+                return
+            except NodeRpcError as err:
+                if err.remote.code is grpc.StatusCode.ALREADY_EXISTS and attempt:
+                    return
+                if err.remote.code not in TRANSIENT or attempt + 1 == PUBLISH_ATTEMPTS:
+                    raise
+            await asyncio.sleep(1.0 + attempt)
 
     async def imported_count(self, wl: str) -> int:
         async with self.demo.store(self.demo.node_db(wl)) as engine, engine.connect() as conn:

@@ -1,7 +1,8 @@
-"""A scratch PostgreSQL database for one bench run, dropped afterwards."""
+"""A scratch PostgreSQL database for one bench run, dropped afterwards; store checkpoints between measured rounds."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,3 +21,31 @@ async def scratch_postgres(admin_dsn: str, prefix: str = "xcwl_bench") -> AsyncI
     finally:
         async with await psycopg.AsyncConnection.connect(admin_dsn, autocommit=True) as conn:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def checkpoint(admin_dsn: str) -> None:
+    """``CHECKPOINT`` on the server of ``admin_dsn`` (a superuser's): a bench calls it before each measured round, so
+    the server's periodic write-back of everything the previous rounds dirtied (every few minutes, or each
+    ``max_wal_size`` of WAL) does not land in the middle of one variant's round and make its tail alone."""
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(admin_dsn, autocommit=True) as conn:
+        await conn.execute("CHECKPOINT")
+
+
+async def checkpoint_sqlite(urls: list[str]) -> None:
+    """``PRAGMA wal_checkpoint(TRUNCATE)`` on each SQLite file: every measured round starts with an empty WAL, so the
+    automatic checkpoints inside a round (SQLite runs them in the committing transaction, every 1,000 pages) fall
+    at the same points for every variant instead of wherever the previous rounds left the log."""
+    import asyncio
+    import sqlite3
+
+    from xwl_runtime.db import SQLITE_BUSY_TIMEOUT_MS
+
+    def run() -> None:
+        for url in urls:
+            with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"),
+                                                    timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)) as conn:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+    await asyncio.to_thread(run)

@@ -9,13 +9,14 @@ loopback. The bench process is only the app client (app certificate) driving Che
 the client never competes with a server for one interpreter. The importer's token cache is filled up front (the CP
 is not on the checkout path). On a 2-core machine the three processes share the two cores, as the baseline's two do.
 
-Comparisons are made inside one run (``_interleave``): every variant's node pair is started at once (the
-encrypted pair always; the plaintext pair with ``--compare-plaintext``; the observed pair on SQLite), then each
-level's checkouts are measured in ``--rounds`` short rounds per variant, alternating A B, B A, … after a warm-up of
-each. Throughput, error rate and CPU are the median of the variant's per-round figures; latency percentiles are
-those of all its rounds' samples pooled (every round the same number of checkouts); a ratio is the ratio of those
-figures, and ``…_paired`` the median of same-round ratios (per-round percentiles). Run one after the other, two
-identical runs differed by ±30% here.
+Comparisons are made inside one run (``_interleave``): every variant's node pair is started at once (the encrypted
+pair always; the plaintext pair with ``--compare-plaintext``; the observed pair on SQLite), then each level's
+checkouts are measured in ``--rounds`` short rounds per variant, alternating A B, B A, … after a warm-up of each
+(every store checkpointed before each round: ``CHECKPOINT`` on PostgreSQL, the WAL truncated on SQLite). Throughput,
+error rate and CPU are the median of the variant's per-round figures; latency percentiles are those of all its rounds'
+samples pooled (every round the same number of checkouts); a ratio is the ratio of those figures, and ``…_paired`` the
+median of same-round ratios (per-round percentiles). Run one after the other, two identical runs differed by ±30%
+here.
 
 Figures (``--json`` prints one flat object):
 
@@ -82,7 +83,7 @@ from wl_node.risk.local_guard import LocalGuard
 from wl_node.settings import NodeSettings
 from wl_node.store import migrate
 from wl_node.trader.component import install as install_trader
-from xcwl.bench._scratch import scratch_postgres
+from xcwl.bench._scratch import checkpoint, checkpoint_sqlite, scratch_postgres
 from xcwl.bench.importer_node import StaticImportedOffers, checkout_storefront
 from xporty.cp.v1 import policy_pb2, registry_pb2
 from xporty.node.v1 import storefront_pb2
@@ -301,9 +302,18 @@ class _Pair:
 
 
 async def _run_levels(pairs: dict[str, _Pair], levels: Sequence[tuple[int, int, Sequence[str]]],
-                      args: argparse.Namespace) -> dict[int, Interleaved]:
+                      args: argparse.Namespace, stores: list[str]) -> dict[int, Interleaved]:
     """Per level (in flight, checkouts per variant, variants measured): the variants interleaved in ``--rounds``
-    rounds of ``checkouts / rounds`` each."""
+    rounds of ``checkouts / rounds`` each; every store checkpointed before each round (a ``CHECKPOINT`` on
+    PostgreSQL, the WAL truncated on SQLite)."""
+    sqlite = [url for url in stores if db.is_sqlite(url)]
+
+    async def settle() -> None:
+        if sqlite:
+            await checkpoint_sqlite(sqlite)
+        if len(sqlite) < len(stores):
+            await checkpoint(args.pg_admin_dsn)
+
     out: dict[int, Interleaved] = {}
     for level, n, variants in levels:
         announce(args, f"{len(variants)} variant(s) at {level} in flight")
@@ -314,7 +324,7 @@ async def _run_levels(pairs: dict[str, _Pair], levels: Sequence[tuple[int, int, 
         def measure(variant: str, level: int = level, n: int = per_round) -> Awaitable[Round]:
             return pairs[variant].measure(level, n)
 
-        out[level] = await interleave(variants, args.rounds, measure)
+        out[level] = await interleave(variants, args.rounds, measure, settle)
     return out
 
 
@@ -329,22 +339,28 @@ async def _checkout_figures(pki: PkiDir, url: Callable[[str, str], Awaitable[str
     ``observe`` an observed pair interleaved at 64 in flight (``checkout.observability.*``)."""
     pairs: dict[str, _Pair] = {}
     sink: SpanSink | None = None
+    stores: list[str] = []
+
+    async def store(variant: str, node: str) -> str:
+        stores.append(await url(variant, node))
+        return stores[-1]
+
     try:
         variants = ["encrypted", *(["plaintext"] if args.compare_plaintext else [])]
         for variant in variants:
-            pairs[variant] = await _Pair.start(variant, pki, await url(variant, "exporter"),
-                                               await url(variant, "importer"), args, jwt_key,
+            pairs[variant] = await _Pair.start(variant, pki, await store(variant, "exporter"),
+                                               await store(variant, "importer"), args, jwt_key,
                                                plaintext=variant == "plaintext")
         if observe:
             sink = SpanSink()
             await sink.start()
-            pairs["observed"] = await _Pair.start("observed", pki, await url("observed", "exporter"),
-                                                  await url("observed", "importer"), args, jwt_key,
+            pairs["observed"] = await _Pair.start("observed", pki, await store("observed", "exporter"),
+                                                  await store("observed", "importer"), args, jwt_key,
                                                   otlp_port=sink.port)
         measured = await _run_levels(pairs, (
             (1, args.checkouts_c1, variants),
             (64, args.checkouts_c64, [*variants, *(["observed"] if observe else [])]),
-        ), args)
+        ), args, stores)
     finally:
         for pair in pairs.values():
             await pair.stop()

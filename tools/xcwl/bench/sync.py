@@ -16,16 +16,17 @@ work. The full-sync figure is the importer's ingest rate; ``sync.full.{importer,
 seconds each process spent on it (on a shared machine the wall figure also measures the neighbours). Change delays
 compare ``time.monotonic()`` stamps of the two processes (CLOCK_MONOTONIC: one clock for the whole machine).
 
-Rounds (``--rounds``): after one untimed full sync per variant (into the importer the change rounds watch later),
-each variant does ``--rounds`` full syncs, each into a fresh importer, and the updates are split into as many
-rounds; a figure is the median over its rounds (``sync.rounds`` says how many), except the change delays'
-percentiles, which are those of all rounds' delays pooled (``change_delay.{p50,p99,p999}_ms``). With
-``--compare-plaintext`` a second set of exporters stores personal data unencrypted and runs beside the first; the rounds
-alternate between the variants (A B, B A, …), so both see the same machine, and the bench prints every figure twice
-(``….plaintext``), ``sync.encryption_overhead.<figure>`` (encrypted / plaintext, ratio of medians) and
-``sync.encryption_overhead_paired.<figure>`` (the median of same-round ratios, the steadier one on a shared
-machine). The feed carries masked contacts computed when an offer is published, so a sync reads no encrypted column;
-an offer update seals the manager contact of the offer's trader account on the exporter.
+Rounds (``--rounds``): after one untimed full sync per variant (into the importer the change rounds watch later), each
+variant does ``--rounds`` full syncs, each into a fresh importer, and the updates are split into as many rounds (after
+one untimed round of updates per variant; on PostgreSQL a ``CHECKPOINT`` before every round); a figure is the median
+over its rounds (``sync.rounds`` says how many), except the change delays' percentiles, which are those of all rounds'
+delays pooled (``change_delay.{p50,p99,p999}_ms``). With ``--compare-plaintext`` a second set of exporters stores
+personal data unencrypted and runs beside the first; the rounds alternate between the variants (A B, B A, …), so both
+see the same machine, and the bench prints every figure twice (``….plaintext``), ``sync.encryption_overhead.<figure>``
+(encrypted / plaintext, ratio of medians) and ``sync.encryption_overhead_paired.<figure>`` (the median of same-round
+ratios, the steadier one on a shared machine). The feed carries masked contacts computed when an offer is published,
+so a sync reads no encrypted column; an offer update seals the manager contact of the offer's trader account on the
+exporter.
 
 Every node has the production pipeline and a real store: SQLite files in a temp dir, and scratch PostgreSQL
 databases created and dropped through ``--pg-url``.
@@ -65,6 +66,7 @@ from xwl_runtime.pki import PkiDir
 from ..progress import announce
 from ._interleave import PERCENTILES, Interleaved, Round, interleave, percentile
 from ._plaintext import PLAINTEXT_SUFFIX, encryption_overhead
+from ._scratch import checkpoint
 
 EXPORTER_PROCESS_FLAG = "--exporter-process"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -433,7 +435,8 @@ async def _measure(kind: str, args: argparse.Namespace, tmp: Path
                 figures, _ = await _full_sync(variants[name], make_db, total)
                 return figures
 
-            full = await interleave(names, args.rounds, full_round)
+            settle = (lambda: checkpoint(args.pg_url)) if kind == "postgres" else None
+            full = await interleave(names, args.rounds, full_round, settle)
             out = {name: full.medians(name) for name in names}
             paired = _paired(full) if args.compare_plaintext else {}
             if args.changes:
@@ -448,7 +451,12 @@ async def _measure(kind: str, args: argparse.Namespace, tmp: Path
                     return Round({f"change_delay.{name}_ms": round(percentile(ms, q), 2) for q, name in PERCENTILES},
                                  {"change_delay": ms})
 
-                changed = await interleave(names, args.rounds, change_round)
+                # One untimed round per variant first: the full syncs just wrote every importer's catalog many times
+                # over, and the store's write-back of that (a PostgreSQL checkpoint, SQLite's WAL) would otherwise
+                # land on whichever variant's changes come first.
+                for name in names:
+                    await _change_delays(importers[name][1], variants[name].child, per_round, args.change_rate)
+                changed = await interleave(names, args.rounds, change_round, settle)
                 for name in names:
                     out[name].update(changed.medians(name))
                     out[name]["change_delay.max_ms"] = round(most[name] * 1000, 2)
