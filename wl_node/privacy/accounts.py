@@ -86,15 +86,26 @@ class TraderAccounts:
                 "contact_phone": seal(contact.phone, column_aad("contact_phone"))}
 
     async def upsert(self, conn: AsyncConnection, contact: Contact, now: dt.datetime) -> tuple[str, str]:
-        """The (account id, handle) of the account of ``contact``'s manager, created or refreshed."""
+        """The (account id, handle) of the account of ``contact``'s manager, created or refreshed.
+
+        An offer write names its manager every time, and the contact rarely changes: an account that already holds
+        exactly this contact is read, not rewritten (a rewrite would seal four fields under fresh nonces and add a
+        row version per offer update, for nothing)."""
         email_index = self.keyring.blind_index(contact.email)  # once: it names the account and indexes it
         account_id = _account_id(email_index)
         handle = self.keyring.handle(self._wl, account_id)
+        row = (await conn.execute(sa.select(trader_accounts)
+                                  .where(trader_accounts.c.account_id == account_id))).one_or_none()
+        if row is not None:
+            held = self.decode(row)
+            if held.status == ACTIVE and held.display_name == contact.name and held.contact == contact:
+                return account_id, handle
         values = {**self._sealed(contact.name, contact), "email_index": email_index,
                   "status": ACTIVE, "updated_at": now}
-        updated = await conn.execute(sa.update(trader_accounts)
-                                     .where(trader_accounts.c.account_id == account_id).values(values))
-        if not updated.rowcount:
+        if row is not None:
+            await conn.execute(sa.update(trader_accounts)
+                               .where(trader_accounts.c.account_id == account_id).values(values))
+        else:
             await conn.execute(sa.insert(trader_accounts).values(
                 account_id=account_id, wl_id=self._wl, handle=handle, created_at=now, **values))
         return account_id, handle
