@@ -95,7 +95,7 @@ async def interleave(variants: Sequence[str], rounds: int,
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
-    """The ``q`` quantile of ``samples`` (inclusive method, interpolated; nan when empty)."""
+    """The ``q`` quantile of ``samples`` (inclusive method, interpolated; nan when empty): every bench's percentiles."""
     if not samples:
         return float("nan")
     if len(samples) == 1:

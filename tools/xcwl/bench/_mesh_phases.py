@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
-import statistics
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -35,16 +34,6 @@ from ._procstat import CpuWindow, pss_mb, rss_mb
 
 SETTLE_TIMEOUT_S = 120.0
 REACTION_TIMEOUT_S = 60.0
-
-
-def pct(samples: list[float], q: float) -> float:
-    """The ``q`` quantile (0..1) of ``samples``, inclusive method; NaN when empty."""
-    if not samples:
-        return float("nan")
-    ordered = sorted(samples)
-    if len(ordered) == 1:
-        return ordered[0]
-    return statistics.quantiles(ordered, n=1000, method="inclusive")[min(999, max(1, round(q * 1000))) - 1]
 
 
 # --- idle -------------------------------------------------------------------------------------------------------

@@ -42,8 +42,9 @@ LIMIT = "100000000"
 ORDER_TIMEOUT_MS = 2000
 """Order deadline of the nodes: N processes share two cores, so queueing must not turn into in-doubt checkouts."""
 START_BATCH = 5
-PUBLISH_ATTEMPTS = 4
 """Nodes started at once (each start imports the node's stack and enrolls: CPU-heavy for a second or two)."""
+PUBLISH_ATTEMPTS = 4
+"""Sends of one offer at most while the nodes are still busy with their first syncs."""
 CONVERGE_TIMEOUT_S = 600.0
 START_TIMEOUT_S = 300.0
 """A node's start (imports, migrations in a child, enrollment) on a loaded shared machine can take a while."""

@@ -51,6 +51,7 @@ from xwl_runtime.pki import PkiDir
 
 from ..progress import announce
 from . import risk as risk_bench
+from ._interleave import percentile
 from ._rollup_ingest import WL_IDS as _INGEST_WLS
 
 CHUNK = 5000
@@ -152,8 +153,8 @@ async def _pages(url: str, pki: PkiDir, args: argparse.Namespace, backend: str) 
                 await build_page(src, ops, name, params)
                 samples.append((time.perf_counter() - started) * 1000)
             cpu = time.process_time() - cpu
-            out[f"dashboard.{name}.p50_ms.{backend}"] = round(risk_bench._pct(samples, 0.5), 3)
-            out[f"dashboard.{name}.p99_ms.{backend}"] = round(risk_bench._pct(samples, 0.99), 3)
+            out[f"dashboard.{name}.p50_ms.{backend}"] = round(percentile(samples, 0.5), 3)
+            out[f"dashboard.{name}.p99_ms.{backend}"] = round(percentile(samples, 0.99), 3)
             out[f"dashboard.{name}.cpu_ms.{backend}"] = round(cpu * 1000 / args.samples, 3)
     finally:
         await engine.dispose()

@@ -46,6 +46,7 @@ from xcwl.bench._scratch import scratch_postgres
 
 from ..errors import CliError
 from . import _mesh_phases as phases
+from ._interleave import percentile
 from ._mesh_world import MeshWorld, mesh
 from ._procstat import pss_mb, rss_mb
 
@@ -110,15 +111,15 @@ async def _one_n(args: argparse.Namespace, root: Path, n: int) -> dict[str, floa
                   f"max {max(rss):.1f} MiB; PSS mean {statistics.fmean(pss):.1f} MiB")
 
         policy = await phases.policy_propagation(world, args.policy_changes)
-        figures[f"mesh.policy.p50_ms.{tag}"] = phases.pct(policy, 0.5)
-        figures[f"mesh.policy.p99_ms.{tag}"] = phases.pct(policy, 0.99)
-        _progress(f"policy: {args.policy_changes} changes x {n} nodes: p50 {phases.pct(policy, 0.5):.0f} ms, "
-                  f"p99 {phases.pct(policy, 0.99):.0f} ms")
+        figures[f"mesh.policy.p50_ms.{tag}"] = percentile(policy, 0.5)
+        figures[f"mesh.policy.p99_ms.{tag}"] = percentile(policy, 0.99)
+        _progress(f"policy: {args.policy_changes} changes x {n} nodes: p50 {percentile(policy, 0.5):.0f} ms, "
+                  f"p99 {percentile(policy, 0.99):.0f} ms")
         revocation = await phases.revocation_propagation(world)
-        figures[f"mesh.revocation.p50_ms.{tag}"] = phases.pct(revocation, 0.5)
-        figures[f"mesh.revocation.p99_ms.{tag}"] = phases.pct(revocation, 0.99)
-        _progress(f"revocation: 2 revocations x {n} nodes: p50 {phases.pct(revocation, 0.5):.0f} ms, "
-                  f"p99 {phases.pct(revocation, 0.99):.0f} ms")
+        figures[f"mesh.revocation.p50_ms.{tag}"] = percentile(revocation, 0.5)
+        figures[f"mesh.revocation.p99_ms.{tag}"] = percentile(revocation, 0.99)
+        _progress(f"revocation: 2 revocations x {n} nodes: p50 {percentile(revocation, 0.5):.0f} ms, "
+                  f"p99 {percentile(revocation, 0.99):.0f} ms")
 
         rng = random.Random(args.seed)
 
@@ -147,9 +148,9 @@ async def _one_n(args: argparse.Namespace, root: Path, n: int) -> dict[str, floa
 
         if args.risk_pairs > 0:
             reaction = await phases.risk_reaction(world, args.risk_pairs, _progress)
-            figures[f"mesh.reaction.p99_ms.{tag}"] = phases.pct(reaction, 0.99)
-            _progress(f"risk: reaction p50 {phases.pct(reaction, 0.5):.0f} ms, "
-                      f"p99 {phases.pct(reaction, 0.99):.0f} ms")
+            figures[f"mesh.reaction.p99_ms.{tag}"] = percentile(reaction, 0.99)
+            _progress(f"risk: reaction p50 {percentile(reaction, 0.5):.0f} ms, "
+                      f"p99 {percentile(reaction, 0.99):.0f} ms")
         else:
             _progress("risk: skipped (--risk-pairs 0)")
 
@@ -162,9 +163,9 @@ async def _one_n(args: argparse.Namespace, root: Path, n: int) -> dict[str, floa
 
 
 def _record_trade(figures: dict[str, float], tag: str, trade: phases.Trade) -> None:
-    figures[f"mesh.confirm.p50_ms.{tag}"] = phases.pct(trade.confirm_ms, 0.5)
-    figures[f"mesh.confirm.p99_ms.{tag}"] = phases.pct(trade.confirm_ms, 0.99)
-    figures[f"mesh.e2e.p99_ms.{tag}"] = phases.pct(trade.e2e_ms, 0.99)
+    figures[f"mesh.confirm.p50_ms.{tag}"] = percentile(trade.confirm_ms, 0.5)
+    figures[f"mesh.confirm.p99_ms.{tag}"] = percentile(trade.confirm_ms, 0.99)
+    figures[f"mesh.e2e.p99_ms.{tag}"] = percentile(trade.e2e_ms, 0.99)
     figures[f"mesh.error_rate.{tag}"] = trade.errors / trade.attempted if trade.attempted else 0.0
     _progress(f"trade: {trade.attempted} checkouts, confirm p50 {figures[f'mesh.confirm.p50_ms.{tag}']:.1f} ms "
               f"p99 {figures[f'mesh.confirm.p99_ms.{tag}']:.1f} ms, e2e p99 {figures[f'mesh.e2e.p99_ms.{tag}']:.1f} "

@@ -43,7 +43,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -72,6 +71,7 @@ from xwl_runtime.server import Listener, start_server
 from xwl_runtime.tls import ReloadableServerCredentials, TlsMaterial
 
 from ..progress import announce
+from ._interleave import percentile
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "cp_server" / "store" / "migrations"
 DEFAULT_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -377,13 +377,6 @@ def _check_enforced(reaction: _Reaction, args: argparse.Namespace, figures: dict
         raise RuntimeError(f"risk bench: nodes did not enforce: {'; '.join(problems)} (figures: {figures})")
 
 
-def _pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    if len(ordered) == 1:
-        return ordered[0]
-    return statistics.quantiles(ordered, n=1000, method="inclusive")[int(q * 1000) - 1]
-
-
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the benchmark; returns the flat figure map printed by ``--json``."""
     out: dict[str, Any] = {}
@@ -393,14 +386,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         announce(args, "signal reaction")
         reaction = await _reaction(pki, f"sqlite:///{tmp}/reaction.db", args, Path(tmp) / "nodes")
         one, burst = reaction.one_at_a_time, reaction.burst
-        out["risk.reaction.p50_ms.n50"] = round(_pct(one.effective, 0.5), 3)
-        out["risk.reaction.p99_ms.n50"] = round(_pct(one.effective, 0.99), 3)
+        out["risk.reaction.p50_ms.n50"] = round(percentile(one.effective, 0.5), 3)
+        out["risk.reaction.p99_ms.n50"] = round(percentile(one.effective, 0.99), 3)
         out["risk.reaction.samples"] = len(one.effective)
-        out["risk.reaction.acked_p50_ms.n50"] = round(_pct(one.acked, 0.5), 3)
-        out["risk.reaction.acked_p99_ms.n50"] = round(_pct(one.acked, 0.99), 3)
-        out["risk.reaction.p50_ms.n50.burst"] = round(_pct(burst.effective, 0.5), 3)
-        out["risk.reaction.p99_ms.n50.burst"] = round(_pct(burst.effective, 0.99), 3)
-        out["risk.reaction.acked_p99_ms.n50.burst"] = round(_pct(burst.acked, 0.99), 3)
+        out["risk.reaction.acked_p50_ms.n50"] = round(percentile(one.acked, 0.5), 3)
+        out["risk.reaction.acked_p99_ms.n50"] = round(percentile(one.acked, 0.99), 3)
+        out["risk.reaction.p50_ms.n50.burst"] = round(percentile(burst.effective, 0.5), 3)
+        out["risk.reaction.p99_ms.n50.burst"] = round(percentile(burst.effective, 0.99), 3)
+        out["risk.reaction.acked_p99_ms.n50.burst"] = round(percentile(burst.acked, 0.99), 3)
         out["risk.reaction.samples.burst"] = len(burst.effective)
         out["risk.reaction.nodes"] = reaction.nodes
         out["risk.reaction.nodes_enforcing"] = reaction.summary["nodes_enforcing"]
