@@ -94,6 +94,7 @@ class ScriptedPolicyService(policy_service_pb2_grpc.PolicyServiceServicer):
         self.refuse_watch = False
         self.pull_delay_s = 0.0
         self.fail_reports = 0
+        self.report_delay_s = 0.0
         self._queues: list[asyncio.Queue[policy_service_pb2.WatchPoliciesResponse]] = []
         self.report_event = asyncio.Event()
         self.watch_event = asyncio.Event()
@@ -150,6 +151,8 @@ class ScriptedPolicyService(policy_service_pb2_grpc.PolicyServiceServicer):
         if self.fail_reports > 0:
             self.fail_reports -= 1
             raise Unavailable("report refused by the test", reason="TEST_REPORT_DOWN")
+        if self.report_delay_s:
+            await asyncio.sleep(self.report_delay_s)
         self.seen.reports.append(request)
         self.report_event.set()
         return policy_service_pb2.ReportPolicyStatusResponse(

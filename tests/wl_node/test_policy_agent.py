@@ -136,6 +136,32 @@ async def test_invalid_view_is_rejected_and_reported_and_the_old_one_stays(
         await app.stop(0)
 
 
+async def test_a_view_arriving_by_pull_and_stream_at_once_is_reported_once(
+    tmp_path: Path, pki: PkiFixture, fake_cp: FakeCp
+) -> None:
+    """The node starts with the stream and the pull racing; both deliver version 2 while the CP is slow to take the
+    report: the CP hears "applied 2" once, and a change made while a report is in flight is reported after it."""
+    fake_cp.service.view = make_view(WL, 1)
+    app = await build_node(node_settings(tmp_path, pki, fake_cp.target))
+    try:
+        await eventually(lambda: len(fake_cp.service.seen.reports) == 1 and app.state.stream_connected)
+        fake_cp.service.report_delay_s = 0.3
+        fake_cp.service.view = make_view(WL, 2)  # what the pull will fetch
+        pulled = asyncio.create_task(app.agent.pull_once())
+        await eventually(lambda: app.state.version == 2)  # applied; its report is now in flight
+        fake_cp.service.push(make_view(WL, 2))  # the stream delivers the same version meanwhile
+        bad = make_view(WL, 3)
+        bad.pairs[0].fx_rate = "-1"
+        fake_cp.service.push(bad)  # and a change while that report is still in flight
+        assert await pulled
+        await eventually(lambda: len(fake_cp.service.seen.reports) >= 3)
+        await asyncio.sleep(0.5)  # a duplicate would have landed by now
+        assert [(r.applied_version, r.rejected_version) for r in fake_cp.service.seen.reports] \
+            == [(1, 0), (2, 0), (2, 3)]
+    finally:
+        await app.stop(0)
+
+
 async def test_stream_down_pulls_every_ttl_with_known_version(
     tmp_path: Path, pki: PkiFixture, fake_cp: FakeCp
 ) -> None:

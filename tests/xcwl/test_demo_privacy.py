@@ -18,7 +18,9 @@ DEMO_BUDGET_S = 120.0
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{2,}\.")
-_DIGITS = re.compile(r"(?<!\d)\d{11}(?!\d)|(?<!\d)\d{14}(?!\d)")
+# A bare CPF/CNPJ stands alone: eleven digits inside a hex id ("...e91151015415f...") are part of that id, the same
+# boundary the log redactor draws.
+_DIGITS = re.compile(r"(?<![\w.\-/])(?:\d{11}|\d{14})(?![\w\-/]|\.\d)")
 
 
 def _needles() -> list[bytes]:

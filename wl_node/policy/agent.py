@@ -94,6 +94,7 @@ class PolicyAgent:
         self._ttl_s = settings.policy_pull_interval.total_seconds()
         self._confirm_persist_every = settings.policy_max_staleness / CONFIRM_PERSIST_FRACTION
         self._lock = asyncio.Lock()  # stream and pull may deliver views concurrently
+        self._report_lock = asyncio.Lock()  # one report in flight: stream and pull finishing together send one
         self._observers: list[Observer] = []
         self._rotated = asyncio.Event()
         self._pull_now = asyncio.Event()
@@ -335,9 +336,15 @@ class PolicyAgent:
 
     # --- reporting -----------------------------------------------------------------------------------------
     async def _after_contact(self) -> None:
-        """After each message or pull: report what changed, or resend a report that failed earlier."""
-        if self._report_due:
-            await self._report()
+        """After each message or pull: report what changed, or resend a report that failed earlier.
+
+        Reports go one at a time. The due flag is claimed before the request is built, so a change made while a
+        report is in flight marks a new one due (sent by the contact that made the change), and a second contact
+        finishing with nothing new sends nothing."""
+        async with self._report_lock:
+            if self._report_due:
+                self._report_due = False
+                await self._report()
 
     async def _report(self) -> None:
         applied = self._state.version
@@ -356,9 +363,11 @@ class PolicyAgent:
                 response = await stub.ReportPolicyStatus(
                     request, timeout=REPORT_TIMEOUT_S, metadata=self._cp.metadata()
                 )
+        except asyncio.CancelledError:
+            self._report_due = True  # not known to have arrived: the next contact sends it
+            raise
         except grpc.aio.AioRpcError as err:
             self._report_due = True
             log.info("policy status report failed; will resend", extra={"fields": {"code": err.code().name}})
             return
-        self._report_due = False
         self.cp_version = response.current_version
