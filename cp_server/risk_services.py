@@ -20,9 +20,10 @@ from cp_server.offer_digest.validation import Limits
 from cp_server.risk import report
 from cp_server.risk.engine import RiskEngine
 from cp_server.risk.reconcile import Reconciler
-from cp_server.risk.settings import RiskSettings
 from cp_server.risk.signal_hub import SignalHub
 from cp_server.risk.signal_store import SignalRecord, SignalStore
+from cp_server.rollups.writer import RollupWriter
+from cp_server.settings.risk import RiskSettings
 from cp_server.signals.service import SignalServicer
 from cp_server.telemetry.service import OperationsHandler, TelemetryServicer
 from cp_server.telemetry.verifier import SignerDirectory
@@ -85,7 +86,7 @@ def build(ctx: CpContext, settings: RiskSettings | None = None, *, slo: SloHandl
             return await store.after(conn, sequence)
 
     hub = SignalHub(load_after, queue_size=settings.subscriber_queue)
-    risk = RiskEngine(ctx.engine, store, ctx.audit, settings)
+    risk = RiskEngine(ctx.engine, store, ctx.audit, settings, rollups=RollupWriter())
     reconciler = Reconciler(ctx.engine, risk, hub, ctx.audit, settings, ctx.clock)
     listener = None if is_sqlite(ctx.settings.db_url) else NotifyListener(ctx.settings.db_url,
                                                                           settings.signal_channel, hub)

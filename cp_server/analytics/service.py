@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cp_server.risk import tables as t
 from cp_server.risk.ledger import dec_str
 from cp_server.risk.report import balance_table
-from cp_server.risk.settings import RiskSettings
 from cp_server.risk.signal_store import SignalStore
+from cp_server.settings.risk import RiskSettings
 from xporty.cp.v1 import analytics_pb2, analytics_service_pb2, analytics_service_pb2_grpc
 from xwl_runtime.clock import Clock
 

@@ -22,11 +22,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cp_server.audit.log import AuditLog
+from cp_server.settings.dashboard import DashboardSettings
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import PermissionDenied
 from xwl_runtime.identity import Identity, Kind
 
-from .settings import DashboardSettings
 from .tables import links, sessions
 
 COOKIE = "xcwl_session"

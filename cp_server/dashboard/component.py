@@ -13,6 +13,7 @@ import grpc
 from cp_server.risk_services import settings_of
 from cp_server.rollups import tables as rollups
 from cp_server.rollups.buckets import hour_of, month_of
+from cp_server.settings.dashboard import DashboardSettings
 from cp_server.slo.report import SloReporter
 from xporty.cp.v1 import dashboard_service_pb2, dashboard_service_pb2_grpc
 from xwl_runtime import correlation
@@ -24,7 +25,6 @@ from xwl_runtime.pki import PkiDir
 
 from .access import Access, scope_of
 from .server import DashboardServer
-from .settings import DashboardSettings
 from .web import Sources, create_app
 
 if TYPE_CHECKING:

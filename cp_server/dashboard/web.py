@@ -32,6 +32,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from cp_server.audit.log import AuditLog
+from cp_server.settings.dashboard import DashboardSettings
 from cp_server.slo.report import Figure, SloReporter
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import NotFound, PermissionDenied
@@ -40,7 +41,6 @@ from xwl_runtime.identity import Identity
 from . import pages, pair_pages
 from .access import COOKIE, Access, Principal
 from .model import Page
-from .settings import DashboardSettings
 from .svg import bars
 
 HERE = Path(__file__).parent

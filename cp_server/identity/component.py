@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import grpc
+from cryptography.hazmat.primitives.asymmetric import ec
 
-from xporty.cp.v1 import identity_service_pb2, identity_service_pb2_grpc
+from xporty.cp.v1 import identity_pb2, identity_service_pb2, identity_service_pb2_grpc
 from xwl_runtime.component import Component
 
 from .bootstrap import BootstrapTokens
@@ -15,7 +16,15 @@ from .servicer import IdentityServicer
 
 if TYPE_CHECKING:
     from cp_server.context import CpContext
-    from cp_server.trust.token_keys import TokenKeys
+
+
+class TokenKeys(Protocol):
+    """The rotating JWT keys (``cp_server.trust.token_keys.TokenKeys``)."""
+
+    def signing_key(self) -> ec.EllipticCurvePrivateKey: ...
+
+    def published(self) -> list[identity_pb2.VerificationKey]: ...
+
 
 SERVICE_NAME = identity_service_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name
 

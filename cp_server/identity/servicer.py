@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf import timestamp_pb2
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from cp_server.trust.revocations import is_revoked
+from cp_server.store.trust_records import is_revoked
 from xporty.cp.v1 import identity_pb2
 from xporty.cp.v1 import identity_service_pb2 as pb
 from xporty.cp.v1 import identity_service_pb2_grpc as pb_grpc

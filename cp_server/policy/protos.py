@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
+from google.protobuf import duration_pb2
 
-from google.protobuf import duration_pb2, timestamp_pb2
-
+from cp_server.store.protos import timestamp as timestamp
 from cp_server.store.records import DirectionRecord, PairRecord, Status, WlRecord
 from cp_server.store.validation import fmt
 from xporty.cp.v1 import policy_pb2, registry_pb2
@@ -25,12 +24,6 @@ def status_from_proto(field: str, value: int) -> Status:
         return _STATUS_FROM_PROTO[value]
     except KeyError:
         raise InvalidArgument.field(field, "must be ACTIVE, PAUSED or BLOCKED") from None
-
-
-def timestamp(when: dt.datetime) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(when)
-    return ts
 
 
 def duration(seconds: float) -> duration_pb2.Duration:

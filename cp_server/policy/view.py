@@ -21,10 +21,9 @@ from collections.abc import Sequence
 from google.protobuf import timestamp_pb2
 
 from cp_server.store.records import PairRecord, WlRecord, World, ordered
-from cp_server.trust import protos as trust_protos
 from xporty.cp.v1 import audit_pb2, identity_pb2, policy_pb2, registry_pb2, rollout_pb2
 
-from . import protos
+from . import protos, trust_protos
 
 
 def build_view(

@@ -28,15 +28,16 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cp_server.risk.signal_store import AUTOMATIC, DISABLE, ENABLE, OPERATOR, Auditor, SignalRecord, SignalStore
-from cp_server.rollups.writer import PairDelta, RollupWriter
+from cp_server.settings.risk import RiskSettings
 from xporty.cp.v1 import telemetry_pb2
 from xwl_runtime.errors import Aborted, AlreadyExists, InvalidArgument, NotFound, PermissionDenied, XcwlError
 from xwl_runtime.money import MoneyError, parse_canonical_amount
@@ -51,6 +52,7 @@ from .ledger import (
     Balance,
     EventKind,
     OrderState,
+    PairDelta,
     apply,
     dec_str,
     grace_event_id,
@@ -59,11 +61,18 @@ from .ledger import (
 )
 from .plan import CompensationPlanner
 from .reference import Reference, load_reference
-from .settings import RiskSettings
 from .sql import DuplicateKey, WriteGate, add_counts, fast_insert, in_values, insert_ignore, select_in
 from .thresholds import Action, ActionKind, Level, PairLevel, compensation_required, evaluate, utilisation
 
 CP_ACTOR = "spiffe://xporty/cp"
+
+
+class RollupSink(Protocol):
+    """Where a batch's pair deltas go (``cp_server.rollups.writer.RollupWriter``, given by ``risk_services``)."""
+
+    async def write(
+        self, conn: AsyncConnection, deltas: Iterable[tuple[str, str, PairDelta]], at: dt.datetime
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -187,6 +196,8 @@ class RiskEngine:
         signals: SignalStore,
         audit: Auditor,
         settings: RiskSettings,
+        *,
+        rollups: RollupSink | None,
     ) -> None:
         self._engine = engine
         self.gate = WriteGate(engine)
@@ -196,7 +207,7 @@ class RiskEngine:
         self._settings = settings
         self.planner = CompensationPlanner(settings)
         """Fills a DISABLE's plan with the reverse direction's offers (``plan``)."""
-        self.rollups: RollupWriter | None = RollupWriter()
+        self.rollups = rollups
         """Keeps the hourly and monthly rollups in the batch's transaction (None: not kept, for benchmarks)."""
 
     async def ingest(

@@ -194,3 +194,35 @@ class Balance:
         if exporter_wl == wl_a:
             return Balance(RISK_CONTEXT.add(self.exports_ab, delta), self.exports_ba)
         return Balance(self.exports_ab, RISK_CONTEXT.add(self.exports_ba, delta))
+
+
+@dataclass
+class PairDelta:
+    """What one batch changed on one pair (a = smaller id)."""
+
+    exports_ab: Decimal = ZERO
+    exports_ba: Decimal = ZERO
+    amount_ab: Decimal = ZERO
+    amount_ba: Decimal = ZERO
+    orders_ab: int = 0
+    orders_ba: int = 0
+    events: int = 0
+
+    def moved(self, a_exports: bool, delta: Decimal, amount: Decimal | None) -> None:
+        """An order of the direction exported by a (``a_exports``) or b changed its counted value by ``delta``
+        (positive: it starts counting, negative: it stops); ``amount`` is its amount in the exporter's currency."""
+        sign = 1 if delta > 0 else -1
+        signed_amount = (amount or ZERO) if sign > 0 else -(amount or ZERO)
+        if a_exports:
+            self.exports_ab = RISK_CONTEXT.add(self.exports_ab, delta)
+            self.amount_ab = RISK_CONTEXT.add(self.amount_ab, signed_amount)
+            self.orders_ab += sign
+        else:
+            self.exports_ba = RISK_CONTEXT.add(self.exports_ba, delta)
+            self.amount_ba = RISK_CONTEXT.add(self.amount_ba, signed_amount)
+            self.orders_ba += sign
+
+    @property
+    def empty(self) -> bool:
+        return not (self.events or self.orders_ab or self.orders_ba or self.exports_ab or self.exports_ba
+                    or self.amount_ab or self.amount_ba)

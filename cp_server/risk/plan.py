@@ -20,12 +20,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cp_server.offer_digest.store import DigestStore
+from cp_server.settings.risk import RiskSettings
 from cp_server.store import schema
 from xporty.cp.v1 import signal_pb2
 
 from .ledger import dec_str
 from .plan_ranking import PlanCandidate, rank
-from .settings import RiskSettings
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 

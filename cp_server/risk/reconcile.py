@@ -44,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cp_server.risk.signal_hub import SignalHub
 from cp_server.risk.signal_store import Auditor
+from cp_server.settings.risk import RiskSettings
 from xwl_runtime.backoff import Backoff
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import XcwlError
@@ -52,7 +53,6 @@ from . import tables as t
 from .engine import CP_ACTOR, RiskEngine
 from .ledger import RISK_CONTEXT, ZERO, Balance, dec_str, pair_of, reference_value
 from .reference import load_reference
-from .settings import RiskSettings
 from .sql import insert_ignore
 from .thresholds import Level, utilisation
 

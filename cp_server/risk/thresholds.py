@@ -21,8 +21,9 @@ import enum
 from dataclasses import dataclass
 from decimal import Decimal
 
+from cp_server.settings.risk import RiskSettings
+
 from .ledger import RISK_CONTEXT, ZERO
-from .settings import RiskSettings
 
 
 class Level(enum.Enum):

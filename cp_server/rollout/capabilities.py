@@ -17,9 +17,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cp_server.store.records import World
+from cp_server.store.rollout_tables import node_versions
 from xwl_runtime.errors import FailedPrecondition
-
-from .tables import node_versions
 
 FEATURE_FLAGS = "feature_flags"
 """The node serves its WL's flags to its apps (FeatureFlagService)."""

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from cp_server.slo.breaches import SloBreaches
 from cp_server.slo.report import SloReporter
 from cp_server.store.changes import ChangeRunner, Tx
+from cp_server.store.rollout_records import RolloutRecord
 from xporty.cp.v1 import rollout_service_pb2, rollout_service_pb2_grpc
 from xwl_runtime import correlation
 from xwl_runtime.component import Component
@@ -16,7 +17,6 @@ from xwl_runtime.component import Component
 from .capabilities import NodeVersions
 from .flags import FeatureFlags
 from .hold import AutoHold
-from .records import RolloutRecord
 from .servicer import RolloutServicer
 from .stages import Rollouts
 

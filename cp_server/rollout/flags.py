@@ -18,14 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cp_server.store import validation
 from cp_server.store.changes import ChangeRunner, Committed, Tx
 from cp_server.store.registry import require_known
+from cp_server.store.rollout_records import KIND_FROM_PROTO, FlagRecord
+from cp_server.store.rollout_tables import flags
 from cp_server.store.schema import audit_log
 from xporty.cp.v1 import rollout_pb2
 from xwl_runtime.errors import InvalidArgument, NotFound
 from xwl_runtime.text import bounded
 
 from . import capabilities
-from .records import KIND_FROM_PROTO, FlagRecord
-from .tables import flags
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9._-]{0,62}$")
 MAX_OWNER_CHARS = 200

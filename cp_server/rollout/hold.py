@@ -31,13 +31,13 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 from cp_server.risk.engine import CP_ACTOR
+from cp_server.settings.rollout import RolloutConfig
 from cp_server.slo.breaches import SloBreaches
 from cp_server.slo.report import Figure, SloReporter
 from cp_server.store.records import World
+from cp_server.store.rollout_records import Stage
 from xwl_runtime.clock import Clock
 
-from .records import Stage
-from .settings import RolloutConfig
 from .stages import Rollouts
 
 log = logging.getLogger(__name__)

@@ -26,14 +26,14 @@ from cp_server.store import validation
 from cp_server.store.changes import ChangeRunner, Committed, Tx
 from cp_server.store.pairs import load_pair
 from cp_server.store.records import ordered
+from cp_server.store.rollout_records import STAGE_FROM_PROTO, Limits, RolloutRecord, Stage
+from cp_server.store.rollout_tables import directions
 from xporty.cp.v1 import rollout_service_pb2 as pb
 from xwl_runtime.cohort import BASIS_POINTS, cohort_hash
 from xwl_runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from xwl_runtime.text import bounded
 
 from . import capabilities
-from .records import STAGE_FROM_PROTO, Limits, RolloutRecord, Stage
-from .tables import directions
 
 MAX_COHORT_REFERENCES = 1000
 MAX_REFERENCE_CHARS = 128

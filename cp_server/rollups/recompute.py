@@ -18,12 +18,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cp_server.risk import tables as rt
-from cp_server.risk.ledger import EventKind, OrderState, apply, pair_of
+from cp_server.risk.ledger import EventKind, OrderState, PairDelta, apply, pair_of
 from cp_server.risk.recompute import _snapshot
 
 from . import tables as t
 from .buckets import hour_of, month_of
-from .writer import PairDelta
 
 _PAGE = 10_000
 _SALES = frozenset({EventKind.EXPORT_CONFIRMED, EventKind.IMPORT_FINALIZED})

@@ -13,12 +13,11 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from cp_server.audit.log import AuditLog
 from xwl_runtime.clock import Clock
 
 from .versions import bump_version, current_version
@@ -26,6 +25,17 @@ from .versions import bump_version, current_version
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+class AuditLog(Protocol):
+    """What a change transaction needs of the audit log (``cp_server.audit.log.AuditLog``)."""
+
+    async def append(
+        self, conn: AsyncConnection, *, actor: str, action: str, subject: str,
+        before: Mapping[str, Any] | None, after: Mapping[str, Any] | None, correlation_id: str | None = None,
+    ) -> int: ...
+
+
 CommitListener = Callable[[int], Awaitable[None]]
 
 

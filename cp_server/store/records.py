@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 from .validation import fmt
 
 if TYPE_CHECKING:
-    from cp_server.rollout.records import FlagRecord, RolloutRecord
-    from cp_server.trust.records import RevokedRecord, TokenKeyRecord
+    from .rollout_records import FlagRecord, RolloutRecord
+    from .trust_records import RevokedRecord, TokenKeyRecord
 
 
 class Status(enum.Enum):

@@ -20,14 +20,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from cp_server.rollout.records import load_flags, load_rollouts
-from cp_server.rollout.tables import directions as rollout_directions
-from cp_server.rollout.tables import flags as rollout_flags
-from cp_server.trust.records import load_revoked, load_token_keys, unexpired
-from cp_server.trust.tables import revoked_certificates, token_keys
-
 from .records import DirectionRecord, PairRecord, WlRecord, World, ordered
+from .rollout_records import load_flags, load_rollouts
+from .rollout_tables import directions as rollout_directions
+from .rollout_tables import flags as rollout_flags
 from .schema import CP_STATE_ID, cp_state, directions, pairs, white_labels
+from .trust_records import load_revoked, load_token_keys, unexpired
+from .trust_tables import revoked_certificates, token_keys
 
 # Built once (statement objects memoize their cache key); ``since`` is bound per load.
 _SINCE = sa.bindparam("since", type_=sa.BigInteger())

@@ -11,8 +11,8 @@ import grpc
 from cp_server.metrics import CpMetrics
 from cp_server.offer_digest.store import DigestStore
 from cp_server.risk.engine import RiskEngine
-from cp_server.risk.settings import RiskSettings
 from cp_server.risk.signal_hub import SignalHub
+from cp_server.settings.risk import RiskSettings
 from xporty.cp.v1 import telemetry_service_pb2, telemetry_service_pb2_grpc
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import FailedPrecondition, InvalidArgument, PermissionDenied

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cp_server.policy import trust_protos as protos
 from cp_server.policy.protos import timestamp
 from xporty.cp.v1 import admin_service_pb2 as pb
 from xwl_runtime.clock import Clock
 
-from . import protos
 from .imports import CertificateImports
 from .revocations import Revocations
 from .token_keys import TokenKeys

@@ -12,15 +12,14 @@ import datetime as dt
 import re
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cp_server.identity.tables import issued_certificates
 from cp_server.store import validation
 from cp_server.store.changes import ChangeRunner, Committed, Tx
+from cp_server.store.trust_records import RevokedRecord
+from cp_server.store.trust_tables import revoked_certificates
 from xwl_runtime.errors import InvalidArgument, NotFound
-
-from .records import RevokedRecord
-from .tables import revoked_certificates
 
 SERIAL_RE = re.compile(r"^[0-9a-f]{1,40}$")
 MAX_REASON_CHARS = 200
@@ -110,15 +109,3 @@ class Revocations:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query.order_by(r.revoke_time.desc(), r.serial))).all()
         return [RevokedRecord(**row._mapping) for row in rows]
-
-
-_IS_REVOKED = sa.select(revoked_certificates.c.serial).where(revoked_certificates.c.serial == sa.bindparam("serial"))
-
-
-async def is_revoked(conn: AsyncConnection, serial_hex: str) -> bool:
-    """Whether ``serial_hex`` is revoked, read in the caller's transaction.
-
-    A renewal checks its caller's certificate with this after taking the audit lock, so a revocation committed
-    while the renewal was in flight cannot be outrun by the fresh certificate.
-    """
-    return (await conn.execute(_IS_REVOKED, {"serial": serial_hex})).first() is not None

@@ -25,16 +25,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.exc import SQLAlchemyError
 
+from cp_server.policy import trust_protos as protos
 from cp_server.store.changes import ChangeRunner, Committed, Tx
 from cp_server.store.records import World
+from cp_server.store.trust_tables import token_keys
 from xporty.cp.v1 import identity_pb2
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import Unavailable
 from xwl_runtime.pki import key_to_pem, load_key, new_private_key
 from xwl_runtime.tokens import key_id
-
-from . import protos
-from .tables import token_keys
 
 log = logging.getLogger(__name__)
 

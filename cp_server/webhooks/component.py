@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cp_server.risk.signal_store import SignalRecord
+from cp_server.settings.webhooks import WebhookConfig
 from xporty.cp.v1 import webhook_service_pb2, webhook_service_pb2_grpc
 from xwl_runtime.component import BackgroundLoop, Component
 from xwl_runtime.db import is_sqlite
@@ -16,7 +17,6 @@ from xwl_runtime.notify import NotifyListener
 
 from .outbox import WebhookOutbox
 from .servicer import WebhookServicer
-from .settings import WebhookConfig
 
 if TYPE_CHECKING:
     from cp_server.context import CpContext

@@ -32,10 +32,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cp_server.metrics import CpMetrics
+from cp_server.settings.webhooks import WebhookConfig
 from xwl_runtime.clock import Clock
 
 from . import signature
-from .settings import WebhookConfig
 from .tables import deliveries, endpoints
 
 log = logging.getLogger(__name__)

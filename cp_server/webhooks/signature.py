@@ -11,9 +11,9 @@ import hashlib
 import hmac
 import secrets
 
+from cp_server.settings.webhooks import DEFAULT_TOLERANCE_S as DEFAULT_TOLERANCE_S
+
 HEADER = "X-Xcwl-Signature"
-DEFAULT_TOLERANCE_S = 300
-"""Receivers refuse a signature older (or newer) than this: the replay window."""
 
 
 class SignatureError(ValueError):

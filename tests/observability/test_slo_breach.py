@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from cp_server.rollout.settings import RolloutConfig
+from cp_server.settings.rollout import RolloutConfig
 from tests.support.pki import PkiFixture
 from tests.support.webhook_receiver import serve_receiver
 from tests.wl_node.catalog.helpers import db_factory

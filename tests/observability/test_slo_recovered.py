@@ -11,11 +11,11 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
+from cp_server.settings.webhooks import WebhookConfig
 from cp_server.slo.breaches import SloBreaches
 from cp_server.slo.report import CONFIRMATION_P99_S, Figure
 from cp_server.slo.tables import breaches
 from cp_server.webhooks.outbox import WebhookOutbox
-from cp_server.webhooks.settings import WebhookConfig
 from cp_server.webhooks.signature import new_secret
 from cp_server.webhooks.tables import deliveries, endpoints
 from tests.cp_server.risk.harness import migrate

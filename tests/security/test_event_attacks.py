@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from cp_server.app import discrepancy_pauser
 from cp_server.risk import tables as t
-from cp_server.risk.settings import RiskSettings
+from cp_server.settings.risk import RiskSettings
 from cp_server.signals.pair_status import PairStatusSignals
 from cp_server.store.changes import ChangeRunner
 from cp_server.store.pairs import PairPolicies

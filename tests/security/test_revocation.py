@@ -14,7 +14,7 @@ from cryptography import x509
 
 from cp_server.identity.certificates import certificates_of
 from cp_server.identity.tables import issued_certificates
-from cp_server.trust.tables import revoked_certificates
+from cp_server.store.trust_tables import revoked_certificates
 from tests.cp_server.core_harness import OPS, RPC_TIMEOUT, Cp, rpc_error, running_cp, utc
 from tests.cp_server.identity.harness import running_identity_cp
 from tests.cp_server.identity.rpc import mtls_stub, refused

@@ -25,8 +25,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from cp_server.app import CpApp, build_cp
-from cp_server.dashboard.settings import DashboardSettings
 from cp_server.settings import CpSettings
+from cp_server.settings.dashboard import DashboardSettings
 from cp_server.trust.imports import CertificateImports
 from xporty.cp.v1 import (
     admin_service_pb2,

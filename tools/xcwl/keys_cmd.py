@@ -12,7 +12,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from wl_node.privacy.rotation import retire, rotate
+from wl_node.privacy_ops.rotation import retire, rotate
 from wl_node.store import open_store
 
 from . import flags

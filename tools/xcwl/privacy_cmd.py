@@ -25,10 +25,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wl_node.checkout.retention import anonymise_before
 from wl_node.privacy.accounts import TraderAccounts
 from wl_node.privacy.disclosure import access_log
-from wl_node.privacy.retention import anonymise_before
-from wl_node.privacy.subjects import erase_subject, export_subject
+from wl_node.privacy_ops.subjects import erase_subject, export_subject
 from wl_node.store import open_store
 from xwl_runtime.errors import NotFound
 from xwl_runtime.fieldcrypt import ENV_VAR, Keyring

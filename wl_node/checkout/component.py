@@ -19,13 +19,13 @@ from wl_node.peers.client import PeerConfig, TraderPeers
 from wl_node.peers.component import PeerClient
 from wl_node.peers.tokens import TokenCache
 from wl_node.policy.state import PolicyState
-from wl_node.privacy.retention import RetentionLoop
 from xwl_runtime.component import Component
 from xwl_runtime.metrics import Samples
 
 from .offers import ImportedOffers
 from .outbox import CompensationOutbox
 from .reconciler import Reconciler
+from .retention import RetentionLoop
 from .rpc import CheckoutRpc
 from .service import CheckoutService, ImportGuard
 from .store import OWED_COUNT

@@ -42,7 +42,6 @@ from wl_node.orders.idempotency import check_key, fingerprint
 from wl_node.orders.txn import TxRunner
 from wl_node.peers.client import PeerUnavailable, TraderPeers
 from wl_node.policy.state import PolicyState
-from wl_node.rollout.import_caps import ImportCaps
 from wl_node.rollout.rules import RolloutRules
 from xporty.common.v1 import money_pb2
 from xporty.node.v1 import storefront_pb2, storefront_service_pb2
@@ -66,6 +65,7 @@ from xwl_runtime.identity import Identity
 from xwl_runtime.text import bounded
 
 from . import store
+from .import_caps import ImportCaps
 from .offers import ImportedOffers, ImportedOfferTerms
 from .tables import BUYER_REFERENCE_AAD, PENDING
 

@@ -8,7 +8,7 @@ PlaceOrder, in ONE transaction (so a crash leaves either everything or nothing):
    price and FX version in the ErrorInfo metadata, so the importer can re-price;
 4. reserve stock with one conditional UPDATE → DENIED ``OUT_OF_STOCK`` when short;
 4b. a direction in a rollout stage: cohort, maximum order value and daily value cap
-   (``wl_node.rollout.export_caps``) → FAILED_PRECONDITION, everything rolled back (nothing stored);
+   (``wl_node.orders.export_caps``) → FAILED_PRECONDITION, everything rolled back (nothing stored);
 5. write the order (with correlation id, policy version, FX version), the export ledger entry and the ledger-event
    outbox row, and store the response under the key.
 
@@ -29,7 +29,6 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from wl_node.policy.state import PolicyState
-from wl_node.rollout.export_caps import charge as charge_rollout
 from wl_node.rollout.rules import RolloutRules, StageRule
 from xporty.common.v1 import money_pb2
 from xporty.cp.v1 import telemetry_pb2
@@ -42,6 +41,7 @@ from xwl_runtime.text import bounded, human_text
 from xwl_runtime.tokens import Claims
 
 from .events import OUTBOX_INSERT, append_event, event_values
+from .export_caps import charge as charge_rollout
 from .gate import OrderGuard, OrderIntent, PairDecision, SettlingGuard, SignalGate, judge_pair, run_guards
 from .idempotency import COMPLETE_SET, MAX_KEY_CHARS, IdempotencyRecords, check_key, fingerprint
 from .rawsql import Sql, db_time, is_sqlite

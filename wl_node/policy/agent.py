@@ -33,8 +33,8 @@ from collections.abc import Awaitable, Callable
 import grpc
 from google.protobuf import timestamp_pb2
 
+from wl_node import capabilities
 from wl_node.cp_channel import CpChannel
-from wl_node.rollout import capabilities
 from wl_node.settings import NodeSettings
 from xporty.cp.v1 import audit_pb2, policy_pb2, policy_service_pb2, policy_service_pb2_grpc
 from xwl_runtime.backoff import Backoff

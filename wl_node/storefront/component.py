@@ -16,12 +16,12 @@ from wl_node.catalog.component import Catalog
 from wl_node.checkout.rpc import CheckoutRpc
 from wl_node.context import NodeContext
 from wl_node.policy.state import PolicyState
-from wl_node.privacy.contact_request import ContactRequester
 from wl_node.risk.enforcer import Enforcer
 from xporty.cp.v1 import audit_pb2
 from xporty.node.v1 import storefront_service_pb2_grpc
 from xwl_runtime.component import Component
 
+from .contact_request import ContactRequester
 from .pair_watch import PairWatch
 from .servicer import SERVICE, StorefrontServicer
 

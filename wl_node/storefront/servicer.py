@@ -18,7 +18,6 @@ from wl_node.catalog.validation import check_offer_id, validate_offer
 from wl_node.catalog.visibility import importable_exporters
 from wl_node.checkout.rpc import CheckoutRpc
 from wl_node.policy.state import PolicyState
-from wl_node.privacy.contact_request import ContactRequester
 from wl_node.settings import NodeSettings
 from xporty.cp.v1 import audit_pb2
 from xporty.node.v1 import storefront_pb2
@@ -28,6 +27,7 @@ from xwl_runtime.errors import FailedPrecondition, InvalidArgument, PermissionDe
 from xwl_runtime.identity import Kind
 from xwl_runtime.pipeline import caller
 
+from .contact_request import ContactRequester
 from .pair_watch import PairWatch
 
 SERVICE = "xporty.node.v1.StorefrontService"

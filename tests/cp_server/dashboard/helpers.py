@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from cp_server.dashboard.access import COOKIE
-from cp_server.dashboard.settings import DashboardSettings
+from cp_server.settings.dashboard import DashboardSettings
 from tests.cp_server.core_harness import Cp, running_cp
 from tests.support.pki import PkiFixture
 from xporty.cp.v1 import dashboard_service_pb2, dashboard_service_pb2_grpc

@@ -29,9 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cp_server.audit.log import AuditLog
 from cp_server.authz import TABLE as CP_AUTHZ
 from cp_server.context import CpContext
-from cp_server.risk.settings import RiskSettings
 from cp_server.risk_services import RiskParts, build
 from cp_server.settings import CpSettings
+from cp_server.settings.risk import RiskSettings
 from cp_server.slo import component as slo_component
 from cp_server.store.schema import pairs, white_labels
 from tests.support.pki import PkiFixture

@@ -92,7 +92,7 @@ async def test_latest_report_replaces_the_destinations_digest(cp: RiskCp) -> Non
 
 
 async def test_invalid_digests_are_refused_by_field_and_store_nothing(pki: PkiFixture, db_url: str) -> None:
-    from cp_server.risk.settings import RiskSettings
+    from cp_server.settings.risk import RiskSettings
 
     async with running_risk_cp(pki, db_url, settings=RiskSettings(digest_max_offers=3)) as cp:
         await cp.seed(WLS, [("wl-a", "wl-b", "1000"), ("wl-b", "wl-c", "1000")])

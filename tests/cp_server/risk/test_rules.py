@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cp_server.risk.ledger import EventKind, OrderState, apply
-from cp_server.risk.settings import RiskSettings
 from cp_server.risk.thresholds import Action, ActionKind, Level, PairLevel, compensation_required, evaluate
+from cp_server.settings.risk import RiskSettings
 
 S = RiskSettings()
 L = Decimal(1000)

@@ -15,10 +15,10 @@ import sqlalchemy as sa
 from cp_server.dashboard import pages
 from cp_server.dashboard.access import Access, Principal
 from cp_server.dashboard.component import prune
-from cp_server.dashboard.settings import DashboardSettings
 from cp_server.rollups import kpis
 from cp_server.rollups import tables as t
 from cp_server.settings import CpSettings
+from cp_server.settings.dashboard import DashboardSettings
 from cp_server.slo.store import LATENCY_BOUNDS_S, OperationsStore
 from tests.cp_server.risk.harness import KIND, RiskCp, running_risk_cp
 from tests.support.pki import PkiFixture

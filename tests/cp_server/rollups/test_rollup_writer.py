@@ -15,9 +15,10 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cp_server.risk.ledger import PairDelta
 from cp_server.rollups import tables as t
 from cp_server.rollups.funnel import add_funnel
-from cp_server.rollups.writer import PairDelta, RollupWriter
+from cp_server.rollups.writer import RollupWriter
 from tests.cp_server.risk.harness import migrate
 from xwl_runtime import db
 

@@ -23,8 +23,8 @@ from cp_server.store.changes import ChangeRunner, Committed, Tx
 from cp_server.store.pairs import PairPolicies
 from cp_server.store.records import Status, World
 from cp_server.store.registry import WlRegistry
+from cp_server.store.trust_tables import revoked_certificates, token_keys
 from cp_server.store.world import load_world
-from cp_server.trust.tables import revoked_certificates, token_keys
 from tests.support.pki import PkiFixture
 from xporty.cp.v1 import rollout_pb2, rollout_service_pb2
 from xwl_runtime import db

@@ -171,7 +171,7 @@ async def test_operators_may_not_publish(cp: RiskCp) -> None:
 
 
 async def test_oversized_batch_is_invalid_and_stores_nothing(pki: PkiFixture, db_url: str) -> None:
-    from cp_server.risk.settings import RiskSettings
+    from cp_server.settings.risk import RiskSettings
 
     async with running_risk_cp(pki, db_url, settings=RiskSettings(max_batch=2)) as cp:
         await cp.seed(WLS, [("wl-a", "wl-b", "1000")])

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from cp_server.risk import tables as t
-from cp_server.risk.settings import RiskSettings
+from cp_server.settings.risk import RiskSettings
 from cp_server.telemetry.verify_pool import SignatureVerifier, verify_chunk
 from tests.cp_server.risk.harness import KIND, RiskCp, running_risk_cp
 from tests.support.pki import PkiFixture

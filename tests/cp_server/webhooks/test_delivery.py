@@ -17,10 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from cp_server.authz import TABLE as CP_AUTHZ
+from cp_server.settings.webhooks import WebhookConfig
 from cp_server.webhooks import component as webhooks_component
 from cp_server.webhooks import signature
 from cp_server.webhooks.outbox import WebhookOutbox
-from cp_server.webhooks.settings import WebhookConfig
 from cp_server.webhooks.tables import deliveries, endpoints
 from tests.cp_server.risk.harness import KIND, RiskCp, running_risk_cp
 from tests.support.eventually import eventually

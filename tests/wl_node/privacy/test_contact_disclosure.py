@@ -29,8 +29,8 @@ from wl_node.catalog.tables import imported_offers
 from wl_node.catalog.validation import validate_offer
 from wl_node.privacy.accounts import ERASED_MARK, TraderAccounts
 from wl_node.privacy.disclosure import access_log
-from wl_node.privacy.subjects import erase_subject, export_subject
 from wl_node.privacy.tables import contact_disclosures, subject_requests
+from wl_node.privacy_ops.subjects import erase_subject, export_subject
 from xcwl.bench.catalog_nodes import CatalogNode, World, start_node
 from xporty.node.v1 import storefront_service_pb2 as sf
 from xporty.trader.v1 import trader_service_pb2 as tr

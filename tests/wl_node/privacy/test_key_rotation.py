@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from tests.wl_node.checkout.harness import Importer
 from tests.wl_node.privacy.conftest import BUYER
 from wl_node.checkout.tables import BUYER_REFERENCE_AAD, checkouts, import_ledger
-from wl_node.privacy.rotation import retire, rotate, still_using
+from wl_node.privacy_ops.rotation import retire, rotate, still_using
 from xporty.node.v1 import storefront_pb2
 from xwl_runtime import db
 from xwl_runtime.fieldcrypt import KeyMaterial, Keyring

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 
 from tests.wl_node.checkout.harness import Importer
 from tests.wl_node.privacy.conftest import BUYER
+from wl_node.checkout.retention import ANONYMISED, anonymise_before
 from wl_node.checkout.tables import checkouts, import_ledger
-from wl_node.privacy.retention import ANONYMISED, anonymise_before
 from wl_node.privacy.tables import subject_requests
 from xporty.node.v1 import storefront_pb2
 from xwl_runtime import db

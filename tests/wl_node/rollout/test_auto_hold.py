@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from cp_server.risk import tables as risk_tables
-from cp_server.rollout.settings import RolloutConfig
+from cp_server.settings.rollout import RolloutConfig
 from cp_server.webhooks.tables import deliveries
 from tests.support.pki import PkiFixture
 from tests.wl_node.catalog.helpers import DbFactory, db_factory

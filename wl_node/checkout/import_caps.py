@@ -18,11 +18,11 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from wl_node.checkout.tables import COMPLETED, PENDING, checkouts
 from wl_node.orders.txn import TxRunner
+from wl_node.rollout.rules import RolloutRules, StageRule
 from xwl_runtime.clock import Clock
 
-from .rules import RolloutRules, StageRule
+from .tables import COMPLETED, PENDING, checkouts
 
 _Key = tuple[str, dt.date, int]
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from xwl_runtime.ratelimit import RateLimits
 
-from .dashboard.settings import DashboardSettings
-from .risk.settings import RiskSettings
-from .rollout.settings import RolloutConfig
-from .webhooks.settings import WebhookConfig
+from .dashboard import DashboardSettings
+from .risk import RiskSettings
+from .rollout import RolloutConfig
+from .webhooks import WebhookConfig
 
 ENROLL_MAX_RECEIVE_BYTES = 8 * 1024
 """An Enroll request is a bootstrap token (47 characters) and a CSR for one P-256 key (under 1 KiB)."""

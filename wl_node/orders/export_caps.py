@@ -22,9 +22,9 @@ from decimal import ROUND_CEILING, Decimal
 
 import sqlalchemy as sa
 
-from wl_node.orders.rawsql import Sql
+from wl_node.rollout.rules import StageRule
 
-from .rules import StageRule
+from .rawsql import Sql
 
 SCALE = Decimal("1e8")
 

@@ -18,11 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wl_node.catalog.offers import next_sequence
 from wl_node.catalog.tables import offers
+from wl_node.privacy.accounts import ERASED_MARK, Account, Contact, TraderAccounts, public_contact
+from wl_node.privacy.tables import subject_requests
 from xporty.trader.v1 import offer_pb2
 from xwl_runtime.errors import NotFound
-
-from .accounts import ERASED_MARK, Account, Contact, TraderAccounts, public_contact
-from .tables import subject_requests
 
 EXPORT, ERASE = "EXPORT", "ERASE"
 

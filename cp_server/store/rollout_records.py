@@ -13,11 +13,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cp_server.policy.protos import timestamp
-from cp_server.store.validation import fmt
 from xporty.cp.v1 import rollout_pb2
 
-from .tables import directions, flags
+from .protos import timestamp
+from .rollout_tables import directions, flags
+from .validation import fmt
 
 
 class Stage(enum.Enum):

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from cp_server.policy.protos import timestamp
+from cp_server.store.trust_records import RevokedRecord, TokenKeyRecord
 from xporty.cp.v1 import identity_pb2, policy_pb2
 from xwl_runtime.tokens import ALGORITHM
-
-from .records import RevokedRecord, TokenKeyRecord
 
 
 def verification_key(record: TokenKeyRecord) -> identity_pb2.VerificationKey:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .signature import DEFAULT_TOLERANCE_S
+DEFAULT_TOLERANCE_S = 300
+"""Receivers refuse a signature older (or newer) than this: the replay window."""
 
 
 @dataclass(frozen=True)

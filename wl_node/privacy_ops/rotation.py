@@ -19,11 +19,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wl_node.checkout.tables import BUYER_REFERENCE_AAD, checkouts, import_ledger
+from wl_node.privacy.accounts import PERSONAL_COLUMNS, column_aad
+from wl_node.privacy.disclosure import PURPOSE_AAD
+from wl_node.privacy.tables import contact_disclosures, trader_accounts
 from xwl_runtime.fieldcrypt import PREFIX, RELOAD_CHECK_S, KeyMaterial, Keyring, write_key_file
-
-from .accounts import PERSONAL_COLUMNS, column_aad
-from .disclosure import PURPOSE_AAD
-from .tables import contact_disclosures, trader_accounts
 
 Progress = Callable[[str], None]
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .tables import revoked_certificates, token_keys
+from .trust_tables import revoked_certificates, token_keys
 
 
 @dataclass(frozen=True)
@@ -84,3 +84,15 @@ async def load_token_keys(
     # The signing key first (no retire time), then the retiring ones, latest retirement first.
     found.sort(key=lambda k: (k.retire_at is not None, -(k.retire_at.timestamp() if k.retire_at else 0.0), k.kid))
     return tuple(found)
+
+
+_IS_REVOKED = sa.select(revoked_certificates.c.serial).where(revoked_certificates.c.serial == sa.bindparam("serial"))
+
+
+async def is_revoked(conn: AsyncConnection, serial_hex: str) -> bool:
+    """Whether ``serial_hex`` is revoked, read in the caller's transaction.
+
+    A renewal checks its caller's certificate with this after taking the audit lock, so a revocation committed
+    while the renewal was in flight cannot be outrun by the fresh certificate.
+    """
+    return (await conn.execute(_IS_REVOKED, {"serial": serial_hex})).first() is not None

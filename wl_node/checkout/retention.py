@@ -14,10 +14,10 @@ import logging
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wl_node.checkout.tables import PENDING, checkouts, import_ledger
+from wl_node.privacy.tables import subject_requests
 from xwl_runtime.clock import Clock
 
-from .tables import subject_requests
+from .tables import PENDING, checkouts, import_ledger
 
 log = logging.getLogger(__name__)
 
