@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from cp_server import risk_services as risk_component
@@ -37,6 +37,7 @@ from xwl_runtime.clock import Clock, SystemClock
 from xwl_runtime.component import Component
 from xwl_runtime.heap import freeze_startup_heap
 from xwl_runtime.identity import Identity
+from xwl_runtime.lifecycle import Lifecycle
 from xwl_runtime.logs import log_serving
 from xwl_runtime.metrics import MetricsListener, serve_metrics
 from xwl_runtime.pki import PkiDir
@@ -71,12 +72,10 @@ class CpApp:
     hub: PolicyHub
     server_credentials: ReloadableServerCredentials | None
     components: Sequence[Component]
-    stop_event: asyncio.Event = field(default_factory=asyncio.Event)
-    tasks: list[asyncio.Future[None]] = field(default_factory=list)
+    lifecycle: Lifecycle
     metrics_listener: MetricsListener | None = None
     dashboard_port: int | None = None
     """The dashboard's HTTPS port (None without ``dashboard.http_listen``)."""
-    _stopped: bool = False
 
     @property
     def port(self) -> int:
@@ -89,21 +88,9 @@ class CpApp:
         return self.server.ports[1]
 
     async def stop(self, grace: float = DEFAULT_GRACE_S) -> None:
-        """Drain: end policy streams (nodes reconnect elsewhere), let unary RPCs finish, stop loops, close the store."""
-        if self._stopped:
-            return
-        self._stopped = True
-        self.hub.close()
-        # Components close their stream hubs first, so open streams end instead of holding the grace period.
-        for component in self.components:
-            for hook in component.on_stop:
-                await hook()
-        await self.server.stop(grace)
-        if self.metrics_listener is not None:
-            self.metrics_listener.close()
-        self.stop_event.set()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        await self.ctx.engine.dispose()
+        """Drain: end policy and signal streams (nodes reconnect elsewhere), let unary RPCs finish, stop loops,
+        flush, close the store (``xwl_runtime.lifecycle``)."""
+        await self.lifecycle.stop(grace)
 
 
 def _listeners(settings: CpSettings, tls: TlsMaterial) -> tuple[list[Listener], ReloadableServerCredentials | None]:
@@ -126,12 +113,6 @@ def discrepancy_pauser(pairs: PairPolicies) -> Callable[[str, str, str], Awaitab
         await pairs.update_pair(CP_ACTOR, wl_x=wl_a, wl_y=wl_b, status=Status.PAUSED, reason=reason[:200])
 
     return pause
-
-
-def _report_loop_end(task: asyncio.Future[None]) -> None:
-    # A loop that dies silently would freeze its feature (e.g. no more policy fan-out): make it loud.
-    if not task.cancelled() and task.exception() is not None:
-        log.error("background loop died", exc_info=task.exception())
 
 
 async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
@@ -200,12 +181,10 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
     except (RuntimeError, ValueError, OSError):  # e.g. a listen address already in use
         await engine.dispose()
         raise
-    app = CpApp(server=server, ctx=ctx, hub=hub, server_credentials=creds, components=components)
-    for component in components:
-        for loop in component.loops:
-            task: asyncio.Future[None] = asyncio.ensure_future(loop(app.stop_event))
-            task.add_done_callback(_report_loop_end)
-            app.tasks.append(task)
+    lifecycle = Lifecycle(server, components, closers=[ctx.engine.dispose])
+    app = CpApp(server=server, ctx=ctx, hub=hub, server_credentials=creds, components=components,
+                lifecycle=lifecycle)
+    lifecycle.start_loops()
     try:
         await asyncio.wait_for(hub.ready.wait(), timeout=READY_TIMEOUT_S)
     except TimeoutError:
@@ -214,7 +193,8 @@ async def build_cp(settings: CpSettings, clock: Clock | None = None) -> CpApp:
     bound = {"mtls": _bound(settings.listen, app.port), "enroll": _bound(settings.enroll_listen, app.enroll_port)}
     if settings.metrics_listen:
         try:
-            app.metrics_listener = serve_metrics(settings.metrics_listen, ctx.metrics.registry)
+            listener = app.metrics_listener = serve_metrics(settings.metrics_listen, ctx.metrics.registry)
+            lifecycle.add_closer(lambda: asyncio.to_thread(listener.close))
         except OSError:
             await app.stop(0)
             raise

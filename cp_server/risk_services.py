@@ -141,14 +141,13 @@ def build(ctx: CpContext, settings: RiskSettings | None = None, *, slo: SloHandl
 
     async def close_streams() -> None:
         hub.close()
-        await verifier.close()
 
     component = Component(
         name="risk",
         registrations=[register],
         service_names=[TELEMETRY, SIGNALS, ANALYTICS],
         loops=loops,
-        on_stop=[close_streams],
+        on_drain=[close_streams],  # signal streams end at once: their subscribers reconnect elsewhere
     )
     return component, RiskParts(risk, store, hub, reconciler, listener, verifier, digests, telemetry=telemetry,
                                 analytics=analytics)

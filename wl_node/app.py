@@ -15,7 +15,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -23,9 +23,10 @@ from xporty.cp.v1 import audit_pb2, policy_pb2
 from xwl_runtime.audit_checkpoint import ca_public_key
 from xwl_runtime.authz import Rule
 from xwl_runtime.clock import Clock, SystemClock
-from xwl_runtime.component import BackgroundLoop, Component
+from xwl_runtime.component import Component
 from xwl_runtime.heap import freeze_startup_heap
 from xwl_runtime.identity import Identity
+from xwl_runtime.lifecycle import Lifecycle
 from xwl_runtime.logs import log_serving
 from xwl_runtime.metrics import MetricsListener, serve_metrics
 from xwl_runtime.pki import PkiDir
@@ -75,10 +76,6 @@ from .trader import component as trader_component
 from .trader.component import Trader
 
 log = logging.getLogger(__name__)
-
-LOOP_STOP_TIMEOUT_S = 5.0
-"""How long background loops get to return after the stop signal before they are cancelled."""
-
 
 async def _load_tls(settings: NodeSettings) -> TlsMaterial | None:
     if settings.insecure_dev:
@@ -224,10 +221,8 @@ class NodeApp:
     components: list[Component]
     server_credentials: ReloadableServerCredentials | None
     features: NodeFeatures
+    lifecycle: Lifecycle
     metrics_listener: MetricsListener | None = None
-    _stop: asyncio.Event = field(default_factory=asyncio.Event)
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    _stopped: bool = False
 
     @property
     def port(self) -> int:
@@ -243,12 +238,6 @@ class NodeApp:
         """The importer side (tests and the SDK's examples reach the token cache and the service here)."""
         return self.features.checkouts
 
-    def start_loops(self, loops: Sequence[BackgroundLoop]) -> None:
-        for loop in loops:
-            task = asyncio.create_task(loop(self._stop), name=getattr(loop, "__qualname__", "loop"))
-            task.add_done_callback(_log_loop_end)
-            self._tasks.append(task)
-
     async def on_rotate(self, material: TlsMaterial) -> None:
         """Certificate rotation: serve the new key pair on new handshakes and move CP calls to a new channel."""
         if self.server_credentials is not None:
@@ -257,32 +246,9 @@ class NodeApp:
         self.features.peers.on_rotate(material)
 
     async def stop(self, grace: float = DEFAULT_GRACE_S) -> None:
-        """NOT_SERVING at once, let in-flight RPCs finish for ``grace`` seconds, then stop loops and close."""
-        if self._stopped:
-            return
-        self._stopped = True
-        self._stop.set()
-        await self.server.stop(grace)
-        if self.metrics_listener is not None:
-            self.metrics_listener.close()
-        if self._tasks:
-            _, pending = await asyncio.wait(self._tasks, timeout=LOOP_STOP_TIMEOUT_S)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        for component in self.components:
-            for on_stop in component.on_stop:
-                await on_stop()
-        await self.cp.close()
-        await self.ctx.engine.dispose()
-
-
-def _log_loop_end(task: asyncio.Task[None]) -> None:
-    if task.cancelled():
-        return
-    err = task.exception()
-    if err is not None:
-        log.error("background loop crashed", exc_info=err, extra={"fields": {"loop": task.get_name()}})
+        """NOT_SERVING at once, let in-flight RPCs finish for ``grace`` seconds, then stop loops and close
+        (``xwl_runtime.lifecycle``)."""
+        await self.lifecycle.stop(grace)
 
 
 async def build_node(
@@ -340,17 +306,19 @@ async def build_node(
         health = NodeHealth(state, server.set_serving, interval_s=settings.cadence.health_s)
         agent.add_observer(health.evaluate)
         await health.evaluate()
+        lifecycle = Lifecycle(server, components, closers=[cp.close, engine.dispose])
         app = NodeApp(
             settings=settings, ctx=ctx, state=state, agent=agent, health=health, server=server, cp=cp,
-            components=components, server_credentials=credentials, features=features,
+            components=components, server_credentials=credentials, features=features, lifecycle=lifecycle,
         )
         if renewer is not None:
             renewer.on_rotate(app.on_rotate)  # server credentials + CP channel follow every renewal
-        app.start_loops([agent.run, health.run, *(loop for c in components for loop in c.loops)])
+        lifecycle.start_loops([agent.run, health.run, *(loop for c in components for loop in c.loops)])
         ctx.metrics.track_policy(lambda: state.version, lambda: _view_age_s(state, clock))
         await _track_exporters(state, ctx)
         if settings.metrics_listen:
-            app.metrics_listener = serve_metrics(settings.metrics_listen, ctx.metrics.registry)
+            listener = app.metrics_listener = serve_metrics(settings.metrics_listen, ctx.metrics.registry)
+            lifecycle.add_closer(lambda: asyncio.to_thread(listener.close))
     except BaseException:
         if app is not None:
             await app.stop(0)

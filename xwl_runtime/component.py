@@ -26,4 +26,7 @@ class Component:
     registrations: list[Registration] = field(default_factory=list)
     service_names: list[str] = field(default_factory=list)
     loops: list[BackgroundLoop] = field(default_factory=list)
+    on_drain: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    """Run before the server stops: end what would hold its grace period open (a stream hub closing its streams)."""
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    """Run once the server and the loops have stopped: flush, close threads and channels (``xwl_runtime.lifecycle``)."""

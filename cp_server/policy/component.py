@@ -22,6 +22,10 @@ def install(ctx: CpContext, *, hub: PolicyHub, node_status: NodeStatusStore,
     ctx.metrics.track_subscribers("policies", lambda: servicer.open_streams)
     name = SERVICE.full_name
     loops: list[BackgroundLoop] = [hub.run]
+
+    async def close_streams() -> None:
+        hub.close()
+
     if not is_sqlite(ctx.settings.db_url):  # changes committed by other replicas wake the hub at their commit
         loops.append(NotifyListener(ctx.settings.db_url, ctx.settings.notify_channel, hub).run)
     return Component(
@@ -29,5 +33,6 @@ def install(ctx: CpContext, *, hub: PolicyHub, node_status: NodeStatusStore,
         registrations=[lambda server: policy_service_pb2_grpc.add_PolicyServiceServicer_to_server(servicer, server)],
         service_names=[name],
         loops=loops,
-        on_stop=[node_status.close],
+        on_drain=[close_streams],  # open watches end at once: their nodes reconnect to another replica
+        on_stop=[node_status.close],  # the last reports' batch, once no RPC can add to it
     )

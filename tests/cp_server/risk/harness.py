@@ -46,6 +46,7 @@ from xwl_runtime import db
 from xwl_runtime.clock import Clock, SystemClock
 from xwl_runtime.event_signing import certificate_sha256, sign
 from xwl_runtime.identity import Identity
+from xwl_runtime.lifecycle import Lifecycle
 from xwl_runtime.pki import load_key
 from xwl_runtime.server import Listener, RunningServer, start_server
 from xwl_runtime.tls import ReloadableServerCredentials, TlsMaterial, secure_channel
@@ -215,17 +216,12 @@ async def running_risk_cp(
         listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(material).credentials)],
         authz_table=CP_AUTHZ,
     )
-    stop = asyncio.Event()
-    loops = [asyncio.create_task(loop(stop)) for loop in (component.loops if run_loops else component.loops[:1])]
+    lifecycle = Lifecycle(server, [component], closers=[engine.dispose])
+    lifecycle.start_loops(component.loops if run_loops else component.loops[:1])
     cp = RiskCp(server, engine, ctx, parts, audit, pki)
     try:
         yield cp
     finally:
-        stop.set()
-        for hook in component.on_stop:
-            await hook()
-        await asyncio.gather(*loops)
         for ch in cp.channels:
             await ch.close()
-        await server.stop(0)
-        await engine.dispose()
+        await lifecycle.stop(0)

@@ -37,6 +37,7 @@ from xwl_runtime import correlation, db
 from xwl_runtime.clock import Clock, SystemClock
 from xwl_runtime.fieldcrypt import Keyring
 from xwl_runtime.identity import Identity
+from xwl_runtime.lifecycle import Lifecycle
 from xwl_runtime.pipeline import caller
 from xwl_runtime.server import Listener, RunningServer, start_server
 from xwl_runtime.tls import ReloadableServerCredentials, secure_channel
@@ -156,8 +157,7 @@ class Importer:
     server: RunningServer
     cp: CpChannel
     pki: PkiFixture
-    stop_event: asyncio.Event = field(default_factory=asyncio.Event)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    lifecycle: Lifecycle
     channels: list[grpc.aio.Channel] = field(default_factory=list)
     guard: LocalGuard | None = None
 
@@ -192,14 +192,9 @@ class Importer:
             lambda conn: int(conn.scalar(sa.select(sa.func.count()).select_from(tbl).where(*where))))
 
     async def stop(self) -> None:
-        self.stop_event.set()
         for ch in self.channels:
             await ch.close()
-        await self.server.stop(0)
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        for on_stop in self.checkouts.component.on_stop:
-            await on_stop()
-        await self.cp.close()
+        await self.lifecycle.stop(0)
 
 
 async def start_importer(
@@ -238,16 +233,17 @@ async def start_importer(
                                   available=client.peers.available)  # the catalog reads the breaker the same way
     checkouts = install(ctx, state, client, offers, config=config, signal_gate=signal_gate, import_guard=guard)
     checkouts.component.loops.insert(0, client.tokens.run)
-    checkouts.component.on_stop.extend([*client.component.on_stop, ctx.engine.dispose])
     storefront = checkout_storefront(ctx, state, client, checkouts, cp)
     server = await start_server(
         registrations=storefront.component.registrations, service_names=storefront.component.service_names,
         listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(material).credentials)],
         authz_table=NODE_AUTHZ, local_wl=wl_id,
     )
-    node = Importer(wl_id, url, state, checkouts, offers, server, cp, pki, guard=guard)
+    lifecycle = Lifecycle(server, [checkouts.component, client.component, storefront.component],
+                          closers=[cp.close, ctx.engine.dispose])
+    node = Importer(wl_id, url, state, checkouts, offers, server, cp, pki, lifecycle, guard=guard)
     if start_loops:
-        node.tasks = [asyncio.create_task(loop(node.stop_event)) for loop in checkouts.component.loops]
+        lifecycle.start_loops(checkouts.component.loops)
     return node
 
 

@@ -71,8 +71,8 @@ async def pair(pki: PkiFixture, db_url: str, importer_url: str, identity_cp: Fak
 
 async def _tokens_ready(importer: Importer) -> None:
     """Wait for the token cache (its loop started alone when the node's other loops are held back)."""
-    if not importer.tasks:
-        importer.tasks.append(asyncio.create_task(importer.checkouts.tokens.run(importer.stop_event)))
+    if not importer.lifecycle.running_loops:
+        importer.lifecycle.start_loops([importer.checkouts.tokens.run])
     await importer.wait_token()
 
 

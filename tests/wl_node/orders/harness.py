@@ -33,6 +33,7 @@ from xporty.trader.v1 import trader_service_pb2_grpc as pb_grpc
 from xwl_runtime import db
 from xwl_runtime.clock import Clock, SystemClock
 from xwl_runtime.identity import Identity
+from xwl_runtime.lifecycle import Lifecycle
 from xwl_runtime.pki import new_private_key
 from xwl_runtime.server import Listener, RunningServer, start_server
 from xwl_runtime.sqltypes import UtcDateTime
@@ -131,6 +132,7 @@ class Exporter:
     server: RunningServer
     clock: Clock
     pki: PkiFixture
+    lifecycle: Lifecycle
     channels: list[grpc.aio.Channel] = field(default_factory=list)
 
     @property
@@ -169,10 +171,7 @@ class Exporter:
     async def stop(self) -> None:
         for ch in self.channels:
             await ch.close()
-        await self.server.stop(0)
-        for on_stop in self.orders.component.on_stop:
-            await on_stop()
-        await self.engine.dispose()
+        await self.lifecycle.stop(0)
 
 
 async def start_exporter(
@@ -206,4 +205,5 @@ async def start_exporter(
         listeners=[Listener(f"127.0.0.1:{port}", ReloadableServerCredentials(material).credentials)],
         authz_table=NODE_AUTHZ, local_wl=wl_id, extra_interceptors=interceptors,
     )
-    return Exporter(wl_id, url, engine, state, orders, server, clock, pki)
+    lifecycle = Lifecycle(server, [orders.component, trader.component], closers=[engine.dispose])
+    return Exporter(wl_id, url, engine, state, orders, server, clock, pki, lifecycle)

@@ -59,10 +59,10 @@ from wl_node.telemetry.queue import queue as telemetry_queue
 from xporty.cp.v1 import policy_pb2, signal_pb2, telemetry_pb2, telemetry_service_pb2, telemetry_service_pb2_grpc
 from xwl_runtime import db
 from xwl_runtime.clock import SystemClock
-from xwl_runtime.component import Component
 from xwl_runtime.errors import FailedPrecondition
 from xwl_runtime.event_signing import certificate_sha256, sign
 from xwl_runtime.identity import Identity
+from xwl_runtime.lifecycle import Lifecycle
 from xwl_runtime.logs import configure_logging
 from xwl_runtime.pki import PkiDir, load_key
 from xwl_runtime.tls import TlsMaterial
@@ -120,10 +120,9 @@ class _Node:
     wl_id: str
     enforcer: Enforcer
     gate: TradeGate
-    components: list[Component]
     cp: CpChannel
+    lifecycle: Lifecycle
     ctx: NodeContext
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def publish(self, kind: str, order_id: str, exporter: str, importer: str) -> None:
         """Sign one event of this node's side of an order and publish it: EXPORT_CONFIRMED (``kind`` EXPORT, over
@@ -176,8 +175,7 @@ def _observe(node: _Node, tally: _Tally) -> None:
     node.enforcer.apply = observed  # type: ignore[method-assign]
 
 
-async def _build(config: dict[str, Any], wl_id: str, partner: str, template: Path, stop: asyncio.Event,
-                 tally: _Tally) -> _Node:
+async def _build(config: dict[str, Any], wl_id: str, partner: str, template: Path, tally: _Tally) -> _Node:
     root = Path(config["dir"])
     pki = PkiDir(Path(config["pki"]))
     path = root / f"{wl_id}.db"
@@ -196,9 +194,9 @@ async def _build(config: dict[str, Any], wl_id: str, partner: str, template: Pat
                    tls, identity=identity)
     features = build_features(ctx, state, cp)
     risk = features.risk
-    node = _Node(wl_id, risk.enforcer, risk.gate, features.components, cp, ctx)
+    node = _Node(wl_id, risk.enforcer, risk.gate, cp, Lifecycle(None, features.components, closers=[cp.close]), ctx)
     _observe(node, tally)
-    node.tasks = [asyncio.ensure_future(loop(stop)) for loop in risk.loops]
+    node.lifecycle.start_loops(risk.loops)
     return node
 
 
@@ -209,14 +207,7 @@ async def _connected(enforcer: Enforcer) -> None:
 
 async def _stop(node: _Node) -> int:
     """Stop the node's loops and close it; returns the ENFORCEMENT_ACK events durable in its store."""
-    await asyncio.wait(node.tasks, timeout=5)
-    for task in node.tasks:
-        task.cancel()
-    await asyncio.gather(*node.tasks, return_exceptions=True)
-    for component in node.components:
-        for hook in component.on_stop:
-            await hook()
-    await node.cp.close()
+    await node.lifecycle.stop(0)
     try:
         async with node.ctx.engine.connect() as conn:
             return int(await conn.scalar(
@@ -261,20 +252,18 @@ async def main(config: dict[str, Any]) -> None:
     await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
     template = root / "template.db"
     await asyncio.to_thread(migrate, f"sqlite:///{template}")  # Alembic once; every node copies the result
-    stop = asyncio.Event()
     tally = _Tally()
     nodes: list[_Node] = []
     durable = 0
     try:
         for exporter, importer in config["pairs"]:
             for wl_id, partner in ((exporter, importer), (importer, exporter)):
-                node = await _build(config, wl_id, partner, template, stop, tally)
+                node = await _build(config, wl_id, partner, template, tally)
                 nodes.append(node)
                 await asyncio.wait_for(_connected(node.enforcer), CONNECT_TIMEOUT_S)
         _emit("ready")
         await _serve_commands({n.wl_id: n for n in nodes})  # until the parent closes stdin
     finally:
-        stop.set()
         durable = sum(await asyncio.gather(*(_stop(n) for n in nodes)))
     _emit(json.dumps({"applied": tally.applied, "mismatches": tally.mismatches, "durable_acks": durable,
                       "acks_sent": sum(n.enforcer.acks_sent for n in nodes), "nodes_enforcing": len(tally.enforcing)}))

@@ -49,3 +49,23 @@ async def checkpoint_sqlite(urls: list[str]) -> None:
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     await asyncio.to_thread(run)
+
+
+async def vacuum_postgres(urls: list[str]) -> None:
+    """``VACUUM (ANALYZE)`` of each PostgreSQL database: after a bulk load, autovacuum would otherwise visit the
+    freshly inserted tables at a moment of its choosing (PostgreSQL vacuums after enough inserts too), in the
+    middle of whichever variant's round is running then."""
+    import psycopg
+
+    for url in urls:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            await conn.execute("VACUUM (ANALYZE)")
+
+
+async def drop_postgres(admin_dsn: str, url: str) -> None:
+    """Drop the database of ``url`` (connections forced off): a bench's finished store leaves nothing behind for
+    autovacuum to work on while later rounds are measured."""
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(admin_dsn, autocommit=True) as conn:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')

@@ -34,6 +34,7 @@ from xwl_runtime import db
 from xwl_runtime.clock import Clock, SystemClock
 from xwl_runtime.fieldcrypt import KeyMaterial, Keyring, PlaintextKeyring
 from xwl_runtime.identity import Identity
+from xwl_runtime.lifecycle import Lifecycle
 from xwl_runtime.pki import PkiDir
 from xwl_runtime.server import Listener, RunningServer, start_server
 from xwl_runtime.tls import ReloadableServerCredentials, TlsMaterial
@@ -79,8 +80,7 @@ class CatalogNode:
     server: RunningServer
     engine: AsyncEngine
     cp: CpChannel
-    stop_event: asyncio.Event = field(default_factory=asyncio.Event)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    lifecycle: Lifecycle
 
     @property
     def catalog(self) -> Catalog:
@@ -91,27 +91,14 @@ class CatalogNode:
         return f"127.0.0.1:{self.server.port}"
 
     def start_loops(self) -> None:
-        for loop in self.catalog.component.loops:
-            self.tasks.append(asyncio.create_task(loop(self.stop_event)))
+        """Start the catalog's loops (sync, supervisor); the rest of the node's loops stay off."""
+        self.lifecycle.start_loops(self.catalog.component.loops)
 
     async def stop_loops(self) -> None:
-        self.stop_event.set()
-        if self.tasks:
-            await asyncio.wait(self.tasks, timeout=5)
-            for task in self.tasks:
-                task.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
-        self.tasks.clear()
-        self.stop_event = asyncio.Event()
+        await self.lifecycle.stop_loops()
 
     async def close(self) -> None:
-        await self.stop_loops()
-        await self.server.stop(0)
-        for component in self.features.components:
-            for on_stop in component.on_stop:
-                await on_stop()
-        await self.cp.close()
-        await self.engine.dispose()
+        await self.lifecycle.stop(0)
 
 
 async def start_node(
@@ -145,7 +132,8 @@ async def start_node(
         service_names=[n for c in features.components for n in c.service_names],
         listeners=[Listener(settings.listen, creds.credentials)], authz_table=NODE_AUTHZ, local_wl=wl_id,
     )
-    node = CatalogNode(wl_id, settings, state, features, server, engine, cp)
+    lifecycle = Lifecycle(server, features.components, closers=[cp.close, engine.dispose])
+    node = CatalogNode(wl_id, settings, state, features, server, engine, cp, lifecycle)
     if run_loops:
         node.start_loops()
     return node

@@ -94,10 +94,11 @@ from xwl_runtime.authz import Rule, table
 from xwl_runtime.clock import SystemClock
 from xwl_runtime.fieldcrypt import PlaintextKeyring
 from xwl_runtime.identity import Identity, Kind
+from xwl_runtime.lifecycle import Lifecycle
 from xwl_runtime.metrics import RpcMetrics, serve_metrics
 from xwl_runtime.pipeline import caller
 from xwl_runtime.pki import PkiDir, key_to_pem, load_key, new_private_key
-from xwl_runtime.server import Listener, RunningServer, start_server
+from xwl_runtime.server import Listener, start_server
 from xwl_runtime.sqltypes import UtcDateTime
 from xwl_runtime.tls import ReloadableServerCredentials, TlsMaterial, secure_channel
 from xwl_runtime.tokens import SCOPE_PLACE_ORDERS, bearer_metadata, issue_token
@@ -405,7 +406,7 @@ def _observability(runs: Interleaved, args: argparse.Namespace, sink: SpanSink |
 
 
 async def _serve_importer(pki: PkiDir, url: str, jwt_key: Any, options: dict[str, Any]
-                          ) -> tuple[RunningServer, list[Any], Callable[[str], Any]]:
+                          ) -> tuple[Lifecycle, Callable[[str], Any]]:
     """The importer node: Checkout on its local API, trader client to the exporter child, token cache filled."""
     clock = SystemClock()
     imp_mat = _material(pki, Identity.wl(IMPORTER))
@@ -440,18 +441,14 @@ async def _serve_importer(pki: PkiDir, url: str, jwt_key: Any, options: dict[str
             confirm_ms.append((time.perf_counter() - t0) * 1000)
 
     checkouts.peers.place_order = timed_place  # type: ignore[method-assign]  # the bench times each call
-    # The node's background loops (reconciler, outbox) run as in production; the token loop is not needed.
-    stop = asyncio.Event()
-    loops = [asyncio.get_running_loop().create_task(loop(stop))
-             for loop in (checkouts.outbox.run, checkouts.reconciler.run)]
     server = await start_server(
         registrations=storefront.component.registrations, service_names=storefront.component.service_names,
         listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(imp_mat).credentials)],
         authz_table=NODE_AUTHZ, local_wl=IMPORTER, metrics=_observed_metrics(imp_ctx, options))
-
-    async def stop_loops() -> None:
-        stop.set()
-        await asyncio.gather(*loops, return_exceptions=True)
+    lifecycle = Lifecycle(server, [checkouts.component, client.component, storefront.component],
+                          closers=[imp_ctx.engine.dispose])
+    # The node's background loops (reconciler, outbox) run as in production; the token loop is not needed.
+    lifecycle.start_loops([checkouts.outbox.run, checkouts.reconciler.run])
 
     def command(what: str) -> Any:
         if what == "clear":
@@ -461,8 +458,7 @@ async def _serve_importer(pki: PkiDir, url: str, jwt_key: Any, options: dict[str
             return list(confirm_ms)
         raise ValueError(what)
 
-    stops = [stop_loops, *checkouts.component.on_stop, *client.component.on_stop, imp_ctx.engine.dispose]
-    return server, stops, command
+    return lifecycle, command
 
 
 class _NoCp:
@@ -528,7 +524,7 @@ def _observed_metrics(ctx: NodeContext, options: dict[str, Any]) -> RpcMetrics |
 
 
 async def _serve_exporter(pki: PkiDir, url: str, jwt_key: Any, options: dict[str, Any] | None = None
-                          ) -> tuple[RunningServer, list[Any]]:
+                          ) -> Lifecycle:
     options = options if options is not None else {}
     clock = SystemClock()
     mat = _material(pki, Identity.wl(EXPORTER))
@@ -544,25 +540,20 @@ async def _serve_exporter(pki: PkiDir, url: str, jwt_key: Any, options: dict[str
     orders = install_orders(ctx, state, stock, guards=[desk_guard])
     trader = install_trader(ctx, state, notifier=FeedNotifier(), orders=orders.rpc,
                             accounts=TraderAccounts(ctx.keyring, EXPORTER))
-    stop = asyncio.Event()
-    upkeep_task = asyncio.get_running_loop().create_task(desk_guard.run(ctx.engine, stop))
-
-    async def stop_upkeep() -> None:
-        stop.set()
-        await upkeep_task
-
     server = await start_server(
         registrations=trader.component.registrations, service_names=trader.component.service_names,
         listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(mat).credentials)],
         authz_table=NODE_AUTHZ, local_wl=EXPORTER, metrics=_observed_metrics(ctx, options))
+    lifecycle = Lifecycle(server, [orders.component, trader.component], closers=[ctx.engine.dispose])
+    lifecycle.start_loops([lambda stop: desk_guard.run(ctx.engine, stop)])
     now = clock.now()
     await orders.runner.tx(lambda conn: conn.execute(sa.insert(bench_offers), [
         dict(offer_id=f"o{i}", currency="XPY-A", unit_price=str(PRICE), stock=10**9, published_at=now)
         for i in range(OFFERS)]))
-    return server, [stop_upkeep, *orders.component.on_stop, ctx.engine.dispose]
+    return lifecycle
 
 
-async def _serve_baseline(pki: PkiDir, url: str, jwt_key: Any) -> tuple[RunningServer, list[Any]]:
+async def _serve_baseline(pki: PkiDir, url: str, jwt_key: Any) -> Lifecycle:
     clock = SystemClock()
     state = PolicyState(EXPORTER, clock, dt.timedelta(hours=1))
     await state.apply(_view(EXPORTER, IMPORTER, "127.0.0.1:1", jwt_key))
@@ -584,7 +575,7 @@ async def _serve_baseline(pki: PkiDir, url: str, jwt_key: Any) -> tuple[RunningS
         registrations=[lambda s: s.add_generic_rpc_handlers((handler,))], service_names=[],
         listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(mat).credentials)],
         authz_table=table({BASELINE_METHOD: Rule(frozenset({Kind.WL}))}))
-    return server, [runner.close]
+    return Lifecycle(server, [], closers=[runner.close])
 
 
 async def _child_main(kind: str, pki_root: str, url: str, key_pem: bytes, options: dict[str, Any],
@@ -594,12 +585,13 @@ async def _child_main(kind: str, pki_root: str, url: str, key_pem: bytes, option
         enable_tracing(int(options["otlp_port"]), f"bench-{kind}", float(options["sample_ratio"]))
     command: Callable[[str], Any] = lambda what: None  # noqa: E731
     if kind == "importer":
-        server, stops, command = await _serve_importer(pki, url, key, options)
+        lifecycle, command = await _serve_importer(pki, url, key, options)
     elif kind == "exporter":
-        server, stops = await _serve_exporter(pki, url, key, options)
+        lifecycle = await _serve_exporter(pki, url, key, options)
     else:
-        server, stops = await _serve_baseline(pki, url, key)
-    conn.send(server.port)
+        lifecycle = await _serve_baseline(pki, url, key)
+    assert lifecycle.server is not None
+    conn.send(lifecycle.server.port)
     loop = asyncio.get_running_loop()
     while (what := await loop.run_in_executor(None, conn.recv)) != "stop":  # the parent's commands
         if what == "metrics_port":
@@ -610,9 +602,7 @@ async def _child_main(kind: str, pki_root: str, url: str, key_pem: bytes, option
             continue
         conn.send(time.process_time() if what == "cpu" else command(what))
     tracing.shutdown_tracing()
-    await server.stop(0)
-    for stop in stops:
-        await stop()
+    await lifecycle.stop(0)
     conn.send("stopped")
 
 

@@ -66,6 +66,7 @@ from xcwl.bench._scratch import scratch_postgres
 from xwl_runtime import db
 from xwl_runtime.clock import SystemClock
 from xwl_runtime.identity import Identity
+from xwl_runtime.lifecycle import Lifecycle
 from xwl_runtime.pki import PkiDir
 from xwl_runtime.server import Listener, start_server
 from xwl_runtime.tls import ReloadableServerCredentials, TlsMaterial
@@ -115,17 +116,12 @@ async def _running_cp(pki: PkiDir, db_url: str) -> AsyncIterator[_Cp]:
         listeners=[Listener("127.0.0.1:0", ReloadableServerCredentials(material).credentials)],
         authz_table=CP_AUTHZ,
     )
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(loop(stop)) for loop in component.loops]
+    lifecycle = Lifecycle(server, [component], closers=[engine.dispose])
+    lifecycle.start_loops()
     try:
         yield _Cp(f"127.0.0.1:{server.port}", ctx, parts)
     finally:
-        stop.set()
-        for hook in component.on_stop:
-            await hook()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await server.stop(0)
-        await engine.dispose()
+        await lifecycle.stop(0)
 
 
 async def _seed(ctx: CpContext, wl_ids: list[str], limit: str) -> None:

@@ -18,7 +18,9 @@ compare ``time.monotonic()`` stamps of the two processes (CLOCK_MONOTONIC: one c
 
 Rounds (``--rounds``): after one untimed full sync per variant (into the importer the change rounds watch later), each
 variant does ``--rounds`` full syncs, each into a fresh importer, and the updates are split into as many rounds (after
-one untimed round of updates per variant; on PostgreSQL a ``CHECKPOINT`` before every round); a figure is the median
+one untimed round of updates per variant; on PostgreSQL a ``CHECKPOINT`` before every round, each full sync's
+importer database dropped after its round and the stores still in use vacuumed before the updates, so autovacuum does
+not visit bulk-loaded tables in the middle of some round); a figure is the median
 over its rounds (``sync.rounds`` says how many), except the change delays' percentiles, which are those of all rounds'
 delays pooled (``change_delay.{p50,p99,p999}_ms``). With ``--compare-plaintext`` a second set of exporters stores
 personal data unencrypted and runs beside the first; the rounds alternate between the variants (A B, B A, …), so both
@@ -44,7 +46,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -66,7 +68,7 @@ from xwl_runtime.pki import PkiDir
 from ..progress import announce
 from ._interleave import PERCENTILES, Interleaved, Round, interleave, percentile
 from ._plaintext import PLAINTEXT_SUFFIX, encryption_overhead
-from ._scratch import checkpoint
+from ._scratch import checkpoint, drop_postgres, vacuum_postgres
 
 EXPORTER_PROCESS_FLAG = "--exporter-process"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -337,9 +339,11 @@ class _Variant:
     """One variant's exporters (a child process, seeded once) and the way to start importers against them."""
 
     def __init__(self, name: str, pki: PkiDir, child: _ExporterProcess, endpoints: dict[str, str],
-                 exporters: list[str], plaintext: bool) -> None:
+                 exporters: list[str], plaintext: bool, stores: list[str]) -> None:
         self.name, self.pki, self.child, self.endpoints = name, pki, child, endpoints
         self.exporters, self.plaintext = exporters, plaintext
+        self.stores = stores
+        """The exporters' store URLs."""
         self.importers = 0
 
     @classmethod
@@ -350,9 +354,9 @@ class _Variant:
         for wl in (*exporters, IMPORTER):  # issued here so the two processes never race on the PKI directory
             if not pki.has(Identity.wl(wl)):
                 pki.issue(Identity.wl(wl))
-        child, endpoints = await _ExporterProcess.start(
-            pki.root, {wl: make_db(f"{name}-{wl}") for wl in exporters}, args.offers // args.exporters, plaintext)
-        return cls(name, pki, child, endpoints, exporters, plaintext)
+        dbs = {wl: make_db(f"{name}-{wl}") for wl in exporters}
+        child, endpoints = await _ExporterProcess.start(pki.root, dbs, args.offers // args.exporters, plaintext)
+        return cls(name, pki, child, endpoints, exporters, plaintext, list(dbs.values()))
 
     async def importer(self, make_db: Callable[[str], str]) -> tuple[World, CatalogNode]:
         """A fresh importer node (a new, empty store) with its view published, loops not started yet."""
@@ -378,9 +382,11 @@ class _Variant:
         return float((await self.child.receive())["cpu"])
 
 
-async def _full_sync(variant: _Variant, make_db: Callable[[str], str], total: int,
-                     keep: bool = False) -> tuple[dict[str, float], tuple[World, CatalogNode] | None]:
-    """One full sync into a fresh importer: its figures (and the running importer when ``keep``)."""
+async def _full_sync(variant: _Variant, make_db: Callable[[str], str], total: int, keep: bool = False,
+                     discard: Callable[[str], Awaitable[None]] | None = None
+                     ) -> tuple[dict[str, float], tuple[World, CatalogNode] | None]:
+    """One full sync into a fresh importer: its figures (and the running importer when ``keep``; otherwise its store
+    goes to ``discard`` once closed)."""
     world, importer = await variant.importer(make_db)
     try:
         reader = _reader(importer)
@@ -408,6 +414,8 @@ async def _full_sync(variant: _Variant, make_db: Callable[[str], str], total: in
     if keep:
         return figures, (world, importer)
     await world.close()
+    if discard is not None:
+        await discard(importer.settings.db_url)
     return figures, None
 
 
@@ -431,11 +439,16 @@ async def _measure(kind: str, args: argparse.Namespace, tmp: Path
                 assert kept is not None
                 importers[name] = kept
 
+            postgres = kind == "postgres"
+
+            async def drop(url: str) -> None:
+                await drop_postgres(args.pg_url, url)
+
             async def full_round(name: str) -> dict[str, float]:
-                figures, _ = await _full_sync(variants[name], make_db, total)
+                figures, _ = await _full_sync(variants[name], make_db, total, discard=drop if postgres else None)
                 return figures
 
-            settle = (lambda: checkpoint(args.pg_url)) if kind == "postgres" else None
+            settle = (lambda: checkpoint(args.pg_url)) if postgres else None
             full = await interleave(names, args.rounds, full_round, settle)
             out = {name: full.medians(name) for name in names}
             paired = _paired(full) if args.compare_plaintext else {}
@@ -453,7 +466,11 @@ async def _measure(kind: str, args: argparse.Namespace, tmp: Path
 
                 # One untimed round per variant first: the full syncs just wrote every importer's catalog many times
                 # over, and the store's write-back of that (a PostgreSQL checkpoint, SQLite's WAL) would otherwise
-                # land on whichever variant's changes come first.
+                # land on whichever variant's changes come first. On PostgreSQL every store still in use is
+                # vacuumed before it: autovacuum would visit the bulk-loaded tables in the middle of some round.
+                if postgres:
+                    await vacuum_postgres([*(node.settings.db_url for _, node in importers.values()),
+                                           *(url for v in variants.values() for url in v.stores)])
                 for name in names:
                     await _change_delays(importers[name][1], variants[name].child, per_round, args.change_rate)
                 changed = await interleave(names, args.rounds, change_round, settle)
