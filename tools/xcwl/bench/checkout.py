@@ -12,7 +12,8 @@ is not on the checkout path). On a 2-core machine the three processes share the 
 Comparisons are made inside one run (``_interleave``): every variant's node pair is started at once (the encrypted
 pair always; the plaintext pair with ``--compare-plaintext``; the observed pair on SQLite), then each level's
 checkouts are measured in ``--rounds`` short rounds per variant, alternating A B, B A, … after a warm-up of each
-(every store checkpointed before each round: ``CHECKPOINT`` on PostgreSQL, the WAL truncated on SQLite). Throughput,
+(every store settled before each round: ``VACUUM (ANALYZE)`` and ``CHECKPOINT`` on PostgreSQL, the WAL truncated on
+SQLite). Throughput,
 error rate and CPU are the median of the variant's per-round figures; latency percentiles are those of all its rounds'
 samples pooled (every round the same number of checkouts); a ratio is the ratio of those figures, and ``…_paired`` the
 median of same-round ratios (per-round percentiles). Run one after the other, two identical runs differed by ±30%
@@ -83,7 +84,7 @@ from wl_node.risk.local_guard import LocalGuard
 from wl_node.settings import NodeSettings
 from wl_node.store import migrate
 from wl_node.trader.component import install as install_trader
-from xcwl.bench._scratch import checkpoint, checkpoint_sqlite, scratch_postgres
+from xcwl.bench._scratch import checkpoint, checkpoint_sqlite, scratch_postgres, vacuum_postgres
 from xcwl.bench.importer_node import StaticImportedOffers, checkout_storefront
 from xporty.cp.v1 import policy_pb2, registry_pb2
 from xporty.node.v1 import storefront_pb2
@@ -305,14 +306,17 @@ class _Pair:
 async def _run_levels(pairs: dict[str, _Pair], levels: Sequence[tuple[int, int, Sequence[str]]],
                       args: argparse.Namespace, stores: list[str]) -> dict[int, Interleaved]:
     """Per level (in flight, checkouts per variant, variants measured): the variants interleaved in ``--rounds``
-    rounds of ``checkouts / rounds`` each; every store checkpointed before each round (a ``CHECKPOINT`` on
-    PostgreSQL, the WAL truncated on SQLite)."""
+    rounds of ``checkouts / rounds`` each; every store settled before each round (PostgreSQL: ``VACUUM (ANALYZE)``
+    then a ``CHECKPOINT``, so neither autovacuum nor the periodic write-back lands inside one variant's round; SQLite:
+    the WAL truncated)."""
     sqlite = [url for url in stores if db.is_sqlite(url)]
+    postgres = [url for url in stores if not db.is_sqlite(url)]
 
     async def settle() -> None:
         if sqlite:
             await checkpoint_sqlite(sqlite)
-        if len(sqlite) < len(stores):
+        if postgres:
+            await vacuum_postgres(postgres)
             await checkpoint(args.pg_admin_dsn)
 
     out: dict[int, Interleaved] = {}
