@@ -303,7 +303,7 @@ async def build_node(
             peer_guard=NodePeerGuard(state),
             metrics=ctx.metrics.rpc,
         )
-        health = NodeHealth(state, server.set_serving, interval_s=settings.cadence.health_s)
+        health = NodeHealth(state, server.set_serving, interval_s=settings.cadence.health_s, clock=clock)
         agent.add_observer(health.evaluate)
         await health.evaluate()
         lifecycle = Lifecycle(server, components, closers=[cp.close, engine.dispose])

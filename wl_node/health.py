@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from wl_node.policy.state import PolicyState
+from xwl_runtime.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +25,12 @@ SetServing = Callable[[bool], Awaitable[None]]
 class NodeHealth:
     """Drives the grpc.health.v1 status of every service of the node from the policy view's freshness."""
 
-    def __init__(self, state: PolicyState, set_serving: SetServing, *, interval_s: float = HEALTH_INTERVAL_S) -> None:
+    def __init__(self, state: PolicyState, set_serving: SetServing, *, interval_s: float = HEALTH_INTERVAL_S,
+                 clock: Clock | None = None) -> None:
         self._state = state
         self._set_serving = set_serving
         self._interval_s = interval_s
+        self._clock = clock or SystemClock()
         self._serving: bool | None = None
         self._lock = asyncio.Lock()
 
@@ -58,7 +61,4 @@ class NodeHealth:
         """Re-evaluate every ``interval_s`` until ``stop`` is set."""
         while not stop.is_set():
             await self.evaluate()
-            try:
-                await asyncio.wait_for(stop.wait(), self._interval_s)
-            except TimeoutError:
-                pass
+            await self._clock.wait_any(stop, timeout=self._interval_s)

@@ -1,7 +1,7 @@
-"""Waiting in background loops: ``wait_any`` over stop/wake events, and the stream supervisor of the node's CP
-streams (policy views, signals).
+"""The stream supervisor of the node's CP streams (policy views, signals).
 
-Every loop takes the app's stop event, so waits are on events with a timeout, never a bare sleep.
+Every loop takes the app's stop event and waits through its clock (``Clock.wait_any``): on events with a timeout,
+never a bare sleep, so a manual clock drives it in tests.
 """
 
 from __future__ import annotations
@@ -11,17 +11,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from .backoff import Backoff
-
-
-async def wait_any(*events: asyncio.Event, timeout: float | None = None) -> None:
-    """Return when any of ``events`` is set, or after ``timeout`` seconds (None: no timeout)."""
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)
+from .clock import Clock
 
 
 async def supervise_stream(
@@ -32,8 +22,9 @@ async def supervise_stream(
     backoff: Backoff,
     after_session: Callable[[asyncio.Task[None]], Awaitable[None]],
     name: str,
+    clock: Clock,
 ) -> None:
-    """Keep one long-lived stream open until ``stop`` is set.
+    """Keep one long-lived stream open until ``stop`` is set (waits on ``clock``).
 
     Each ``session()`` runs until it ends or fails, ``stop`` is set, or ``rotated`` is set (the certificate was
     renewed: the stream must move to the new channel). Then ``after_session(task)`` runs with the ended task (to
@@ -43,7 +34,7 @@ async def supervise_stream(
     while not stop.is_set():
         rotated.clear()
         task = asyncio.create_task(session(), name=name)
-        interrupt = asyncio.create_task(wait_any(stop, rotated))
+        interrupt = asyncio.create_task(clock.wait_any(stop, rotated))
         try:
             await asyncio.wait({task, interrupt}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -55,4 +46,4 @@ async def supervise_stream(
             break
         if rotated.is_set():
             continue  # reopen at once on the rotated channel
-        await wait_any(stop, rotated, timeout=backoff.next_delay())
+        await clock.wait_any(stop, rotated, timeout=backoff.next_delay())

@@ -98,10 +98,7 @@ def install(ctx: CpContext) -> Dashboard:
     async def pruning(stop: asyncio.Event) -> None:
         while not stop.is_set():
             await prune(ctx, settings, access, ctx.clock.now())
-            try:
-                await asyncio.wait_for(stop.wait(), PRUNE_INTERVAL_S)
-            except TimeoutError:
-                continue
+            await ctx.clock.wait_any(stop, timeout=PRUNE_INTERVAL_S)
 
     loops: list[BackgroundLoop] = [pruning]
     if server is not None:

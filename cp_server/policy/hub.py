@@ -40,7 +40,6 @@ from xporty.cp.v1 import audit_pb2, identity_pb2, policy_pb2
 from xwl_runtime.backoff import Backoff
 from xwl_runtime.clock import Clock
 from xwl_runtime.errors import Unavailable
-from xwl_runtime.loops import wait_any
 
 from .view import ViewBuilder
 
@@ -173,7 +172,7 @@ class PolicyHub:
         backoff = Backoff(base_s=0.1, cap_s=LOAD_BACKOFF_CAP_S)
         self._dirty.set()  # the first load
         while not stop.is_set():
-            await wait_any(stop, self._dirty, timeout=self._resync_interval_s)
+            await self._clock.wait_any(stop, self._dirty, timeout=self._resync_interval_s)
             if stop.is_set():
                 break
             forced = self._dirty.is_set()
@@ -189,7 +188,7 @@ class PolicyHub:
                 log.warning("policy world load failed; retrying",
                             extra={"fields": {"error": str(err), "retry_in_s": round(delay, 3)}})
                 self._dirty.set()
-                await wait_any(stop, timeout=delay)
+                await self._clock.wait_any(stop, timeout=delay)
 
     async def _stored_version(self) -> int:
         async with self._engine.connect() as conn:

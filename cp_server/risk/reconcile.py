@@ -245,7 +245,4 @@ class Reconciler:
                 wait = self._backoff.next_delay()
                 log.warning("reconciliation failed", extra={"fields": {"error": str(err)[:200],
                                                                         "retry_s": round(wait, 3)}})
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=wait)
-            except TimeoutError:
-                pass
+            await self._clock.wait_any(stop, timeout=wait)

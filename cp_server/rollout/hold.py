@@ -113,11 +113,9 @@ class AutoHold:
         """Judge every ``hold_check_interval`` until ``stop``."""
         interval = self._config.hold_check_interval.total_seconds()
         while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), interval)
+            await self._clock.wait_any(stop, timeout=interval)
+            if stop.is_set():
                 return
-            except TimeoutError:
-                pass
             try:
                 await self.check_once()
             except Exception:  # noqa: BLE001 - judged again next round; the loop must live on

@@ -184,7 +184,4 @@ class TokenKeys:
                 pass  # the world is still loading: next round
             except SQLAlchemyError as err:  # the store is away: next round
                 log.warning("token key drop failed", extra={"fields": {"error": type(err).__name__}})
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=RETIRE_POLL_S)
-            except TimeoutError:
-                pass
+            await self._clock.wait_any(stop, timeout=RETIRE_POLL_S)

@@ -117,12 +117,7 @@ class WebhookOutbox:
                 delay, recheck = min(delay, recheck), min(recheck * 2, 1.0)
             else:
                 recheck = FIRST_RECHECK_S
-            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
-            try:
-                await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waiters:
-                    w.cancel()
+            await self._clock.wait_any(stop, self._wake, timeout=delay)
 
     async def _until_due(self) -> float:
         """Seconds until the earliest PENDING delivery falls due (capped by the safety re-check)."""

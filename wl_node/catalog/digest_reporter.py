@@ -177,23 +177,23 @@ class OfferDigestReporter:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Report at start, every interval and after local changes, until ``stop`` is set."""
-        loop = asyncio.get_running_loop()
         force, changed = True, False
-        next_due = loop.time()
+        next_due = self._clock.monotonic()
         while not stop.is_set():
             if force or changed:
                 retry = await self._attempt(force=force)
                 if retry is not None:
-                    await _wait(stop, retry)
+                    await self._clock.wait_any(stop, timeout=retry)
                     continue
                 if force:
-                    next_due = loop.time() + self.config.interval_s
+                    next_due = self._clock.monotonic() + self.config.interval_s
                 force = changed = False
-            wait = max(0.0, next_due - loop.time())
+            wait = max(0.0, next_due - self._clock.monotonic())
             if await self._wait_change(stop, wait) and not stop.is_set():
-                await _wait(stop, self.config.debounce_s)  # let a burst of changes settle into one report
+                # Let a burst of changes settle into one report.
+                await self._clock.wait_any(stop, timeout=self.config.debounce_s)
                 changed = True
-            elif loop.time() >= next_due:
+            elif self._clock.monotonic() >= next_due:
                 force = True
 
     async def _attempt(self, *, force: bool) -> float | None:
@@ -224,23 +224,9 @@ class OfferDigestReporter:
 
     async def _wait_change(self, stop: asyncio.Event, timeout: float) -> bool:
         """True if the catalog's notifier fired before ``timeout`` (or ``stop`` was set)."""
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        waiters = [asyncio.ensure_future(self._notifier.wait(timeout)), asyncio.ensure_future(stop.wait())]
-        try:
-            await asyncio.wait(waiters, timeout=timeout + 1, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waiters:
-                w.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
-        return stop.is_set() or loop.time() - start < timeout
-
-
-async def _wait(stop: asyncio.Event, timeout: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), timeout)
-    except TimeoutError:
-        pass
+        changed = self._notifier.next_change()
+        await self._clock.wait_any(changed, stop, timeout=timeout)
+        return changed.is_set() or stop.is_set()
 
 
 NAME = "offer-digests"

@@ -197,6 +197,10 @@ class FeedNotifier:
         event, self._changed = self._changed, asyncio.Event()
         event.set()
 
+    def next_change(self) -> asyncio.Event:
+        """The event the next bump/poke sets (to wait on it with other events, through a clock)."""
+        return self._changed
+
     async def wait(self, timeout: float) -> None:
         """Return at the next bump/poke, or after ``timeout`` seconds."""
         event = self._changed

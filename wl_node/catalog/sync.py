@@ -171,7 +171,7 @@ class _Worker:
                                                                  "code": err.code().name}})
             self._stream_up = False
             self.wake.set()  # let the pull find out what changed (expired cursor, refusal, outage)
-            await asyncio.sleep(backoff.next_delay())
+            await clock.sleep(backoff.next_delay())
 
     async def _pull(self, stub: pb_grpc.TraderServiceStub) -> None:
         """Pages until the exporter has nothing more after our cursor.
@@ -298,13 +298,8 @@ class _Worker:
         """Wait up to ``delay`` seconds; True when woken (a change, a policy update, stop), False on timeout."""
         if delay <= 0 or self.wake.is_set():
             return True
-        waits = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(self.stop.wait())]
-        try:
-            done, _ = await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
-        return bool(done)
+        await self.sync.clock.wait_any(self.wake, self.stop, timeout=delay)
+        return self.wake.is_set() or self.stop.is_set()
 
 
 class CatalogSync:
@@ -379,14 +374,8 @@ class CatalogSync:
             while not stop.is_set():
                 self._changed.clear()
                 self._reconcile()
-                waits = [asyncio.ensure_future(self._changed.wait()), asyncio.ensure_future(stop.wait())]
-                try:
-                    # Also re-check now and then: a worker that ended on its own is restarted here.
-                    await asyncio.wait(waits, timeout=self.settings.supervisor_interval_s,
-                                       return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for w in waits:
-                        w.cancel()
+                # Also re-check now and then: a worker that ended on its own is restarted here.
+                await self.clock.wait_any(self._changed, stop, timeout=self.settings.supervisor_interval_s)
         finally:
             for worker, _ in self._workers.values():
                 worker.stop.set()

@@ -124,9 +124,4 @@ class CompensationOutbox:
                 await self.deliver_due()
             except Exception:  # noqa: BLE001 - a failing round (e.g. store down) is retried; the loop lives on
                 log.exception("compensation round failed")
-            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
-            try:
-                await asyncio.wait(waiters, timeout=await self._pause(), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waiters:
-                    w.cancel()
+            await self._clock.wait_any(stop, self._wake, timeout=await self._pause())

@@ -120,14 +120,8 @@ class Reconciler:
             except Exception:  # noqa: BLE001 - a failing round is retried; the loop lives on
                 log.exception("reconciliation round failed")
                 self._busy = True
-            waiters = [asyncio.ensure_future(stop.wait())]
             if self._busy:
-                timeout = self._interval_s * self._rng.uniform(0.8, 1.2)
+                await self._clock.wait_any(stop, timeout=self._interval_s * self._rng.uniform(0.8, 1.2))
             else:
-                timeout = self._idle_interval_s * self._rng.uniform(0.8, 1.2)
-                waiters.append(asyncio.ensure_future(self._wake.wait()))
-            try:
-                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waiters:
-                    w.cancel()
+                await self._clock.wait_any(stop, self._wake,
+                                           timeout=self._idle_interval_s * self._rng.uniform(0.8, 1.2))

@@ -70,7 +70,4 @@ class RetentionLoop:
                     log.info("personal data past retention anonymised", extra={"fields": {"checkouts": done}})
             except sa.exc.SQLAlchemyError:
                 log.exception("retention pass failed; retrying at the next interval")
-            try:
-                await asyncio.wait_for(stop.wait(), self._interval_s)
-            except TimeoutError:
-                pass
+            await self._clock.wait_any(stop, timeout=self._interval_s)

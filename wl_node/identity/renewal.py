@@ -139,12 +139,17 @@ class CertificateRenewer:
             except Exception:  # noqa: BLE001 - one failing listener must not keep the others on the old pair
                 log.exception("certificate rotation callback failed")
 
+    async def _wait(self, stop: asyncio.Event, seconds: float) -> bool:
+        """Wait up to ``seconds`` of the clock's time; True if ``stop`` was set."""
+        await self._clock.wait_any(stop, timeout=max(seconds, 0.0))
+        return stop.is_set()
+
     async def run(self, stop: asyncio.Event) -> None:
         """Renew whenever due until ``stop`` is set."""
         while not stop.is_set():
             remaining = (self._due - self._clock.now()).total_seconds()
             if remaining > 0:
-                if await _wait(stop, min(remaining, self._poll_interval)):
+                if await self._wait(stop, min(remaining, self._poll_interval)):
                     return
                 continue
             try:
@@ -156,11 +161,11 @@ class CertificateRenewer:
                     self._final_refusal(str(remote))
                     continue
                 self._log_failure(str(remote))
-                if await _wait(stop, self._backoff.next_delay()):
+                if await self._wait(stop, self._backoff.next_delay()):
                     return
             except (EnrollmentError, OSError) as err:
                 self._log_failure(str(err))
-                if await _wait(stop, self._backoff.next_delay()):
+                if await self._wait(stop, self._backoff.next_delay()):
                     return
 
     def _not_after(self) -> dt.datetime:
@@ -186,14 +191,6 @@ class CertificateRenewer:
             extra={"fields": {"wl_id": self._identity.wl_id, "error": detail}},
         )
 
-
-async def _wait(stop: asyncio.Event, seconds: float) -> bool:
-    """Wait up to ``seconds`` real seconds; True if ``stop`` was set."""
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=max(seconds, 0.0))
-    except TimeoutError:
-        return False
-    return True
 
 
 def renewal_component(renewer: CertificateRenewer) -> Component:

@@ -39,7 +39,6 @@ from xporty.cp.v1 import operations_pb2, telemetry_service_pb2
 from xporty.cp.v1 import telemetry_service_pb2_grpc as pb_grpc
 from xwl_runtime.backoff import Backoff
 from xwl_runtime.clock import Clock
-from xwl_runtime.loops import wait_any
 from xwl_runtime.metrics import LATENCY_BUCKETS_S
 from xwl_runtime.sync_lag import lag_level
 
@@ -221,14 +220,14 @@ class OperationsReporter:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await wait_any(stop, self._dirty)  # idle: no timer, no traffic
+            await self._clock.wait_any(stop, self._dirty)  # idle: no timer, no traffic
             if stop.is_set():
                 break
-            await wait_any(stop, timeout=self.config.batch_delay_s)
+            await self._clock.wait_any(stop, timeout=self.config.batch_delay_s)
             if await self.flush():
                 self._backoff.reset()
             else:
-                await wait_any(stop, timeout=self._backoff.next_delay())
+                await self._clock.wait_any(stop, timeout=self._backoff.next_delay())
         await self.flush()  # a last report on shutdown
 
 

@@ -53,10 +53,7 @@ def purge_loop(runner: TxRunner, records: IdempotencyRecords, clock: Clock, *, i
                     log.info("idempotency records purged", extra={"fields": {"count": purged}})
             except Exception:  # noqa: BLE001 - a failed purge is retried next round; the loop must live on
                 log.exception("idempotency purge failed")
-            try:
-                await asyncio.wait_for(stop.wait(), interval_s * rng.uniform(0.8, 1.2))
-            except TimeoutError:
-                pass
+            await clock.wait_any(stop, timeout=interval_s * rng.uniform(0.8, 1.2))
 
     return run
 

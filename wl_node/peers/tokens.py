@@ -199,15 +199,9 @@ class TokenCache:
             self._wake.clear()
             ok = await self.refresh_due()
             delay = self._next_due_s(self._clock.now())
-            waiters = [asyncio.ensure_future(stop.wait())]
             if ok:
                 self._backoff.reset()
-                waiters.append(asyncio.ensure_future(self._wake.wait()))
+                await self._clock.wait_any(stop, self._wake, timeout=delay)
             else:
                 # While the CP fails, requests for tokens do not shorten the backoff (no hammering).
-                delay = min(delay, self._backoff.next_delay())
-            try:
-                await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waiters:
-                    w.cancel()
+                await self._clock.wait_any(stop, timeout=min(delay, self._backoff.next_delay()))

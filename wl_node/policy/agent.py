@@ -39,7 +39,7 @@ from wl_node.settings import NodeSettings
 from xporty.cp.v1 import audit_pb2, policy_pb2, policy_service_pb2, policy_service_pb2_grpc
 from xwl_runtime.backoff import Backoff
 from xwl_runtime.clock import Clock
-from xwl_runtime.loops import supervise_stream, wait_any
+from xwl_runtime.loops import supervise_stream
 
 from .checkpoint import CheckpointKeeper
 from .lkg import LastKnownGoodStore, LkgCorrupt
@@ -163,7 +163,7 @@ class PolicyAgent:
 
     async def _watch_loop(self, stop: asyncio.Event) -> None:
         await supervise_stream(self._watch_session, stop=stop, rotated=self._rotated, backoff=self._backoff,
-                               after_session=self._after_session, name="policy-watch-session")
+                               after_session=self._after_session, name="policy-watch-session", clock=self._clock)
 
     async def _after_session(self, session: asyncio.Task[None]) -> None:
         await self._finish_handling()
@@ -231,7 +231,7 @@ class PolicyAgent:
 
     async def _pull_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await wait_any(stop, self._pull_now, timeout=self._ttl_s)
+            await self._clock.wait_any(stop, self._pull_now, timeout=self._ttl_s)
             if stop.is_set():
                 break
             requested = self._pull_now.is_set()

@@ -72,7 +72,7 @@ def install(
                 break
             except sa.exc.SQLAlchemyError:
                 log.exception("loading the enforcer state failed; retrying")
-                await _sleep(stop, backoff.next_delay())
+                await ctx.clock.wait_any(stop, timeout=backoff.next_delay())
         await enforcer.run(stop)
 
     async def upkeep(stop: asyncio.Event) -> None:
@@ -84,15 +84,9 @@ def install(
                 guard.load(facts)
             except sa.exc.SQLAlchemyError:
                 log.exception("rebuilding the local guard failed; retrying")
-                await _sleep(stop, backoff.next_delay())
+                await ctx.clock.wait_any(stop, timeout=backoff.next_delay())
         await desk_guard.run(ctx.engine, stop)
 
     return RiskComponent(name=NAME, loops=[enforce, upkeep], enforcer=enforcer, gate=TradeGate(state, enforcer),
                          guard=guard, desk_guard=desk_guard)
 
-
-async def _sleep(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        pass

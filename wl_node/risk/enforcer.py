@@ -347,7 +347,7 @@ class Enforcer:
     async def run(self, stop: asyncio.Event) -> None:
         """Watch signals until ``stop`` is set."""
         await supervise_stream(self._session, stop=stop, rotated=self._rotated, backoff=self._backoff,
-                               after_session=self._after_session, name="signal-watch-session")
+                               after_session=self._after_session, name="signal-watch-session", clock=self._clock)
 
     async def _after_session(self, session: asyncio.Task[None]) -> None:
         self.connected = False

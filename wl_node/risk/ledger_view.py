@@ -185,15 +185,10 @@ class DeskGuard:
                         await self.resolve_pending(conn)
                 except sa.exc.SQLAlchemyError:
                     log.exception("resolving the order desk's reservations failed")
-            waiters = [asyncio.ensure_future(stop.wait())]
-            if not busy:
-                waiters.append(asyncio.ensure_future(self._work.wait()))
-            try:
-                await asyncio.wait(waiters, timeout=interval_s if busy else IDLE_CHECK_S,
-                                   return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waiters:
-                    w.cancel()
+            if busy:
+                await self._clock.wait_any(stop, timeout=interval_s)
+            else:
+                await self._clock.wait_any(stop, self._work, timeout=IDLE_CHECK_S)
 
     def _take(self, key: tuple[str, str, str, int], entry: _Pending) -> bool:
         with self._lock:

@@ -166,13 +166,13 @@ class Shipper:
                 delay = self._backoff.next_delay()
                 log.warning("telemetry shipping failed; backing off", extra={"fields": {
                     "error": self.stats.last_error, "delay_s": round(delay, 3)}})
-                await _wait(stop, None, delay)
+                await self._clock.wait_any(stop, timeout=delay)
                 continue
             self._backoff.reset()
             if shipped < self._config.batch_size:
-                await _wait(stop, self._wake, self._config.idle_interval_s)
+                await self._clock.wait_any(stop, self._wake, timeout=self._config.idle_interval_s)
                 if self._wake.is_set() and not stop.is_set():
-                    await _wait(stop, None, self._config.coalesce_s)
+                    await self._clock.wait_any(stop, timeout=self._config.coalesce_s)
                 self._wake.clear()
 
     async def ship_once(self) -> int:
@@ -254,16 +254,3 @@ def _describe(err: BaseException) -> str:
     if isinstance(err, grpc.aio.AioRpcError):
         return f"{err.code().name}: {err.details() or ''}"[:200]
     return f"{type(err).__name__}: {err}"[:200]
-
-
-async def _wait(stop: asyncio.Event, wake: asyncio.Event | None, timeout: float) -> None:
-    """Return when ``stop`` (or ``wake``) is set or after ``timeout`` seconds."""
-    waiters = [asyncio.ensure_future(stop.wait())]
-    if wake is not None:
-        waiters.append(asyncio.ensure_future(wake.wait()))
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)
