@@ -16,12 +16,11 @@ import random
 import grpc
 
 from wl_node.orders.txn import TxRunner
-from wl_node.peers.client import PeerUnavailable, TraderPeers
+from wl_node.peers.client import PeerError, PeerUnavailable, TraderPeers
 from xporty.trader.v1 import order_pb2
 from xporty.trader.v1 import trader_service_pb2 as trader_pb
 from xwl_runtime import correlation
 from xwl_runtime.clock import Clock
-from xwl_runtime.errors import decode_rpc_error
 
 from . import store
 
@@ -77,11 +76,10 @@ class CompensationOutbox:
                                                        self._peers.deadline(CANCEL_TIMEOUT_S))
             except PeerUnavailable as err:
                 return await self._later(row, f"{err.reason}: {err.message}")
-            except grpc.aio.AioRpcError as err:
-                remote = decode_rpc_error(err)
-                if remote.code is grpc.StatusCode.NOT_FOUND:
+            except PeerError as err:
+                if err.code is grpc.StatusCode.NOT_FOUND:
                     return await self._ack(row, None, "ORDER_NOT_FOUND")
-                return await self._later(row, f"{remote.code.name}: {remote.reason or remote.message}")
+                return await self._later(row, f"{err.code.name}: {err.reason or err.message}")
             if order.status in (order_pb2.ORDER_STATUS_CANCELLED, order_pb2.ORDER_STATUS_DENIED):
                 return await self._ack(row, order, "")
             return await self._later(row, f"unexpected order status {order.status}")

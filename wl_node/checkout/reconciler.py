@@ -25,12 +25,11 @@ import random
 import grpc
 
 from wl_node.orders.txn import TxRunner
-from wl_node.peers.client import PeerUnavailable, TraderPeers
+from wl_node.peers.client import PeerError, PeerUnavailable, TraderPeers
 from xporty.trader.v1 import order_pb2
 from xporty.trader.v1 import trader_service_pb2 as trader_pb
 from xwl_runtime import correlation
 from xwl_runtime.clock import Clock
-from xwl_runtime.errors import decode_rpc_error
 
 from . import store
 from .service import CheckoutService
@@ -87,12 +86,11 @@ class Reconciler:
                                                     self._peers.deadline(GET_TIMEOUT_S))
             except PeerUnavailable as err:
                 return await self._still_in_doubt(row, err.reason)
-            except grpc.aio.AioRpcError as err:
-                remote = decode_rpc_error(err)
-                if remote.code is grpc.StatusCode.NOT_FOUND:
+            except PeerError as err:
+                if err.code is grpc.StatusCode.NOT_FOUND:
                     await self._service.settle_failed(row, "NOT_PLACED", None)
                     return 1
-                return await self._still_in_doubt(row, remote.code.name)
+                return await self._still_in_doubt(row, err.code.name)
             if order.status == order_pb2.ORDER_STATUS_CONFIRMED:
                 await self._service.compensate(row, order.order_id, "IMPORT_NOT_FINALIZED")
             else:

@@ -34,13 +34,12 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Protocol
 
-import grpc
 import sqlalchemy as sa
 
 from wl_node.orders.gate import PairDecision, SignalGate, judge_pair
 from wl_node.orders.idempotency import check_key, fingerprint
 from wl_node.orders.txn import TxRunner
-from wl_node.peers.client import PeerUnavailable, TraderPeers
+from wl_node.peers.client import PeerError, PeerUnavailable, TraderPeers
 from wl_node.policy.state import PolicyState
 from wl_node.rollout.rules import RolloutRules
 from xporty.common.v1 import money_pb2
@@ -56,7 +55,6 @@ from xwl_runtime.errors import (
     InvalidArgument,
     NotFound,
     XcwlError,
-    decode_rpc_error,
     echo,
 )
 from xwl_runtime.fieldcrypt import PREFIX, Keyring
@@ -309,12 +307,11 @@ class CheckoutService:
                 await self._runner.tx(lambda conn: store.forget_unsent(conn, checkout_id))
                 sent[0] = False
                 raise
-            except grpc.aio.AioRpcError as err:
-                remote = decode_rpc_error(err)
-                if remote.code in OUTCOME_UNKNOWN:
-                    return await self._in_doubt(values, remote.code.name)
+            except PeerError as err:
+                if err.code in OUTCOME_UNKNOWN:
+                    return await self._in_doubt(values, err.code.name)
                 # A definite answer from the exporter: no order exists for this key.
-                return await self.settle_failed(values, remote.reason or remote.code.name, None)
+                return await self.settle_failed(values, err.reason or err.code.name, None)
         return await self.apply_outcome(values, order)
 
     def _left(self, started: float, caller_remaining_s: float | None) -> float | None:

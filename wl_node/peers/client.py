@@ -36,7 +36,7 @@ from xporty.trader.v1 import trader_service_pb2_grpc as pb_grpc
 from xwl_runtime import correlation
 from xwl_runtime.breaker import AsyncCircuitBreaker, BreakerState, CircuitOpenError
 from xwl_runtime.clock import Clock, SystemClock
-from xwl_runtime.errors import Unavailable
+from xwl_runtime.errors import RemoteError, Unavailable, decode_rpc_error
 from xwl_runtime.grpc_codes import TRANSIENT
 from xwl_runtime.identity import Identity
 from xwl_runtime.pipeline import DEV_IDENTITY_METADATA_KEY
@@ -77,6 +77,15 @@ class PeerConfig:
     before their PENDING row and their order deadline exist, with nothing stored or sent. Without it, a burst puts
     every order in the exporter's (and this node's) queues at once, the queueing eats the 300 ms order deadline,
     orders go in doubt and the breaker opens."""
+
+
+@dataclass(frozen=True)
+class PeerError(RemoteError):
+    """The exporter's answer to an order RPC (a refusal), or the transport failure left after the retries: the
+    ``grpc.aio.AioRpcError`` decoded once here (code, ErrorInfo reason and metadata), so callers never handle grpc's
+    error type themselves."""
+
+    exporter_wl: str = ""
 
 
 class PeerUnavailable(Unavailable):
@@ -282,6 +291,10 @@ class TraderPeers:
 
         try:
             return await call_with_retries(attempt, deadline=deadline, policy=self._policy, budget=peer.budget)
+        except grpc.aio.AioRpcError as err:
+            remote = decode_rpc_error(err)
+            raise PeerError(remote.code, remote.message, remote.reason, remote.metadata,
+                            exporter_wl=exporter_wl) from err
         except CircuitOpenError as err:
             attempts -= 1  # the refused attempt sent nothing
             failure = PeerUnavailable(f"exporter {exporter_wl} is unreachable (circuit open)",
@@ -296,7 +309,7 @@ class TraderPeers:
 
     async def place_order(self, exporter_wl: str, request: pb.PlaceOrderRequest, deadline: Deadline
                           ) -> order_pb2.Order:
-        """PlaceOrder; raises ``grpc.aio.AioRpcError`` (answer or transport) or ``PeerUnavailable`` (not sent)."""
+        """PlaceOrder; raises ``PeerError`` (answer or transport) or ``PeerUnavailable`` (not sent)."""
         async def invoke(peer: _Peer, timeout: float, metadata: Any) -> order_pb2.Order:
             response: pb.PlaceOrderResponse = await peer.stub.PlaceOrder(request, timeout=timeout, metadata=metadata)
             return response.order
@@ -309,8 +322,8 @@ class TraderPeers:
         except PeerUnavailable:
             self._metrics.order(exporter_wl, "unavailable", None)
             raise
-        except grpc.aio.AioRpcError as err:
-            answered = err.code() not in TRANSIENT
+        except PeerError as err:
+            answered = err.code not in TRANSIENT
             self._metrics.order(exporter_wl, "refused" if answered else "error",
                                 time.perf_counter() - started if answered else None)
             raise

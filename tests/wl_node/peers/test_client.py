@@ -13,7 +13,7 @@ import pytest
 from tests.support.pki import PkiFixture
 from tests.wl_node.orders.harness import Exporter, place_request, policy_view, start_exporter, token
 from wl_node.orders.tables import orders
-from wl_node.peers.client import PeerConfig, PeerUnavailable, TraderPeers
+from wl_node.peers.client import PeerConfig, PeerError, PeerUnavailable, TraderPeers
 from wl_node.peers.tokens import TokenCache
 from wl_node.policy.state import PolicyState
 from xwl_runtime.clock import SystemClock
@@ -101,9 +101,10 @@ async def test_unavailable_is_retried_with_the_same_key_and_makes_one_order(
 
 async def test_definite_refusals_are_not_retried(setup: tuple[Exporter, TraderPeers, Recorder]) -> None:
     _, peers, recorder = setup
-    with pytest.raises(grpc.aio.AioRpcError) as err:
+    with pytest.raises(PeerError) as err:
         await peers.place_order("wl-a", place_request("stale", price="9.99"), peers.deadline(None))
-    assert err.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert err.value.code is grpc.StatusCode.FAILED_PRECONDITION and err.value.exporter_wl == "wl-a"
+    assert err.value.reason  # the exporter's ErrorInfo reason, decoded by the client
     assert len(recorder.remaining) == 1
     assert peers.available("wl-a")  # a business refusal is not a transport failure
 
