@@ -128,14 +128,7 @@ def build(ctx: CpContext, settings: RiskSettings | None = None, *, slo: SloHandl
         await started.wait()
         await reconciler.run(stop)
 
-    async def verify_workers(stop: asyncio.Event) -> None:
-        # The workers start with the first large batch; this loop only stops them with the CP.
-        try:
-            await stop.wait()
-        finally:
-            await verifier.close()
-
-    loops: list[BackgroundLoop] = [start_hub, reconcile, verify_workers]
+    loops: list[BackgroundLoop] = [start_hub, reconcile]
     if listener is not None:
         loops.append(listener.run)
 
@@ -148,6 +141,7 @@ def build(ctx: CpContext, settings: RiskSettings | None = None, *, slo: SloHandl
         service_names=[TELEMETRY, SIGNALS, ANALYTICS],
         loops=loops,
         on_drain=[close_streams],  # signal streams end at once: their subscribers reconnect elsewhere
+        on_stop=[verifier.close],  # the workers start with the first large batch; they stop after the last call
     )
     return component, RiskParts(risk, store, hub, reconciler, listener, verifier, digests, telemetry=telemetry,
                                 analytics=analytics)

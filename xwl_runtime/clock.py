@@ -53,6 +53,7 @@ class SystemClock:
 
     async def wait_any(self, *events: asyncio.Event, timeout: float | None = None) -> None:
         if timeout is not None and timeout <= 0:
+            await asyncio.sleep(0)  # a loop whose wait is already over still yields to the others
             return
         if not events:
             await (asyncio.sleep(timeout) if timeout is not None else asyncio.Event().wait())

@@ -5,11 +5,12 @@ benches.
 
 1. **drain**: every component's ``on_drain`` hooks end what would hold the grace period open (stream hubs close,
    so open server-streaming calls finish instead of waiting for it);
-2. **server**: NOT_SERVING, new calls refused, calls in flight get ``grace`` seconds (``RunningServer.stop``);
-3. **loops**: the stop event is set; loops get ``loop_timeout_s`` to return, then are cancelled;
-4. **stop**: every component's ``on_stop`` hooks (flush a batch, close a runner's thread, close channels), in
-   component order: nothing can call into them any more;
-5. **close**: the process's own resources (metrics listener, CP channel, the store's engine), in the order given.
+2. **server and loops, side by side**: NOT_SERVING, new calls refused, calls in flight get ``grace`` seconds
+   (``RunningServer.stop``); meanwhile the stop event is set and the loops get ``loop_timeout_s`` to return, then
+   are cancelled (a loop is background work: nothing in flight waits for it);
+3. **stop**: every component's ``on_stop`` hooks (flush a batch, close a runner's thread, close a worker pool,
+   close channels), in component order: no call and no loop can use them any more;
+4. **close**: the process's own resources (metrics listener, CP channel, the store's engine), in the order given.
 
 Stopping twice is a no-op; a hook that fails is logged and the rest still run, so a store is never left open.
 """
@@ -40,7 +41,7 @@ class Lifecycle:
         self.server = server
         self.components = list(components)
         self.stop_event = asyncio.Event()
-        """Set once the server has stopped: every background loop returns when it sees it."""
+        """Set when the process starts stopping: every background loop returns when it sees it."""
         self._closers = list(closers)
         self._loop_timeout_s = loop_timeout_s
         self._tasks: list[asyncio.Task[None]] = []
@@ -49,6 +50,11 @@ class Lifecycle:
     @property
     def stopping(self) -> bool:
         return self._stopped
+
+    @property
+    def loop_tasks(self) -> frozenset[asyncio.Task[None]]:
+        """The tasks of the loops started and not stopped yet."""
+        return frozenset(self._tasks)
 
     @property
     def running_loops(self) -> int:
@@ -73,12 +79,14 @@ class Lifecycle:
             return
         self._stopped = True
         await _run_all("drain", [h for c in self.components for h in c.on_drain])
-        if self.server is not None:
-            await self.server.stop(grace)
         self.stop_event.set()
-        await self.stop_loops()
+        await asyncio.gather(self._stop_server(grace), self.stop_loops())
         await _run_all("stop", [h for c in self.components for h in c.on_stop])
         await _run_all("close", self._closers)
+
+    async def _stop_server(self, grace: float) -> None:
+        if self.server is not None:
+            await self.server.stop(grace)
 
     async def stop_loops(self) -> None:
         """Set the stop event and wait for the loops (cancelled after the timeout). Outside ``stop`` the server

@@ -1,7 +1,8 @@
 """``xwl_runtime.lifecycle``: one shutdown order for every process built from components, on a real server.
 
-Drain hooks run while the server still serves (so open streams end instead of holding the grace period), loops
-stop only after the server has stopped, stop hooks run after the loops, closers last; a failing hook does not
+Drain hooks run while the server still serves (so open streams end instead of holding the grace period), the loops
+are told to stop while calls in flight finish, stop hooks run once the server and the loops have stopped, closers
+last; a failing hook does not
 keep the rest (and the store) open; a loop that ignores the stop event is cancelled; stopping twice is a no-op."""
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ async def _health(port: int) -> str:
     return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
 
-async def test_stop_runs_drain_server_loops_stop_hooks_and_closers_in_that_order() -> None:
+async def test_stop_runs_drain_then_server_and_loops_then_stop_hooks_and_closers() -> None:
     server = await _server()
     events: list[str] = []
 
@@ -48,10 +49,10 @@ async def test_stop_runs_drain_server_loops_stop_hooks_and_closers_in_that_order
 
     async def loop(stop: asyncio.Event) -> None:
         await stop.wait()
-        events.append("loop:" + await _health(server.port))  # the server is gone when loops stop
+        events.append("loop")
 
     async def on_stop() -> None:
-        events.append("stop")
+        events.append("stop:" + await _health(server.port))  # the server is gone when stop hooks run
 
     async def close() -> None:
         events.append("close")
@@ -61,10 +62,10 @@ async def test_stop_runs_drain_server_loops_stop_hooks_and_closers_in_that_order
     lifecycle.start_loops()
     assert lifecycle.running_loops == 1
     await lifecycle.stop(0)
-    assert events == ["drain:SERVING", "loop:UNAVAILABLE", "stop", "close"]
+    assert events == ["drain:SERVING", "loop", "stop:UNAVAILABLE", "close"]
     assert lifecycle.running_loops == 0
     await lifecycle.stop(0)  # a second stop does nothing
-    assert events == ["drain:SERVING", "loop:UNAVAILABLE", "stop", "close"]
+    assert events == ["drain:SERVING", "loop", "stop:UNAVAILABLE", "close"]
 
 
 async def test_a_failing_hook_is_logged_and_the_rest_still_run(caplog: pytest.LogCaptureFixture) -> None:

@@ -181,6 +181,14 @@ class FeedNotifier:
     def __init__(self) -> None:
         self._latest = 0
         self._changed = asyncio.Event()
+        self.closing = False
+        """Set when the node starts stopping: open WatchOffers streams end at their next wake."""
+
+    def close(self) -> None:
+        """The node is stopping: wake every waiter once more, so open streams end now rather than at the end of the
+        server's grace period (their importers fall back to pulls, as on any broken stream)."""
+        self.closing = True
+        self.poke()
 
     @property
     def latest(self) -> int:

@@ -34,9 +34,13 @@ def install(ctx: NodeContext, state: PolicyState, *, notifier: FeedNotifier, ord
     disclosures = ContactDisclosure(ctx.engine, accounts, ctx.clock, grants=frozenset(ctx.settings.contact_grants))
     servicer = TraderServicer(ctx.engine, state, ctx.clock, notifier, orders, disclosures,
                               heartbeat_s=ctx.settings.cadence.offer_heartbeat_s)
+    async def end_streams() -> None:
+        notifier.close()
+
     component = Component(
         name="trader",
         registrations=[lambda server: trader_service_pb2_grpc.add_TraderServiceServicer_to_server(servicer, server)],
         service_names=[SERVICE],
+        on_drain=[end_streams],
     )
     return Trader(component, servicer)

@@ -85,7 +85,7 @@ class TraderServicer(pb_grpc.TraderServiceServicer):
         sent = cursor.seq
         last_beat = self._clock.monotonic()
         maturity = None
-        while True:
+        while not self._notifier.closing:
             now = self._clock.now()
             matured = maturity is not None and maturity <= now
             beat = self._clock.monotonic() - last_beat >= self._heartbeat_s
@@ -101,6 +101,8 @@ class TraderServicer(pb_grpc.TraderServiceServicer):
             if maturity is not None:
                 timeout = min(timeout, max(0.0, (maturity - self._clock.now()).total_seconds()) + 0.001)
             await self._notifier.wait(timeout)
+            if self._notifier.closing:
+                return
             # Re-check on every wake: a policy change ends the stream (PERMISSION_DENIED or CURSOR_EXPIRED).
             fresh = export_grant(self._state, importer)
             if fresh.fingerprint != grant.fingerprint:

@@ -188,3 +188,23 @@ async def test_order_rpcs_of_the_one_trader_servicer_need_a_token(pki: PkiFixtur
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await call(req, timeout=5)
             assert (err.value.code(), reason_of(err.value)[0]) == (grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING")
+
+
+async def test_a_stopping_node_ends_its_open_watches_at_once(pki: PkiFixture, world: World) -> None:
+    """The node's drain ends open WatchOffers streams with OK at once: its stop does not wait out the grace period."""
+    node = exporter(world)
+    cursor = (await page(pki, node)).next_cursor
+    async with trader(pki, node.server.port, B) as stub:
+        call = stub.WatchOffers(tr.WatchOffersRequest(cursor=cursor), timeout=30)
+        reader = aiter(call)
+        pending = asyncio.ensure_future(anext(reader))
+        await asyncio.sleep(0.1)
+        assert not pending.done()  # open, nothing to say
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await node.close_with_grace(10.0)
+        assert loop.time() - started < 5.0  # not the 10 s grace
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(pending, 2)
+        assert await call.code() is grpc.StatusCode.OK
+

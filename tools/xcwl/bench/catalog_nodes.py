@@ -98,7 +98,11 @@ class CatalogNode:
         await self.lifecycle.stop_loops()
 
     async def close(self) -> None:
-        await self.lifecycle.stop(0)
+        await self.close_with_grace(0)
+
+    async def close_with_grace(self, grace: float) -> None:
+        """Stop as a node process does: calls in flight get ``grace`` seconds."""
+        await self.lifecycle.stop(grace)
 
 
 async def start_node(
