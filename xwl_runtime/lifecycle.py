@@ -48,10 +48,6 @@ class Lifecycle:
         self._stopped = False
 
     @property
-    def stopping(self) -> bool:
-        return self._stopped
-
-    @property
     def loop_tasks(self) -> frozenset[asyncio.Task[None]]:
         """The tasks of the loops started and not stopped yet."""
         return frozenset(self._tasks)

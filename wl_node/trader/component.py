@@ -34,6 +34,7 @@ def install(ctx: NodeContext, state: PolicyState, *, notifier: FeedNotifier, ord
     disclosures = ContactDisclosure(ctx.engine, accounts, ctx.clock, grants=frozenset(ctx.settings.contact_grants))
     servicer = TraderServicer(ctx.engine, state, ctx.clock, notifier, orders, disclosures,
                               heartbeat_s=ctx.settings.cadence.offer_heartbeat_s)
+
     async def end_streams() -> None:
         notifier.close()
 
